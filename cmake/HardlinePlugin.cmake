@@ -1,0 +1,27 @@
+# hardline_add_plugin(NAME SOURCES... [LIBS targets...])
+#
+# Builds the plugin NAME as NAME.so (no "lib" prefix), the form hlcore
+# loads, with only the descriptor symbol exported. Shared by the plugins in
+# this tree and by third-party plugins built against the installed SDK
+# (find_package(Hardline)).
+function(hardline_add_plugin name)
+  cmake_parse_arguments(HLP "" "" "SOURCES;LIBS" ${ARGN})
+  if(NOT HLP_SOURCES)
+    set(HLP_SOURCES ${HLP_UNPARSED_ARGUMENTS})
+  endif()
+  add_library(${name} MODULE ${HLP_SOURCES})
+  set_target_properties(${name} PROPERTIES PREFIX "" OUTPUT_NAME "${name}"
+    C_VISIBILITY_PRESET hidden)
+  if(TARGET Hardline::plugin)
+    target_link_libraries(${name} PRIVATE Hardline::plugin)
+  endif()
+  if(HLP_LIBS)
+    target_link_libraries(${name} PRIVATE ${HLP_LIBS})
+  endif()
+  if(DEFINED HL_PLUGIN_BUILD_DIR)
+    set_target_properties(${name} PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${HL_PLUGIN_BUILD_DIR})
+  endif()
+  if(DEFINED HL_PLUGIN_INSTALL_DIR)
+    install(TARGETS ${name} LIBRARY DESTINATION ${HL_PLUGIN_INSTALL_DIR})
+  endif()
+endfunction()

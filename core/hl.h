@@ -1,0 +1,255 @@
+/*
+ * hl.h: the core's internal interfaces, shared between core files. Nothing
+ * here is part of the plugin ABI (that is include/hardline/plugin.h).
+ * Names: hl__ for symbols shared between core files, no prefix for statics.
+ */
+#ifndef HL_CORE_H
+#define HL_CORE_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "hardline/plugin.h"
+
+#define HL_VERSION "0.1.0"
+#define HL_KEYHASH_LEN 40
+#define HL_PASSWORD_MAX 22
+#define HL_OOB_MAX 4096       /* bound on an OOB line, newline included */
+#define HL_OOB_TIMEOUT_SEC 10 /* bound on the wait for it */
+#define HL_HTTP_HEAD_MAX 16384
+#define HL_HTTP_HEAD_TIMEOUT_SEC 10
+#define HL_WANHOSTS_MAX 16 /* addresses kept from one WANHosts value */
+#define HL_ADDR_MAX 262    /* "[v6]:port" or a DNS name with a port */
+
+/* ---- log.c ---- */
+extern int hl__log_level;
+void hl__log(int level, const char *who, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void hl__vlog(int level, const char *who, const char *fmt, va_list ap);
+#define hl__err(...) hl__log(HL_LOG_ERROR, NULL, __VA_ARGS__)
+#define hl__warn(...) hl__log(HL_LOG_WARN, NULL, __VA_ARGS__)
+#define hl__info(...) hl__log(HL_LOG_INFO, NULL, __VA_ARGS__)
+#define hl__debug(...) hl__log(HL_LOG_DEBUG, NULL, __VA_ARGS__)
+
+/* ---- config.c: the YAML config ---- */
+
+/* One node of the config tree, with where it stood in the file. */
+struct hl_conf {
+	int type;      /* enum hl_conf_type */
+	char *str;     /* HL_CONF_SCALAR: the text */
+	char **keys;   /* HL_CONF_MAP: n keys */
+	struct hl_conf **items; /* LIST: n items; MAP: n values */
+	size_t n;
+	const char *file; /* shared, owned by the config */
+	int line, col;    /* 1-based */
+};
+
+enum hl__password_mode {
+	HL_PW_AUTO = 0, /* random, generated once and kept in state_dir */
+	HL_PW_NONE = 1,
+	HL_PW_FIXED = 2,
+};
+
+struct hl__service_conf {
+	char *name;
+	char *target; /* "host:port" of the backend */
+	char *title;  /* defaults to name */
+	int password_mode;
+	char *password; /* HL_PW_FIXED: [a-z2-7]{1,22} */
+	char *cert;     /* optional: path of an existing Hardline cert */
+	int lan_announce_password; /* 0 unless opted in */
+	const struct hl_conf *node;
+};
+
+struct hl__plugin_conf {
+	char *name;
+	const struct hl_conf *node; /* its map (never NULL; may be empty) */
+	int priority;               /* valid when has_priority */
+	int has_priority;
+};
+
+struct hl__peer_conf {
+	char keyhash[HL_KEYHASH_LEN + 1]; /* lowercase */
+	char **addrs;
+	size_t naddrs;
+	const struct hl_conf *node;
+};
+
+struct hl__config {
+	char *file;
+	struct hl_conf *root;
+	char *state_dir;   /* default "./hardline-state" */
+	int log_level;     /* default HL_LOG_INFO */
+	char *proxy_listen; /* NULL when "off"; default "127.0.0.1:7009" */
+	char *plugin_dir;   /* NULL: the default search */
+	int strict_plugins; /* plugins_strict: true -> a refused plugin is fatal */
+	struct hl__plugin_conf *plugins;
+	size_t nplugins;
+	struct hl__service_conf *services;
+	size_t nservices;
+	struct hl__peer_conf *peers;
+	size_t npeers;
+};
+
+/*
+ * Parse a config from memory. Every problem is written to errs (when not
+ * NULL) as one line "file:line:column: message"; *nerrors counts them.
+ * Returns the config, or NULL when there was any error.
+ */
+struct hl__config *hl__config_parse(const char *file, const char *buf,
+    size_t len, FILE *errs, int *nerrors);
+/* Read and parse a file; an unreadable file is one error "file: reason". */
+struct hl__config *hl__config_load(const char *file, FILE *errs,
+    int *nerrors);
+void hl__config_free(struct hl__config *cfg);
+/* Print "file:line:column: message\n" for node to errs. */
+void hl__conf_verror(FILE *errs, const struct hl_conf *node, const char *fmt,
+    va_list ap);
+/* Accessors behind the services table (plugin.h documents them). */
+int hl__conf_type(const struct hl_conf *node);
+const struct hl_conf *hl__conf_get(const struct hl_conf *node,
+    const char *key);
+const char *hl__conf_str(const struct hl_conf *node);
+size_t hl__conf_len(const struct hl_conf *node);
+const struct hl_conf *hl__conf_item(const struct hl_conf *node, size_t i);
+const char *hl__conf_key(const struct hl_conf *node, size_t i);
+
+/* ---- identity.c: certificates, keyhashes, passwords ---- */
+
+struct hl__identity {
+	struct hl_identity pub; /* what plugins see */
+	char name_buf[64];
+	char keyhash[HL_KEYHASH_LEN + 1];
+	char password[HL_PASSWORD_MAX + 1]; /* "" when none */
+	char *cert_path;
+	unsigned char *der;
+	size_t der_len;
+	char *cert_pem;
+	char *key_pem;
+};
+
+/* keyhash per PROTOCOL.md: first 20 bytes of BLAKE2b-256(der), hex. */
+void hl__keyhash(const unsigned char *der, size_t len, char out[41]);
+/* A random password: base32 of 8 random bytes, lowercase, 13 chars. */
+void hl__password_generate(char out[HL_PASSWORD_MAX + 1]);
+/* 1 when s is a valid password ([a-z2-7]{0,22}), else 0. */
+int hl__password_valid(const char *s);
+/*
+ * Load the service's identity, creating it on first use: the key (ECDSA
+ * P-256) is written 0600 from the moment the file exists. The layout is
+ * the original's: <cert>, <cert>.private and <cert>.hash ("pw-hash"), with
+ * <cert> = sc->cert or <state_dir>/<name>.cert. Returns 0, or -1 with err.
+ */
+int hl__identity_load(const char *state_dir, const struct hl__service_conf *sc,
+    struct hl__identity *id, char *err, size_t errlen);
+void hl__identity_clear(struct hl__identity *id);
+/* "http://<pw>-<hash>.localhost:<port>/" into out. */
+void hl__identity_url(const struct hl__identity *id, int proxy_port,
+    char *out, size_t outlen);
+/* Constant-time string equality (lengths may differ). */
+int hl__ct_streq(const char *a, const char *b);
+
+/* ---- host.c: the browser side's Host header ---- */
+
+/*
+ * Find the Host header in an HTTP request head (buf holds len bytes read
+ * so far). Returns 1 and sets *host/*hostlen when the head is complete and
+ * has a Host; 0 when more bytes are needed; -1 when the head is complete
+ * without a Host or is not HTTP.
+ */
+int hl__http_find_host(const char *buf, size_t len, const char **host,
+    size_t *hostlen);
+/*
+ * Parse a Host value per PROTOCOL.md: the label just before "localhost",
+ * split at its last '-'. Returns 0 with password and keyhash (lowercased)
+ * filled, or -1 when it is not a Hardline name.
+ */
+int hl__host_parse(const char *host, size_t len,
+    char password[HL_PASSWORD_MAX + 1], char keyhash[HL_KEYHASH_LEN + 1]);
+
+/* ---- oob.c: the out-of-band line ---- */
+
+struct hl__oob {
+	char password[HL_PASSWORD_MAX + 1]; /* "" when absent */
+	int has_password;
+	char *wanhosts; /* NULL when absent; malloc'd */
+};
+
+/* Parse one OOB line (without its '\n'): a JSON object; unknown fields
+ * are ignored. Returns 0, or -1 when it is not a JSON object or a known
+ * field has the wrong type. */
+int hl__oob_parse(const char *line, size_t len, struct hl__oob *out);
+void hl__oob_clear(struct hl__oob *oob);
+/* The lines to send, each ending in '\n'; malloc'd. */
+char *hl__oob_server_line(const char *wanhosts); /* NULL/"" -> "{}\n" */
+char *hl__oob_client_line(const char *password); /* NULL/"" -> "{}\n" */
+/*
+ * Split a WANHosts value ("a:1,[v6]:2") into at most max well-formed
+ * addresses, each copied into out[i] (HL_ADDR_MAX bytes). Returns the
+ * count; malformed entries are skipped and counted in *bad.
+ */
+size_t hl__wanhosts_split(const char *s, char out[][HL_ADDR_MAX], size_t max,
+    int *bad);
+
+/* ---- util.c ---- */
+
+/* Split "host:port" / "[v6]:port" into host (no brackets) and port.
+ * Returns 0, or -1 when malformed. */
+int hl__addr_split(const char *addr, char *host, size_t hostlen,
+    uint16_t *port);
+/* Format a socket address as "ip:port" / "[v6]:port". */
+void hl__sockaddr_str(const struct sockaddr *sa, char *out, size_t outlen);
+/* Write data to path atomically (tmp, fsync, rename) with mode. */
+int hl__write_file_atomic(const char *path, const void *data, size_t len,
+    int mode);
+/* Read a whole file (at most max bytes) into a malloc'd NUL-ended buffer. */
+char *hl__read_file(const char *path, size_t max, size_t *lenp);
+/* mkdir -p with mode for the last component. */
+int hl__mkdirs(const char *path, int mode);
+
+/* ---- loader.c: dlopen and the checks before any plugin code runs ---- */
+
+/* The core's record of one plugin; plugins see it as an opaque handle. */
+struct hl_plugin {
+	char *path;
+	void *dl;
+	const struct hl_plugin_desc *desc; /* in the plugin's memory */
+	struct hl_plugin_desc d; /* *desc copied, zero past head.size */
+	void *state;
+	int priority;
+	int running; /* init succeeded and fini not yet called */
+	int conf_errors; /* conf_error calls since the last init/validate */
+	const struct hl_conf *conf;
+	struct hl_plugin *next;
+};
+
+/*
+ * Open the shared object at path and check its descriptor without running
+ * any of its code beyond the dynamic loader's. want_name, when not NULL,
+ * must equal the descriptor's name. On refusal returns -1 and writes to
+ * err one sentence naming the file, the value found, the value wanted and
+ * the fix. On success fills p (path, dl, desc, d) and returns 0.
+ */
+int hl__plugin_open(const char *path, const char *want_name,
+    struct hl_plugin *p, char *err, size_t errlen);
+void hl__plugin_close(struct hl_plugin *p);
+/* hlcore --plugin-info: print the descriptor; 0, or 2 when refused. */
+int hl__plugin_info(const char *path, FILE *out);
+/*
+ * Where the plugin `name` is: <plugin_dir>/<name>.so when plugin_dir is
+ * set; else the build tree's plugins/ beside the hlcore binary, then the
+ * install dir. Returns a malloc'd path (that may not exist when nothing
+ * was found: the first place looked).
+ */
+char *hl__plugin_find(const char *plugin_dir, const char *name);
+
+/* ---- core.c: the running daemon ---- */
+
+struct hl__core;
+extern struct hl__core *hl__core;
+extern const struct hl_services hl__services;
+
+#endif /* HL_CORE_H */

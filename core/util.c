@@ -1,0 +1,210 @@
+/* util.c: addresses and files. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hl.h"
+
+int
+hl__addr_split(const char *addr, char *host, size_t hostlen, uint16_t *port)
+{
+	const char *colon, *h = addr;
+	size_t hl;
+	char *end;
+	long p;
+
+	if (addr == NULL || *addr == '\0')
+		return -1;
+	if (*addr == '[') {
+		const char *rb = strchr(addr, ']');
+		if (rb == NULL || rb[1] != ':')
+			return -1;
+		h = addr + 1;
+		hl = rb - h;
+		colon = rb + 1;
+	} else {
+		colon = strrchr(addr, ':');
+		if (colon == NULL)
+			return -1;
+		hl = colon - addr;
+		if (memchr(addr, ':', hl) != NULL)
+			return -1; /* a bare IPv6 address needs brackets */
+	}
+	if (hl == 0 || hl >= hostlen)
+		return -1;
+	for (size_t i = 0; i < hl; i++) {
+		unsigned char c = h[i];
+		if (c <= ' ' || c >= 0x7f || c == '/' || c == '[' || c == ']')
+			return -1;
+	}
+	if (colon[1] < '0' || colon[1] > '9')
+		return -1;
+	errno = 0;
+	p = strtol(colon + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || p < 1 || p > 65535)
+		return -1;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	*port = (uint16_t)p;
+	return 0;
+}
+
+void
+hl__sockaddr_str(const struct sockaddr *sa, char *out, size_t outlen)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip);
+		snprintf(out, outlen, "%s:%u", ip, ntohs(s4->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+			inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], ip,
+			    sizeof ip);
+			snprintf(out, outlen, "%s:%u", ip,
+			    ntohs(s6->sin6_port));
+		} else {
+			inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof ip);
+			snprintf(out, outlen, "[%s]:%u", ip,
+			    ntohs(s6->sin6_port));
+		}
+	} else {
+		snprintf(out, outlen, "(unknown address family %d)",
+		    sa->sa_family);
+	}
+}
+
+int
+hl__write_file_atomic(const char *path, const void *data, size_t len, int mode)
+{
+	char tmp[PATH_MAX];
+	const char *p = data;
+	int fd, n;
+
+	n = snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
+	if (n < 0 || (size_t)n >= sizeof tmp) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	/* The mode is set at creation, so a secret is never readable by
+	 * others, not even for a moment. */
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0)
+		return -1;
+	if (fchmod(fd, mode) != 0)
+		goto fail;
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			goto fail;
+		}
+		p += w;
+		len -= (size_t)w;
+	}
+	if (fsync(fd) != 0)
+		goto fail;
+	if (close(fd) != 0) {
+		fd = -1;
+		goto fail;
+	}
+	if (rename(tmp, path) != 0) {
+		fd = -1;
+		goto fail;
+	}
+	return 0;
+fail:
+	{
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		unlink(tmp);
+		errno = e;
+	}
+	return -1;
+}
+
+char *
+hl__read_file(const char *path, size_t max, size_t *lenp)
+{
+	char *buf;
+	size_t len = 0, cap = 4096;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	buf = malloc(cap + 1);
+	if (buf == NULL)
+		goto fail;
+	for (;;) {
+		ssize_t r;
+		if (len == cap) {
+			char *nb;
+			if (cap >= max) {
+				errno = EFBIG;
+				goto fail;
+			}
+			cap = cap * 2 > max ? max : cap * 2;
+			nb = realloc(buf, cap + 1);
+			if (nb == NULL)
+				goto fail;
+			buf = nb;
+		}
+		r = read(fd, buf + len, cap - len);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			goto fail;
+		}
+		if (r == 0)
+			break;
+		len += (size_t)r;
+	}
+	close(fd);
+	buf[len] = '\0';
+	if (lenp)
+		*lenp = len;
+	return buf;
+fail:
+	{
+		int e = errno;
+		free(buf);
+		close(fd);
+		errno = e;
+	}
+	return NULL;
+}
+
+int
+hl__mkdirs(const char *path, int mode)
+{
+	char buf[PATH_MAX];
+	size_t n = strlen(path);
+
+	if (n == 0 || n >= sizeof buf) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(buf, path, n + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(buf, mode) != 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}

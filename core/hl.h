@@ -156,7 +156,7 @@ int hl__ct_streq(const char *a, const char *b);
 
 /*
  * Find the Host header in an HTTP request head (buf holds len bytes read
- * so far). Returns 1 and sets *host/*hostlen when the head is complete and
+ * so far). Returns 1 and sets *host, *hostlen when the head is complete and
  * has a Host; 0 when more bytes are needed; -1 when the head is complete
  * without a Host or is not HTTP.
  */

@@ -1,0 +1,141 @@
+/*
+ * daemon.h: the running daemon's parts (core.c, services.c, router.c,
+ * proxy.c, tunnel.c, server.c, peercache.c). hl.h holds the parts that
+ * unit tests and fuzz targets use on their own.
+ */
+#ifndef HL_DAEMON_H
+#define HL_DAEMON_H
+
+#include <pthread.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+
+#include "hl.h"
+
+struct hl__listener {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	struct hl_plugin *owner;
+	struct hl__listener *next;
+};
+
+struct hl__wanhost {
+	char addr[HL_ADDR_MAX];
+	struct hl_plugin *owner; /* NULL: from the core's own config */
+	struct hl__wanhost *next;
+};
+
+struct hl__loop_call {
+	void (*fn)(void *);
+	void *arg;
+	struct hl__loop_call *next;
+};
+
+struct hl__stats {
+	unsigned long tunnels_in, tunnels_out;
+	unsigned long bad_password, bad_oob, backend_failed;
+	unsigned long proxy_bad_request, proxy_no_route;
+};
+
+struct hl__core {
+	struct event_base *base;
+	struct evdns_base *dns;
+	struct hl__config *cfg;
+	struct hl__identity *ids;
+	size_t nids;
+	struct hl_plugin *plugins; /* sorted by priority, lower first */
+	struct hl__listener *listeners;
+	struct hl__wanhost *wanhosts;
+	char *wanhosts_str; /* "a,b,c": what servers tell clients */
+	int proxy_port;
+	struct hl__proxy *proxy;
+	struct event *sig_int, *sig_term;
+	/* call_on_loop */
+	pthread_mutex_t calls_lock;
+	struct hl__loop_call *calls, **calls_tail;
+	struct event *calls_ev;
+	int stopping;
+	struct hl__stats stats;
+};
+
+/* ---- core.c ---- */
+int hl__core_load_plugins(struct hl__core *c, int check_only);
+void hl__core_unload_plugins(struct hl__core *c);
+struct hl__identity *hl__core_identity(struct hl__core *c,
+    const char *keyhash);
+void hl__core_wanhosts_changed(struct hl__core *c);
+
+/* ---- services.c: struct hl_services for plugins ---- */
+void hl__services_listening(struct hl_plugin *self, const struct sockaddr *sa,
+    socklen_t salen, int open);
+
+/* ---- tunnel.c: the OOB exchange and the splice ---- */
+
+/*
+ * Exchange OOB lines over a fresh tunnel: send `line`, read the peer's
+ * (bounded by HL_OOB_MAX and HL_OOB_TIMEOUT_SEC). cb runs once, when our
+ * line has left in a write of its own and the peer's has arrived (oob
+ * filled, error NULL) or on failure (error says why; the caller frees
+ * bev). Bytes after the peer's line stay in bev's input buffer.
+ */
+typedef void (*hl__oob_cb)(void *arg, struct bufferevent *bev,
+    struct hl__oob *oob, const char *error);
+void hl__oob_exchange(struct bufferevent *bev, const char *line,
+    hl__oob_cb cb, void *arg);
+
+struct hl__splice;
+/*
+ * Why a splice ended. hl__splice_cb runs once when either side closed or
+ * failed; a_to_b and b_to_a count the bytes moved. The splice then
+ * flushes what it holds to the other side and frees both bufferevents.
+ * If the callback returns a buffer (malloc'd text), that text is sent to a
+ * before it is closed (the proxy's 502 when the tunnel said nothing).
+ */
+typedef char *(*hl__splice_cb)(void *arg, int closed_side, size_t a_to_b,
+    size_t b_to_a);
+struct hl__splice *hl__splice_new(struct bufferevent *a, struct bufferevent *b,
+    hl__splice_cb cb, void *arg);
+
+/* ---- router.c: candidates and racing ---- */
+struct hl__route;
+/*
+ * Find a path to keyhash. cb runs once (unless cancelled): with bev, a
+ * tunnel whose certificate hashes to keyhash, owned by the caller, and the
+ * name of the winning plugin; or with bev NULL and trace, a text listing
+ * every attempt and why it failed.
+ */
+typedef void (*hl__route_cb)(void *arg, struct bufferevent *bev,
+    const char *via, const char *trace);
+struct hl__route *hl__route_start(struct hl__core *c, const char *keyhash,
+    hl__route_cb cb, void *arg);
+void hl__route_cancel(struct hl__route *r);
+/* Discovery plugins' results (services.c forwards here). */
+const char *hl__query_keyhash(const struct hl_query *q);
+void hl__query_candidate(struct hl_query *q, const char *addr);
+void hl__query_done(struct hl_query *q);
+
+/* ---- peercache.c: remembered WANHosts ---- */
+int hl__peercache_load(const char *state_dir);
+void hl__peercache_save(void);
+/* Remember addrs (a WANHosts value) for keyhash. */
+void hl__peercache_learn(const char *keyhash, const char *wanhosts);
+/* Remember one address heard for keyhash (LAN announce): memory only. */
+void hl__peercache_hint(const char *keyhash, const char *addr);
+/* Up to max remembered addresses for keyhash; returns the count. */
+size_t hl__peercache_get(const char *keyhash, char out[][HL_ADDR_MAX],
+    size_t max);
+void hl__peercache_free(void);
+
+/* ---- server.c: the service side of a tunnel ---- */
+void hl__server_incoming(struct hl__core *c, struct bufferevent *bev,
+    const char *keyhash, const char *peer);
+
+/* ---- proxy.c: the browser-facing proxy ---- */
+int hl__proxy_start(struct hl__core *c, const char *listen);
+void hl__proxy_stop(struct hl__core *c);
+
+#endif /* HL_DAEMON_H */

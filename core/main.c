@@ -1,0 +1,334 @@
+/*
+ * main.c: hlcore's command line.
+ *   hlcore -c FILE                run in the foreground
+ *   hlcore -c FILE url NAME       print a service's shareable URL
+ *   hlcore -c FILE check          validate the config and every plugin
+ *   hlcore --plugin-info FILE.so  print a plugin's descriptor
+ * Exit codes: 0 fine, 1 runtime failure, 2 bad usage or config.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <openssl/crypto.h>
+#include <sodium.h>
+
+#include "daemon.h"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: hlcore -c FILE               run the daemon in the "
+	    "foreground\n"
+	    "       hlcore -c FILE url NAME      print the shareable URL of "
+	    "service NAME\n"
+	    "       hlcore -c FILE check         validate the config and "
+	    "every plugin\n"
+	    "       hlcore --plugin-info FILE.so print a plugin's descriptor\n"
+	    "       hlcore --version | --help\n"
+	    "Exit status: 0 fine, 1 runtime failure, 2 bad usage or "
+	    "config.\n");
+}
+
+static void
+calls_callback(evutil_socket_t fd, short what, void *arg)
+{
+	struct hl__core *c = arg;
+	struct hl__loop_call *list;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&c->calls_lock);
+	list = c->calls;
+	c->calls = NULL;
+	c->calls_tail = &c->calls;
+	pthread_mutex_unlock(&c->calls_lock);
+	while (list != NULL) {
+		struct hl__loop_call *next = list->next;
+		list->fn(list->arg);
+		free(list);
+		list = next;
+	}
+}
+
+static void
+signal_callback(evutil_socket_t sig, short what, void *arg)
+{
+	struct hl__core *c = arg;
+
+	(void)what;
+	hl__info("%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	event_base_loopexit(c->base, NULL);
+}
+
+static int
+load_identities(struct hl__core *c)
+{
+	c->ids = calloc(c->cfg->nservices ? c->cfg->nservices : 1,
+	    sizeof *c->ids);
+	if (c->ids == NULL)
+		return -1;
+	for (size_t i = 0; i < c->cfg->nservices; i++) {
+		char err[512];
+		if (hl__identity_load(c->cfg->state_dir, &c->cfg->services[i],
+			&c->ids[i], err, sizeof err) != 0) {
+			hl__err("%s", err);
+			return -1;
+		}
+		c->nids++;
+	}
+	return 0;
+}
+
+static int
+prepare_state_dir(const char *dir)
+{
+	struct stat st;
+
+	if (hl__mkdirs(dir, 0700) != 0) {
+		hl__err("cannot create state_dir %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (stat(dir, &st) == 0 && (st.st_mode & 0077) != 0)
+		hl__warn("state_dir %s is readable by others (mode %03o); it "
+			 "holds private keys: chmod 700 %s",
+		    dir, (unsigned)(st.st_mode & 0777), dir);
+	return 0;
+}
+
+static int
+proxy_port_of(const struct hl__config *cfg)
+{
+	char host[HL_ADDR_MAX];
+	uint16_t port;
+
+	if (cfg->proxy_listen != NULL &&
+	    hl__addr_split(cfg->proxy_listen, host, sizeof host, &port) == 0)
+		return port;
+	return 7009;
+}
+
+static int
+cmd_url(struct hl__core *c, const char *name)
+{
+	for (size_t i = 0; i < c->cfg->nservices; i++) {
+		char url[256];
+		if (strcmp(c->cfg->services[i].name, name) != 0)
+			continue;
+		if (prepare_state_dir(c->cfg->state_dir) != 0)
+			return 1;
+		c->ids = calloc(1, sizeof *c->ids);
+		if (c->ids == NULL)
+			return 1;
+		char err[512];
+		if (hl__identity_load(c->cfg->state_dir, &c->cfg->services[i],
+			&c->ids[0], err, sizeof err) != 0) {
+			hl__err("%s", err);
+			return 1;
+		}
+		c->nids = 1;
+		hl__identity_url(&c->ids[0], proxy_port_of(c->cfg), url,
+		    sizeof url);
+		printf("%s\n", url);
+		return 0;
+	}
+	fprintf(stderr, "%s: no service named \"%s\"", c->cfg->file, name);
+	if (c->cfg->nservices > 0) {
+		fprintf(stderr, " (services:");
+		for (size_t i = 0; i < c->cfg->nservices; i++)
+			fprintf(stderr, " %s", c->cfg->services[i].name);
+		fprintf(stderr, ")");
+	}
+	fprintf(stderr, "\n");
+	return 2;
+}
+
+static int
+cmd_check(struct hl__core *c)
+{
+	int refused = hl__core_load_plugins(c, 1);
+
+	if (refused > 0) {
+		fprintf(stderr, "%s: %d plugin problem%s (see above)\n",
+		    c->cfg->file, refused, refused == 1 ? "" : "s");
+		return 2;
+	}
+	printf("%s: OK (%zu service%s, %zu plugin%s)\n", c->cfg->file,
+	    c->cfg->nservices, c->cfg->nservices == 1 ? "" : "s",
+	    c->cfg->nplugins, c->cfg->nplugins == 1 ? "" : "s");
+	return 0;
+}
+
+static int
+cmd_run(struct hl__core *c)
+{
+	int refused, rc = 0;
+
+	if (prepare_state_dir(c->cfg->state_dir) != 0)
+		return 1;
+	if (load_identities(c) != 0)
+		return 1;
+	if (hl__peercache_load(c->cfg->state_dir) != 0)
+		hl__warn("cannot read %s/peers.cache: %s (starting with no "
+			 "remembered addresses)",
+		    c->cfg->state_dir, strerror(errno));
+	c->proxy_port = proxy_port_of(c->cfg);
+	hl__core_wanhosts_changed(c);
+	refused = hl__core_load_plugins(c, 0);
+	if (refused > 0 && c->cfg->strict_plugins) {
+		hl__err("plugins_strict is set and %d plugin%s refused: "
+			"stopping",
+		    refused, refused == 1 ? " was" : "s were");
+		rc = 2;
+		goto out;
+	}
+	if (c->cfg->proxy_listen != NULL &&
+	    hl__proxy_start(c, c->cfg->proxy_listen) != 0) {
+		rc = 1;
+		goto out;
+	}
+	for (size_t i = 0; i < c->nids; i++) {
+		char url[256];
+		hl__identity_url(&c->ids[i], c->proxy_port, url, sizeof url);
+		hl__info("serving %s (%s -> %s) at %s", c->ids[i].pub.name,
+		    c->cfg->services[i].title, c->cfg->services[i].target,
+		    url);
+	}
+	if (c->nids > 0 && c->listeners == NULL)
+		hl__warn("services are configured but no transport listens: "
+			 "give transport-tls a listen: address");
+	event_base_dispatch(c->base);
+out:
+	pthread_mutex_lock(&c->calls_lock);
+	c->stopping = 1;
+	pthread_mutex_unlock(&c->calls_lock);
+	hl__proxy_stop(c);
+	hl__core_unload_plugins(c);
+	hl__peercache_save();
+	hl__peercache_free();
+	return rc;
+}
+
+static void
+core_free(struct hl__core *c)
+{
+	while (c->listeners != NULL) {
+		struct hl__listener *l = c->listeners;
+		c->listeners = l->next;
+		free(l);
+	}
+	while (c->wanhosts != NULL) {
+		struct hl__wanhost *w = c->wanhosts;
+		c->wanhosts = w->next;
+		free(w);
+	}
+	free(c->wanhosts_str);
+	calls_callback(-1, 0, c); /* frees what is left */
+	for (size_t i = 0; i < c->nids; i++)
+		hl__identity_clear(&c->ids[i]);
+	free(c->ids);
+	if (c->calls_ev)
+		event_free(c->calls_ev);
+	if (c->sig_int)
+		event_free(c->sig_int);
+	if (c->sig_term)
+		event_free(c->sig_term);
+	if (c->dns)
+		evdns_base_free(c->dns, 0);
+	if (c->base)
+		event_base_free(c->base);
+	hl__config_free(c->cfg);
+	pthread_mutex_destroy(&c->calls_lock);
+	free(c);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *cfgfile = NULL;
+	struct hl__core *c;
+	int i, rc, nerr = 0;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 ||
+		    strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		} else if (strcmp(argv[i], "--version") == 0) {
+			printf("hlcore %s (plugin ABI %d.%d, %s, libevent %s)\n",
+			    HL_VERSION, HL_ABI_MAJOR, HL_ABI_MINOR,
+			    OpenSSL_version(OPENSSL_VERSION),
+			    event_get_version());
+			return 0;
+		} else if (strcmp(argv[i], "--plugin-info") == 0) {
+			if (i + 1 >= argc) {
+				usage(stderr);
+				return 2;
+			}
+			return hl__plugin_info(argv[i + 1], stdout);
+		} else if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
+			cfgfile = argv[++i];
+		} else {
+			break;
+		}
+	}
+	if (cfgfile == NULL) {
+		usage(stderr);
+		return 2;
+	}
+	if (sodium_init() < 0) {
+		hl__err("libsodium failed to initialise");
+		return 1;
+	}
+	c = calloc(1, sizeof *c);
+	if (c == NULL)
+		return 1;
+	pthread_mutex_init(&c->calls_lock, NULL);
+	c->calls_tail = &c->calls;
+	hl__core = c;
+	c->cfg = hl__config_load(cfgfile, stderr, &nerr);
+	if (c->cfg == NULL) {
+		fprintf(stderr, "%s: %d error%s; nothing was started\n",
+		    cfgfile, nerr, nerr == 1 ? "" : "s");
+		core_free(c);
+		return 2;
+	}
+	hl__log_level = c->cfg->log_level;
+	signal(SIGPIPE, SIG_IGN);
+	evthread_use_pthreads();
+	c->base = event_base_new();
+	if (c->base == NULL) {
+		core_free(c);
+		return 1;
+	}
+	c->dns = evdns_base_new(c->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+					     EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	if (c->dns == NULL)
+		c->dns = evdns_base_new(c->base, 0); /* no resolv.conf */
+	c->calls_ev = event_new(c->base, -1, 0, calls_callback, c);
+	c->sig_int = evsignal_new(c->base, SIGINT, signal_callback, c);
+	c->sig_term = evsignal_new(c->base, SIGTERM, signal_callback, c);
+	evsignal_add(c->sig_int, NULL);
+	evsignal_add(c->sig_term, NULL);
+
+	if (i < argc && strcmp(argv[i], "url") == 0 && i + 2 == argc) {
+		rc = cmd_url(c, argv[i + 1]);
+	} else if (i < argc && strcmp(argv[i], "check") == 0 && i + 1 == argc) {
+		rc = cmd_check(c);
+	} else if (i == argc) {
+		rc = cmd_run(c);
+	} else {
+		usage(stderr);
+		rc = 2;
+	}
+	core_free(c);
+	hl__core = NULL;
+	return rc;
+}

@@ -1,0 +1,359 @@
+/*
+ * proxy.c: the browser-facing proxy. It reads a request head (at most
+ * 16 KiB, within 10 s), takes the keyhash and password from its Host,
+ * asks the router for a tunnel, exchanges the OOB lines and splices the
+ * browser's connection to the tunnel, request head included, so that
+ * keep-alive requests keep flowing. Every failure gets a page that says
+ * what went wrong.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+
+#include "daemon.h"
+
+struct hl__proxy {
+	struct evconnlistener *listener;
+};
+
+struct proxy_conn {
+	struct hl__core *core;
+	struct bufferevent *browser;
+	struct hl__route *route;
+	char peer[HL_ADDR_MAX];
+	char keyhash[HL_KEYHASH_LEN + 1];
+	char password[HL_PASSWORD_MAX + 1];
+	char via[128];
+};
+
+static void
+conn_free(struct proxy_conn *pc)
+{
+	if (pc->route != NULL)
+		hl__route_cancel(pc->route);
+	if (pc->browser != NULL)
+		bufferevent_free(pc->browser);
+	free(pc);
+}
+
+static char *
+html_escape(const char *s)
+{
+	size_t n = 1;
+	char *out, *o;
+
+	for (const char *p = s; *p; p++)
+		n += (*p == '<' || *p == '>' || *p == '&' || *p == '"') ? 6 : 1;
+	out = o = malloc(n);
+	if (out == NULL)
+		return NULL;
+	for (const char *p = s; *p; p++) {
+		const char *rep = *p == '<'   ? "&lt;"
+				  : *p == '>' ? "&gt;"
+				  : *p == '&' ? "&amp;"
+				  : *p == '"' ? "&quot;"
+					      : NULL;
+		if (rep != NULL) {
+			memcpy(o, rep, strlen(rep));
+			o += strlen(rep);
+		} else {
+			*o++ = *p;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+/* A complete HTTP response with a small HTML page; malloc'd. */
+static char *
+error_response(int status, const char *reason, const char *title,
+    const char *text)
+{
+	char *et = html_escape(text), *resp = NULL;
+	int n;
+
+	if (et == NULL)
+		return NULL;
+	const char *fmt =
+	    "<!doctype html><html><head><meta charset=\"utf-8\">"
+	    "<title>%s</title></head><body><h1>%s</h1><pre>%s</pre>"
+	    "<p><small>hlcore %s</small></p></body></html>\n";
+	n = snprintf(NULL, 0, fmt, title, title, et, HL_VERSION);
+	if (n > 0) {
+		size_t bl = (size_t)n, hl = 256;
+		resp = malloc(bl + hl);
+		if (resp != NULL) {
+			int h = snprintf(resp, hl,
+			    "HTTP/1.1 %d %s\r\nContent-Type: text/html; "
+			    "charset=utf-8\r\nContent-Length: %zu\r\n"
+			    "Cache-Control: no-store\r\nConnection: "
+			    "close\r\n\r\n",
+			    status, reason, bl);
+			snprintf(resp + h, bl + 1, fmt, title, title, et,
+			    HL_VERSION);
+		}
+	}
+	free(et);
+	return resp;
+}
+
+static void
+close_after_write_callback(struct bufferevent *bev, void *arg)
+{
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+		struct proxy_conn *pc = arg;
+		conn_free(pc);
+	}
+}
+
+static void
+close_event_callback(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	(void)what;
+	conn_free(arg);
+}
+
+/* Answer with an error page and close once it has gone out. */
+static void
+conn_reply_error(struct proxy_conn *pc, int status, const char *reason,
+    const char *title, const char *text)
+{
+	char *resp = error_response(status, reason, title, text);
+	struct timeval tv = {10, 0};
+
+	if (resp == NULL) {
+		conn_free(pc);
+		return;
+	}
+	bufferevent_disable(pc->browser, EV_READ);
+	bufferevent_set_timeouts(pc->browser, NULL, &tv);
+	bufferevent_setcb(pc->browser, NULL, close_after_write_callback,
+	    close_event_callback, pc);
+	bufferevent_write(pc->browser, resp, strlen(resp));
+	bufferevent_enable(pc->browser, EV_WRITE);
+	free(resp);
+}
+
+static char *
+proxy_splice_callback(void *arg, int closed_side, size_t a_to_b,
+    size_t b_to_a)
+{
+	struct proxy_conn *pc = arg;
+	char *resp = NULL;
+
+	hl__debug("proxy: %.8s via %s closed by the %s (%zu bytes up, %zu "
+		  "down)",
+	    pc->keyhash, pc->via, closed_side == 0 ? "browser" : "service",
+	    a_to_b, b_to_a);
+	if (closed_side == 1 && b_to_a == 0)
+		resp = error_response(502, "Bad Gateway",
+		    "The service closed the tunnel without answering",
+		    "The tunnel to the service's node was set up, but the "
+		    "node closed it without sending anything back. Either "
+		    "the password in the URL is wrong (or missing), or the "
+		    "service's backend is not running.");
+	free(pc);
+	return resp;
+}
+
+static void
+proxy_oob_callback(void *arg, struct bufferevent *tunnel, struct hl__oob *oob,
+    const char *error)
+{
+	struct proxy_conn *pc = arg;
+	struct bufferevent *browser;
+
+	if (error != NULL) {
+		char text[512];
+		bufferevent_free(tunnel);
+		snprintf(text, sizeof text,
+		    "The tunnel via %s was set up, but the Hardline "
+		    "handshake failed: %s.",
+		    pc->via, error);
+		conn_reply_error(pc, 502, "Bad Gateway",
+		    "The service's node did not complete the handshake", text);
+		return;
+	}
+	if (oob->wanhosts != NULL && oob->wanhosts[0] != '\0')
+		hl__peercache_learn(pc->keyhash, oob->wanhosts);
+	browser = pc->browser;
+	pc->browser = NULL;
+	if (hl__splice_new(browser, tunnel, proxy_splice_callback, pc) ==
+	    NULL) {
+		bufferevent_free(browser);
+		bufferevent_free(tunnel);
+		free(pc);
+	}
+}
+
+static void
+proxy_route_callback(void *arg, struct bufferevent *tunnel, const char *via,
+    const char *trace)
+{
+	struct proxy_conn *pc = arg;
+	char *line, text[16384];
+
+	pc->route = NULL;
+	if (tunnel == NULL) {
+		snprintf(text, sizeof text,
+		    "No path to the service %s worked. What was tried:\n\n%s",
+		    pc->keyhash, trace);
+		conn_reply_error(pc, 502, "Bad Gateway",
+		    "No path to the service", text);
+		return;
+	}
+	snprintf(pc->via, sizeof pc->via, "%s", via);
+	line = hl__oob_client_line(pc->password);
+	if (line == NULL) {
+		bufferevent_free(tunnel);
+		conn_free(pc);
+		return;
+	}
+	hl__oob_exchange(tunnel, line, proxy_oob_callback, pc);
+	free(line);
+}
+
+static void
+head_read_callback(struct bufferevent *bev, void *arg)
+{
+	struct proxy_conn *pc = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t len = evbuffer_get_length(in);
+	const char *host;
+	size_t hostlen;
+	int r;
+
+	/* Look at the head without taking it out: it goes down the tunnel
+	 * as it came. */
+	r = hl__http_find_host(
+	    (const char *)evbuffer_pullup(in, -1), len, &host, &hostlen);
+	if (r == 0) {
+		if (len >= HL_HTTP_HEAD_MAX) {
+			pc->core->stats.proxy_bad_request++;
+			conn_reply_error(pc, 431,
+			    "Request Header Fields Too Large",
+			    "Request head too large",
+			    "This proxy reads at most 16 KiB of request head.");
+		}
+		return;
+	}
+	if (r < 0) {
+		pc->core->stats.proxy_bad_request++;
+		conn_reply_error(pc, 400, "Bad Request", "Not a Hardline request",
+		    "This is the Hardline proxy. It needs an HTTP request "
+		    "with a Host header naming a service, like "
+		    "http://<password>-<keyhash>.localhost:7009/");
+		return;
+	}
+	if (hl__host_parse(host, hostlen, pc->password, pc->keyhash) != 0) {
+		char text[600];
+		pc->core->stats.proxy_bad_request++;
+		snprintf(text, sizeof text,
+		    "\"%.*s\" is not a Hardline service name. A Hardline URL "
+		    "looks like http://<password>-<keyhash>.localhost:7009/ "
+		    "where <keyhash> is 40 hexadecimal characters and the "
+		    "password (maybe empty) uses a-z and 2-7.",
+		    (int)(hostlen > 300 ? 300 : hostlen), host);
+		conn_reply_error(pc, 400, "Bad Request",
+		    "Not a Hardline address", text);
+		return;
+	}
+	/* The head is complete: hold the browser while the route is found. */
+	bufferevent_disable(bev, EV_READ);
+	bufferevent_set_timeouts(bev, NULL, NULL);
+	hl__debug("proxy: %s asks for %.8s", pc->peer, pc->keyhash);
+	pc->route = hl__route_start(pc->core, pc->keyhash, proxy_route_callback,
+	    pc);
+	if (pc->route == NULL)
+		conn_free(pc);
+}
+
+static void
+head_event_callback(struct bufferevent *bev, short what, void *arg)
+{
+	struct proxy_conn *pc = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_TIMEOUT) {
+		conn_reply_error(pc, 408, "Request Timeout", "Request timeout",
+		    "No complete request head came within 10 s.");
+		return;
+	}
+	/* The browser went away, maybe while a route was being found. */
+	conn_free(pc);
+}
+
+static void
+proxy_accept_callback(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct hl__core *c = arg;
+	struct proxy_conn *pc = calloc(1, sizeof *pc);
+	struct timeval tv = {HL_HTTP_HEAD_TIMEOUT_SEC, 0};
+
+	(void)l;
+	(void)salen;
+	if (pc == NULL) {
+		evutil_closesocket(fd);
+		return;
+	}
+	pc->core = c;
+	hl__sockaddr_str(sa, pc->peer, sizeof pc->peer);
+	pc->browser = bufferevent_socket_new(c->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (pc->browser == NULL) {
+		evutil_closesocket(fd);
+		free(pc);
+		return;
+	}
+	bufferevent_setwatermark(pc->browser, EV_READ, 0, HL_HTTP_HEAD_MAX);
+	bufferevent_setcb(pc->browser, head_read_callback, NULL,
+	    head_event_callback, pc);
+	bufferevent_set_timeouts(pc->browser, &tv, &tv);
+	bufferevent_enable(pc->browser, EV_READ | EV_WRITE);
+}
+
+int
+hl__proxy_start(struct hl__core *c, const char *listen)
+{
+	struct sockaddr_storage ss;
+	int sslen = sizeof ss;
+
+	if (evutil_parse_sockaddr_port(listen, (struct sockaddr *)&ss,
+		&sslen) != 0) {
+		hl__err("proxy: cannot parse listen address \"%s\"", listen);
+		return -1;
+	}
+	c->proxy = calloc(1, sizeof *c->proxy);
+	if (c->proxy == NULL)
+		return -1;
+	c->proxy->listener = evconnlistener_new_bind(c->base,
+	    proxy_accept_callback, c,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+	    512, (struct sockaddr *)&ss, sslen);
+	if (c->proxy->listener == NULL) {
+		hl__err("proxy: cannot listen on %s: %s", listen,
+		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		free(c->proxy);
+		c->proxy = NULL;
+		return -1;
+	}
+	c->proxy_port = ntohs(ss.ss_family == AF_INET6
+				  ? ((struct sockaddr_in6 *)&ss)->sin6_port
+				  : ((struct sockaddr_in *)&ss)->sin_port);
+	hl__info("proxy listening on %s", listen);
+	return 0;
+}
+
+void
+hl__proxy_stop(struct hl__core *c)
+{
+	if (c->proxy == NULL)
+		return;
+	evconnlistener_free(c->proxy->listener);
+	free(c->proxy);
+	c->proxy = NULL;
+}

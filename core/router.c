@@ -1,0 +1,464 @@
+/*
+ * router.c: from a keyhash to a tunnel. Candidate addresses come from the
+ * node itself, the `peers:` address book, the remembered WANHosts and the
+ * discovery plugins; every (candidate, transport) pair is tried in
+ * priority order, a new one starting every 250 ms while earlier ones are
+ * still running (RFC 8305) and at once when one fails. The first tunnel
+ * whose certificate hashes to the keyhash wins; the others are cancelled.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/bufferevent.h>
+
+#include "daemon.h"
+
+#define STAGGER_MS 250
+#define ROUTE_DEADLINE_SEC 15
+#define ROUTE_MAX_ATTEMPTS 64
+
+enum attempt_state { PENDING, RUNNING, DONE };
+
+struct attempt {
+	struct hl__route *route;
+	struct hl_plugin *transport;
+	struct hl_dial *dial;
+	char addr[HL_ADDR_MAX];
+	char source[64];
+	int seq;
+	int state;
+	char result[256];
+	struct attempt *next;
+};
+
+struct hl_query {
+	struct hl__route *route;
+	struct hl_plugin *plugin;
+	int done;
+	int found;
+	struct hl_query *next;
+};
+
+struct hl__route {
+	struct hl__core *core;
+	char keyhash[HL_KEYHASH_LEN + 1];
+	hl__route_cb cb;
+	void *arg;
+	struct attempt *attempts; /* in the order they are to be tried */
+	int nattempts;
+	int ncandidates;
+	struct hl_query *queries;
+	struct event *stagger;
+	struct event *deadline;
+	int finished;
+	int starting; /* in hl__route_start: no attempt starts yet */
+};
+
+static void route_kick(struct hl__route *r);
+
+static int
+transport_count(struct hl__core *c)
+{
+	int n = 0;
+
+	for (struct hl_plugin *p = c->plugins; p != NULL; p = p->next)
+		if (p->running && p->d.transport != NULL)
+			n++;
+	return n;
+}
+
+/* Order: transport priority first, then the order candidates came in. */
+static int
+attempt_before(const struct attempt *a, const struct attempt *b)
+{
+	if (a->transport->priority != b->transport->priority)
+		return a->transport->priority < b->transport->priority;
+	return a->seq < b->seq;
+}
+
+static void
+route_add_candidate(struct hl__route *r, const char *addr, const char *source)
+{
+	char host[HL_ADDR_MAX];
+	uint16_t port;
+
+	if (r->finished)
+		return;
+	if (hl__addr_split(addr, host, sizeof host, &port) != 0) {
+		hl__debug("route %.8s: ignoring malformed address \"%s\" from "
+			  "%s",
+		    r->keyhash, addr, source);
+		return;
+	}
+	for (struct hl_plugin *t = r->core->plugins; t != NULL; t = t->next) {
+		struct attempt *a, **pp;
+		int dup = 0;
+
+		if (!t->running || t->d.transport == NULL)
+			continue;
+		for (a = r->attempts; a != NULL; a = a->next)
+			if (a->transport == t && strcmp(a->addr, addr) == 0)
+				dup = 1;
+		if (dup || r->nattempts >= ROUTE_MAX_ATTEMPTS)
+			continue;
+		a = calloc(1, sizeof *a);
+		if (a == NULL)
+			return;
+		a->route = r;
+		a->transport = t;
+		snprintf(a->addr, sizeof a->addr, "%s", addr);
+		snprintf(a->source, sizeof a->source, "%s", source);
+		a->seq = r->ncandidates;
+		a->state = PENDING;
+		/* Insert among the pending ones by priority; running and
+		 * finished attempts keep their place at the front. */
+		for (pp = &r->attempts; *pp != NULL; pp = &(*pp)->next)
+			if ((*pp)->state == PENDING && attempt_before(a, *pp))
+				break;
+		a->next = *pp;
+		*pp = a;
+		r->nattempts++;
+	}
+	r->ncandidates++;
+	route_kick(r);
+}
+
+static void
+route_free(struct hl__route *r)
+{
+	struct attempt *a, *an;
+	struct hl_query *q, *qn;
+
+	for (a = r->attempts; a != NULL; a = an) {
+		an = a->next;
+		if (a->state == RUNNING && a->dial != NULL)
+			a->transport->d.transport->dial_cancel(
+			    a->transport->state, a->dial);
+		free(a);
+	}
+	for (q = r->queries; q != NULL; q = qn) {
+		qn = q->next;
+		if (!q->done && q->plugin->running)
+			q->plugin->d.discovery->query_cancel(q->plugin->state,
+			    q);
+		free(q);
+	}
+	if (r->stagger != NULL)
+		event_free(r->stagger);
+	if (r->deadline != NULL)
+		event_free(r->deadline);
+	free(r);
+}
+
+static char *
+route_trace(struct hl__route *r)
+{
+	size_t cap = 512 + (size_t)r->nattempts * 600, len = 0;
+	char *t = malloc(cap);
+	int n = 0;
+
+	if (t == NULL)
+		return NULL;
+	t[0] = '\0';
+#define ADD(...)                                                             \
+	do {                                                                 \
+		int w_ = snprintf(t + len, cap - len, __VA_ARGS__);          \
+		if (w_ > 0)                                                  \
+			len += (size_t)w_ < cap - len ? (size_t)w_           \
+						      : cap - len - 1;       \
+	} while (0)
+	if (transport_count(r->core) == 0)
+		ADD("No transport plugin is loaded, so nothing can be dialled: "
+		    "add transport-tls under plugins: in the config.\n");
+	for (struct attempt *a = r->attempts; a != NULL; a = a->next) {
+		n++;
+		ADD("%s via %s (address from %s): %s\n", a->addr,
+		    a->transport->d.name, a->source,
+		    a->state == PENDING	  ? "not tried before the deadline"
+		    : a->state == RUNNING ? "still trying at the deadline"
+					  : a->result);
+	}
+	for (struct hl_query *q = r->queries; q != NULL; q = q->next)
+		if (!q->found)
+			ADD("discovery by %s: %s\n", q->plugin->d.name,
+			    q->done ? "found no address"
+				    : "no answer before the deadline");
+	if (n == 0 && r->ncandidates == 0)
+		ADD("No address is known for this service: no peers: entry "
+		    "for it in the config, none remembered from an earlier "
+		    "visit, and no discovery plugin found one.\n");
+#undef ADD
+	return t;
+}
+
+static void
+route_fail(struct hl__route *r)
+{
+	char *trace = route_trace(r);
+
+	r->finished = 1;
+	r->core->stats.proxy_no_route++;
+	r->cb(r->arg, NULL, NULL, trace ? trace : "out of memory\n");
+	free(trace);
+	route_free(r);
+}
+
+/* Finished when nothing runs, nothing waits and no query may still
+ * bring a candidate. */
+static int
+route_exhausted(struct hl__route *r)
+{
+	for (struct attempt *a = r->attempts; a != NULL; a = a->next)
+		if (a->state != DONE)
+			return 0;
+	for (struct hl_query *q = r->queries; q != NULL; q = q->next)
+		if (!q->done)
+			return 0;
+	return 1;
+}
+
+static void
+attempt_dial_callback(void *arg, struct bufferevent *bev,
+    const unsigned char *cert_der, size_t cert_der_len, const char *error)
+{
+	struct attempt *a = arg;
+	struct hl__route *r = a->route;
+	char got[HL_KEYHASH_LEN + 1];
+
+	a->state = DONE;
+	a->dial = NULL;
+	if (bev == NULL) {
+		snprintf(a->result, sizeof a->result, "%s",
+		    error ? error : "failed");
+	} else {
+		hl__keyhash(cert_der, cert_der_len, got);
+		if (strcmp(got, r->keyhash) == 0) {
+			char via[128];
+			snprintf(via, sizeof via, "%s %s", a->transport->d.name,
+			    a->addr);
+			r->finished = 1;
+			r->core->stats.tunnels_out++;
+			hl__debug("route %.8s: won by %s", r->keyhash, via);
+			r->cb(r->arg, bev, via, NULL);
+			route_free(r);
+			return;
+		}
+		bufferevent_free(bev);
+		snprintf(a->result, sizeof a->result,
+		    "answered with a certificate whose hash is %s, not the "
+		    "one in the URL: an impostor or a different service",
+		    got);
+	}
+	hl__debug("route %.8s: %s via %s failed: %s", r->keyhash, a->addr,
+	    a->transport->d.name, a->result);
+	if (route_exhausted(r))
+		route_fail(r);
+	else
+		route_kick(r);
+}
+
+static int
+route_start_next(struct hl__route *r)
+{
+	for (struct attempt *a = r->attempts; a != NULL; a = a->next) {
+		const struct hl_transport_ops *ops;
+
+		if (a->state != PENDING)
+			continue;
+		ops = a->transport->d.transport;
+		a->state = RUNNING;
+		hl__debug("route %.8s: trying %s via %s", r->keyhash, a->addr,
+		    a->transport->d.name);
+		a->dial = ops->dial(a->transport->state, r->keyhash, a->addr,
+		    attempt_dial_callback, a);
+		if (a->dial == NULL) {
+			a->state = DONE;
+			snprintf(a->result, sizeof a->result,
+			    "this transport cannot reach such an address");
+			continue;
+		}
+		return 1;
+	}
+	return 0;
+}
+
+static int
+route_running(struct hl__route *r)
+{
+	for (struct attempt *a = r->attempts; a != NULL; a = a->next)
+		if (a->state == RUNNING)
+			return 1;
+	return 0;
+}
+
+static void
+route_stagger_callback(evutil_socket_t fd, short what, void *arg)
+{
+	struct hl__route *r = arg;
+	struct timeval tv = {0, STAGGER_MS * 1000};
+
+	(void)fd;
+	(void)what;
+	if (r->finished)
+		return;
+	if (route_start_next(r))
+		evtimer_add(r->stagger, &tv);
+	else if (!route_running(r) && route_exhausted(r))
+		route_fail(r);
+}
+
+/* Start the next attempt now if none is running, else within 250 ms. */
+static void
+route_kick(struct hl__route *r)
+{
+	struct timeval tv = {0, STAGGER_MS * 1000};
+
+	if (r->finished || r->starting)
+		return;
+	if (!route_running(r)) {
+		evtimer_del(r->stagger);
+		if (route_start_next(r))
+			evtimer_add(r->stagger, &tv);
+		else if (route_exhausted(r))
+			route_fail(r);
+	} else if (!evtimer_pending(r->stagger, NULL)) {
+		evtimer_add(r->stagger, &tv);
+	}
+}
+
+static void
+route_deadline_callback(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	route_fail(arg);
+}
+
+static void
+route_add_self(struct hl__route *r)
+{
+	if (hl__core_identity(r->core, r->keyhash) == NULL)
+		return;
+	/* One of ours: dial our own listeners over loopback, so the path is
+	 * the same as from any other node. */
+	for (struct hl__listener *l = r->core->listeners; l; l = l->next) {
+		struct sockaddr_storage ss = l->ss;
+		char addr[HL_ADDR_MAX];
+
+		if (ss.ss_family == AF_INET) {
+			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+			if (s4->sin_addr.s_addr == htonl(INADDR_ANY))
+				s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		} else if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+			if (IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr)) {
+				char v4[32];
+				snprintf(v4, sizeof v4, "127.0.0.1:%u",
+				    ntohs(s6->sin6_port));
+				route_add_candidate(r, v4, "this node");
+				s6->sin6_addr = in6addr_loopback;
+			}
+		}
+		hl__sockaddr_str((struct sockaddr *)&ss, addr, sizeof addr);
+		route_add_candidate(r, addr, "this node");
+	}
+}
+
+struct hl__route *
+hl__route_start(struct hl__core *c, const char *keyhash, hl__route_cb cb,
+    void *arg)
+{
+	struct hl__route *r = calloc(1, sizeof *r);
+	struct timeval dl = {ROUTE_DEADLINE_SEC, 0};
+	char cached[HL_WANHOSTS_MAX * 2][HL_ADDR_MAX];
+	size_t n;
+
+	if (r == NULL)
+		return NULL;
+	r->core = c;
+	snprintf(r->keyhash, sizeof r->keyhash, "%s", keyhash);
+	r->cb = cb;
+	r->arg = arg;
+	r->stagger = evtimer_new(c->base, route_stagger_callback, r);
+	r->deadline = evtimer_new(c->base, route_deadline_callback, r);
+	if (r->stagger == NULL || r->deadline == NULL) {
+		route_free(r);
+		return NULL;
+	}
+	evtimer_add(r->deadline, &dl);
+	/* Attempts start from the loop, once every source below has had its
+	 * say, so that cb never runs before this function returns. */
+	r->starting = 1;
+
+	/* The discovery plugins first, as they may take a while. */
+	for (struct hl_plugin *p = c->plugins; p != NULL; p = p->next) {
+		struct hl_query *q;
+
+		if (!p->running || p->d.discovery == NULL)
+			continue;
+		q = calloc(1, sizeof *q);
+		if (q == NULL)
+			break;
+		q->route = r;
+		q->plugin = p;
+		q->next = r->queries;
+		r->queries = q;
+		if (p->d.discovery->query_start(p->state, q) != 0) {
+			r->queries = q->next;
+			free(q);
+		}
+	}
+	route_add_self(r);
+	for (size_t i = 0; i < c->cfg->npeers; i++) {
+		const struct hl__peer_conf *pc = &c->cfg->peers[i];
+		if (strcmp(pc->keyhash, r->keyhash) != 0)
+			continue;
+		for (size_t j = 0; j < pc->naddrs; j++)
+			route_add_candidate(r, pc->addrs[j], "peers:");
+	}
+	n = hl__peercache_get(r->keyhash, cached,
+	    sizeof cached / sizeof cached[0]);
+	for (size_t i = 0; i < n; i++)
+		route_add_candidate(r, cached[i], "remembered");
+	r->starting = 0;
+	event_active(r->stagger, EV_TIMEOUT, 0);
+	return r;
+}
+
+void
+hl__route_cancel(struct hl__route *r)
+{
+	if (r == NULL || r->finished)
+		return;
+	r->finished = 1;
+	route_free(r);
+}
+
+const char *
+hl__query_keyhash(const struct hl_query *q)
+{
+	return q->route->keyhash;
+}
+
+void
+hl__query_candidate(struct hl_query *q, const char *addr)
+{
+	if (q->done)
+		return;
+	q->found = 1;
+	route_add_candidate(q->route, addr, q->plugin->d.name);
+}
+
+void
+hl__query_done(struct hl_query *q)
+{
+	struct hl__route *r = q->route;
+
+	if (q->done)
+		return;
+	q->done = 1;
+	if (!r->finished && !r->starting && route_exhausted(r))
+		route_fail(r);
+}

@@ -1,0 +1,291 @@
+/*
+ * services.c: struct hl_services, the one table through which plugins
+ * reach the core (plugin.h documents every member).
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "daemon.h"
+
+static void
+svc_log(struct hl_plugin *self, int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	hl__vlog(level, self ? self->d.name : "plugin", fmt, ap);
+	va_end(ap);
+}
+
+static struct event_base *
+svc_event_base(struct hl_plugin *self)
+{
+	(void)self;
+	return hl__core->base;
+}
+
+static struct evdns_base *
+svc_dns_base(struct hl_plugin *self)
+{
+	(void)self;
+	return hl__core->dns;
+}
+
+static int
+svc_call_on_loop(struct hl_plugin *self, void (*fn)(void *), void *arg)
+{
+	struct hl__core *c = hl__core;
+	struct hl__loop_call *call;
+
+	(void)self;
+	if (c == NULL || c->calls_ev == NULL)
+		return -1;
+	call = malloc(sizeof *call);
+	if (call == NULL)
+		return -1;
+	call->fn = fn;
+	call->arg = arg;
+	call->next = NULL;
+	pthread_mutex_lock(&c->calls_lock);
+	if (c->stopping) {
+		pthread_mutex_unlock(&c->calls_lock);
+		free(call);
+		return -1;
+	}
+	*c->calls_tail = call;
+	c->calls_tail = &call->next;
+	pthread_mutex_unlock(&c->calls_lock);
+	/* Thread-safe: the loop was made with evthread_use_pthreads(). */
+	event_active(c->calls_ev, EV_READ, 0);
+	return 0;
+}
+
+static void
+svc_conf_error(struct hl_plugin *self, const struct hl_conf *node,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	if (self != NULL)
+		self->conf_errors++;
+	va_start(ap, fmt);
+	hl__conf_verror(stderr, node, fmt, ap);
+	va_end(ap);
+}
+
+static int
+svc_conf_check_keys(struct hl_plugin *self, const struct hl_conf *node,
+    const char *const *allowed)
+{
+	int bad = 0;
+
+	if (node == NULL)
+		return 0;
+	if (node->type != HL_CONF_MAP) {
+		svc_conf_error(self, node, "%s: expected a map of settings",
+		    self ? self->d.name : "plugin");
+		return 1;
+	}
+	for (size_t i = 0; i < node->n; i++) {
+		const char *k = node->keys[i];
+		int ok = strcmp(k, "priority") == 0;
+		for (size_t j = 0; !ok && allowed && allowed[j]; j++)
+			ok = strcmp(k, allowed[j]) == 0;
+		if (!ok) {
+			char list[512] = "priority";
+			size_t len = strlen(list);
+			for (size_t j = 0; allowed && allowed[j]; j++)
+				len += (size_t)snprintf(list + len,
+				    len < sizeof list ? sizeof list - len : 0,
+				    ", %s", allowed[j]);
+			svc_conf_error(self, node->items[i],
+			    "unknown key \"%s\" for plugin %s (allowed: %s)", k,
+			    self ? self->d.name : "?", list);
+			bad++;
+		}
+	}
+	return bad;
+}
+
+static size_t
+svc_identity_count(struct hl_plugin *self)
+{
+	(void)self;
+	return hl__core ? hl__core->nids : 0;
+}
+
+static const struct hl_identity *
+svc_identity_at(struct hl_plugin *self, size_t i)
+{
+	(void)self;
+	if (hl__core == NULL || i >= hl__core->nids)
+		return NULL;
+	return &hl__core->ids[i].pub;
+}
+
+static const struct hl_identity *
+svc_identity_find(struct hl_plugin *self, const char *keyhash)
+{
+	struct hl__identity *id;
+
+	(void)self;
+	if (hl__core == NULL)
+		return NULL;
+	id = hl__core_identity(hl__core, keyhash);
+	return id ? &id->pub : NULL;
+}
+
+static void
+svc_incoming(struct hl_plugin *self, struct bufferevent *bev,
+    const char *keyhash, const char *peer)
+{
+	(void)self;
+	hl__server_incoming(hl__core, bev, keyhash, peer);
+}
+
+static const char *
+svc_query_keyhash(const struct hl_query *q)
+{
+	return hl__query_keyhash(q);
+}
+
+static void
+svc_query_candidate(struct hl_plugin *self, struct hl_query *q,
+    const char *addr)
+{
+	(void)self;
+	hl__query_candidate(q, addr);
+}
+
+static void
+svc_query_done(struct hl_plugin *self, struct hl_query *q)
+{
+	(void)self;
+	hl__query_done(q);
+}
+
+static void
+svc_candidate_learned(struct hl_plugin *self, const char *keyhash,
+    const char *addr)
+{
+	(void)self;
+	hl__peercache_hint(keyhash, addr);
+}
+
+static void
+svc_wanhost_add(struct hl_plugin *self, const char *addr)
+{
+	struct hl__core *c = hl__core;
+	struct hl__wanhost *w, **pp;
+	char host[HL_ADDR_MAX];
+	uint16_t port;
+
+	if (hl__addr_split(addr, host, sizeof host, &port) != 0) {
+		svc_log(self, HL_LOG_WARN, "ignoring malformed WANHost \"%s\"",
+		    addr);
+		return;
+	}
+	for (w = c->wanhosts; w != NULL; w = w->next)
+		if (strcmp(w->addr, addr) == 0)
+			return;
+	w = calloc(1, sizeof *w);
+	if (w == NULL)
+		return;
+	snprintf(w->addr, sizeof w->addr, "%s", addr);
+	w->owner = self;
+	for (pp = &c->wanhosts; *pp != NULL; pp = &(*pp)->next)
+		;
+	*pp = w;
+	svc_log(self, HL_LOG_INFO, "reachable at %s", addr);
+	hl__core_wanhosts_changed(c);
+}
+
+static void
+svc_wanhost_remove(struct hl_plugin *self, const char *addr)
+{
+	struct hl__core *c = hl__core;
+
+	for (struct hl__wanhost **pp = &c->wanhosts; *pp != NULL;
+	     pp = &(*pp)->next) {
+		struct hl__wanhost *w = *pp;
+		if (w->owner == self && strcmp(w->addr, addr) == 0) {
+			*pp = w->next;
+			free(w);
+			hl__core_wanhosts_changed(c);
+			return;
+		}
+	}
+}
+
+void
+hl__services_listening(struct hl_plugin *self, const struct sockaddr *sa,
+    socklen_t salen, int open)
+{
+	struct hl__core *c = hl__core;
+	char addr[HL_ADDR_MAX];
+
+	if (salen > sizeof(struct sockaddr_storage))
+		return;
+	hl__sockaddr_str(sa, addr, sizeof addr);
+	if (open) {
+		struct hl__listener *l = calloc(1, sizeof *l), **pp;
+		if (l == NULL)
+			return;
+		memcpy(&l->ss, sa, salen);
+		l->len = salen;
+		l->owner = self;
+		for (pp = &c->listeners; *pp != NULL; pp = &(*pp)->next)
+			;
+		*pp = l;
+		svc_log(self, HL_LOG_INFO, "listening on %s", addr);
+	} else {
+		for (struct hl__listener **pp = &c->listeners; *pp != NULL;
+		     pp = &(*pp)->next) {
+			struct hl__listener *l = *pp;
+			if (l->owner == self && l->len == salen &&
+			    memcmp(&l->ss, sa, salen) == 0) {
+				*pp = l->next;
+				free(l);
+				break;
+			}
+		}
+	}
+	for (struct hl_plugin *p = c->plugins; p != NULL; p = p->next)
+		if (p->running && p->d.traversal != NULL && p != self)
+			p->d.traversal->port_event(p->state, sa, salen, open);
+}
+
+const struct hl_services hl__services = {
+	.size = sizeof(struct hl_services),
+	.abi_major = HL_ABI_MAJOR,
+	.abi_minor = HL_ABI_MINOR,
+	.core_version = HL_VERSION,
+	.log = svc_log,
+	.event_base = svc_event_base,
+	.dns_base = svc_dns_base,
+	.call_on_loop = svc_call_on_loop,
+	.conf_type = hl__conf_type,
+	.conf_get = hl__conf_get,
+	.conf_str = hl__conf_str,
+	.conf_len = hl__conf_len,
+	.conf_item = hl__conf_item,
+	.conf_key = hl__conf_key,
+	.conf_error = svc_conf_error,
+	.conf_check_keys = svc_conf_check_keys,
+	.identity_count = svc_identity_count,
+	.identity_at = svc_identity_at,
+	.identity_find = svc_identity_find,
+	.keyhash_of_cert = hl__keyhash,
+	.incoming = svc_incoming,
+	.listening = hl__services_listening,
+	.query_keyhash = svc_query_keyhash,
+	.query_candidate = svc_query_candidate,
+	.query_done = svc_query_done,
+	.candidate_learned = svc_candidate_learned,
+	.wanhost_add = svc_wanhost_add,
+	.wanhost_remove = svc_wanhost_remove,
+};

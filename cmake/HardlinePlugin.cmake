@@ -1,11 +1,12 @@
-# hardline_add_plugin(NAME SOURCES... [LIBS targets...])
+# hardline_add_plugin(NAME SOURCES... [LIBS targets...] [NO_INSTALL])
 #
 # Builds the plugin NAME as NAME.so (no "lib" prefix), the form hlcore
 # loads, with only the descriptor symbol exported. Shared by the plugins in
 # this tree and by third-party plugins built against the installed SDK
-# (find_package(Hardline)).
+# (find_package(Hardline)). NO_INSTALL leaves it out of `cmake --install`
+# (test fixtures).
 function(hardline_add_plugin name)
-  cmake_parse_arguments(HLP "" "" "SOURCES;LIBS" ${ARGN})
+  cmake_parse_arguments(HLP "NO_INSTALL" "" "SOURCES;LIBS" ${ARGN})
   if(NOT HLP_SOURCES)
     set(HLP_SOURCES ${HLP_UNPARSED_ARGUMENTS})
   endif()
@@ -21,7 +22,7 @@ function(hardline_add_plugin name)
   if(DEFINED HL_PLUGIN_BUILD_DIR)
     set_target_properties(${name} PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${HL_PLUGIN_BUILD_DIR})
   endif()
-  if(DEFINED HL_PLUGIN_INSTALL_DIR)
+  if(DEFINED HL_PLUGIN_INSTALL_DIR AND NOT HLP_NO_INSTALL)
     install(TARGETS ${name} LIBRARY DESTINATION ${HL_PLUGIN_INSTALL_DIR})
   endif()
 endfunction()

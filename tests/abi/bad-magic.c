@@ -1,0 +1,13 @@
+/* bad-magic: the magic byte-swapped, as a big-endian build would have it. */
+#include "fixture.h"
+
+static const struct hl_discovery_ops ops = {sizeof ops, fixture_query_start,
+                                            fixture_query_cancel};
+
+FIXTURE_DESC = {
+    .head = {0x4e504c48u, HL_ABI_MAJOR, HL_ABI_MINOR,
+             (uint32_t)sizeof(struct hl_plugin_desc), HL_KIND_DISCOVERY},
+    .name = "bad-magic",
+    FIXTURE_COMMON,
+    .discovery = &ops,
+};

@@ -1,0 +1,84 @@
+/*
+ * fixture.h: stubs shared by the ABI fixture plugins. The broken fixtures
+ * fill their descriptor by hand (HL_PLUGIN() would not let them break it);
+ * FIXTURE_COMMON gives the fields they get right.
+ */
+#ifndef HL_ABI_FIXTURE_H
+#define HL_ABI_FIXTURE_H
+
+#include <hardline/plugin.h>
+
+#define FIXTURE_UNUSED __attribute__((unused))
+
+static FIXTURE_UNUSED int
+fixture_init(const struct hl_services *svc, struct hl_plugin *self,
+             const struct hl_conf *conf, void **state)
+{
+	(void)conf;
+	svc->log(self, HL_LOG_INFO, "fixture init");
+	*state = NULL;
+	return 0;
+}
+
+static FIXTURE_UNUSED void
+fixture_fini(void *state)
+{
+	(void)state;
+}
+
+static FIXTURE_UNUSED int
+fixture_query_start(void *state, struct hl_query *q)
+{
+	(void)state;
+	(void)q;
+	return -1;
+}
+
+static FIXTURE_UNUSED void
+fixture_query_cancel(void *state, struct hl_query *q)
+{
+	(void)state;
+	(void)q;
+}
+
+static FIXTURE_UNUSED void
+fixture_port_event(void *state, const struct sockaddr *sa, socklen_t salen,
+                   int open)
+{
+	(void)state;
+	(void)sa;
+	(void)salen;
+	(void)open;
+}
+
+static FIXTURE_UNUSED struct hl_dial *
+fixture_dial(void *state, const char *keyhash, const char *addr, hl_dial_cb cb,
+             void *arg)
+{
+	(void)state;
+	(void)keyhash;
+	(void)addr;
+	(void)cb;
+	(void)arg;
+	return NULL;
+}
+
+static FIXTURE_UNUSED void
+fixture_dial_cancel(void *state, struct hl_dial *d)
+{
+	(void)state;
+	(void)d;
+}
+
+#define FIXTURE_COMMON                                                         \
+	.version = "0", .description = "ABI test fixture",                     \
+	.default_priority = 50, .libevent_version = LIBEVENT_VERSION_NUMBER,   \
+	.openssl_version = OPENSSL_VERSION_NUMBER, .init = fixture_init,       \
+	.fini = fixture_fini
+
+/* The descriptor symbol, exported as HL_PLUGIN() does it. */
+#define FIXTURE_DESC                                                           \
+	HL_EXPORT extern const struct hl_plugin_desc hardline_plugin;          \
+	HL_EXPORT const struct hl_plugin_desc hardline_plugin
+
+#endif

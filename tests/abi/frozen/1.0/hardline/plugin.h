@@ -1,0 +1,340 @@
+/*
+ * hardline/plugin.h: the Hardline plugin ABI. This header is the whole
+ * contract between hlcore and a plugin, and its comments are the plugin
+ * author's manual.
+ *
+ * A plugin is a shared object that exports exactly one data symbol,
+ * `hardline_plugin`, a struct hl_plugin_desc built with HL_PLUGIN(). hlcore
+ * loads it with dlopen(RTLD_NOW | RTLD_LOCAL), checks the descriptor's head
+ * (magic, ABI major, minimum ABI minor, struct size), the libevent and
+ * OpenSSL versions it was built against, that its name is unique and that
+ * every mandatory op of its kinds is present, and only then calls init().
+ * The core exports no symbols to plugins: everything a plugin may ask of
+ * the core is in the struct hl_services table handed to init().
+ *
+ * Threads: unless a comment says otherwise, the core calls a plugin on its
+ * loop thread (the thread that runs the event_base the plugin gets from
+ * svc->event_base()), and a plugin calls the core on that thread too. The
+ * one exception is svc->call_on_loop(), which any thread may call.
+ *
+ * Versioning. The ABI has a major and a minor number. A plugin states the
+ * lowest minor it needs (HL_PLUGIN_ABI_MINOR, by default the minor of the
+ * header it was built with). The core loads it when the majors are equal
+ * and the core's minor is at least the plugin's. Within a major, every
+ * struct here is append-only: new members go at the end, the minor goes
+ * up, and the change is logged below. Every struct that may grow starts
+ * with its own size, so the core reads only what an older plugin laid out
+ * and a plugin checks with HL_HAS() that an older core has a service.
+ *
+ * Changelog:
+ *   1.0  First version: descriptor, services table, discovery, traversal
+ *        and transport facets.
+ */
+#ifndef HARDLINE_PLUGIN_H
+#define HARDLINE_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+#include <openssl/opensslv.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HL_ABI_MAGIC 0x484c504eu /* "HLPN" */
+#define HL_ABI_MAJOR 1
+#define HL_ABI_MINOR 0
+
+/* The lowest ABI minor this plugin needs; define it before including this
+ * header to load into older 1.x cores when you use no newer member. */
+#ifndef HL_PLUGIN_ABI_MINOR
+#define HL_PLUGIN_ABI_MINOR HL_ABI_MINOR
+#endif
+
+/* The name of the one symbol a plugin exports. */
+#define HL_PLUGIN_SYMBOL "hardline_plugin"
+
+/* What a plugin does; a plugin may be of several kinds. */
+enum hl_kind {
+	HL_KIND_DISCOVERY = 1u << 0, /* finds addresses for a keyhash */
+	HL_KIND_TRAVERSAL = 1u << 1, /* maps listening ports, adds WANHosts */
+	HL_KIND_TRANSPORT = 1u << 2, /* dials and accepts tunnels */
+	HL_KIND_CONTROL = 1u << 3,   /* drives the daemon (an admin panel) */
+};
+
+enum hl_log_level {
+	HL_LOG_ERROR = 0,
+	HL_LOG_WARN = 1,
+	HL_LOG_INFO = 2,
+	HL_LOG_DEBUG = 3,
+};
+
+/* Kinds of config node, from svc->conf_type(). */
+enum hl_conf_type {
+	HL_CONF_NONE = 0, /* absent (a NULL node) */
+	HL_CONF_SCALAR = 1,
+	HL_CONF_LIST = 2,
+	HL_CONF_MAP = 3,
+};
+
+/* Opaque handles owned by the core. */
+struct hl_plugin; /* the core's record of one loaded plugin: "self" */
+struct hl_conf;   /* one node of the YAML config, valid until fini */
+struct hl_query;  /* one running lookup of a keyhash */
+
+/* A plugin's own handle for one running dial; the core only passes it back. */
+struct hl_dial;
+
+struct bufferevent;
+struct evdns_base;
+
+/*
+ * A service this node serves, as a transport needs it to accept tunnels.
+ * Owned by the core; valid from init until fini. Strings are NUL-ended.
+ */
+struct hl_identity {
+	size_t size;
+	const char *name;    /* the service's name in the config */
+	const char *keyhash; /* 40 lowercase hex characters */
+	const unsigned char *cert_der;
+	size_t cert_der_len;
+	const char *cert_pem; /* the certificate, PEM */
+	const char *key_pem;  /* its private key, PEM: never log it */
+};
+
+/*
+ * The result of a dial. Called on the loop thread exactly once for every
+ * dial that returned non-NULL, unless dial_cancel() was called first; never
+ * from inside dial() itself.
+ *
+ * On success, bev is a connected, handshaken byte stream on the core's
+ * event base with no callbacks set; the core owns it from this call on and
+ * the plugin must not touch it again. cert_der is the peer's leaf
+ * certificate (DER), valid only during the call: the core hashes it and
+ * refuses the tunnel unless it matches the wanted keyhash. error is NULL.
+ *
+ * On failure, bev is NULL and error says why in a few words a person can
+ * read on an error page ("connection refused", "TLS handshake failed:
+ * ..."); it is valid only during the call.
+ */
+typedef void (*hl_dial_cb)(void *arg, struct bufferevent *bev,
+    const unsigned char *cert_der, size_t cert_der_len, const char *error);
+
+/*
+ * The table of services the core gives a plugin. Owned by the core, valid
+ * from init until fini returns. Every function is called on the loop thread
+ * unless its comment says otherwise. `self` is the handle init received.
+ */
+struct hl_services {
+	size_t size; /* sizeof(struct hl_services) in the core */
+	uint16_t abi_major;
+	uint16_t abi_minor;
+	const char *core_version;
+
+	/* Logging: one line, no newline needed; the core adds the plugin's
+	 * name. Never log secrets (keys, passwords). */
+	void (*log)(struct hl_plugin *self, int level, const char *fmt, ...)
+	    __attribute__((format(printf, 3, 4)));
+
+	/* The core's loop and its DNS resolver; do not free them. */
+	struct event_base *(*event_base)(struct hl_plugin *self);
+	struct evdns_base *(*dns_base)(struct hl_plugin *self);
+
+	/* Run fn(arg) soon on the loop thread. Any thread may call this; it
+	 * is how a plugin's own threads hand results to the core. Returns 0,
+	 * or -1 when the core is stopping (fn will not run). Calls queued
+	 * before fini returns either run before fini is called or never. */
+	int (*call_on_loop)(struct hl_plugin *self, void (*fn)(void *arg),
+	    void *arg);
+
+	/* The config: the node given to init is the plugin's own subtree
+	 * (its key under `plugins:`). Nodes stay valid until fini. */
+	int (*conf_type)(const struct hl_conf *node);
+	/* The value under key of a map node, or NULL. */
+	const struct hl_conf *(*conf_get)(const struct hl_conf *node,
+	    const char *key);
+	/* A scalar's text, or NULL for a node that is not a scalar. */
+	const char *(*conf_str)(const struct hl_conf *node);
+	/* Items of a list, or entries of a map (their values); and keys. */
+	size_t (*conf_len)(const struct hl_conf *node);
+	const struct hl_conf *(*conf_item)(const struct hl_conf *node,
+	    size_t i);
+	const char *(*conf_key)(const struct hl_conf *node, size_t i);
+	/* Report a config error at the node's file:line:column. The core
+	 * prints it, and the plugin's init or validate then fails. */
+	void (*conf_error)(struct hl_plugin *self, const struct hl_conf *node,
+	    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+	/* Reject every key of a map node that is not in the NULL-ended list
+	 * `allowed` (the core itself handles `priority`). Returns the number
+	 * of bad keys; each is reported with conf_error. */
+	int (*conf_check_keys)(struct hl_plugin *self,
+	    const struct hl_conf *node, const char *const *allowed);
+
+	/* The services this node serves. */
+	size_t (*identity_count)(struct hl_plugin *self);
+	const struct hl_identity *(*identity_at)(struct hl_plugin *self,
+	    size_t i);
+	/* The service whose keyhash is `keyhash` (40 hex, any case), or
+	 * NULL. */
+	const struct hl_identity *(*identity_find)(struct hl_plugin *self,
+	    const char *keyhash);
+	/* keyhash of a DER certificate, per PROTOCOL.md: 40 hex + NUL. */
+	void (*keyhash_of_cert)(const unsigned char *der, size_t len,
+	    char out[41]);
+
+	/* Transports: a tunnel for the service `keyhash` was accepted and
+	 * handshaken. The core owns bev from this call on (no callbacks may
+	 * be left set); peer is a printable address for logs. */
+	void (*incoming)(struct hl_plugin *self, struct bufferevent *bev,
+	    const char *keyhash, const char *peer);
+	/* Transports: a listener is open (or closed) on this socket address.
+	 * The core tells traversal plugins, which may map the port. */
+	void (*listening)(struct hl_plugin *self, const struct sockaddr *sa,
+	    socklen_t salen, int open);
+
+	/* Discovery: the keyhash a query looks for (40 lowercase hex). */
+	const char *(*query_keyhash)(const struct hl_query *q);
+	/* Discovery: a candidate address ("host:port", "[v6]:port") for
+	 * q. May be called any number of times until query_done. */
+	void (*query_candidate)(struct hl_plugin *self, struct hl_query *q,
+	    const char *addr);
+	/* Discovery: no more candidates will come for q. Exactly once per
+	 * started query, unless the core cancelled it first. */
+	void (*query_done)(struct hl_plugin *self, struct hl_query *q);
+	/* Discovery: an address heard for a keyhash outside any query (an
+	 * unsolicited announce); the core remembers it for a while. */
+	void (*candidate_learned)(struct hl_plugin *self, const char *keyhash,
+	    const char *addr);
+
+	/* Traversal and address plugins: an address ("ip:port", "[v6]:port")
+	 * where this node's services can be reached from outside, or one
+	 * that no longer works. The core tells clients (WANHosts). */
+	void (*wanhost_add)(struct hl_plugin *self, const char *addr);
+	void (*wanhost_remove)(struct hl_plugin *self, const char *addr);
+};
+
+/* True when the core's services table has `member` (and it is set). */
+#define HL_HAS(svc, member)                                                  \
+	((svc)->size >= offsetof(struct hl_services, member) +               \
+		sizeof((svc)->member) &&                                     \
+	    (svc)->member != NULL)
+
+/*
+ * Discovery facet: mandatory ops query_start and query_cancel.
+ * query_start: begin looking for svc->query_keyhash(q). Return 0 when
+ * started (the plugin then calls svc->query_done(q) exactly once, from a
+ * later loop iteration, unless cancelled), or -1 when it cannot help.
+ * query_cancel: the core no longer wants q; the plugin forgets it at once
+ * and must not call the core about it again.
+ */
+struct hl_discovery_ops {
+	size_t size;
+	int (*query_start)(void *state, struct hl_query *q);
+	void (*query_cancel)(void *state, struct hl_query *q);
+};
+
+/*
+ * Traversal facet: mandatory op port_event. Called on the loop thread for
+ * every listener a transport opens (open = 1) or closes (open = 0),
+ * including those opened before this plugin was loaded. The plugin may map
+ * the port and report external addresses with svc->wanhost_add(); it must
+ * not block the loop (run blocking calls on a thread of its own and come
+ * back with svc->call_on_loop()).
+ */
+struct hl_traversal_ops {
+	size_t size;
+	void (*port_event)(void *state, const struct sockaddr *sa,
+	    socklen_t salen, int open);
+};
+
+/*
+ * Transport facet: mandatory ops dial and dial_cancel.
+ * dial: connect to `addr` and authenticate as a client for `keyhash`
+ * (the transport presents keyhash to the server, e.g. as TLS SNI). Returns
+ * the plugin's handle, or NULL when this transport cannot reach that kind
+ * of address (then cb is never called). The result comes through cb.
+ * dial_cancel: abandon a dial whose cb has not yet been called; the plugin
+ * frees everything it holds for it and never calls cb.
+ * Accepting is the plugin's own business (usually listeners opened in
+ * init from its config); accepted tunnels go to svc->incoming().
+ */
+struct hl_transport_ops {
+	size_t size;
+	struct hl_dial *(*dial)(void *state, const char *keyhash,
+	    const char *addr, hl_dial_cb cb, void *arg);
+	void (*dial_cancel)(void *state, struct hl_dial *d);
+};
+
+/* The frozen head of every descriptor, for every major version. */
+struct hl_plugin_head {
+	uint32_t magic;     /* HL_ABI_MAGIC */
+	uint16_t abi_major; /* HL_ABI_MAJOR of the header built against */
+	uint16_t abi_minor; /* the lowest core minor the plugin needs */
+	uint32_t size;      /* sizeof(struct hl_plugin_desc) it was built with */
+	uint32_t kinds;     /* enum hl_kind bits */
+};
+
+/*
+ * The descriptor. Build it with HL_PLUGIN(); the core reads nothing of it
+ * beyond head until head has passed its checks.
+ *
+ * init: called once, on the loop thread, after every check passed. conf
+ * is the plugin's config subtree (may be an empty map). Set *state to the
+ * plugin's own pointer, passed back to every op and to fini. Return 0, or
+ * -1 after logging why (the core then unloads the plugin without fini).
+ * fini: undo everything init did (close listeners, join threads, cancel
+ * timers); called once, on the loop thread.
+ * validate (optional): check conf without starting anything (used by
+ * `hlcore check`); report each problem with svc->conf_error and return -1,
+ * or return 0.
+ */
+struct hl_plugin_desc {
+	struct hl_plugin_head head;
+	const char *name;        /* folder = YAML key = <name>.so */
+	const char *version;     /* the plugin's own version */
+	const char *description; /* one line */
+	int default_priority;    /* lower is tried first */
+	unsigned long libevent_version; /* LIBEVENT_VERSION_NUMBER */
+	unsigned long openssl_version;  /* OPENSSL_VERSION_NUMBER */
+	int (*init)(const struct hl_services *svc, struct hl_plugin *self,
+	    const struct hl_conf *conf, void **state);
+	void (*fini)(void *state);
+	int (*validate)(const struct hl_services *svc, struct hl_plugin *self,
+	    const struct hl_conf *conf);
+	const struct hl_discovery_ops *discovery;
+	const struct hl_traversal_ops *traversal;
+	const struct hl_transport_ops *transport;
+	const void *reserved[4]; /* must be NULL; later facets go here */
+};
+
+#if defined(__GNUC__)
+#define HL_EXPORT __attribute__((visibility("default")))
+#else
+#define HL_EXPORT
+#endif
+
+/*
+ * Define the plugin's descriptor:
+ *
+ *   HL_PLUGIN(HL_KIND_TRANSPORT,
+ *       .name = "transport-foo", .version = "0.1",
+ *       .description = "tunnels over foo", .default_priority = 30,
+ *       .init = foo_init, .fini = foo_fini, .transport = &foo_ops);
+ */
+#define HL_PLUGIN(kind_bits, ...)                                            \
+	HL_EXPORT extern const struct hl_plugin_desc hardline_plugin;        \
+	HL_EXPORT const struct hl_plugin_desc hardline_plugin = {            \
+		.head = {HL_ABI_MAGIC, HL_ABI_MAJOR, HL_PLUGIN_ABI_MINOR,    \
+		    (uint32_t)sizeof(struct hl_plugin_desc), (kind_bits)},   \
+		.libevent_version = LIBEVENT_VERSION_NUMBER,                 \
+		.openssl_version = OPENSSL_VERSION_NUMBER,                   \
+		__VA_ARGS__}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HARDLINE_PLUGIN_H */

@@ -10,6 +10,41 @@
 
 struct hl__core *hl__core;
 
+static struct hl__live *live_list;
+
+void
+hl__live_add(struct hl__live *l, void (*abort)(struct hl__live *))
+{
+	l->abort = abort;
+	l->next = live_list;
+	if (l->next != NULL)
+		l->next->prevp = &l->next;
+	l->prevp = &live_list;
+	live_list = l;
+}
+
+void
+hl__live_remove(struct hl__live *l)
+{
+	if (l->prevp == NULL)
+		return;
+	if (l->next != NULL)
+		l->next->prevp = l->prevp;
+	*l->prevp = l->next;
+	l->next = NULL;
+	l->prevp = NULL;
+}
+
+void
+hl__live_abort_all(void)
+{
+	while (live_list != NULL) {
+		struct hl__live *l = live_list;
+		hl__live_remove(l);
+		l->abort(l);
+	}
+}
+
 struct hl__identity *
 hl__core_identity(struct hl__core *c, const char *keyhash)
 {

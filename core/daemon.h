@@ -16,6 +16,20 @@
 
 #include "hl.h"
 
+/*
+ * Every object that owns a connection (a proxy request, an OOB exchange,
+ * a service-side tunnel, a splice) is on one list, so that a clean stop
+ * closes them all. abort frees the object and whatever it owns at that
+ * moment, and calls no callback.
+ */
+struct hl__live {
+	struct hl__live *next, **prevp;
+	void (*abort)(struct hl__live *self);
+};
+void hl__live_add(struct hl__live *l, void (*abort)(struct hl__live *));
+void hl__live_remove(struct hl__live *l);
+void hl__live_abort_all(void);
+
 struct hl__listener {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -90,10 +104,12 @@ void hl__oob_exchange(struct bufferevent *bev, const char *line,
 struct hl__splice;
 /*
  * Why a splice ended. hl__splice_cb runs once when either side closed or
- * failed; a_to_b and b_to_a count the bytes moved. The splice then
- * flushes what it holds to the other side and frees both bufferevents.
- * If the callback returns a buffer (malloc'd text), that text is sent to a
- * before it is closed (the proxy's 502 when the tunnel said nothing).
+ * failed (closed_side 0 or 1); a_to_b and b_to_a count the bytes moved.
+ * The splice then flushes what it holds to the other side and frees both
+ * bufferevents. If the callback returns a buffer (malloc'd text), that
+ * text is sent to a before it is closed (the proxy's 502 when the tunnel
+ * said nothing). On a stop (hl__live_abort_all) it runs with closed_side
+ * -1: free arg, return NULL.
  */
 typedef char *(*hl__splice_cb)(void *arg, int closed_side, size_t a_to_b,
     size_t b_to_a);

@@ -210,6 +210,9 @@ out:
 	c->stopping = 1;
 	pthread_mutex_unlock(&c->calls_lock);
 	hl__proxy_stop(c);
+	/* Close every connection while the transports that dial for them
+	 * are still loaded, then the plugins. */
+	hl__live_abort_all();
 	hl__core_unload_plugins(c);
 	hl__peercache_save();
 	hl__peercache_free();
@@ -230,7 +233,13 @@ core_free(struct hl__core *c)
 		free(w);
 	}
 	free(c->wanhosts_str);
-	calls_callback(-1, 0, c); /* frees what is left */
+	/* Calls queued for the loop that never ran: their plugins are gone,
+	 * so they are dropped, not run. */
+	while (c->calls != NULL) {
+		struct hl__loop_call *call = c->calls;
+		c->calls = call->next;
+		free(call);
+	}
 	for (size_t i = 0; i < c->nids; i++)
 		hl__identity_clear(&c->ids[i]);
 	free(c->ids);

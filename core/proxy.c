@@ -20,6 +20,7 @@ struct hl__proxy {
 };
 
 struct proxy_conn {
+	struct hl__live live; /* first: the list hands back this pointer */
 	struct hl__core *core;
 	struct bufferevent *browser;
 	struct hl__route *route;
@@ -32,6 +33,7 @@ struct proxy_conn {
 static void
 conn_free(struct proxy_conn *pc)
 {
+	hl__live_remove(&pc->live);
 	if (pc->route != NULL)
 		hl__route_cancel(pc->route);
 	if (pc->browser != NULL)
@@ -145,10 +147,11 @@ proxy_splice_callback(void *arg, int closed_side, size_t a_to_b,
 	struct proxy_conn *pc = arg;
 	char *resp = NULL;
 
-	hl__debug("proxy: %.8s via %s closed by the %s (%zu bytes up, %zu "
-		  "down)",
-	    pc->keyhash, pc->via, closed_side == 0 ? "browser" : "service",
-	    a_to_b, b_to_a);
+	if (closed_side >= 0)
+		hl__debug("proxy: %.8s via %s closed by the %s (%zu bytes "
+			  "up, %zu down)",
+		    pc->keyhash, pc->via,
+		    closed_side == 0 ? "browser" : "service", a_to_b, b_to_a);
 	if (closed_side == 1 && b_to_a == 0)
 		resp = error_response(502, "Bad Gateway",
 		    "The service closed the tunnel without answering",
@@ -182,6 +185,8 @@ proxy_oob_callback(void *arg, struct bufferevent *tunnel, struct hl__oob *oob,
 		hl__peercache_learn(pc->keyhash, oob->wanhosts);
 	browser = pc->browser;
 	pc->browser = NULL;
+	/* The splice owns pc from here; it frees it when it ends. */
+	hl__live_remove(&pc->live);
 	if (hl__splice_new(browser, tunnel, proxy_splice_callback, pc) ==
 	    NULL) {
 		bufferevent_free(browser);
@@ -288,6 +293,12 @@ head_event_callback(struct bufferevent *bev, short what, void *arg)
 }
 
 static void
+conn_abort(struct hl__live *l)
+{
+	conn_free((struct proxy_conn *)l);
+}
+
+static void
 proxy_accept_callback(struct evconnlistener *l, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
 {
@@ -302,6 +313,7 @@ proxy_accept_callback(struct evconnlistener *l, evutil_socket_t fd,
 		return;
 	}
 	pc->core = c;
+	hl__live_add(&pc->live, conn_abort);
 	hl__sockaddr_str(sa, pc->peer, sizeof pc->peer);
 	pc->browser = bufferevent_socket_new(c->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (pc->browser == NULL) {

@@ -13,6 +13,7 @@
 #include "daemon.h"
 
 struct incoming {
+	struct hl__live live; /* first: the list hands back this pointer */
 	struct hl__core *core;
 	struct hl__identity *id;
 	struct bufferevent *tunnel;
@@ -24,11 +25,18 @@ struct incoming {
 static void
 incoming_free(struct incoming *in)
 {
+	hl__live_remove(&in->live);
 	if (in->tunnel != NULL)
 		bufferevent_free(in->tunnel);
 	if (in->backend != NULL)
 		bufferevent_free(in->backend);
 	free(in);
+}
+
+static void
+incoming_abort(struct hl__live *l)
+{
+	incoming_free((struct incoming *)l);
 }
 
 static char *
@@ -37,10 +45,11 @@ server_splice_callback(void *arg, int closed_side, size_t a_to_b,
 {
 	struct incoming *in = arg;
 
-	hl__debug("%s: tunnel from %s closed by the %s (%zu bytes in, %zu "
-		  "out)",
-	    in->id->pub.name, in->peer, closed_side == 0 ? "client" : "backend",
-	    a_to_b, b_to_a);
+	if (closed_side >= 0)
+		hl__debug("%s: tunnel from %s closed by the %s (%zu bytes "
+			  "in, %zu out)",
+		    in->id->pub.name, in->peer,
+		    closed_side == 0 ? "client" : "backend", a_to_b, b_to_a);
 	free(in);
 	return NULL;
 }
@@ -54,6 +63,8 @@ backend_event_callback(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED) {
 		struct bufferevent *t = in->tunnel, *b = in->backend;
 		in->tunnel = in->backend = NULL;
+		/* The splice owns `in` from here; it frees it when it ends. */
+		hl__live_remove(&in->live);
 		if (hl__splice_new(t, b, server_splice_callback, in) == NULL) {
 			bufferevent_free(t);
 			bufferevent_free(b);
@@ -91,13 +102,13 @@ server_oob_callback(void *arg, struct bufferevent *bev, struct hl__oob *oob,
 	uint16_t port;
 	struct timeval tv = {10, 0};
 
+	in->tunnel = bev; /* back from the exchange */
 	if (error != NULL) {
 		hl__info("%s: tunnel from %s dropped: %s", in->id->pub.name,
 		    in->peer, error);
 		incoming_free(in);
 		return;
 	}
-	(void)bev;
 	/* An unset password matches only an empty one; compare in constant
 	 * time either way. */
 	if (!hl__ct_streq(oob->password, in->id->password)) {
@@ -160,7 +171,8 @@ hl__server_incoming(struct hl__core *c, struct bufferevent *bev,
 	c->stats.tunnels_in++;
 	in->core = c;
 	in->id = id;
-	in->tunnel = bev;
+	in->tunnel = NULL; /* the exchange owns it until its callback */
+	hl__live_add(&in->live, incoming_abort);
 	snprintf(in->peer, sizeof in->peer, "%s", peer ? peer : "?");
 	hl__debug("%s: tunnel from %s", id->pub.name, in->peer);
 	hl__oob_exchange(bev, line, server_oob_callback, in);

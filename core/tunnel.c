@@ -14,6 +14,7 @@
 /* ---- OOB exchange ---- */
 
 struct oob_exchange {
+	struct hl__live live; /* first: the list hands back this pointer */
 	struct bufferevent *bev;
 	hl__oob_cb cb;
 	void *arg;
@@ -30,6 +31,7 @@ oob_finish(struct oob_exchange *x, const char *error)
 	void *arg = x->arg;
 	struct hl__oob oob = x->oob;
 
+	hl__live_remove(&x->live);
 	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
 	bufferevent_set_timeouts(bev, NULL, NULL);
 	free(x);
@@ -104,6 +106,16 @@ oob_event_callback(struct bufferevent *bev, short what, void *arg)
 		oob_finish(x, "the tunnel failed during the OOB exchange");
 }
 
+static void
+oob_abort(struct hl__live *l)
+{
+	struct oob_exchange *x = (struct oob_exchange *)l;
+
+	bufferevent_free(x->bev);
+	hl__oob_clear(&x->oob);
+	free(x);
+}
+
 void
 hl__oob_exchange(struct bufferevent *bev, const char *line, hl__oob_cb cb,
     void *arg)
@@ -118,6 +130,7 @@ hl__oob_exchange(struct bufferevent *bev, const char *line, hl__oob_cb cb,
 	x->bev = bev;
 	x->cb = cb;
 	x->arg = arg;
+	hl__live_add(&x->live, oob_abort);
 	/* The line goes out in a write (and so a TLS record) of its own: no
 	 * other byte is queued until the write callback says it has left. */
 	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
@@ -141,6 +154,7 @@ hl__oob_exchange(struct bufferevent *bev, const char *line, hl__oob_cb cb,
 #define SPLICE_LOW (SPLICE_HIGH / 2)
 
 struct hl__splice {
+	struct hl__live live; /* first: the list hands back this pointer */
 	struct bufferevent *bev[2];
 	size_t moved[2]; /* moved[0]: a to b; moved[1]: b to a */
 	hl__splice_cb cb;
@@ -162,8 +176,10 @@ side_of(struct hl__splice *s, struct bufferevent *bev)
 static void
 splice_maybe_free(struct hl__splice *s)
 {
-	if (s->bev[0] == NULL && s->bev[1] == NULL)
+	if (s->bev[0] == NULL && s->bev[1] == NULL) {
+		hl__live_remove(&s->live);
 		free(s);
+	}
 }
 
 static void
@@ -270,6 +286,18 @@ splice_event_callback(struct bufferevent *bev, short what, void *arg)
 	splice_maybe_free(s);
 }
 
+static void
+splice_abort(struct hl__live *l)
+{
+	struct hl__splice *s = (struct hl__splice *)l;
+
+	if (!s->ended && s->cb != NULL)
+		free(s->cb(s->arg, -1, s->moved[0], s->moved[1]));
+	splice_free_side(s, 0);
+	splice_free_side(s, 1);
+	free(s);
+}
+
 struct hl__splice *
 hl__splice_new(struct bufferevent *a, struct bufferevent *b, hl__splice_cb cb,
     void *arg)
@@ -282,6 +310,7 @@ hl__splice_new(struct bufferevent *a, struct bufferevent *b, hl__splice_cb cb,
 	s->bev[1] = b;
 	s->cb = cb;
 	s->arg = arg;
+	hl__live_add(&s->live, splice_abort);
 	for (int i = 0; i < 2; i++) {
 		bufferevent_set_timeouts(s->bev[i], NULL, NULL);
 		bufferevent_setwatermark(s->bev[i], EV_READ, 0, 0);

@@ -1,0 +1,152 @@
+/*
+ * oob.c: the out-of-band line each end of a tunnel sends once, right after
+ * the TLS handshake: one JSON object and a '\n' (PROTOCOL.md, the tunnel).
+ * The server says {"WANHosts":"..."}, the client {"password":"..."}.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "hl.h"
+
+int
+hl__oob_parse(const char *line, size_t len, struct hl__oob *out)
+{
+	json_error_t jerr;
+	json_t *root, *v;
+
+	memset(out, 0, sizeof *out);
+	if (line == NULL || len > HL_OOB_MAX)
+		return -1;
+	root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL)
+		return -1;
+	if (!json_is_object(root))
+		goto bad;
+
+	v = json_object_get(root, "password");
+	if (v != NULL) {
+		const char *s = json_string_value(v);
+		size_t n = json_string_length(v);
+		/* A string of [a-z2-7], at most 22 long: anything else is a
+		 * malformed line, not just a wrong password. */
+		if (!json_is_string(v) || n > HL_PASSWORD_MAX ||
+		    strlen(s) != n || !hl__password_valid(s))
+			goto bad;
+		memcpy(out->password, s, n + 1);
+		out->has_password = 1;
+	}
+
+	v = json_object_get(root, "WANHosts");
+	if (v != NULL) {
+		const char *s = json_string_value(v);
+		size_t n = json_string_length(v);
+		if (!json_is_string(v) || strlen(s) != n)
+			goto bad;
+		out->wanhosts = malloc(n + 1);
+		if (out->wanhosts == NULL)
+			goto bad;
+		memcpy(out->wanhosts, s, n + 1);
+	}
+	json_decref(root);
+	return 0;
+bad:
+	json_decref(root);
+	hl__oob_clear(out);
+	return -1;
+}
+
+void
+hl__oob_clear(struct hl__oob *oob)
+{
+	if (oob == NULL)
+		return;
+	free(oob->wanhosts);
+	memset(oob, 0, sizeof *oob);
+}
+
+/* {"<key>":"<value>"}\n, or {}\n when value is NULL or empty. */
+static char *
+one_field_line(const char *key, const char *value)
+{
+	json_t *obj = NULL;
+	char *js = NULL, *line = NULL;
+	size_t n;
+
+	if (value == NULL || value[0] == '\0')
+		return strdup("{}\n");
+	obj = json_object();
+	if (obj == NULL ||
+	    json_object_set_new(obj, key, json_string(value)) != 0)
+		goto out;
+	js = json_dumps(obj, JSON_COMPACT);
+	if (js == NULL)
+		goto out;
+	n = strlen(js);
+	line = malloc(n + 2);
+	if (line != NULL) {
+		memcpy(line, js, n);
+		line[n] = '\n';
+		line[n + 1] = '\0';
+	}
+out:
+	free(js); /* jansson's default allocator is malloc */
+	json_decref(obj);
+	return line;
+}
+
+char *
+hl__oob_server_line(const char *wanhosts)
+{
+	return one_field_line("WANHosts", wanhosts);
+}
+
+char *
+hl__oob_client_line(const char *password)
+{
+	return one_field_line("password", password);
+}
+
+size_t
+hl__wanhosts_split(const char *s, char out[][HL_ADDR_MAX], size_t max, int *bad)
+{
+	size_t count = 0;
+	int nbad = 0;
+
+	while (s != NULL && *s != '\0' && count < max) {
+		const char *e = strchr(s, ','), *next;
+		char entry[HL_ADDR_MAX], host[HL_ADDR_MAX];
+		uint16_t port;
+		size_t n;
+
+		if (e == NULL)
+			e = s + strlen(s);
+		next = *e == ',' ? e + 1 : e;
+		while (s < e && (*s == ' ' || *s == '\t'))
+			s++;
+		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		n = (size_t)(e - s);
+		if (n == 0) {
+			/* An empty entry ("a:1,,b:2", a trailing comma) is
+			 * nothing, not an error. */
+		} else if (n >= HL_ADDR_MAX) {
+			nbad++;
+		} else {
+			memcpy(entry, s, n);
+			entry[n] = '\0';
+			if (hl__addr_split(entry, host, sizeof host, &port) ==
+			    0) {
+				memcpy(out[count], entry, n + 1);
+				count++;
+			} else {
+				nbad++;
+			}
+		}
+		s = next;
+	}
+	if (bad != NULL)
+		*bad = nbad;
+	return count;
+}

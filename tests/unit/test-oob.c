@@ -1,0 +1,245 @@
+/*
+ * test-oob.c: the out-of-band line of a tunnel (PROTOCOL.md, the tunnel,
+ * step 4): parsing, formatting, and splitting WANHosts.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "hl.h"
+
+/* hl__oob_parse on exactly strlen(s) heap bytes (ASan sees overreads). */
+static int
+parse(const char *s, struct hl__oob *o)
+{
+	size_t len = strlen(s);
+	char *buf = malloc(len ? len : 1);
+	int rc;
+
+	memcpy(buf, s, len);
+	rc = hl__oob_parse(buf, len, o);
+	free(buf);
+	return rc;
+}
+
+static void
+test_parse(void)
+{
+	struct hl__oob o;
+
+	CHECK_INT(parse("{}", &o), 0);
+	CHECK_INT(o.has_password, 0);
+	CHECK_STR(o.password, "");
+	CHECK(o.wanhosts == NULL, "no WANHosts in {}");
+	hl__oob_clear(&o);
+
+	CHECK_INT(parse("{\"password\":\"abc\"}", &o), 0);
+	CHECK_INT(o.has_password, 1);
+	CHECK_STR(o.password, "abc");
+	hl__oob_clear(&o);
+
+	CHECK_INT(parse("{\"password\":\"\"}", &o), 0);
+	CHECK_INT(o.has_password, 1);
+	CHECK_STR(o.password, "");
+	hl__oob_clear(&o);
+
+	/* Python's json.dumps default separators, and a CR before the LF. */
+	CHECK_INT(parse("{\"password\": \"hfhfdysvtziz6\"}\r", &o), 0);
+	CHECK_STR(o.password, "hfhfdysvtziz6");
+	hl__oob_clear(&o);
+
+	CHECK_INT(parse("{\"WANHosts\":\"1.2.3.4:7008,[200:1::2]:7008\"}", &o),
+	          0);
+	CHECK_STR(o.wanhosts, "1.2.3.4:7008,[200:1::2]:7008");
+	CHECK_INT(o.has_password, 0);
+	hl__oob_clear(&o);
+	CHECK(o.wanhosts == NULL, "clear resets wanhosts");
+	hl__oob_clear(&o); /* twice is fine */
+
+	/* Unknown fields are ignored, whatever their type. */
+	CHECK_INT(parse("{\"x\":[1,{\"y\":null}],\"password\":\"pw\","
+	                "\"WANHosts\":\"\",\"z\":1.5}",
+	                &o),
+	          0);
+	CHECK_STR(o.password, "pw");
+	CHECK_STR(o.wanhosts, "");
+	hl__oob_clear(&o);
+
+	/* The longest password. */
+	CHECK_INT(parse("{\"password\":\"aaaaaaaaaaaaaaaaaaaaaa\"}", &o), 0);
+	CHECK_INT(strlen(o.password), 22);
+	hl__oob_clear(&o);
+
+	/* Wrong types. */
+	CHECK_INT(parse("{\"password\":1}", &o), -1);
+	CHECK_INT(parse("{\"password\":null}", &o), -1);
+	CHECK_INT(parse("{\"password\":[\"a\"]}", &o), -1);
+	CHECK_INT(parse("{\"WANHosts\":[\"1.2.3.4:1\"]}", &o), -1);
+	CHECK_INT(parse("{\"WANHosts\":false}", &o), -1);
+	CHECK(o.wanhosts == NULL && o.has_password == 0,
+	      "a refused line leaves nothing behind");
+	CHECK_INT(parse("{\"WANHosts\":\"1.2.3.4:1\",\"password\":7}", &o), -1);
+	CHECK(o.wanhosts == NULL, "no leak of WANHosts on a refused line");
+
+	/* Malformed passwords. */
+	CHECK_INT(parse("{\"password\":\"aaaaaaaaaaaaaaaaaaaaaaa\"}", &o), -1);
+	CHECK_INT(parse("{\"password\":\"ABC\"}", &o), -1);
+	CHECK_INT(parse("{\"password\":\"a1\"}", &o), -1);
+	CHECK_INT(parse("{\"password\":\"a\\u0000b\"}", &o), -1);
+
+	/* Not an object, not JSON, more than one value, duplicates. */
+	CHECK_INT(parse("", &o), -1);
+	CHECK_INT(parse("[]", &o), -1);
+	CHECK_INT(parse("\"password\"", &o), -1);
+	CHECK_INT(parse("null", &o), -1);
+	CHECK_INT(parse("42", &o), -1);
+	CHECK_INT(parse("{", &o), -1);
+	CHECK_INT(parse("{}{}", &o), -1);
+	CHECK_INT(parse("{} x", &o), -1);
+	CHECK_INT(parse("{\"password\":\"a\",\"password\":\"b\"}", &o), -1);
+	CHECK_INT(parse("{'password':'a'}", &o), -1);
+
+	/* Exactly len bytes: what follows is not looked at. */
+	{
+		static const char s[] = "{\"password\":\"abc\"}\n{\"x\":1}";
+		CHECK_INT(hl__oob_parse(s, 18, &o), 0);
+		CHECK_STR(o.password, "abc");
+		hl__oob_clear(&o);
+		CHECK_INT(hl__oob_parse(s, 17, &o), -1);
+	}
+	/* An embedded NUL. */
+	{
+		static const char s[] = "{}\0";
+		CHECK_INT(hl__oob_parse(s, 3, &o), -1);
+	}
+	/* Longer than the bound. */
+	{
+		size_t n = HL_OOB_MAX + 100;
+		char *big = malloc(n);
+		memset(big, ' ', n);
+		big[0] = '{';
+		big[n - 1] = '}';
+		CHECK_INT(hl__oob_parse(big, n, &o), -1);
+		CHECK_INT(hl__oob_parse(big + 100, HL_OOB_MAX, &o), -1);
+		big[100] = '{';
+		CHECK_INT(hl__oob_parse(big + 100, HL_OOB_MAX, &o), 0);
+		free(big);
+	}
+}
+
+static void
+test_lines(void)
+{
+	struct hl__oob o;
+	char *s;
+
+	s = hl__oob_server_line(NULL);
+	CHECK_STR(s, "{}\n");
+	free(s);
+	s = hl__oob_server_line("");
+	CHECK_STR(s, "{}\n");
+	free(s);
+	s = hl__oob_server_line("1.2.3.4:7008,[200:1::2]:7008");
+	CHECK_STR(s, "{\"WANHosts\":\"1.2.3.4:7008,[200:1::2]:7008\"}\n");
+	free(s);
+
+	s = hl__oob_client_line(NULL);
+	CHECK_STR(s, "{}\n");
+	free(s);
+	s = hl__oob_client_line("");
+	CHECK_STR(s, "{}\n");
+	free(s);
+	s = hl__oob_client_line("abc");
+	CHECK_STR(s, "{\"password\":\"abc\"}\n");
+	free(s);
+
+	/* Round trips. */
+	s = hl__oob_client_line("hfhfdysvtziz6");
+	CHECK_INT(hl__oob_parse(s, strlen(s) - 1, &o), 0);
+	CHECK_STR(o.password, "hfhfdysvtziz6");
+	CHECK_INT(o.has_password, 1);
+	hl__oob_clear(&o);
+	free(s);
+
+	/* A value that needs escaping comes back as it was. */
+	s = hl__oob_server_line("a\"b\\c:1");
+	CHECK_STR(s, "{\"WANHosts\":\"a\\\"b\\\\c:1\"}\n");
+	CHECK_INT(hl__oob_parse(s, strlen(s) - 1, &o), 0);
+	CHECK_STR(o.wanhosts, "a\"b\\c:1");
+	hl__oob_clear(&o);
+	free(s);
+
+	/* Only one '\n', at the end. */
+	s = hl__oob_server_line("x:1\ny:2");
+	CHECK(s != NULL && strchr(s, '\n') == s + strlen(s) - 1,
+	      "one newline in \"%s\"", s ? s : "(null)");
+	free(s);
+}
+
+static void
+test_wanhosts(void)
+{
+	char out[HL_WANHOSTS_MAX][HL_ADDR_MAX];
+	int bad = -1;
+	size_t n;
+
+	n = hl__wanhosts_split("1.2.3.4:7008,[200:1::2]:7008", out,
+	                       HL_WANHOSTS_MAX, &bad);
+	CHECK_INT(n, 2);
+	CHECK_INT(bad, 0);
+	CHECK_STR(out[0], "1.2.3.4:7008");
+	CHECK_STR(out[1], "[200:1::2]:7008");
+
+	/* Spaces trimmed, empty entries skipped, bad ones counted. */
+	n = hl__wanhosts_split(" 1.2.3.4:1 ,, host.example:2,\t,nope,"
+	                       "::1:5,[::1]:0,[::1]:65536,1.2.3.4:,:80, "
+	                       "[::1]:9 ,",
+	                       out, HL_WANHOSTS_MAX, &bad);
+	CHECK_INT(n, 3);
+	CHECK_INT(bad, 6);
+	CHECK_STR(out[0], "1.2.3.4:1");
+	CHECK_STR(out[1], "host.example:2");
+	CHECK_STR(out[2], "[::1]:9");
+
+	n = hl__wanhosts_split("", out, HL_WANHOSTS_MAX, &bad);
+	CHECK_INT(n, 0);
+	CHECK_INT(bad, 0);
+	n = hl__wanhosts_split(NULL, out, HL_WANHOSTS_MAX, &bad);
+	CHECK_INT(n, 0);
+	CHECK_INT(bad, 0);
+	n = hl__wanhosts_split(",,, ,", out, HL_WANHOSTS_MAX, NULL);
+	CHECK_INT(n, 0);
+
+	/* At most max kept. */
+	n = hl__wanhosts_split("a:1,b:2,c:3,d:4", out, 2, &bad);
+	CHECK_INT(n, 2);
+	CHECK_STR(out[1], "b:2");
+	n = hl__wanhosts_split("a:1", out, 0, &bad);
+	CHECK_INT(n, 0);
+
+	/* An entry too long for HL_ADDR_MAX is bad, not cut. */
+	{
+		char big[HL_ADDR_MAX + 64];
+		memset(big, 'a', sizeof big);
+		memcpy(big + HL_ADDR_MAX - 2, ":1,b:2", 7);
+		n = hl__wanhosts_split(big, out, HL_WANHOSTS_MAX, &bad);
+		CHECK_INT(n, 1);
+		CHECK_INT(bad, 1);
+		CHECK_STR(out[0], "b:2");
+		/* The longest that fits (HL_ADDR_MAX - 1 characters). */
+		memcpy(big + HL_ADDR_MAX - 3, ":1", 3);
+		n = hl__wanhosts_split(big, out, HL_WANHOSTS_MAX, &bad);
+		CHECK_INT(n, 1);
+		CHECK_INT(bad, 0);
+		CHECK_INT(strlen(out[0]), HL_ADDR_MAX - 1);
+	}
+}
+
+int
+main(void)
+{
+	test_parse();
+	test_lines();
+	test_wanhosts();
+	return check_done();
+}

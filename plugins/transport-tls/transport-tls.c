@@ -109,23 +109,28 @@ split_addr(const char *addr, char *host, size_t hostlen, int *port)
 	return 0;
 }
 
+/*
+ * Why a connection failed, in words for the error page. libevent reports a
+ * socket that failed under TLS (refused, reset) as the bare OpenSSL code
+ * SSL_ERROR_SYSCALL, by when errno is gone.
+ */
 static const char *
 ssl_error_text(struct bufferevent *bev, char *buf, size_t len)
 {
 	unsigned long e = bufferevent_get_openssl_error(bev);
 	int dns = bufferevent_socket_get_dns_error(bev);
-	int sock = EVUTIL_SOCKET_ERROR();
 
 	if (dns != 0)
 		snprintf(buf, len, "name lookup failed: %s",
 		    evutil_gai_strerror(dns));
+	else if (e == SSL_ERROR_SYSCALL)
+		snprintf(buf, len, "TCP connection failed (refused, reset or "
+				   "unreachable)");
 	else if (e != 0) {
 		char reason[256];
 		ERR_error_string_n(e, reason, sizeof reason);
 		snprintf(buf, len, "TLS handshake failed: %s", reason);
-	} else if (sock != 0)
-		snprintf(buf, len, "%s", evutil_socket_error_to_string(sock));
-	else
+	} else
 		snprintf(buf, len, "connection closed during the TLS "
 				   "handshake");
 	return buf;

@@ -2,6 +2,7 @@
  * core.c: the running daemon's state: plugins in priority order, the
  * services' identities, the listeners and the WANHosts.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,8 @@
 #include "daemon.h"
 
 struct hl__core *hl__core;
+
+static void plugin_send_events(struct hl__core *c, struct hl_plugin *p);
 
 static struct hl__live *live_list;
 
@@ -84,6 +87,8 @@ hl__core_wanhosts_changed(struct hl__core *c)
 	free(c->wanhosts_str);
 	c->wanhosts_str = s;
 	hl__debug("WANHosts now \"%s\"", s);
+	for (struct hl_plugin *p = c->plugins; p != NULL; p = p->next)
+		plugin_send_events(c, p);
 }
 
 static void
@@ -105,48 +110,187 @@ plugin_free(struct hl_plugin *p)
 	free(p);
 }
 
-/*
- * Load every plugin named in the config: find, check, then (unless
- * check_only) init. A refused plugin is reported and left out; with
- * plugins_strict it is fatal. Returns the number of refusals.
- */
-int
-hl__core_load_plugins(struct hl__core *c, int check_only)
+static void
+plugin_send_events(struct hl__core *c, struct hl_plugin *p)
 {
+	struct hl_event ev = {sizeof ev, HL_EVENT_WANHOSTS,
+	    c->wanhosts_str ? c->wanhosts_str : ""};
+
+	if (p->running && p->d.events != NULL)
+		p->d.events->event(p->state, &ev);
+}
+
+/* init, then tell the plugin what it would have heard had it always run:
+ * the open listeners (traversal) and the WANHosts (events). */
+static int
+plugin_start(struct hl__core *c, struct hl_plugin *p)
+{
+	p->conf_errors = 0;
+	p->error[0] = '\0';
+	p->running = 1;
+	if (p->d.init(&hl__services, p, p->conf, &p->state) != 0 ||
+	    p->conf_errors > 0) {
+		p->running = 0;
+		snprintf(p->error, sizeof p->error,
+		    "failed to start (see the log)");
+		hl__err("plugin %s (%s) failed to start; hlcore goes on "
+			"without it",
+		    p->d.name, p->path);
+		return -1;
+	}
+	hl__info("plugin %s %s loaded from %s (priority %d)", p->d.name,
+	    p->d.version ? p->d.version : "", p->path, p->priority);
+	if (p->d.traversal != NULL)
+		for (struct hl__listener *l = c->listeners; l != NULL;
+		     l = l->next)
+			if (l->owner != p)
+				p->d.traversal->port_event(p->state,
+				    (struct sockaddr *)&l->ss, l->len, 1);
+	plugin_send_events(c, p);
+	return 0;
+}
+
+static void
+plugin_stop(struct hl__core *c, struct hl_plugin *p)
+{
+	(void)c;
+	if (!p->running)
+		return;
+	if (p->d.fini != NULL)
+		p->d.fini(p->state);
+	p->running = 0;
+	p->state = NULL;
+	hl__info("plugin %s stopped", p->d.name);
+}
+
+/* ---- which plugins the admin turned on or off: <state_dir>/plugins.state,
+ * lines "<name> on|off". ---- */
+
+struct choice {
+	char name[64];
+	int on;
+};
+
+static size_t
+read_choices(struct hl__core *c, struct choice *out, size_t max)
+{
+	char path[4096], *buf, *line, *save = NULL;
+	size_t n = 0;
+
+	snprintf(path, sizeof path, "%s/plugins.state", c->cfg->state_dir);
+	buf = hl__read_file(path, 65536, NULL);
+	if (buf == NULL)
+		return 0;
+	for (line = strtok_r(buf, "\n", &save); line != NULL && n < max;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char name[64], state[8];
+		if (sscanf(line, "%63s %7s", name, state) != 2)
+			continue;
+		snprintf(out[n].name, sizeof out[n].name, "%s", name);
+		out[n].on = strcmp(state, "on") == 0;
+		n++;
+	}
+	free(buf);
+	return n;
+}
+
+static int
+write_choice(struct hl__core *c, const char *name, int on)
+{
+	struct choice ch[128];
+	size_t n = read_choices(c, ch, 127), i, len = 0;
+	char path[4096], buf[128 * 80];
+
+	for (i = 0; i < n; i++)
+		if (strcmp(ch[i].name, name) == 0)
+			break;
+	if (i == n) {
+		snprintf(ch[n].name, sizeof ch[n].name, "%s", name);
+		n++;
+	}
+	ch[i].on = on;
+	for (i = 0; i < n; i++)
+		len += (size_t)snprintf(buf + len, sizeof buf - len, "%s %s\n",
+		    ch[i].name, ch[i].on ? "on" : "off");
+	snprintf(path, sizeof path, "%s/plugins.state", c->cfg->state_dir);
+	return hl__write_file_atomic(path, buf, len, 0600);
+}
+
+/* Open and check one plugin; NULL (reported) when refused. */
+static struct hl_plugin *
+plugin_open(struct hl__core *c, const char *name, const struct hl_conf *conf,
+    int priority, int has_priority, char *err, size_t errlen)
+{
+	struct hl_plugin *p = calloc(1, sizeof *p);
+	char *path;
+
+	if (p == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	path = hl__plugin_find(c->cfg->plugin_dir, name);
+	if (path == NULL ||
+	    hl__plugin_open(path, name, p, err, errlen) != 0) {
+		if (path == NULL)
+			snprintf(err, errlen, "out of memory");
+		free(path);
+		free(p);
+		return NULL;
+	}
+	free(path);
+	p->conf = conf;
+	p->priority = has_priority ? priority : p->d.default_priority;
+	return p;
+}
+
+int
+hl__core_load_plugins(struct hl__core *c, int check_only, uint32_t kinds)
+{
+	struct choice ch[128];
+	size_t nch = check_only ? 0 : read_choices(c, ch, 128);
 	int refused = 0;
 
-	for (size_t i = 0; i < c->cfg->nplugins; i++) {
-		const struct hl__plugin_conf *pcf = &c->cfg->plugins[i];
-		struct hl_plugin *p = calloc(1, sizeof *p);
-		char *path, err[1024];
-		int rc;
+	c->empty_conf.type = HL_CONF_MAP;
+	c->empty_conf.file = c->cfg->file;
+	for (size_t i = 0; i < c->cfg->nplugins + nch; i++) {
+		const struct hl__plugin_conf *pcf =
+		    i < c->cfg->nplugins ? &c->cfg->plugins[i] : NULL;
+		const char *name = pcf ? pcf->name : ch[i - c->cfg->nplugins].name;
+		struct hl_plugin *p;
+		char err[1024];
+		int off = 0;
 
-		if (p == NULL)
-			return refused + 1;
-		path = hl__plugin_find(c->cfg->plugin_dir, pcf->name);
-		if (path == NULL) {
-			free(p);
-			return refused + 1;
+		if (pcf == NULL) {
+			/* Enabled in the panel but not in the config: load
+			 * it with no settings. */
+			int dup = !ch[i - c->cfg->nplugins].on;
+			for (size_t j = 0; j < c->cfg->nplugins && !dup; j++)
+				dup = strcmp(c->cfg->plugins[j].name, name) == 0;
+			for (struct hl_plugin *q = c->plugins; q && !dup;
+			     q = q->next)
+				dup = strcmp(q->d.name, name) == 0;
+			if (dup)
+				continue;
 		}
-		rc = hl__plugin_open(path, pcf->name, p, err, sizeof err);
-		free(path);
-		if (rc != 0) {
-			hl__err("plugin %s refused: %s", pcf->name, err);
-			free(p);
+		for (size_t j = 0; j < nch; j++)
+			if (strcmp(ch[j].name, name) == 0 && !ch[j].on)
+				off = 1;
+		p = plugin_open(c, name, pcf ? pcf->node : &c->empty_conf,
+		    pcf ? pcf->priority : 0, pcf ? pcf->has_priority : 0, err,
+		    sizeof err);
+		if (p == NULL) {
+			hl__err("plugin %s refused: %s", name, err);
 			refused++;
 			continue;
 		}
-		p->conf = pcf->node;
-		p->priority = pcf->has_priority ? pcf->priority
-						: p->d.default_priority;
-		p->conf_errors = 0;
 		if (check_only) {
+			p->conf_errors = 0;
 			if (p->d.validate != NULL &&
 			    (p->d.validate(&hl__services, p, p->conf) != 0 ||
 				p->conf_errors > 0)) {
 				hl__err("plugin %s: its settings are not "
 					"valid (see above)",
-				    pcf->name);
+				    name);
 				refused++;
 			}
 			plugin_free(p);
@@ -155,28 +299,150 @@ hl__core_load_plugins(struct hl__core *c, int check_only)
 		/* In priority order before init, so that a plugin that opens
 		 * a listener in init is told about the others' ports. */
 		insert_by_priority(c, p);
-		p->running = 1;
-		if (p->d.init(&hl__services, p, p->conf, &p->state) != 0 ||
-		    p->conf_errors > 0) {
-			hl__err("plugin %s (%s) failed to start; hlcore goes on "
-				"without it",
-			    pcf->name, p->path);
-			p->running = 0;
-			refused++;
+		if (off) {
+			p->disabled = 1;
+			snprintf(p->error, sizeof p->error,
+			    "turned off in the admin panel");
+			hl__info("plugin %s is turned off (admin panel)", name);
 			continue;
 		}
-		hl__info("plugin %s %s loaded from %s (priority %d)", p->d.name,
-		    p->d.version ? p->d.version : "", p->path, p->priority);
-		/* Tell a traversal plugin about listeners opened before it. */
-		if (p->d.traversal != NULL)
-			for (struct hl__listener *l = c->listeners; l != NULL;
-			     l = l->next)
-				if (l->owner != p)
-					p->d.traversal->port_event(p->state,
-					    (struct sockaddr *)&l->ss, l->len,
-					    1);
+		if (kinds != 0 && (p->d.head.kinds & kinds) == 0)
+			continue;
+		if (plugin_start(c, p) != 0)
+			refused++;
 	}
 	return refused;
+}
+
+int
+hl__core_set_enabled(struct hl__core *c, const char *name, int enabled,
+    char *err, size_t errlen)
+{
+	struct hl_plugin *p;
+
+	for (p = c->plugins; p != NULL; p = p->next)
+		if (strcmp(p->d.name, name) == 0)
+			break;
+	if (p == NULL && enabled) {
+		p = plugin_open(c, name, &c->empty_conf, 0, 0, err, errlen);
+		if (p == NULL)
+			return -1;
+		insert_by_priority(c, p);
+	} else if (p == NULL) {
+		snprintf(err, errlen, "no plugin named %s is loaded", name);
+		return -1;
+	}
+	if (write_choice(c, name, enabled) != 0) {
+		snprintf(err, errlen, "cannot save the choice in %s: %s",
+		    c->cfg->state_dir, strerror(errno));
+		return -1;
+	}
+	p->disabled = !enabled;
+	if (!enabled) {
+		plugin_stop(c, p);
+		snprintf(p->error, sizeof p->error,
+		    "turned off in the admin panel");
+		return 0;
+	}
+	if (p->running)
+		return 0;
+	if (plugin_start(c, p) != 0) {
+		snprintf(err, errlen, "%s failed to start: see the log",
+		    name);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+scan_dir(struct hl__core *c, const char *dir,
+    void (*fn)(void *arg, const char *name, const char *path), void *arg,
+    char seen[][64], size_t *nseen, size_t maxseen)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+		char name[64], path[4096];
+		int dup = 0;
+
+		if (len < 4 || len - 3 >= sizeof name ||
+		    strcmp(de->d_name + len - 3, ".so") != 0)
+			continue;
+		memcpy(name, de->d_name, len - 3);
+		name[len - 3] = '\0';
+		for (struct hl_plugin *p = c->plugins; p && !dup; p = p->next)
+			dup = strcmp(p->d.name, name) == 0;
+		for (size_t i = 0; i < *nseen && !dup; i++)
+			dup = strcmp(seen[i], name) == 0;
+		if (dup || *nseen == maxseen)
+			continue;
+		snprintf(seen[(*nseen)++], 64, "%s", name);
+		snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+		fn(arg, name, path);
+	}
+	closedir(d);
+}
+
+void
+hl__core_available_plugins(struct hl__core *c,
+    void (*fn)(void *arg, const char *name, const char *path), void *arg)
+{
+	char seen[64][64];
+	size_t nseen = 0;
+	/* Where hl__plugin_find looks: find the folder of any one name. */
+	char *probe = hl__plugin_find(c->cfg->plugin_dir, "transport-tls");
+
+	if (probe != NULL) {
+		char *slash = strrchr(probe, '/');
+		if (slash != NULL) {
+			*slash = '\0';
+			scan_dir(c, probe, fn, arg, seen, &nseen, 64);
+		}
+		free(probe);
+	}
+}
+
+void
+hl__core_service_seen(struct hl__core *c, struct hl_plugin *from,
+    const char *title, const char *label, const char *addr)
+{
+	struct hl__seen *s, **pp;
+	time_t now = time(NULL);
+
+	/* Forget what has not been heard of for 10 minutes. */
+	for (pp = &c->seen; *pp != NULL;) {
+		if (now - (*pp)->last > 600) {
+			s = *pp;
+			*pp = s->next;
+			free(s);
+			c->nseen--;
+		} else {
+			pp = &(*pp)->next;
+		}
+	}
+	for (s = c->seen; s != NULL; s = s->next)
+		if (strcmp(s->label, label) == 0 && strcmp(s->addr, addr) == 0)
+			break;
+	if (s == NULL) {
+		if (c->nseen >= 256)
+			return;
+		s = calloc(1, sizeof *s);
+		if (s == NULL)
+			return;
+		s->next = c->seen;
+		c->seen = s;
+		c->nseen++;
+	}
+	snprintf(s->title, sizeof s->title, "%s", title ? title : "");
+	snprintf(s->label, sizeof s->label, "%s", label);
+	snprintf(s->addr, sizeof s->addr, "%s", addr);
+	snprintf(s->source, sizeof s->source, "%s",
+	    from ? from->d.name : "core");
+	s->last = now;
 }
 
 void
@@ -200,9 +466,7 @@ hl__core_unload_plugins(struct hl__core *c)
 			struct hl_plugin *p = arr[n];
 			if ((p->d.transport != NULL) != pass || !p->running)
 				continue;
-			if (p->d.fini != NULL)
-				p->d.fini(p->state);
-			p->running = 0;
+			plugin_stop(c, p);
 		}
 		free(arr);
 	}

@@ -49,6 +49,16 @@ struct hl__loop_call {
 	struct hl__loop_call *next;
 };
 
+/* A Hardline service seen on the network (service_seen). */
+struct hl__seen {
+	char title[128];
+	char label[HL_PASSWORD_MAX + HL_KEYHASH_LEN + 2];
+	char addr[HL_ADDR_MAX];
+	char source[64];
+	time_t last;
+	struct hl__seen *next;
+};
+
 struct hl__stats {
 	unsigned long tunnels_in, tunnels_out;
 	unsigned long bad_password, bad_oob, backend_failed;
@@ -74,11 +84,29 @@ struct hl__core {
 	struct event *calls_ev;
 	int stopping;
 	struct hl__stats stats;
+	struct hl__seen *seen;
+	size_t nseen;
+	struct hl_conf empty_conf; /* for plugins enabled with no settings */
 };
 
 /* ---- core.c ---- */
-int hl__core_load_plugins(struct hl__core *c, int check_only);
+/*
+ * Load every plugin the config names (and those enabled in the admin
+ * panel), check them, and start them unless check_only. With kinds set,
+ * only plugins of those kinds start (`discover`). Returns the number of
+ * plugins refused or failed.
+ */
+int hl__core_load_plugins(struct hl__core *c, int check_only,
+    uint32_t kinds);
 void hl__core_unload_plugins(struct hl__core *c);
+int hl__core_set_enabled(struct hl__core *c, const char *name, int enabled,
+    char *err, size_t errlen);
+/* The plugin files found in the plugin directories, for the panel:
+ * calls fn for each name not already loaded. */
+void hl__core_available_plugins(struct hl__core *c,
+    void (*fn)(void *arg, const char *name, const char *path), void *arg);
+void hl__core_service_seen(struct hl__core *c, struct hl_plugin *from,
+    const char *title, const char *label, const char *addr);
 struct hl__identity *hl__core_identity(struct hl__core *c,
     const char *keyhash);
 void hl__core_wanhosts_changed(struct hl__core *c);
@@ -116,6 +144,23 @@ typedef char *(*hl__splice_cb)(void *arg, int closed_side, size_t a_to_b,
 struct hl__splice *hl__splice_new(struct bufferevent *a, struct bufferevent *b,
     hl__splice_cb cb, void *arg);
 
+/* What a splice carries, for the admin panel. */
+struct hl__tunnel_info {
+	int outgoing; /* 1: browser -> a remote service; 0: served here */
+	char service[64]; /* the service's name, or "" for a remote one */
+	char keyhash[HL_KEYHASH_LEN + 1];
+	char peer[HL_ADDR_MAX]; /* the browser, or the client node */
+	char via[160];          /* the plugin and address that won */
+	time_t started;
+};
+void hl__splice_set_info(struct hl__splice *s,
+    const struct hl__tunnel_info *info);
+/* Call fn for each open splice; a_to_b and b_to_a count bytes. */
+void hl__splice_foreach(void (*fn)(void *arg,
+			    const struct hl__tunnel_info *info, size_t a_to_b,
+			    size_t b_to_a),
+    void *arg);
+
 /* ---- router.c: candidates and racing ---- */
 struct hl__route;
 /*
@@ -134,6 +179,14 @@ const char *hl__query_keyhash(const struct hl_query *q);
 void hl__query_candidate(struct hl_query *q, const char *addr);
 void hl__query_done(struct hl_query *q);
 
+/* ---- status.c: what the admin panel shows ---- */
+/* Remember how a route ended (the last 32 are kept). */
+void hl__status_route(const char *keyhash, const char *via,
+    const char *trace);
+/* The node's state as a JSON object; malloc'd. */
+char *hl__status_json(struct hl__core *c);
+void hl__status_free(void);
+
 /* ---- peercache.c: remembered WANHosts ---- */
 int hl__peercache_load(const char *state_dir);
 void hl__peercache_save(void);
@@ -148,7 +201,7 @@ void hl__peercache_free(void);
 
 /* ---- server.c: the service side of a tunnel ---- */
 void hl__server_incoming(struct hl__core *c, struct bufferevent *bev,
-    const char *keyhash, const char *peer);
+    const char *keyhash, const char *peer, const char *via);
 
 /* ---- proxy.c: the browser-facing proxy ---- */
 int hl__proxy_start(struct hl__core *c, const char *listen);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "hardline/plugin.h"
 
@@ -29,6 +30,12 @@ extern int hl__log_level;
 void hl__log(int level, const char *who, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void hl__vlog(int level, const char *who, const char *fmt, va_list ap);
+const char *hl__log_level_name(int level);
+/* Call fn for each of the last lines logged (at most 200), oldest first;
+ * text is "<who>: <message>" or "<message>". */
+void hl__log_recent(void (*fn)(void *arg, time_t t, int level,
+			const char *text),
+    void *arg);
 #define hl__err(...) hl__log(HL_LOG_ERROR, NULL, __VA_ARGS__)
 #define hl__warn(...) hl__log(HL_LOG_WARN, NULL, __VA_ARGS__)
 #define hl__info(...) hl__log(HL_LOG_INFO, NULL, __VA_ARGS__)
@@ -221,7 +228,9 @@ struct hl_plugin {
 	void *state;
 	int priority;
 	int running; /* init succeeded and fini not yet called */
+	int disabled; /* turned off by the admin (kept in state_dir) */
 	int conf_errors; /* conf_error calls since the last init/validate */
+	char error[512]; /* why it is not running, for the admin panel */
 	const struct hl_conf *conf;
 	struct hl_plugin *next;
 };
@@ -242,7 +251,7 @@ int hl__plugin_info(const char *path, FILE *out);
  * Where the plugin `name` is: <plugin_dir>/<name>.so when plugin_dir is
  * set; else the build tree's plugins/ beside the hlcore binary, then the
  * install dir. Returns a malloc'd path (that may not exist when nothing
- * was found: the first place looked).
+ * was found: the last place looked).
  */
 char *hl__plugin_find(const char *plugin_dir, const char *name);
 

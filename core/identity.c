@@ -623,6 +623,10 @@ hl__identity_load(const char *state_dir, const struct hl__service_conf *sc,
 	id->pub.cert_der_len = id->der_len;
 	id->pub.cert_pem = id->cert_pem;
 	id->pub.key_pem = id->key_pem;
+	/* The title belongs to the config, which outlives identities. */
+	id->pub.title = sc->title != NULL ? sc->title : id->name_buf;
+	id->pub.password = id->password;
+	id->pub.announce_password = sc->lan_announce_password;
 	rc = 0;
 	goto out;
 oom:

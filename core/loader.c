@@ -40,6 +40,9 @@
 #define HL_TRAVERSAL_OPS_SIZE_1_0                                              \
 	(offsetof(struct hl_traversal_ops, port_event) +                       \
 	 sizeof(((struct hl_traversal_ops *)0)->port_event))
+#define HL_EVENTS_OPS_SIZE_1_1                                                 \
+	(offsetof(struct hl_events_ops, event) +                               \
+	 sizeof(((struct hl_events_ops *)0)->event))
 #define HL_TRANSPORT_OPS_SIZE_1_0                                              \
 	(offsetof(struct hl_transport_ops, dial_cancel) +                      \
 	 sizeof(((struct hl_transport_ops *)0)->dial_cancel))
@@ -317,6 +320,23 @@ check_desc(const char *path, const char *want_name, struct hl_plugin *p,
 			return -1;
 	}
 
+	if (d->events != NULL) {
+		size_t size;
+		memcpy(&size, d->events, sizeof size);
+		if (size < HL_EVENTS_OPS_SIZE_1_1) {
+			refuse(err, errlen, path,
+			       "its events table says it is %zu bytes, smaller "
+			       "than the 1.1 struct hl_events_ops (%zu bytes): "
+			       "set its .size = sizeof(struct hl_events_ops) "
+			       "and rebuild",
+			       size, (size_t)HL_EVENTS_OPS_SIZE_1_1);
+			return -1;
+		}
+		if (check_op(path, "events", (const void *)d->events->event,
+		             "event", "struct hl_events_ops", err,
+		             errlen) < 0)
+			return -1;
+	}
 	for (size_t i = 0; i < sizeof d->reserved / sizeof d->reserved[0];
 	     i++) {
 		if (d->reserved[i] != NULL) {

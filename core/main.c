@@ -31,6 +31,8 @@ usage(FILE *f)
 	    "service NAME\n"
 	    "       hlcore -c FILE check         validate the config and "
 	    "every plugin\n"
+	    "       hlcore -c FILE discover      list the Hardline services "
+	    "the discovery plugins find\n"
 	    "       hlcore --plugin-info FILE.so print a plugin's descriptor\n"
 	    "       hlcore --version | --help\n"
 	    "Exit status: 0 fine, 1 runtime failure, 2 bad usage or "
@@ -153,7 +155,7 @@ cmd_url(struct hl__core *c, const char *name)
 static int
 cmd_check(struct hl__core *c)
 {
-	int refused = hl__core_load_plugins(c, 1);
+	int refused = hl__core_load_plugins(c, 1, 0);
 
 	if (refused > 0) {
 		fprintf(stderr, "%s: %d plugin problem%s (see above)\n",
@@ -181,7 +183,7 @@ cmd_run(struct hl__core *c)
 		    c->cfg->state_dir, strerror(errno));
 	c->proxy_port = proxy_port_of(c->cfg);
 	hl__core_wanhosts_changed(c);
-	refused = hl__core_load_plugins(c, 0);
+	refused = hl__core_load_plugins(c, 0, 0);
 	if (refused > 0 && c->cfg->strict_plugins) {
 		hl__err("plugins_strict is set and %d plugin%s refused: "
 			"stopping",
@@ -216,12 +218,70 @@ out:
 	hl__core_unload_plugins(c);
 	hl__peercache_save();
 	hl__peercache_free();
+	hl__status_free();
 	return rc;
+}
+
+static void
+discover_done_callback(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	event_base_loopexit(arg, NULL);
+}
+
+/* hlcore -c FILE discover: ask the discovery plugins for every service
+ * they can find within 2 s, and print them. */
+static int
+cmd_discover(struct hl__core *c)
+{
+	struct timeval tv = {2, 0};
+	struct event *done;
+	int browsers = 0;
+
+	c->proxy_port = proxy_port_of(c->cfg);
+	hl__core_load_plugins(c, 0, HL_KIND_DISCOVERY);
+	for (struct hl_plugin *p = c->plugins; p != NULL; p = p->next) {
+		if (!p->running || p->d.discovery == NULL ||
+		    p->d.discovery->size <
+			offsetof(struct hl_discovery_ops, browse) +
+			    sizeof p->d.discovery->browse ||
+		    p->d.discovery->browse == NULL)
+			continue;
+		p->d.discovery->browse(p->state);
+		browsers++;
+	}
+	if (browsers == 0) {
+		fprintf(stderr,
+		    "%s: no discovery plugin that can list services is "
+		    "loaded: add discovery-lan under plugins:\n",
+		    c->cfg->file);
+		hl__live_abort_all();
+		hl__core_unload_plugins(c);
+		return 1;
+	}
+	done = evtimer_new(c->base, discover_done_callback, c->base);
+	evtimer_add(done, &tv);
+	event_base_dispatch(c->base);
+	event_free(done);
+	if (c->seen == NULL)
+		printf("No Hardline service answered within 2 s.\n");
+	for (struct hl__seen *s = c->seen; s != NULL; s = s->next)
+		printf("%-30s http://%s.localhost:%d/  %s\n", s->title,
+		    s->label, c->proxy_port, s->addr);
+	hl__live_abort_all();
+	hl__core_unload_plugins(c);
+	return 0;
 }
 
 static void
 core_free(struct hl__core *c)
 {
+	while (c->seen != NULL) {
+		struct hl__seen *s = c->seen;
+		c->seen = s->next;
+		free(s);
+	}
 	while (c->listeners != NULL) {
 		struct hl__listener *l = c->listeners;
 		c->listeners = l->next;
@@ -331,6 +391,9 @@ main(int argc, char **argv)
 		rc = cmd_url(c, argv[i + 1]);
 	} else if (i < argc && strcmp(argv[i], "check") == 0 && i + 1 == argc) {
 		rc = cmd_check(c);
+	} else if (i < argc && strcmp(argv[i], "discover") == 0 &&
+		   i + 1 == argc) {
+		rc = cmd_discover(c);
 	} else if (i == argc) {
 		rc = cmd_run(c);
 	} else {

@@ -169,6 +169,8 @@ proxy_oob_callback(void *arg, struct bufferevent *tunnel, struct hl__oob *oob,
 {
 	struct proxy_conn *pc = arg;
 	struct bufferevent *browser;
+	struct hl__splice *sp;
+	struct hl__tunnel_info info;
 
 	if (error != NULL) {
 		char text[512];
@@ -187,12 +189,19 @@ proxy_oob_callback(void *arg, struct bufferevent *tunnel, struct hl__oob *oob,
 	pc->browser = NULL;
 	/* The splice owns pc from here; it frees it when it ends. */
 	hl__live_remove(&pc->live);
-	if (hl__splice_new(browser, tunnel, proxy_splice_callback, pc) ==
-	    NULL) {
+	sp = hl__splice_new(browser, tunnel, proxy_splice_callback, pc);
+	if (sp == NULL) {
 		bufferevent_free(browser);
 		bufferevent_free(tunnel);
 		free(pc);
+		return;
 	}
+	memset(&info, 0, sizeof info);
+	info.outgoing = 1;
+	snprintf(info.keyhash, sizeof info.keyhash, "%s", pc->keyhash);
+	snprintf(info.peer, sizeof info.peer, "%s", pc->peer);
+	snprintf(info.via, sizeof info.via, "%s", pc->via);
+	hl__splice_set_info(sp, &info);
 }
 
 static void

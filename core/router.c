@@ -200,6 +200,7 @@ route_fail(struct hl__route *r)
 
 	r->finished = 1;
 	r->core->stats.proxy_no_route++;
+	hl__status_route(r->keyhash, NULL, trace ? trace : "");
 	r->cb(r->arg, NULL, NULL, trace ? trace : "out of memory\n");
 	free(trace);
 	route_free(r);
@@ -241,6 +242,12 @@ attempt_dial_callback(void *arg, struct bufferevent *bev,
 			r->finished = 1;
 			r->core->stats.tunnels_out++;
 			hl__debug("route %.8s: won by %s", r->keyhash, via);
+			{
+				char *trace = route_trace(r);
+				hl__status_route(r->keyhash, via,
+				    trace ? trace : "");
+				free(trace);
+			}
 			r->cb(r->arg, bev, via, NULL);
 			route_free(r);
 			return;

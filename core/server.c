@@ -20,6 +20,7 @@ struct incoming {
 	struct bufferevent *backend;
 	char peer[HL_ADDR_MAX];
 	const char *target; /* the backend's host:port, from the config */
+	char via[64];       /* the transport plugin that brought it */
 };
 
 static void
@@ -63,13 +64,27 @@ backend_event_callback(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED) {
 		struct bufferevent *t = in->tunnel, *b = in->backend;
 		in->tunnel = in->backend = NULL;
+		struct hl__splice *sp;
+		struct hl__tunnel_info info;
+
 		/* The splice owns `in` from here; it frees it when it ends. */
 		hl__live_remove(&in->live);
-		if (hl__splice_new(t, b, server_splice_callback, in) == NULL) {
+		sp = hl__splice_new(t, b, server_splice_callback, in);
+		if (sp == NULL) {
 			bufferevent_free(t);
 			bufferevent_free(b);
 			free(in);
+			return;
 		}
+		memset(&info, 0, sizeof info);
+		snprintf(info.service, sizeof info.service, "%s",
+		    in->id->pub.name);
+		snprintf(info.keyhash, sizeof info.keyhash, "%s",
+		    in->id->keyhash);
+		snprintf(info.peer, sizeof info.peer, "%s", in->peer);
+		snprintf(info.via, sizeof info.via, "%s -> %s", in->via,
+		    in->target);
+		hl__splice_set_info(sp, &info);
 		return;
 	}
 	in->core->stats.backend_failed++;
@@ -147,7 +162,7 @@ server_oob_callback(void *arg, struct bufferevent *bev, struct hl__oob *oob,
 
 void
 hl__server_incoming(struct hl__core *c, struct bufferevent *bev,
-    const char *keyhash, const char *peer)
+    const char *keyhash, const char *peer, const char *via)
 {
 	struct hl__identity *id = hl__core_identity(c, keyhash);
 	struct incoming *in;
@@ -174,6 +189,7 @@ hl__server_incoming(struct hl__core *c, struct bufferevent *bev,
 	in->tunnel = NULL; /* the exchange owns it until its callback */
 	hl__live_add(&in->live, incoming_abort);
 	snprintf(in->peer, sizeof in->peer, "%s", peer ? peer : "?");
+	snprintf(in->via, sizeof in->via, "%s", via ? via : "?");
 	hl__debug("%s: tunnel from %s", id->pub.name, in->peer);
 	hl__oob_exchange(bev, line, server_oob_callback, in);
 	free(line);

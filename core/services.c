@@ -143,8 +143,8 @@ static void
 svc_incoming(struct hl_plugin *self, struct bufferevent *bev,
     const char *keyhash, const char *peer)
 {
-	(void)self;
-	hl__server_incoming(hl__core, bev, keyhash, peer);
+	hl__server_incoming(hl__core, bev, keyhash, peer,
+	    self ? self->d.name : NULL);
 }
 
 static const char *
@@ -221,6 +221,61 @@ svc_wanhost_remove(struct hl_plugin *self, const char *addr)
 	}
 }
 
+static const char *
+svc_wanhosts(struct hl_plugin *self)
+{
+	(void)self;
+	return hl__core && hl__core->wanhosts_str ? hl__core->wanhosts_str
+						   : "";
+}
+
+static void
+svc_service_seen(struct hl_plugin *self, const char *title, const char *label,
+    const char *addr)
+{
+	if (hl__core == NULL || label == NULL || addr == NULL)
+		return;
+	hl__core_service_seen(hl__core, self, title, label, addr);
+}
+
+static char *
+svc_status_json(struct hl_plugin *self)
+{
+	(void)self;
+	return hl__core ? hl__status_json(hl__core) : NULL;
+}
+
+static int
+svc_plugin_set_enabled(struct hl_plugin *self, const char *name, int enabled,
+    char *err, size_t errlen)
+{
+	if (hl__core == NULL || name == NULL) {
+		snprintf(err, errlen, "hlcore is not running");
+		return -1;
+	}
+	if (self != NULL && strcmp(self->d.name, name) == 0) {
+		snprintf(err, errlen,
+		    "%s cannot turn itself off or on; change it in the "
+		    "config file",
+		    name);
+		return -1;
+	}
+	return hl__core_set_enabled(hl__core, name, enabled, err, errlen);
+}
+
+static void
+svc_free(void *p)
+{
+	free(p);
+}
+
+static const char *
+svc_state_dir(struct hl_plugin *self)
+{
+	(void)self;
+	return hl__core ? hl__core->cfg->state_dir : NULL;
+}
+
 void
 hl__services_listening(struct hl_plugin *self, const struct sockaddr *sa,
     socklen_t salen, int open)
@@ -288,4 +343,10 @@ const struct hl_services hl__services = {
 	.candidate_learned = svc_candidate_learned,
 	.wanhost_add = svc_wanhost_add,
 	.wanhost_remove = svc_wanhost_remove,
+	.wanhosts = svc_wanhosts,
+	.service_seen = svc_service_seen,
+	.status_json = svc_status_json,
+	.plugin_set_enabled = svc_plugin_set_enabled,
+	.free = svc_free,
+	.state_dir = svc_state_dir,
 };

@@ -5,6 +5,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -161,7 +162,40 @@ struct hl__splice {
 	void *arg;
 	int closing[2]; /* this side is flushing its output and then goes */
 	int ended;
+	struct hl__tunnel_info info;
+	struct hl__splice *snext, **sprevp; /* all splices, for the panel */
 };
+
+static struct hl__splice *splices;
+
+void
+hl__splice_set_info(struct hl__splice *s, const struct hl__tunnel_info *info)
+{
+	s->info = *info;
+	if (s->info.started == 0)
+		s->info.started = time(NULL);
+}
+
+void
+hl__splice_foreach(void (*fn)(void *arg, const struct hl__tunnel_info *info,
+		       size_t a_to_b, size_t b_to_a),
+    void *arg)
+{
+	for (struct hl__splice *s = splices; s != NULL; s = s->snext)
+		if (!s->ended)
+			fn(arg, &s->info, s->moved[0], s->moved[1]);
+}
+
+static void
+splice_unlist(struct hl__splice *s)
+{
+	if (s->sprevp == NULL)
+		return;
+	if (s->snext != NULL)
+		s->snext->sprevp = s->sprevp;
+	*s->sprevp = s->snext;
+	s->sprevp = NULL;
+}
 
 static void splice_read_callback(struct bufferevent *bev, void *arg);
 static void splice_event_callback(struct bufferevent *bev, short what,
@@ -178,6 +212,7 @@ splice_maybe_free(struct hl__splice *s)
 {
 	if (s->bev[0] == NULL && s->bev[1] == NULL) {
 		hl__live_remove(&s->live);
+		splice_unlist(s);
 		free(s);
 	}
 }
@@ -295,6 +330,7 @@ splice_abort(struct hl__live *l)
 		free(s->cb(s->arg, -1, s->moved[0], s->moved[1]));
 	splice_free_side(s, 0);
 	splice_free_side(s, 1);
+	splice_unlist(s);
 	free(s);
 }
 
@@ -311,6 +347,12 @@ hl__splice_new(struct bufferevent *a, struct bufferevent *b, hl__splice_cb cb,
 	s->cb = cb;
 	s->arg = arg;
 	hl__live_add(&s->live, splice_abort);
+	s->info.started = time(NULL);
+	s->snext = splices;
+	if (s->snext != NULL)
+		s->snext->sprevp = &s->snext;
+	s->sprevp = &splices;
+	splices = s;
 	for (int i = 0; i < 2; i++) {
 		bufferevent_set_timeouts(s->bev[i], NULL, NULL);
 		bufferevent_setwatermark(s->bev[i], EV_READ, 0, 0);

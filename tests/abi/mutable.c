@@ -7,7 +7,10 @@
 #include "fixture.h"
 
 static struct hl_discovery_ops mutable_discovery = {
-    sizeof(struct hl_discovery_ops), fixture_query_start, fixture_query_cancel};
+    .size = sizeof(struct hl_discovery_ops),
+    .query_start = fixture_query_start,
+    .query_cancel = fixture_query_cancel,
+};
 static struct hl_traversal_ops mutable_traversal = {
     sizeof(struct hl_traversal_ops), fixture_port_event};
 static struct hl_transport_ops mutable_transport = {

@@ -29,6 +29,11 @@
  * Changelog:
  *   1.0  First version: descriptor, services table, discovery, traversal
  *        and transport facets.
+ *   1.1  struct hl_identity: title, password, announce_password.
+ *        struct hl_services: wanhosts, service_seen, status_json,
+ *        plugin_set_enabled, free, state_dir.
+ *        struct hl_discovery_ops: browse (optional).
+ *        struct hl_plugin_desc: events facet (was reserved[0]).
  */
 #ifndef HARDLINE_PLUGIN_H
 #define HARDLINE_PLUGIN_H
@@ -46,7 +51,7 @@ extern "C" {
 
 #define HL_ABI_MAGIC 0x484c504eu /* "HLPN" */
 #define HL_ABI_MAJOR 1
-#define HL_ABI_MINOR 0
+#define HL_ABI_MINOR 1
 
 /* The lowest ABI minor this plugin needs; define it before including this
  * header to load into older 1.x cores when you use no newer member. */
@@ -103,7 +108,15 @@ struct hl_identity {
 	size_t cert_der_len;
 	const char *cert_pem; /* the certificate, PEM */
 	const char *key_pem;  /* its private key, PEM: never log it */
+	/* 1.1 */
+	const char *title;    /* for people browsing services */
+	const char *password; /* "" when none: never log it */
+	int announce_password; /* the admin opted in to announcing it */
 };
+
+/* True when a struct that starts with its size has `member`. */
+#define HL_STRUCT_HAS(ptr, type, member)                                     \
+	((ptr)->size >= offsetof(type, member) + sizeof((ptr)->member))
 
 /*
  * The result of a dial. Called on the loop thread exactly once for every
@@ -214,6 +227,31 @@ struct hl_services {
 	 * that no longer works. The core tells clients (WANHosts). */
 	void (*wanhost_add)(struct hl_plugin *self, const char *addr);
 	void (*wanhost_remove)(struct hl_plugin *self, const char *addr);
+
+	/* ---- 1.1 ---- */
+
+	/* This node's WANHosts as servers send them ("a:1,[v6]:2", "" when
+	 * none). Valid until control returns to the loop. */
+	const char *(*wanhosts)(struct hl_plugin *self);
+	/* Discovery: a Hardline service seen on the network, for `hlcore
+	 * discover` and the admin panel. label is "<password>-<keyhash>" or
+	 * "-<keyhash>"; addr is where its transport listens. */
+	void (*service_seen)(struct hl_plugin *self, const char *title,
+	    const char *label, const char *addr);
+	/* Control: the node's state as a JSON object (services, plugins,
+	 * lan, connections, routes, log; the README documents it). Returns
+	 * a string to release with svc->free, or NULL. */
+	char *(*status_json)(struct hl_plugin *self);
+	/* Control: start (enabled = 1) or stop (0) the plugin `name` now;
+	 * the choice is kept in state_dir and applies at the next start.
+	 * Returns 0, or -1 with a sentence in err. A plugin cannot stop
+	 * itself this way. */
+	int (*plugin_set_enabled)(struct hl_plugin *self, const char *name,
+	    int enabled, char *err, size_t errlen);
+	/* Release what the core allocated for the plugin (status_json). */
+	void (*free)(void *p);
+	/* The state directory (0700), for a plugin's own files (0600). */
+	const char *(*state_dir)(struct hl_plugin *self);
 };
 
 /* True when the core's services table has `member` (and it is set). */
@@ -229,11 +267,36 @@ struct hl_services {
  * later loop iteration, unless cancelled), or -1 when it cannot help.
  * query_cancel: the core no longer wants q; the plugin forgets it at once
  * and must not call the core about it again.
+ * browse (1.1, optional): look for every service now (`hlcore discover`,
+ * the admin panel's refresh); report each with svc->service_seen.
  */
 struct hl_discovery_ops {
 	size_t size;
 	int (*query_start)(void *state, struct hl_query *q);
 	void (*query_cancel)(void *state, struct hl_query *q);
+	/* 1.1 */
+	void (*browse)(void *state);
+};
+
+/* Events (1.1) that any plugin may want to follow. */
+enum hl_event_type {
+	HL_EVENT_WANHOSTS = 1, /* ev->text: this node's new WANHosts */
+};
+
+struct hl_event {
+	size_t size;
+	int type;         /* enum hl_event_type */
+	const char *text; /* valid during the call */
+};
+
+/*
+ * Events facet (1.1), for a plugin of any kind: event is called on the
+ * loop thread for each event, and once right after init with the current
+ * value of each (so a plugin needs no special case at start).
+ */
+struct hl_events_ops {
+	size_t size;
+	void (*event)(void *state, const struct hl_event *ev);
 };
 
 /*
@@ -307,7 +370,9 @@ struct hl_plugin_desc {
 	const struct hl_discovery_ops *discovery;
 	const struct hl_traversal_ops *traversal;
 	const struct hl_transport_ops *transport;
-	const void *reserved[4]; /* must be NULL; later facets go here */
+	/* 1.1: was reserved[0] (NULL in a 1.0 plugin). */
+	const struct hl_events_ops *events;
+	const void *reserved[3]; /* must be NULL; later facets go here */
 };
 
 #if defined(__GNUC__)

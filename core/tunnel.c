@@ -334,6 +334,25 @@ splice_abort(struct hl__live *l)
 	free(s);
 }
 
+/*
+ * Take every timeout off an enabled bufferevent for good. Setting NULL
+ * timeouts alone is not enough: libevent keeps a persistent event's last
+ * timeout inside the event across event_del() and re-arms it on the
+ * event's next activity (event_add with no timeout keeps it), so the 10 s
+ * timeouts of the TLS handshake, the OOB line or the request head came
+ * back during the splice and cut any tunnel that was quiet one way for
+ * 10 s (a long download, a paused reader). Adding the pending events with
+ * a timeout and then removing it clears what the events remember.
+ */
+static void
+clear_timeouts(struct bufferevent *bev)
+{
+	struct timeval day = {86400, 0};
+
+	bufferevent_set_timeouts(bev, &day, &day);
+	bufferevent_set_timeouts(bev, NULL, NULL);
+}
+
 struct hl__splice *
 hl__splice_new(struct bufferevent *a, struct bufferevent *b, hl__splice_cb cb,
     void *arg)
@@ -360,6 +379,7 @@ hl__splice_new(struct bufferevent *a, struct bufferevent *b, hl__splice_cb cb,
 		bufferevent_setcb(s->bev[i], splice_read_callback,
 		    splice_write_callback, splice_event_callback, s);
 		bufferevent_enable(s->bev[i], EV_READ | EV_WRITE);
+		clear_timeouts(s->bev[i]);
 	}
 	/* Bytes that arrived with the request head or after the OOB line. */
 	splice_move(s, 0);

@@ -56,8 +56,8 @@ hl__core_identity(struct hl__core *c, const char *keyhash)
 
 	for (i = 0; i < HL_KEYHASH_LEN && keyhash[i]; i++)
 		lower[i] = (keyhash[i] >= 'A' && keyhash[i] <= 'F')
-			       ? (char)(keyhash[i] - 'A' + 'a')
-			       : keyhash[i];
+		               ? (char)(keyhash[i] - 'A' + 'a')
+		               : keyhash[i];
 	lower[i] = '\0';
 	if (i != HL_KEYHASH_LEN || keyhash[i] != '\0')
 		return NULL;
@@ -114,7 +114,7 @@ static void
 plugin_send_events(struct hl__core *c, struct hl_plugin *p)
 {
 	struct hl_event ev = {sizeof ev, HL_EVENT_WANHOSTS,
-	    c->wanhosts_str ? c->wanhosts_str : ""};
+	                      c->wanhosts_str ? c->wanhosts_str : ""};
 
 	if (p->running && p->d.events != NULL)
 		p->d.events->event(p->state, &ev);
@@ -132,20 +132,21 @@ plugin_start(struct hl__core *c, struct hl_plugin *p)
 	    p->conf_errors > 0) {
 		p->running = 0;
 		snprintf(p->error, sizeof p->error,
-		    "failed to start (see the log)");
+		         "failed to start (see the log)");
 		hl__err("plugin %s (%s) failed to start; hlcore goes on "
-			"without it",
-		    p->d.name, p->path);
+		        "without it",
+		        p->d.name, p->path);
 		return -1;
 	}
 	hl__info("plugin %s %s loaded from %s (priority %d)", p->d.name,
-	    p->d.version ? p->d.version : "", p->path, p->priority);
+	         p->d.version ? p->d.version : "", p->path, p->priority);
 	if (p->d.traversal != NULL)
 		for (struct hl__listener *l = c->listeners; l != NULL;
 		     l = l->next)
 			if (l->owner != p)
-				p->d.traversal->port_event(p->state,
-				    (struct sockaddr *)&l->ss, l->len, 1);
+				p->d.traversal->port_event(
+				    p->state, (struct sockaddr *)&l->ss, l->len,
+				    1);
 	plugin_send_events(c, p);
 	return 0;
 }
@@ -211,7 +212,7 @@ write_choice(struct hl__core *c, const char *name, int on)
 	ch[i].on = on;
 	for (i = 0; i < n; i++)
 		len += (size_t)snprintf(buf + len, sizeof buf - len, "%s %s\n",
-		    ch[i].name, ch[i].on ? "on" : "off");
+		                        ch[i].name, ch[i].on ? "on" : "off");
 	snprintf(path, sizeof path, "%s/plugins.state", c->cfg->state_dir);
 	return hl__write_file_atomic(path, buf, len, 0600);
 }
@@ -219,7 +220,7 @@ write_choice(struct hl__core *c, const char *name, int on)
 /* Open and check one plugin; NULL (reported) when refused. */
 static struct hl_plugin *
 plugin_open(struct hl__core *c, const char *name, const struct hl_conf *conf,
-    int priority, int has_priority, char *err, size_t errlen)
+            int priority, int has_priority, char *err, size_t errlen)
 {
 	struct hl_plugin *p = calloc(1, sizeof *p);
 	char *path;
@@ -229,8 +230,7 @@ plugin_open(struct hl__core *c, const char *name, const struct hl_conf *conf,
 		return NULL;
 	}
 	path = hl__plugin_find(c->cfg->plugin_dir, name);
-	if (path == NULL ||
-	    hl__plugin_open(path, name, p, err, errlen) != 0) {
+	if (path == NULL || hl__plugin_open(path, name, p, err, errlen) != 0) {
 		if (path == NULL)
 			snprintf(err, errlen, "out of memory");
 		free(path);
@@ -255,7 +255,8 @@ hl__core_load_plugins(struct hl__core *c, int check_only, uint32_t kinds)
 	for (size_t i = 0; i < c->cfg->nplugins + nch; i++) {
 		const struct hl__plugin_conf *pcf =
 		    i < c->cfg->nplugins ? &c->cfg->plugins[i] : NULL;
-		const char *name = pcf ? pcf->name : ch[i - c->cfg->nplugins].name;
+		const char *name =
+		    pcf ? pcf->name : ch[i - c->cfg->nplugins].name;
 		struct hl_plugin *p;
 		char err[1024];
 		int off = 0;
@@ -265,7 +266,8 @@ hl__core_load_plugins(struct hl__core *c, int check_only, uint32_t kinds)
 			 * it with no settings. */
 			int dup = !ch[i - c->cfg->nplugins].on;
 			for (size_t j = 0; j < c->cfg->nplugins && !dup; j++)
-				dup = strcmp(c->cfg->plugins[j].name, name) == 0;
+				dup =
+				    strcmp(c->cfg->plugins[j].name, name) == 0;
 			for (struct hl_plugin *q = c->plugins; q && !dup;
 			     q = q->next)
 				dup = strcmp(q->d.name, name) == 0;
@@ -276,8 +278,8 @@ hl__core_load_plugins(struct hl__core *c, int check_only, uint32_t kinds)
 			if (strcmp(ch[j].name, name) == 0 && !ch[j].on)
 				off = 1;
 		p = plugin_open(c, name, pcf ? pcf->node : &c->empty_conf,
-		    pcf ? pcf->priority : 0, pcf ? pcf->has_priority : 0, err,
-		    sizeof err);
+		                pcf ? pcf->priority : 0,
+		                pcf ? pcf->has_priority : 0, err, sizeof err);
 		if (p == NULL) {
 			hl__err("plugin %s refused: %s", name, err);
 			refused++;
@@ -287,10 +289,10 @@ hl__core_load_plugins(struct hl__core *c, int check_only, uint32_t kinds)
 			p->conf_errors = 0;
 			if (p->d.validate != NULL &&
 			    (p->d.validate(&hl__services, p, p->conf) != 0 ||
-				p->conf_errors > 0)) {
+			     p->conf_errors > 0)) {
 				hl__err("plugin %s: its settings are not "
-					"valid (see above)",
-				    name);
+				        "valid (see above)",
+				        name);
 				refused++;
 			}
 			plugin_free(p);
@@ -302,7 +304,7 @@ hl__core_load_plugins(struct hl__core *c, int check_only, uint32_t kinds)
 		if (off) {
 			p->disabled = 1;
 			snprintf(p->error, sizeof p->error,
-			    "turned off in the admin panel");
+			         "turned off in the admin panel");
 			hl__info("plugin %s is turned off (admin panel)", name);
 			continue;
 		}
@@ -316,7 +318,7 @@ hl__core_load_plugins(struct hl__core *c, int check_only, uint32_t kinds)
 
 int
 hl__core_set_enabled(struct hl__core *c, const char *name, int enabled,
-    char *err, size_t errlen)
+                     char *err, size_t errlen)
 {
 	struct hl_plugin *p;
 
@@ -334,21 +336,20 @@ hl__core_set_enabled(struct hl__core *c, const char *name, int enabled,
 	}
 	if (write_choice(c, name, enabled) != 0) {
 		snprintf(err, errlen, "cannot save the choice in %s: %s",
-		    c->cfg->state_dir, strerror(errno));
+		         c->cfg->state_dir, strerror(errno));
 		return -1;
 	}
 	p->disabled = !enabled;
 	if (!enabled) {
 		plugin_stop(c, p);
 		snprintf(p->error, sizeof p->error,
-		    "turned off in the admin panel");
+		         "turned off in the admin panel");
 		return 0;
 	}
 	if (p->running)
 		return 0;
 	if (plugin_start(c, p) != 0) {
-		snprintf(err, errlen, "%s failed to start: see the log",
-		    name);
+		snprintf(err, errlen, "%s failed to start: see the log", name);
 		return -1;
 	}
 	return 0;
@@ -356,8 +357,8 @@ hl__core_set_enabled(struct hl__core *c, const char *name, int enabled,
 
 static void
 scan_dir(struct hl__core *c, const char *dir,
-    void (*fn)(void *arg, const char *name, const char *path), void *arg,
-    char seen[][64], size_t *nseen, size_t maxseen)
+         void (*fn)(void *arg, const char *name, const char *path), void *arg,
+         char seen[][64], size_t *nseen, size_t maxseen)
 {
 	DIR *d = opendir(dir);
 	struct dirent *de;
@@ -389,7 +390,9 @@ scan_dir(struct hl__core *c, const char *dir,
 
 void
 hl__core_available_plugins(struct hl__core *c,
-    void (*fn)(void *arg, const char *name, const char *path), void *arg)
+                           void (*fn)(void *arg, const char *name,
+                                      const char *path),
+                           void *arg)
 {
 	char seen[64][64];
 	size_t nseen = 0;
@@ -408,7 +411,7 @@ hl__core_available_plugins(struct hl__core *c,
 
 void
 hl__core_service_seen(struct hl__core *c, struct hl_plugin *from,
-    const char *title, const char *label, const char *addr)
+                      const char *title, const char *label, const char *addr)
 {
 	struct hl__seen *s, **pp;
 	time_t now = time(NULL);
@@ -441,7 +444,7 @@ hl__core_service_seen(struct hl__core *c, struct hl_plugin *from,
 	snprintf(s->label, sizeof s->label, "%s", label);
 	snprintf(s->addr, sizeof s->addr, "%s", addr);
 	snprintf(s->source, sizeof s->source, "%s",
-	    from ? from->d.name : "core");
+	         from ? from->d.name : "core");
 	s->last = now;
 }
 

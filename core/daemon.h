@@ -96,24 +96,25 @@ struct hl__core {
  * only plugins of those kinds start (`discover`). Returns the number of
  * plugins refused or failed.
  */
-int hl__core_load_plugins(struct hl__core *c, int check_only,
-    uint32_t kinds);
+int hl__core_load_plugins(struct hl__core *c, int check_only, uint32_t kinds);
 void hl__core_unload_plugins(struct hl__core *c);
 int hl__core_set_enabled(struct hl__core *c, const char *name, int enabled,
-    char *err, size_t errlen);
+                         char *err, size_t errlen);
 /* The plugin files found in the plugin directories, for the panel:
  * calls fn for each name not already loaded. */
 void hl__core_available_plugins(struct hl__core *c,
-    void (*fn)(void *arg, const char *name, const char *path), void *arg);
+                                void (*fn)(void *arg, const char *name,
+                                           const char *path),
+                                void *arg);
 void hl__core_service_seen(struct hl__core *c, struct hl_plugin *from,
-    const char *title, const char *label, const char *addr);
-struct hl__identity *hl__core_identity(struct hl__core *c,
-    const char *keyhash);
+                           const char *title, const char *label,
+                           const char *addr);
+struct hl__identity *hl__core_identity(struct hl__core *c, const char *keyhash);
 void hl__core_wanhosts_changed(struct hl__core *c);
 
 /* ---- services.c: struct hl_services for plugins ---- */
 void hl__services_listening(struct hl_plugin *self, const struct sockaddr *sa,
-    socklen_t salen, int open);
+                            socklen_t salen, int open);
 
 /* ---- tunnel.c: the OOB exchange and the splice ---- */
 
@@ -125,9 +126,9 @@ void hl__services_listening(struct hl_plugin *self, const struct sockaddr *sa,
  * bev). Bytes after the peer's line stay in bev's input buffer.
  */
 typedef void (*hl__oob_cb)(void *arg, struct bufferevent *bev,
-    struct hl__oob *oob, const char *error);
-void hl__oob_exchange(struct bufferevent *bev, const char *line,
-    hl__oob_cb cb, void *arg);
+                           struct hl__oob *oob, const char *error);
+void hl__oob_exchange(struct bufferevent *bev, const char *line, hl__oob_cb cb,
+                      void *arg);
 
 struct hl__splice;
 /*
@@ -140,9 +141,9 @@ struct hl__splice;
  * -1: free arg, return NULL.
  */
 typedef char *(*hl__splice_cb)(void *arg, int closed_side, size_t a_to_b,
-    size_t b_to_a);
+                               size_t b_to_a);
 struct hl__splice *hl__splice_new(struct bufferevent *a, struct bufferevent *b,
-    hl__splice_cb cb, void *arg);
+                                  hl__splice_cb cb, void *arg);
 
 /* What a splice carries, for the admin panel. */
 struct hl__tunnel_info {
@@ -150,16 +151,16 @@ struct hl__tunnel_info {
 	char service[64]; /* the service's name, or "" for a remote one */
 	char keyhash[HL_KEYHASH_LEN + 1];
 	char peer[HL_ADDR_MAX]; /* the browser, or the client node */
-	char via[160];          /* the plugin and address that won */
+	char via[160]; /* the plugin and address that won */
 	time_t started;
 };
 void hl__splice_set_info(struct hl__splice *s,
-    const struct hl__tunnel_info *info);
+                         const struct hl__tunnel_info *info);
 /* Call fn for each open splice; a_to_b and b_to_a count bytes. */
 void hl__splice_foreach(void (*fn)(void *arg,
-			    const struct hl__tunnel_info *info, size_t a_to_b,
-			    size_t b_to_a),
-    void *arg);
+                                   const struct hl__tunnel_info *info,
+                                   size_t a_to_b, size_t b_to_a),
+                        void *arg);
 
 /* ---- router.c: candidates and racing ---- */
 struct hl__route;
@@ -170,9 +171,9 @@ struct hl__route;
  * every attempt and why it failed.
  */
 typedef void (*hl__route_cb)(void *arg, struct bufferevent *bev,
-    const char *via, const char *trace);
+                             const char *via, const char *trace);
 struct hl__route *hl__route_start(struct hl__core *c, const char *keyhash,
-    hl__route_cb cb, void *arg);
+                                  hl__route_cb cb, void *arg);
 void hl__route_cancel(struct hl__route *r);
 /* Discovery plugins' results (services.c forwards here). */
 const char *hl__query_keyhash(const struct hl_query *q);
@@ -181,8 +182,7 @@ void hl__query_done(struct hl_query *q);
 
 /* ---- status.c: what the admin panel shows ---- */
 /* Remember how a route ended (the last 32 are kept). */
-void hl__status_route(const char *keyhash, const char *via,
-    const char *trace);
+void hl__status_route(const char *keyhash, const char *via, const char *trace);
 /* The node's state as a JSON object; malloc'd. */
 char *hl__status_json(struct hl__core *c);
 void hl__status_free(void);
@@ -196,12 +196,13 @@ void hl__peercache_learn(const char *keyhash, const char *wanhosts);
 void hl__peercache_hint(const char *keyhash, const char *addr);
 /* Up to max remembered addresses for keyhash; returns the count. */
 size_t hl__peercache_get(const char *keyhash, char out[][HL_ADDR_MAX],
-    size_t max);
+                         size_t max);
 void hl__peercache_free(void);
 
 /* ---- server.c: the service side of a tunnel ---- */
 void hl__server_incoming(struct hl__core *c, struct bufferevent *bev,
-    const char *keyhash, const char *peer, const char *via);
+                         const char *keyhash, const char *peer,
+                         const char *via);
 
 /* ---- proxy.c: the browser-facing proxy ---- */
 int hl__proxy_start(struct hl__core *c, const char *listen);

@@ -18,12 +18,12 @@
 #define HL_VERSION "0.1.0"
 #define HL_KEYHASH_LEN 40
 #define HL_PASSWORD_MAX 22
-#define HL_OOB_MAX 4096       /* bound on an OOB line, newline included */
+#define HL_OOB_MAX 4096 /* bound on an OOB line, newline included */
 #define HL_OOB_TIMEOUT_SEC 10 /* bound on the wait for it */
 #define HL_HTTP_HEAD_MAX 16384
 #define HL_HTTP_HEAD_TIMEOUT_SEC 10
 #define HL_WANHOSTS_MAX 16 /* addresses kept from one WANHosts value */
-#define HL_ADDR_MAX 262    /* "[v6]:port" or a DNS name with a port */
+#define HL_ADDR_MAX 262 /* "[v6]:port" or a DNS name with a port */
 
 /* ---- log.c ---- */
 extern int hl__log_level;
@@ -34,8 +34,8 @@ const char *hl__log_level_name(int level);
 /* Call fn for each of the last lines logged (at most 200), oldest first;
  * text is "<who>: <message>" or "<message>". */
 void hl__log_recent(void (*fn)(void *arg, time_t t, int level,
-			const char *text),
-    void *arg);
+                               const char *text),
+                    void *arg);
 #define hl__err(...) hl__log(HL_LOG_ERROR, NULL, __VA_ARGS__)
 #define hl__warn(...) hl__log(HL_LOG_WARN, NULL, __VA_ARGS__)
 #define hl__info(...) hl__log(HL_LOG_INFO, NULL, __VA_ARGS__)
@@ -45,13 +45,13 @@ void hl__log_recent(void (*fn)(void *arg, time_t t, int level,
 
 /* One node of the config tree, with where it stood in the file. */
 struct hl_conf {
-	int type;      /* enum hl_conf_type */
-	char *str;     /* HL_CONF_SCALAR: the text */
-	char **keys;   /* HL_CONF_MAP: n keys */
+	int type; /* enum hl_conf_type */
+	char *str; /* HL_CONF_SCALAR: the text */
+	char **keys; /* HL_CONF_MAP: n keys */
 	struct hl_conf **items; /* LIST: n items; MAP: n values */
 	size_t n;
 	const char *file; /* shared, owned by the config */
-	int line, col;    /* 1-based */
+	int line, col; /* 1-based */
 };
 
 enum hl__password_mode {
@@ -63,10 +63,10 @@ enum hl__password_mode {
 struct hl__service_conf {
 	char *name;
 	char *target; /* "host:port" of the backend */
-	char *title;  /* defaults to name */
+	char *title; /* defaults to name */
 	int password_mode;
 	char *password; /* HL_PW_FIXED: [a-z2-7]{1,22} */
-	char *cert;     /* optional: path of an existing Hardline cert */
+	char *cert; /* optional: path of an existing Hardline cert */
 	int lan_announce_password; /* 0 unless opted in */
 	const struct hl_conf *node;
 };
@@ -74,7 +74,7 @@ struct hl__service_conf {
 struct hl__plugin_conf {
 	char *name;
 	const struct hl_conf *node; /* its map (never NULL; may be empty) */
-	int priority;               /* valid when has_priority */
+	int priority; /* valid when has_priority */
 	int has_priority;
 };
 
@@ -88,11 +88,12 @@ struct hl__peer_conf {
 struct hl__config {
 	char *file;
 	struct hl_conf *root;
-	char *state_dir;   /* default "./hardline-state" */
-	int log_level;     /* default HL_LOG_INFO */
+	char *state_dir; /* default "./hardline-state" */
+	int log_level; /* default HL_LOG_INFO */
 	char *proxy_listen; /* NULL when "off"; default "127.0.0.1:7009" */
-	char *plugin_dir;   /* NULL: the default search */
-	int strict_plugins; /* plugins_strict: true -> a refused plugin is fatal */
+	char *plugin_dir; /* NULL: the default search */
+	int strict_plugins; /* plugins_strict: true -> a refused plugin is fatal
+	                     */
 	struct hl__plugin_conf *plugins;
 	size_t nplugins;
 	struct hl__service_conf *services;
@@ -107,18 +108,16 @@ struct hl__config {
  * Returns the config, or NULL when there was any error.
  */
 struct hl__config *hl__config_parse(const char *file, const char *buf,
-    size_t len, FILE *errs, int *nerrors);
+                                    size_t len, FILE *errs, int *nerrors);
 /* Read and parse a file; an unreadable file is one error "file: reason". */
-struct hl__config *hl__config_load(const char *file, FILE *errs,
-    int *nerrors);
+struct hl__config *hl__config_load(const char *file, FILE *errs, int *nerrors);
 void hl__config_free(struct hl__config *cfg);
 /* Print "file:line:column: message\n" for node to errs. */
 void hl__conf_verror(FILE *errs, const struct hl_conf *node, const char *fmt,
-    va_list ap);
+                     va_list ap);
 /* Accessors behind the services table (plugin.h documents them). */
 int hl__conf_type(const struct hl_conf *node);
-const struct hl_conf *hl__conf_get(const struct hl_conf *node,
-    const char *key);
+const struct hl_conf *hl__conf_get(const struct hl_conf *node, const char *key);
 const char *hl__conf_str(const struct hl_conf *node);
 size_t hl__conf_len(const struct hl_conf *node);
 const struct hl_conf *hl__conf_item(const struct hl_conf *node, size_t i);
@@ -151,11 +150,11 @@ int hl__password_valid(const char *s);
  * <cert> = sc->cert or <state_dir>/<name>.cert. Returns 0, or -1 with err.
  */
 int hl__identity_load(const char *state_dir, const struct hl__service_conf *sc,
-    struct hl__identity *id, char *err, size_t errlen);
+                      struct hl__identity *id, char *err, size_t errlen);
 void hl__identity_clear(struct hl__identity *id);
 /* "http://<pw>-<hash>.localhost:<port>/" into out. */
-void hl__identity_url(const struct hl__identity *id, int proxy_port,
-    char *out, size_t outlen);
+void hl__identity_url(const struct hl__identity *id, int proxy_port, char *out,
+                      size_t outlen);
 /* Constant-time string equality (lengths may differ). */
 int hl__ct_streq(const char *a, const char *b);
 
@@ -168,14 +167,15 @@ int hl__ct_streq(const char *a, const char *b);
  * without a Host or is not HTTP.
  */
 int hl__http_find_host(const char *buf, size_t len, const char **host,
-    size_t *hostlen);
+                       size_t *hostlen);
 /*
  * Parse a Host value per PROTOCOL.md: the label just before "localhost",
  * split at its last '-'. Returns 0 with password and keyhash (lowercased)
  * filled, or -1 when it is not a Hardline name.
  */
 int hl__host_parse(const char *host, size_t len,
-    char password[HL_PASSWORD_MAX + 1], char keyhash[HL_KEYHASH_LEN + 1]);
+                   char password[HL_PASSWORD_MAX + 1],
+                   char keyhash[HL_KEYHASH_LEN + 1]);
 
 /* ---- oob.c: the out-of-band line ---- */
 
@@ -199,19 +199,19 @@ char *hl__oob_client_line(const char *password); /* NULL/"" -> "{}\n" */
  * count; malformed entries are skipped and counted in *bad.
  */
 size_t hl__wanhosts_split(const char *s, char out[][HL_ADDR_MAX], size_t max,
-    int *bad);
+                          int *bad);
 
 /* ---- util.c ---- */
 
 /* Split "host:port" / "[v6]:port" into host (no brackets) and port.
  * Returns 0, or -1 when malformed. */
 int hl__addr_split(const char *addr, char *host, size_t hostlen,
-    uint16_t *port);
+                   uint16_t *port);
 /* Format a socket address as "ip:port" / "[v6]:port". */
 void hl__sockaddr_str(const struct sockaddr *sa, char *out, size_t outlen);
 /* Write data to path atomically (tmp, fsync, rename) with mode. */
 int hl__write_file_atomic(const char *path, const void *data, size_t len,
-    int mode);
+                          int mode);
 /* Read a whole file (at most max bytes) into a malloc'd NUL-ended buffer. */
 char *hl__read_file(const char *path, size_t max, size_t *lenp);
 /* mkdir -p with mode for the last component. */
@@ -243,7 +243,7 @@ struct hl_plugin {
  * the fix. On success fills p (path, dl, desc, d) and returns 0.
  */
 int hl__plugin_open(const char *path, const char *want_name,
-    struct hl_plugin *p, char *err, size_t errlen);
+                    struct hl_plugin *p, char *err, size_t errlen);
 void hl__plugin_close(struct hl_plugin *p);
 /* hlcore --plugin-info: print the descriptor; 0, or 2 when refused. */
 int hl__plugin_info(const char *path, FILE *out);

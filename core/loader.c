@@ -333,8 +333,7 @@ check_desc(const char *path, const char *want_name, struct hl_plugin *p,
 			return -1;
 		}
 		if (check_op(path, "events", (const void *)d->events->event,
-		             "event", "struct hl_events_ops", err,
-		             errlen) < 0)
+		             "event", "struct hl_events_ops", err, errlen) < 0)
 			return -1;
 	}
 	for (size_t i = 0; i < sizeof d->reserved / sizeof d->reserved[0];

@@ -28,7 +28,7 @@ hl__log_level_name(int level)
 
 void
 hl__log_recent(void (*fn)(void *arg, time_t t, int level, const char *text),
-    void *arg)
+               void *arg)
 {
 	size_t start, count;
 
@@ -60,8 +60,8 @@ hl__vlog(int level, const char *who, const char *fmt, va_list ap)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	n = snprintf(line, sizeof line, "%02d:%02d:%02d.%03ld %-5s %s%s",
-	    tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
-	    level_names[level], who ? who : "", who ? ": " : "");
+	             tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
+	             level_names[level], who ? who : "", who ? ": " : "");
 	if (n < 0 || (size_t)n >= sizeof line)
 		n = 0;
 	vsnprintf(line + n, sizeof line - n, fmt, ap);
@@ -75,7 +75,7 @@ hl__vlog(int level, const char *who, const char *fmt, va_list ap)
 	recent[recent_next].t = ts.tv_sec;
 	recent[recent_next].level = level;
 	snprintf(recent[recent_next].text, sizeof recent[recent_next].text,
-	    "%s%s%s", who ? who : "", who ? ": " : "", line + n);
+	         "%s%s%s", who ? who : "", who ? ": " : "", line + n);
 	recent_next = (recent_next + 1) % RECENT_MAX;
 	if (recent_count < RECENT_MAX)
 		recent_count++;

@@ -24,7 +24,8 @@
 static void
 usage(FILE *f)
 {
-	fprintf(f,
+	fprintf(
+	    f,
 	    "usage: hlcore -c FILE               run the daemon in the "
 	    "foreground\n"
 	    "       hlcore -c FILE url NAME      print the shareable URL of "
@@ -73,14 +74,14 @@ signal_callback(evutil_socket_t sig, short what, void *arg)
 static int
 load_identities(struct hl__core *c)
 {
-	c->ids = calloc(c->cfg->nservices ? c->cfg->nservices : 1,
-	    sizeof *c->ids);
+	c->ids =
+	    calloc(c->cfg->nservices ? c->cfg->nservices : 1, sizeof *c->ids);
 	if (c->ids == NULL)
 		return -1;
 	for (size_t i = 0; i < c->cfg->nservices; i++) {
 		char err[512];
 		if (hl__identity_load(c->cfg->state_dir, &c->cfg->services[i],
-			&c->ids[i], err, sizeof err) != 0) {
+		                      &c->ids[i], err, sizeof err) != 0) {
 			hl__err("%s", err);
 			return -1;
 		}
@@ -100,8 +101,8 @@ prepare_state_dir(const char *dir)
 	}
 	if (stat(dir, &st) == 0 && (st.st_mode & 0077) != 0)
 		hl__warn("state_dir %s is readable by others (mode %03o); it "
-			 "holds private keys: chmod 700 %s",
-		    dir, (unsigned)(st.st_mode & 0777), dir);
+		         "holds private keys: chmod 700 %s",
+		         dir, (unsigned)(st.st_mode & 0777), dir);
 	return 0;
 }
 
@@ -131,13 +132,13 @@ cmd_url(struct hl__core *c, const char *name)
 			return 1;
 		char err[512];
 		if (hl__identity_load(c->cfg->state_dir, &c->cfg->services[i],
-			&c->ids[0], err, sizeof err) != 0) {
+		                      &c->ids[0], err, sizeof err) != 0) {
 			hl__err("%s", err);
 			return 1;
 		}
 		c->nids = 1;
 		hl__identity_url(&c->ids[0], proxy_port_of(c->cfg), url,
-		    sizeof url);
+		                 sizeof url);
 		printf("%s\n", url);
 		return 0;
 	}
@@ -159,12 +160,12 @@ cmd_check(struct hl__core *c)
 
 	if (refused > 0) {
 		fprintf(stderr, "%s: %d plugin problem%s (see above)\n",
-		    c->cfg->file, refused, refused == 1 ? "" : "s");
+		        c->cfg->file, refused, refused == 1 ? "" : "s");
 		return 2;
 	}
 	printf("%s: OK (%zu service%s, %zu plugin%s)\n", c->cfg->file,
-	    c->cfg->nservices, c->cfg->nservices == 1 ? "" : "s",
-	    c->cfg->nplugins, c->cfg->nplugins == 1 ? "" : "s");
+	       c->cfg->nservices, c->cfg->nservices == 1 ? "" : "s",
+	       c->cfg->nplugins, c->cfg->nplugins == 1 ? "" : "s");
 	return 0;
 }
 
@@ -179,15 +180,15 @@ cmd_run(struct hl__core *c)
 		return 1;
 	if (hl__peercache_load(c->cfg->state_dir) != 0)
 		hl__warn("cannot read %s/peers.cache: %s (starting with no "
-			 "remembered addresses)",
-		    c->cfg->state_dir, strerror(errno));
+		         "remembered addresses)",
+		         c->cfg->state_dir, strerror(errno));
 	c->proxy_port = proxy_port_of(c->cfg);
 	hl__core_wanhosts_changed(c);
 	refused = hl__core_load_plugins(c, 0, 0);
 	if (refused > 0 && c->cfg->strict_plugins) {
 		hl__err("plugins_strict is set and %d plugin%s refused: "
-			"stopping",
-		    refused, refused == 1 ? " was" : "s were");
+		        "stopping",
+		        refused, refused == 1 ? " was" : "s were");
 		rc = 2;
 		goto out;
 	}
@@ -200,12 +201,12 @@ cmd_run(struct hl__core *c)
 		char url[256];
 		hl__identity_url(&c->ids[i], c->proxy_port, url, sizeof url);
 		hl__info("serving %s (%s -> %s) at %s", c->ids[i].pub.name,
-		    c->cfg->services[i].title, c->cfg->services[i].target,
-		    url);
+		         c->cfg->services[i].title, c->cfg->services[i].target,
+		         url);
 	}
 	if (c->nids > 0 && c->listeners == NULL)
 		hl__warn("services are configured but no transport listens: "
-			 "give transport-tls a listen: address");
+		         "give transport-tls a listen: address");
 	event_base_dispatch(c->base);
 out:
 	pthread_mutex_lock(&c->calls_lock);
@@ -244,8 +245,8 @@ cmd_discover(struct hl__core *c)
 	for (struct hl_plugin *p = c->plugins; p != NULL; p = p->next) {
 		if (!p->running || p->d.discovery == NULL ||
 		    p->d.discovery->size <
-			offsetof(struct hl_discovery_ops, browse) +
-			    sizeof p->d.discovery->browse ||
+		        offsetof(struct hl_discovery_ops, browse) +
+		            sizeof p->d.discovery->browse ||
 		    p->d.discovery->browse == NULL)
 			continue;
 		p->d.discovery->browse(p->state);
@@ -253,9 +254,9 @@ cmd_discover(struct hl__core *c)
 	}
 	if (browsers == 0) {
 		fprintf(stderr,
-		    "%s: no discovery plugin that can list services is "
-		    "loaded: add discovery-lan under plugins:\n",
-		    c->cfg->file);
+		        "%s: no discovery plugin that can list services is "
+		        "loaded: add discovery-lan under plugins:\n",
+		        c->cfg->file);
 		hl__live_abort_all();
 		hl__core_unload_plugins(c);
 		return 1;
@@ -268,7 +269,7 @@ cmd_discover(struct hl__core *c)
 		printf("No Hardline service answered within 2 s.\n");
 	for (struct hl__seen *s = c->seen; s != NULL; s = s->next)
 		printf("%-30s http://%s.localhost:%d/  %s\n", s->title,
-		    s->label, c->proxy_port, s->addr);
+		       s->label, c->proxy_port, s->addr);
 	hl__live_abort_all();
 	hl__core_unload_plugins(c);
 	return 0;
@@ -331,7 +332,8 @@ main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		} else if (strcmp(argv[i], "--version") == 0) {
-			printf("hlcore %s (plugin ABI %d.%d, %s, libevent %s)\n",
+			printf(
+			    "hlcore %s (plugin ABI %d.%d, %s, libevent %s)\n",
 			    HL_VERSION, HL_ABI_MAJOR, HL_ABI_MINOR,
 			    OpenSSL_version(OPENSSL_VERSION),
 			    event_get_version());
@@ -365,7 +367,7 @@ main(int argc, char **argv)
 	c->cfg = hl__config_load(cfgfile, stderr, &nerr);
 	if (c->cfg == NULL) {
 		fprintf(stderr, "%s: %d error%s; nothing was started\n",
-		    cfgfile, nerr, nerr == 1 ? "" : "s");
+		        cfgfile, nerr, nerr == 1 ? "" : "s");
 		core_free(c);
 		return 2;
 	}
@@ -378,7 +380,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	c->dns = evdns_base_new(c->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
-					     EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	                                     EVDNS_BASE_DISABLE_WHEN_INACTIVE);
 	if (c->dns == NULL)
 		c->dns = evdns_base_new(c->base, 0); /* no resolv.conf */
 	c->calls_ev = event_new(c->base, -1, 0, calls_callback, c);
@@ -392,7 +394,7 @@ main(int argc, char **argv)
 	} else if (i < argc && strcmp(argv[i], "check") == 0 && i + 1 == argc) {
 		rc = cmd_check(c);
 	} else if (i < argc && strcmp(argv[i], "discover") == 0 &&
-		   i + 1 == argc) {
+	           i + 1 == argc) {
 		rc = cmd_discover(c);
 	} else if (i == argc) {
 		rc = cmd_run(c);

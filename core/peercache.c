@@ -39,7 +39,7 @@ keyhash_ok(const char *s)
 
 	for (i = 0; s[i] != '\0'; i++)
 		if (!((s[i] >= '0' && s[i] <= '9') ||
-			(s[i] >= 'a' && s[i] <= 'f')))
+		      (s[i] >= 'a' && s[i] <= 'f')))
 			return 0;
 	return i == HL_KEYHASH_LEN;
 }
@@ -108,7 +108,7 @@ hl__peercache_load(const char *state_dir)
 	int n;
 
 	n = snprintf(cache_path, sizeof cache_path, "%s/peers.cache",
-	    state_dir);
+	             state_dir);
 	if (n < 0 || (size_t)n >= sizeof cache_path)
 		return -1;
 	buf = hl__read_file(cache_path, CACHE_FILE_MAX, NULL);
@@ -133,7 +133,7 @@ hl__peercache_load(const char *state_dir)
 		if (e != NULL) {
 			e->seen = (time_t)seen;
 			e->naddrs = hl__wanhosts_split(addrs, e->addrs,
-			    HL_WANHOSTS_MAX, &bad);
+			                               HL_WANHOSTS_MAX, &bad);
 		}
 		free(addrs);
 	}
@@ -159,10 +159,10 @@ hl__peercache_save(void)
 		if (e->hint || e->naddrs == 0)
 			continue;
 		len += (size_t)snprintf(buf + len, cap - len, "%s %lld ",
-		    e->keyhash, (long long)e->seen);
+		                        e->keyhash, (long long)e->seen);
 		for (size_t i = 0; i < e->naddrs; i++)
 			len += (size_t)snprintf(buf + len, cap - len, "%s%s",
-			    i ? "," : "", e->addrs[i]);
+			                        i ? "," : "", e->addrs[i]);
 		len += (size_t)snprintf(buf + len, cap - len, "\n");
 	}
 	if (hl__write_file_atomic(cache_path, buf, len, 0600) != 0)
@@ -186,7 +186,8 @@ hl__peercache_learn(const char *keyhash, const char *wanhosts)
 	e = get_entry(keyhash, 0);
 	if (e == NULL)
 		return;
-	changed = e->naddrs != n || memcmp(e->addrs, addrs, sizeof addrs[0] * n);
+	changed =
+	    e->naddrs != n || memcmp(e->addrs, addrs, sizeof addrs[0] * n);
 	memcpy(e->addrs, addrs, sizeof addrs[0] * n);
 	e->naddrs = n;
 	/* Saved when the addresses change, and on the first visit of a

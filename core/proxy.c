@@ -54,10 +54,10 @@ html_escape(const char *s)
 		return NULL;
 	for (const char *p = s; *p; p++) {
 		const char *rep = *p == '<'   ? "&lt;"
-				  : *p == '>' ? "&gt;"
-				  : *p == '&' ? "&amp;"
-				  : *p == '"' ? "&quot;"
-					      : NULL;
+		                  : *p == '>' ? "&gt;"
+		                  : *p == '&' ? "&amp;"
+		                  : *p == '"' ? "&quot;"
+		                              : NULL;
 		if (rep != NULL) {
 			memcpy(o, rep, strlen(rep));
 			o += strlen(rep);
@@ -72,7 +72,7 @@ html_escape(const char *s)
 /* A complete HTTP response with a small HTML page; malloc'd. */
 static char *
 error_response(int status, const char *reason, const char *title,
-    const char *text)
+               const char *text)
 {
 	char *et = html_escape(text), *resp = NULL;
 	int n;
@@ -88,14 +88,15 @@ error_response(int status, const char *reason, const char *title,
 		size_t bl = (size_t)n, hl = 256;
 		resp = malloc(bl + hl);
 		if (resp != NULL) {
-			int h = snprintf(resp, hl,
+			int h = snprintf(
+			    resp, hl,
 			    "HTTP/1.1 %d %s\r\nContent-Type: text/html; "
 			    "charset=utf-8\r\nContent-Length: %zu\r\n"
 			    "Cache-Control: no-store\r\nConnection: "
 			    "close\r\n\r\n",
 			    status, reason, bl);
 			snprintf(resp + h, bl + 1, fmt, title, title, et,
-			    HL_VERSION);
+			         HL_VERSION);
 		}
 	}
 	free(et);
@@ -122,7 +123,7 @@ close_event_callback(struct bufferevent *bev, short what, void *arg)
 /* Answer with an error page and close once it has gone out. */
 static void
 conn_reply_error(struct proxy_conn *pc, int status, const char *reason,
-    const char *title, const char *text)
+                 const char *title, const char *text)
 {
 	char *resp = error_response(status, reason, title, text);
 	struct timeval tv = {10, 0};
@@ -134,26 +135,27 @@ conn_reply_error(struct proxy_conn *pc, int status, const char *reason,
 	bufferevent_disable(pc->browser, EV_READ);
 	bufferevent_set_timeouts(pc->browser, NULL, &tv);
 	bufferevent_setcb(pc->browser, NULL, close_after_write_callback,
-	    close_event_callback, pc);
+	                  close_event_callback, pc);
 	bufferevent_write(pc->browser, resp, strlen(resp));
 	bufferevent_enable(pc->browser, EV_WRITE);
 	free(resp);
 }
 
 static char *
-proxy_splice_callback(void *arg, int closed_side, size_t a_to_b,
-    size_t b_to_a)
+proxy_splice_callback(void *arg, int closed_side, size_t a_to_b, size_t b_to_a)
 {
 	struct proxy_conn *pc = arg;
 	char *resp = NULL;
 
 	if (closed_side >= 0)
 		hl__debug("proxy: %.8s via %s closed by the %s (%zu bytes "
-			  "up, %zu down)",
-		    pc->keyhash, pc->via,
-		    closed_side == 0 ? "browser" : "service", a_to_b, b_to_a);
+		          "up, %zu down)",
+		          pc->keyhash, pc->via,
+		          closed_side == 0 ? "browser" : "service", a_to_b,
+		          b_to_a);
 	if (closed_side == 1 && b_to_a == 0)
-		resp = error_response(502, "Bad Gateway",
+		resp = error_response(
+		    502, "Bad Gateway",
 		    "The service closed the tunnel without answering",
 		    "The tunnel to the service's node was set up, but the "
 		    "node closed it without sending anything back. Either "
@@ -165,7 +167,7 @@ proxy_splice_callback(void *arg, int closed_side, size_t a_to_b,
 
 static void
 proxy_oob_callback(void *arg, struct bufferevent *tunnel, struct hl__oob *oob,
-    const char *error)
+                   const char *error)
 {
 	struct proxy_conn *pc = arg;
 	struct bufferevent *browser;
@@ -176,10 +178,11 @@ proxy_oob_callback(void *arg, struct bufferevent *tunnel, struct hl__oob *oob,
 		char text[512];
 		bufferevent_free(tunnel);
 		snprintf(text, sizeof text,
-		    "The tunnel via %s was set up, but the Hardline "
-		    "handshake failed: %s.",
-		    pc->via, error);
-		conn_reply_error(pc, 502, "Bad Gateway",
+		         "The tunnel via %s was set up, but the Hardline "
+		         "handshake failed: %s.",
+		         pc->via, error);
+		conn_reply_error(
+		    pc, 502, "Bad Gateway",
 		    "The service's node did not complete the handshake", text);
 		return;
 	}
@@ -206,18 +209,19 @@ proxy_oob_callback(void *arg, struct bufferevent *tunnel, struct hl__oob *oob,
 
 static void
 proxy_route_callback(void *arg, struct bufferevent *tunnel, const char *via,
-    const char *trace)
+                     const char *trace)
 {
 	struct proxy_conn *pc = arg;
 	char *line, text[16384];
 
 	pc->route = NULL;
 	if (tunnel == NULL) {
-		snprintf(text, sizeof text,
+		snprintf(
+		    text, sizeof text,
 		    "No path to the service %s worked. What was tried:\n\n%s",
 		    pc->keyhash, trace);
 		conn_reply_error(pc, 502, "Bad Gateway",
-		    "No path to the service", text);
+		                 "No path to the service", text);
 		return;
 	}
 	snprintf(pc->via, sizeof pc->via, "%s", via);
@@ -243,13 +247,13 @@ head_read_callback(struct bufferevent *bev, void *arg)
 
 	/* Look at the head without taking it out: it goes down the tunnel
 	 * as it came. */
-	r = hl__http_find_host(
-	    (const char *)evbuffer_pullup(in, -1), len, &host, &hostlen);
+	r = hl__http_find_host((const char *)evbuffer_pullup(in, -1), len,
+	                       &host, &hostlen);
 	if (r == 0) {
 		if (len >= HL_HTTP_HEAD_MAX) {
 			pc->core->stats.proxy_bad_request++;
-			conn_reply_error(pc, 431,
-			    "Request Header Fields Too Large",
+			conn_reply_error(
+			    pc, 431, "Request Header Fields Too Large",
 			    "Request head too large",
 			    "This proxy reads at most 16 KiB of request head.");
 		}
@@ -257,7 +261,8 @@ head_read_callback(struct bufferevent *bev, void *arg)
 	}
 	if (r < 0) {
 		pc->core->stats.proxy_bad_request++;
-		conn_reply_error(pc, 400, "Bad Request", "Not a Hardline request",
+		conn_reply_error(
+		    pc, 400, "Bad Request", "Not a Hardline request",
 		    "This is the Hardline proxy. It needs an HTTP request "
 		    "with a Host header naming a service, like "
 		    "http://<password>-<keyhash>.localhost:7009/");
@@ -266,22 +271,23 @@ head_read_callback(struct bufferevent *bev, void *arg)
 	if (hl__host_parse(host, hostlen, pc->password, pc->keyhash) != 0) {
 		char text[600];
 		pc->core->stats.proxy_bad_request++;
-		snprintf(text, sizeof text,
+		snprintf(
+		    text, sizeof text,
 		    "\"%.*s\" is not a Hardline service name. A Hardline URL "
 		    "looks like http://<password>-<keyhash>.localhost:7009/ "
 		    "where <keyhash> is 40 hexadecimal characters and the "
 		    "password (maybe empty) uses a-z and 2-7.",
 		    (int)(hostlen > 300 ? 300 : hostlen), host);
 		conn_reply_error(pc, 400, "Bad Request",
-		    "Not a Hardline address", text);
+		                 "Not a Hardline address", text);
 		return;
 	}
 	/* The head is complete: hold the browser while the route is found. */
 	bufferevent_disable(bev, EV_READ);
 	bufferevent_set_timeouts(bev, NULL, NULL);
 	hl__debug("proxy: %s asks for %.8s", pc->peer, pc->keyhash);
-	pc->route = hl__route_start(pc->core, pc->keyhash, proxy_route_callback,
-	    pc);
+	pc->route =
+	    hl__route_start(pc->core, pc->keyhash, proxy_route_callback, pc);
 	if (pc->route == NULL)
 		conn_free(pc);
 }
@@ -294,7 +300,7 @@ head_event_callback(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	if (what & BEV_EVENT_TIMEOUT) {
 		conn_reply_error(pc, 408, "Request Timeout", "Request timeout",
-		    "No complete request head came within 10 s.");
+		                 "No complete request head came within 10 s.");
 		return;
 	}
 	/* The browser went away, maybe while a route was being found. */
@@ -309,7 +315,7 @@ conn_abort(struct hl__live *l)
 
 static void
 proxy_accept_callback(struct evconnlistener *l, evutil_socket_t fd,
-    struct sockaddr *sa, int salen, void *arg)
+                      struct sockaddr *sa, int salen, void *arg)
 {
 	struct hl__core *c = arg;
 	struct proxy_conn *pc = calloc(1, sizeof *pc);
@@ -324,7 +330,8 @@ proxy_accept_callback(struct evconnlistener *l, evutil_socket_t fd,
 	pc->core = c;
 	hl__live_add(&pc->live, conn_abort);
 	hl__sockaddr_str(sa, pc->peer, sizeof pc->peer);
-	pc->browser = bufferevent_socket_new(c->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	pc->browser =
+	    bufferevent_socket_new(c->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (pc->browser == NULL) {
 		evutil_closesocket(fd);
 		free(pc);
@@ -332,7 +339,7 @@ proxy_accept_callback(struct evconnlistener *l, evutil_socket_t fd,
 	}
 	bufferevent_setwatermark(pc->browser, EV_READ, 0, HL_HTTP_HEAD_MAX);
 	bufferevent_setcb(pc->browser, head_read_callback, NULL,
-	    head_event_callback, pc);
+	                  head_event_callback, pc);
 	bufferevent_set_timeouts(pc->browser, &tv, &tv);
 	bufferevent_enable(pc->browser, EV_READ | EV_WRITE);
 }
@@ -344,27 +351,27 @@ hl__proxy_start(struct hl__core *c, const char *listen)
 	int sslen = sizeof ss;
 
 	if (evutil_parse_sockaddr_port(listen, (struct sockaddr *)&ss,
-		&sslen) != 0) {
+	                               &sslen) != 0) {
 		hl__err("proxy: cannot parse listen address \"%s\"", listen);
 		return -1;
 	}
 	c->proxy = calloc(1, sizeof *c->proxy);
 	if (c->proxy == NULL)
 		return -1;
-	c->proxy->listener = evconnlistener_new_bind(c->base,
-	    proxy_accept_callback, c,
+	c->proxy->listener = evconnlistener_new_bind(
+	    c->base, proxy_accept_callback, c,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
 	    512, (struct sockaddr *)&ss, sslen);
 	if (c->proxy->listener == NULL) {
 		hl__err("proxy: cannot listen on %s: %s", listen,
-		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		        evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 		free(c->proxy);
 		c->proxy = NULL;
 		return -1;
 	}
 	c->proxy_port = ntohs(ss.ss_family == AF_INET6
-				  ? ((struct sockaddr_in6 *)&ss)->sin6_port
-				  : ((struct sockaddr_in *)&ss)->sin_port);
+	                          ? ((struct sockaddr_in6 *)&ss)->sin6_port
+	                          : ((struct sockaddr_in *)&ss)->sin_port);
 	hl__info("proxy listening on %s", listen);
 	return 0;
 }

@@ -88,8 +88,8 @@ route_add_candidate(struct hl__route *r, const char *addr, const char *source)
 		return;
 	if (hl__addr_split(addr, host, sizeof host, &port) != 0) {
 		hl__debug("route %.8s: ignoring malformed address \"%s\" from "
-			  "%s",
-		    r->keyhash, addr, source);
+		          "%s",
+		          r->keyhash, addr, source);
 		return;
 	}
 	for (struct hl_plugin *t = r->core->plugins; t != NULL; t = t->next) {
@@ -142,7 +142,7 @@ route_free(struct hl__route *r)
 		qn = q->next;
 		if (!q->done && q->plugin->running)
 			q->plugin->d.discovery->query_cancel(q->plugin->state,
-			    q);
+			                                     q);
 		free(q);
 	}
 	if (r->stagger != NULL)
@@ -162,12 +162,12 @@ route_trace(struct hl__route *r)
 	if (t == NULL)
 		return NULL;
 	t[0] = '\0';
-#define ADD(...)                                                             \
-	do {                                                                 \
-		int w_ = snprintf(t + len, cap - len, __VA_ARGS__);          \
-		if (w_ > 0)                                                  \
-			len += (size_t)w_ < cap - len ? (size_t)w_           \
-						      : cap - len - 1;       \
+#define ADD(...)                                                               \
+	do {                                                                   \
+		int w_ = snprintf(t + len, cap - len, __VA_ARGS__);            \
+		if (w_ > 0)                                                    \
+			len += (size_t)w_ < cap - len ? (size_t)w_             \
+			                              : cap - len - 1;         \
 	} while (0)
 	if (transport_count(r->core) == 0)
 		ADD("No transport plugin is loaded, so nothing can be dialled: "
@@ -176,15 +176,15 @@ route_trace(struct hl__route *r)
 		n++;
 		ADD("%s via %s (address from %s): %s\n", a->addr,
 		    a->transport->d.name, a->source,
-		    a->state == PENDING	  ? "not tried before the deadline"
+		    a->state == PENDING   ? "not tried before the deadline"
 		    : a->state == RUNNING ? "still trying at the deadline"
-					  : a->result);
+		                          : a->result);
 	}
 	for (struct hl_query *q = r->queries; q != NULL; q = q->next)
 		if (!q->found)
 			ADD("discovery by %s: %s\n", q->plugin->d.name,
 			    q->done ? "found no address"
-				    : "no answer before the deadline");
+			            : "no answer before the deadline");
 	if (n == 0 && r->ncandidates == 0)
 		ADD("No address is known for this service: no peers: entry "
 		    "for it in the config, none remembered from an earlier "
@@ -222,7 +222,8 @@ route_exhausted(struct hl__route *r)
 
 static void
 attempt_dial_callback(void *arg, struct bufferevent *bev,
-    const unsigned char *cert_der, size_t cert_der_len, const char *error)
+                      const unsigned char *cert_der, size_t cert_der_len,
+                      const char *error)
 {
 	struct attempt *a = arg;
 	struct hl__route *r = a->route;
@@ -232,20 +233,20 @@ attempt_dial_callback(void *arg, struct bufferevent *bev,
 	a->dial = NULL;
 	if (bev == NULL) {
 		snprintf(a->result, sizeof a->result, "%s",
-		    error ? error : "failed");
+		         error ? error : "failed");
 	} else {
 		hl__keyhash(cert_der, cert_der_len, got);
 		if (strcmp(got, r->keyhash) == 0) {
 			char via[128];
 			snprintf(via, sizeof via, "%s %s", a->transport->d.name,
-			    a->addr);
+			         a->addr);
 			r->finished = 1;
 			r->core->stats.tunnels_out++;
 			hl__debug("route %.8s: won by %s", r->keyhash, via);
 			{
 				char *trace = route_trace(r);
 				hl__status_route(r->keyhash, via,
-				    trace ? trace : "");
+				                 trace ? trace : "");
 				free(trace);
 			}
 			r->cb(r->arg, bev, via, NULL);
@@ -253,13 +254,14 @@ attempt_dial_callback(void *arg, struct bufferevent *bev,
 			return;
 		}
 		bufferevent_free(bev);
-		snprintf(a->result, sizeof a->result,
+		snprintf(
+		    a->result, sizeof a->result,
 		    "answered with a certificate whose hash is %s, not the "
 		    "one in the URL: an impostor or a different service",
 		    got);
 	}
 	hl__debug("route %.8s: %s via %s failed: %s", r->keyhash, a->addr,
-	    a->transport->d.name, a->result);
+	          a->transport->d.name, a->result);
 	if (route_exhausted(r))
 		route_fail(r);
 	else
@@ -277,13 +279,13 @@ route_start_next(struct hl__route *r)
 		ops = a->transport->d.transport;
 		a->state = RUNNING;
 		hl__debug("route %.8s: trying %s via %s", r->keyhash, a->addr,
-		    a->transport->d.name);
+		          a->transport->d.name);
 		a->dial = ops->dial(a->transport->state, r->keyhash, a->addr,
-		    attempt_dial_callback, a);
+		                    attempt_dial_callback, a);
 		if (a->dial == NULL) {
 			a->state = DONE;
 			snprintf(a->result, sizeof a->result,
-			    "this transport cannot reach such an address");
+			         "this transport cannot reach such an address");
 			continue;
 		}
 		return 1;
@@ -363,7 +365,7 @@ route_add_self(struct hl__route *r)
 			if (IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr)) {
 				char v4[32];
 				snprintf(v4, sizeof v4, "127.0.0.1:%u",
-				    ntohs(s6->sin6_port));
+				         ntohs(s6->sin6_port));
 				route_add_candidate(r, v4, "this node");
 				s6->sin6_addr = in6addr_loopback;
 			}
@@ -375,7 +377,7 @@ route_add_self(struct hl__route *r)
 
 struct hl__route *
 hl__route_start(struct hl__core *c, const char *keyhash, hl__route_cb cb,
-    void *arg)
+                void *arg)
 {
 	struct hl__route *r = calloc(1, sizeof *r);
 	struct timeval dl = {ROUTE_DEADLINE_SEC, 0};
@@ -426,7 +428,7 @@ hl__route_start(struct hl__core *c, const char *keyhash, hl__route_cb cb,
 			route_add_candidate(r, pc->addrs[j], "peers:");
 	}
 	n = hl__peercache_get(r->keyhash, cached,
-	    sizeof cached / sizeof cached[0]);
+	                      sizeof cached / sizeof cached[0]);
 	for (size_t i = 0; i < n; i++)
 		route_add_candidate(r, cached[i], "remembered");
 	r->starting = 0;

@@ -20,7 +20,7 @@ struct incoming {
 	struct bufferevent *backend;
 	char peer[HL_ADDR_MAX];
 	const char *target; /* the backend's host:port, from the config */
-	char via[64];       /* the transport plugin that brought it */
+	char via[64]; /* the transport plugin that brought it */
 };
 
 static void
@@ -41,16 +41,16 @@ incoming_abort(struct hl__live *l)
 }
 
 static char *
-server_splice_callback(void *arg, int closed_side, size_t a_to_b,
-    size_t b_to_a)
+server_splice_callback(void *arg, int closed_side, size_t a_to_b, size_t b_to_a)
 {
 	struct incoming *in = arg;
 
 	if (closed_side >= 0)
 		hl__debug("%s: tunnel from %s closed by the %s (%zu bytes "
-			  "in, %zu out)",
-		    in->id->pub.name, in->peer,
-		    closed_side == 0 ? "client" : "backend", a_to_b, b_to_a);
+		          "in, %zu out)",
+		          in->id->pub.name, in->peer,
+		          closed_side == 0 ? "client" : "backend", a_to_b,
+		          b_to_a);
 	free(in);
 	return NULL;
 }
@@ -78,23 +78,23 @@ backend_event_callback(struct bufferevent *bev, short what, void *arg)
 		}
 		memset(&info, 0, sizeof info);
 		snprintf(info.service, sizeof info.service, "%s",
-		    in->id->pub.name);
+		         in->id->pub.name);
 		snprintf(info.keyhash, sizeof info.keyhash, "%s",
-		    in->id->keyhash);
+		         in->id->keyhash);
 		snprintf(info.peer, sizeof info.peer, "%s", in->peer);
 		snprintf(info.via, sizeof info.via, "%s -> %s", in->via,
-		    in->target);
+		         in->target);
 		hl__splice_set_info(sp, &info);
 		return;
 	}
 	in->core->stats.backend_failed++;
 	hl__warn("%s: backend %s is not answering (%s): closing the tunnel "
-		 "from %s",
-	    in->id->pub.name, in->target,
-	    (what & BEV_EVENT_TIMEOUT) ? "timed out"
-				       : evutil_socket_error_to_string(
-					     EVUTIL_SOCKET_ERROR()),
-	    in->peer);
+	         "from %s",
+	         in->id->pub.name, in->target,
+	         (what & BEV_EVENT_TIMEOUT)
+	             ? "timed out"
+	             : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()),
+	         in->peer);
 	incoming_free(in);
 }
 
@@ -109,7 +109,7 @@ service_conf(struct hl__core *c, const struct hl__identity *id)
 
 static void
 server_oob_callback(void *arg, struct bufferevent *bev, struct hl__oob *oob,
-    const char *error)
+                    const char *error)
 {
 	struct incoming *in = arg;
 	const struct hl__service_conf *sc;
@@ -120,7 +120,7 @@ server_oob_callback(void *arg, struct bufferevent *bev, struct hl__oob *oob,
 	in->tunnel = bev; /* back from the exchange */
 	if (error != NULL) {
 		hl__info("%s: tunnel from %s dropped: %s", in->id->pub.name,
-		    in->peer, error);
+		         in->peer, error);
 		incoming_free(in);
 		return;
 	}
@@ -129,8 +129,8 @@ server_oob_callback(void *arg, struct bufferevent *bev, struct hl__oob *oob,
 	if (!hl__ct_streq(oob->password, in->id->password)) {
 		in->core->stats.bad_password++;
 		hl__warn("%s: tunnel from %s refused: %s password",
-		    in->id->pub.name, in->peer,
-		    oob->has_password ? "wrong" : "missing");
+		         in->id->pub.name, in->peer,
+		         oob->has_password ? "wrong" : "missing");
 		incoming_free(in);
 		return;
 	}
@@ -141,8 +141,8 @@ server_oob_callback(void *arg, struct bufferevent *bev, struct hl__oob *oob,
 		return;
 	}
 	in->target = sc->target;
-	in->backend = bufferevent_socket_new(in->core->base, -1,
-	    BEV_OPT_CLOSE_ON_FREE);
+	in->backend =
+	    bufferevent_socket_new(in->core->base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (in->backend == NULL) {
 		incoming_free(in);
 		return;
@@ -150,10 +150,10 @@ server_oob_callback(void *arg, struct bufferevent *bev, struct hl__oob *oob,
 	bufferevent_setcb(in->backend, NULL, NULL, backend_event_callback, in);
 	bufferevent_set_timeouts(in->backend, NULL, &tv);
 	if (bufferevent_socket_connect_hostname(in->backend, in->core->dns,
-		AF_UNSPEC, host, port) != 0) {
+	                                        AF_UNSPEC, host, port) != 0) {
 		/* Refused before any lookup started: no callback comes. */
 		hl__warn("%s: cannot connect to backend %s", in->id->pub.name,
-		    in->target);
+		         in->target);
 		incoming_free(in);
 	}
 	/* From here on backend_event_callback owns `in` (it may already have
@@ -162,7 +162,7 @@ server_oob_callback(void *arg, struct bufferevent *bev, struct hl__oob *oob,
 
 void
 hl__server_incoming(struct hl__core *c, struct bufferevent *bev,
-    const char *keyhash, const char *peer, const char *via)
+                    const char *keyhash, const char *peer, const char *via)
 {
 	struct hl__identity *id = hl__core_identity(c, keyhash);
 	struct incoming *in;
@@ -170,8 +170,8 @@ hl__server_incoming(struct hl__core *c, struct bufferevent *bev,
 
 	if (id == NULL) {
 		hl__warn("a transport handed over a tunnel for %s, which this "
-			 "node does not serve",
-		    keyhash);
+		         "node does not serve",
+		         keyhash);
 		bufferevent_free(bev);
 		return;
 	}

@@ -66,7 +66,7 @@ svc_call_on_loop(struct hl_plugin *self, void (*fn)(void *), void *arg)
 
 static void
 svc_conf_error(struct hl_plugin *self, const struct hl_conf *node,
-    const char *fmt, ...)
+               const char *fmt, ...)
 {
 	va_list ap;
 
@@ -79,7 +79,7 @@ svc_conf_error(struct hl_plugin *self, const struct hl_conf *node,
 
 static int
 svc_conf_check_keys(struct hl_plugin *self, const struct hl_conf *node,
-    const char *const *allowed)
+                    const char *const *allowed)
 {
 	int bad = 0;
 
@@ -87,7 +87,7 @@ svc_conf_check_keys(struct hl_plugin *self, const struct hl_conf *node,
 		return 0;
 	if (node->type != HL_CONF_MAP) {
 		svc_conf_error(self, node, "%s: expected a map of settings",
-		    self ? self->d.name : "plugin");
+		               self ? self->d.name : "plugin");
 		return 1;
 	}
 	for (size_t i = 0; i < node->n; i++) {
@@ -99,10 +99,12 @@ svc_conf_check_keys(struct hl_plugin *self, const struct hl_conf *node,
 			char list[512] = "priority";
 			size_t len = strlen(list);
 			for (size_t j = 0; allowed && allowed[j]; j++)
-				len += (size_t)snprintf(list + len,
+				len += (size_t)snprintf(
+				    list + len,
 				    len < sizeof list ? sizeof list - len : 0,
 				    ", %s", allowed[j]);
-			svc_conf_error(self, node->items[i],
+			svc_conf_error(
+			    self, node->items[i],
 			    "unknown key \"%s\" for plugin %s (allowed: %s)", k,
 			    self ? self->d.name : "?", list);
 			bad++;
@@ -141,10 +143,10 @@ svc_identity_find(struct hl_plugin *self, const char *keyhash)
 
 static void
 svc_incoming(struct hl_plugin *self, struct bufferevent *bev,
-    const char *keyhash, const char *peer)
+             const char *keyhash, const char *peer)
 {
 	hl__server_incoming(hl__core, bev, keyhash, peer,
-	    self ? self->d.name : NULL);
+	                    self ? self->d.name : NULL);
 }
 
 static const char *
@@ -155,7 +157,7 @@ svc_query_keyhash(const struct hl_query *q)
 
 static void
 svc_query_candidate(struct hl_plugin *self, struct hl_query *q,
-    const char *addr)
+                    const char *addr)
 {
 	(void)self;
 	hl__query_candidate(q, addr);
@@ -170,7 +172,7 @@ svc_query_done(struct hl_plugin *self, struct hl_query *q)
 
 static void
 svc_candidate_learned(struct hl_plugin *self, const char *keyhash,
-    const char *addr)
+                      const char *addr)
 {
 	(void)self;
 	hl__peercache_hint(keyhash, addr);
@@ -186,7 +188,7 @@ svc_wanhost_add(struct hl_plugin *self, const char *addr)
 
 	if (hl__addr_split(addr, host, sizeof host, &port) != 0) {
 		svc_log(self, HL_LOG_WARN, "ignoring malformed WANHost \"%s\"",
-		    addr);
+		        addr);
 		return;
 	}
 	for (w = c->wanhosts; w != NULL; w = w->next)
@@ -225,13 +227,12 @@ static const char *
 svc_wanhosts(struct hl_plugin *self)
 {
 	(void)self;
-	return hl__core && hl__core->wanhosts_str ? hl__core->wanhosts_str
-						   : "";
+	return hl__core && hl__core->wanhosts_str ? hl__core->wanhosts_str : "";
 }
 
 static void
 svc_service_seen(struct hl_plugin *self, const char *title, const char *label,
-    const char *addr)
+                 const char *addr)
 {
 	if (hl__core == NULL || label == NULL || addr == NULL)
 		return;
@@ -247,7 +248,7 @@ svc_status_json(struct hl_plugin *self)
 
 static int
 svc_plugin_set_enabled(struct hl_plugin *self, const char *name, int enabled,
-    char *err, size_t errlen)
+                       char *err, size_t errlen)
 {
 	if (hl__core == NULL || name == NULL) {
 		snprintf(err, errlen, "hlcore is not running");
@@ -255,9 +256,9 @@ svc_plugin_set_enabled(struct hl_plugin *self, const char *name, int enabled,
 	}
 	if (self != NULL && strcmp(self->d.name, name) == 0) {
 		snprintf(err, errlen,
-		    "%s cannot turn itself off or on; change it in the "
-		    "config file",
-		    name);
+		         "%s cannot turn itself off or on; change it in the "
+		         "config file",
+		         name);
 		return -1;
 	}
 	return hl__core_set_enabled(hl__core, name, enabled, err, errlen);
@@ -278,7 +279,7 @@ svc_state_dir(struct hl_plugin *self)
 
 void
 hl__services_listening(struct hl_plugin *self, const struct sockaddr *sa,
-    socklen_t salen, int open)
+                       socklen_t salen, int open)
 {
 	struct hl__core *c = hl__core;
 	char addr[HL_ADDR_MAX];
@@ -315,38 +316,38 @@ hl__services_listening(struct hl_plugin *self, const struct sockaddr *sa,
 }
 
 const struct hl_services hl__services = {
-	.size = sizeof(struct hl_services),
-	.abi_major = HL_ABI_MAJOR,
-	.abi_minor = HL_ABI_MINOR,
-	.core_version = HL_VERSION,
-	.log = svc_log,
-	.event_base = svc_event_base,
-	.dns_base = svc_dns_base,
-	.call_on_loop = svc_call_on_loop,
-	.conf_type = hl__conf_type,
-	.conf_get = hl__conf_get,
-	.conf_str = hl__conf_str,
-	.conf_len = hl__conf_len,
-	.conf_item = hl__conf_item,
-	.conf_key = hl__conf_key,
-	.conf_error = svc_conf_error,
-	.conf_check_keys = svc_conf_check_keys,
-	.identity_count = svc_identity_count,
-	.identity_at = svc_identity_at,
-	.identity_find = svc_identity_find,
-	.keyhash_of_cert = hl__keyhash,
-	.incoming = svc_incoming,
-	.listening = hl__services_listening,
-	.query_keyhash = svc_query_keyhash,
-	.query_candidate = svc_query_candidate,
-	.query_done = svc_query_done,
-	.candidate_learned = svc_candidate_learned,
-	.wanhost_add = svc_wanhost_add,
-	.wanhost_remove = svc_wanhost_remove,
-	.wanhosts = svc_wanhosts,
-	.service_seen = svc_service_seen,
-	.status_json = svc_status_json,
-	.plugin_set_enabled = svc_plugin_set_enabled,
-	.free = svc_free,
-	.state_dir = svc_state_dir,
+    .size = sizeof(struct hl_services),
+    .abi_major = HL_ABI_MAJOR,
+    .abi_minor = HL_ABI_MINOR,
+    .core_version = HL_VERSION,
+    .log = svc_log,
+    .event_base = svc_event_base,
+    .dns_base = svc_dns_base,
+    .call_on_loop = svc_call_on_loop,
+    .conf_type = hl__conf_type,
+    .conf_get = hl__conf_get,
+    .conf_str = hl__conf_str,
+    .conf_len = hl__conf_len,
+    .conf_item = hl__conf_item,
+    .conf_key = hl__conf_key,
+    .conf_error = svc_conf_error,
+    .conf_check_keys = svc_conf_check_keys,
+    .identity_count = svc_identity_count,
+    .identity_at = svc_identity_at,
+    .identity_find = svc_identity_find,
+    .keyhash_of_cert = hl__keyhash,
+    .incoming = svc_incoming,
+    .listening = hl__services_listening,
+    .query_keyhash = svc_query_keyhash,
+    .query_candidate = svc_query_candidate,
+    .query_done = svc_query_done,
+    .candidate_learned = svc_candidate_learned,
+    .wanhost_add = svc_wanhost_add,
+    .wanhost_remove = svc_wanhost_remove,
+    .wanhosts = svc_wanhosts,
+    .service_seen = svc_service_seen,
+    .status_json = svc_status_json,
+    .plugin_set_enabled = svc_plugin_set_enabled,
+    .free = svc_free,
+    .state_dir = svc_state_dir,
 };

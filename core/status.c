@@ -52,8 +52,9 @@ kinds_json(uint32_t kinds)
 		uint32_t bit;
 		const char *name;
 	} names[] = {{HL_KIND_DISCOVERY, "discovery"},
-	    {HL_KIND_TRAVERSAL, "traversal"}, {HL_KIND_TRANSPORT, "transport"},
-	    {HL_KIND_CONTROL, "control"}};
+	             {HL_KIND_TRAVERSAL, "traversal"},
+	             {HL_KIND_TRANSPORT, "transport"},
+	             {HL_KIND_CONTROL, "control"}};
 	json_t *a = json_array();
 
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
@@ -64,19 +65,20 @@ kinds_json(uint32_t kinds)
 
 static void
 add_connection(void *arg, const struct hl__tunnel_info *info, size_t a_to_b,
-    size_t b_to_a)
+               size_t b_to_a)
 {
 	json_t *a = arg;
 
-	json_array_append_new(a,
-	    json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "direction",
-		info->outgoing ? "out" : "in", "service", info->service,
-		"keyhash", info->keyhash, "peer", info->peer, "via", info->via,
-		/* a is the browser (out) or the client node (in): what it
-		 * sent is "up". */
-		"bytes_up", (json_int_t)a_to_b, "bytes_down",
-		(json_int_t)b_to_a, "seconds",
-		(json_int_t)(time(NULL) - info->started)));
+	json_array_append_new(
+	    a, json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}",
+	                 "direction", info->outgoing ? "out" : "in", "service",
+	                 info->service, "keyhash", info->keyhash, "peer",
+	                 info->peer, "via", info->via,
+	                 /* a is the browser (out) or the client node (in): what
+	                  * it sent is "up". */
+	                 "bytes_up", (json_int_t)a_to_b, "bytes_down",
+	                 (json_int_t)b_to_a, "seconds",
+	                 (json_int_t)(time(NULL) - info->started)));
 }
 
 static void
@@ -84,9 +86,9 @@ add_log(void *arg, time_t t, int level, const char *text)
 {
 	json_t *a = arg;
 
-	json_array_append_new(a, json_pack("{s:I, s:s, s:s}", "time",
-				     (json_int_t)t, "level",
-				     hl__log_level_name(level), "text", text));
+	json_array_append_new(
+	    a, json_pack("{s:I, s:s, s:s}", "time", (json_int_t)t, "level",
+	                 hl__log_level_name(level), "text", text));
 }
 
 static void
@@ -94,9 +96,9 @@ add_available(void *arg, const char *name, const char *path)
 {
 	json_t *a = arg;
 
-	json_array_append_new(a,
-	    json_pack("{s:s, s:b, s:b, s:b, s:s}", "name", name, "loaded", 0,
-		"enabled", 0, "running", 0, "path", path));
+	json_array_append_new(a, json_pack("{s:s, s:b, s:b, s:b, s:s}", "name",
+	                                   name, "loaded", 0, "enabled", 0,
+	                                   "running", 0, "path", path));
 }
 
 char *
@@ -110,7 +112,7 @@ hl__status_json(struct hl__core *c)
 		return NULL;
 	json_object_set_new(root, "version", json_string(HL_VERSION));
 	json_object_set_new(root, "abi",
-	    json_sprintf("%d.%d", HL_ABI_MAJOR, HL_ABI_MINOR));
+	                    json_sprintf("%d.%d", HL_ABI_MAJOR, HL_ABI_MINOR));
 	json_object_set_new(root, "proxy_port", json_integer(c->proxy_port));
 
 	a = json_array();
@@ -124,26 +126,28 @@ hl__status_json(struct hl__core *c)
 		const struct hl__service_conf *sc = &c->cfg->services[i];
 		char url[256];
 		hl__identity_url(id, c->proxy_port, url, sizeof url);
-		json_array_append_new(a,
+		json_array_append_new(
+		    a,
 		    json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "name",
-			id->pub.name, "title", sc->title ? sc->title : "",
-			"keyhash", id->keyhash, "url", url, "target",
-			sc->target, "password", id->password[0] != '\0'));
+		              id->pub.name, "title", sc->title ? sc->title : "",
+		              "keyhash", id->keyhash, "url", url, "target",
+		              sc->target, "password", id->password[0] != '\0'));
 	}
 	json_object_set_new(root, "services", a);
 
 	a = json_array();
 	for (struct hl_plugin *p = c->plugins; p != NULL; p = p->next)
-		json_array_append_new(a,
+		json_array_append_new(
+		    a,
 		    json_pack("{s:s, s:s, s:s, s:o, s:i, s:b, s:b, s:b, s:s, "
-			      "s:s}",
-			"name", p->d.name, "version",
-			p->d.version ? p->d.version : "", "description",
-			p->d.description ? p->d.description : "", "kind",
-			kinds_json(p->d.head.kinds), "priority", p->priority,
-			"loaded", 1, "enabled", !p->disabled, "running",
-			p->running, "path", p->path ? p->path : "", "error",
-			p->error));
+		              "s:s}",
+		              "name", p->d.name, "version",
+		              p->d.version ? p->d.version : "", "description",
+		              p->d.description ? p->d.description : "", "kind",
+		              kinds_json(p->d.head.kinds), "priority",
+		              p->priority, "loaded", 1, "enabled", !p->disabled,
+		              "running", p->running, "path",
+		              p->path ? p->path : "", "error", p->error));
 	hl__core_available_plugins(c, add_available, a);
 	json_object_set_new(root, "plugins", a);
 
@@ -151,12 +155,12 @@ hl__status_json(struct hl__core *c)
 	for (struct hl__seen *s = c->seen; s != NULL; s = s->next) {
 		char url[256];
 		snprintf(url, sizeof url, "http://%s.localhost:%d/", s->label,
-		    c->proxy_port);
-		json_array_append_new(a,
-		    json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "title",
-			s->title, "label", s->label, "url", url, "addr",
-			s->addr, "source", s->source, "age",
-			(json_int_t)(now - s->last)));
+		         c->proxy_port);
+		json_array_append_new(
+		    a, json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "title",
+		                 s->title, "label", s->label, "url", url,
+		                 "addr", s->addr, "source", s->source, "age",
+		                 (json_int_t)(now - s->last)));
 	}
 	json_object_set_new(root, "lan", a);
 
@@ -168,11 +172,11 @@ hl__status_json(struct hl__core *c)
 	for (size_t i = 0; i < routes_count; i++) {
 		size_t k = (routes_next + ROUTES_MAX - 1 - i) % ROUTES_MAX;
 		struct route_record *r = &routes[k];
-		json_array_append_new(a,
-		    json_pack("{s:I, s:s, s:b, s:s, s:s}", "time",
-			(json_int_t)r->t, "keyhash", r->keyhash, "ok",
-			r->via[0] != '\0', "via", r->via, "trace",
-			r->trace ? r->trace : ""));
+		json_array_append_new(
+		    a, json_pack("{s:I, s:s, s:b, s:s, s:s}", "time",
+		                 (json_int_t)r->t, "keyhash", r->keyhash, "ok",
+		                 r->via[0] != '\0', "via", r->via, "trace",
+		                 r->trace ? r->trace : ""));
 	}
 	json_object_set_new(root, "routes", a);
 
@@ -180,15 +184,16 @@ hl__status_json(struct hl__core *c)
 	hl__log_recent(add_log, a);
 	json_object_set_new(root, "log", a);
 
-	json_object_set_new(root, "stats",
+	json_object_set_new(
+	    root, "stats",
 	    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "tunnels_in",
-		(json_int_t)c->stats.tunnels_in, "tunnels_out",
-		(json_int_t)c->stats.tunnels_out, "bad_password",
-		(json_int_t)c->stats.bad_password, "bad_oob",
-		(json_int_t)c->stats.bad_oob, "backend_failed",
-		(json_int_t)c->stats.backend_failed, "proxy_bad_request",
-		(json_int_t)c->stats.proxy_bad_request, "proxy_no_route",
-		(json_int_t)c->stats.proxy_no_route));
+	              (json_int_t)c->stats.tunnels_in, "tunnels_out",
+	              (json_int_t)c->stats.tunnels_out, "bad_password",
+	              (json_int_t)c->stats.bad_password, "bad_oob",
+	              (json_int_t)c->stats.bad_oob, "backend_failed",
+	              (json_int_t)c->stats.backend_failed, "proxy_bad_request",
+	              (json_int_t)c->stats.proxy_bad_request, "proxy_no_route",
+	              (json_int_t)c->stats.proxy_no_route));
 
 	out = json_dumps(root, JSON_COMPACT);
 	json_decref(root);

@@ -19,7 +19,7 @@ struct oob_exchange {
 	struct bufferevent *bev;
 	hl__oob_cb cb;
 	void *arg;
-	int flushed;  /* our line has left the output buffer */
+	int flushed; /* our line has left the output buffer */
 	int received; /* the peer's line is in oob */
 	struct hl__oob oob;
 };
@@ -59,7 +59,8 @@ oob_read_callback(struct bufferevent *bev, void *arg)
 	nl = evbuffer_search(in, "\n", 1, NULL);
 	if (nl.pos < 0) {
 		if (len >= HL_OOB_MAX)
-			oob_finish(x, "the peer's OOB line is longer than 4 KiB");
+			oob_finish(x,
+			           "the peer's OOB line is longer than 4 KiB");
 		return;
 	}
 	if ((size_t)nl.pos >= HL_OOB_MAX) {
@@ -119,7 +120,7 @@ oob_abort(struct hl__live *l)
 
 void
 hl__oob_exchange(struct bufferevent *bev, const char *line, hl__oob_cb cb,
-    void *arg)
+                 void *arg)
 {
 	struct oob_exchange *x = calloc(1, sizeof *x);
 	struct timeval tv = {HL_OOB_TIMEOUT_SEC, 0};
@@ -137,7 +138,7 @@ hl__oob_exchange(struct bufferevent *bev, const char *line, hl__oob_cb cb,
 	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
 	bufferevent_setwatermark(bev, EV_READ, 0, HL_OOB_MAX);
 	bufferevent_setcb(bev, oob_read_callback, oob_write_callback,
-	    oob_event_callback, x);
+	                  oob_event_callback, x);
 	bufferevent_set_timeouts(bev, &tv, &tv);
 	bufferevent_write(bev, line, strlen(line));
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
@@ -178,8 +179,8 @@ hl__splice_set_info(struct hl__splice *s, const struct hl__tunnel_info *info)
 
 void
 hl__splice_foreach(void (*fn)(void *arg, const struct hl__tunnel_info *info,
-		       size_t a_to_b, size_t b_to_a),
-    void *arg)
+                              size_t a_to_b, size_t b_to_a),
+                   void *arg)
 {
 	for (struct hl__splice *s = splices; s != NULL; s = s->snext)
 		if (!s->ended)
@@ -199,7 +200,7 @@ splice_unlist(struct hl__splice *s)
 
 static void splice_read_callback(struct bufferevent *bev, void *arg);
 static void splice_event_callback(struct bufferevent *bev, short what,
-    void *arg);
+                                  void *arg);
 
 static int
 side_of(struct hl__splice *s, struct bufferevent *bev)
@@ -308,8 +309,8 @@ splice_event_callback(struct bufferevent *bev, short what, void *arg)
 			s->closing[o] = 1;
 			bufferevent_setwatermark(ob, EV_WRITE, 0, 0);
 			bufferevent_setcb(ob, NULL,
-			    splice_drained_close_callback,
-			    splice_event_callback, s);
+			                  splice_drained_close_callback,
+			                  splice_event_callback, s);
 			bufferevent_disable(ob, EV_READ);
 			bufferevent_enable(ob, EV_WRITE);
 		} else {
@@ -355,7 +356,7 @@ clear_timeouts(struct bufferevent *bev)
 
 struct hl__splice *
 hl__splice_new(struct bufferevent *a, struct bufferevent *b, hl__splice_cb cb,
-    void *arg)
+               void *arg)
 {
 	struct hl__splice *s = calloc(1, sizeof *s);
 
@@ -377,7 +378,8 @@ hl__splice_new(struct bufferevent *a, struct bufferevent *b, hl__splice_cb cb,
 		bufferevent_setwatermark(s->bev[i], EV_READ, 0, 0);
 		bufferevent_setwatermark(s->bev[i], EV_WRITE, 0, 0);
 		bufferevent_setcb(s->bev[i], splice_read_callback,
-		    splice_write_callback, splice_event_callback, s);
+		                  splice_write_callback, splice_event_callback,
+		                  s);
 		bufferevent_enable(s->bev[i], EV_READ | EV_WRITE);
 		clear_timeouts(s->bev[i]);
 	}

@@ -68,17 +68,17 @@ hl__sockaddr_str(const struct sockaddr *sa, char *out, size_t outlen)
 		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
 		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
 			inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], ip,
-			    sizeof ip);
+			          sizeof ip);
 			snprintf(out, outlen, "%s:%u", ip,
-			    ntohs(s6->sin6_port));
+			         ntohs(s6->sin6_port));
 		} else {
 			inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof ip);
 			snprintf(out, outlen, "[%s]:%u", ip,
-			    ntohs(s6->sin6_port));
+			         ntohs(s6->sin6_port));
 		}
 	} else {
 		snprintf(out, outlen, "(unknown address family %d)",
-		    sa->sa_family);
+		         sa->sa_family);
 	}
 }
 
@@ -122,14 +122,13 @@ hl__write_file_atomic(const char *path, const void *data, size_t len, int mode)
 		goto fail;
 	}
 	return 0;
-fail:
-	{
-		int e = errno;
-		if (fd >= 0)
-			close(fd);
-		unlink(tmp);
-		errno = e;
-	}
+fail : {
+	int e = errno;
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	errno = e;
+}
 	return -1;
 }
 
@@ -175,13 +174,12 @@ hl__read_file(const char *path, size_t max, size_t *lenp)
 	if (lenp)
 		*lenp = len;
 	return buf;
-fail:
-	{
-		int e = errno;
-		free(buf);
-		close(fd);
-		errno = e;
-	}
+fail : {
+	int e = errno;
+	free(buf);
+	close(fd);
+	errno = e;
+}
 	return NULL;
 }
 

@@ -122,17 +122,19 @@ ssl_error_text(struct bufferevent *bev, char *buf, size_t len)
 
 	if (dns != 0)
 		snprintf(buf, len, "name lookup failed: %s",
-		    evutil_gai_strerror(dns));
+		         evutil_gai_strerror(dns));
 	else if (e == SSL_ERROR_SYSCALL)
-		snprintf(buf, len, "TCP connection failed (refused, reset or "
-				   "unreachable)");
+		snprintf(buf, len,
+		         "TCP connection failed (refused, reset or "
+		         "unreachable)");
 	else if (e != 0) {
 		char reason[256];
 		ERR_error_string_n(e, reason, sizeof reason);
 		snprintf(buf, len, "TLS handshake failed: %s", reason);
 	} else
-		snprintf(buf, len, "connection closed during the TLS "
-				   "handshake");
+		snprintf(buf, len,
+		         "connection closed during the TLS "
+		         "handshake");
 	return buf;
 }
 
@@ -165,7 +167,7 @@ dial_event_callback(struct bufferevent *bev, short what, void *arg)
 
 		if (len <= 0) {
 			d->cb(d->arg, NULL, NULL, 0,
-			    "the server sent no certificate");
+			      "the server sent no certificate");
 			dial_unlink_free(d);
 			return;
 		}
@@ -179,9 +181,9 @@ dial_event_callback(struct bufferevent *bev, short what, void *arg)
 	}
 	if (what & BEV_EVENT_TIMEOUT)
 		snprintf(err, sizeof err,
-		    "no TLS connection within %d s (host down or "
-		    "unreachable?)",
-		    HANDSHAKE_TIMEOUT_SEC);
+		         "no TLS connection within %d s (host down or "
+		         "unreachable?)",
+		         HANDSHAKE_TIMEOUT_SEC);
 	else
 		ssl_error_text(bev, err, sizeof err);
 	d->cb(d->arg, NULL, NULL, 0, err);
@@ -190,7 +192,7 @@ dial_event_callback(struct bufferevent *bev, short what, void *arg)
 
 static struct hl_dial *
 tls_dial(void *state, const char *keyhash, const char *addr, hl_dial_cb cb,
-    void *arg)
+         void *arg)
 {
 	struct tls *t = state;
 	struct hl_dial *d;
@@ -209,8 +211,8 @@ tls_dial(void *state, const char *keyhash, const char *addr, hl_dial_cb cb,
 	 * service (PROTOCOL.md). */
 	if (SSL_set_tlsext_host_name(ssl, keyhash) != 1)
 		goto fail;
-	d->bev = bufferevent_openssl_socket_new(t->base, -1, ssl,
-	    BUFFEREVENT_SSL_CONNECTING,
+	d->bev = bufferevent_openssl_socket_new(
+	    t->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (d->bev == NULL)
 		goto fail;
@@ -229,7 +231,8 @@ tls_dial(void *state, const char *keyhash, const char *addr, hl_dial_cb cb,
 	bufferevent_set_timeouts(d->bev, &tv, &tv);
 	bufferevent_enable(d->bev, EV_READ | EV_WRITE);
 	if (bufferevent_socket_connect_hostname(d->bev,
-		t->svc->dns_base(t->self), AF_UNSPEC, host, port) != 0) {
+	                                        t->svc->dns_base(t->self),
+	                                        AF_UNSPEC, host, port) != 0) {
 		/* Deferred callbacks: the error reaches dial_event_callback
 		 * from the loop, never from here. If nothing was scheduled,
 		 * time out through the handshake timer. */
@@ -279,20 +282,20 @@ accept_event_callback(struct bufferevent *bev, short what, void *arg)
 		else
 			ssl_error_text(bev, err, sizeof err);
 		t->svc->log(t->self, HL_LOG_DEBUG,
-		    "handshake with %s failed: %s", a->peer, err);
+		            "handshake with %s failed: %s", a->peer, err);
 		accepting_free(a);
 		return;
 	}
 	sni = SSL_get_servername(bufferevent_openssl_get_ssl(bev),
-	    TLSEXT_NAMETYPE_host_name);
+	                         TLSEXT_NAMETYPE_host_name);
 	if (sni == NULL || strlen(sni) != 40) { /* the SNI callback checked */
 		accepting_free(a);
 		return;
 	}
 	for (int i = 0; i < 41; i++)
-		keyhash[i] = (char)((sni[i] >= 'A' && sni[i] <= 'F')
-					? sni[i] - 'A' + 'a'
-					: sni[i]);
+		keyhash[i] =
+		    (char)((sni[i] >= 'A' && sni[i] <= 'F') ? sni[i] - 'A' + 'a'
+		                                            : sni[i]);
 	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
 	bufferevent_set_timeouts(bev, NULL, NULL);
 	a->bev = NULL;
@@ -325,7 +328,7 @@ sni_callback(SSL *ssl, int *alert, void *arg)
 
 static void
 listener_accept_callback(struct evconnlistener *l, evutil_socket_t fd,
-    struct sockaddr *sa, int salen, void *arg)
+                         struct sockaddr *sa, int salen, void *arg)
 {
 	struct tls *t = arg;
 	struct accepting *a;
@@ -347,8 +350,8 @@ listener_accept_callback(struct evconnlistener *l, evutil_socket_t fd,
 		evutil_closesocket(fd);
 		return;
 	}
-	a->bev = bufferevent_openssl_socket_new(t->base, fd, ssl,
-	    BUFFEREVENT_SSL_ACCEPTING,
+	a->bev = bufferevent_openssl_socket_new(
+	    t->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (a->bev == NULL) {
 		SSL_free(ssl);
@@ -370,7 +373,7 @@ listener_accept_callback(struct evconnlistener *l, evutil_socket_t fd,
 		} else if (sa->sa_family == AF_INET6) {
 			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)sa;
 			evutil_inet_ntop(AF_INET6, &s6->sin6_addr, ip,
-			    sizeof ip);
+			                 sizeof ip);
 			port = ntohs(s6->sin6_port);
 			snprintf(a->peer, sizeof a->peer, "[%s]:%d", ip, port);
 		}
@@ -397,20 +400,21 @@ open_listener(struct tls *t, const struct hl_conf *node, const char *addr)
 
 	if (t->nlisteners == MAX_LISTENERS) {
 		t->svc->conf_error(t->self, node, "at most %d listen addresses",
-		    MAX_LISTENERS);
+		                   MAX_LISTENERS);
 		return -1;
 	}
 	if (split_addr(addr, host, sizeof host, &port) != 0 ||
 	    evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) !=
-		0) {
-		t->svc->conf_error(t->self, node,
+	        0) {
+		t->svc->conf_error(
+		    t->self, node,
 		    "listen: \"%s\" is not an address like \"[::]:7008\" or "
 		    "\"0.0.0.0:7008\"",
 		    addr);
 		return -1;
 	}
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0);
+	fd =
+	    socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		goto fail;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
@@ -423,8 +427,8 @@ open_listener(struct tls *t, const struct hl_conf *node, const char *addr)
 		goto fail;
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
 		goto fail;
-	t->listeners[t->nlisteners] = evconnlistener_new(t->base,
-	    listener_accept_callback, t,
+	t->listeners[t->nlisteners] = evconnlistener_new(
+	    t->base, listener_accept_callback, t,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
 	if (t->listeners[t->nlisteners] == NULL)
 		goto fail;
@@ -435,7 +439,7 @@ open_listener(struct tls *t, const struct hl_conf *node, const char *addr)
 	return 0;
 fail:
 	t->svc->log(t->self, HL_LOG_ERROR, "cannot listen on %s: %s", addr,
-	    strerror(errno));
+	            strerror(errno));
 	if (fd >= 0)
 		close(fd);
 	return -1;
@@ -462,7 +466,8 @@ service_ctx_new(struct tls *t, const struct hl_identity *id)
 	if (cert == NULL || key == NULL ||
 	    SSL_CTX_use_certificate(ctx, cert) != 1 ||
 	    SSL_CTX_use_PrivateKey(ctx, key) != 1) {
-		t->svc->log(t->self, HL_LOG_ERROR,
+		t->svc->log(
+		    t->self, HL_LOG_ERROR,
 		    "service %s: its certificate or key cannot be used for "
 		    "TLS",
 		    id->name);
@@ -476,7 +481,7 @@ service_ctx_new(struct tls *t, const struct hl_identity *id)
 
 static int
 check_conf(const struct hl_services *svc, struct hl_plugin *self,
-    const struct hl_conf *conf)
+           const struct hl_conf *conf)
 {
 	static const char *const allowed[] = {"listen", "advertise", NULL};
 	const struct hl_conf *n;
@@ -491,16 +496,17 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
 			continue;
 		if (svc->conf_type(n) == HL_CONF_SCALAR) {
 			if (split_addr(svc->conf_str(n), host, sizeof host,
-				&port) != 0) {
+			               &port) != 0) {
 				svc->conf_error(self, n,
-				    "%s: \"%s\" is not host:port", key,
-				    svc->conf_str(n));
+				                "%s: \"%s\" is not host:port",
+				                key, svc->conf_str(n));
 				bad++;
 			}
 			continue;
 		}
 		if (svc->conf_type(n) != HL_CONF_LIST) {
-			svc->conf_error(self, n,
+			svc->conf_error(
+			    self, n,
 			    "%s: expected an address or a list of them", key);
 			bad++;
 			continue;
@@ -512,7 +518,8 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
 			    split_addr(s, host, sizeof host, &port) != 0 ||
 			    (k == 1 && port == 0)) {
 				svc->conf_error(self, it,
-				    "%s: expected \"host:port\"", key);
+				                "%s: expected \"host:port\"",
+				                key);
 				bad++;
 			}
 		}
@@ -524,7 +531,7 @@ static void tls_fini(void *state);
 
 static int
 tls_init(const struct hl_services *svc, struct hl_plugin *self,
-    const struct hl_conf *conf, void **state)
+         const struct hl_conf *conf, void **state)
 {
 	struct tls *t;
 	const struct hl_conf *n;
@@ -554,14 +561,14 @@ tls_init(const struct hl_services *svc, struct hl_plugin *self,
 	SSL_CTX_set_tlsext_servername_arg(t->server_ctx, t);
 
 	t->nservices = svc->identity_count(self);
-	t->services = calloc(t->nservices ? t->nservices : 1,
-	    sizeof *t->services);
+	t->services =
+	    calloc(t->nservices ? t->nservices : 1, sizeof *t->services);
 	if (t->services == NULL)
 		goto fail;
 	for (size_t i = 0; i < t->nservices; i++) {
 		const struct hl_identity *id = svc->identity_at(self, i);
 		snprintf(t->services[i].keyhash, sizeof t->services[i].keyhash,
-		    "%s", id->keyhash);
+		         "%s", id->keyhash);
 		t->services[i].ctx = service_ctx_new(t, id);
 		if (t->services[i].ctx == NULL)
 			goto fail;
@@ -583,7 +590,7 @@ tls_init(const struct hl_services *svc, struct hl_plugin *self,
 	} else if (n != NULL) {
 		for (size_t i = 0; i < svc->conf_len(n); i++)
 			svc->wanhost_add(self,
-			    svc->conf_str(svc->conf_item(n, i)));
+			                 svc->conf_str(svc->conf_item(n, i)));
 	}
 	*state = t;
 	return 0;
@@ -598,8 +605,9 @@ tls_fini(void *state)
 	struct tls *t = state;
 
 	for (size_t i = 0; i < t->nlisteners; i++) {
-		t->svc->listening(t->self, (struct sockaddr *)&t->listen_addr[i],
-		    t->listen_len[i], 0);
+		t->svc->listening(t->self,
+		                  (struct sockaddr *)&t->listen_addr[i],
+		                  t->listen_len[i], 0);
 		evconnlistener_free(t->listeners[i]);
 	}
 	while (t->accepting != NULL)
@@ -617,7 +625,7 @@ tls_fini(void *state)
 
 static int
 tls_validate(const struct hl_services *svc, struct hl_plugin *self,
-    const struct hl_conf *conf)
+             const struct hl_conf *conf)
 {
 	return check_conf(svc, self, conf);
 }
@@ -628,7 +636,8 @@ static const struct hl_transport_ops tls_transport = {
     .dial_cancel = tls_dial_cancel,
 };
 
-HL_PLUGIN(HL_KIND_TRANSPORT, .name = "transport-tls", .version = "0.1.0",
+HL_PLUGIN(
+    HL_KIND_TRANSPORT, .name = "transport-tls", .version = "0.1.0",
     .description = "TCP + TLS tunnels, wire-compatible with Python Hardline",
     .default_priority = 10, .init = tls_init, .fini = tls_fini,
     .validate = tls_validate, .transport = &tls_transport);

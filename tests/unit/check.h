@@ -11,30 +11,30 @@
 
 static int check_passed, check_failed;
 
-#define CHECK(cond, ...)                                                     \
-	do {                                                                 \
-		if (cond) {                                                  \
-			check_passed++;                                      \
-		} else {                                                     \
-			check_failed++;                                      \
-			fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__); \
-			fprintf(stderr, __VA_ARGS__);                        \
-			fputc('\n', stderr);                                 \
-		}                                                            \
+#define CHECK(cond, ...)                                                       \
+	do {                                                                   \
+		if (cond) {                                                    \
+			check_passed++;                                        \
+		} else {                                                       \
+			check_failed++;                                        \
+			fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__);  \
+			fprintf(stderr, __VA_ARGS__);                          \
+			fputc('\n', stderr);                                   \
+		}                                                              \
 	} while (0)
 
-#define CHECK_STR(got, want)                                                 \
-	do {                                                                 \
-		const char *g_ = (got), *w_ = (want);                        \
-		CHECK(g_ != NULL && strcmp(g_, w_) == 0,                     \
-		    "%s: expected \"%s\", got \"%s\"", #got, w_,             \
-		    g_ ? g_ : "(null)");                                     \
+#define CHECK_STR(got, want)                                                   \
+	do {                                                                   \
+		const char *g_ = (got), *w_ = (want);                          \
+		CHECK(g_ != NULL && strcmp(g_, w_) == 0,                       \
+		      "%s: expected \"%s\", got \"%s\"", #got, w_,             \
+		      g_ ? g_ : "(null)");                                     \
 	} while (0)
 
-#define CHECK_INT(got, want)                                                 \
-	do {                                                                 \
-		long g_ = (long)(got), w_ = (long)(want);                    \
-		CHECK(g_ == w_, "%s: expected %ld, got %ld", #got, w_, g_);  \
+#define CHECK_INT(got, want)                                                   \
+	do {                                                                   \
+		long g_ = (long)(got), w_ = (long)(want);                      \
+		CHECK(g_ == w_, "%s: expected %ld, got %ld", #got, w_, g_);    \
 	} while (0)
 
 static inline int

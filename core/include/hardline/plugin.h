@@ -67,7 +67,7 @@ enum hl_kind {
 	HL_KIND_DISCOVERY = 1u << 0, /* finds addresses for a keyhash */
 	HL_KIND_TRAVERSAL = 1u << 1, /* maps listening ports, adds WANHosts */
 	HL_KIND_TRANSPORT = 1u << 2, /* dials and accepts tunnels */
-	HL_KIND_CONTROL = 1u << 3,   /* drives the daemon (an admin panel) */
+	HL_KIND_CONTROL = 1u << 3, /* drives the daemon (an admin panel) */
 };
 
 enum hl_log_level {
@@ -87,8 +87,8 @@ enum hl_conf_type {
 
 /* Opaque handles owned by the core. */
 struct hl_plugin; /* the core's record of one loaded plugin: "self" */
-struct hl_conf;   /* one node of the YAML config, valid until fini */
-struct hl_query;  /* one running lookup of a keyhash */
+struct hl_conf; /* one node of the YAML config, valid until fini */
+struct hl_query; /* one running lookup of a keyhash */
 
 /* A plugin's own handle for one running dial; the core only passes it back. */
 struct hl_dial;
@@ -102,20 +102,20 @@ struct evdns_base;
  */
 struct hl_identity {
 	size_t size;
-	const char *name;    /* the service's name in the config */
+	const char *name; /* the service's name in the config */
 	const char *keyhash; /* 40 lowercase hex characters */
 	const unsigned char *cert_der;
 	size_t cert_der_len;
 	const char *cert_pem; /* the certificate, PEM */
-	const char *key_pem;  /* its private key, PEM: never log it */
+	const char *key_pem; /* its private key, PEM: never log it */
 	/* 1.1 */
-	const char *title;    /* for people browsing services */
+	const char *title; /* for people browsing services */
 	const char *password; /* "" when none: never log it */
 	int announce_password; /* the admin opted in to announcing it */
 };
 
 /* True when a struct that starts with its size has `member`. */
-#define HL_STRUCT_HAS(ptr, type, member)                                     \
+#define HL_STRUCT_HAS(ptr, type, member)                                       \
 	((ptr)->size >= offsetof(type, member) + sizeof((ptr)->member))
 
 /*
@@ -134,7 +134,8 @@ struct hl_identity {
  * ..."); it is valid only during the call.
  */
 typedef void (*hl_dial_cb)(void *arg, struct bufferevent *bev,
-    const unsigned char *cert_der, size_t cert_der_len, const char *error);
+                           const unsigned char *cert_der, size_t cert_der_len,
+                           const char *error);
 
 /*
  * The table of services the core gives a plugin. Owned by the core, valid
@@ -161,66 +162,68 @@ struct hl_services {
 	 * or -1 when the core is stopping (fn will not run). Calls queued
 	 * before fini returns either run before fini is called or never. */
 	int (*call_on_loop)(struct hl_plugin *self, void (*fn)(void *arg),
-	    void *arg);
+	                    void *arg);
 
 	/* The config: the node given to init is the plugin's own subtree
 	 * (its key under `plugins:`). Nodes stay valid until fini. */
 	int (*conf_type)(const struct hl_conf *node);
 	/* The value under key of a map node, or NULL. */
 	const struct hl_conf *(*conf_get)(const struct hl_conf *node,
-	    const char *key);
+	                                  const char *key);
 	/* A scalar's text, or NULL for a node that is not a scalar. */
 	const char *(*conf_str)(const struct hl_conf *node);
 	/* Items of a list, or entries of a map (their values); and keys. */
 	size_t (*conf_len)(const struct hl_conf *node);
 	const struct hl_conf *(*conf_item)(const struct hl_conf *node,
-	    size_t i);
+	                                   size_t i);
 	const char *(*conf_key)(const struct hl_conf *node, size_t i);
 	/* Report a config error at the node's file:line:column. The core
 	 * prints it, and the plugin's init or validate then fails. */
 	void (*conf_error)(struct hl_plugin *self, const struct hl_conf *node,
-	    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+	                   const char *fmt, ...)
+	    __attribute__((format(printf, 3, 4)));
 	/* Reject every key of a map node that is not in the NULL-ended list
 	 * `allowed` (the core itself handles `priority`). Returns the number
 	 * of bad keys; each is reported with conf_error. */
 	int (*conf_check_keys)(struct hl_plugin *self,
-	    const struct hl_conf *node, const char *const *allowed);
+	                       const struct hl_conf *node,
+	                       const char *const *allowed);
 
 	/* The services this node serves. */
 	size_t (*identity_count)(struct hl_plugin *self);
 	const struct hl_identity *(*identity_at)(struct hl_plugin *self,
-	    size_t i);
+	                                         size_t i);
 	/* The service whose keyhash is `keyhash` (40 hex, any case), or
 	 * NULL. */
 	const struct hl_identity *(*identity_find)(struct hl_plugin *self,
-	    const char *keyhash);
+	                                           const char *keyhash);
 	/* keyhash of a DER certificate, per PROTOCOL.md: 40 hex + NUL. */
 	void (*keyhash_of_cert)(const unsigned char *der, size_t len,
-	    char out[41]);
+	                        char out[41]);
 
 	/* Transports: a tunnel for the service `keyhash` was accepted and
 	 * handshaken. The core owns bev from this call on (no callbacks may
 	 * be left set); peer is a printable address for logs. */
 	void (*incoming)(struct hl_plugin *self, struct bufferevent *bev,
-	    const char *keyhash, const char *peer);
+	                 const char *keyhash, const char *peer);
 	/* Transports: a listener is open (or closed) on this socket address.
 	 * The core tells traversal plugins, which may map the port. */
 	void (*listening)(struct hl_plugin *self, const struct sockaddr *sa,
-	    socklen_t salen, int open);
+	                  socklen_t salen, int open);
 
 	/* Discovery: the keyhash a query looks for (40 lowercase hex). */
 	const char *(*query_keyhash)(const struct hl_query *q);
 	/* Discovery: a candidate address ("host:port", "[v6]:port") for
 	 * q. May be called any number of times until query_done. */
 	void (*query_candidate)(struct hl_plugin *self, struct hl_query *q,
-	    const char *addr);
+	                        const char *addr);
 	/* Discovery: no more candidates will come for q. Exactly once per
 	 * started query, unless the core cancelled it first. */
 	void (*query_done)(struct hl_plugin *self, struct hl_query *q);
 	/* Discovery: an address heard for a keyhash outside any query (an
 	 * unsolicited announce); the core remembers it for a while. */
 	void (*candidate_learned)(struct hl_plugin *self, const char *keyhash,
-	    const char *addr);
+	                          const char *addr);
 
 	/* Traversal and address plugins: an address ("ip:port", "[v6]:port")
 	 * where this node's services can be reached from outside, or one
@@ -237,7 +240,7 @@ struct hl_services {
 	 * discover` and the admin panel. label is "<password>-<keyhash>" or
 	 * "-<keyhash>"; addr is where its transport listens. */
 	void (*service_seen)(struct hl_plugin *self, const char *title,
-	    const char *label, const char *addr);
+	                     const char *label, const char *addr);
 	/* Control: the node's state as a JSON object (services, plugins,
 	 * lan, connections, routes, log; the README documents it). Returns
 	 * a string to release with svc->free, or NULL. */
@@ -247,7 +250,7 @@ struct hl_services {
 	 * Returns 0, or -1 with a sentence in err. A plugin cannot stop
 	 * itself this way. */
 	int (*plugin_set_enabled)(struct hl_plugin *self, const char *name,
-	    int enabled, char *err, size_t errlen);
+	                          int enabled, char *err, size_t errlen);
 	/* Release what the core allocated for the plugin (status_json). */
 	void (*free)(void *p);
 	/* The state directory (0700), for a plugin's own files (0600). */
@@ -255,10 +258,10 @@ struct hl_services {
 };
 
 /* True when the core's services table has `member` (and it is set). */
-#define HL_HAS(svc, member)                                                  \
-	((svc)->size >= offsetof(struct hl_services, member) +               \
-		sizeof((svc)->member) &&                                     \
-	    (svc)->member != NULL)
+#define HL_HAS(svc, member)                                                    \
+	((svc)->size >=                                                        \
+	     offsetof(struct hl_services, member) + sizeof((svc)->member) &&   \
+	 (svc)->member != NULL)
 
 /*
  * Discovery facet: mandatory ops query_start and query_cancel.
@@ -285,7 +288,7 @@ enum hl_event_type {
 
 struct hl_event {
 	size_t size;
-	int type;         /* enum hl_event_type */
+	int type; /* enum hl_event_type */
 	const char *text; /* valid during the call */
 };
 
@@ -310,7 +313,7 @@ struct hl_events_ops {
 struct hl_traversal_ops {
 	size_t size;
 	void (*port_event)(void *state, const struct sockaddr *sa,
-	    socklen_t salen, int open);
+	                   socklen_t salen, int open);
 };
 
 /*
@@ -327,17 +330,17 @@ struct hl_traversal_ops {
 struct hl_transport_ops {
 	size_t size;
 	struct hl_dial *(*dial)(void *state, const char *keyhash,
-	    const char *addr, hl_dial_cb cb, void *arg);
+	                        const char *addr, hl_dial_cb cb, void *arg);
 	void (*dial_cancel)(void *state, struct hl_dial *d);
 };
 
 /* The frozen head of every descriptor, for every major version. */
 struct hl_plugin_head {
-	uint32_t magic;     /* HL_ABI_MAGIC */
+	uint32_t magic; /* HL_ABI_MAGIC */
 	uint16_t abi_major; /* HL_ABI_MAJOR of the header built against */
 	uint16_t abi_minor; /* the lowest core minor the plugin needs */
-	uint32_t size;      /* sizeof(struct hl_plugin_desc) it was built with */
-	uint32_t kinds;     /* enum hl_kind bits */
+	uint32_t size; /* sizeof(struct hl_plugin_desc) it was built with */
+	uint32_t kinds; /* enum hl_kind bits */
 };
 
 /*
@@ -356,17 +359,17 @@ struct hl_plugin_head {
  */
 struct hl_plugin_desc {
 	struct hl_plugin_head head;
-	const char *name;        /* folder = YAML key = <name>.so */
-	const char *version;     /* the plugin's own version */
+	const char *name; /* folder = YAML key = <name>.so */
+	const char *version; /* the plugin's own version */
 	const char *description; /* one line */
-	int default_priority;    /* lower is tried first */
+	int default_priority; /* lower is tried first */
 	unsigned long libevent_version; /* LIBEVENT_VERSION_NUMBER */
-	unsigned long openssl_version;  /* OPENSSL_VERSION_NUMBER */
+	unsigned long openssl_version; /* OPENSSL_VERSION_NUMBER */
 	int (*init)(const struct hl_services *svc, struct hl_plugin *self,
-	    const struct hl_conf *conf, void **state);
+	            const struct hl_conf *conf, void **state);
 	void (*fini)(void *state);
 	int (*validate)(const struct hl_services *svc, struct hl_plugin *self,
-	    const struct hl_conf *conf);
+	                const struct hl_conf *conf);
 	const struct hl_discovery_ops *discovery;
 	const struct hl_traversal_ops *traversal;
 	const struct hl_transport_ops *transport;
@@ -389,14 +392,14 @@ struct hl_plugin_desc {
  *       .description = "tunnels over foo", .default_priority = 30,
  *       .init = foo_init, .fini = foo_fini, .transport = &foo_ops);
  */
-#define HL_PLUGIN(kind_bits, ...)                                            \
-	HL_EXPORT extern const struct hl_plugin_desc hardline_plugin;        \
-	HL_EXPORT const struct hl_plugin_desc hardline_plugin = {            \
-		.head = {HL_ABI_MAGIC, HL_ABI_MAJOR, HL_PLUGIN_ABI_MINOR,    \
-		    (uint32_t)sizeof(struct hl_plugin_desc), (kind_bits)},   \
-		.libevent_version = LIBEVENT_VERSION_NUMBER,                 \
-		.openssl_version = OPENSSL_VERSION_NUMBER,                   \
-		__VA_ARGS__}
+#define HL_PLUGIN(kind_bits, ...)                                              \
+	HL_EXPORT extern const struct hl_plugin_desc hardline_plugin;          \
+	HL_EXPORT const struct hl_plugin_desc hardline_plugin = {              \
+	    .head = {HL_ABI_MAGIC, HL_ABI_MAJOR, HL_PLUGIN_ABI_MINOR,          \
+	             (uint32_t)sizeof(struct hl_plugin_desc), (kind_bits)},    \
+	    .libevent_version = LIBEVENT_VERSION_NUMBER,                       \
+	    .openssl_version = OPENSSL_VERSION_NUMBER,                         \
+	    __VA_ARGS__}
 
 #ifdef __cplusplus
 }

@@ -27,6 +27,8 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 
+/* Uses nothing newer than ABI 1.0, so 1.0 cores load it too. */
+#define HL_PLUGIN_ABI_MINOR 0
 #include "hardline/plugin.h"
 
 #define HANDSHAKE_TIMEOUT_SEC 10

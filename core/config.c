@@ -112,6 +112,19 @@ hl__conf_verror(FILE *errs, const struct hl_conf *node, const char *fmt,
 	fputc('\n', errs);
 }
 
+void
+hl__conf_key_pos(const struct hl_conf *map, size_t i, int *line, int *col)
+{
+	const struct node *n = to_node(map);
+
+	*line = map->line;
+	*col = map->col;
+	if (map->type == HL_CONF_MAP && i < map->n && n->kpos != NULL) {
+		*line = n->kpos[i].line;
+		*col = n->kpos[i].col;
+	}
+}
+
 /*
  * Put s into out between double quotes, for a message: control characters
  * and quotes are escaped, and a long value is cut short with "...".

@@ -115,6 +115,9 @@ void hl__config_free(struct hl__config *cfg);
 /* Print "file:line:column: message\n" for node to errs. */
 void hl__conf_verror(FILE *errs, const struct hl_conf *node, const char *fmt,
                      va_list ap);
+/* Where the i-th key of a map node stood (the map's own place if
+ * unknown). Only for nodes made by hl__config_parse. */
+void hl__conf_key_pos(const struct hl_conf *map, size_t i, int *line, int *col);
 /* Accessors behind the services table (plugin.h documents them). */
 int hl__conf_type(const struct hl_conf *node);
 const struct hl_conf *hl__conf_get(const struct hl_conf *node, const char *key);

@@ -98,15 +98,18 @@ svc_conf_check_keys(struct hl_plugin *self, const struct hl_conf *node,
 		if (!ok) {
 			char list[512] = "priority";
 			size_t len = strlen(list);
+			struct hl_conf at = *node;
 			for (size_t j = 0; allowed && allowed[j]; j++)
 				len += (size_t)snprintf(
 				    list + len,
 				    len < sizeof list ? sizeof list - len : 0,
 				    ", %s", allowed[j]);
-			svc_conf_error(
-			    self, node->items[i],
-			    "unknown key \"%s\" for plugin %s (allowed: %s)", k,
-			    self ? self->d.name : "?", list);
+			/* Point at the key itself, not its value. */
+			hl__conf_key_pos(node, i, &at.line, &at.col);
+			svc_conf_error(self, &at,
+			               "unknown key \"%s\" for plugin %s "
+			               "(allowed: %s)",
+			               k, self ? self->d.name : "?", list);
 			bad++;
 		}
 	}

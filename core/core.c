@@ -473,6 +473,20 @@ hl__core_unload_plugins(struct hl__core *c)
 		}
 		free(arr);
 	}
+	/* The records and their shared objects stay until
+	 * hl__core_close_plugins(), after the event base is gone. */
+}
+
+void
+hl__core_close_plugins(struct hl__core *c)
+{
+	/* Only now that the event base is freed: a bufferevent freed by a
+	 * plugin (or for one, by the core) is finalized by the base later,
+	 * through an ops table in the plugin's code or in a library only
+	 * the plugin pulled in (libevent_openssl for transport-tls, when
+	 * hlcore itself is linked --as-needed). Unmapping that before the
+	 * base runs its finalizers crashed hlcore on SIGTERM with tunnels
+	 * or dials still open. */
 	while (c->plugins != NULL) {
 		struct hl_plugin *p = c->plugins;
 		c->plugins = p->next;

@@ -314,6 +314,7 @@ core_free(struct hl__core *c)
 		evdns_base_free(c->dns, 0);
 	if (c->base)
 		event_base_free(c->base);
+	hl__core_close_plugins(c); /* after the base: see core.c */
 	hl__config_free(c->cfg);
 	pthread_mutex_destroy(&c->calls_lock);
 	free(c);

@@ -4,8 +4,10 @@
 set -euo pipefail
 
 build=(build-essential cmake pkg-config libevent-dev libyaml-dev libssl-dev
-	libsodium-dev libjansson-dev python3 curl openssl)
-test=(clang libclang-rt-14-dev clang-format iproute2 procps)
+	libsodium-dev libjansson-dev python3 curl openssl
+	libminiupnpc-dev libnatpmp-dev)
+test=(clang libclang-rt-14-dev clang-format iproute2 procps
+	iptables miniupnpd-iptables miniupnpc yggdrasil)
 bench=(nginx-light stunnel4 wrk)
 
 want=()

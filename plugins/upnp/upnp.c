@@ -416,7 +416,7 @@ gw_discover(struct upnp *u)
 				u->gw = M_UPNP;
 				if (down)
 					post(u, MSG_LOG, HL_LOG_INFO,
-					     "the IGD at %s says it is not "
+					     "the IGD at %s does not look "
 					     "connected; trying it anyway",
 					     u->urls.controlURL);
 				post(u, MSG_LOG, HL_LOG_INFO,

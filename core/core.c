@@ -244,22 +244,27 @@ plugin_open(struct hl__core *c, const char *name, const struct hl_conf *conf,
 }
 
 int
-hl__core_load_plugins(struct hl__core *c, int check_only, uint32_t kinds)
+hl__core_load_plugins(struct hl__core *c, int check_only, uint32_t kinds,
+                      int *bad_settings)
 {
 	struct choice ch[128];
 	size_t nch = check_only ? 0 : read_choices(c, ch, 128);
-	int refused = 0;
+	size_t nopen = 0;
+	struct hl_plugin *opened[256];
+	int refused = 0, off[256];
 
+	*bad_settings = 0;
 	c->empty_conf.type = HL_CONF_MAP;
 	c->empty_conf.file = c->cfg->file;
-	for (size_t i = 0; i < c->cfg->nplugins + nch; i++) {
+	/* First open and check every plugin and its settings, so that a
+	 * mistake in the config stops hlcore before anything starts. */
+	for (size_t i = 0; i < c->cfg->nplugins + nch && nopen < 256; i++) {
 		const struct hl__plugin_conf *pcf =
 		    i < c->cfg->nplugins ? &c->cfg->plugins[i] : NULL;
 		const char *name =
 		    pcf ? pcf->name : ch[i - c->cfg->nplugins].name;
 		struct hl_plugin *p;
 		char err[1024];
-		int off = 0;
 
 		if (pcf == NULL) {
 			/* Enabled in the panel but not in the config: load
@@ -268,44 +273,53 @@ hl__core_load_plugins(struct hl__core *c, int check_only, uint32_t kinds)
 			for (size_t j = 0; j < c->cfg->nplugins && !dup; j++)
 				dup =
 				    strcmp(c->cfg->plugins[j].name, name) == 0;
-			for (struct hl_plugin *q = c->plugins; q && !dup;
-			     q = q->next)
-				dup = strcmp(q->d.name, name) == 0;
+			for (size_t j = 0; j < nopen && !dup; j++)
+				dup = strcmp(opened[j]->d.name, name) == 0;
 			if (dup)
 				continue;
 		}
-		for (size_t j = 0; j < nch; j++)
-			if (strcmp(ch[j].name, name) == 0 && !ch[j].on)
-				off = 1;
 		p = plugin_open(c, name, pcf ? pcf->node : &c->empty_conf,
 		                pcf ? pcf->priority : 0,
 		                pcf ? pcf->has_priority : 0, err, sizeof err);
 		if (p == NULL) {
+			/* A broken plugin is not a config mistake: it is
+			 * reported and hlcore goes on without it. */
 			hl__err("plugin %s refused: %s", name, err);
 			refused++;
 			continue;
 		}
-		if (check_only) {
-			p->conf_errors = 0;
-			if (p->d.validate != NULL &&
-			    (p->d.validate(&hl__services, p, p->conf) != 0 ||
-			     p->conf_errors > 0)) {
-				hl__err("plugin %s: its settings are not "
-				        "valid (see above)",
-				        name);
-				refused++;
-			}
-			plugin_free(p);
-			continue;
+		p->conf_errors = 0;
+		if (p->d.validate != NULL &&
+		    (p->d.validate(&hl__services, p, p->conf) != 0 ||
+		     p->conf_errors > 0)) {
+			hl__err("plugin %s: its settings are not valid (see "
+			        "above)",
+			        name);
+			(*bad_settings)++;
 		}
+		off[nopen] = 0;
+		for (size_t j = 0; j < nch; j++)
+			if (strcmp(ch[j].name, name) == 0 && !ch[j].on)
+				off[nopen] = 1;
+		opened[nopen++] = p;
+	}
+	if (check_only || *bad_settings > 0) {
+		for (size_t i = 0; i < nopen; i++)
+			plugin_free(opened[i]);
+		return refused + *bad_settings;
+	}
+	for (size_t i = 0; i < nopen; i++) {
+		struct hl_plugin *p = opened[i];
+
 		/* In priority order before init, so that a plugin that opens
 		 * a listener in init is told about the others' ports. */
 		insert_by_priority(c, p);
-		if (off) {
+		if (off[i]) {
 			p->disabled = 1;
 			snprintf(p->error, sizeof p->error,
 			         "turned off in the admin panel");
-			hl__info("plugin %s is turned off (admin panel)", name);
+			hl__info("plugin %s is turned off (admin panel)",
+			         p->d.name);
 			continue;
 		}
 		if (kinds != 0 && (p->d.head.kinds & kinds) == 0)

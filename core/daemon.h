@@ -92,11 +92,13 @@ struct hl__core {
 /* ---- core.c ---- */
 /*
  * Load every plugin the config names (and those enabled in the admin
- * panel), check them, and start them unless check_only. With kinds set,
- * only plugins of those kinds start (`discover`). Returns the number of
- * plugins refused or failed.
+ * panel), check them and their settings (validate), and start them unless
+ * check_only or some settings are wrong (*bad_settings counts those). With
+ * kinds set, only plugins of those kinds start (`discover`). Returns the
+ * number of plugins refused, failed or with bad settings.
  */
-int hl__core_load_plugins(struct hl__core *c, int check_only, uint32_t kinds);
+int hl__core_load_plugins(struct hl__core *c, int check_only, uint32_t kinds,
+                          int *bad_settings);
 /* Stop every plugin (fini); the records stay, still loaded. */
 void hl__core_unload_plugins(struct hl__core *c);
 /* Free the records and dlclose: only after event_base_free(). */

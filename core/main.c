@@ -156,7 +156,8 @@ cmd_url(struct hl__core *c, const char *name)
 static int
 cmd_check(struct hl__core *c)
 {
-	int refused = hl__core_load_plugins(c, 1, 0);
+	int bad;
+	int refused = hl__core_load_plugins(c, 1, 0, &bad);
 
 	if (refused > 0) {
 		fprintf(stderr, "%s: %d plugin problem%s (see above)\n",
@@ -172,7 +173,7 @@ cmd_check(struct hl__core *c)
 static int
 cmd_run(struct hl__core *c)
 {
-	int refused, rc = 0;
+	int refused, bad, rc = 0;
 
 	if (prepare_state_dir(c->cfg->state_dir) != 0)
 		return 1;
@@ -184,7 +185,15 @@ cmd_run(struct hl__core *c)
 		         c->cfg->state_dir, strerror(errno));
 	c->proxy_port = proxy_port_of(c->cfg);
 	hl__core_wanhosts_changed(c);
-	refused = hl__core_load_plugins(c, 0, 0);
+	refused = hl__core_load_plugins(c, 0, 0, &bad);
+	if (bad > 0) {
+		fprintf(stderr,
+		        "%s: %d plugin%s with wrong settings; nothing "
+		        "was started\n",
+		        c->cfg->file, bad, bad == 1 ? "" : "s");
+		rc = 2;
+		goto out;
+	}
 	if (refused > 0 && c->cfg->strict_plugins) {
 		hl__err("plugins_strict is set and %d plugin%s refused: "
 		        "stopping",
@@ -238,10 +247,12 @@ cmd_discover(struct hl__core *c)
 {
 	struct timeval tv = {2, 0};
 	struct event *done;
-	int browsers = 0;
+	int browsers = 0, bad;
 
 	c->proxy_port = proxy_port_of(c->cfg);
-	hl__core_load_plugins(c, 0, HL_KIND_DISCOVERY);
+	hl__core_load_plugins(c, 0, HL_KIND_DISCOVERY, &bad);
+	if (bad > 0)
+		return 2;
 	for (struct hl_plugin *p = c->plugins; p != NULL; p = p->next) {
 		if (!p->running || p->d.discovery == NULL ||
 		    p->d.discovery->size <

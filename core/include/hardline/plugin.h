@@ -15,7 +15,8 @@
  * Threads: unless a comment says otherwise, the core calls a plugin on its
  * loop thread (the thread that runs the event_base the plugin gets from
  * svc->event_base()), and a plugin calls the core on that thread too. The
- * one exception is svc->call_on_loop(), which any thread may call.
+ * exceptions are svc->call_on_loop() and svc->log(), which any thread may
+ * call.
  *
  * Versioning. The ABI has a major and a minor number. A plugin states the
  * lowest minor it needs (HL_PLUGIN_ABI_MINOR, by default the minor of the
@@ -149,7 +150,8 @@ struct hl_services {
 	const char *core_version;
 
 	/* Logging: one line, no newline needed; the core adds the plugin's
-	 * name. Never log secrets (keys, passwords). */
+	 * name. Any thread may call it. Never log secrets (keys,
+	 * passwords). */
 	void (*log)(struct hl_plugin *self, int level, const char *fmt, ...)
 	    __attribute__((format(printf, 3, 4)));
 
@@ -159,8 +161,10 @@ struct hl_services {
 
 	/* Run fn(arg) soon on the loop thread. Any thread may call this; it
 	 * is how a plugin's own threads hand results to the core. Returns 0,
-	 * or -1 when the core is stopping (fn will not run). Calls queued
-	 * before fini returns either run before fini is called or never. */
+	 * or -1 when the core is stopping (fn will not run). Calls still
+	 * queued when the core stops are dropped without running, so arg
+	 * must not be the only reference to memory: keep what you hand over
+	 * reachable from your state and free it in fini. */
 	int (*call_on_loop)(struct hl_plugin *self, void (*fn)(void *arg),
 	                    void *arg);
 

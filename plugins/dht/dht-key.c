@@ -1,0 +1,108 @@
+/*
+ * dht-key.c: the day-rolling DHT key (PROTOCOL.md, "Identity" and "DHT").
+ * libsodium for BLAKE2b-256 (OpenSSL 3.0's BLAKE2B-512 has a fixed output
+ * size), OpenSSL's EVP interface for SHA-1.
+ */
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <sodium.h>
+
+#include "dht-key.h"
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static void
+tohex(const unsigned char *b, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[b[i] >> 4];
+		out[2 * i + 1] = digits[b[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+int
+dht_rolling_code(const char *keyhash, uint64_t day, char out[41])
+{
+	unsigned char in[28], digest[32];
+
+	if (keyhash == NULL || strlen(keyhash) != 40)
+		return -1;
+	for (size_t i = 0; i < 20; i++) {
+		int hi = hexval(keyhash[2 * i]),
+		    lo = hexval(keyhash[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		in[i] = (unsigned char)(hi << 4 | lo);
+	}
+	for (size_t i = 0; i < 8; i++)
+		in[20 + i] = (unsigned char)(day >> (8 * i));
+	if (crypto_generichash(digest, sizeof digest, in, sizeof in, NULL, 0) !=
+	    0)
+		return -1;
+	tohex(digest, 20, out);
+	return 0;
+}
+
+int
+dht_key(const char *keyhash, uint64_t day, char out[41])
+{
+	char rolling[41];
+	unsigned char digest[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+
+	if (dht_rolling_code(keyhash, day, rolling) != 0)
+		return -1;
+	if (EVP_Digest(rolling, 40, digest, &len, EVP_sha1(), NULL) != 1 ||
+	    len != 20)
+		return -1;
+	tohex(digest, 20, out);
+	return 0;
+}
+
+size_t
+dht_key_days(int64_t now, uint64_t days[2])
+{
+	int64_t today = now / DHT_DAY_SECONDS, into;
+
+	if (now < 0)
+		today = 0;
+	into = now - today * DHT_DAY_SECONDS;
+	days[0] = (uint64_t)today;
+	if (into < DHT_EDGE_SECONDS && today > 0) {
+		days[1] = (uint64_t)today - 1;
+		return 2;
+	}
+	if (into >= DHT_DAY_SECONDS - DHT_EDGE_SECONDS) {
+		days[1] = (uint64_t)today + 1;
+		return 2;
+	}
+	return 1;
+}
+
+int64_t
+dht_key_days_next_change(int64_t now)
+{
+	int64_t into = now - (now / DHT_DAY_SECONDS) * DHT_DAY_SECONDS;
+
+	if (now < 0)
+		return 1;
+	if (into < DHT_EDGE_SECONDS)
+		return DHT_EDGE_SECONDS - into;
+	if (into < DHT_DAY_SECONDS - DHT_EDGE_SECONDS)
+		return DHT_DAY_SECONDS - DHT_EDGE_SECONDS - into;
+	return DHT_DAY_SECONDS - into;
+}

@@ -1,0 +1,1573 @@
+/*
+ * dht: publish and find Hardline services through OpenDHT, wire-compatible
+ * with the original Python Hardline (PROTOCOL.md, "DHT").
+ *
+ * Server side: this node's WANHosts, as raw ASCII, under the day-rolling
+ * key of every service it serves; at start, whenever WANHosts changes, and
+ * every 8 minutes (OpenDHT drops a value 10 minutes after its last put);
+ * also under the neighbouring day's key within an hour of midnight UTC.
+ * Client side: a lookup of the same keys feeds the router candidates.
+ *
+ * Two modes. Native: a node of our own (libopendht-c's dht_runner), which
+ * runs its own thread; its results cross to the loop only through
+ * svc->call_on_loop, by way of the "hub" below, so that nothing of ours is
+ * touched after a query is cancelled or the plugin stopped. Proxy: an
+ * OpenDHT HTTP proxy (dhtnode --proxyserver) through libevent's evhttp on
+ * the core's loop: no thread, no UDP port, for a light client.
+ *
+ * Config (plugins: dht:):
+ *   bootstrap: ["bootstrap.jami.net:4222"]   native: nodes to join through
+ *   port: 0                                  native: UDP port, 0 = random
+ *   proxy: "http://host:port/"               proxy mode instead of a node
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/util.h>
+#include <opendht/opendht_c.h>
+#include <sodium.h>
+
+#include "dht-key.h"
+#include "dht-value.h"
+#include "hardline/plugin.h"
+
+#define DEFAULT_BOOTSTRAP "bootstrap.jami.net:4222"
+#define DEFAULT_DHT_PORT "4222"
+#define MAX_BOOTSTRAP 16
+#define LOOKUP_TIMEOUT_SEC 5 /* a lookup ends by then, found or not */
+#define REPUBLISH_SEC 480 /* as the original: every 8 minutes */
+#define MAX_LOOKUPS 64 /* running at once */
+#define MAX_CANDIDATES 64 /* fed to the router per lookup */
+#define MAX_OPS 512 /* OpenDHT operations in flight */
+#define MAX_QUEUED 1024 /* results waiting for the loop */
+#define MAX_VALUES_PER_GET 64 /* values read from one key */
+#define BOOT_WAIT_SEC 15 /* a bootstrap round's answers */
+#define BOOT_BACKOFF_MIN_SEC 5 /* then 10, 20, ... */
+#define BOOT_BACKOFF_MAX_SEC 600
+#define BOOT_CHECK_SEC 600 /* re-ping the bootstrap when joined */
+#define PROXY_TIMEOUT_SEC 5 /* one request to the proxy, in all */
+#define PROXY_BODY_MAX (256 * 1024)
+#define PROXY_HEADERS_MAX 16384
+
+struct dht;
+
+/* ---- the hub: from OpenDHT's thread to the loop ---- */
+
+enum msg_kind { MSG_VALUE, MSG_GET_DONE, MSG_PUT_DONE, MSG_PING_DONE };
+enum op_kind { OP_GET, OP_PUT, OP_PING };
+
+struct msg {
+	struct msg *next;
+	int kind;
+	uint64_t id; /* lookup id (value, get) or round (ping) */
+	int ok;
+	size_t len;
+	unsigned char data[];
+};
+
+/* One OpenDHT operation in flight: the user data of its callbacks. It
+ * lives until OpenDHT calls its done callback, or until the runner is
+ * deleted (then fini frees what is left). */
+struct op {
+	struct hub *hub;
+	int kind;
+	uint64_t id;
+	unsigned nvalues;
+	struct op *next, **prevp;
+};
+
+/*
+ * Shared by the plugin (one reference) and by the call queued with
+ * call_on_loop, if any (one more). Everything but svc and self is under
+ * mu. At fini, dead is set and d cleared; a queued pump that runs later
+ * finds nothing to do and drops its reference.
+ */
+struct hub {
+	pthread_mutex_t mu;
+	int refs;
+	int dead;
+	int pump_queued;
+	struct msg *head, **tail;
+	size_t nqueued;
+	unsigned long dropped;
+	struct op *ops;
+	size_t nops;
+	const struct hl_services *svc;
+	struct hl_plugin *self;
+	struct dht *d;
+};
+
+/* ---- the plugin's state (loop thread only) ---- */
+
+struct lookup {
+	struct dht *d;
+	uint64_t id;
+	struct hl_query *q;
+	int pending; /* key lookups not ended yet */
+	unsigned ncand;
+	struct event *timer;
+	struct lookup *next, **prevp;
+};
+
+enum req_kind { REQ_GET, REQ_POST };
+
+/* One HTTP request to the proxy, on a connection of its own. */
+struct proxy_req {
+	struct dht *d;
+	int kind;
+	uint64_t id; /* lookup id (GET) */
+	struct evhttp_connection *conn;
+	struct event *timer;
+	struct evbuffer *line;
+	int skipping; /* in a line too long to read */
+	int in_cb; /* inside an evhttp callback: do not free conn */
+	int cancelled; /* cancelled while in_cb: timer frees it */
+	int starting; /* inside evhttp_make_request */
+	int failed_early; /* it called back before returning */
+	unsigned nlines;
+	struct proxy_req *next, **prevp;
+};
+
+struct bootstrap {
+	char host[256];
+	char port[8];
+	char text[272];
+};
+
+struct resolve {
+	struct dht *d;
+	uint64_t round;
+	size_t idx;
+	struct evdns_getaddrinfo_request *req;
+	struct resolve *next, **prevp;
+};
+
+struct dht {
+	const struct hl_services *svc;
+	struct hl_plugin *self;
+	struct event_base *base;
+	struct hub *hub;
+
+	/* proxy mode */
+	int proxy_mode;
+	char proxy_url[512];
+	char proxy_host[256];
+	int proxy_port;
+	char proxy_path[512]; /* ends with '/' */
+	struct proxy_req *reqs;
+	size_t nreqs;
+
+	/* native mode */
+	dht_runner *runner;
+	int port;
+	struct bootstrap boot[MAX_BOOTSTRAP];
+	size_t nboot;
+	struct resolve *resolves;
+	uint64_t round;
+	int round_pending, round_done, round_ok;
+	char round_err[256];
+	struct event *boot_timer; /* next round */
+	struct event *boot_deadline; /* this round's answers */
+	int backoff;
+	int joined;
+	int warned_offline;
+
+	/* publishing */
+	char *wanhosts;
+	char value[DHT_VALUE_MAX + 1];
+	size_t value_len;
+	dht_value *dvalue; /* native: one object, so its id stays */
+	char value_id[24]; /* proxy: the id we give it */
+	struct event *publish_timer;
+	int said_empty, said_dropped, said_published, said_put_failed;
+
+	/* lookups */
+	struct lookup *lookups;
+	size_t nlookups;
+	uint64_t next_id;
+	int said_busy;
+
+	/* counters, logged at fini */
+	unsigned long n_lookups, n_records, n_empty, n_malformed, n_candidates;
+	unsigned long n_puts_ok, n_puts_failed;
+};
+
+static void lookup_value(struct dht *d, uint64_t id, const void *data,
+                         size_t len);
+static void lookup_key_done(struct dht *d, uint64_t id);
+static void put_done(struct dht *d, int ok);
+static void boot_step_done(struct dht *d, uint64_t round, int ok);
+static void publish_round(struct dht *d);
+
+/* ---- hub ---- */
+
+static struct hub *
+hub_new(const struct hl_services *svc, struct hl_plugin *self, struct dht *d)
+{
+	struct hub *h = calloc(1, sizeof *h);
+
+	if (h == NULL)
+		return NULL;
+	if (pthread_mutex_init(&h->mu, NULL) != 0) {
+		free(h);
+		return NULL;
+	}
+	h->refs = 1;
+	h->tail = &h->head;
+	h->svc = svc;
+	h->self = self;
+	h->d = d;
+	return h;
+}
+
+static void
+hub_unref(struct hub *h)
+{
+	int last;
+
+	pthread_mutex_lock(&h->mu);
+	last = --h->refs == 0;
+	pthread_mutex_unlock(&h->mu);
+	if (!last)
+		return;
+	while (h->head != NULL) {
+		struct msg *m = h->head;
+		h->head = m->next;
+		free(m);
+	}
+	pthread_mutex_destroy(&h->mu);
+	free(h);
+}
+
+/* Loop thread: hand every queued result to the plugin, if still there. */
+static void
+hub_pump(void *arg)
+{
+	struct hub *h = arg;
+	struct msg *list;
+
+	pthread_mutex_lock(&h->mu);
+	list = h->head;
+	h->head = NULL;
+	h->tail = &h->head;
+	h->nqueued = 0;
+	h->pump_queued = 0;
+	pthread_mutex_unlock(&h->mu);
+	while (list != NULL) {
+		struct msg *m = list;
+		struct dht *d = h->dead ? NULL : h->d;
+
+		list = m->next;
+		if (d != NULL) {
+			switch (m->kind) {
+			case MSG_VALUE:
+				lookup_value(d, m->id, m->data, m->len);
+				break;
+			case MSG_GET_DONE:
+				lookup_key_done(d, m->id);
+				break;
+			case MSG_PUT_DONE:
+				put_done(d, m->ok);
+				break;
+			case MSG_PING_DONE:
+				boot_step_done(d, m->id, m->ok);
+				break;
+			}
+		}
+		free(m);
+	}
+	hub_unref(h);
+}
+
+static void
+noop(void *arg)
+{
+	(void)arg;
+}
+
+/* Any thread: queue m for the loop (and own it). */
+static void
+hub_post(struct hub *h, struct msg *m)
+{
+	int call = 0;
+
+	if (m == NULL)
+		return;
+	m->next = NULL;
+	pthread_mutex_lock(&h->mu);
+	if (h->dead || h->nqueued >= MAX_QUEUED) {
+		if (!h->dead)
+			h->dropped++;
+		pthread_mutex_unlock(&h->mu);
+		free(m);
+		return;
+	}
+	*h->tail = m;
+	h->tail = &m->next;
+	h->nqueued++;
+	if (!h->pump_queued) {
+		h->pump_queued = 1;
+		h->refs++;
+		call = 1;
+	}
+	pthread_mutex_unlock(&h->mu);
+	if (call && h->svc->call_on_loop(h->self, hub_pump, h) != 0) {
+		/* The core is stopping: fini will free what is queued. */
+		pthread_mutex_lock(&h->mu);
+		h->pump_queued = 0;
+		h->refs--;
+		pthread_mutex_unlock(&h->mu);
+	}
+}
+
+static struct msg *
+msg_new(int kind, uint64_t id, int ok, const void *data, size_t len)
+{
+	struct msg *m = malloc(sizeof *m + len);
+
+	if (m == NULL)
+		return NULL;
+	m->kind = kind;
+	m->id = id;
+	m->ok = ok;
+	m->len = len;
+	if (len)
+		memcpy(m->data, data, len);
+	return m;
+}
+
+/* Loop thread: a new operation's context, or NULL when too many run. */
+static struct op *
+op_new(struct hub *h, int kind, uint64_t id)
+{
+	struct op *o;
+
+	pthread_mutex_lock(&h->mu);
+	if (h->nops >= MAX_OPS || (o = calloc(1, sizeof *o)) == NULL) {
+		pthread_mutex_unlock(&h->mu);
+		return NULL;
+	}
+	o->hub = h;
+	o->kind = kind;
+	o->id = id;
+	o->next = h->ops;
+	if (o->next != NULL)
+		o->next->prevp = &o->next;
+	o->prevp = &h->ops;
+	h->ops = o;
+	h->nops++;
+	pthread_mutex_unlock(&h->mu);
+	return o;
+}
+
+static void
+op_unlink_locked(struct hub *h, struct op *o)
+{
+	if (o->next != NULL)
+		o->next->prevp = o->prevp;
+	*o->prevp = o->next;
+	h->nops--;
+}
+
+/* OpenDHT's thread: one value of a get. */
+static bool
+op_value_callback(const dht_value *v, void *arg)
+{
+	struct op *o = arg;
+	dht_data_view dv = dht_value_get_data(v);
+	/* One byte more than a record may hold marks an oversized one. */
+	size_t len = dv.size > DHT_VALUE_MAX ? DHT_VALUE_MAX + 1 : dv.size;
+
+	hub_post(o->hub, msg_new(MSG_VALUE, o->id, 1, dv.data, len));
+	return ++o->nvalues < MAX_VALUES_PER_GET;
+}
+
+/* OpenDHT's thread (or, while the runner is deleted, the loop's): an
+ * operation ended; its context goes. */
+static void
+op_done_callback(bool ok, void *arg)
+{
+	struct op *o = arg;
+	struct hub *h = o->hub;
+	int kind = o->kind == OP_GET   ? MSG_GET_DONE
+	           : o->kind == OP_PUT ? MSG_PUT_DONE
+	                               : MSG_PING_DONE;
+
+	pthread_mutex_lock(&h->mu);
+	op_unlink_locked(h, o);
+	pthread_mutex_unlock(&h->mu);
+	hub_post(h, msg_new(kind, o->id, ok, NULL, 0));
+	free(o);
+}
+
+/* ---- lookups (client side) ---- */
+
+static struct lookup *
+lookup_find(struct dht *d, uint64_t id)
+{
+	for (struct lookup *lk = d->lookups; lk != NULL; lk = lk->next)
+		if (lk->id == id)
+			return lk;
+	return NULL;
+}
+
+static void proxy_req_cancel(struct proxy_req *r);
+
+static void
+lookup_free(struct lookup *lk)
+{
+	struct dht *d = lk->d;
+	struct proxy_req *r, *rn;
+
+	if (lk->next != NULL)
+		lk->next->prevp = lk->prevp;
+	*lk->prevp = lk->next;
+	d->nlookups--;
+	for (r = d->reqs; r != NULL; r = rn) {
+		rn = r->next;
+		if (r->kind == REQ_GET && r->id == lk->id)
+			proxy_req_cancel(r);
+	}
+	if (lk->timer != NULL)
+		event_free(lk->timer);
+	free(lk);
+}
+
+static void
+lookup_finish(struct lookup *lk)
+{
+	struct dht *d = lk->d;
+	struct hl_query *q = lk->q;
+
+	d->svc->log(d->self, HL_LOG_DEBUG, "lookup of %.8s ended: %u address%s",
+	            d->svc->query_keyhash(q), lk->ncand,
+	            lk->ncand == 1 ? "" : "es");
+	lookup_free(lk);
+	d->svc->query_done(d->self, q);
+}
+
+static void
+lookup_timeout_callback(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	lookup_finish(arg);
+}
+
+/* A record read for lookup id (which may be gone). */
+static void
+lookup_value(struct dht *d, uint64_t id, const void *data, size_t len)
+{
+	char addrs[DHT_VALUE_ADDRS_MAX][DHT_ADDR_MAX];
+	struct lookup *lk = lookup_find(d, id);
+	const char *why = NULL;
+	size_t n = 0;
+	enum dht_value_result r;
+
+	if (lk == NULL)
+		return;
+	d->n_records++;
+	r = dht_value_parse(data, len, addrs, &n, &why);
+	if (r == DHT_VALUE_EMPTY) {
+		d->n_empty++;
+		d->svc->log(d->self, HL_LOG_DEBUG,
+		            "lookup of %.8s: ignoring an empty record",
+		            d->svc->query_keyhash(lk->q));
+		return;
+	}
+	if (r == DHT_VALUE_MALFORMED) {
+		d->n_malformed++;
+		d->svc->log(
+		    d->self, HL_LOG_DEBUG,
+		    "lookup of %.8s: ignoring a malformed record (%zu bytes: "
+		    "%s)",
+		    d->svc->query_keyhash(lk->q), len, why ? why : "?");
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		/* The core may end the route while we feed it. */
+		if ((lk = lookup_find(d, id)) == NULL ||
+		    lk->ncand >= MAX_CANDIDATES)
+			return;
+		lk->ncand++;
+		d->n_candidates++;
+		d->svc->log(d->self, HL_LOG_DEBUG, "lookup of %.8s: %s",
+		            d->svc->query_keyhash(lk->q), addrs[i]);
+		d->svc->query_candidate(d->self, lk->q, addrs[i]);
+	}
+}
+
+/* One key's lookup of lookup id ended. */
+static void
+lookup_key_done(struct dht *d, uint64_t id)
+{
+	struct lookup *lk = lookup_find(d, id);
+
+	if (lk != NULL && --lk->pending <= 0)
+		lookup_finish(lk);
+}
+
+/* ---- the proxy over HTTP ---- */
+
+static void
+proxy_req_free(struct proxy_req *r)
+{
+	if (r->next != NULL)
+		r->next->prevp = r->prevp;
+	*r->prevp = r->next;
+	r->d->nreqs--;
+	if (r->conn != NULL)
+		evhttp_connection_free(r->conn);
+	if (r->timer != NULL)
+		event_free(r->timer);
+	if (r->line != NULL)
+		evbuffer_free(r->line);
+	free(r);
+}
+
+static void
+proxy_req_cancel(struct proxy_req *r)
+{
+	struct timeval now = {0, 0};
+
+	if (!r->in_cb) {
+		proxy_req_free(r);
+		return;
+	}
+	/* evhttp is running one of r's callbacks: free it from the loop. */
+	r->cancelled = 1;
+	evtimer_add(r->timer, &now);
+}
+
+static void
+proxy_line(struct proxy_req *r, const char *line, size_t len)
+{
+	unsigned char buf[DHT_VALUE_MAX + 1];
+	long n;
+
+	while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' '))
+		len--;
+	if (len == 0)
+		return;
+	if (++r->nlines > MAX_VALUES_PER_GET)
+		return;
+	n = dht_proxy_line(line, len, buf, sizeof buf);
+	if (n < 0) {
+		struct lookup *lk = lookup_find(r->d, r->id);
+		r->d->n_malformed++;
+		if (lk != NULL)
+			r->d->svc->log(
+			    r->d->self, HL_LOG_DEBUG,
+			    "lookup of %.8s: ignoring a line of the proxy's "
+			    "answer that is not a value",
+			    r->d->svc->query_keyhash(lk->q));
+		return;
+	}
+	lookup_value(r->d, r->id, buf, (size_t)n);
+}
+
+/* Take the complete lines out of in; keep the rest in r->line. */
+static void
+proxy_read_lines(struct proxy_req *r, struct evbuffer *in, int final)
+{
+	char line[DHT_PROXY_LINE_MAX + 1];
+
+	while (!r->cancelled) {
+		struct evbuffer_ptr nl = evbuffer_search(in, "\n", 1, NULL);
+		size_t take;
+
+		if (nl.pos < 0) {
+			size_t have = evbuffer_get_length(r->line);
+			size_t more = evbuffer_get_length(in);
+			if (r->skipping || have + more > DHT_PROXY_LINE_MAX) {
+				evbuffer_drain(in, more);
+				if (!r->skipping)
+					r->d->n_malformed++;
+				r->skipping = 1;
+				evbuffer_drain(r->line, have);
+			} else {
+				evbuffer_remove_buffer(in, r->line, more);
+			}
+			if (final && !r->skipping &&
+			    evbuffer_get_length(r->line) > 0) {
+				size_t l = evbuffer_remove(r->line, line,
+				                           sizeof line - 1);
+				proxy_line(r, line, l);
+			}
+			return;
+		}
+		take = (size_t)nl.pos;
+		if (r->skipping ||
+		    evbuffer_get_length(r->line) + take > DHT_PROXY_LINE_MAX) {
+			if (!r->skipping)
+				r->d->n_malformed++;
+			evbuffer_drain(in, take + 1);
+			evbuffer_drain(r->line, evbuffer_get_length(r->line));
+			r->skipping = 0;
+			continue;
+		}
+		evbuffer_remove_buffer(in, r->line, take);
+		evbuffer_drain(in, 1);
+		take = evbuffer_remove(r->line, line, sizeof line - 1);
+		proxy_line(r, line, take);
+	}
+}
+
+static void
+proxy_chunk_callback(struct evhttp_request *req, void *arg)
+{
+	struct proxy_req *r = arg;
+
+	if (r->cancelled || r->kind != REQ_GET)
+		return;
+	if (evhttp_request_get_response_code(req) != 200)
+		return;
+	r->in_cb = 1;
+	proxy_read_lines(r, evhttp_request_get_input_buffer(req), 0);
+	r->in_cb = 0;
+}
+
+static void
+proxy_req_end(struct proxy_req *r, int ok, const char *why)
+{
+	struct dht *d = r->d;
+	int kind = r->kind;
+	uint64_t id = r->id;
+
+	if (!ok)
+		d->svc->log(d->self, HL_LOG_DEBUG, "proxy %s: %s",
+		            kind == REQ_GET ? "lookup" : "put", why);
+	proxy_req_free(r);
+	if (kind == REQ_GET)
+		lookup_key_done(d, id);
+	else
+		put_done(d, ok);
+}
+
+static void
+proxy_done_callback(struct evhttp_request *req, void *arg)
+{
+	struct proxy_req *r = arg;
+	int code = req ? evhttp_request_get_response_code(req) : 0;
+	char why[64];
+
+	if (r->starting) {
+		/* Failed inside evhttp_make_request: end it from the loop
+		 * (the connection is still ours: not yet free on
+		 * completion). */
+		struct timeval now = {0, 0};
+		r->failed_early = 1;
+		evtimer_add(r->timer, &now);
+		return;
+	}
+	/* evhttp frees the connection once this returns (free on
+	 * completion); we must not. */
+	r->conn = NULL;
+	if (r->cancelled)
+		return; /* the timer frees r */
+	if (code == 200 && r->kind == REQ_GET) {
+		r->in_cb = 1;
+		proxy_read_lines(r, evhttp_request_get_input_buffer(req), 1);
+		r->in_cb = 0;
+		if (r->cancelled)
+			return;
+	}
+	if (code == 0)
+		snprintf(
+		    why, sizeof why,
+		    "no answer from the proxy (refused, unreachable, or too "
+		    "large)");
+	else
+		snprintf(why, sizeof why, "the proxy answered HTTP %d", code);
+	proxy_req_end(r, code == 200, why);
+}
+
+static void
+proxy_timer_callback(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy_req *r = arg;
+
+	(void)fd;
+	(void)what;
+	if (r->cancelled) {
+		proxy_req_free(r);
+		return;
+	}
+	proxy_req_end(r, 0,
+	              r->failed_early ? "cannot connect to the proxy"
+	                              : "no complete answer within 5 s");
+}
+
+/* Start one request; 0, or -1 (nothing started). */
+static int
+proxy_request(struct dht *d, int kind, uint64_t id, const char *key,
+              const char *body)
+{
+	struct proxy_req *r = calloc(1, sizeof *r);
+	struct timeval tv = {PROXY_TIMEOUT_SEC, 0};
+	struct evhttp_request *req;
+	struct evkeyvalq *hdr;
+	char uri[600], host[300];
+
+	if (r == NULL)
+		return -1;
+	r->d = d;
+	r->kind = kind;
+	r->id = id;
+	r->next = d->reqs;
+	if (r->next != NULL)
+		r->next->prevp = &r->next;
+	r->prevp = &d->reqs;
+	d->reqs = r;
+	d->nreqs++;
+	r->timer = evtimer_new(d->base, proxy_timer_callback, r);
+	r->line = evbuffer_new();
+	r->conn = evhttp_connection_base_new(d->base, d->svc->dns_base(d->self),
+	                                     d->proxy_host,
+	                                     (unsigned short)d->proxy_port);
+	if (r->timer == NULL || r->line == NULL || r->conn == NULL)
+		goto fail;
+	evhttp_connection_set_max_body_size(r->conn, PROXY_BODY_MAX);
+	evhttp_connection_set_max_headers_size(r->conn, PROXY_HEADERS_MAX);
+	evhttp_connection_set_timeout(r->conn, PROXY_TIMEOUT_SEC);
+	evhttp_connection_set_retries(r->conn, 0);
+	req = evhttp_request_new(proxy_done_callback, r);
+	if (req == NULL)
+		goto fail;
+	if (kind == REQ_GET)
+		evhttp_request_set_chunked_cb(req, proxy_chunk_callback);
+	hdr = evhttp_request_get_output_headers(req);
+	snprintf(host, sizeof host, "%s:%d", d->proxy_host, d->proxy_port);
+	evhttp_add_header(hdr, "Host", host);
+	evhttp_add_header(hdr, "User-Agent", "hlcore-dht");
+	evhttp_add_header(hdr, "Connection", "close");
+	if (body != NULL) {
+		evhttp_add_header(hdr, "Content-Type", "application/json");
+		evbuffer_add(evhttp_request_get_output_buffer(req), body,
+		             strlen(body));
+	}
+	snprintf(uri, sizeof uri, "%skey/%s", d->proxy_path, key);
+	r->starting = 1;
+	if (evhttp_make_request(
+	        r->conn, req,
+	        kind == REQ_GET ? EVHTTP_REQ_GET : EVHTTP_REQ_POST, uri) != 0)
+		goto fail;
+	r->starting = 0;
+	if (!r->failed_early) {
+		evhttp_connection_free_on_completion(r->conn);
+		evtimer_add(r->timer, &tv);
+	}
+	return 0;
+fail:
+	d->svc->log(d->self, HL_LOG_DEBUG,
+	            "proxy: cannot start a request to %s", d->proxy_url);
+	proxy_req_free(r);
+	return -1;
+}
+
+/* ---- publishing (server side) ---- */
+
+static void
+put_done(struct dht *d, int ok)
+{
+	if (ok) {
+		d->n_puts_ok++;
+		if (!d->said_published) {
+			d->said_published = 1;
+			d->said_put_failed = 0;
+			d->svc->log(d->self, HL_LOG_INFO,
+			            "published \"%s\" for %zu service%s",
+			            d->value, d->svc->identity_count(d->self),
+			            d->svc->identity_count(d->self) == 1 ? ""
+			                                                 : "s");
+		}
+		return;
+	}
+	d->n_puts_failed++;
+	/* Before the node joined, puts fail at once; they are made again
+	 * when it joins. */
+	if (!d->said_put_failed && !d->said_published &&
+	    (d->proxy_mode || d->joined)) {
+		d->said_put_failed = 1;
+		d->svc->log(d->self, HL_LOG_INFO,
+		            "a put did not reach the DHT yet (offline?); it is "
+		            "retried every %d min",
+		            REPUBLISH_SEC / 60);
+	}
+}
+
+static void
+publish_timer_callback(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	publish_round(arg);
+}
+
+static void
+publish_schedule(struct dht *d)
+{
+	int64_t next = dht_key_days_next_change((int64_t)time(NULL)) + 2;
+	struct timeval tv = {
+	    next < REPUBLISH_SEC ? (time_t)next : REPUBLISH_SEC, 0};
+
+	evtimer_add(d->publish_timer, &tv);
+}
+
+static void
+publish_round(struct dht *d)
+{
+	size_t nids = d->svc->identity_count(d->self), ndays;
+	uint64_t days[2];
+	char body[DHT_VALUE_MAX * 2 + 128];
+
+	publish_schedule(d);
+	if (nids == 0 || d->value_len == 0)
+		return;
+	if (d->proxy_mode) {
+		char b64[sodium_base64_ENCODED_LEN(
+		    DHT_VALUE_MAX, sodium_base64_VARIANT_ORIGINAL)];
+		sodium_bin2base64(b64, sizeof b64,
+		                  (const unsigned char *)d->value, d->value_len,
+		                  sodium_base64_VARIANT_ORIGINAL);
+		snprintf(body, sizeof body,
+		         "{\"data\":\"%s\",\"id\":\"%s\",\"type\":0}", b64,
+		         d->value_id);
+	} else if (d->runner == NULL || d->dvalue == NULL)
+		return;
+	ndays = dht_key_days((int64_t)time(NULL), days);
+	for (size_t i = 0; i < nids; i++) {
+		const struct hl_identity *id = d->svc->identity_at(d->self, i);
+
+		if (id == NULL)
+			continue;
+		for (size_t j = 0; j < ndays; j++) {
+			char key[41];
+			if (dht_key(id->keyhash, days[j], key) != 0)
+				continue;
+			d->svc->log(
+			    d->self, HL_LOG_DEBUG,
+			    "putting %s's addresses under %s (day %llu)",
+			    id->name, key, (unsigned long long)days[j]);
+			if (d->proxy_mode) {
+				if (proxy_request(d, REQ_POST, 0, key, body) !=
+				    0)
+					put_done(d, 0);
+			} else {
+				struct op *o = op_new(d->hub, OP_PUT, 0);
+				dht_infohash h;
+				if (o == NULL) {
+					put_done(d, 0);
+					continue;
+				}
+				dht_infohash_from_hex(&h, key);
+				dht_runner_put(d->runner, &h, d->dvalue,
+				               op_done_callback, o, false);
+			}
+		}
+	}
+}
+
+static void
+dht_event(void *state, const struct hl_event *ev)
+{
+	struct dht *d = state;
+	const char *text = ev->text ? ev->text : "";
+	size_t dropped = 0, nids = d->svc->identity_count(d->self);
+	char *copy;
+
+	if (ev->type != HL_EVENT_WANHOSTS)
+		return;
+	if (d->wanhosts != NULL && strcmp(d->wanhosts, text) == 0)
+		return;
+	copy = strdup(text);
+	if (copy == NULL)
+		return;
+	free(d->wanhosts);
+	d->wanhosts = copy;
+	d->value_len =
+	    dht_value_make(text, d->value, sizeof d->value, &dropped);
+	if (dropped > 0 && !d->said_dropped) {
+		d->said_dropped = 1;
+		d->svc->log(
+		    d->self, HL_LOG_WARN,
+		    "leaving %zu of this node's WANHosts out of its DHT record "
+		    "(malformed, or past 16 addresses or 1 KiB): \"%s\"",
+		    dropped, text);
+	}
+	if (d->dvalue != NULL) {
+		dht_value_unref(d->dvalue);
+		d->dvalue = NULL;
+	}
+	d->said_published = 0;
+	if (d->value_len == 0) {
+		if (nids > 0 && !d->said_empty)
+			d->svc->log(
+			    d->self, HL_LOG_INFO,
+			    "nothing to publish: this node knows no address "
+			    "where it can be reached from outside (no "
+			    "transport-tls advertise:, no upnp mapping, no "
+			    "yggdrasil address); looking services up still "
+			    "works");
+		d->said_empty = 1;
+		return;
+	}
+	d->said_empty = 0;
+	if (!d->proxy_mode)
+		d->dvalue =
+		    dht_value_new((const uint8_t *)d->value, d->value_len);
+	else {
+		uint64_t rid;
+		randombytes_buf(&rid, sizeof rid);
+		snprintf(d->value_id, sizeof d->value_id, "%llu",
+		         (unsigned long long)(rid >> 1));
+	}
+	if (nids > 0)
+		publish_round(d);
+}
+
+/* ---- joining the network (native mode) ---- */
+
+static void
+boot_round_end(struct dht *d)
+{
+	struct timeval tv = {0, 0};
+	char list[512] = "";
+	size_t len = 0;
+
+	if (d->round_done)
+		return;
+	d->round_done = 1;
+	evtimer_del(d->boot_deadline);
+	for (size_t i = 0; i < d->nboot; i++)
+		len += (size_t)snprintf(
+		    list + len, len < sizeof list ? sizeof list - len : 0,
+		    "%s%s", i ? ", " : "", d->boot[i].text);
+	if (d->round_ok) {
+		if (!d->joined) {
+			d->svc->log(
+			    d->self, HL_LOG_INFO, "%s the DHT (bootstrap: %s)",
+			    d->warned_offline ? "reached" : "joined", list);
+			d->joined = 1;
+			publish_round(d); /* puts made offline may be lost */
+		}
+		d->backoff = BOOT_BACKOFF_MIN_SEC;
+		tv.tv_sec = BOOT_CHECK_SEC;
+	} else {
+		if (!d->warned_offline) {
+			d->warned_offline = 1;
+			d->svc->log(
+			    d->self, HL_LOG_WARN,
+			    "no DHT bootstrap node answered (%s%s%s): "
+			    "working offline, retrying with backoff up to "
+			    "%d min",
+			    list, d->round_err[0] ? "; " : "", d->round_err,
+			    BOOT_BACKOFF_MAX_SEC / 60);
+		} else if (d->joined) {
+			d->svc->log(
+			    d->self, HL_LOG_INFO,
+			    "the DHT bootstrap nodes (%s) stopped answering; "
+			    "retrying with backoff",
+			    list);
+		} else {
+			d->svc->log(d->self, HL_LOG_DEBUG,
+			            "still no answer from %s; next try in %d s",
+			            list, d->backoff);
+		}
+		d->joined = 0;
+		tv.tv_sec = d->backoff;
+		d->backoff = d->backoff * 2 > BOOT_BACKOFF_MAX_SEC
+		                 ? BOOT_BACKOFF_MAX_SEC
+		                 : d->backoff * 2;
+	}
+	evtimer_add(d->boot_timer, &tv);
+}
+
+/* One resolve or ping of round ended. */
+static void
+boot_step_done(struct dht *d, uint64_t round, int ok)
+{
+	if (round != d->round || d->round_done)
+		return;
+	if (ok)
+		d->round_ok = 1;
+	if (--d->round_pending <= 0 || d->round_ok)
+		boot_round_end(d);
+}
+
+static void
+boot_resolve_callback(int result, struct evutil_addrinfo *res, void *arg)
+{
+	struct resolve *rs = arg;
+	struct dht *d = rs->d;
+	uint64_t round = rs->round;
+	int n = 0;
+
+	if (rs->next != NULL)
+		rs->next->prevp = rs->prevp;
+	*rs->prevp = rs->next;
+	if (result == EVUTIL_EAI_CANCEL || round != d->round) {
+		if (res != NULL)
+			evutil_freeaddrinfo(res);
+		free(rs);
+		return;
+	}
+	if (result != 0)
+		snprintf(d->round_err, sizeof d->round_err,
+		         "name lookup of %s failed: %s", d->boot[rs->idx].host,
+		         evutil_gai_strerror(result));
+	for (struct evutil_addrinfo *ai = res; ai != NULL && n < 4;
+	     ai = ai->ai_next) {
+		struct op *o;
+
+		if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
+			continue;
+		if ((o = op_new(d->hub, OP_PING, round)) == NULL)
+			break;
+		d->round_pending++;
+		n++;
+		dht_runner_ping(d->runner, ai->ai_addr,
+		                (socklen_t)ai->ai_addrlen, op_done_callback, o);
+	}
+	if (res != NULL)
+		evutil_freeaddrinfo(res);
+	free(rs);
+	boot_step_done(d, round, 0);
+}
+
+static void
+boot_round(struct dht *d)
+{
+	struct timeval tv = {BOOT_WAIT_SEC, 0};
+	struct evdns_base *dns = d->svc->dns_base(d->self);
+	struct evutil_addrinfo hints;
+	uint64_t round;
+
+	if (d->nboot == 0 || d->runner == NULL)
+		return;
+	/* A name lookup of the last round still waiting (no name server
+	 * answers) is given up: one at a time per bootstrap host. */
+	while (d->resolves != NULL) {
+		struct resolve *rs = d->resolves;
+		if (rs->req != NULL)
+			evdns_getaddrinfo_cancel(rs->req);
+		if (d->resolves == rs) {
+			*rs->prevp = rs->next;
+			if (rs->next != NULL)
+				rs->next->prevp = rs->prevp;
+			free(rs);
+		}
+	}
+	round = ++d->round;
+	d->round_done = 0;
+	d->round_ok = 0;
+	d->round_err[0] = '\0';
+	d->round_pending = (int)d->nboot + 1; /* +1 until all started */
+	evtimer_add(d->boot_deadline, &tv);
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_DGRAM;
+	hints.ai_protocol = IPPROTO_UDP;
+	hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
+	for (size_t i = 0; i < d->nboot && round == d->round; i++) {
+		struct resolve *rs = calloc(1, sizeof *rs);
+		struct evdns_getaddrinfo_request *req;
+
+		if (rs == NULL) {
+			boot_step_done(d, round, 0);
+			continue;
+		}
+		rs->d = d;
+		rs->round = round;
+		rs->idx = i;
+		rs->next = d->resolves;
+		if (rs->next != NULL)
+			rs->next->prevp = &rs->next;
+		rs->prevp = &d->resolves;
+		d->resolves = rs;
+		if (dns == NULL) {
+			/* No resolver: numeric addresses only. */
+			struct evutil_addrinfo *res = NULL;
+			struct evutil_addrinfo h = hints;
+			int e;
+			h.ai_flags |=
+			    EVUTIL_AI_NUMERICHOST | EVUTIL_AI_NUMERICSERV;
+			e = evutil_getaddrinfo(d->boot[i].host, d->boot[i].port,
+			                       &h, &res);
+			boot_resolve_callback(e, e ? NULL : res, rs);
+			continue;
+		}
+		/* NULL: the callback already ran (and freed rs). */
+		req = evdns_getaddrinfo(dns, d->boot[i].host, d->boot[i].port,
+		                        &hints, boot_resolve_callback, rs);
+		if (req != NULL)
+			rs->req = req;
+	}
+	boot_step_done(d, round, 0);
+}
+
+static void
+boot_timer_callback(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	boot_round(arg);
+}
+
+static void
+boot_deadline_callback(evutil_socket_t fd, short what, void *arg)
+{
+	struct dht *d = arg;
+
+	(void)fd;
+	(void)what;
+	if (!d->round_ok && d->round_err[0] == '\0')
+		snprintf(d->round_err, sizeof d->round_err,
+		         "no answer within %d s", BOOT_WAIT_SEC);
+	boot_round_end(d);
+}
+
+/* ---- the discovery facet ---- */
+
+static int
+dht_query_start(void *state, struct hl_query *q)
+{
+	struct dht *d = state;
+	const char *kh = d->svc->query_keyhash(q);
+	struct timeval tv = {LOOKUP_TIMEOUT_SEC, 0};
+	struct lookup *lk;
+	uint64_t days[2];
+	size_t ndays;
+
+	if (d->svc->identity_find(d->self, kh) != NULL)
+		return -1; /* one of ours: the core dials it directly */
+	if (!d->proxy_mode && d->runner == NULL)
+		return -1;
+	if (d->nlookups >= MAX_LOOKUPS) {
+		if (!d->said_busy)
+			d->svc->log(
+			    d->self, HL_LOG_WARN,
+			    "%d lookups already running: not looking up "
+			    "more until they end",
+			    MAX_LOOKUPS);
+		d->said_busy = 1;
+		return -1;
+	}
+	d->said_busy = 0;
+	lk = calloc(1, sizeof *lk);
+	if (lk == NULL)
+		return -1;
+	lk->d = d;
+	lk->id = ++d->next_id;
+	lk->q = q;
+	lk->timer = evtimer_new(d->base, lookup_timeout_callback, lk);
+	lk->next = d->lookups;
+	if (lk->next != NULL)
+		lk->next->prevp = &lk->next;
+	lk->prevp = &d->lookups;
+	d->lookups = lk;
+	d->nlookups++;
+	if (lk->timer == NULL) {
+		lookup_free(lk);
+		return -1;
+	}
+	ndays = dht_key_days((int64_t)time(NULL), days);
+	for (size_t i = 0; i < ndays; i++) {
+		char key[41];
+
+		if (dht_key(kh, days[i], key) != 0)
+			continue;
+		d->svc->log(d->self, HL_LOG_DEBUG,
+		            "looking up %.8s under %s (day %llu)", kh, key,
+		            (unsigned long long)days[i]);
+		if (d->proxy_mode) {
+			if (proxy_request(d, REQ_GET, lk->id, key, NULL) == 0)
+				lk->pending++;
+		} else {
+			struct op *o = op_new(d->hub, OP_GET, lk->id);
+			dht_infohash h;
+			if (o == NULL)
+				continue;
+			lk->pending++;
+			dht_infohash_from_hex(&h, key);
+			dht_runner_get(d->runner, &h, op_value_callback,
+			               op_done_callback, o);
+		}
+	}
+	if (lk->pending == 0) {
+		lookup_free(lk);
+		return -1;
+	}
+	d->n_lookups++;
+	evtimer_add(lk->timer, &tv);
+	return 0;
+}
+
+static void
+dht_query_cancel(void *state, struct hl_query *q)
+{
+	struct dht *d = state;
+
+	for (struct lookup *lk = d->lookups; lk != NULL; lk = lk->next)
+		if (lk->q == q) {
+			lookup_free(lk);
+			return;
+		}
+}
+
+/* ---- config ---- */
+
+/* "host", "host:port" or "[v6]:port" into b; 0, or -1. */
+static int
+parse_bootstrap(const char *s, struct bootstrap *b)
+{
+	const char *host = s, *port = DEFAULT_DHT_PORT, *colon;
+	size_t hl;
+
+	if (s == NULL || *s == '\0')
+		return -1;
+	if (*s == '[') {
+		const char *rb = strchr(s, ']');
+		if (rb == NULL || (rb[1] != '\0' && rb[1] != ':'))
+			return -1;
+		host = s + 1;
+		hl = (size_t)(rb - host);
+		if (rb[1] == ':')
+			port = rb + 2;
+	} else {
+		colon = strchr(s, ':');
+		if (colon != NULL && strchr(colon + 1, ':') != NULL)
+			return -1; /* a bare IPv6 address needs brackets */
+		hl = colon ? (size_t)(colon - s) : strlen(s);
+		if (colon != NULL)
+			port = colon + 1;
+	}
+	if (hl == 0 || hl >= sizeof b->host || strlen(port) == 0 ||
+	    strlen(port) >= sizeof b->port ||
+	    strspn(port, "0123456789") != strlen(port) || atoi(port) < 1 ||
+	    atoi(port) > 65535)
+		return -1;
+	for (size_t i = 0; i < hl; i++)
+		if ((unsigned char)host[i] <= ' ' || host[i] == '/' ||
+		    host[i] == '[' || host[i] == ']')
+			return -1;
+	memcpy(b->host, host, hl);
+	b->host[hl] = '\0';
+	snprintf(b->port, sizeof b->port, "%s", port);
+	snprintf(b->text, sizeof b->text, "%s", s);
+	return 0;
+}
+
+/* "http://host[:port][/path]" into d; 0, or -1 with why. */
+static int
+parse_proxy(const char *s, struct dht *d, const char **why)
+{
+	struct evhttp_uri *u = evhttp_uri_parse(s);
+	const char *scheme, *host, *path;
+	int port, ret = -1;
+
+	*why = "not a URL";
+	if (u == NULL)
+		return -1;
+	scheme = evhttp_uri_get_scheme(u);
+	host = evhttp_uri_get_host(u);
+	path = evhttp_uri_get_path(u);
+	port = evhttp_uri_get_port(u);
+	if (scheme == NULL || strcmp(scheme, "http") != 0)
+		*why = "only http:// proxies are supported";
+	else if (host == NULL || *host == '\0' || strlen(host) >= 256)
+		*why = "no host";
+	else if (evhttp_uri_get_userinfo(u) || evhttp_uri_get_query(u) ||
+	         evhttp_uri_get_fragment(u))
+		*why = "no user, query or fragment allowed";
+	else if (port == 0 || port > 65535)
+		*why = "bad port";
+	else if (path != NULL && strlen(path) > 400)
+		*why = "path too long";
+	else {
+		if (d != NULL) {
+			snprintf(d->proxy_url, sizeof d->proxy_url, "%s", s);
+			snprintf(d->proxy_host, sizeof d->proxy_host, "%s",
+			         host);
+			d->proxy_port = port < 0 ? 80 : port;
+			snprintf(d->proxy_path, sizeof d->proxy_path, "%s%s",
+			         path && *path ? path : "/",
+			         path && *path && path[strlen(path) - 1] != '/'
+			             ? "/"
+			             : "");
+			d->proxy_mode = 1;
+		}
+		ret = 0;
+	}
+	evhttp_uri_free(u);
+	return ret;
+}
+
+/* Check conf, and fill d when not NULL. 0, or -1 (reported). */
+static int
+read_conf(const struct hl_services *svc, struct hl_plugin *self,
+          const struct hl_conf *conf, struct dht *d)
+{
+	static const char *const allowed[] = {"bootstrap", "port", "proxy",
+	                                      NULL};
+	const struct hl_conf *boot, *port, *proxy;
+	int bad = 0;
+
+	if (svc->conf_check_keys(self, conf, allowed) != 0)
+		return -1;
+	boot = conf ? svc->conf_get(conf, "bootstrap") : NULL;
+	port = conf ? svc->conf_get(conf, "port") : NULL;
+	proxy = conf ? svc->conf_get(conf, "proxy") : NULL;
+	if (proxy != NULL) {
+		const char *why, *s = svc->conf_str(proxy);
+		if (s == NULL || parse_proxy(s, d, &why) != 0) {
+			svc->conf_error(
+			    self, proxy,
+			    "dht proxy: expected \"http://host:port/\" (an "
+			    "OpenDHT proxy, e.g. dhtnode --proxyserver): %s",
+			    s ? why : "not a string");
+			bad++;
+		}
+		if (boot != NULL || port != NULL) {
+			svc->conf_error(
+			    self, boot ? boot : port,
+			    "dht: proxy: uses an OpenDHT proxy instead of a "
+			    "node of this host's own, so bootstrap: and port: "
+			    "do not apply: remove them, or remove proxy:");
+			bad++;
+		}
+	}
+	if (port != NULL) {
+		const char *s = svc->conf_str(port);
+		char *end = NULL;
+		long p = s ? strtol(s, &end, 10) : -1;
+		if (s == NULL || *s == '\0' || *end != '\0' || p < 0 ||
+		    p > 65535) {
+			svc->conf_error(
+			    self, port,
+			    "dht port: expected a UDP port 0-65535 (0: any)");
+			bad++;
+		} else if (d != NULL)
+			d->port = (int)p;
+	}
+	if (boot != NULL) {
+		size_t n = svc->conf_type(boot) == HL_CONF_LIST
+		               ? svc->conf_len(boot)
+		               : 0;
+		if (svc->conf_type(boot) != HL_CONF_LIST || n > MAX_BOOTSTRAP) {
+			svc->conf_error(
+			    self, boot,
+			    "dht bootstrap: expected a list of at most %d "
+			    "\"host:port\" (e.g. [\"%s\"])",
+			    MAX_BOOTSTRAP, DEFAULT_BOOTSTRAP);
+			bad++;
+			n = 0;
+		}
+		for (size_t i = 0; i < n; i++) {
+			const struct hl_conf *it = svc->conf_item(boot, i);
+			struct bootstrap b;
+			if (parse_bootstrap(svc->conf_str(it), &b) != 0) {
+				svc->conf_error(
+				    self, it,
+				    "dht bootstrap: expected \"host:port\" or "
+				    "\"[ipv6]:port\"");
+				bad++;
+			} else if (d != NULL)
+				d->boot[d->nboot++] = b;
+		}
+	} else if (d != NULL && !d->proxy_mode) {
+		parse_bootstrap(DEFAULT_BOOTSTRAP, &d->boot[0]);
+		d->nboot = 1;
+	}
+	return bad ? -1 : 0;
+}
+
+static int
+dht_validate(const struct hl_services *svc, struct hl_plugin *self,
+             const struct hl_conf *conf)
+{
+	return read_conf(svc, self, conf, NULL);
+}
+
+/* ---- init and fini ---- */
+
+static void dht_fini(void *state);
+
+static int
+dht_init(const struct hl_services *svc, struct hl_plugin *self,
+         const struct hl_conf *conf, void **state)
+{
+	struct dht *d;
+	int e;
+
+	if (!HL_HAS(svc, wanhosts)) {
+		svc->log(
+		    self, HL_LOG_ERROR,
+		    "this hlcore has plugin ABI %u.%u; the dht plugin needs "
+		    "1.1",
+		    svc->abi_major, svc->abi_minor);
+		return -1;
+	}
+	if (sodium_init() < 0)
+		return -1;
+	d = calloc(1, sizeof *d);
+	if (d == NULL)
+		return -1;
+	d->svc = svc;
+	d->self = self;
+	d->base = svc->event_base(self);
+	d->backoff = BOOT_BACKOFF_MIN_SEC;
+	if (read_conf(svc, self, conf, d) != 0) {
+		free(d);
+		return -1;
+	}
+	d->hub = hub_new(svc, self, d);
+	d->publish_timer = evtimer_new(d->base, publish_timer_callback, d);
+	d->boot_timer = evtimer_new(d->base, boot_timer_callback, d);
+	d->boot_deadline = evtimer_new(d->base, boot_deadline_callback, d);
+	if (d->hub == NULL || d->publish_timer == NULL ||
+	    d->boot_timer == NULL || d->boot_deadline == NULL) {
+		dht_fini(d);
+		return -1;
+	}
+	if (d->proxy_mode) {
+		svc->log(
+		    self, HL_LOG_INFO,
+		    "using the OpenDHT proxy %s (no DHT node on this host)",
+		    d->proxy_url);
+	} else {
+		d->runner = dht_runner_new();
+		if (d->runner == NULL) {
+			dht_fini(d);
+			return -1;
+		}
+		e = dht_runner_run(d->runner, (in_port_t)d->port);
+		if (e != 0) {
+			svc->log(self, HL_LOG_ERROR,
+			         "cannot start a DHT node on UDP port %d: %s",
+			         d->port, strerror(e < 0 ? -e : e));
+			dht_runner_delete(d->runner);
+			d->runner = NULL;
+			dht_fini(d);
+			return -1;
+		}
+		svc->log(
+		    self, HL_LOG_INFO,
+		    "DHT node on UDP port %u (OpenDHT %s), %zu bootstrap "
+		    "node%s",
+		    (unsigned)dht_runner_get_bound_port(d->runner, AF_INET),
+		    dht_version(), d->nboot, d->nboot == 1 ? "" : "s");
+		boot_round(d);
+	}
+	*state = d;
+	return 0;
+}
+
+static void
+dht_fini(void *state)
+{
+	struct dht *d = state;
+	struct hub *h = d->hub;
+
+	while (d->lookups != NULL)
+		lookup_free(d->lookups);
+	while (d->reqs != NULL)
+		proxy_req_free(d->reqs);
+	/* Cancelling runs the callback, which frees rs. */
+	while (d->resolves != NULL) {
+		struct resolve *rs = d->resolves;
+		if (rs->req != NULL)
+			evdns_getaddrinfo_cancel(rs->req);
+		if (d->resolves == rs) {
+			*rs->prevp = rs->next;
+			if (rs->next != NULL)
+				rs->next->prevp = rs->prevp;
+			free(rs);
+		}
+	}
+	if (d->publish_timer != NULL)
+		event_free(d->publish_timer);
+	if (d->boot_timer != NULL)
+		event_free(d->boot_timer);
+	if (d->boot_deadline != NULL)
+		event_free(d->boot_deadline);
+	/* Joins OpenDHT's thread: after this no callback of ours runs. */
+	if (d->runner != NULL)
+		dht_runner_delete(d->runner);
+	if (d->dvalue != NULL)
+		dht_value_unref(d->dvalue);
+	if (h != NULL) {
+		int pending;
+
+		pthread_mutex_lock(&h->mu);
+		while (h->ops != NULL) {
+			struct op *o = h->ops;
+			op_unlink_locked(h, o);
+			free(o);
+		}
+		h->dead = 1;
+		h->d = NULL;
+		while (h->head != NULL) {
+			struct msg *m = h->head;
+			h->head = m->next;
+			free(m);
+		}
+		h->tail = &h->head;
+		h->nqueued = 0;
+		pending = h->pump_queued;
+		pthread_mutex_unlock(&h->mu);
+		/* A pump still queued runs later only if the loop goes on;
+		 * when the core is stopping it never runs, so its reference
+		 * is dropped here. */
+		if (pending && d->svc->call_on_loop(d->self, noop, NULL) != 0) {
+			pthread_mutex_lock(&h->mu);
+			h->pump_queued = 0;
+			h->refs--;
+			pthread_mutex_unlock(&h->mu);
+		}
+		if (h->dropped > 0)
+			d->svc->log(
+			    d->self, HL_LOG_INFO,
+			    "%lu DHT results were dropped: the loop was busy",
+			    h->dropped);
+		hub_unref(h);
+	}
+	if (d->n_lookups > 0 || d->n_puts_ok + d->n_puts_failed > 0)
+		d->svc->log(d->self, HL_LOG_INFO,
+		            "%lu lookups: %lu records read, %lu empty and %lu "
+		            "malformed ignored, %lu addresses found; %lu puts "
+		            "stored, %lu failed",
+		            d->n_lookups, d->n_records, d->n_empty,
+		            d->n_malformed, d->n_candidates, d->n_puts_ok,
+		            d->n_puts_failed);
+	free(d->wanhosts);
+	free(d);
+}
+
+static const struct hl_discovery_ops dht_discovery = {
+    .size = sizeof(struct hl_discovery_ops),
+    .query_start = dht_query_start,
+    .query_cancel = dht_query_cancel,
+};
+
+static const struct hl_events_ops dht_events = {
+    .size = sizeof(struct hl_events_ops),
+    .event = dht_event,
+};
+
+HL_PLUGIN(HL_KIND_DISCOVERY, .name = "dht", .version = "1.0",
+          .description = "publish and find services through OpenDHT (a node of "
+                         "its own, or an HTTP proxy)",
+          .default_priority = 40, .init = dht_init, .fini = dht_fini,
+          .validate = dht_validate, .discovery = &dht_discovery,
+          .events = &dht_events);

@@ -6,6 +6,8 @@
  * keep-alive requests keep flowing. Every failure gets a page that says
  * what went wrong.
  */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -329,6 +331,9 @@ proxy_accept_callback(struct evconnlistener *l, evutil_socket_t fd,
 	}
 	pc->core = c;
 	hl__live_add(&pc->live, conn_abort);
+	/* Answers go back to the browser as they come, not after a
+	 * delayed ACK. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
 	hl__sockaddr_str(sa, pc->peer, sizeof pc->peer);
 	pc->browser =
 	    bufferevent_socket_new(c->base, fd, BEV_OPT_CLOSE_ON_FREE);

@@ -4,6 +4,8 @@
  * WANHosts, read its password, check it in constant time, and only then
  * connect the backend and splice.
  */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,12 +62,14 @@ backend_event_callback(struct bufferevent *bev, short what, void *arg)
 {
 	struct incoming *in = arg;
 
-	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
 		struct bufferevent *t = in->tunnel, *b = in->backend;
 		in->tunnel = in->backend = NULL;
 		struct hl__splice *sp;
 		struct hl__tunnel_info info;
+
+		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY,
+		           &(int){1}, sizeof(int));
 
 		/* The splice owns `in` from here; it frees it when it ends. */
 		hl__live_remove(&in->live);

@@ -10,6 +10,9 @@ set -uo pipefail
 cd "$(dirname "$0")"
 root=$PWD
 scripts/deps.sh test || exit 1
+# playwright-core for the browser tests (chromium itself comes from Debian).
+[ -d tests/browser/node_modules ] ||
+	(cd tests/browser && npm ci --no-audit --no-fund) || exit 1
 
 jobs=$(nproc)
 fail=0

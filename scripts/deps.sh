@@ -5,9 +5,9 @@ set -euo pipefail
 
 build=(build-essential cmake pkg-config libevent-dev libyaml-dev libssl-dev
 	libsodium-dev libjansson-dev python3 curl openssl
-	libminiupnpc-dev libnatpmp-dev)
+	libminiupnpc-dev libnatpmp-dev libmicrohttpd-dev libqrencode-dev)
 test=(clang libclang-rt-14-dev clang-format iproute2 procps
-	iptables miniupnpd-iptables miniupnpc yggdrasil)
+	iptables miniupnpd-iptables miniupnpc yggdrasil chromium nodejs npm)
 bench=(nginx-light stunnel4 wrk)
 
 want=()
@@ -22,7 +22,10 @@ done
 
 missing=()
 for p in "${want[@]}"; do
-	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+	# Installed, or provided by what is (npm comes with NodeSource's nodejs).
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" &&
+		! dpkg-query -W -f='${Status}|${Provides}\n' 2>/dev/null |
+		grep -E "ok installed\|(.*, )?$p( \(|,|\$)" >/dev/null; then
 		missing+=("$p")
 	fi
 done

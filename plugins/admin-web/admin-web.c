@@ -1,0 +1,977 @@
+/*
+ * admin-web: the web admin panel and its JSON API, served by libmicrohttpd
+ * on the core's libevent loop (MHD's external epoll mode: its epoll fd is
+ * one persistent read event, plus a timer from MHD_get_timeout; no
+ * threads).
+ *
+ * Config (plugins: admin-web:):
+ *   listen: "127.0.0.1:7010"   the default; anything beyond loopback is
+ *                              logged as a warning
+ *
+ * Who may do what: /login and /static/ answer anyone; every other path
+ * needs the admin token (Authorization: Bearer <token>) or a session
+ * cookie from the login form, else 401 (pages redirect to /login). A
+ * state-changing request with a session cookie also needs the session's
+ * CSRF token (form field csrf, or header X-CSRF-Token) and must not come
+ * from another site. README.md in this folder documents the API.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <microhttpd.h>
+#include <sodium.h>
+
+#include "admin-web.h"
+
+#define DEFAULT_LISTEN "127.0.0.1:7010"
+#define BODY_MAX 8192 /* the biggest request body taken */
+#define CONN_MEMORY (32 * 1024) /* MHD's per-connection memory */
+#define CONN_MAX 64 /* connections at once */
+#define CONN_IDLE_SEC 15 /* a silent connection is closed */
+#define SESSION_COOKIE "hl_session" /* the login session */
+#define PRE_COOKIE "hl_pre" /* the login form's CSRF cookie */
+
+struct admin {
+	const struct hl_services *svc;
+	struct hl_plugin *self;
+	struct event_base *base;
+	struct MHD_Daemon *mhd;
+	struct event *ready_ev, *timer_ev;
+	char listen[128];
+	char url[160];
+	struct auth auth;
+};
+
+/* One request: its body, bounded by BODY_MAX. */
+struct req {
+	struct buf body;
+};
+
+struct hdr {
+	const char *name, *value;
+};
+
+static const struct hdr security_headers[] = {
+    {"Cache-Control", "no-store"},
+    {"X-Content-Type-Options", "nosniff"},
+    {"X-Frame-Options", "DENY"},
+    {"Referrer-Policy", "same-origin"},
+    {"Cross-Origin-Resource-Policy", "same-origin"},
+    {"Cross-Origin-Opener-Policy", "same-origin"},
+    {"Content-Security-Policy",
+     "default-src 'none'; script-src 'self'; style-src 'self'; "
+     "img-src 'self' data:; connect-src 'self'; form-action 'self'; "
+     "frame-ancestors 'none'; base-uri 'none'"},
+};
+
+/* ---- the listen address ---- */
+
+static int
+parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[64];
+	const char *colon;
+	size_t hl;
+	char *end;
+	long port;
+
+	memset(ss, 0, sizeof *ss);
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+		if (rb == NULL || rb[1] != ':')
+			return -1;
+		hl = (size_t)(rb - s - 1);
+		if (hl == 0 || hl >= sizeof host)
+			return -1;
+		memcpy(host, s + 1, hl);
+		colon = rb + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL)
+			return -1;
+		hl = (size_t)(colon - s);
+		if (hl == 0 || hl >= sizeof host || memchr(s, ':', hl))
+			return -1;
+		memcpy(host, s, hl);
+	}
+	host[hl] = '\0';
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (colon[1] == '\0' || *end != '\0' || errno || port < 0 ||
+	    port > 65535)
+		return -1;
+	if (strcmp(host, "localhost") == 0)
+		snprintf(host, sizeof host, "127.0.0.1");
+	if (s[0] == '[') {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+		*len = sizeof *in6;
+		return inet_pton(AF_INET6, host, &in6->sin6_addr) == 1 ? 0 : -1;
+	} else {
+		struct sockaddr_in *in = (struct sockaddr_in *)ss;
+		in->sin_family = AF_INET;
+		in->sin_port = htons((uint16_t)port);
+		*len = sizeof *in;
+		return inet_pton(AF_INET, host, &in->sin_addr) == 1 ? 0 : -1;
+	}
+}
+
+static int
+is_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	}
+	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+	if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+		return in6->sin6_addr.s6_addr[12] == 127;
+	return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+}
+
+/* The URL to open, for the log: a wildcard address becomes loopback. */
+static void
+panel_url(const struct sockaddr_storage *ss, char *out, size_t len)
+{
+	char host[INET6_ADDRSTRLEN];
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+		if (in->sin_addr.s_addr == htonl(INADDR_ANY))
+			snprintf(host, sizeof host, "127.0.0.1");
+		else
+			inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+		snprintf(out, len, "http://%s:%u/", host, ntohs(in->sin_port));
+	} else {
+		const struct sockaddr_in6 *in6 =
+		    (const struct sockaddr_in6 *)ss;
+		if (IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr))
+			snprintf(host, sizeof host, "::1");
+		else
+			inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+		snprintf(out, len, "http://[%s]:%u/", host,
+		         ntohs(in6->sin6_port));
+	}
+}
+
+static int
+open_listener(struct admin *a, struct sockaddr_storage *ss, socklen_t len)
+{
+	int fd = socket(ss->ss_family,
+	                SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int one = 1, zero = 0;
+
+	if (fd < 0) {
+		a->svc->log(a->self, HL_LOG_ERROR, "socket: %s",
+		            strerror(errno));
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (ss->ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+	if (bind(fd, (struct sockaddr *)ss, len) != 0 || listen(fd, 64) != 0) {
+		a->svc->log(a->self, HL_LOG_ERROR, "cannot listen on %s: %s",
+		            a->listen, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	/* With port 0 the kernel picked one: say which. */
+	getsockname(fd, (struct sockaddr *)ss, &len);
+	return fd;
+}
+
+/* ---- responses ---- */
+
+static enum MHD_Result
+reply(struct MHD_Connection *c, unsigned int status, const char *ctype,
+      void *body, size_t len, enum MHD_ResponseMemoryMode mode,
+      const struct hdr *extra, size_t nextra)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	r = MHD_create_response_from_buffer(len, body, mode);
+	if (r == NULL) {
+		if (mode == MHD_RESPMEM_MUST_FREE)
+			free(body);
+		return MHD_NO;
+	}
+	for (size_t i = 0;
+	     i < sizeof security_headers / sizeof security_headers[0]; i++)
+		MHD_add_response_header(r, security_headers[i].name,
+		                        security_headers[i].value);
+	if (ctype != NULL)
+		MHD_add_response_header(r, "Content-Type", ctype);
+	for (size_t i = 0; i < nextra; i++)
+		if (extra[i].name != NULL)
+			MHD_add_response_header(r, extra[i].name,
+			                        extra[i].value);
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result
+reply_buf(struct MHD_Connection *c, unsigned int status, const char *ctype,
+          struct buf *b, const struct hdr *extra, size_t nextra)
+{
+	size_t len;
+	char *p = buf_take(b, &len);
+
+	if (p == NULL)
+		return reply(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		             "text/plain; charset=utf-8", "out of memory\n", 14,
+		             MHD_RESPMEM_PERSISTENT, NULL, 0);
+	return reply(c, status, ctype, p, len, MHD_RESPMEM_MUST_FREE, extra,
+	             nextra);
+}
+
+static enum MHD_Result
+reply_html(struct MHD_Connection *c, unsigned int status, struct buf *b,
+           const struct hdr *extra, size_t nextra)
+{
+	return reply_buf(c, status, "text/html; charset=utf-8", b, extra,
+	                 nextra);
+}
+
+/* A JSON answer; takes o. */
+static enum MHD_Result
+reply_json(struct MHD_Connection *c, unsigned int status, json_t *o)
+{
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+	json_decref(o);
+	if (text == NULL)
+		return reply(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		             "application/json",
+		             "{\"error\":\"out of memory\"}", 25,
+		             MHD_RESPMEM_PERSISTENT, NULL, 0);
+	return reply(c, status, "application/json", text, strlen(text),
+	             MHD_RESPMEM_MUST_FREE, NULL, 0);
+}
+
+static enum MHD_Result
+reply_error(struct MHD_Connection *c, unsigned int status, const char *text)
+{
+	return reply_json(c, status, json_pack("{s:s}", "error", text));
+}
+
+static enum MHD_Result
+reply_401(struct MHD_Connection *c)
+{
+	static const struct hdr h[] = {
+	    {"WWW-Authenticate", "Bearer realm=\"hardline-admin\""}};
+
+	return reply(c, MHD_HTTP_UNAUTHORIZED, "application/json",
+	             "{\"error\":\"unauthorized\"}", 24, MHD_RESPMEM_PERSISTENT,
+	             h, 1);
+}
+
+static enum MHD_Result
+redirect(struct MHD_Connection *c, const char *to, const struct hdr *extra,
+         size_t nextra)
+{
+	struct hdr h[4] = {{"Location", to}};
+
+	for (size_t i = 0; i < nextra && i + 1 < 4; i++)
+		h[i + 1] = extra[i];
+	return reply(c, MHD_HTTP_SEE_OTHER, NULL, "", 0, MHD_RESPMEM_PERSISTENT,
+	             h, nextra + 1 < 4 ? nextra + 1 : 4);
+}
+
+static enum MHD_Result
+reply_message(struct MHD_Connection *c, unsigned int status, const char *title,
+              const char *text)
+{
+	struct buf b = {0};
+
+	page_message(&b, title, text);
+	return reply_html(c, status, &b, NULL, 0);
+}
+
+/* ---- the core's status, without secrets ---- */
+
+static json_t *
+status_get(struct admin *a)
+{
+	char *text = a->svc->status_json(a->self);
+	json_t *st, *log, *line;
+	size_t i;
+
+	if (text == NULL)
+		return NULL;
+	st = json_loads(text, 0, NULL);
+	a->svc->free(text);
+	if (!json_is_object(st)) {
+		json_decref(st);
+		return NULL;
+	}
+	/* The log holds the line that gave the token at first start: that
+	 * line stays in the terminal, not in any page. */
+	log = json_object_get(st, "log");
+	json_array_foreach(log, i, line)
+	{
+		const char *t =
+		    json_string_value(json_object_get(line, "text"));
+		if (t != NULL && strstr(t, a->auth.token) != NULL)
+			json_object_set_new(
+			    line, "text",
+			    json_string("(a line that held the admin token "
+			                "is hidden here)"));
+	}
+	return st;
+}
+
+static json_t *
+find_named(json_t *st, const char *list, const char *name)
+{
+	size_t i;
+	json_t *o;
+
+	json_array_foreach(json_object_get(st, list), i, o)
+	{
+		const char *n = json_string_value(json_object_get(o, "name"));
+		if (n != NULL && strcmp(n, name) == 0)
+			return o;
+	}
+	return NULL;
+}
+
+/* ---- who is asking ---- */
+
+enum who { NOBODY, BEARER, SESSION, BAD_BEARER };
+
+static const char *
+header(struct MHD_Connection *c, const char *name)
+{
+	return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+}
+
+static enum who
+who_asks(struct admin *a, struct MHD_Connection *c, struct session **sp)
+{
+	const char *h = header(c, MHD_HTTP_HEADER_AUTHORIZATION);
+
+	*sp = NULL;
+	if (h != NULL) {
+		if (strncasecmp(h, "Bearer ", 7) != 0)
+			return BAD_BEARER;
+		h += 7;
+		while (*h == ' ')
+			h++;
+		return auth_token_ok(&a->auth, h) ? BEARER : BAD_BEARER;
+	}
+	*sp = auth_session_find(
+	    &a->auth,
+	    MHD_lookup_connection_value(c, MHD_COOKIE_KIND, SESSION_COOKIE));
+	return *sp ? SESSION : NOBODY;
+}
+
+/* A request that a browser sent on another site's behalf. */
+static int
+cross_site(struct MHD_Connection *c)
+{
+	const char *site = header(c, "Sec-Fetch-Site");
+	const char *origin = header(c, "Origin"), *host = header(c, "Host");
+
+	if (site != NULL && strcmp(site, "same-origin") != 0 &&
+	    strcmp(site, "none") != 0)
+		return 1;
+	if (origin == NULL)
+		return 0;
+	if (host == NULL)
+		return 1;
+	if (strncmp(origin, "http://", 7) == 0)
+		return strcmp(origin + 7, host) != 0;
+	if (strncmp(origin, "https://", 8) == 0)
+		return strcmp(origin + 8, host) != 0;
+	return 1;
+}
+
+static void
+client_addr(struct MHD_Connection *c, char *out, size_t len,
+            const struct sockaddr **sap)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+	*sap = sa;
+	snprintf(out, len, "?");
+	if (sa != NULL && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
+		          out, (socklen_t)len);
+	else if (sa != NULL && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6,
+		          &((const struct sockaddr_in6 *)sa)->sin6_addr, out,
+		          (socklen_t)len);
+}
+
+/* ---- the pages ---- */
+
+static enum MHD_Result
+login_form(struct admin *a, struct MHD_Connection *c, unsigned int status,
+           const char *error, const char *pre)
+{
+	char fresh[SESSION_ID_LEN + 1], cookie[160];
+	struct buf b = {0};
+	struct hdr h[1];
+
+	(void)a;
+	if (pre == NULL || strlen(pre) != SESSION_ID_LEN ||
+	    strspn(pre, "0123456789abcdef") != SESSION_ID_LEN) {
+		auth_random_hex(fresh, SESSION_ID_LEN / 2);
+		pre = fresh;
+	}
+	snprintf(cookie, sizeof cookie,
+	         PRE_COOKIE "=%s; HttpOnly; SameSite=Strict; Path=/", pre);
+	h[0] = (struct hdr){"Set-Cookie", cookie};
+	page_login(&b, pre, error);
+	return reply_html(c, status, &b, h, 1);
+}
+
+static enum MHD_Result
+login_post(struct admin *a, struct MHD_Connection *c, struct req *r)
+{
+	const char *pre =
+	    MHD_lookup_connection_value(c, MHD_COOKIE_KIND, PRE_COOKIE);
+	const struct sockaddr *sa;
+	char from[INET6_ADDRSTRLEN], csrf[SESSION_ID_LEN + 1];
+	char token[TOKEN_MAX + 2], cookie[160], retry[16];
+	struct session *s;
+	int wait;
+	size_t n;
+
+	client_addr(c, from, sizeof from, &sa);
+	wait = auth_login_wait(&a->auth, sa);
+	if (wait > 0) {
+		struct buf b = {0};
+		struct hdr h[1] = {{"Retry-After", retry}};
+		snprintf(retry, sizeof retry, "%d", wait);
+		page_message(
+		    &b, "Too many attempts",
+		    "Too many failed logins from this address: wait a minute "
+		    "and try again.");
+		return reply_html(c, MHD_HTTP_TOO_MANY_REQUESTS, &b, h, 1);
+	}
+	if (cross_site(c) || pre == NULL || strlen(pre) != SESSION_ID_LEN ||
+	    form_get(r->body.p, r->body.len, "csrf", csrf, sizeof csrf) != 0 ||
+	    strlen(csrf) != SESSION_ID_LEN ||
+	    sodium_memcmp(csrf, pre, SESSION_ID_LEN) != 0)
+		return login_form(a, c, MHD_HTTP_FORBIDDEN,
+		                  "The login form had expired: log in again.",
+		                  NULL);
+	if (form_get(r->body.p, r->body.len, "token", token, sizeof token) != 0)
+		token[0] = '\0';
+	n = strlen(token);
+	while (n > 0 && (token[n - 1] == ' ' || token[n - 1] == '\n' ||
+	                 token[n - 1] == '\r' || token[n - 1] == '\t'))
+		token[--n] = '\0';
+	if (!auth_token_ok(&a->auth, token + strspn(token, " \t\r\n"))) {
+		sodium_memzero(token, sizeof token);
+		auth_login_failed(&a->auth, sa);
+		a->svc->log(a->self, HL_LOG_WARN, "failed login from %s", from);
+		return login_form(a, c, MHD_HTTP_UNAUTHORIZED, "Wrong token.",
+		                  pre);
+	}
+	sodium_memzero(token, sizeof token);
+	s = auth_session_new(&a->auth);
+	a->svc->log(a->self, HL_LOG_INFO, "admin logged in from %s", from);
+	snprintf(cookie, sizeof cookie,
+	         SESSION_COOKIE "=%s; HttpOnly; SameSite=Strict; Path=/",
+	         s->id);
+	{
+		struct hdr h[2] = {{"Set-Cookie", cookie},
+		                   {"Set-Cookie",
+		                    PRE_COOKIE "=; Max-Age=0; HttpOnly; "
+		                               "SameSite=Strict; Path=/"}};
+		return redirect(c, "/", h, 2);
+	}
+}
+
+/* "/<prefix><name>/<enable|disable>" -> name and the wanted state. */
+static int
+parse_toggle(const char *url, const char *prefix, char *name, size_t len,
+             int *enable)
+{
+	size_t pl = strlen(prefix);
+	const char *slash;
+
+	if (strncmp(url, prefix, pl) != 0)
+		return -1;
+	url += pl;
+	slash = strchr(url, '/');
+	if (slash == NULL || (size_t)(slash - url) >= len)
+		return -1;
+	memcpy(name, url, (size_t)(slash - url));
+	name[slash - url] = '\0';
+	if (strcmp(slash + 1, "enable") == 0)
+		*enable = 1;
+	else if (strcmp(slash + 1, "disable") == 0)
+		*enable = 0;
+	else
+		return -1;
+	return plugin_name_ok(name) ? 0 : -1;
+}
+
+/* Turn a plugin on or off. 0, or an HTTP status with a sentence in err. */
+static unsigned int
+toggle(struct admin *a, const char *name, int enable, const char *from,
+       char *err, size_t errlen)
+{
+	json_t *st = status_get(a);
+	int known = st != NULL && find_named(st, "plugins", name) != NULL;
+
+	json_decref(st);
+	if (!known) {
+		snprintf(err, errlen, "There is no plugin named %s.", name);
+		return MHD_HTTP_NOT_FOUND;
+	}
+	if (a->svc->plugin_set_enabled(a->self, name, enable, err, errlen) != 0)
+		return MHD_HTTP_CONFLICT;
+	a->svc->log(a->self, HL_LOG_INFO,
+	            "plugin %s turned %s by the admin "
+	            "(from %s)",
+	            name, enable ? "on" : "off", from);
+	return 0;
+}
+
+static enum MHD_Result
+api_toggle(struct admin *a, struct MHD_Connection *c, const char *name,
+           int enable)
+{
+	char err[512], from[INET6_ADDRSTRLEN];
+	const struct sockaddr *sa;
+	unsigned int status;
+	json_t *st, *p;
+
+	client_addr(c, from, sizeof from, &sa);
+	status = toggle(a, name, enable, from, err, sizeof err);
+	if (status != 0)
+		return reply_error(c, status, err);
+	st = status_get(a);
+	p = st ? find_named(st, "plugins", name) : NULL;
+	p = json_pack("{s:s, s:b, s:b}", "name", name, "enabled",
+	              p ? json_is_true(json_object_get(p, "enabled")) : enable,
+	              "running",
+	              p ? json_is_true(json_object_get(p, "running")) : 0);
+	json_decref(st);
+	return reply_json(c, MHD_HTTP_OK, p);
+}
+
+static enum MHD_Result
+form_toggle(struct admin *a, struct MHD_Connection *c, struct session *s,
+            const char *name, int enable)
+{
+	char err[512], from[INET6_ADDRSTRLEN];
+	const struct sockaddr *sa;
+
+	client_addr(c, from, sizeof from, &sa);
+	if (toggle(a, name, enable, from, err, sizeof err) != 0)
+		snprintf(s->flash, sizeof s->flash, "%s", err);
+	else
+		snprintf(s->flash, sizeof s->flash, "%s is now %s.", name,
+		         enable ? "on" : "off");
+	return redirect(c, "/", NULL, 0);
+}
+
+static enum MHD_Result
+dashboard(struct admin *a, struct MHD_Connection *c, struct session *s)
+{
+	json_t *st = status_get(a);
+	struct buf b = {0};
+
+	if (st == NULL)
+		return reply_message(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+		                     "Not available", "hlcore gave no status.");
+	page_dashboard(&b, st, s, "admin-web");
+	s->flash[0] = '\0';
+	json_decref(st);
+	return reply_html(c, MHD_HTTP_OK, &b, NULL, 0);
+}
+
+static enum MHD_Result
+qr(struct admin *a, struct MHD_Connection *c, const char *file)
+{
+	char name[128];
+	size_t n = strlen(file);
+	json_t *st, *svc;
+	struct buf b = {0};
+	int rc;
+
+	if (n < 5 || n - 4 >= sizeof name || strcmp(file + n - 4, ".svg") != 0)
+		return reply_error(c, MHD_HTTP_NOT_FOUND, "not found");
+	memcpy(name, file, n - 4);
+	name[n - 4] = '\0';
+	st = status_get(a);
+	svc = st ? find_named(st, "services", name) : NULL;
+	if (svc == NULL) {
+		json_decref(st);
+		return reply_error(c, MHD_HTTP_NOT_FOUND, "no such service");
+	}
+	rc = qr_svg(&b, json_string_value(json_object_get(svc, "url"))
+	                    ? json_string_value(json_object_get(svc, "url"))
+	                    : "");
+	json_decref(st);
+	if (rc != 0) {
+		buf_free(&b);
+		return reply_error(
+		    c, MHD_HTTP_NOT_IMPLEMENTED,
+		    "this build has no QR encoder (libqrencode)");
+	}
+	return reply_buf(c, MHD_HTTP_OK, "image/svg+xml", &b, NULL, 0);
+}
+
+/* ---- routing ---- */
+
+static enum MHD_Result
+route(struct admin *a, struct MHD_Connection *c, const char *url,
+      const char *method, struct req *r)
+{
+	int get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+	int post = strcmp(method, "POST") == 0;
+	struct session *s;
+	enum who w;
+	char name[64];
+	int enable;
+
+	/* What anyone may see: the static files and the login form. */
+	if (get && strcmp(url, "/static/admin.css") == 0)
+		return reply(c, MHD_HTTP_OK, "text/css; charset=utf-8",
+		             (void *)asset_admin_css, asset_admin_css_len,
+		             MHD_RESPMEM_PERSISTENT, NULL, 0);
+	if (get && strcmp(url, "/static/admin.js") == 0)
+		return reply(c, MHD_HTTP_OK, "text/javascript; charset=utf-8",
+		             (void *)asset_admin_js, asset_admin_js_len,
+		             MHD_RESPMEM_PERSISTENT, NULL, 0);
+	if (!get && !post)
+		return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED,
+		                   "method not allowed");
+	w = who_asks(a, c, &s);
+	if (strcmp(url, "/login") == 0) {
+		if (post)
+			return login_post(a, c, r);
+		if (w == SESSION)
+			return redirect(c, "/", NULL, 0);
+		/* Keep the form's cookie: a second tab must not void the
+		 * first one's form. */
+		return login_form(a, c, MHD_HTTP_OK, NULL,
+		                  MHD_lookup_connection_value(
+		                      c, MHD_COOKIE_KIND, PRE_COOKIE));
+	}
+
+	/* Everything else needs credentials, and shows nothing without. */
+	if (w == NOBODY && get && strncmp(url, "/api/", 5) != 0 &&
+	    strncmp(url, "/qr/", 4) != 0)
+		return redirect(c, "/login", NULL, 0);
+	if (w == NOBODY || w == BAD_BEARER)
+		return reply_401(c);
+
+	if (strncmp(url, "/api/", 5) == 0) {
+		if (get && strcmp(url, "/api/status") == 0)
+			return reply_json(c, MHD_HTTP_OK, status_get(a));
+		if (post && parse_toggle(url, "/api/plugins/", name,
+		                         sizeof name, &enable) == 0) {
+			if (w == SESSION &&
+			    (cross_site(c) ||
+			     !auth_csrf_ok(s, header(c, "X-CSRF-Token"))))
+				return reply_error(
+				    c, MHD_HTTP_FORBIDDEN,
+				    "a session needs the X-CSRF-Token header "
+				    "(or use Authorization: Bearer)");
+			return api_toggle(a, c, name, enable);
+		}
+		return reply_error(c, MHD_HTTP_NOT_FOUND, "no such API route");
+	}
+	if (get && strncmp(url, "/qr/", 4) == 0)
+		return qr(a, c, url + 4);
+	if (get && strcmp(url, "/") == 0) {
+		if (w == SESSION)
+			return dashboard(a, c, s);
+		return reply_message(
+		    c, MHD_HTTP_OK, "Hardline admin",
+		    "The dashboard is for the browser: log in at /login. "
+		    "Scripts use /api/status.");
+	}
+	if (post && w == SESSION) {
+		char csrf[SESSION_ID_LEN + 1];
+		if (cross_site(c) ||
+		    form_get(r->body.p, r->body.len, "csrf", csrf,
+		             sizeof csrf) != 0 ||
+		    !auth_csrf_ok(s, csrf))
+			return reply_message(
+			    c, MHD_HTTP_FORBIDDEN, "Form refused",
+			    "The form was stale or came from another site "
+			    "(CSRF check): reload the dashboard and try "
+			    "again.");
+		if (strcmp(url, "/logout") == 0) {
+			struct hdr h[1] = {{"Set-Cookie", SESSION_COOKIE
+			                    "=; Max-Age=0; HttpOnly; "
+			                    "SameSite=Strict; Path=/"}};
+			auth_session_drop(s);
+			return redirect(c, "/login", h, 1);
+		}
+		if (parse_toggle(url, "/plugins/", name, sizeof name,
+		                 &enable) == 0)
+			return form_toggle(a, c, s, name, enable);
+	}
+	return reply_message(c, MHD_HTTP_NOT_FOUND, "Not found",
+	                     "There is no such page.");
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *c, const char *url,
+           const char *method, const char *version, const char *upload_data,
+           size_t *upload_size, void **con_cls)
+{
+	struct admin *a = cls;
+	struct req *r = *con_cls;
+
+	(void)version;
+	if (r == NULL) {
+		/* The head has arrived; refuse a body too big before it
+		 * comes. */
+		const char *cl = header(c, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		r = calloc(1, sizeof *r);
+		if (r == NULL)
+			return MHD_NO;
+		*con_cls = r;
+		if (cl != NULL && strtoull(cl, NULL, 10) > BODY_MAX)
+			return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE,
+			                   "the request body is too large");
+		return MHD_YES;
+	}
+	if (*upload_size > 0) {
+		/* A body without a length that grows too big: hang up. */
+		if (r->body.len + *upload_size > BODY_MAX)
+			return MHD_NO;
+		buf_add(&r->body, upload_data, *upload_size);
+		*upload_size = 0;
+		return r->body.oom ? MHD_NO : MHD_YES;
+	}
+	return route(a, c, url, method, r);
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+             enum MHD_RequestTerminationCode toe)
+{
+	struct req *r = *con_cls;
+
+	(void)cls;
+	(void)c;
+	(void)toe;
+	if (r != NULL) {
+		if (r->body.p != NULL)
+			sodium_memzero(r->body.p, r->body.cap);
+		buf_free(&r->body);
+		free(r);
+		*con_cls = NULL;
+	}
+}
+
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	struct admin *a = cls;
+	char line[512];
+	size_t n;
+
+	vsnprintf(line, sizeof line, fmt, ap);
+	n = strlen(line);
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	a->svc->log(a->self, HL_LOG_DEBUG, "libmicrohttpd: %s", line);
+}
+
+/* ---- on the core's loop ---- */
+
+static void
+mhd_schedule(struct admin *a)
+{
+	MHD_UNSIGNED_LONG_LONG ms;
+
+	if (MHD_get_timeout(a->mhd, &ms) == MHD_YES) {
+		struct timeval tv = {(time_t)(ms / 1000),
+		                     (suseconds_t)(ms % 1000) * 1000};
+		evtimer_add(a->timer_ev, &tv);
+	} else {
+		evtimer_del(a->timer_ev);
+	}
+}
+
+static void
+mhd_ready_callback(evutil_socket_t fd, short what, void *arg)
+{
+	struct admin *a = arg;
+
+	(void)fd;
+	(void)what;
+	MHD_run(a->mhd);
+	mhd_schedule(a);
+}
+
+static void
+admin_free(struct admin *a)
+{
+	if (a->ready_ev != NULL)
+		event_free(a->ready_ev);
+	if (a->timer_ev != NULL)
+		event_free(a->timer_ev);
+	if (a->mhd != NULL)
+		MHD_stop_daemon(a->mhd); /* closes the listening socket */
+	auth_clear(&a->auth);
+	free(a);
+}
+
+static int
+read_conf(const struct hl_services *svc, struct hl_plugin *self,
+          const struct hl_conf *conf, char *listen, size_t len,
+          struct sockaddr_storage *ss, socklen_t *sslen)
+{
+	static const char *const keys[] = {"listen", NULL};
+	const struct hl_conf *node;
+	const char *s = DEFAULT_LISTEN;
+
+	if (svc->conf_check_keys(self, conf, keys) != 0)
+		return -1;
+	node = svc->conf_get(conf, "listen");
+	if (node != NULL) {
+		s = svc->conf_str(node);
+		if (s == NULL || parse_listen(s, ss, sslen) != 0) {
+			svc->conf_error(
+			    self, node,
+			    "listen must be \"ip:port\" or \"[ipv6]:port\", "
+			    "e.g. \"127.0.0.1:7010\"");
+			return -1;
+		}
+	} else {
+		parse_listen(s, ss, sslen);
+	}
+	snprintf(listen, len, "%s", s);
+	return 0;
+}
+
+static int
+admin_validate(const struct hl_services *svc, struct hl_plugin *self,
+               const struct hl_conf *conf)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char listen[128];
+
+	return read_conf(svc, self, conf, listen, sizeof listen, &ss, &len);
+}
+
+static int
+admin_init(const struct hl_services *svc, struct hl_plugin *self,
+           const struct hl_conf *conf, void **state)
+{
+	struct admin *a;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	const union MHD_DaemonInfo *info;
+	const char *state_dir;
+	int fd, created;
+
+	if (!HL_HAS(svc, status_json) || !HL_HAS(svc, plugin_set_enabled) ||
+	    !HL_HAS(svc, free) || !HL_HAS(svc, state_dir)) {
+		svc->log(
+		    self, HL_LOG_ERROR,
+		    "this hlcore (ABI %u.%u) lacks the control services of "
+		    "ABI 1.1: upgrade hlcore",
+		    svc->abi_major, svc->abi_minor);
+		return -1;
+	}
+	a = calloc(1, sizeof *a);
+	if (a == NULL)
+		return -1;
+	a->svc = svc;
+	a->self = self;
+	a->base = svc->event_base(self);
+	if (read_conf(svc, self, conf, a->listen, sizeof a->listen, &ss,
+	              &sslen) != 0)
+		goto fail;
+	state_dir = svc->state_dir(self);
+	if (state_dir == NULL ||
+	    auth_load_token(&a->auth, svc, self, state_dir, &created) != 0)
+		goto fail;
+	fd = open_listener(a, &ss, sslen);
+	if (fd < 0)
+		goto fail;
+	/* No internal-thread flag: MHD runs only when the loop calls
+	 * MHD_run, on the loop thread. */
+	a->mhd = MHD_start_daemon(
+	    MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, a,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a, MHD_OPTION_LISTEN_SOCKET,
+	    (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONN_MAX,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)CONN_IDLE_SEC,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, a, MHD_OPTION_END);
+	if (a->mhd == NULL) {
+		svc->log(self, HL_LOG_ERROR,
+		         "libmicrohttpd would not start on %s", a->listen);
+		close(fd);
+		goto fail;
+	}
+	info = MHD_get_daemon_info(a->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+	if (info == NULL || info->epoll_fd < 0) {
+		svc->log(self, HL_LOG_ERROR,
+		         "libmicrohttpd gave no epoll descriptor");
+		goto fail;
+	}
+	a->ready_ev = event_new(a->base, info->epoll_fd, EV_READ | EV_PERSIST,
+	                        mhd_ready_callback, a);
+	a->timer_ev = evtimer_new(a->base, mhd_ready_callback, a);
+	if (a->ready_ev == NULL || a->timer_ev == NULL ||
+	    event_add(a->ready_ev, NULL) != 0)
+		goto fail;
+	mhd_schedule(a);
+
+	panel_url(&ss, a->url, sizeof a->url);
+	if (!is_loopback(&ss))
+		svc->log(
+		    self, HL_LOG_WARN,
+		    "listening on %s, beyond this machine: anyone who reaches "
+		    "it can try to log in, over plain HTTP; use "
+		    "127.0.0.1:7010 (and an SSH tunnel) unless you mean it",
+		    a->listen);
+	if (created)
+		/* The one secret ever logged: once, when it is born, so
+		 * that the admin can log in. */
+		svc->log(
+		    self, HL_LOG_INFO,
+		    "first start: open %s and log in with the admin token %s "
+		    "(kept in %s/admin.token, mode 0600)",
+		    a->url, a->auth.token, state_dir);
+	else
+		svc->log(self, HL_LOG_INFO,
+		         "admin panel at %s (log in with the token in "
+		         "%s/admin.token)",
+		         a->url, state_dir);
+	*state = a;
+	return 0;
+fail:
+	admin_free(a);
+	return -1;
+}
+
+static void
+admin_fini(void *state)
+{
+	admin_free(state);
+}
+
+HL_PLUGIN(HL_KIND_CONTROL, .name = "admin-web", .version = "0.1.0",
+          .description = "the web admin panel and its JSON API",
+          .default_priority = 100, .init = admin_init, .fini = admin_fini,
+          .validate = admin_validate);

@@ -1,0 +1,216 @@
+/*
+ * admin-web: the dashboard's live refresh. The page works without this
+ * file (it is rendered by the plugin, and its forms post normally); with
+ * it, the page asks /api/status every 2 s and redraws what changed, the
+ * on/off switches act without reloading, and the copy buttons work.
+ * Every value is escaped: titles and labels come from the network.
+ */
+"use strict";
+(function () {
+	const REFRESH_MS = 2000;
+	const LOG_LINES = 100;
+	const csrfMeta = document.querySelector('meta[name="hl-csrf"]');
+	if (!csrfMeta) return;
+	const csrf = csrfMeta.content;
+	const SELF = "admin-web";
+
+	const ENT = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+	const esc = (v) => String(v === undefined || v === null ? "" : v).replace(/[&<>"']/g, (c) => ENT[c]);
+	const pad = (n) => String(n).padStart(2, "0");
+	const hms = (t) => {
+		const d = new Date(t * 1000);
+		return pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
+	};
+	const bytes = (n) => {
+		const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+		let v = Number(n) || 0, u = 0;
+		while (v >= 1024 && u < units.length - 1) { v /= 1024; u++; }
+		return u === 0 ? v + " B" : v.toFixed(1) + " " + units[u];
+	};
+	const duration = (s) => {
+		s = Math.max(0, Math.floor(Number(s) || 0));
+		if (s < 60) return s + " s";
+		if (s < 3600) return Math.floor(s / 60) + " min " + (s % 60) + " s";
+		return Math.floor(s / 3600) + " h " + (Math.floor(s / 60) % 60) + " min";
+	};
+	const nameOk = (s) => /^[a-z0-9_-]{1,63}$/.test(s);
+	const httpUrl = (u) => typeof u === "string" && u.startsWith("http://");
+
+	function services(list) {
+		if (!list.length)
+			return '<p class="empty">This node serves nothing: add a service under <code>services:</code> in the config.</p>';
+		return list.map((s) => `<article class="card service"><h3>${esc(s.title || s.name)}</h3>` +
+			`<p class="muted small">${esc(s.name)} &middot; backend ${esc(s.target)}` +
+			`${s.password ? " &middot; password in URL" : " &middot; no password"}</p>` +
+			`<div class="url-row"><input class="url" readonly value="${esc(s.url)}" aria-label="URL of ${esc(s.name)}">` +
+			`<a class="btn" href="${httpUrl(s.url) ? esc(s.url) : "#"}" target="_blank" rel="noopener noreferrer">Open</a>` +
+			`<button type="button" class="btn copy" data-url="${esc(s.url)}">Copy</button></div>` +
+			`<details class="qr"><summary>QR code for a phone</summary><img src="/qr/${esc(encodeURIComponent(s.name))}.svg" ` +
+			`alt="QR code of the URL" width="180" height="180" loading="lazy"></details></article>`).join("");
+	}
+
+	function plugins(list) {
+		return list.map((p) => {
+			let state = "running", cls = "on";
+			if (!p.loaded) { state = "not loaded"; cls = "idle"; }
+			else if (!p.enabled) { state = "off"; cls = "off"; }
+			else if (!p.running) { state = "failed"; cls = "bad"; }
+			const on = p.loaded && p.enabled;
+			let sw = "";
+			if (p.name === SELF) sw = '<span class="muted small">this panel</span>';
+			else if (nameOk(p.name))
+				sw = `<form method="post" action="/plugins/${p.name}/${on ? "disable" : "enable"}">` +
+					`<input type="hidden" name="csrf" value="${esc(csrf)}">` +
+					`<button type="submit" class="switch ${on ? "on" : "off"}" aria-pressed="${on}" ` +
+					`aria-label="Turn ${esc(p.name)} ${on ? "off" : "on"}"><span class="knob"></span>` +
+					`<span class="label">${on ? "On" : "Off"}</span></button></form>`;
+			const err = p.error && !(p.loaded && p.running) ? `<div class="muted small">${esc(p.error)}</div>` : "";
+			return `<tr data-plugin="${esc(p.name)}"><td><strong>${esc(p.name)}</strong> ` +
+				`<span class="muted small">${esc(p.version)}</span><div class="muted small">${esc(p.description)}</div></td>` +
+				`<td>${(p.kind || []).map(esc).join(", ")}</td><td>${p.loaded ? esc(p.priority) : ""}</td>` +
+				`<td><span class="state ${cls}">${state}</span>${err}</td><td>${sw}</td></tr>`;
+		}).join("");
+	}
+
+	function lan(list) {
+		if (!list.length)
+			return '<tr><td colspan="4" class="empty">No Hardline service seen yet (a discovery plugin such as discovery-lan finds them).</td></tr>';
+		return list.map((s) => `<tr><td>${httpUrl(s.url)
+			? `<a href="${esc(s.url)}" target="_blank" rel="noopener noreferrer">${esc(s.title || s.label)}</a>`
+			: esc(s.title)}</td><td><code>${esc(s.addr)}</code></td><td>${esc(s.source)}</td>` +
+			`<td>${duration(s.age)} ago</td></tr>`).join("");
+	}
+
+	function connections(list) {
+		if (!list.length) return '<tr><td colspan="7" class="empty">No tunnel open.</td></tr>';
+		return list.map((c) => `<tr><td>${c.direction === "out" ? "out (browser here)" : "in (served here)"}</td>` +
+			`<td>${c.service ? esc(c.service) : `<code>${esc(c.keyhash)}</code>`}</td>` +
+			`<td><code>${esc(c.peer)}</code></td><td>${esc(c.via)}</td><td class="n">${bytes(c.bytes_up)}</td>` +
+			`<td class="n">${bytes(c.bytes_down)}</td><td class="n">${duration(c.seconds)}</td></tr>`).join("");
+	}
+
+	function routes(list, open) {
+		if (!list.length) return '<p class="empty">No connection routed yet.</p>';
+		return list.map((r) => {
+			const key = r.time + " " + r.keyhash;
+			return `<details class="route"${open.has(key) ? " open" : ""} data-key="${esc(key)}"><summary>` +
+				`<span class="time">${hms(r.time)}</span> <code>${esc(r.keyhash)}</code> ` +
+				`<span class="state ${r.ok ? "on" : "bad"}">${r.ok ? "connected" : "failed"}</span> ${esc(r.via)}` +
+				`</summary><pre>${esc(r.trace || "(no trace)")}</pre></details>`;
+		}).join("");
+	}
+
+	function logs(list) {
+		return list.slice(-LOG_LINES).reverse().map((l) =>
+			`<div class="line ${l.level === "error" || l.level === "warn" ? l.level : ""}">` +
+			`<span class="time">${hms(l.time)}</span> <span class="level">${esc(l.level)}</span> ${esc(l.text)}</div>`).join("");
+	}
+
+	const last = {};
+	function put(id, key, data, render) {
+		const json = JSON.stringify(data);
+		if (last[key] === json) return;
+		last[key] = json;
+		const el = document.getElementById(id);
+		if (el) el.innerHTML = render(data);
+		const count = document.getElementById(key + "-count");
+		if (count) count.textContent = key === "log" ? Math.min(data.length, LOG_LINES) : data.length;
+		if (key === "services") hookCopy();
+	}
+
+	function show(st) {
+		put("services-body", "services", st.services || [], services);
+		put("plugins-body", "plugins", st.plugins || [], plugins);
+		put("connections-body", "connections", st.connections || [], connections);
+		put("lan-body", "lan", st.lan || [], lan);
+		const open = new Set([...document.querySelectorAll("#routes-body details[open]")].map((d) => d.dataset.key));
+		put("routes-body", "routes", st.routes || [], (l) => routes(l, open));
+		put("log-body", "log", st.log || [], logs);
+		const s = st.stats || {};
+		const footer = document.getElementById("stats");
+		if (footer)
+			footer.textContent = `Tunnels in ${s.tunnels_in | 0}, out ${s.tunnels_out | 0} · refused: bad password ` +
+				`${s.bad_password | 0}, bad OOB ${s.bad_oob | 0} · backend failed ${s.backend_failed | 0} · ` +
+				`proxy: bad request ${s.proxy_bad_request | 0}, no route ${s.proxy_no_route | 0}`;
+		document.body.dataset.refreshed = String(Date.now());
+	}
+
+	let busy = false;
+	async function refresh() {
+		if (busy) return;
+		busy = true;
+		try {
+			const r = await fetch("/api/status", { credentials: "same-origin", cache: "no-store" });
+			if (r.status === 401) { location.href = "/login"; return; }
+			if (r.ok) show(await r.json());
+		} catch (e) {
+			/* hlcore stopped or restarting: try again at the next tick */
+		} finally {
+			busy = false;
+		}
+	}
+
+	function flash(text, bad) {
+		let p = document.getElementById("flash");
+		if (!p) {
+			p = document.createElement("p");
+			p.id = "flash";
+			p.setAttribute("role", "status");
+			document.querySelector("main").prepend(p);
+		}
+		p.className = bad ? "flash bad" : "flash";
+		p.textContent = text;
+	}
+
+	/* The on/off switches: the same POST as the form, through the API. */
+	document.addEventListener("submit", async (ev) => {
+		const form = ev.target;
+		const m = /^\/plugins\/([a-z0-9_-]+)\/(enable|disable)$/.exec(form.getAttribute("action") || "");
+		if (!m) return;
+		ev.preventDefault();
+		const btn = form.querySelector("button");
+		if (btn) btn.disabled = true;
+		try {
+			const r = await fetch(`/api/plugins/${m[1]}/${m[2]}`, {
+				method: "POST", credentials: "same-origin", headers: { "X-CSRF-Token": csrf },
+			});
+			if (r.status === 401) { location.href = "/login"; return; }
+			const body = await r.json().catch(() => ({}));
+			if (r.ok) flash(`${m[1]} is now ${m[2] === "enable" ? "on" : "off"}.`, false);
+			else flash(body.error || `${m[1]}: HTTP ${r.status}`, true);
+		} catch (e) {
+			flash(`${m[1]}: ${e}`, true);
+		}
+		delete last.plugins;
+		await refresh();
+	});
+
+	async function copy(btn) {
+		const url = btn.dataset.url;
+		let ok = false;
+		try {
+			await navigator.clipboard.writeText(url);
+			ok = true;
+		} catch (e) {
+			const input = btn.parentElement.querySelector("input.url");
+			if (input) { input.select(); ok = document.execCommand("copy"); }
+		}
+		btn.textContent = ok ? "Copied" : "Select and copy";
+		btn.classList.toggle("done", ok);
+		setTimeout(() => { btn.textContent = "Copy"; btn.classList.remove("done"); }, 1500);
+	}
+
+	function hookCopy() {
+		for (const btn of document.querySelectorAll("button.copy")) {
+			btn.hidden = false;
+			if (!btn.dataset.hooked) {
+				btn.dataset.hooked = "1";
+				btn.addEventListener("click", () => copy(btn));
+			}
+		}
+	}
+
+	hookCopy();
+	refresh();
+	setInterval(() => { if (!document.hidden) refresh(); }, REFRESH_MS);
+})();

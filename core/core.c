@@ -164,12 +164,13 @@ plugin_stop(struct hl__core *c, struct hl_plugin *p)
 	hl__info("plugin %s stopped", p->d.name);
 }
 
-/* ---- which plugins the admin turned on or off: <state_dir>/plugins.state,
- * lines "<name> on|off". ---- */
+/* ---- what the admin chose in the panel: <state_dir>/plugins.state, lines
+ * "<name> on|off [priority]". ---- */
 
 struct choice {
 	char name[64];
 	int on;
+	int priority; /* -1: as the config says */
 };
 
 static size_t
@@ -185,34 +186,49 @@ read_choices(struct hl__core *c, struct choice *out, size_t max)
 	for (line = strtok_r(buf, "\n", &save); line != NULL && n < max;
 	     line = strtok_r(NULL, "\n", &save)) {
 		char name[64], state[8];
-		if (sscanf(line, "%63s %7s", name, state) != 2)
+		int prio = -1,
+		    k = sscanf(line, "%63s %7s %d", name, state, &prio);
+		if (k < 2)
 			continue;
 		snprintf(out[n].name, sizeof out[n].name, "%s", name);
 		out[n].on = strcmp(state, "on") == 0;
+		out[n].priority =
+		    k == 3 && prio >= 0 && prio <= 1000 ? prio : -1;
 		n++;
 	}
 	free(buf);
 	return n;
 }
 
+/* Keep a choice: on is 0 or 1, or -1 to keep; priority -1 keeps it. */
 static int
-write_choice(struct hl__core *c, const char *name, int on)
+write_choice(struct hl__core *c, const char *name, int on, int priority)
 {
 	struct choice ch[128];
 	size_t n = read_choices(c, ch, 127), i, len = 0;
-	char path[4096], buf[128 * 80];
+	char path[4096], buf[128 * 96];
 
 	for (i = 0; i < n; i++)
 		if (strcmp(ch[i].name, name) == 0)
 			break;
 	if (i == n) {
 		snprintf(ch[n].name, sizeof ch[n].name, "%s", name);
+		ch[n].on = 1;
+		ch[n].priority = -1;
 		n++;
 	}
-	ch[i].on = on;
-	for (i = 0; i < n; i++)
-		len += (size_t)snprintf(buf + len, sizeof buf - len, "%s %s\n",
+	if (on >= 0)
+		ch[i].on = on;
+	if (priority >= 0)
+		ch[i].priority = priority;
+	for (i = 0; i < n; i++) {
+		len += (size_t)snprintf(buf + len, sizeof buf - len, "%s %s",
 		                        ch[i].name, ch[i].on ? "on" : "off");
+		if (ch[i].priority >= 0)
+			len += (size_t)snprintf(buf + len, sizeof buf - len,
+			                        " %d", ch[i].priority);
+		len += (size_t)snprintf(buf + len, sizeof buf - len, "\n");
+	}
 	snprintf(path, sizeof path, "%s/plugins.state", c->cfg->state_dir);
 	return hl__write_file_atomic(path, buf, len, 0600);
 }
@@ -298,9 +314,13 @@ hl__core_load_plugins(struct hl__core *c, int check_only, uint32_t kinds,
 			(*bad_settings)++;
 		}
 		off[nopen] = 0;
-		for (size_t j = 0; j < nch; j++)
-			if (strcmp(ch[j].name, name) == 0 && !ch[j].on)
-				off[nopen] = 1;
+		for (size_t j = 0; j < nch; j++) {
+			if (strcmp(ch[j].name, name) != 0)
+				continue;
+			off[nopen] = !ch[j].on;
+			if (ch[j].priority >= 0)
+				p->priority = ch[j].priority;
+		}
 		opened[nopen++] = p;
 	}
 	if (check_only || *bad_settings > 0) {
@@ -348,7 +368,7 @@ hl__core_set_enabled(struct hl__core *c, const char *name, int enabled,
 		snprintf(err, errlen, "no plugin named %s is loaded", name);
 		return -1;
 	}
-	if (write_choice(c, name, enabled) != 0) {
+	if (write_choice(c, name, enabled, -1) != 0) {
 		snprintf(err, errlen, "cannot save the choice in %s: %s",
 		         c->cfg->state_dir, strerror(errno));
 		return -1;
@@ -367,6 +387,50 @@ hl__core_set_enabled(struct hl__core *c, const char *name, int enabled,
 		return -1;
 	}
 	return 0;
+}
+
+int
+hl__core_set_priority(struct hl__core *c, const char *name, int priority,
+                      char *err, size_t errlen)
+{
+	struct hl_plugin *p, **pp;
+
+	if (priority < 0 || priority > 1000) {
+		snprintf(err, errlen, "a priority is a number from 0 to 1000");
+		return -1;
+	}
+	for (pp = &c->plugins; *pp != NULL; pp = &(*pp)->next)
+		if (strcmp((*pp)->d.name, name) == 0)
+			break;
+	if (*pp == NULL) {
+		snprintf(err, errlen, "no plugin named %s is loaded", name);
+		return -1;
+	}
+	if (write_choice(c, name, -1, priority) != 0) {
+		snprintf(err, errlen, "cannot save the choice in %s: %s",
+		         c->cfg->state_dir, strerror(errno));
+		return -1;
+	}
+	/* Take it out and put it back in its new place: routes started from
+	 * now on try it in that order. */
+	p = *pp;
+	*pp = p->next;
+	p->priority = priority;
+	insert_by_priority(c, p);
+	hl__info("plugin %s: priority %d (admin panel)", name, priority);
+	return 0;
+}
+
+void
+hl__core_browse(struct hl__core *c)
+{
+	for (struct hl_plugin *p = c->plugins; p != NULL; p = p->next)
+		if (p->running && p->d.discovery != NULL &&
+		    p->d.discovery->size >=
+		        offsetof(struct hl_discovery_ops, browse) +
+		            sizeof p->d.discovery->browse &&
+		    p->d.discovery->browse != NULL)
+			p->d.discovery->browse(p->state);
 }
 
 static void

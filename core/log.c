@@ -49,8 +49,9 @@ hl__vlog(int level, const char *who, const char *fmt, va_list ap)
 	char line[2048];
 	struct timespec ts;
 	struct tm tm;
-	int n;
+	int n, keep = !(level & HL_LOG_PRIVATE);
 
+	level &= ~HL_LOG_PRIVATE;
 	if (level > hl__log_level)
 		return;
 	if (level < HL_LOG_ERROR)
@@ -71,6 +72,8 @@ hl__vlog(int level, const char *who, const char *fmt, va_list ap)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			*p = '?';
 	fprintf(stderr, "%s\n", line); /* stdio locks: whole lines */
+	if (!keep)
+		return;
 	pthread_mutex_lock(&recent_lock);
 	recent[recent_next].t = ts.tv_sec;
 	recent[recent_next].level = level;

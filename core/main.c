@@ -253,16 +253,14 @@ cmd_discover(struct hl__core *c)
 	hl__core_load_plugins(c, 0, HL_KIND_DISCOVERY, &bad);
 	if (bad > 0)
 		return 2;
-	for (struct hl_plugin *p = c->plugins; p != NULL; p = p->next) {
-		if (!p->running || p->d.discovery == NULL ||
-		    p->d.discovery->size <
+	for (struct hl_plugin *p = c->plugins; p != NULL; p = p->next)
+		if (p->running && p->d.discovery != NULL &&
+		    p->d.discovery->size >=
 		        offsetof(struct hl_discovery_ops, browse) +
-		            sizeof p->d.discovery->browse ||
-		    p->d.discovery->browse == NULL)
-			continue;
-		p->d.discovery->browse(p->state);
-		browsers++;
-	}
+		            sizeof p->d.discovery->browse &&
+		    p->d.discovery->browse != NULL)
+			browsers++;
+	hl__core_browse(c);
 	if (browsers == 0) {
 		fprintf(stderr,
 		        "%s: no discovery plugin that can list services is "

@@ -267,6 +267,26 @@ svc_plugin_set_enabled(struct hl_plugin *self, const char *name, int enabled,
 	return hl__core_set_enabled(hl__core, name, enabled, err, errlen);
 }
 
+static int
+svc_plugin_set_priority(struct hl_plugin *self, const char *name, int priority,
+                        char *err, size_t errlen)
+{
+	(void)self;
+	if (hl__core == NULL || name == NULL) {
+		snprintf(err, errlen, "hlcore is not running");
+		return -1;
+	}
+	return hl__core_set_priority(hl__core, name, priority, err, errlen);
+}
+
+static void
+svc_browse(struct hl_plugin *self)
+{
+	(void)self;
+	if (hl__core != NULL)
+		hl__core_browse(hl__core);
+}
+
 static void
 svc_free(void *p)
 {
@@ -353,4 +373,6 @@ const struct hl_services hl__services = {
     .plugin_set_enabled = svc_plugin_set_enabled,
     .free = svc_free,
     .state_dir = svc_state_dir,
+    .plugin_set_priority = svc_plugin_set_priority,
+    .browse = svc_browse,
 };

@@ -32,7 +32,8 @@
  *        and transport facets.
  *   1.1  struct hl_identity: title, password, announce_password.
  *        struct hl_services: wanhosts, service_seen, status_json,
- *        plugin_set_enabled, free, state_dir.
+ *        plugin_set_enabled, free, state_dir, plugin_set_priority,
+ *        browse. Log level flag HL_LOG_PRIVATE.
  *        struct hl_discovery_ops: browse (optional).
  *        struct hl_plugin_desc: events facet (was reserved[0]).
  */
@@ -76,6 +77,10 @@ enum hl_log_level {
 	HL_LOG_WARN = 1,
 	HL_LOG_INFO = 2,
 	HL_LOG_DEBUG = 3,
+	/* 1.1: or'ed with a level, the line goes to the log output only and
+	 * is not kept for the admin panel (a secret shown once to the
+	 * admin, like admin-web's token at its creation). */
+	HL_LOG_PRIVATE = 0x100,
 };
 
 /* Kinds of config node, from svc->conf_type(). */
@@ -259,6 +264,14 @@ struct hl_services {
 	void (*free)(void *p);
 	/* The state directory (0700), for a plugin's own files (0600). */
 	const char *(*state_dir)(struct hl_plugin *self);
+	/* Control: set the priority (0..1000, lower first) of plugin `name`
+	 * now; kept in state_dir like plugin_set_enabled. 0, or -1 with a
+	 * sentence in err. */
+	int (*plugin_set_priority)(struct hl_plugin *self, const char *name,
+	                           int priority, char *err, size_t errlen);
+	/* Control: ask every discovery plugin to look for every service now
+	 * (their answers come as service_seen, i.e. in status_json's lan). */
+	void (*browse)(struct hl_plugin *self);
 };
 
 /* True when the core's services table has `member` (and it is set). */

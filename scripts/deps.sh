@@ -5,9 +5,11 @@ set -euo pipefail
 
 build=(build-essential cmake pkg-config libevent-dev libyaml-dev libssl-dev
 	libsodium-dev libjansson-dev python3 curl openssl
-	libminiupnpc-dev libnatpmp-dev libmicrohttpd-dev libqrencode-dev)
+	libminiupnpc-dev libnatpmp-dev libmicrohttpd-dev libqrencode-dev
+	libopendht-c-dev)
 test=(clang libclang-rt-14-dev clang-format iproute2 procps
-	iptables miniupnpd-iptables miniupnpc yggdrasil chromium nodejs npm)
+	iptables miniupnpd-iptables miniupnpc yggdrasil chromium nodejs npm
+	dhtnode)
 bench=(nginx-light stunnel4 wrk)
 
 want=()

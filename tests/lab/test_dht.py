@@ -38,7 +38,7 @@ if not os.path.exists(os.path.join(t.build_dir, "plugins", "dht.so")):
     print("0 passed, 0 failed")
     sys.exit(77)
 dhtlab.install_signal_cleanup()
-lab = dhtlab.Lab(hosts=("srv", "cli"), isolated=("off",))
+lab = dhtlab.Lab(hosts=("srv", "cli", "cx"), isolated=("off",))
 SRV = lab.ip["srv"]
 TLS = SRV + ":7008"          # where the DHT server listens and advertises
 TLS2 = SRV + ":7009"         # a server that does not publish itself
@@ -252,9 +252,50 @@ def case_offline():
     check(n.running(), "the offline node", "still running", "it exited")
 
 
+def case_cancel_in_flight():
+    # The route wins through peers: within milliseconds while the DHT
+    # lookup is still running, so the core cancels it: natively with the
+    # node's UDP to the DHT dropped (its get waits for timeouts), and in
+    # proxy mode against a proxy that accepts and never answers. Later
+    # results must be dropped, nothing touched after the cancel, and the
+    # nodes must stop cleanly (ASan) with OpenDHT operations still open.
+    with lab.inside("cx"):
+        silent = hltest.SilentListener()
+    peers = {S["web"]: [TLS]}
+    n = node("cancel-native", "cx", {
+        "log": {"level": "debug"}, "peers": peers, "plugins": {
+            "transport-tls": {}, "dht": {"bootstrap": BOOT}}})
+    check(n.wait_log(r"joined the DHT", 20) is not None,
+          "the cancel-native node's log", "joined the DHT", n.log()[-2000:])
+    with lab.inside("cx"):
+        # Replies dropped on the way in: requests leave without an error,
+        # so OpenDHT waits for its timeouts.
+        hltest.run(["iptables", "-A", "INPUT", "-p", "udp", "-s",
+                    dhtlab.SUBNET + ".0/24", "-j", "DROP"])
+    node("cancel-proxy", "cx", {
+        "log": {"level": "debug"}, "peers": peers, "plugins": {
+            "transport-tls": {},
+            "dht": {"proxy": "http://127.0.0.1:%d/" % silent.port}}})
+    for name in ("cancel-native", "cancel-proxy"):
+        for i in range(3):
+            expect_page(get(name, S["web"], "/peers-%d" % i),
+                        "the service through peers: (%s)" % name,
+                        "/peers-%d" % i)
+    # A lookup that gets no answer at all still ends, within 5 s.
+    t0 = time.monotonic()
+    r = get("cancel-proxy", UNKNOWN, "/")
+    took = time.monotonic() - t0
+    check(r.status == 502 and took < t.slow(9), "a lookup at a silent "
+          "proxy", "502 within %d s" % t.slow(9), "%s after %.1f s" %
+          (r, took))
+    for name in ("cancel-native", "cancel-proxy"):
+        nodes[name][0].stop_ok()
+    silent.close()
+
+
 def case_stop():
     for name in ("native", "light", "server", "server2", "offline"):
-        if name in nodes:
+        if name in nodes and nodes[name][0].running():
             nodes[name][0].stop_ok()
     log = nodes["native"][0].log()
     m = re.search(r"(\d+) empty and (\d+) malformed ignored", log)
@@ -283,6 +324,8 @@ try:
                    case_python_style_record)
         if native:
             t.case("an unknown service fails fast", case_unknown)
+            t.case("lookups cancelled in flight are dropped safely",
+                   case_cancel_in_flight)
     if "offline" in nodes:
         t.case("offline: one warning, little CPU, lookups still end",
                case_offline)

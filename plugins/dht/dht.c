@@ -20,6 +20,7 @@
  *   port: 0                                  native: UDP port, 0 = random
  *   proxy: "http://host:port/"               proxy mode instead of a node
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -144,11 +145,14 @@ struct bootstrap {
 	char text[272];
 };
 
+/* One name lookup (one address family) of a bootstrap host. d is NULL
+ * once the plugin let go of it: its callback then only frees it. */
 struct resolve {
 	struct dht *d;
 	uint64_t round;
 	size_t idx;
-	struct evdns_getaddrinfo_request *req;
+	int family;
+	struct evdns_request *req;
 	struct resolve *next, **prevp;
 };
 
@@ -1006,82 +1010,126 @@ boot_step_done(struct dht *d, uint64_t round, int ok)
 }
 
 static void
-boot_resolve_callback(int result, struct evutil_addrinfo *res, void *arg)
+boot_ping(struct dht *d, uint64_t round, const struct sockaddr *sa,
+          socklen_t len)
+{
+	struct op *o = op_new(d->hub, OP_PING, round);
+
+	if (o == NULL)
+		return;
+	d->round_pending++;
+	dht_runner_ping(d->runner, (struct sockaddr *)sa, len, op_done_callback,
+	                o);
+}
+
+static void
+resolve_unlink(struct resolve *rs)
+{
+	if (rs->next != NULL)
+		rs->next->prevp = rs->prevp;
+	*rs->prevp = rs->next;
+	rs->next = NULL;
+	rs->prevp = NULL;
+}
+
+/*
+ * Let go of a name lookup still running. When the core is stopping, the
+ * loop never runs again and the core's evdns_base_free (without failing
+ * requests) frees it quietly, so it is left alone: cancelling would leave
+ * libevent's deferred cancel callback, and what it frees, for a loop
+ * iteration that never comes. Otherwise it is cancelled; its callback,
+ * deferred to the loop, then frees rs.
+ */
+static void
+resolve_drop(struct dht *d, struct resolve *rs, int stopping)
+{
+	resolve_unlink(rs);
+	rs->d = NULL;
+	if (stopping || rs->req == NULL)
+		free(rs);
+	else
+		evdns_cancel_request(d->svc->dns_base(d->self), rs->req);
+}
+
+/* evdns: the addresses of a bootstrap host, one family. */
+static void
+boot_resolve_callback(int result, char type, int count, int ttl,
+                      void *addresses, void *arg)
 {
 	struct resolve *rs = arg;
 	struct dht *d = rs->d;
 	uint64_t round = rs->round;
-	int n = 0;
+	int port;
 
-	if (rs->next != NULL)
-		rs->next->prevp = rs->prevp;
-	*rs->prevp = rs->next;
-	if (result == EVUTIL_EAI_CANCEL || round != d->round) {
-		if (res != NULL)
-			evutil_freeaddrinfo(res);
+	(void)ttl;
+	if (d == NULL) {
 		free(rs);
 		return;
 	}
-	if (result != 0)
-		snprintf(d->round_err, sizeof d->round_err,
-		         "name lookup of %s failed: %s", d->boot[rs->idx].host,
-		         evutil_gai_strerror(result));
-	for (struct evutil_addrinfo *ai = res; ai != NULL && n < 4;
-	     ai = ai->ai_next) {
-		struct op *o;
-
-		if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
-			continue;
-		if ((o = op_new(d->hub, OP_PING, round)) == NULL)
-			break;
-		d->round_pending++;
-		n++;
-		dht_runner_ping(d->runner, ai->ai_addr,
-		                (socklen_t)ai->ai_addrlen, op_done_callback, o);
+	resolve_unlink(rs);
+	port = atoi(d->boot[rs->idx].port);
+	if (result != DNS_ERR_NONE) {
+		if (d->round_err[0] == '\0' || rs->family == AF_INET)
+			snprintf(d->round_err, sizeof d->round_err,
+			         "name lookup of %s failed: %s",
+			         d->boot[rs->idx].host,
+			         evdns_err_to_string(result));
+	} else if (type == DNS_IPv4_A) {
+		for (int i = 0; i < count && i < 2; i++) {
+			struct sockaddr_in sin = {0};
+			sin.sin_family = AF_INET;
+			sin.sin_port = htons((uint16_t)port);
+			memcpy(&sin.sin_addr, (char *)addresses + 4 * i, 4);
+			boot_ping(d, round, (struct sockaddr *)&sin,
+			          sizeof sin);
+		}
+	} else if (type == DNS_IPv6_AAAA) {
+		for (int i = 0; i < count && i < 2; i++) {
+			struct sockaddr_in6 sin6 = {0};
+			sin6.sin6_family = AF_INET6;
+			sin6.sin6_port = htons((uint16_t)port);
+			memcpy(&sin6.sin6_addr, (char *)addresses + 16 * i, 16);
+			boot_ping(d, round, (struct sockaddr *)&sin6,
+			          sizeof sin6);
+		}
 	}
-	if (res != NULL)
-		evutil_freeaddrinfo(res);
 	free(rs);
 	boot_step_done(d, round, 0);
 }
 
+/* Resolve bootstrap host i for round: a numeric address at once, a name
+ * through the core's evdns (IPv4 and IPv6, two steps of the round). */
 static void
-boot_round(struct dht *d)
+boot_resolve(struct dht *d, uint64_t round, size_t i)
 {
-	struct timeval tv = {BOOT_WAIT_SEC, 0};
 	struct evdns_base *dns = d->svc->dns_base(d->self);
-	struct evutil_addrinfo hints;
-	uint64_t round;
+	struct evutil_addrinfo hints, *res = NULL;
+	static const int families[2] = {AF_INET, AF_INET6};
 
-	if (d->nboot == 0 || d->runner == NULL)
-		return;
-	/* A name lookup of the last round still waiting (no name server
-	 * answers) is given up: one at a time per bootstrap host. */
-	while (d->resolves != NULL) {
-		struct resolve *rs = d->resolves;
-		if (rs->req != NULL)
-			evdns_getaddrinfo_cancel(rs->req);
-		if (d->resolves == rs) {
-			*rs->prevp = rs->next;
-			if (rs->next != NULL)
-				rs->next->prevp = rs->prevp;
-			free(rs);
-		}
-	}
-	round = ++d->round;
-	d->round_done = 0;
-	d->round_ok = 0;
-	d->round_err[0] = '\0';
-	d->round_pending = (int)d->nboot + 1; /* +1 until all started */
-	evtimer_add(d->boot_deadline, &tv);
 	memset(&hints, 0, sizeof hints);
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_DGRAM;
 	hints.ai_protocol = IPPROTO_UDP;
-	hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
-	for (size_t i = 0; i < d->nboot && round == d->round; i++) {
+	hints.ai_flags = EVUTIL_AI_NUMERICHOST | EVUTIL_AI_NUMERICSERV;
+	if (evutil_getaddrinfo(d->boot[i].host, d->boot[i].port, &hints,
+	                       &res) == 0) {
+		if (res != NULL)
+			boot_ping(d, round, res->ai_addr,
+			          (socklen_t)res->ai_addrlen);
+		evutil_freeaddrinfo(res);
+		boot_step_done(d, round, 0);
+		return;
+	}
+	if (dns == NULL) {
+		snprintf(d->round_err, sizeof d->round_err,
+		         "cannot look up %s: hlcore has no DNS resolver",
+		         d->boot[i].host);
+		boot_step_done(d, round, 0);
+		return;
+	}
+	d->round_pending++; /* two steps for this host */
+	for (int f = 0; f < 2; f++) {
 		struct resolve *rs = calloc(1, sizeof *rs);
-		struct evdns_getaddrinfo_request *req;
 
 		if (rs == NULL) {
 			boot_step_done(d, round, 0);
@@ -1090,29 +1138,47 @@ boot_round(struct dht *d)
 		rs->d = d;
 		rs->round = round;
 		rs->idx = i;
+		rs->family = families[f];
 		rs->next = d->resolves;
 		if (rs->next != NULL)
 			rs->next->prevp = &rs->next;
 		rs->prevp = &d->resolves;
 		d->resolves = rs;
-		if (dns == NULL) {
-			/* No resolver: numeric addresses only. */
-			struct evutil_addrinfo *res = NULL;
-			struct evutil_addrinfo h = hints;
-			int e;
-			h.ai_flags |=
-			    EVUTIL_AI_NUMERICHOST | EVUTIL_AI_NUMERICSERV;
-			e = evutil_getaddrinfo(d->boot[i].host, d->boot[i].port,
-			                       &h, &res);
-			boot_resolve_callback(e, e ? NULL : res, rs);
-			continue;
+		rs->req =
+		    families[f] == AF_INET
+		        ? evdns_base_resolve_ipv4(dns, d->boot[i].host, 0,
+		                                  boot_resolve_callback, rs)
+		        : evdns_base_resolve_ipv6(dns, d->boot[i].host, 0,
+		                                  boot_resolve_callback, rs);
+		if (rs->req == NULL) {
+			/* evdns refused it (and calls nothing). */
+			resolve_unlink(rs);
+			free(rs);
+			boot_step_done(d, round, 0);
 		}
-		/* NULL: the callback already ran (and freed rs). */
-		req = evdns_getaddrinfo(dns, d->boot[i].host, d->boot[i].port,
-		                        &hints, boot_resolve_callback, rs);
-		if (req != NULL)
-			rs->req = req;
 	}
+}
+
+static void
+boot_round(struct dht *d)
+{
+	struct timeval tv = {BOOT_WAIT_SEC, 0};
+	uint64_t round;
+
+	if (d->nboot == 0 || d->runner == NULL)
+		return;
+	/* A name lookup of the last round still waiting (no name server
+	 * answers) is given up: at most one per host and family runs. */
+	while (d->resolves != NULL)
+		resolve_drop(d, d->resolves, 0);
+	round = ++d->round;
+	d->round_done = 0;
+	d->round_ok = 0;
+	d->round_err[0] = '\0';
+	d->round_pending = (int)d->nboot + 1; /* +1 until all started */
+	evtimer_add(d->boot_deadline, &tv);
+	for (size_t i = 0; i < d->nboot && round == d->round; i++)
+		boot_resolve(d, round, i);
 	boot_step_done(d, round, 0);
 }
 
@@ -1478,23 +1544,15 @@ dht_fini(void *state)
 {
 	struct dht *d = state;
 	struct hub *h = d->hub;
+	int stopping;
 
 	while (d->lookups != NULL)
 		lookup_free(d->lookups);
 	while (d->reqs != NULL)
 		proxy_req_free(d->reqs);
-	/* Cancelling runs the callback, which frees rs. */
-	while (d->resolves != NULL) {
-		struct resolve *rs = d->resolves;
-		if (rs->req != NULL)
-			evdns_getaddrinfo_cancel(rs->req);
-		if (d->resolves == rs) {
-			*rs->prevp = rs->next;
-			if (rs->next != NULL)
-				rs->next->prevp = rs->prevp;
-			free(rs);
-		}
-	}
+	stopping = d->svc->call_on_loop(d->self, noop, NULL) != 0;
+	while (d->resolves != NULL)
+		resolve_drop(d, d->resolves, stopping);
 	if (d->publish_timer != NULL)
 		event_free(d->publish_timer);
 	if (d->boot_timer != NULL)
@@ -1527,9 +1585,9 @@ dht_fini(void *state)
 		pending = h->pump_queued;
 		pthread_mutex_unlock(&h->mu);
 		/* A pump still queued runs later only if the loop goes on;
-		 * when the core is stopping it never runs, so its reference
-		 * is dropped here. */
-		if (pending && d->svc->call_on_loop(d->self, noop, NULL) != 0) {
+		 * when the core is stopping (call_on_loop refuses) it never
+		 * runs, so its reference is dropped here. */
+		if (pending && stopping) {
 			pthread_mutex_lock(&h->mu);
 			h->pump_queued = 0;
 			h->refs--;

@@ -42,6 +42,7 @@ lab = dhtlab.Lab(hosts=("srv", "cli", "cx"), isolated=("off",))
 SRV = lab.ip["srv"]
 TLS = SRV + ":7008"          # where the DHT server listens and advertises
 TLS2 = SRV + ":7009"         # a server that does not publish itself
+TLS3 = SRV + ":7010"         # a server that publishes through the proxy
 BOOT = ["%s:%d" % (lab.ip["d1"], dhtlab.DHT_PORT)]
 UNKNOWN = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c"
 S = {}       # name -> keyhash
@@ -124,9 +125,15 @@ def case_offline_start():
                             "plugins": {"dht": {}}})
     # Stopped while its name lookup of the bootstrap host still waits
     # for a name server that never answers: nothing may leak (ASan).
-    n = node("offline-stop", "off", {"plugins": {"dht": {}}})
+    # It serves a service but knows no outside address: it says once
+    # that it has nothing to publish.
+    n = node("offline-stop", "off", {
+        "plugins": {"dht": {}},
+        "services": {"x": {"target": "127.0.0.1:9", "password": "none"}}})
     time.sleep(1)
     n.stop_ok()
+    check_eq(len(re.findall(r"nothing to publish", n.log())), 1,
+             "'nothing to publish' lines of a node with empty WANHosts")
 
 
 def case_server_start():
@@ -185,6 +192,36 @@ def case_proxy_client():
     check_in("using the OpenDHT proxy", n.log(), "the light client's log")
     r = get("light", S["web"], "/via-proxy")
     expect_page(r, "the service through the OpenDHT proxy", "/via-proxy")
+
+
+def case_proxy_server():
+    # A server with no DHT node: it publishes with POST at d1's proxy; the
+    # record is read at d2's and found by the native client.
+    cfg = {"plugins": {
+        "transport-tls": {"listen": TLS3, "advertise": [TLS3]},
+        "dht": {"proxy": lab.proxy_url("d1")}},
+        "services": {"web3": {"target": backend.addr, "password": "none"}}}
+    n = t.node("server3")
+    nodes["server3"] = (n, "srv")
+    with lab.inside("srv"):
+        P["server3"] = hltest.free_port()
+    cfg.update({"state_dir": n.state_dir, "log": {"level": level()},
+                "proxy": {"listen": "127.0.0.1:%d" % P["server3"]}})
+    n.write_config(cfg)
+    S["web3"] = keyhash_of(n, "web3")
+    with lab.inside("srv"):
+        n.start(lambda: cfg, lambda c: [P["server3"]])
+    m = n.wait_log(r'published "([^"]*)" for 1 service', 20)
+    check(m is not None and m.group(1) == TLS3, "the proxy server's log",
+          'published "%s"' % TLS3, n.log()[-2000:])
+    key = dhtlab.dht_key(S["web3"])
+    vals = wait_for(lambda: TLS3.encode() in lab.proxy_values("d2", key),
+                    "record", 20)
+    check(vals, "the record POSTed through d1's proxy, read at d2", TLS3,
+          lab.proxy_values("d2", key))
+    expect_page(get("native", S["web3"], "/published-by-proxy"),
+                "a service published through the proxy",
+                "/published-by-proxy")
 
 
 def case_python_style_record():
@@ -299,7 +336,8 @@ def case_cancel_in_flight():
 
 
 def case_stop():
-    for name in ("native", "light", "server", "server2", "offline"):
+    for name in ("native", "light", "server", "server2", "server3",
+                 "offline"):
         if name in nodes and nodes[name][0].running():
             nodes[name][0].stop_ok()
     log = nodes["native"][0].log()
@@ -327,6 +365,9 @@ try:
         if native and light:
             t.case("a record put as Python Hardline does is found",
                    case_python_style_record)
+        if native:
+            t.case("a server publishes through an OpenDHT proxy",
+                   case_proxy_server)
         if native:
             t.case("an unknown service fails fast", case_unknown)
             t.case("lookups cancelled in flight are dropped safely",

@@ -14,6 +14,10 @@
  * state-changing request with a session cookie also needs the session's
  * CSRF token (form field csrf, or header X-CSRF-Token) and must not come
  * from another site. README.md in this folder documents the API.
+ *
+ * The core's services of the last ABI 1.1 change (plugin_set_priority,
+ * browse, HL_LOG_PRIVATE) are used when HL_HAS says the core has them;
+ * on an older core their controls are hidden and their routes answer 501.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -23,6 +27,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -38,6 +43,7 @@
 #define CONN_IDLE_SEC 15 /* a silent connection is closed */
 #define SESSION_COOKIE "hl_session" /* the login session */
 #define PRE_COOKIE "hl_pre" /* the login form's CSRF cookie */
+#define BROWSE_GAP_MS 1000 /* LAN refreshes closer than this are one */
 
 struct admin {
 	const struct hl_services *svc;
@@ -48,6 +54,8 @@ struct admin {
 	char listen[128];
 	char url[160];
 	struct auth auth;
+	struct caps caps;
+	long long last_browse_ms; /* CLOCK_MONOTONIC, 0: never */
 };
 
 /* One request: its body, bounded by BODY_MAX. */
@@ -298,14 +306,16 @@ reply_message(struct MHD_Connection *c, unsigned int status, const char *title,
 	return reply_html(c, status, &b, NULL, 0);
 }
 
-/* ---- the core's status, without secrets ---- */
+/* ---- the core's status ---- */
 
+/* The status object, or NULL. It holds no secret: the one line that gave
+ * the token was logged with HL_LOG_PRIVATE, which the core does not keep
+ * in the recent log. */
 static json_t *
 status_get(struct admin *a)
 {
 	char *text = a->svc->status_json(a->self);
-	json_t *st, *log, *line;
-	size_t i;
+	json_t *st;
 
 	if (text == NULL)
 		return NULL;
@@ -314,19 +324,6 @@ status_get(struct admin *a)
 	if (!json_is_object(st)) {
 		json_decref(st);
 		return NULL;
-	}
-	/* The log holds the line that gave the token at first start: that
-	 * line stays in the terminal, not in any page. */
-	log = json_object_get(st, "log");
-	json_array_foreach(log, i, line)
-	{
-		const char *t =
-		    json_string_value(json_object_get(line, "text"));
-		if (t != NULL && strstr(t, a->auth.token) != NULL)
-			json_object_set_new(
-			    line, "text",
-			    json_string("(a line that held the admin token "
-			                "is hidden here)"));
 	}
 	return st;
 }
@@ -498,10 +495,12 @@ login_post(struct admin *a, struct MHD_Connection *c, struct req *r)
 	}
 }
 
-/* "/<prefix><name>/<enable|disable>" -> name and the wanted state. */
+enum plugin_action { ACT_ENABLE, ACT_DISABLE, ACT_PRIORITY };
+
+/* "/<prefix><name>/<enable|disable|priority>" -> name and the action. */
 static int
-parse_toggle(const char *url, const char *prefix, char *name, size_t len,
-             int *enable)
+parse_plugin_route(const char *url, const char *prefix, char *name, size_t len,
+                   enum plugin_action *act)
 {
 	size_t pl = strlen(prefix);
 	const char *slash;
@@ -515,9 +514,11 @@ parse_toggle(const char *url, const char *prefix, char *name, size_t len,
 	memcpy(name, url, (size_t)(slash - url));
 	name[slash - url] = '\0';
 	if (strcmp(slash + 1, "enable") == 0)
-		*enable = 1;
+		*act = ACT_ENABLE;
 	else if (strcmp(slash + 1, "disable") == 0)
-		*enable = 0;
+		*act = ACT_DISABLE;
+	else if (strcmp(slash + 1, "priority") == 0)
+		*act = ACT_PRIORITY;
 	else
 		return -1;
 	return plugin_name_ok(name) ? 0 : -1;
@@ -584,6 +585,161 @@ form_toggle(struct admin *a, struct MHD_Connection *c, struct session *s,
 	return redirect(c, "/", NULL, 0);
 }
 
+/* Set a plugin's priority. 0, or an HTTP status with a sentence in err. */
+static unsigned int
+set_priority(struct admin *a, const char *name, long long priority,
+             const char *from, char *err, size_t errlen)
+{
+	json_t *st;
+	int known;
+
+	if (!a->caps.priority) {
+		snprintf(err, errlen,
+		         "This hlcore cannot change priorities at run time: "
+		         "upgrade it, or set priority: in the config.");
+		return MHD_HTTP_NOT_IMPLEMENTED;
+	}
+	st = status_get(a);
+	known = st != NULL && find_named(st, "plugins", name) != NULL;
+	json_decref(st);
+	if (!known) {
+		snprintf(err, errlen, "There is no plugin named %s.", name);
+		return MHD_HTTP_NOT_FOUND;
+	}
+	if (priority < 0 || priority > 1000) {
+		snprintf(err, errlen,
+		         "A priority is a whole number from 0 to 1000 (lower "
+		         "is tried first).");
+		return MHD_HTTP_BAD_REQUEST;
+	}
+	if (a->svc->plugin_set_priority(a->self, name, (int)priority, err,
+	                                errlen) != 0)
+		return MHD_HTTP_CONFLICT;
+	a->svc->log(a->self, HL_LOG_INFO,
+	            "priority of plugin %s set to %lld by the admin (from %s)",
+	            name, priority, from);
+	return 0;
+}
+
+/* {"priority": N} -> N; -1 for any other body (N is checked later). */
+static long long
+body_priority(const struct buf *body)
+{
+	json_t *o, *p;
+	long long v = -1;
+
+	if (body->p == NULL || body->len == 0)
+		return -1;
+	o = json_loadb(body->p, body->len, JSON_REJECT_DUPLICATES, NULL);
+	p = json_is_object(o) ? json_object_get(o, "priority") : NULL;
+	if (json_is_integer(p) && json_integer_value(p) >= 0)
+		v = (long long)json_integer_value(p);
+	json_decref(o);
+	return v;
+}
+
+static enum MHD_Result
+api_priority(struct admin *a, struct MHD_Connection *c, const char *name,
+             const struct buf *body)
+{
+	char err[512], from[INET6_ADDRSTRLEN];
+	const struct sockaddr *sa;
+	unsigned int status;
+	long long priority = body_priority(body);
+	json_t *st, *p;
+
+	client_addr(c, from, sizeof from, &sa);
+	status = set_priority(a, name, priority, from, err, sizeof err);
+	if (status == MHD_HTTP_BAD_REQUEST)
+		return reply_error(c, status,
+		                   "the body must be {\"priority\": N}, N a "
+		                   "whole number from 0 to 1000");
+	if (status != 0)
+		return reply_error(c, status, err);
+	st = status_get(a);
+	p = st ? find_named(st, "plugins", name) : NULL;
+	p = json_pack("{s:s, s:I}", "name", name, "priority",
+	              p ? json_integer_value(json_object_get(p, "priority"))
+	                : (json_int_t)priority);
+	json_decref(st);
+	return reply_json(c, MHD_HTTP_OK, p);
+}
+
+static enum MHD_Result
+form_priority(struct admin *a, struct MHD_Connection *c, struct session *s,
+              const char *name, const struct buf *body)
+{
+	char err[512], from[INET6_ADDRSTRLEN], text[16], *end;
+	const struct sockaddr *sa;
+	long long priority = -1;
+
+	client_addr(c, from, sizeof from, &sa);
+	if (form_get(body->p, body->len, "priority", text, sizeof text) == 0 &&
+	    text[0] >= '0' && text[0] <= '9') {
+		errno = 0;
+		priority = strtoll(text, &end, 10);
+		if (*end != '\0' || errno != 0)
+			priority = -1;
+	}
+	if (set_priority(a, name, priority, from, err, sizeof err) != 0)
+		snprintf(s->flash, sizeof s->flash, "%s", err);
+	else
+		snprintf(s->flash, sizeof s->flash,
+		         "The priority of %s is now %lld.", name, priority);
+	return redirect(c, "/", NULL, 0);
+}
+
+/* Ask the discovery plugins to look for every service now; what answers
+ * comes into status_json's lan. 0, or -1 on an older core. */
+static int
+lan_refresh(struct admin *a, struct MHD_Connection *c)
+{
+	char from[INET6_ADDRSTRLEN];
+	const struct sockaddr *sa;
+	struct timespec ts;
+	long long now;
+
+	if (!a->caps.browse)
+		return -1;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	/* A double click, or a script in a loop, makes one search: the
+	 * last one is still being answered. */
+	if (a->last_browse_ms != 0 && now - a->last_browse_ms < BROWSE_GAP_MS)
+		return 0;
+	a->last_browse_ms = now;
+	client_addr(c, from, sizeof from, &sa);
+	a->svc->log(a->self, HL_LOG_DEBUG,
+	            "LAN refresh asked by the admin (from %s)", from);
+	a->svc->browse(a->self);
+	return 0;
+}
+
+static enum MHD_Result
+api_lan_refresh(struct admin *a, struct MHD_Connection *c)
+{
+	if (lan_refresh(a, c) != 0)
+		return reply_error(
+		    c, MHD_HTTP_NOT_IMPLEMENTED,
+		    "this hlcore cannot ask its discovery plugins "
+		    "to browse: upgrade it");
+	return reply_json(c, MHD_HTTP_OK, json_pack("{s:b}", "ok", 1));
+}
+
+static enum MHD_Result
+form_lan_refresh(struct admin *a, struct MHD_Connection *c, struct session *s)
+{
+	if (lan_refresh(a, c) != 0)
+		snprintf(s->flash, sizeof s->flash,
+		         "This hlcore cannot ask its discovery plugins to "
+		         "browse: upgrade it.");
+	else
+		snprintf(s->flash, sizeof s->flash,
+		         "Asked the discovery plugins to look for services on "
+		         "the LAN: reload in a moment to see what answered.");
+	return redirect(c, "/", NULL, 0);
+}
+
 static enum MHD_Result
 dashboard(struct admin *a, struct MHD_Connection *c, struct session *s)
 {
@@ -593,7 +749,7 @@ dashboard(struct admin *a, struct MHD_Connection *c, struct session *s)
 	if (st == NULL)
 		return reply_message(c, MHD_HTTP_SERVICE_UNAVAILABLE,
 		                     "Not available", "hlcore gave no status.");
-	page_dashboard(&b, st, s, "admin-web");
+	page_dashboard(&b, st, s, "admin-web", &a->caps);
 	s->flash[0] = '\0';
 	json_decref(st);
 	return reply_html(c, MHD_HTTP_OK, &b, NULL, 0);
@@ -642,7 +798,7 @@ route(struct admin *a, struct MHD_Connection *c, const char *url,
 	struct session *s;
 	enum who w;
 	char name[64];
-	int enable;
+	enum plugin_action act;
 
 	/* What anyone may see: the static files and the login form. */
 	if (get && strcmp(url, "/static/admin.css") == 0)
@@ -679,17 +835,20 @@ route(struct admin *a, struct MHD_Connection *c, const char *url,
 	if (strncmp(url, "/api/", 5) == 0) {
 		if (get && strcmp(url, "/api/status") == 0)
 			return reply_json(c, MHD_HTTP_OK, status_get(a));
-		if (post && parse_toggle(url, "/api/plugins/", name,
-		                         sizeof name, &enable) == 0) {
-			if (w == SESSION &&
-			    (cross_site(c) ||
-			     !auth_csrf_ok(s, header(c, "X-CSRF-Token"))))
-				return reply_error(
-				    c, MHD_HTTP_FORBIDDEN,
-				    "a session needs the X-CSRF-Token header "
-				    "(or use Authorization: Bearer)");
-			return api_toggle(a, c, name, enable);
-		}
+		if (post && w == SESSION &&
+		    (cross_site(c) ||
+		     !auth_csrf_ok(s, header(c, "X-CSRF-Token"))))
+			return reply_error(
+			    c, MHD_HTTP_FORBIDDEN,
+			    "a session needs the X-CSRF-Token header "
+			    "(or use Authorization: Bearer)");
+		if (post && parse_plugin_route(url, "/api/plugins/", name,
+		                               sizeof name, &act) == 0)
+			return act == ACT_PRIORITY
+			           ? api_priority(a, c, name, &r->body)
+			           : api_toggle(a, c, name, act == ACT_ENABLE);
+		if (post && strcmp(url, "/api/lan/refresh") == 0)
+			return api_lan_refresh(a, c);
 		return reply_error(c, MHD_HTTP_NOT_FOUND, "no such API route");
 	}
 	if (get && strncmp(url, "/qr/", 4) == 0)
@@ -720,9 +879,14 @@ route(struct admin *a, struct MHD_Connection *c, const char *url,
 			auth_session_drop(s);
 			return redirect(c, "/login", h, 1);
 		}
-		if (parse_toggle(url, "/plugins/", name, sizeof name,
-		                 &enable) == 0)
-			return form_toggle(a, c, s, name, enable);
+		if (parse_plugin_route(url, "/plugins/", name, sizeof name,
+		                       &act) == 0)
+			return act == ACT_PRIORITY
+			           ? form_priority(a, c, s, name, &r->body)
+			           : form_toggle(a, c, s, name,
+			                         act == ACT_ENABLE);
+		if (strcmp(url, "/lan/refresh") == 0)
+			return form_lan_refresh(a, c, s);
 	}
 	return reply_message(c, MHD_HTTP_NOT_FOUND, "Not found",
 	                     "There is no such page.");
@@ -872,6 +1036,20 @@ admin_validate(const struct hl_services *svc, struct hl_plugin *self,
 	return read_conf(svc, self, conf, listen, sizeof listen, &ss, &len);
 }
 
+/*
+ * Whether svc->log takes HL_LOG_PRIVATE. No HL_HAS can tell of a flag,
+ * but it came in the same 1.1 change as browse and plugin_set_priority:
+ * a table that reaches browse has it. An older core would drop a line
+ * with the flag (its level looks higher than any), so there the line
+ * says where the token is instead.
+ */
+static int
+private_log(const struct hl_services *svc)
+{
+	return svc->size >=
+	       offsetof(struct hl_services, browse) + sizeof svc->browse;
+}
+
 static int
 admin_init(const struct hl_services *svc, struct hl_plugin *self,
            const struct hl_conf *conf, void **state)
@@ -898,6 +1076,8 @@ admin_init(const struct hl_services *svc, struct hl_plugin *self,
 	a->svc = svc;
 	a->self = self;
 	a->base = svc->event_base(self);
+	a->caps.priority = HL_HAS(svc, plugin_set_priority);
+	a->caps.browse = HL_HAS(svc, browse);
 	if (read_conf(svc, self, conf, a->listen, sizeof a->listen, &ss,
 	              &sslen) != 0)
 		goto fail;
@@ -945,14 +1125,20 @@ admin_init(const struct hl_services *svc, struct hl_plugin *self,
 		    "it can try to log in, over plain HTTP; use "
 		    "127.0.0.1:7010 (and an SSH tunnel) unless you mean it",
 		    a->listen);
-	if (created)
+	if (created && private_log(svc))
 		/* The one secret ever logged: once, when it is born, so
-		 * that the admin can log in. */
+		 * that the admin can log in; to the log output only, not
+		 * to the recent log that status_json (every page) shows. */
 		svc->log(
-		    self, HL_LOG_INFO,
+		    self, HL_LOG_INFO | HL_LOG_PRIVATE,
 		    "first start: open %s and log in with the admin token %s "
 		    "(kept in %s/admin.token, mode 0600)",
 		    a->url, a->auth.token, state_dir);
+	else if (created)
+		svc->log(self, HL_LOG_INFO,
+		         "first start: open %s and log in with the admin token "
+		         "in %s/admin.token (mode 0600)",
+		         a->url, state_dir);
 	else
 		svc->log(self, HL_LOG_INFO,
 		         "admin panel at %s (log in with the token in "

@@ -101,9 +101,15 @@ void auth_clear(struct auth *a);
 /* ---- pages.c ---- */
 /* The login page; error may be NULL. */
 void page_login(struct buf *b, const char *csrf, const char *error);
-/* The dashboard, from the (redacted) status object. */
+/* What the core can do beyond ABI 1.1's first services (HL_HAS): the
+ * dashboard shows only the controls that work. */
+struct caps {
+	int priority; /* svc->plugin_set_priority */
+	int browse; /* svc->browse */
+};
+/* The dashboard, from the status object. */
 void page_dashboard(struct buf *b, json_t *status, const struct session *s,
-                    const char *self_name);
+                    const char *self_name, const struct caps *caps);
 /* A short page with a message and a link back. */
 void page_message(struct buf *b, const char *title, const char *text);
 /* The QR code of text as an SVG image; -1 when it cannot be made (no

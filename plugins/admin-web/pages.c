@@ -164,6 +164,26 @@ section(struct buf *b, const char *id, const char *title, size_t count)
 	           id, title, id, count);
 }
 
+/* A section whose title has a button on its right (a form that posts
+ * to action with the CSRF token). */
+static void
+section_with_button(struct buf *b, const char *id, const char *title,
+                    size_t count, const char *action, const char *label,
+                    const char *csrf)
+{
+	buf_printf(b,
+	           "<section id=\"%s\"><div class=\"section-head\"><h2>%s "
+	           "<span class=\"count\" id=\"%s-count\">%zu</span></h2>"
+	           "<form method=\"post\" action=\"%s\" "
+	           "class=\"section-tool\">",
+	           id, title, id, count, action);
+	csrf_field(b, csrf);
+	buf_printf(b,
+	           "<button type=\"submit\" class=\"btn\">%s</button>"
+	           "</form></div>",
+	           label);
+}
+
 static void
 services(struct buf *b, json_t *list)
 {
@@ -210,16 +230,42 @@ services(struct buf *b, json_t *list)
 	buf_puts(b, "</div></section>\n");
 }
 
+/* The priority cell: a small form when the core can change it. */
 static void
-plugins(struct buf *b, json_t *list, const char *csrf, const char *self)
+priority_cell(struct buf *b, const char *name, long long priority,
+              const char *csrf, int can_set)
+{
+	if (!can_set) {
+		buf_printf(b, "%lld", priority);
+		return;
+	}
+	buf_printf(b,
+	           "<form method=\"post\" action=\"/plugins/%s/priority\" "
+	           "class=\"prio\">",
+	           name);
+	csrf_field(b, csrf);
+	buf_printf(b,
+	           "<input type=\"number\" name=\"priority\" min=\"0\" "
+	           "max=\"1000\" step=\"1\" required value=\"%lld\" "
+	           "aria-label=\"Priority of %s (0 to 1000, lower is tried "
+	           "first)\"><button type=\"submit\" class=\"btn "
+	           "small\">Set</button></form>",
+	           priority, name);
+}
+
+static void
+plugins(struct buf *b, json_t *list, const char *csrf, const char *self,
+        int can_priority)
 {
 	size_t i, k;
 	json_t *p, *kind;
 
 	section(b, "plugins", "Plugins", json_array_size(list));
-	buf_puts(b, "<table><thead><tr><th>Plugin</th><th>Kind</th>"
-	            "<th>Priority</th><th>State</th><th>On/off</th></tr>"
-	            "</thead><tbody id=\"plugins-body\">");
+	buf_printf(b,
+	           "<table><thead><tr><th>Plugin</th><th>Kind</th>"
+	           "<th>Priority</th><th>State</th><th>On/off</th></tr>"
+	           "</thead><tbody id=\"plugins-body\"%s>",
+	           can_priority ? " data-can-priority=\"1\"" : "");
 	json_array_foreach(list, i, p)
 	{
 		const char *name = jstr(p, "name"), *err = jstr(p, "error");
@@ -258,7 +304,8 @@ plugins(struct buf *b, json_t *list, const char *csrf, const char *self)
 		}
 		buf_puts(b, "</td><td>");
 		if (loaded)
-			buf_printf(b, "%lld", jint(p, "priority"));
+			priority_cell(b, name, jint(p, "priority"), csrf,
+			              can_priority && plugin_name_ok(name));
 		buf_printf(b, "</td><td><span class=\"state %s\">%s</span>",
 		           cls, state);
 		if (err[0] != '\0' && !(loaded && running)) {
@@ -292,13 +339,18 @@ plugins(struct buf *b, json_t *list, const char *csrf, const char *self)
 }
 
 static void
-lan(struct buf *b, json_t *list)
+lan(struct buf *b, json_t *list, const char *csrf, int can_browse)
 {
 	size_t i;
 	json_t *s;
 	char age[64];
 
-	section(b, "lan", "On the LAN", json_array_size(list));
+	if (can_browse)
+		section_with_button(b, "lan", "On the LAN",
+		                    json_array_size(list), "/lan/refresh",
+		                    "Refresh", csrf);
+	else
+		section(b, "lan", "On the LAN", json_array_size(list));
 	buf_puts(b, "<table><thead><tr><th>Service</th><th>Address</th>"
 	            "<th>Heard via</th><th>Last heard</th></tr></thead>"
 	            "<tbody id=\"lan-body\">");
@@ -434,7 +486,7 @@ logs(struct buf *b, json_t *list)
 
 void
 page_dashboard(struct buf *b, json_t *st, const struct session *s,
-               const char *self_name)
+               const char *self_name, const struct caps *caps)
 {
 	json_t *stats = json_object_get(st, "stats"), *wan;
 	size_t i;
@@ -471,9 +523,10 @@ page_dashboard(struct buf *b, json_t *st, const struct session *s,
 		buf_puts(b, "</p>");
 	}
 	services(b, json_object_get(st, "services"));
-	plugins(b, json_object_get(st, "plugins"), s->csrf, self_name);
+	plugins(b, json_object_get(st, "plugins"), s->csrf, self_name,
+	        caps->priority);
 	connections(b, json_object_get(st, "connections"));
-	lan(b, json_object_get(st, "lan"));
+	lan(b, json_object_get(st, "lan"), s->csrf, caps->browse);
 	routes(b, json_object_get(st, "routes"));
 	logs(b, json_object_get(st, "log"));
 	buf_printf(b,

@@ -75,6 +75,33 @@ async function pluginState(name) {
 }
 
 const row = (page, name) => page.locator(`tr[data-plugin="${name}"]`);
+const order = (page) => page.locator("#plugins-body tr[data-plugin]").evaluateAll((rows) => rows.map((r) => r.dataset.plugin));
+
+// Set name's priority with its field (Enter with JS on, the Set button
+// with it off) and check the API, the field and the order of the rows.
+async function setPriority(page, name, value, js) {
+	const field = row(page, name).locator('input[name="priority"]');
+	await field.fill(String(value));
+	// With JS the page stays (the script posts to the API): a mark left
+	// on it must survive.
+	if (js) await page.evaluate(() => { window.hlMark = 1; });
+	if (js) await field.press("Enter");
+	else await Promise.all([page.waitForNavigation(), row(page, name).locator(".prio button").click()]);
+	await page.locator(".flash", { hasText: `The priority of ${name} is now ${value}.` }).waitFor();
+	const p = await pluginState(name);
+	if (p.priority !== value) fail("priority", `the API says ${p.priority}, expected ${value}`);
+	const st = (await api("GET", "/api/status")).body;
+	const want = st.plugins.map((q) => q.name);
+	try {
+		await page.waitForFunction(([sel, w]) => JSON.stringify([...document.querySelectorAll(sel)].map((r) => r.dataset.plugin)) === w,
+			["#plugins-body tr[data-plugin]", JSON.stringify(want)], { timeout: TIMEOUT });
+	} catch (e) {
+		fail("priority", `rows in the order ${JSON.stringify(await order(page))}, expected ${JSON.stringify(want)}`);
+	}
+	if (js && !(await page.evaluate(() => window.hlMark === 1))) fail("priority", "the page was reloaded: the script did not post");
+	const shown = await row(page, name).locator('input[name="priority"]').inputValue();
+	if (shown !== String(value)) fail("priority", `the field shows ${shown}, expected ${value}`);
+}
 
 async function expectState(page, name, text, what) {
 	const state = row(page, name).locator(".state");
@@ -150,6 +177,21 @@ async function withJs() {
 		if (!p.enabled || !p.running) fail("switch on", `the API says ${JSON.stringify(p)}`);
 	});
 
+	await step(`set ${PLUGIN}'s priority to 500 with its field, then back`, async () => {
+		const before = await pluginState(PLUGIN);
+		await setPriority(page, PLUGIN, 500, true);
+		const rows = await order(page);
+		if (!(rows.indexOf(PLUGIN) > rows.indexOf("admin-web")))
+			fail("priority", `${PLUGIN} (500) is not after admin-web (100): ${JSON.stringify(rows)}`);
+		await setPriority(page, PLUGIN, before.priority, true);
+	});
+
+	await step("the LAN section's Refresh button asks the discovery plugins", async () => {
+		await page.locator("#lan form.section-tool button", { hasText: "Refresh" }).click();
+		await page.locator("#flash", { hasText: "Asked the discovery plugins" }).waitFor();
+		if (!page.url().startsWith(ADMIN_URL) || page.url() !== ADMIN_URL) fail("refresh", `the page left: ${page.url()}`);
+	});
+
 	await step("the page follows changes made elsewhere (live refresh)", async () => {
 		const before = await page.evaluate(() => document.body.dataset.refreshed);
 		if ((await api("POST", `/api/plugins/${PLUGIN}/disable`)).status !== 200) fail("live", "API disable");
@@ -209,6 +251,12 @@ async function withoutJs() {
 		await Promise.all([page.waitForNavigation(), row(page, PLUGIN).locator("button.switch").click()]);
 		await expectState(page, PLUGIN, "running", "nojs on");
 		if (!(await pluginState(PLUGIN)).running) fail("nojs on", "the API says it is off");
+	});
+
+	await step(`without JS: the priority form sets ${PLUGIN}'s priority`, async () => {
+		const before = await pluginState(PLUGIN);
+		await setPriority(page, PLUGIN, 20, false);
+		await setPriority(page, PLUGIN, before.priority, false);
 		await page.screenshot({ path: path.join(OUT_DIR, "admin-dashboard-nojs.png"), fullPage: true });
 	});
 	await ctx.close();

@@ -7,8 +7,10 @@ HTTP as a script and as a browser would: who gets in (token, session
 cookie, CSRF token) and who does not (401, a redirect to the login page,
 nothing shown), what /api/status says, turning transport-tls off and on
 through the API and the forms (the fetch through the proxy fails while it
-is off) and that the choice survives a restart, the login rate limit, and
-the bounds on requests.
+is off) and that the choice survives a restart, plugin priorities set at
+run time (the order of plugins follows, plugins.state keeps them), the LAN
+refresh, that the admin token is in no answer (its one log line is
+private to stderr), the login rate limit, and the bounds on requests.
 """
 import http.client
 import json
@@ -73,6 +75,16 @@ class R:
     def __repr__(self):
         return "<HTTP %d %s: %s>" % (self.status, self.headers,
                                      hltest._short(self.text, 800))
+
+
+def names(st):
+    """The loaded plugins' names, in the order /api/status gives."""
+    return [p["name"] for p in st["plugins"] if p["loaded"]]
+
+
+def state_file():
+    with open(os.path.join(node.state_dir, "plugins.state")) as f:
+        return f.read()
 
 
 def req(method, path, headers=None, body=None, cookies=None, port=None):
@@ -220,6 +232,10 @@ ROUTES = [
     ("GET", "/anything"),
     ("POST", "/plugins/transport-tls/disable"),
     ("POST", "/plugins/transport-tls/enable"),
+    ("POST", "/api/plugins/transport-tls/priority"),
+    ("POST", "/plugins/transport-tls/priority"),
+    ("POST", "/api/lan/refresh"),
+    ("POST", "/lan/refresh"),
     ("POST", "/logout"),
 ]
 
@@ -256,6 +272,13 @@ def case_unauthorized():
     p = plugin(status(), "transport-tls")
     check(p["enabled"] and p["running"], "transport-tls after all that",
           "still on", p)
+    check_eq(p["priority"], 10, "transport-tls's priority after all that")
+    # A JSON body does not get a script in either.
+    r = req("POST", "/api/plugins/transport-tls/priority",
+            {"Content-Type": "application/json"}, '{"priority": 500}')
+    check_eq(r.status, 401, "priority with a JSON body and no credentials")
+    check_eq(plugin(status(), "transport-tls")["priority"], 10,
+             "transport-tls's priority after that")
 
 
 def case_public():
@@ -296,11 +319,19 @@ def case_status():
           "transport-tls", "loaded, enabled, running", tls)
     aw = plugin(st, "admin-web")
     check_eq(aw["kind"], ["control"], "kind of admin-web")
+    # The first-start line went to stderr only (HL_LOG_PRIVATE): it is
+    # not in the recent log at all, while the lines around it are.
     texts = [line["text"] for line in st["log"]]
-    check(any("hidden" in x and "admin token" in x for x in texts),
-          "the log in /api/status", "the token's line replaced", texts)
+    check(any("admin-web" in x for x in texts) and
+          any("proxy listening" in x for x in texts), "the log in "
+          "/api/status", "the start's lines", texts)
     check(not any(S["token"] in x for x in texts), "the log in "
           "/api/status", "no token", texts)
+    check(not any("first start" in x for x in texts), "the log in "
+          "/api/status", "no first-start line (private)", texts)
+    check(not any("hidden" in x for x in texts), "the log in "
+          "/api/status", "no masked line (nothing to mask)", texts)
+    check_in("admin-web: first start", node.log(), "stderr")
     r = req("GET", "/api/status", bearer())
     check_in("application/json", r.header("Content-Type"), "its type")
     check(S["token"] not in r.text, "/api/status", "no token", r.text)
@@ -373,6 +404,134 @@ def case_persist():
           "running", "off")
 
 
+def case_api_priority():
+    st = status()
+    check_eq(plugin(st, "transport-tls")["priority"], 10, "transport-tls's "
+             "priority (its default)")
+    check_eq(plugin(st, "admin-web")["priority"], 100, "admin-web's")
+    check_eq(names(st), ["transport-tls", "admin-web"], "the order before")
+    r = req("POST", "/api/plugins/transport-tls/priority",
+            dict(bearer(), **{"Content-Type": "application/json"}),
+            json.dumps({"priority": 500}))
+    check_eq(r.status, 200, "POST priority 500")
+    body = json.loads(r.text)
+    check(body == {"name": "transport-tls", "priority": 500}, "the answer",
+          "the new priority", body)
+    st = status()
+    check_eq(plugin(st, "transport-tls")["priority"], 500, "its priority "
+             "in /api/status")
+    check_eq(names(st), ["admin-web", "transport-tls"], "the order after")
+    check(plugin(st, "transport-tls")["running"], "transport-tls",
+          "still running", "stopped")
+    check_in("transport-tls on 500", state_file(), "plugins.state")
+    check_eq(proxy_fetch().status, 200, "a fetch through the proxy after")
+    log = [line["text"] for line in st["log"]]
+    check(any("priority of plugin transport-tls set to 500 by the admin"
+              in x for x in log), "the log", "who changed it", log)
+    # Kept across a restart, and applied before the plugins start.
+    node.stop_ok()
+    start()
+    st = status()
+    check_eq(plugin(st, "transport-tls")["priority"], 500, "its priority "
+             "after a restart")
+    check_eq(names(st), ["admin-web", "transport-tls"], "the order after "
+             "a restart")
+    check_in("transport-tls 0.1.0 loaded from", node.log(), "the log")
+    check(re.search(r"plugin transport-tls \S+ loaded from \S+ \(priority "
+                    r"500\)", node.log()) is not None, "the log after a "
+          "restart", "transport-tls loaded with priority 500", node.log())
+    check_eq(proxy_fetch().status, 200, "a fetch through the proxy")
+    # The bounds are inclusive; then back to 10 (the other cases expect
+    # it). Without a Content-Type the body is JSON all the same.
+    for value in (0, 1000, 10):
+        r = req("POST", "/api/plugins/transport-tls/priority", bearer(),
+                json.dumps({"priority": value}).encode())
+        check_eq(r.status, 200, "POST priority %d" % value)
+        check_eq(plugin(status(), "transport-tls")["priority"], value,
+                 "its priority")
+    check_eq(names(status()), ["transport-tls", "admin-web"],
+             "the order at the end")
+    check_in("transport-tls on 10", state_file(), "plugins.state")
+    check_eq(state_file().count("transport-tls"), 1, "transport-tls's "
+             "lines in plugins.state")
+
+
+def case_api_priority_errors():
+    h = dict(bearer(), **{"Content-Type": "application/json"})
+    for body in ('{"priority": 1001}', '{"priority": -1}',
+                 '{"priority": "20"}', '{"priority": 20.5}',
+                 '{"priority": true}', '{"priority": null}',
+                 '{"priority": 99999999999999999999}', '{}', '[20]', '20',
+                 '{"priority": 20', 'priority=20', '',
+                 '{"priority": 20, "priority": 30}'):
+        r = req("POST", "/api/plugins/transport-tls/priority", h, body)
+        check_eq(r.status, 400, "POST priority with body %r" % body)
+        check_in("0 to 1000", json.loads(r.text)["error"], "the reason")
+    r = req("POST", "/api/plugins/no-such-plugin/priority", h,
+            '{"priority": 20}')
+    check_eq(r.status, 404, "priority of an unknown plugin")
+    r = req("POST", "/api/plugins/NO/priority", h, '{"priority": 20}')
+    check_eq(r.status, 404, "priority of a name no plugin can have")
+    # A plugin file that is not loaded has no priority to change yet.
+    st = status()
+    idle = [p["name"] for p in st["plugins"] if not p["loaded"]]
+    if idle:
+        r = req("POST", "/api/plugins/%s/priority" % idle[0], h,
+                '{"priority": 20}')
+        check_eq(r.status, 409, "priority of %s (not loaded)" % idle[0])
+        check_in("loaded", json.loads(r.text)["error"], "the reason")
+    r = req("GET", "/api/plugins/transport-tls/priority", bearer())
+    check_eq(r.status, 404, "GET on the priority route")
+    check_eq(plugin(status(), "transport-tls")["priority"], 10,
+             "transport-tls's priority after the refused requests")
+    check("transport-tls on 10" in state_file(), "plugins.state",
+          "unchanged", state_file())
+
+
+def case_api_lan_refresh():
+    r = req("POST", "/api/lan/refresh", bearer())
+    check_eq(r.status, 200, "POST /api/lan/refresh with the token")
+    check_eq(json.loads(r.text), {"ok": True}, "the answer")
+    r = req("POST", "/api/lan/refresh")
+    check_eq(r.status, 401, "POST /api/lan/refresh without credentials")
+    r = req("POST", "/api/lan/refresh", bearer("x" * 32))
+    check_eq(r.status, 401, "POST /api/lan/refresh with a wrong token")
+    r = req("GET", "/api/lan/refresh", bearer())
+    check_eq(r.status, 404, "GET /api/lan/refresh")
+    check_eq(status()["lan"], [], "lan (no discovery plugin here)")
+    check(node.running(), "hlcore", "still running", "gone")
+
+
+def case_no_token_anywhere():
+    cookies, csrf = login()
+    h = dict(bearer())
+    for path, how in (("/api/status", h), ("/api/status", {}),
+                      ("/", {}), ("/qr/wiki.svg", {}),
+                      ("/static/admin.js", {}), ("/static/admin.css", {}),
+                      ("/login", {}), ("/nothing", {})):
+        r = req("GET", path, how, cookies=None if how else cookies)
+        check(r.status in (200, 303, 404), "GET %s" % path, "an answer",
+              r)
+        # (The service password is in its URL, which the admin sees.)
+        check(S["token"] not in r.text, "GET %s" % path, "no token",
+              r.text)
+    for path, body, how in (
+            ("/api/lan/refresh", None, h),
+            ("/api/plugins/transport-tls/priority", '{"priority": 10}', h),
+            ("/api/plugins/transport-tls/priority", '{"priority": 5000}',
+             h),
+            ("/api/plugins/transport-tls/enable", None, h),
+            ("/api/plugins/admin-web/disable", None, h)):
+        r = req("POST", path, how, body)
+        check(S["token"] not in r.text, "POST %s" % path, "no token",
+              r.text)
+    st = req("GET", "/api/status", h).text
+    check(S["token"] not in st, "/api/status at the end", "no token", st)
+    page = req("GET", "/", cookies=cookies).text
+    check(S["token"] not in page, "the dashboard at the end", "no token",
+          page)
+
+
 def case_login_and_dashboard():
     csrf, cookies = login_form()
     r = req("POST", "/login", body="csrf=%s&token=%s" % (csrf, "nope" * 8),
@@ -414,6 +573,21 @@ def case_login_and_dashboard():
     check_eq(req("GET", "/qr/nothing.svg",
                  cookies={"hl_session": value}).status, 404,
              "QR of an unknown service")
+    # This hlcore can change priorities and browse: the controls are on.
+    check(re.search(r'<form method="post" action="/plugins/transport-tls/'
+                    r'priority" class="prio"><input type="hidden" '
+                    r'name="csrf" value="[0-9a-f]{64}"><input '
+                    r'type="number" name="priority" min="0" max="1000" '
+                    r'step="1" required value="10"', page.text)
+          is not None, "the dashboard", "a priority field for "
+          "transport-tls (CSRF, 0..1000, its value)", page.text)
+    check_in('data-can-priority="1"', page.text, "the plugins table")
+    check(re.search(r'<form method="post" action="/lan/refresh" '
+                    r'class="section-tool"><input type="hidden" '
+                    r'name="csrf" value="[0-9a-f]{64}"><button '
+                    r'type="submit" class="btn">Refresh</button>',
+                    page.text) is not None, "the dashboard",
+          "a Refresh button in the LAN section", page.text)
 
 
 def case_login_csrf():
@@ -463,6 +637,62 @@ def case_csrf():
     check_eq(r.status, 200, "API POST with the session's X-CSRF-Token")
     check(plugin(status(), "transport-tls")["running"], "transport-tls",
           "on again", "off")
+    # The priority field and the refresh button, as forms and as the
+    # page's script posts them; refused without the CSRF token.
+    for body in ("priority=20", "csrf=%s&priority=20" % ("0" * 64)):
+        r = req("POST", "/plugins/transport-tls/priority", body=body,
+                cookies=cookies)
+        check_eq(r.status, 403, "priority form with %r" % body)
+    r = req("POST", "/plugins/transport-tls/priority",
+            body="csrf=%s&priority=20" % csrf, cookies=cookies,
+            headers={"Origin": "http://evil.example"})
+    check_eq(r.status, 403, "priority form from another origin")
+    r = req("POST", "/api/plugins/transport-tls/priority", cookies=cookies,
+            headers={"Content-Type": "application/json"},
+            body='{"priority": 20}')
+    check_eq(r.status, 403, "priority API with a session, no X-CSRF-Token")
+    r = req("POST", "/lan/refresh", body="", cookies=cookies)
+    check_eq(r.status, 403, "refresh form without the csrf field")
+    r = req("POST", "/api/lan/refresh", cookies=cookies)
+    check_eq(r.status, 403, "refresh API with a session, no X-CSRF-Token")
+    check_eq(plugin(status(), "transport-tls")["priority"], 10,
+             "transport-tls's priority after the refused POSTs")
+    r = req("POST", "/plugins/transport-tls/priority",
+            body="csrf=%s&priority=20" % csrf, cookies=cookies)
+    check(r.status == 303 and r.header("Location") == "/", "priority "
+          "form with the csrf field", "303 to /", r)
+    check_eq(plugin(status(), "transport-tls")["priority"], 20,
+             "transport-tls's priority after the form")
+    page = req("GET", "/", cookies=cookies)
+    check_in("The priority of transport-tls is now 20.", page.text,
+             "the message")
+    check_in('required value="20"', page.text, "the field")
+    for bad in ("abc", "-5", "1001", "", "5x", "%2B5", "99999999999999999"):
+        r = req("POST", "/plugins/transport-tls/priority",
+                body="csrf=%s&priority=%s" % (csrf, bad), cookies=cookies)
+        check_eq(r.status, 303, "priority form with %r" % bad)
+        page = req("GET", "/", cookies=cookies)
+        check_in("from 0 to 1000", page.text, "the message for %r" % bad)
+    r = req("POST", "/plugins/no-such-plugin/priority",
+            body="csrf=%s&priority=5" % csrf, cookies=cookies)
+    check_eq(r.status, 303, "priority form for an unknown plugin")
+    check_in("There is no plugin named no-such-plugin.",
+             req("GET", "/", cookies=cookies).text, "the message")
+    r = req("POST", "/api/plugins/transport-tls/priority", cookies=cookies,
+            headers={"X-CSRF-Token": csrf,
+                     "Content-Type": "application/json"},
+            body='{"priority": 10}')
+    check_eq(r.status, 200, "priority API with the session's X-CSRF-Token")
+    check_eq(plugin(status(), "transport-tls")["priority"], 10,
+             "transport-tls's priority back")
+    r = req("POST", "/api/lan/refresh", cookies=cookies,
+            headers={"X-CSRF-Token": csrf})
+    check_eq(r.status, 200, "refresh API with the session's X-CSRF-Token")
+    r = req("POST", "/lan/refresh", body="csrf=" + csrf, cookies=cookies)
+    check(r.status == 303 and r.header("Location") == "/", "refresh form "
+          "with the csrf field", "303 to /", r)
+    check_in("Asked the discovery plugins to look for services",
+             req("GET", "/", cookies=cookies).text, "the message")
     # Log out: the session is gone.
     r = req("POST", "/logout", body="csrf=" + csrf, cookies=cookies)
     check_eq(r.status, 303, "POST /logout")
@@ -558,12 +788,20 @@ if t.case("start: token created, URL known", case_start):
            case_api_errors)
     t.case("the choice persists across restarts (plugins.state)",
            case_persist)
+    t.case("API: priority 500 reorders the plugins, kept in plugins.state "
+           "across a restart", case_api_priority)
+    t.case("API: a bad priority body 400, unknown plugin 404, not loaded "
+           "409", case_api_priority_errors)
+    t.case("API: LAN refresh 200 with the token, 401 without",
+           case_api_lan_refresh)
     t.case("login form -> HttpOnly SameSite=Strict session; dashboard "
            "escaped", case_login_and_dashboard)
     t.case("login form: refused without its CSRF cookie/field or "
            "cross-site", case_login_csrf)
-    t.case("CSRF: form and API posts need the session's token; logout",
-           case_csrf)
+    t.case("CSRF: form and API posts (switch, priority, refresh) need the "
+           "session's token; logout", case_csrf)
+    t.case("the token is in no page and no API answer",
+           case_no_token_anywhere)
     t.case("bounded requests: 8 KiB body, MHD memory", case_limits)
     t.case("login rate limit: 5 failures a minute, then 429",
            case_rate_limit)

@@ -6,8 +6,10 @@ its proxy and a route to an unknown keyhash fails, so that every part of
 the dashboard has something to show. Then tests/browser/admin.mjs drives
 Debian's chromium through playwright-core: log in with the token, see the
 service and its URL (copy button, QR code), turn transport-tls off and on
-with its switch, watch the page follow a change made through the API, the
-same without JavaScript, and save screenshots of the dashboard in
+with its switch, change its priority with its field (the rows follow the
+new order), press the LAN section's Refresh button, watch the page follow
+a change made through the API, the switch and the priority field without
+JavaScript, and save screenshots of the dashboard in
 $HL_BUILD_DIR/test-output/.
 
 Skips (77) only when chromium, node or tests/browser/node_modules is
@@ -154,8 +156,9 @@ def case_after():
 
 if t.case("hlcore with admin-web starts; token 0600", case_start):
     if t.case("a live tunnel and a failed route to show", case_traffic):
-        if t.case("chromium: log in, service URL, switch off/on, live "
-                  "refresh, no JS", case_browser):
+        if t.case("chromium: log in, service URL, switch off/on, "
+                  "priority, LAN refresh, live refresh, no JS",
+                  case_browser):
             t.case("screenshots saved", case_screenshot)
         t.case("transport-tls on at the end; SIGTERM: exit 0", case_after)
 t.finish()

@@ -2,7 +2,8 @@
  * admin-web: the dashboard's live refresh. The page works without this
  * file (it is rendered by the plugin, and its forms post normally); with
  * it, the page asks /api/status every 2 s and redraws what changed, the
- * on/off switches act without reloading, and the copy buttons work.
+ * on/off switches, the priority fields and the LAN refresh button act
+ * through the API without reloading, and the copy buttons work.
  * Every value is escaped: titles and labels come from the network.
  */
 "use strict";
@@ -13,6 +14,8 @@
 	if (!csrfMeta) return;
 	const csrf = csrfMeta.content;
 	const SELF = "admin-web";
+	/* The server leaves out the controls this hlcore cannot serve. */
+	const canPriority = document.querySelector("#plugins-body[data-can-priority]") !== null;
 
 	const ENT = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
 	const esc = (v) => String(v === undefined || v === null ? "" : v).replace(/[&<>"']/g, (c) => ENT[c]);
@@ -49,6 +52,16 @@
 			`alt="QR code of the URL" width="180" height="180" loading="lazy"></details></article>`).join("");
 	}
 
+	function priority(p) {
+		if (!p.loaded) return "";
+		if (!canPriority || !nameOk(p.name)) return esc(p.priority);
+		return `<form method="post" action="/plugins/${p.name}/priority" class="prio">` +
+			`<input type="hidden" name="csrf" value="${esc(csrf)}">` +
+			`<input type="number" name="priority" min="0" max="1000" step="1" required value="${esc(p.priority)}" ` +
+			`aria-label="Priority of ${p.name} (0 to 1000, lower is tried first)">` +
+			`<button type="submit" class="btn small">Set</button></form>`;
+	}
+
 	function plugins(list) {
 		return list.map((p) => {
 			let state = "running", cls = "on";
@@ -67,7 +80,7 @@
 			const err = p.error && !(p.loaded && p.running) ? `<div class="muted small">${esc(p.error)}</div>` : "";
 			return `<tr data-plugin="${esc(p.name)}"><td><strong>${esc(p.name)}</strong> ` +
 				`<span class="muted small">${esc(p.version)}</span><div class="muted small">${esc(p.description)}</div></td>` +
-				`<td>${(p.kind || []).map(esc).join(", ")}</td><td>${p.loaded ? esc(p.priority) : ""}</td>` +
+				`<td>${(p.kind || []).map(esc).join(", ")}</td><td>${priority(p)}</td>` +
 				`<td><span class="state ${cls}">${state}</span>${err}</td><td>${sw}</td></tr>`;
 		}).join("");
 	}
@@ -110,8 +123,11 @@
 	function put(id, key, data, render) {
 		const json = JSON.stringify(data);
 		if (last[key] === json) return;
-		last[key] = json;
 		const el = document.getElementById(id);
+		/* Not under the admin's fingers: a priority being typed waits
+		 * for the next tick after it loses the focus. */
+		if (el && el.contains(document.activeElement) && document.activeElement.tagName === "INPUT") return;
+		last[key] = json;
 		if (el) el.innerHTML = render(data);
 		const count = document.getElementById(key + "-count");
 		if (count) count.textContent = key === "log" ? Math.min(data.length, LOG_LINES) : data.length;
@@ -162,25 +178,58 @@
 		p.textContent = text;
 	}
 
-	/* The on/off switches: the same POST as the form, through the API. */
+	/* A POST to the API with the session's CSRF token: the answer's
+	 * body, or null after a flashed error (or on the way to /login). */
+	async function post(url, what, body) {
+		const headers = { "X-CSRF-Token": csrf };
+		if (body !== undefined) headers["Content-Type"] = "application/json";
+		try {
+			const r = await fetch(url, {
+				method: "POST", credentials: "same-origin", headers,
+				body: body === undefined ? undefined : JSON.stringify(body),
+			});
+			if (r.status === 401) { location.href = "/login"; return null; }
+			const answer = await r.json().catch(() => ({}));
+			if (r.ok) return answer;
+			flash(answer.error || `${what}: HTTP ${r.status}`, true);
+		} catch (e) {
+			flash(`${what}: ${e}`, true);
+		}
+		return null;
+	}
+
+	/* The forms, through the API: the on/off switches, the priority
+	 * fields and the LAN refresh button post what the form would. */
 	document.addEventListener("submit", async (ev) => {
 		const form = ev.target;
-		const m = /^\/plugins\/([a-z0-9_-]+)\/(enable|disable)$/.exec(form.getAttribute("action") || "");
-		if (!m) return;
+		const action = form.getAttribute("action") || "";
+		const toggle = /^\/plugins\/([a-z0-9_-]+)\/(enable|disable)$/.exec(action);
+		const prio = /^\/plugins\/([a-z0-9_-]+)\/priority$/.exec(action);
+		if (!toggle && !prio && action !== "/lan/refresh") return;
 		ev.preventDefault();
 		const btn = form.querySelector("button");
 		if (btn) btn.disabled = true;
-		try {
-			const r = await fetch(`/api/plugins/${m[1]}/${m[2]}`, {
-				method: "POST", credentials: "same-origin", headers: { "X-CSRF-Token": csrf },
-			});
-			if (r.status === 401) { location.href = "/login"; return; }
-			const body = await r.json().catch(() => ({}));
-			if (r.ok) flash(`${m[1]} is now ${m[2] === "enable" ? "on" : "off"}.`, false);
-			else flash(body.error || `${m[1]}: HTTP ${r.status}`, true);
-		} catch (e) {
-			flash(`${m[1]}: ${e}`, true);
+		if (toggle) {
+			const [, name, act] = toggle;
+			if (await post(`/api/plugins/${name}/${act}`, name))
+				flash(`${name} is now ${act === "enable" ? "on" : "off"}.`, false);
+		} else if (prio) {
+			const name = prio[1];
+			const input = form.querySelector('input[name="priority"]');
+			input.blur();
+			/* An empty field is not 0: let the server refuse it. */
+			const value = input.value.trim() === "" ? null : Number(input.value);
+			const answer = await post(`/api/plugins/${name}/priority`, name, { priority: value });
+			if (answer) flash(`The priority of ${name} is now ${answer.priority}.`, false);
+		} else {
+			if (await post("/api/lan/refresh", "LAN refresh"))
+				flash("Asked the discovery plugins to look for services on the LAN.", false);
+			if (btn) btn.disabled = false;
+			/* Answers take a moment: look soon, besides the usual tick. */
+			setTimeout(refresh, 500);
+			return;
 		}
+		if (btn) btn.disabled = false;
 		delete last.plugins;
 		await refresh();
 	});

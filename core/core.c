@@ -165,11 +165,11 @@ plugin_stop(struct hl__core *c, struct hl_plugin *p)
 }
 
 /* ---- what the admin chose in the panel: <state_dir>/plugins.state, lines
- * "<name> on|off [priority]". ---- */
+ * "<name> on|off|- [priority]" ("-": never turned on or off there). ---- */
 
 struct choice {
 	char name[64];
-	int on;
+	int on; /* 1 on, 0 off, -1 no choice */
 	int priority; /* -1: as the config says */
 };
 
@@ -191,7 +191,9 @@ read_choices(struct hl__core *c, struct choice *out, size_t max)
 		if (k < 2)
 			continue;
 		snprintf(out[n].name, sizeof out[n].name, "%s", name);
-		out[n].on = strcmp(state, "on") == 0;
+		out[n].on = strcmp(state, "on") == 0    ? 1
+		            : strcmp(state, "off") == 0 ? 0
+		                                        : -1;
 		out[n].priority =
 		    k == 3 && prio >= 0 && prio <= 1000 ? prio : -1;
 		n++;
@@ -213,7 +215,7 @@ write_choice(struct hl__core *c, const char *name, int on, int priority)
 			break;
 	if (i == n) {
 		snprintf(ch[n].name, sizeof ch[n].name, "%s", name);
-		ch[n].on = 1;
+		ch[n].on = -1;
 		ch[n].priority = -1;
 		n++;
 	}
@@ -223,7 +225,10 @@ write_choice(struct hl__core *c, const char *name, int on, int priority)
 		ch[i].priority = priority;
 	for (i = 0; i < n; i++) {
 		len += (size_t)snprintf(buf + len, sizeof buf - len, "%s %s",
-		                        ch[i].name, ch[i].on ? "on" : "off");
+		                        ch[i].name,
+		                        ch[i].on < 0 ? "-"
+		                        : ch[i].on   ? "on"
+		                                     : "off");
 		if (ch[i].priority >= 0)
 			len += (size_t)snprintf(buf + len, sizeof buf - len,
 			                        " %d", ch[i].priority);
@@ -285,7 +290,7 @@ hl__core_load_plugins(struct hl__core *c, int check_only, uint32_t kinds,
 		if (pcf == NULL) {
 			/* Enabled in the panel but not in the config: load
 			 * it with no settings. */
-			int dup = !ch[i - c->cfg->nplugins].on;
+			int dup = ch[i - c->cfg->nplugins].on != 1;
 			for (size_t j = 0; j < c->cfg->nplugins && !dup; j++)
 				dup =
 				    strcmp(c->cfg->plugins[j].name, name) == 0;
@@ -317,7 +322,7 @@ hl__core_load_plugins(struct hl__core *c, int check_only, uint32_t kinds,
 		for (size_t j = 0; j < nch; j++) {
 			if (strcmp(ch[j].name, name) != 0)
 				continue;
-			off[nopen] = !ch[j].on;
+			off[nopen] = ch[j].on == 0;
 			if (ch[j].priority >= 0)
 				p->priority = ch[j].priority;
 		}

@@ -79,7 +79,8 @@ enum hl_log_level {
 	HL_LOG_DEBUG = 3,
 	/* 1.1: or'ed with a level, the line goes to the log output only and
 	 * is not kept for the admin panel (a secret shown once to the
-	 * admin, like admin-web's token at its creation). */
+	 * admin, like admin-web's token at its creation). A core older than
+	 * 1.1 drops such a line; a core that has svc->browse knows it. */
 	HL_LOG_PRIVATE = 0x100,
 };
 

@@ -154,13 +154,28 @@ plugin_start(struct hl__core *c, struct hl_plugin *p)
 static void
 plugin_stop(struct hl__core *c, struct hl_plugin *p)
 {
-	(void)c;
 	if (!p->running)
 		return;
 	if (p->d.fini != NULL)
 		p->d.fini(p->state);
 	p->running = 0;
 	p->state = NULL;
+	/* plugin.h: calls queued before fini returned run before it or
+	 * never. Those still queued are this plugin's no more. */
+	pthread_mutex_lock(&c->calls_lock);
+	for (struct hl__loop_call **pp = &c->calls; *pp != NULL;) {
+		struct hl__loop_call *call = *pp;
+		if (call->owner == p) {
+			*pp = call->next;
+			free(call);
+		} else {
+			pp = &call->next;
+		}
+	}
+	c->calls_tail = &c->calls;
+	while (*c->calls_tail != NULL)
+		c->calls_tail = &(*c->calls_tail)->next;
+	pthread_mutex_unlock(&c->calls_lock);
 	hl__info("plugin %s stopped", p->d.name);
 }
 

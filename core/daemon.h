@@ -46,6 +46,7 @@ struct hl__wanhost {
 struct hl__loop_call {
 	void (*fn)(void *);
 	void *arg;
+	struct hl_plugin *owner; /* its calls are dropped when it stops */
 	struct hl__loop_call *next;
 };
 

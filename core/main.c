@@ -262,6 +262,9 @@ cmd_discover(struct hl__core *c)
 			browsers++;
 	hl__core_browse(c);
 	if (browsers == 0) {
+		pthread_mutex_lock(&c->calls_lock);
+		c->stopping = 1;
+		pthread_mutex_unlock(&c->calls_lock);
 		fprintf(stderr,
 		        "%s: no discovery plugin that can list services is "
 		        "loaded: add discovery-lan under plugins:\n",
@@ -274,6 +277,9 @@ cmd_discover(struct hl__core *c)
 	evtimer_add(done, &tv);
 	event_base_dispatch(c->base);
 	event_free(done);
+	pthread_mutex_lock(&c->calls_lock);
+	c->stopping = 1;
+	pthread_mutex_unlock(&c->calls_lock);
 	if (c->seen == NULL)
 		printf("No Hardline service answered within 2 s.\n");
 	for (struct hl__seen *s = c->seen; s != NULL; s = s->next)

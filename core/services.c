@@ -49,6 +49,7 @@ svc_call_on_loop(struct hl_plugin *self, void (*fn)(void *), void *arg)
 		return -1;
 	call->fn = fn;
 	call->arg = arg;
+	call->owner = self;
 	call->next = NULL;
 	pthread_mutex_lock(&c->calls_lock);
 	if (c->stopping) {

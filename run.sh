@@ -42,5 +42,6 @@ else
 fi
 echo "Open it in a browser on this machine:"
 echo "    $url"
+echo "The admin panel: http://127.0.0.1:7010/ (its login token is in hardline-state/admin.token)"
 echo "(Ctrl-C stops hlcore and the example backend.)"
 wait "$hl"

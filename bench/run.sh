@@ -1,0 +1,478 @@
+#!/usr/bin/env bash
+# bench/run.sh [BUILD_DIR]: hlcore's tunnel against a stunnel4 pair and
+# against direct access to an nginx backend, all on loopback, in one run:
+#   1. bulk download MiB/s of a large file (curl, best of 3)
+#   2. keep-alive requests/s of a small file (wrk, 32 connections, 2 threads)
+#   3. RSS per idle tunnelled connection (2000 keep-alive connections held)
+# and a table with the ratios and issue 2's targets. See bench/README.md.
+#
+# It installs nothing: a missing tool is named with its Debian package.
+# It builds a Release hlcore into BUILD_DIR (default bench/build).
+# Every process it starts is stopped on exit; the whole run is bounded
+# by BENCH_TIME_LIMIT seconds.
+#
+# Knobs (environment): BULK_MIB (1024), BULK_RUNS (3), WRK_SECONDS (10), WRK_RUNS (3),
+# WRK_CONNS (32), WRK_THREADS (2), IDLE_CONNS (2000), NGINX_WORKERS (1),
+# BENCH_PARTS ("bulk rps idle": which measurements), BENCH_TIME_LIMIT (900),
+# BENCH_SKIP_BUILD (set: use BUILD_DIR/hlcore as it is).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+src=$(dirname "$here")
+build=${1:-$here/build}
+BULK_MIB=${BULK_MIB:-1024}
+BULK_RUNS=${BULK_RUNS:-3}
+WRK_RUNS=${WRK_RUNS:-3}
+WRK_SECONDS=${WRK_SECONDS:-10}
+WRK_CONNS=${WRK_CONNS:-32}
+WRK_THREADS=${WRK_THREADS:-2}
+IDLE_CONNS=${IDLE_CONNS:-2000}
+NGINX_WORKERS=${NGINX_WORKERS:-1}
+BENCH_TIME_LIMIT=${BENCH_TIME_LIMIT:-900}
+BENCH_PARTS=${BENCH_PARTS:-bulk rps idle}
+want() { case " $BENCH_PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
+
+say() { printf '%s\n' "$*" >&2; }
+die() {
+	say "bench: $*"
+	exit 1
+}
+
+# ---- what this needs ----
+missing=()
+need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
+need nginx nginx-light
+need stunnel4 stunnel4
+need wrk wrk
+need curl curl
+need python3 python3
+need openssl openssl
+need cmake cmake
+need timeout coreutils
+need awk mawk
+if [ ${#missing[@]} -gt 0 ]; then
+	say "bench: missing tools; install them with:"
+	say "    apt-get install ${missing[*]}"
+	exit 2
+fi
+# 2000 tunnelled connections take about 4000 descriptors in each hlcore.
+hard=$(ulimit -Hn)
+if [ "$hard" != unlimited ] && [ "$hard" -lt 8192 ]; then
+	ulimit -Hn 8192 2>/dev/null ||
+		die "cannot raise the descriptor limit to 8192 (hard limit $hard); raise it (e.g. in /etc/security/limits.conf) and retry"
+fi
+ulimit -Sn 8192
+
+# ---- processes, clean-up, time limit ----
+pids=()
+work=
+watchdog=
+cleanup() {
+	local rc=$?
+	set +e # clean up everything, whatever fails on the way
+	trap - EXIT INT TERM
+	[ -n "$watchdog" ] && kill "$watchdog" 2>/dev/null
+	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+		kill "${pids[i]}" 2>/dev/null || true
+	done
+	for pid in "${pids[@]}"; do
+		for _ in $(seq 1 50); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	[ -n "$work" ] && rm -rf "$work"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'say "bench: interrupted"; exit 130' INT
+trap 'say "bench: stopped (time limit of ${BENCH_TIME_LIMIT} s, or TERM)"; exit 124' TERM
+(
+	trap 'kill "$s" 2>/dev/null; exit 0' TERM
+	sleep "$BENCH_TIME_LIMIT" &
+	s=$!
+	wait "$s" && kill -TERM $$
+) >/dev/null 2>&1 &
+watchdog=$!
+
+# start NAME CMD...: run in the background, log in $work/NAME.log.
+start() {
+	local name=$1
+	shift
+	"$@" >"$work/$name.log" 2>&1 &
+	pids+=($!)
+	eval "pid_$name=$!"
+}
+forget() { # forget PID: it has ended and was waited for; never signal it again
+	local keep=() p
+	for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+	pids=("${keep[@]}")
+}
+stop() { # stop NAME
+	local v=pid_$1 pid
+	pid=${!v}
+	kill "$pid" 2>/dev/null || true
+	for _ in $(seq 1 50); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	forget "$pid"
+}
+wait_port() { # wait_port PORT NAME
+	for _ in $(seq 1 100); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+			return 0
+		fi
+		local v=pid_$2
+		kill -0 "${!v}" 2>/dev/null || break
+		sleep 0.1
+	done
+	say "bench: $2 is not listening on 127.0.0.1:$1; its log:"
+	tail -n 20 "$work/$2.log" >&2
+	exit 1
+}
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# ---- build ----
+if [ -z "${BENCH_SKIP_BUILD:-}" ]; then
+	say "== building a Release hlcore in $build"
+	blog=$(mktemp "${TMPDIR:-/tmp}/hl-bench-build.XXXXXX")
+	if ! { timeout 600 cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release &&
+		timeout 600 cmake --build "$build" -j"$(nproc)"; } >"$blog" 2>&1; then
+		tail -n 30 "$blog" >&2
+		rm -f "$blog"
+		die "the build failed (above)"
+	fi
+	rm -f "$blog"
+fi
+hlcore=$build/hlcore
+[ -x "$hlcore" ] || die "no $hlcore"
+
+# ---- scratch space (tmpfs when there is room) ----
+base=/dev/shm
+need_kib=$(((BULK_MIB + 64) * 1024))
+if [ ! -w "$base" ] || [ "$(df -Pk "$base" | awk 'NR==2 {print $4}')" -lt "$need_kib" ]; then
+	base=${TMPDIR:-/tmp}
+fi
+work=$(mktemp -d "$base/hl-bench.XXXXXX")
+chmod 755 "$work" # nginx's workers may run as nobody
+mkdir -p "$work/www" "$work/ngx-tmp"
+
+# Free loopback ports.
+read -r P_NGX P_SS P_SC P_TLS P_PROXY < <(python3 -c '
+import socket
+ss = [socket.socket() for _ in range(5)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in ss])')
+
+# ---- the backend: nginx serving a big and a small file ----
+say "== files: ${BULK_MIB} MiB and 100 bytes in $work/www"
+if want bulk; then
+	head -c "$((BULK_MIB * 1048576))" /dev/urandom >"$work/www/big.bin"
+fi
+head -c 100 /dev/urandom | base64 -w0 | head -c 100 >"$work/www/small.txt"
+chmod 644 "$work/www/"*
+big_size=$((BULK_MIB * 1048576))
+
+user_line=
+[ "$(id -u)" = 0 ] && user_line="user nobody nogroup;"
+cat >"$work/nginx.conf" <<EOF
+$user_line
+daemon off;
+master_process on;
+worker_processes $NGINX_WORKERS;
+worker_rlimit_nofile 8192;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log warn;
+events { worker_connections 8192; }
+http {
+	access_log off;
+	default_type application/octet-stream;
+	sendfile on;
+	tcp_nopush on;
+	keepalive_timeout 600s;
+	keepalive_requests 100000000;
+	client_body_temp_path $work/ngx-tmp/body;
+	proxy_temp_path $work/ngx-tmp/proxy;
+	fastcgi_temp_path $work/ngx-tmp/fastcgi;
+	uwsgi_temp_path $work/ngx-tmp/uwsgi;
+	scgi_temp_path $work/ngx-tmp/scgi;
+	server {
+		listen 127.0.0.1:$P_NGX;
+		root $work/www;
+	}
+}
+EOF
+start nginx nginx -e "$work/nginx-error.log" -p "$work" -c "$work/nginx.conf"
+wait_port "$P_NGX" nginx
+
+# ---- the stunnel pair (self-signed P-256 certificate, as hlcore's) ----
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	-keyout "$work/stunnel.key" -out "$work/stunnel.crt" -days 2 \
+	-subj /CN=bench >/dev/null 2>&1 || die "openssl could not make a certificate"
+cat >"$work/stunnel-server.conf" <<EOF
+foreground = yes
+pid =
+debug = warning
+[bench]
+accept = 127.0.0.1:$P_SS
+connect = 127.0.0.1:$P_NGX
+cert = $work/stunnel.crt
+key = $work/stunnel.key
+EOF
+cat >"$work/stunnel-client.conf" <<EOF
+foreground = yes
+pid =
+debug = warning
+[bench]
+client = yes
+accept = 127.0.0.1:$P_SC
+connect = 127.0.0.1:$P_SS
+EOF
+start stunnel_server stunnel4 "$work/stunnel-server.conf"
+start stunnel_client stunnel4 "$work/stunnel-client.conf"
+wait_port "$P_SS" stunnel_server
+wait_port "$P_SC" stunnel_client
+
+# ---- the hlcore pair ----
+cat >"$work/server.yaml" <<EOF
+state_dir: $work/hl-server
+log: { level: warn }
+proxy: { listen: "off" }
+plugins:
+  transport-tls: { listen: "127.0.0.1:$P_TLS" }
+services:
+  bench:
+    target: "127.0.0.1:$P_NGX"
+    password: auto
+EOF
+url=$("$hlcore" -c "$work/server.yaml" url bench) || die "hlcore url failed"
+label=${url#http://}
+label=${label%%.localhost*}
+hash=${label##*-}
+[ ${#hash} = 40 ] || die "cannot read the keyhash from '$url'"
+host_hdr="$label.localhost:$P_PROXY"
+cat >"$work/client.yaml" <<EOF
+state_dir: $work/hl-client
+log: { level: warn }
+proxy: { listen: "127.0.0.1:$P_PROXY" }
+plugins:
+  transport-tls: {}
+peers:
+  $hash: ["127.0.0.1:$P_TLS"]
+EOF
+start_hlcore() {
+	start hl_server "$hlcore" -c "$work/server.yaml"
+	start hl_client "$hlcore" -c "$work/client.yaml"
+	wait_port "$P_TLS" hl_server
+	wait_port "$P_PROXY" hl_client
+}
+start_hlcore
+
+# ---- the three paths work and carry the right bytes ----
+small_url_direct=http://127.0.0.1:$P_NGX/small.txt
+small_url_stunnel=http://127.0.0.1:$P_SC/small.txt
+small_url_hlcore=http://127.0.0.1:$P_PROXY/small.txt
+expect=$(cat "$work/www/small.txt")
+for p in direct stunnel hlcore; do
+	v=small_url_$p
+	hdr=()
+	[ $p = hlcore ] && hdr=(-H "Host: $host_hdr")
+	got=$(timeout 20 curl -fsS --max-time 15 "${hdr[@]}" "${!v}") ||
+		die "the $p path does not work (curl ${!v})"
+	[ "$got" = "$expect" ] || die "the $p path returned other bytes than the file"
+done
+tls_info() { # tls_info PORT [SNI]
+	timeout 10 openssl s_client -connect "127.0.0.1:$1" ${2:+-servername "$2"} \
+		</dev/null 2>/dev/null | awk '/^New, / {print $2 " " $NF; exit}'
+}
+tls_st=$(tls_info "$P_SS")
+tls_hl=$(tls_info "$P_TLS" "$hash")
+say "== TLS: stunnel $tls_st, hlcore $tls_hl"
+
+# ---- 1. bulk download, 2. keep-alive requests/s ----
+# The paths take turns, round after round, and each keeps its best round:
+# on a shared machine a burst of someone else's work then spoils one
+# round of one path, not a whole path. The CPU time of the two tunnel
+# processes is summed over all rounds and divided by the work done.
+declare -A bulk cpu rps rps_err tick0 work_done
+for p in direct stunnel hlcore; do bulk[$p]=-; rps[$p]=-; done
+for k in bulk_stunnel bulk_hlcore rps_stunnel rps_hlcore; do cpu[$k]=-; done
+idle_hl_c=- idle_hl_s=- idle_st_c=- idle_st_s=-
+hz=$(getconf CLK_TCK)
+pair_ticks() { # pair_ticks PATH: CPU ticks used so far by the path's tunnel pair
+	case $1 in
+	stunnel) echo $(($(cpu_ticks "$pid_stunnel_client") + $(cpu_ticks "$pid_stunnel_server"))) ;;
+	hlcore) echo $(($(cpu_ticks "$pid_hl_client") + $(cpu_ticks "$pid_hl_server"))) ;;
+	*) echo 0 ;;
+	esac
+}
+path_url() { # path_url PATH FILE
+	case $1 in
+	direct) echo "http://127.0.0.1:$P_NGX/$2" ;;
+	stunnel) echo "http://127.0.0.1:$P_SC/$2" ;;
+	hlcore) echo "http://127.0.0.1:$P_PROXY/$2" ;;
+	esac
+}
+path_hdr() { # the Host header the path needs
+	if [ "$1" = hlcore ]; then echo "Host: $host_hdr"; else echo "X-Bench: 1"; fi
+}
+bulk_once() { # bulk_once PATH: one download; keeps the best speed
+	local p=$1 out size speed t0
+	t0=$(pair_ticks "$p")
+	out=$(timeout 300 curl -sS --max-time 280 -o /dev/null -H "$(path_hdr "$p")" \
+		-w '%{size_download} %{speed_download}' "$(path_url "$p" big.bin)") ||
+		die "bulk download on the $p path failed"
+	tick0[$p]=$((${tick0[$p]:-0} + $(pair_ticks "$p") - t0))
+	read -r size speed <<<"$out"
+	[ "$size" = "$big_size" ] ||
+		die "bulk download on the $p path got $size bytes, not $big_size"
+	speed=$(awk -v b="$speed" 'BEGIN {printf "%.0f", b / 1048576}')
+	if [ "${bulk[$p]}" = - ] || [ "$speed" -gt "${bulk[$p]}" ]; then bulk[$p]=$speed; fi
+	work_done[$p]=$((${work_done[$p]:-0} + size))
+}
+wrk_once() { # wrk_once PATH: one wrk run; keeps the best req/s
+	local p=$1 out r n t0 err
+	t0=$(pair_ticks "$p")
+	out=$(timeout $((WRK_SECONDS + 60)) wrk -t"$WRK_THREADS" -c"$WRK_CONNS" \
+		-d"${WRK_SECONDS}s" -H "$(path_hdr "$p")" "$(path_url "$p" small.txt)" 2>&1) ||
+		die "wrk on the $p path failed: $out"
+	tick0[$p]=$((${tick0[$p]:-0} + $(pair_ticks "$p") - t0))
+	r=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")
+	n=$(awk '/ requests in / {print $1}' <<<"$out")
+	[ -n "$r" ] && [ -n "$n" ] || die "cannot read wrk's output on the $p path: $out"
+	err=$(awk '/Non-2xx|Socket errors/ {sub(/^ */, ""); printf "%s; ", $0}' <<<"$out")
+	if [ -n "$err" ]; then rps_err[$p]+="$err"; fi
+	if [ "${rps[$p]}" = - ] || [ "$r" -gt "${rps[$p]}" ]; then rps[$p]=$r; fi
+	work_done[$p]=$((${work_done[$p]:-0} + n))
+}
+cpu_reset() { for p in direct stunnel hlcore; do tick0[$p]=0; work_done[$p]=0; done; }
+
+if want bulk; then
+	say "== 1. bulk: ${BULK_MIB} MiB with curl, $BULK_RUNS rounds, best kept"
+	cpu_reset
+	for round in $(seq 1 "$BULK_RUNS"); do
+		for p in direct stunnel hlcore; do bulk_once "$p"; done
+		say "   round $round: direct ${bulk[direct]}, stunnel ${bulk[stunnel]}, hlcore ${bulk[hlcore]} MiB/s (best so far)"
+	done
+	for p in stunnel hlcore; do # CPU seconds of the pair per GiB carried
+		cpu[bulk_$p]=$(awk -v t="${tick0[$p]}" -v hz="$hz" -v b="${work_done[$p]}" \
+			'BEGIN {printf "%.2f", t / hz / (b / 1073741824)}')
+	done
+fi
+
+if want rps; then
+	say "== 2. keep-alive: wrk -t$WRK_THREADS -c$WRK_CONNS -d${WRK_SECONDS}s on a 100-byte file, $WRK_RUNS rounds, best kept"
+	cpu_reset
+	for round in $(seq 1 "$WRK_RUNS"); do
+		for p in direct stunnel hlcore; do wrk_once "$p"; done
+		say "   round $round: direct ${rps[direct]}, stunnel ${rps[stunnel]}, hlcore ${rps[hlcore]} req/s (best so far)"
+	done
+	for p in stunnel hlcore; do # CPU microseconds of the pair per request
+		cpu[rps_$p]=$(awk -v t="${tick0[$p]}" -v hz="$hz" -v n="${work_done[$p]}" \
+			'BEGIN {printf "%.1f", 1e6 * t / hz / n}')
+	done
+	for p in direct stunnel hlcore; do
+		if [ -n "${rps_err[$p]:-}" ]; then say "   ERRORS on the $p path: ${rps_err[$p]}"; fi
+	done
+fi
+
+# ---- 3. RSS per idle tunnelled connection ----
+# Fresh processes, so that memory freed by the runs above (and kept by
+# malloc) does not hide what the idle connections cost.
+idle_run() { # idle_run NAME PORT HOSTHDR CLIENTPID SERVERPID -> sets idle_c idle_s
+	local name=$1 port=$2 hh=$3 cp=$4 sp=$5 c0 s0 c1 s1 fifo=$work/idle-$1.fifo line
+	# One connection first: lazily made state (TLS contexts, DNS) is
+	# not a per-connection cost.
+	timeout 20 curl -fsS -o /dev/null -H "Host: $hh" "http://127.0.0.1:$port/small.txt" ||
+		die "$name: warm-up request failed"
+	sleep 0.5
+	c0=$(rss_kib "$cp")
+	s0=$(rss_kib "$sp")
+	mkfifo "$fifo"
+	exec 4<>"$fifo" # the connections stay open until this closes
+	start "idle_$name" python3 "$here/idle_conns.py" 127.0.0.1 "$port" \
+		"$IDLE_CONNS" "$hh" /small.txt <"$fifo"
+	line=
+	for _ in $(seq 1 1500); do
+		line=$(head -n1 "$work/idle_$name.log" 2>/dev/null || true)
+		[ -n "$line" ] && break
+		sleep 0.1
+	done
+	case $line in
+	ready*) ;;
+	*) exec 4>&-; die "$name: the idle connections did not all open: ${line:-timeout}" ;;
+	esac
+	sleep 1
+	c1=$(rss_kib "$cp")
+	s1=$(rss_kib "$sp")
+	exec 4>&-
+	local v=pid_idle_$name
+	wait "${!v}" 2>/dev/null || true
+	forget "${!v}"
+	idle_c=$(awk -v a="$c0" -v b="$c1" -v n="$IDLE_CONNS" 'BEGIN {printf "%.1f", (b - a) / n}')
+	idle_s=$(awk -v a="$s0" -v b="$s1" -v n="$IDLE_CONNS" 'BEGIN {printf "%.1f", (b - a) / n}')
+	say "   $name: client $c0 -> $c1 KiB, server $s0 -> $s1 KiB"
+}
+if want idle; then
+say "== 3. idle: $IDLE_CONNS keep-alive connections held open"
+stop hl_client
+stop hl_server
+start_hlcore
+idle_run hlcore "$P_PROXY" "$host_hdr" "$pid_hl_client" "$pid_hl_server"
+idle_hl_c=$idle_c idle_hl_s=$idle_s
+stop stunnel_client
+stop stunnel_server
+start stunnel_server stunnel4 "$work/stunnel-server.conf"
+start stunnel_client stunnel4 "$work/stunnel-client.conf"
+wait_port "$P_SS" stunnel_server
+wait_port "$P_SC" stunnel_client
+idle_run stunnel "$P_SC" "127.0.0.1:$P_SC" "$pid_stunnel_client" "$pid_stunnel_server"
+idle_st_c=$idle_c idle_st_s=$idle_s
+fi
+
+# ---- the table ----
+ratio() {
+	if [ "$1" = - ] || [ "$2" = - ]; then echo -; return; fi
+	awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'
+}
+verdict() { # verdict VALUE LIMIT >=|<=
+	if [ "$1" = - ]; then echo "not measured"; return; fi
+	awk -v v="$1" -v t="$2" -v op="$3" \
+		'BEGIN {ok = (op == ">=") ? v >= t : v <= t; print ok ? "met" : "MISSED"}'
+}
+b_hs=$(ratio "${bulk[hlcore]}" "${bulk[stunnel]}")
+b_hd=$(ratio "${bulk[hlcore]}" "${bulk[direct]}")
+r_hs=$(ratio "${rps[hlcore]}" "${rps[stunnel]}")
+r_hd=$(ratio "${rps[hlcore]}" "${rps[direct]}")
+idle_max=-
+[ "$idle_hl_c" = - ] || idle_max=$(awk -v a="$idle_hl_c" -v b="$idle_hl_s" 'BEGIN {print (a > b) ? a : b}')
+row() { printf '%-30s %9s %9s %9s %15s %14s   %s\n' "$@"; }
+echo
+echo "hlcore bench, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), Linux $(uname -r)"
+if [ -z "${BENCH_SKIP_BUILD:-}" ]; then
+	hl_what="hlcore $(git -C "$src" describe --always --dirty 2>/dev/null || echo "?") (built in $build)"
+else
+	hl_what="hlcore as found in $build"
+fi
+echo "$hl_what, $(stunnel4 -version 2>&1 | awk '/^stunnel/ {print $1 " " $2; exit}'), nginx $(nginx -v 2>&1 | sed 's|.*/||') ($NGINX_WORKERS worker), all on loopback"
+echo "TLS: stunnel ${tls_st:-?}; hlcore ${tls_hl:-?}"
+echo
+row "" direct stunnel hlcore hlcore/stunnel hlcore/direct "target (issue 2)"
+row "bulk MiB/s (${BULK_MIB} MiB, best of $BULK_RUNS)" "${bulk[direct]}" "${bulk[stunnel]}" "${bulk[hlcore]}" "$b_hs" "$b_hd" \
+	">= 1.5x stunnel: $(verdict "$b_hs" 1.5 ">=")"
+row "req/s (wrk -c$WRK_CONNS, best of $WRK_RUNS)" "${rps[direct]}" "${rps[stunnel]}" "${rps[hlcore]}" "$r_hs" "$r_hd" \
+	">= 1.5x stunnel: $(verdict "$r_hs" 1.5 ">=")"
+echo
+printf '%-30s %12s %12s   %s\n' "RSS per idle tunnel ($IDLE_CONNS)" "client side" "server side" "target"
+printf '%-30s %8s KiB %8s KiB   %s\n' "  hlcore" "$idle_hl_c" "$idle_hl_s" "<= 16 KiB each: $(verdict "$idle_max" 16 "<=")"
+printf '%-30s %8s KiB %8s KiB\n' "  stunnel (for comparison)" "$idle_st_c" "$idle_st_s"
+echo
+printf '%-46s %9s %9s\n' "CPU of the tunnel pair (client + server)" stunnel hlcore
+printf '%-46s %9s %9s\n' "  bulk: CPU seconds per GiB" "${cpu[bulk_stunnel]}" "${cpu[bulk_hlcore]}"
+printf '%-46s %9s %9s\n' "  keep-alive: CPU microseconds per request" "${cpu[rps_stunnel]}" "${cpu[rps_hlcore]}"

@@ -7,6 +7,7 @@
  * Exit codes: 0 fine, 1 runtime failure, 2 bad usage or config.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -388,6 +389,12 @@ main(int argc, char **argv)
 		return 2;
 	}
 	hl__log_level = c->cfg->log_level;
+	/* Keep up to 4 MiB of freed heap instead of giving it back at once:
+	 * a bulk tunnel fills and drains 256 KiB buffers all the time, and with
+	 * glibc's default (128 KiB) every page of them was faulted in anew
+	 * (one minor fault per 4 KiB carried, 30% of the serving side's CPU).
+	 */
+	mallopt(M_TRIM_THRESHOLD, 4 << 20);
 	signal(SIGPIPE, SIG_IGN);
 	evthread_use_pthreads();
 	c->base = event_base_new();

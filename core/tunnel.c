@@ -9,6 +9,8 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <sys/socket.h>
 
 #include "daemon.h"
 
@@ -154,6 +156,11 @@ hl__oob_exchange(struct bufferevent *bev, const char *line, hl__oob_cb cb,
  * unsent, and start again once it has drained to half. */
 #define SPLICE_HIGH (256 * 1024)
 #define SPLICE_LOW (SPLICE_HIGH / 2)
+/* libevent 2.1 reads a socket at most 4 KiB at a time (EVBUFFER_MAX_READ),
+ * and every 4 KiB read from a plain socket became a 4 KiB TLS record and a
+ * round through the loop. The splice reads on in pieces of this size, each
+ * one full TLS record. */
+#define SPLICE_READ (16 * 1024)
 
 struct hl__splice {
 	struct hl__live live; /* first: the list hands back this pointer */
@@ -161,6 +168,7 @@ struct hl__splice {
 	size_t moved[2]; /* moved[0]: a to b; moved[1]: b to a */
 	hl__splice_cb cb;
 	void *arg;
+	int plain[2]; /* a plain TCP socket: read and written directly too */
 	int closing[2]; /* this side is flushing its output and then goes */
 	int ended;
 	struct hl__tunnel_info info;
@@ -257,7 +265,7 @@ splice_move(struct hl__splice *s, int from)
 	int to = 1 - from;
 	struct evbuffer *in = bufferevent_get_input(s->bev[from]);
 	struct evbuffer *out;
-	size_t n = evbuffer_get_length(in);
+	size_t n = evbuffer_get_length(in), left;
 
 	if (n == 0)
 		return;
@@ -266,8 +274,35 @@ splice_move(struct hl__splice *s, int from)
 		return;
 	}
 	out = bufferevent_get_output(s->bev[to]);
+	/* Nothing queued for a plain socket: write at once, rather than
+	 * arm its write event, wait a loop round and disarm it (two
+	 * epoll_ctl calls and a round for every message). */
+	if (s->plain[to] && evbuffer_get_length(out) == 0)
+		evbuffer_write(in, bufferevent_getfd(s->bev[to]));
 	evbuffer_add_buffer(out, in);
 	s->moved[from] += n;
+	/* A full 4 KiB read from a plain socket: read on in SPLICE_READ
+	 * pieces, up to the high watermark. EOF and errors are left for the
+	 * bufferevent to see on its next read. */
+	for (left = SPLICE_HIGH;
+	     s->plain[from] && n >= 4096 && left >= SPLICE_READ &&
+	     evbuffer_get_length(out) < SPLICE_HIGH;
+	     left -= (size_t)n) {
+		struct evbuffer_iovec v;
+		ssize_t r;
+		if (evbuffer_reserve_space(out, SPLICE_READ, &v, 1) != 1)
+			break;
+		r = recv(bufferevent_getfd(s->bev[from]), v.iov_base,
+		         SPLICE_READ, 0);
+		if (r <= 0)
+			break;
+		v.iov_len = (size_t)r;
+		evbuffer_commit_space(out, &v, 1);
+		s->moved[from] += (size_t)r;
+		n = (size_t)r < SPLICE_READ ? 0 : (size_t)r;
+		if (n == 0)
+			break;
+	}
 	if (evbuffer_get_length(out) >= SPLICE_HIGH) {
 		bufferevent_disable(s->bev[from], EV_READ);
 		bufferevent_setwatermark(s->bev[to], EV_WRITE, SPLICE_LOW, 0);
@@ -374,6 +409,8 @@ hl__splice_new(struct bufferevent *a, struct bufferevent *b, hl__splice_cb cb,
 	s->sprevp = &splices;
 	splices = s;
 	for (int i = 0; i < 2; i++) {
+		s->plain[i] = bufferevent_openssl_get_ssl(s->bev[i]) == NULL &&
+		              bufferevent_getfd(s->bev[i]) >= 0;
 		bufferevent_set_timeouts(s->bev[i], NULL, NULL);
 		bufferevent_setwatermark(s->bev[i], EV_READ, 0, 0);
 		bufferevent_setwatermark(s->bev[i], EV_WRITE, 0, 0);

@@ -158,10 +158,10 @@ struct hl__splice *hl__splice_new(struct bufferevent *a, struct bufferevent *b,
 /* What a splice carries, for the admin panel. */
 struct hl__tunnel_info {
 	int outgoing; /* 1: browser -> a remote service; 0: served here */
-	char service[64]; /* the service's name, or "" for a remote one */
+	const char *service; /* the service's name (its identity's), or "" */
 	char keyhash[HL_KEYHASH_LEN + 1];
-	char peer[HL_ADDR_MAX]; /* the browser, or the client node */
-	char via[160]; /* the plugin and address that won */
+	char peer[HL_PEER_MAX]; /* the browser, or the client node */
+	char via[96]; /* the plugin and address that won */
 	time_t started;
 };
 void hl__splice_set_info(struct hl__splice *s,

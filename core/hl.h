@@ -24,6 +24,9 @@
 #define HL_HTTP_HEAD_TIMEOUT_SEC 10
 #define HL_WANHOSTS_MAX 16 /* addresses kept from one WANHosts value */
 #define HL_ADDR_MAX 262 /* "[v6]:port" or a DNS name with a port */
+/* A numeric socket address as text, "[v6]:port" at most: for the many
+ * per-connection copies, where HL_ADDR_MAX would cost 200 bytes each. */
+#define HL_PEER_MAX 48
 
 /* ---- log.c ---- */
 extern int hl__log_level;

@@ -26,10 +26,10 @@ struct proxy_conn {
 	struct hl__core *core;
 	struct bufferevent *browser;
 	struct hl__route *route;
-	char peer[HL_ADDR_MAX];
+	char peer[HL_PEER_MAX];
 	char keyhash[HL_KEYHASH_LEN + 1];
 	char password[HL_PASSWORD_MAX + 1];
-	char via[128];
+	char via[96];
 };
 
 static void
@@ -203,6 +203,7 @@ proxy_oob_callback(void *arg, struct bufferevent *tunnel, struct hl__oob *oob,
 	}
 	memset(&info, 0, sizeof info);
 	info.outgoing = 1;
+	info.service = "";
 	snprintf(info.keyhash, sizeof info.keyhash, "%s", pc->keyhash);
 	snprintf(info.peer, sizeof info.peer, "%s", pc->peer);
 	snprintf(info.via, sizeof info.via, "%s", pc->via);

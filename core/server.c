@@ -20,9 +20,9 @@ struct incoming {
 	struct hl__identity *id;
 	struct bufferevent *tunnel;
 	struct bufferevent *backend;
-	char peer[HL_ADDR_MAX];
+	char peer[HL_PEER_MAX];
 	const char *target; /* the backend's host:port, from the config */
-	char via[64]; /* the transport plugin that brought it */
+	char via[32]; /* the transport plugin that brought it */
 };
 
 static void
@@ -81,8 +81,7 @@ backend_event_callback(struct bufferevent *bev, short what, void *arg)
 			return;
 		}
 		memset(&info, 0, sizeof info);
-		snprintf(info.service, sizeof info.service, "%s",
-		         in->id->pub.name);
+		info.service = in->id->pub.name;
 		snprintf(info.keyhash, sizeof info.keyhash, "%s",
 		         in->id->keyhash);
 		snprintf(info.peer, sizeof info.peer, "%s", in->peer);

@@ -72,8 +72,8 @@ add_connection(void *arg, const struct hl__tunnel_info *info, size_t a_to_b,
 	json_array_append_new(
 	    a, json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}",
 	                 "direction", info->outgoing ? "out" : "in", "service",
-	                 info->service, "keyhash", info->keyhash, "peer",
-	                 info->peer, "via", info->via,
+	                 info->service ? info->service : "", "keyhash",
+	                 info->keyhash, "peer", info->peer, "via", info->via,
 	                 /* a is the browser (out) or the client node (in): what
 	                  * it sent is "up". */
 	                 "bytes_up", (json_int_t)a_to_b, "bytes_down",

@@ -154,8 +154,13 @@ plugin_start(struct hl__core *c, struct hl_plugin *p)
 static void
 plugin_stop(struct hl__core *c, struct hl_plugin *p)
 {
+	struct hl__wanhost **wp;
+	int wan_changed = 0;
+
 	if (!p->running)
 		return;
+	/* End what the router holds of it while it can still cancel. */
+	hl__router_plugin_stopping(p);
 	if (p->d.fini != NULL)
 		p->d.fini(p->state);
 	p->running = 0;
@@ -176,7 +181,22 @@ plugin_stop(struct hl__core *c, struct hl_plugin *p)
 	while (*c->calls_tail != NULL)
 		c->calls_tail = &(*c->calls_tail)->next;
 	pthread_mutex_unlock(&c->calls_lock);
+	/* Addresses it told the core about are no longer this node's. */
+	for (wp = &c->wanhosts; *wp != NULL;) {
+		struct hl__wanhost *w = *wp;
+		if (w->owner == p) {
+			*wp = w->next;
+			free(w);
+			wan_changed = 1;
+		} else {
+			wp = &w->next;
+		}
+	}
+	if (wan_changed && !c->stopping)
+		hl__core_wanhosts_changed(c);
 	hl__info("plugin %s stopped", p->d.name);
+	if (!c->stopping)
+		hl__router_plugin_stopped();
 }
 
 /* ---- what the admin chose in the panel: <state_dir>/plugins.state, lines

@@ -64,6 +64,7 @@ struct hl__stats {
 	unsigned long tunnels_in, tunnels_out;
 	unsigned long bad_password, bad_oob, backend_failed;
 	unsigned long proxy_bad_request, proxy_no_route;
+	unsigned long refused_busy; /* tunnels refused: too many waiting */
 };
 
 struct hl__core {
@@ -185,6 +186,10 @@ typedef void (*hl__route_cb)(void *arg, struct bufferevent *bev,
 struct hl__route *hl__route_start(struct hl__core *c, const char *keyhash,
                                   hl__route_cb cb, void *arg);
 void hl__route_cancel(struct hl__route *r);
+/* Around stopping plugin p at run time: before its fini, end its dials
+ * and queries (they fail as "turned off"); after, move routes on. */
+void hl__router_plugin_stopping(struct hl_plugin *p);
+void hl__router_plugin_stopped(void);
 /* Discovery plugins' results (services.c forwards here). */
 const char *hl__query_keyhash(const struct hl_query *q);
 void hl__query_candidate(struct hl_query *q, const char *addr);

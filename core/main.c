@@ -208,11 +208,16 @@ cmd_run(struct hl__core *c)
 		goto out;
 	}
 	for (size_t i = 0; i < c->nids; i++) {
-		char url[256];
-		hl__identity_url(&c->ids[i], c->proxy_port, url, sizeof url);
-		hl__info("serving %s (%s -> %s) at %s", c->ids[i].pub.name,
-		         c->cfg->services[i].title, c->cfg->services[i].target,
-		         url);
+		/* The password is a secret: the log names the service by its
+		 * keyhash; `hlcore -c FILE url NAME` prints the whole URL. */
+		const struct hl__identity *id = &c->ids[i];
+		hl__info(
+		    "serving %s (%s -> %s) at http://%s-%s.localhost:%d/%s",
+		    id->pub.name, c->cfg->services[i].title,
+		    c->cfg->services[i].target,
+		    id->password[0] ? "<password>" : "", id->keyhash,
+		    c->proxy_port,
+		    id->password[0] ? " (hlcore url prints it whole)" : "");
 	}
 	if (c->nids > 0 && c->listeners == NULL)
 		hl__warn("services are configured but no transport listens: "

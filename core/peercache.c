@@ -15,6 +15,9 @@
 #include "daemon.h"
 
 #define CACHE_MAX_ENTRIES 4096
+/* LAN hints have their own, smaller room: a flood of announces must never
+ * push out the addresses remembered from servers a user really visited. */
+#define HINT_MAX_ENTRIES 256
 #define CACHE_MAX_AGE (30L * 86400)
 #define HINT_MAX_AGE 90
 #define CACHE_FILE_MAX (4 * 1024 * 1024)
@@ -29,7 +32,7 @@ struct entry {
 };
 
 static struct entry *entries;
-static size_t nentries;
+static size_t nentries, nhints;
 static char cache_path[PATH_MAX];
 
 static int
@@ -63,8 +66,11 @@ expire(time_t now)
 		long age = (long)(now - e->seen);
 		if (age > (e->hint ? HINT_MAX_AGE : CACHE_MAX_AGE)) {
 			*pp = e->next;
+			if (e->hint)
+				nhints--;
+			else
+				nentries--;
 			free(e);
-			nentries--;
 		} else {
 			pp = &e->next;
 		}
@@ -78,16 +84,23 @@ get_entry(const char *keyhash, int hint)
 
 	if (e != NULL)
 		return e;
-	if (nentries >= CACHE_MAX_ENTRIES) {
-		/* Forget the oldest. */
-		struct entry **pp, **oldest = &entries;
+	if ((hint ? nhints : nentries) >=
+	    (hint ? HINT_MAX_ENTRIES : CACHE_MAX_ENTRIES)) {
+		/* Forget the oldest of the same kind. */
+		struct entry **pp, **oldest = NULL;
 		for (pp = &entries; *pp != NULL; pp = &(*pp)->next)
-			if ((*pp)->seen < (*oldest)->seen)
+			if ((*pp)->hint == hint &&
+			    (oldest == NULL || (*pp)->seen < (*oldest)->seen))
 				oldest = pp;
-		e = *oldest;
-		*oldest = e->next;
-		free(e);
-		nentries--;
+		if (oldest != NULL) {
+			e = *oldest;
+			*oldest = e->next;
+			free(e);
+			if (hint)
+				nhints--;
+			else
+				nentries--;
+		}
 	}
 	e = calloc(1, sizeof *e);
 	if (e == NULL)
@@ -96,7 +109,10 @@ get_entry(const char *keyhash, int hint)
 	e->hint = hint;
 	e->next = entries;
 	entries = e;
-	nentries++;
+	if (hint)
+		nhints++;
+	else
+		nentries++;
 	return e;
 }
 
@@ -248,5 +264,5 @@ hl__peercache_free(void)
 		entries = e->next;
 		free(e);
 	}
-	nentries = 0;
+	nentries = nhints = 0;
 }

@@ -30,12 +30,17 @@ struct proxy_conn {
 	char keyhash[HL_KEYHASH_LEN + 1];
 	char password[HL_PASSWORD_MAX + 1];
 	char via[96];
+	/* The request head must be complete 10 s after the connection, not
+	 * 10 s after its last byte. */
+	struct event *head_deadline;
 };
 
 static void
 conn_free(struct proxy_conn *pc)
 {
 	hl__live_remove(&pc->live);
+	if (pc->head_deadline != NULL)
+		event_free(pc->head_deadline);
 	if (pc->route != NULL)
 		hl__route_cancel(pc->route);
 	if (pc->browser != NULL)
@@ -130,6 +135,10 @@ conn_reply_error(struct proxy_conn *pc, int status, const char *reason,
 	char *resp = error_response(status, reason, title, text);
 	struct timeval tv = {10, 0};
 
+	if (pc->head_deadline != NULL) {
+		event_free(pc->head_deadline);
+		pc->head_deadline = NULL;
+	}
 	if (resp == NULL) {
 		conn_free(pc);
 		return;
@@ -288,11 +297,22 @@ head_read_callback(struct bufferevent *bev, void *arg)
 	/* The head is complete: hold the browser while the route is found. */
 	bufferevent_disable(bev, EV_READ);
 	bufferevent_set_timeouts(bev, NULL, NULL);
+	event_free(pc->head_deadline);
+	pc->head_deadline = NULL;
 	hl__debug("proxy: %s asks for %.8s", pc->peer, pc->keyhash);
 	pc->route =
 	    hl__route_start(pc->core, pc->keyhash, proxy_route_callback, pc);
 	if (pc->route == NULL)
 		conn_free(pc);
+}
+
+static void
+head_deadline_callback(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	conn_reply_error(arg, 408, "Request Timeout", "Request timeout",
+	                 "No complete request head came within 10 s.");
 }
 
 static void
@@ -347,6 +367,12 @@ proxy_accept_callback(struct evconnlistener *l, evutil_socket_t fd,
 	bufferevent_setcb(pc->browser, head_read_callback, NULL,
 	                  head_event_callback, pc);
 	bufferevent_set_timeouts(pc->browser, &tv, &tv);
+	pc->head_deadline = evtimer_new(c->base, head_deadline_callback, pc);
+	if (pc->head_deadline == NULL) {
+		conn_free(pc);
+		return;
+	}
+	evtimer_add(pc->head_deadline, &tv);
 	bufferevent_enable(pc->browser, EV_READ | EV_WRITE);
 }
 

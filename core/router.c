@@ -54,7 +54,10 @@ struct hl__route {
 	struct event *deadline;
 	int finished;
 	int starting; /* in hl__route_start: no attempt starts yet */
+	struct hl__route *next, **prevp; /* every route under way */
 };
+
+static struct hl__route *routes;
 
 static void route_kick(struct hl__route *r);
 
@@ -130,6 +133,12 @@ route_free(struct hl__route *r)
 {
 	struct attempt *a, *an;
 	struct hl_query *q, *qn;
+
+	if (r->prevp != NULL) {
+		if (r->next != NULL)
+			r->next->prevp = r->prevp;
+		*r->prevp = r->next;
+	}
 
 	for (a = r->attempts; a != NULL; a = an) {
 		an = a->next;
@@ -387,6 +396,11 @@ hl__route_start(struct hl__core *c, const char *keyhash, hl__route_cb cb,
 	if (r == NULL)
 		return NULL;
 	r->core = c;
+	r->next = routes;
+	if (r->next != NULL)
+		r->next->prevp = &r->next;
+	r->prevp = &routes;
+	routes = r;
 	snprintf(r->keyhash, sizeof r->keyhash, "%s", keyhash);
 	r->cb = cb;
 	r->arg = arg;
@@ -470,4 +484,58 @@ hl__query_done(struct hl_query *q)
 	q->done = 1;
 	if (!r->finished && !r->starting && route_exhausted(r))
 		route_fail(r);
+}
+
+/*
+ * A plugin is about to stop (turned off at run time): its dials and
+ * queries end now, while it can still cancel them, and count as failed
+ * attempts ("turned off"); routes left with nothing to wait for fail.
+ */
+void
+hl__router_plugin_stopping(struct hl_plugin *p)
+{
+	struct hl__route *r;
+
+	for (r = routes; r != NULL; r = r->next) {
+		for (struct attempt *a = r->attempts; a != NULL; a = a->next) {
+			if (a->transport != p || a->state == DONE)
+				continue;
+			if (a->state == RUNNING && a->dial != NULL)
+				p->d.transport->dial_cancel(p->state, a->dial);
+			a->dial = NULL;
+			a->state = DONE;
+			snprintf(a->result, sizeof a->result,
+			         "%s was turned off", p->d.name);
+		}
+		for (struct hl_query *q = r->queries; q != NULL; q = q->next) {
+			if (q->plugin != p || q->done)
+				continue;
+			p->d.discovery->query_cancel(p->state, q);
+			q->done = 1;
+		}
+	}
+}
+
+/* After the plugin stopped: move every route on or end it. */
+void
+hl__router_plugin_stopped(void)
+{
+	struct hl__route *r;
+
+again:
+	for (r = routes; r != NULL; r = r->next) {
+		if (r->finished || r->starting)
+			continue;
+		if (!route_running(r) && route_exhausted(r)) {
+			route_fail(r); /* frees r: start over */
+			goto again;
+		}
+	}
+	/* The others try their next attempt from the loop. */
+	for (r = routes; r != NULL; r = r->next) {
+		if (r->finished || r->starting || route_running(r))
+			continue;
+		evtimer_del(r->stagger);
+		event_active(r->stagger, EV_TIMEOUT, 0);
+	}
 }

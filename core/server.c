@@ -23,12 +23,57 @@ struct incoming {
 	char peer[HL_PEER_MAX];
 	const char *target; /* the backend's host:port, from the config */
 	char via[32]; /* the transport plugin that brought it */
+	struct incoming *next, **prevp; /* before the splice: `waiting` */
 };
+
+/*
+ * Tunnels not yet spliced: still in the OOB exchange (no password yet) or
+ * connecting the backend. Bounded in all and per client address, so that
+ * peers holding tunnels open before authenticating cannot use up the
+ * node's descriptors.
+ */
+#define WAITING_MAX 256
+#define WAITING_PER_HOST 16
+static struct incoming *waiting;
+static size_t nwaiting;
+
+static size_t
+host_len(const char *peer)
+{
+	const char *colon = strrchr(peer, ':');
+
+	return colon ? (size_t)(colon - peer) : strlen(peer);
+}
+
+static size_t
+waiting_from(const char *peer)
+{
+	size_t n = 0, len = host_len(peer);
+
+	for (struct incoming *w = waiting; w != NULL; w = w->next)
+		if (host_len(w->peer) == len &&
+		    strncmp(w->peer, peer, len) == 0)
+			n++;
+	return n;
+}
+
+static void
+waiting_remove(struct incoming *in)
+{
+	if (in->prevp == NULL)
+		return;
+	if (in->next != NULL)
+		in->next->prevp = in->prevp;
+	*in->prevp = in->next;
+	in->prevp = NULL;
+	nwaiting--;
+}
 
 static void
 incoming_free(struct incoming *in)
 {
 	hl__live_remove(&in->live);
+	waiting_remove(in);
 	if (in->tunnel != NULL)
 		bufferevent_free(in->tunnel);
 	if (in->backend != NULL)
@@ -73,6 +118,7 @@ backend_event_callback(struct bufferevent *bev, short what, void *arg)
 
 		/* The splice owns `in` from here; it frees it when it ends. */
 		hl__live_remove(&in->live);
+		waiting_remove(in);
 		sp = hl__splice_new(t, b, server_splice_callback, in);
 		if (sp == NULL) {
 			bufferevent_free(t);
@@ -178,6 +224,15 @@ hl__server_incoming(struct hl__core *c, struct bufferevent *bev,
 		bufferevent_free(bev);
 		return;
 	}
+	if (nwaiting >= WAITING_MAX ||
+	    waiting_from(peer ? peer : "?") >= WAITING_PER_HOST) {
+		c->stats.refused_busy++;
+		hl__debug("%s: tunnel from %s refused: too many tunnels are "
+		          "still authenticating",
+		          id->pub.name, peer ? peer : "?");
+		bufferevent_free(bev);
+		return;
+	}
 	in = calloc(1, sizeof *in);
 	line = hl__oob_server_line(c->wanhosts_str);
 	if (in == NULL || line == NULL) {
@@ -192,6 +247,12 @@ hl__server_incoming(struct hl__core *c, struct bufferevent *bev,
 	in->tunnel = NULL; /* the exchange owns it until its callback */
 	hl__live_add(&in->live, incoming_abort);
 	snprintf(in->peer, sizeof in->peer, "%s", peer ? peer : "?");
+	in->next = waiting;
+	if (in->next != NULL)
+		in->next->prevp = &in->next;
+	in->prevp = &waiting;
+	waiting = in;
+	nwaiting++;
 	snprintf(in->via, sizeof in->via, "%s", via ? via : "?");
 	hl__debug("%s: tunnel from %s", id->pub.name, in->peer);
 	hl__oob_exchange(bev, line, server_oob_callback, in);

@@ -24,6 +24,9 @@ struct oob_exchange {
 	int flushed; /* our line has left the output buffer */
 	int received; /* the peer's line is in oob */
 	struct hl__oob oob;
+	/* 10 s in all, however slowly the peer trickles bytes (bufferevent
+	 * timeouts restart with every byte read). */
+	struct event *deadline;
 };
 
 static void
@@ -37,6 +40,8 @@ oob_finish(struct oob_exchange *x, const char *error)
 	hl__live_remove(&x->live);
 	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
 	bufferevent_set_timeouts(bev, NULL, NULL);
+	if (x->deadline != NULL)
+		event_free(x->deadline);
 	free(x);
 	if (error != NULL) {
 		hl__oob_clear(&oob);
@@ -117,7 +122,17 @@ oob_abort(struct hl__live *l)
 
 	bufferevent_free(x->bev);
 	hl__oob_clear(&x->oob);
+	if (x->deadline != NULL)
+		event_free(x->deadline);
 	free(x);
+}
+
+static void
+oob_deadline_callback(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	oob_finish(arg, "no OOB line from the peer within 10 s");
 }
 
 void
@@ -135,6 +150,10 @@ hl__oob_exchange(struct bufferevent *bev, const char *line, hl__oob_cb cb,
 	x->cb = cb;
 	x->arg = arg;
 	hl__live_add(&x->live, oob_abort);
+	x->deadline =
+	    evtimer_new(bufferevent_get_base(bev), oob_deadline_callback, x);
+	if (x->deadline != NULL)
+		evtimer_add(x->deadline, &tv);
 	/* The line goes out in a write (and so a TLS record) of its own: no
 	 * other byte is queued until the write callback says it has left. */
 	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
@@ -409,7 +428,11 @@ hl__splice_new(struct bufferevent *a, struct bufferevent *b, hl__splice_cb cb,
 	s->sprevp = &splices;
 	splices = s;
 	for (int i = 0; i < 2; i++) {
+		/* A socket bufferevent of the core's own (browser, backend):
+		 * not TLS, not a filter over another bufferevent (whose fd is
+		 * the one underneath), not a pair. */
 		s->plain[i] = bufferevent_openssl_get_ssl(s->bev[i]) == NULL &&
+		              bufferevent_get_underlying(s->bev[i]) == NULL &&
 		              bufferevent_getfd(s->bev[i]) >= 0;
 		bufferevent_set_timeouts(s->bev[i], NULL, NULL);
 		bufferevent_setwatermark(s->bev[i], EV_READ, 0, 0);

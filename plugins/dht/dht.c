@@ -1584,10 +1584,11 @@ dht_fini(void *state)
 		h->nqueued = 0;
 		pending = h->pump_queued;
 		pthread_mutex_unlock(&h->mu);
-		/* A pump still queued runs later only if the loop goes on;
-		 * when the core is stopping (call_on_loop refuses) it never
-		 * runs, so its reference is dropped here. */
-		if (pending && stopping) {
+		/* A pump still queued never runs: the core drops the calls
+		 * a plugin queued once it has stopped (plugin.h), whether
+		 * hlcore is stopping or the plugin was turned off. So its
+		 * reference is dropped here. */
+		if (pending) {
 			pthread_mutex_lock(&h->mu);
 			h->pump_queued = 0;
 			h->refs--;

@@ -45,9 +45,12 @@ struct service_ctx {
 	SSL_CTX *ctx;
 };
 
+/* A handshake must end 10 s after it began: bufferevent timeouts alone
+ * restart with every byte, so a peer trickling bytes could hold it open. */
 struct accepting {
 	struct tls *tls;
 	struct bufferevent *bev;
+	struct event *deadline;
 	char peer[ADDR_MAX];
 	struct accepting *next, **prevp;
 };
@@ -55,6 +58,7 @@ struct accepting {
 struct hl_dial {
 	struct tls *tls;
 	struct bufferevent *bev;
+	struct event *deadline;
 	hl_dial_cb cb;
 	void *arg;
 	char addr[ADDR_MAX];
@@ -154,7 +158,24 @@ dial_unlink_free(struct hl_dial *d)
 	*d->prevp = d->next;
 	if (d->bev != NULL)
 		bufferevent_free(d->bev);
+	if (d->deadline != NULL)
+		event_free(d->deadline);
 	free(d);
+}
+
+static void
+dial_deadline_callback(evutil_socket_t fd, short what, void *arg)
+{
+	struct hl_dial *d = arg;
+	char err[128];
+
+	(void)fd;
+	(void)what;
+	snprintf(err, sizeof err,
+	         "no TLS connection within %d s (host down or unreachable?)",
+	         HANDSHAKE_TIMEOUT_SEC);
+	d->cb(d->arg, NULL, NULL, 0, err);
+	dial_unlink_free(d);
 }
 
 static void
@@ -233,6 +254,9 @@ tls_dial(void *state, const char *keyhash, const char *addr, hl_dial_cb cb,
 	d->tls = t;
 	d->cb = cb;
 	d->arg = arg;
+	d->deadline = evtimer_new(t->base, dial_deadline_callback, d);
+	if (d->deadline != NULL)
+		evtimer_add(d->deadline, &tv);
 	snprintf(d->addr, sizeof d->addr, "%s", addr);
 	d->next = t->dials;
 	if (d->next)
@@ -277,7 +301,22 @@ accepting_free(struct accepting *a)
 	a->tls->naccepting--;
 	if (a->bev != NULL)
 		bufferevent_free(a->bev);
+	if (a->deadline != NULL)
+		event_free(a->deadline);
 	free(a);
+}
+
+static void
+accept_deadline_callback(evutil_socket_t fd, short what, void *arg)
+{
+	struct accepting *a = arg;
+
+	(void)fd;
+	(void)what;
+	a->tls->svc->log(a->tls->self, HL_LOG_DEBUG,
+	                 "handshake with %s took over %d s: closed", a->peer,
+	                 HANDSHAKE_TIMEOUT_SEC);
+	accepting_free(a);
 }
 
 static void
@@ -377,6 +416,9 @@ listener_accept_callback(struct evconnlistener *l, evutil_socket_t fd,
 	}
 	bufferevent_openssl_set_allow_dirty_shutdown(a->bev, 1);
 	a->tls = t;
+	a->deadline = evtimer_new(t->base, accept_deadline_callback, a);
+	if (a->deadline != NULL)
+		evtimer_add(a->deadline, &tv);
 	{
 		/* A printable peer address for the logs. */
 		char ip[64] = "?";

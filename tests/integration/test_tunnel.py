@@ -152,10 +152,16 @@ def start_nodes():
 
 
 def case_same_identity():
+    # The log names the service by its keyhash, never its password.
+    url = S["auto"]["url"]
+    pw, rest = url[len("http://"):].split("-", 1)
+    want = "http://<password>-" + rest
     m = server.wait_log(r"serving auto .* at (\S+)")
-    check(m is not None and m.group(1) == S["auto"]["url"],
-          "the URL the running daemon logs for auto", S["auto"]["url"],
+    check(m is not None and m.group(1) == want,
+          "the URL the running daemon logs for auto", want,
           m.group(0) if m else server.log()[-2000:])
+    check(pw not in server.log(), "the daemon's log",
+          "no trace of the password", "the password %r" % pw)
 
 
 # ---- through the tunnel ----

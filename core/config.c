@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -612,9 +613,12 @@ done:
 
 static const char *const top_keys[] = {
     "state_dir", "log",      "proxy", "plugin_dir", "plugins_strict",
-    "plugins",   "services", "peers", NULL};
+    "plugins",   "services", "peers", "limits",     NULL};
 static const char *const log_keys[] = {"level", NULL};
 static const char *const proxy_keys[] = {"listen", NULL};
+static const char *const limits_keys[] = {
+    "idle_timeout",        "tunnels", "tunnels_per_peer",
+    "tunnels_per_service", "routes",  NULL};
 static const char *const service_keys[] = {
     "target", "title", "password", "cert", "lan_announce_password", NULL};
 
@@ -836,6 +840,75 @@ check_proxy(struct ctx *x, struct hl__config *cfg, const struct hl_conf *m)
 	cfg->proxy_listen = strdup(s);
 	if (cfg->proxy_listen == NULL)
 		err(x, l, "out of memory");
+}
+
+/*
+ * A whole number from min to max into *out, or `auto` (*out = -1) when
+ * allow_auto. Returns 0, or -1 after reporting.
+ */
+static int
+want_count(struct ctx *x, const struct hl_conf *c, const char *what, long min,
+           long max, int allow_auto, long *out)
+{
+	const char *s = want_str(x, c, what, "a whole number");
+	char q[72], *end;
+	long v;
+
+	if (s == NULL)
+		return -1;
+	if (allow_auto && strcasecmp(s, "auto") == 0) {
+		*out = -1;
+		return 0;
+	}
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (s[0] < '0' || s[0] > '9' || *end != '\0' || errno != 0 || v < min ||
+	    v > max) {
+		err(x, c, "%s is %s, not a whole number from %ld to %ld%s",
+		    what, Q(s, q), min, max,
+		    allow_auto ? " (or auto: sized from the descriptor limit)"
+		               : "");
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static void
+check_limits(struct ctx *x, struct hl__config *cfg, const struct hl_conf *m)
+{
+	static const struct {
+		const char *key;
+		long min, max;
+		int allow_auto;
+		size_t off;
+	} items[] = {
+	    {"idle_timeout", 0, 30L * 86400, 0,
+	     offsetof(struct hl__limits_conf, idle_timeout)},
+	    {"tunnels", 1, 1L << 24, 1,
+	     offsetof(struct hl__limits_conf, tunnels)},
+	    {"tunnels_per_peer", 1, 1L << 24, 1,
+	     offsetof(struct hl__limits_conf, per_peer)},
+	    {"tunnels_per_service", 1, 1L << 24, 1,
+	     offsetof(struct hl__limits_conf, per_service)},
+	    {"routes", 1, 1L << 20, 1,
+	     offsetof(struct hl__limits_conf, routes)},
+	};
+
+	if (!want_map(x, m, "\"limits\"", "{ idle_timeout: 10800 }"))
+		return;
+	check_keys(x, m, "limits", limits_keys);
+	for (size_t i = 0; i < sizeof items / sizeof items[0]; i++) {
+		const struct hl_conf *v = hl__conf_get(m, items[i].key);
+		char what[64];
+
+		if (v == NULL)
+			continue;
+		snprintf(what, sizeof what, "limits %s", items[i].key);
+		want_count(x, v, what, items[i].min, items[i].max,
+		           items[i].allow_auto,
+		           (long *)((char *)&cfg->limits + items[i].off));
+	}
 }
 
 static int
@@ -1228,6 +1301,8 @@ check_config(struct ctx *x, struct hl__config *cfg)
 			check_services(x, cfg, v);
 		} else if (strcmp(k, "peers") == 0) {
 			check_peers(x, cfg, v);
+		} else if (strcmp(k, "limits") == 0) {
+			check_limits(x, cfg, v);
 		} else {
 			unknown_key(x, to_node(root), i, NULL, top_keys);
 		}
@@ -1264,6 +1339,9 @@ hl__config_parse(const char *file, const char *buf, size_t len, FILE *errs,
 	}
 	x.file = cfg->file;
 	cfg->log_level = HL_LOG_INFO;
+	cfg->limits.idle_timeout = HL_IDLE_TIMEOUT_DEFAULT;
+	cfg->limits.tunnels = cfg->limits.per_peer = -1;
+	cfg->limits.per_service = cfg->limits.routes = -1;
 	cfg->state_dir = strdup(DEFAULT_STATE_DIR);
 	cfg->proxy_listen = strdup(DEFAULT_PROXY_LISTEN);
 	if (cfg->state_dir == NULL || cfg->proxy_listen == NULL) {

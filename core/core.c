@@ -527,6 +527,18 @@ hl__core_available_plugins(struct hl__core *c,
 	}
 }
 
+#define SEEN_MAX 256
+#define SEEN_PER_HOST 16
+
+/* The length of the host part of "ip:port" / "[v6]:port". */
+static size_t
+seen_host_len(const char *addr)
+{
+	const char *colon = strrchr(addr, ':');
+
+	return colon != NULL ? (size_t)(colon - addr) : strlen(addr);
+}
+
 void
 hl__core_service_seen(struct hl__core *c, struct hl_plugin *from,
                       const char *title, const char *label, const char *addr)
@@ -549,8 +561,28 @@ hl__core_service_seen(struct hl__core *c, struct hl_plugin *from,
 		if (strcmp(s->label, label) == 0 && strcmp(s->addr, addr) == 0)
 			break;
 	if (s == NULL) {
-		if (c->nseen >= 256)
+		/* Announces are hints from the network: one host gets a
+		 * share of the table, and a full table forgets its oldest
+		 * entry rather than everything new. */
+		struct hl__seen **oldest = NULL;
+		size_t same_host = 0, hl = seen_host_len(addr);
+		for (pp = &c->seen; *pp != NULL; pp = &(*pp)->next) {
+			if (seen_host_len((*pp)->addr) == hl &&
+			    strncmp((*pp)->addr, addr, hl) == 0)
+				same_host++;
+			if (oldest == NULL || (*pp)->last <= (*oldest)->last)
+				oldest = pp;
+		}
+		if (same_host >= SEEN_PER_HOST) {
+			c->stats.hints_dropped++;
 			return;
+		}
+		if (c->nseen >= SEEN_MAX && oldest != NULL) {
+			s = *oldest;
+			*oldest = s->next;
+			free(s);
+			c->nseen--;
+		}
 		s = calloc(1, sizeof *s);
 		if (s == NULL)
 			return;

@@ -64,7 +64,8 @@ struct hl__stats {
 	unsigned long tunnels_in, tunnels_out;
 	unsigned long bad_password, bad_oob, backend_failed;
 	unsigned long proxy_bad_request, proxy_no_route;
-	unsigned long refused_busy; /* tunnels refused: too many waiting */
+	unsigned long refused_busy; /* tunnels refused at a cap ("busy") */
+	unsigned long hints_dropped; /* addresses over a source's share */
 };
 
 struct hl__core {
@@ -90,6 +91,50 @@ struct hl__core {
 	size_t nseen;
 	struct hl_conf empty_conf; /* for plugins enabled with no settings */
 };
+
+/* ---- limits.c: what one node holds ---- */
+struct hl__limits {
+	long nofile; /* the soft descriptor limit, once raised */
+	long tunnels, per_peer, per_service; /* tunnels served */
+	long auth, auth_per_peer; /* of those, still authenticating */
+	long proxy_conns; /* browser connections the proxy holds */
+	long routes; /* the proxy's routes in progress */
+	long idle_timeout; /* seconds; 0: never */
+};
+extern struct hl__limits hl__limits;
+/* Raise the soft descriptor limit to the hard one, size the caps from it
+ * (or take the config's) and log both. */
+void hl__limits_init(const struct hl__config *cfg);
+/* The sweep that logs wrong-password counts and forgets idle sources. */
+int hl__limits_start(struct event_base *base);
+void hl__limits_stop(void);
+
+/* One peer address (the IP, without the port) as the limits see it. */
+struct hl__source {
+	char host[HL_PEER_MAX];
+	long auth; /* tunnels served to it, still authenticating */
+	long tunnels; /* tunnels served to it, established */
+	int pw_fails; /* wrong passwords in a row */
+	long long pw_next; /* in backoff: no check before (monotonic ms) */
+	time_t pw_last; /* the last wrong password */
+	unsigned long pw_unlogged; /* wrong passwords not yet logged */
+	time_t pw_logged;
+	struct hl__source *next;
+};
+/* The record of the address of peer ("ip:port", "[v6]:port"), created
+ * when new; NULL when the table is full. */
+struct hl__source *hl__source_get(const char *peer);
+/* Forget s if nothing refers to it any more. */
+void hl__source_put(struct hl__source *s);
+/* Milliseconds the next password check from s must wait (0: now);
+ * reserves that turn, so that checks in backoff go one at a time. */
+long hl__source_pw_wait(struct hl__source *s);
+/* Seconds until the checks already waiting from s are done (0: none). */
+long hl__source_pw_backlog(const struct hl__source *s);
+/* A password check from s came out ok (1) or wrong (0). Returns 1 when
+ * the caller logs this wrong password itself (the first of a minute);
+ * the others are counted in one line per source per minute. */
+int hl__source_pw_result(struct hl__source *s, int ok);
 
 /* ---- core.c ---- */
 /*
@@ -155,6 +200,10 @@ typedef char *(*hl__splice_cb)(void *arg, int closed_side, size_t a_to_b,
                                size_t b_to_a);
 struct hl__splice *hl__splice_new(struct bufferevent *a, struct bufferevent *b,
                                   hl__splice_cb cb, void *arg);
+/* The idle timeout's sweep (hl__limits.idle_timeout): a splice that
+ * moved nothing for that long ends as if side a had closed. */
+int hl__splice_start(struct event_base *base);
+void hl__splice_stop(void);
 
 /* What a splice carries, for the admin panel. */
 struct hl__tunnel_info {
@@ -218,6 +267,7 @@ void hl__peercache_free(void);
 void hl__server_incoming(struct hl__core *c, struct bufferevent *bev,
                          const char *keyhash, const char *peer,
                          const char *via);
+void hl__server_free(void);
 
 /* ---- proxy.c: the browser-facing proxy ---- */
 int hl__proxy_start(struct hl__core *c, const char *listen);

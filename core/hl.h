@@ -88,6 +88,17 @@ struct hl__peer_conf {
 	const struct hl_conf *node;
 };
 
+/* limits: what one node holds; -1: sized from the descriptor limit. */
+#define HL_IDLE_TIMEOUT_DEFAULT (3L * 3600)
+struct hl__limits_conf {
+	long idle_timeout; /* seconds an established tunnel may be silent; 0:
+	                      never */
+	long tunnels; /* tunnels served at once, authenticating or not */
+	long per_peer; /* of those, from one peer address */
+	long per_service; /* of those, to one service */
+	long routes; /* the proxy's routes in progress */
+};
+
 struct hl__config {
 	char *file;
 	struct hl_conf *root;
@@ -103,6 +114,7 @@ struct hl__config {
 	size_t nservices;
 	struct hl__peer_conf *peers;
 	size_t npeers;
+	struct hl__limits_conf limits;
 };
 
 /*
@@ -189,6 +201,10 @@ struct hl__oob {
 	char password[HL_PASSWORD_MAX + 1]; /* "" when absent */
 	int has_password;
 	char *wanhosts; /* NULL when absent; malloc'd */
+	/* hlcore's refusal at a cap ("busy"): why, and when to try again. */
+	int is_busy;
+	char busy[200];
+	int retry_ms;
 };
 
 /* Parse one OOB line (without its '\n'): a JSON object; unknown fields
@@ -199,6 +215,10 @@ void hl__oob_clear(struct hl__oob *oob);
 /* The lines to send, each ending in '\n'; malloc'd. */
 char *hl__oob_server_line(const char *wanhosts); /* NULL/"" -> "{}\n" */
 char *hl__oob_client_line(const char *password); /* NULL/"" -> "{}\n" */
+/* The server's line when it refuses a tunnel at a cap: WANHosts as usual
+ * (when any), "busy" saying why and "retry_ms" when to try again; the
+ * server closes the tunnel once it has gone out. */
+char *hl__oob_busy_line(const char *wanhosts, const char *why, int retry_ms);
 /*
  * Split a WANHosts value ("a:1,[v6]:2") into at most max well-formed
  * addresses, each copied into out[i] (HL_ADDR_MAX bytes). Returns the

@@ -180,6 +180,10 @@ cmd_run(struct hl__core *c)
 		return 1;
 	if (load_identities(c) != 0)
 		return 1;
+	/* Before any plugin starts: they size their own caps from it. */
+	hl__limits_init(c->cfg);
+	if (hl__limits_start(c->base) != 0 || hl__splice_start(c->base) != 0)
+		return 1;
 	if (hl__peercache_load(c->cfg->state_dir) != 0)
 		hl__warn("cannot read %s/peers.cache: %s (starting with no "
 		         "remembered addresses)",
@@ -235,6 +239,9 @@ out:
 	hl__peercache_save();
 	hl__peercache_free();
 	hl__status_free();
+	hl__splice_stop();
+	hl__server_free();
+	hl__limits_stop();
 	return rc;
 }
 

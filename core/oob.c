@@ -49,6 +49,26 @@ hl__oob_parse(const char *line, size_t len, struct hl__oob *out)
 			goto bad;
 		memcpy(out->wanhosts, s, n + 1);
 	}
+
+	/* hlcore's refusal at a cap: {"busy":"<why>","retry_ms":N}. */
+	v = json_object_get(root, "busy");
+	if (v != NULL) {
+		const char *s = json_string_value(v);
+		size_t n = json_string_length(v);
+		if (!json_is_string(v) || strlen(s) != n ||
+		    n >= sizeof out->busy)
+			goto bad;
+		memcpy(out->busy, s, n + 1);
+		out->is_busy = 1;
+		out->retry_ms = 500;
+	}
+	v = json_object_get(root, "retry_ms");
+	if (v != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+		    json_integer_value(v) > 60000)
+			goto bad;
+		out->retry_ms = (int)json_integer_value(v);
+	}
 	json_decref(root);
 	return 0;
 bad:
@@ -106,6 +126,37 @@ char *
 hl__oob_client_line(const char *password)
 {
 	return one_field_line("password", password);
+}
+
+char *
+hl__oob_busy_line(const char *wanhosts, const char *why, int retry_ms)
+{
+	json_t *obj = json_object();
+	char *js = NULL, *line = NULL;
+	size_t n;
+
+	if (obj == NULL)
+		return NULL;
+	if ((wanhosts != NULL && wanhosts[0] != '\0' &&
+	     json_object_set_new(obj, "WANHosts", json_string(wanhosts)) !=
+	         0) ||
+	    json_object_set_new(obj, "busy", json_string(why)) != 0 ||
+	    json_object_set_new(obj, "retry_ms", json_integer(retry_ms)) != 0)
+		goto out;
+	js = json_dumps(obj, JSON_COMPACT);
+	if (js == NULL)
+		goto out;
+	n = strlen(js);
+	line = malloc(n + 2);
+	if (line != NULL) {
+		memcpy(line, js, n);
+		line[n] = '\n';
+		line[n + 1] = '\0';
+	}
+out:
+	free(js);
+	json_decref(obj);
+	return line;
 }
 
 size_t

@@ -6,10 +6,12 @@
  * keep-alive requests keep flowing. Every failure gets a page that says
  * what went wrong.
  */
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -19,7 +21,26 @@
 
 struct hl__proxy {
 	struct evconnlistener *listener;
+	/* Descriptors ran out: not accepting for pause_ms. */
+	struct event *pause_ev;
+	int pause_ms;
+	unsigned long emfile; /* accepts that failed for lack of them */
+	int full; /* disabled: hl__limits.proxy_conns connections held */
+	time_t full_logged; /* a line a minute about it at most */
+	unsigned long full_times;
 };
+
+/* How long a browser's request may wait for a route slot or for a busy
+ * service, before it gets a 503. */
+#define SLOT_WAIT_SEC 15
+/* A 400/431 page goes out, then the rest of the request is read and
+ * dropped for this long, so that the browser sees the page, not a reset. */
+#define LINGER_MS 2000
+#define LINGER_MAX (256 * 1024)
+
+static long nconns; /* proxy connections held, spliced ones included */
+static long nroutes; /* routes in progress */
+static struct proxy_conn *queue, **queue_tail = &queue; /* for a slot */
 
 struct proxy_conn {
 	struct hl__live live; /* first: the list hands back this pointer */
@@ -33,19 +54,111 @@ struct proxy_conn {
 	/* The request head must be complete 10 s after the connection, not
 	 * 10 s after its last byte. */
 	struct event *head_deadline;
+	/* Waiting for a route slot or a busy service's retry, or lingering
+	 * after an error page: one timer, made when needed. */
+	struct event *wait;
+	time_t give_up; /* no more waiting for a slot after this */
+	struct proxy_conn *qnext; /* in `queue` */
+	int queued;
+	int linger; /* read and drop the rest after the error page */
+	size_t lingered;
+	char busy[200]; /* why the service was busy, for the 503 page */
 };
+
+static void start_route(struct proxy_conn *pc);
+
+static void
+listener_update(struct hl__core *c)
+{
+	struct hl__proxy *p = c->proxy;
+
+	if (p == NULL || p->pause_ms > 0)
+		return;
+	if (!p->full && nconns >= hl__limits.proxy_conns) {
+		time_t now = time(NULL);
+		p->full = 1;
+		p->full_times++;
+		evconnlistener_disable(p->listener);
+		if (now - p->full_logged >= 60) {
+			hl__warn(
+			    "proxy: %ld connections held, the maximum "
+			    "(%lu times in the last minute): new ones wait "
+			    "in the kernel's queue",
+			    nconns, p->full_times);
+			p->full_logged = now;
+			p->full_times = 0;
+		}
+	} else if (p->full && nconns < hl__limits.proxy_conns * 9 / 10) {
+		p->full = 0;
+		evconnlistener_enable(p->listener);
+	}
+}
+
+static void
+queue_remove(struct proxy_conn *pc)
+{
+	struct proxy_conn **pp;
+
+	if (!pc->queued)
+		return;
+	for (pp = &queue; *pp != pc; pp = &(*pp)->qnext)
+		;
+	*pp = pc->qnext;
+	if (queue_tail == &pc->qnext)
+		queue_tail = pp;
+	pc->queued = 0;
+}
+
+/* A route ended: the first waiting requests take the free slots, from
+ * the loop (this may run inside a plugin's call to the router). */
+static struct event *dequeue_ev;
+
+static void
+dequeue_callback(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	while (queue != NULL && nroutes < hl__limits.routes) {
+		struct proxy_conn *pc = queue;
+		queue_remove(pc);
+		start_route(pc);
+	}
+}
+
+static void
+route_released(void)
+{
+	nroutes--;
+	if (queue != NULL && dequeue_ev != NULL)
+		event_active(dequeue_ev, EV_TIMEOUT, 0);
+}
+
+/* The memory of a proxy connection, whoever holds it (the splice too). */
+static void
+conn_release(struct hl__core *c, struct proxy_conn *pc)
+{
+	if (pc->wait != NULL)
+		event_free(pc->wait);
+	free(pc);
+	nconns--;
+	listener_update(c);
+}
 
 static void
 conn_free(struct proxy_conn *pc)
 {
 	hl__live_remove(&pc->live);
+	queue_remove(pc);
 	if (pc->head_deadline != NULL)
 		event_free(pc->head_deadline);
-	if (pc->route != NULL)
+	if (pc->route != NULL) {
 		hl__route_cancel(pc->route);
+		route_released();
+	}
 	if (pc->browser != NULL)
 		bufferevent_free(pc->browser);
-	free(pc);
+	conn_release(pc->core, pc);
 }
 
 static char *
@@ -110,13 +223,54 @@ error_response(int status, const char *reason, const char *title,
 	return resp;
 }
 
+static void close_event_callback(struct bufferevent *bev, short what,
+                                 void *arg);
+
+static void
+linger_read_callback(struct bufferevent *bev, void *arg)
+{
+	struct proxy_conn *pc = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	pc->lingered += evbuffer_get_length(in);
+	evbuffer_drain(in, evbuffer_get_length(in));
+	if (pc->lingered > LINGER_MAX)
+		conn_free(pc);
+}
+
+static void
+linger_done_callback(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	conn_free(arg);
+}
+
 static void
 close_after_write_callback(struct bufferevent *bev, void *arg)
 {
-	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
-		struct proxy_conn *pc = arg;
+	struct proxy_conn *pc = arg;
+	struct timeval tv = {LINGER_MS / 1000, (LINGER_MS % 1000) * 1000};
+
+	if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
+		return;
+	/* Closing with unread bytes would send a reset, and the browser
+	 * could drop the page before showing it: say we are done writing,
+	 * then read and drop what the browser still sends, for a while. */
+	if (pc->linger && pc->wait == NULL)
+		pc->wait =
+		    evtimer_new(pc->core->base, linger_done_callback, pc);
+	if (!pc->linger || pc->wait == NULL) {
 		conn_free(pc);
+		return;
 	}
+	shutdown(bufferevent_getfd(bev), SHUT_WR);
+	evtimer_add(pc->wait, &tv);
+	bufferevent_setwatermark(bev, EV_READ, 0, 0);
+	bufferevent_setcb(bev, linger_read_callback, NULL, close_event_callback,
+	                  pc);
+	bufferevent_disable(bev, EV_WRITE);
+	bufferevent_enable(bev, EV_READ);
 }
 
 static void
@@ -139,6 +293,9 @@ conn_reply_error(struct proxy_conn *pc, int status, const char *reason,
 		event_free(pc->head_deadline);
 		pc->head_deadline = NULL;
 	}
+	if (pc->wait != NULL)
+		evtimer_del(pc->wait);
+	pc->linger = status == 400 || status == 431;
 	if (resp == NULL) {
 		conn_free(pc);
 		return;
@@ -172,8 +329,71 @@ proxy_splice_callback(void *arg, int closed_side, size_t a_to_b, size_t b_to_a)
 		    "node closed it without sending anything back. Either "
 		    "the password in the URL is wrong (or missing), or the "
 		    "service's backend is not running.");
-	free(pc);
+	conn_release(pc->core, pc);
 	return resp;
+}
+
+static void
+give_up_busy(struct proxy_conn *pc)
+{
+	char text[600];
+
+	snprintf(text, sizeof text,
+	         "The service %s is reachable, but its node is at a limit "
+	         "and asked to try again later%s%s%s. This proxy waited "
+	         "%d s for a slot. Reload in a moment.",
+	         pc->keyhash, pc->busy[0] ? " (\"" : "", pc->busy,
+	         pc->busy[0] ? "\")" : "", SLOT_WAIT_SEC);
+	conn_reply_error(pc, 503, "Service Unavailable", "The service is busy",
+	                 text);
+}
+
+static void
+retry_callback(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy_conn *pc = arg;
+
+	(void)fd;
+	(void)what;
+	if (pc->queued) { /* still no route slot */
+		char text[300];
+		queue_remove(pc);
+		snprintf(text, sizeof text,
+		         "This proxy has %ld routes in progress, its maximum "
+		         "(limits routes), and no slot came free within %d s. "
+		         "Reload in a moment.",
+		         nroutes, SLOT_WAIT_SEC);
+		conn_reply_error(pc, 503, "Service Unavailable",
+		                 "Too many requests at once", text);
+		return;
+	}
+	start_route(pc);
+}
+
+/* Start the route again after ms (with some jitter), if there is time. */
+static void
+retry_later(struct proxy_conn *pc, int ms)
+{
+	struct timeval tv;
+
+	if (ms < 50)
+		ms = 50;
+	if (ms > 2000)
+		ms = 2000;
+	ms += (int)(random() % 50); /* not all at once */
+	if (time(NULL) + (ms + 999) / 1000 > pc->give_up) {
+		give_up_busy(pc);
+		return;
+	}
+	if (pc->wait == NULL)
+		pc->wait = evtimer_new(pc->core->base, retry_callback, pc);
+	if (pc->wait == NULL) {
+		give_up_busy(pc);
+		return;
+	}
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(pc->wait, &tv);
 }
 
 static void
@@ -199,6 +419,17 @@ proxy_oob_callback(void *arg, struct bufferevent *tunnel, struct hl__oob *oob,
 	}
 	if (oob->wanhosts != NULL && oob->wanhosts[0] != '\0')
 		hl__peercache_learn(pc->keyhash, oob->wanhosts);
+	if (oob->is_busy) {
+		/* The service's node is at a cap: wait and try again. */
+		bufferevent_free(tunnel);
+		snprintf(pc->busy, sizeof pc->busy, "%s", oob->busy);
+		retry_later(pc, oob->retry_ms);
+		return;
+	}
+	if (pc->wait != NULL) {
+		event_free(pc->wait);
+		pc->wait = NULL;
+	}
 	browser = pc->browser;
 	pc->browser = NULL;
 	/* The splice owns pc from here; it frees it when it ends. */
@@ -207,7 +438,7 @@ proxy_oob_callback(void *arg, struct bufferevent *tunnel, struct hl__oob *oob,
 	if (sp == NULL) {
 		bufferevent_free(browser);
 		bufferevent_free(tunnel);
-		free(pc);
+		conn_release(pc->core, pc);
 		return;
 	}
 	memset(&info, 0, sizeof info);
@@ -227,6 +458,7 @@ proxy_route_callback(void *arg, struct bufferevent *tunnel, const char *via,
 	char *line, text[16384];
 
 	pc->route = NULL;
+	route_released();
 	if (tunnel == NULL) {
 		snprintf(
 		    text, sizeof text,
@@ -300,10 +532,40 @@ head_read_callback(struct bufferevent *bev, void *arg)
 	event_free(pc->head_deadline);
 	pc->head_deadline = NULL;
 	hl__debug("proxy: %s asks for %.8s", pc->peer, pc->keyhash);
+	pc->give_up = time(NULL) + SLOT_WAIT_SEC;
+	start_route(pc);
+}
+
+/* Find a tunnel for pc, or wait for a route slot (a web page can start
+ * hundreds of requests at once). */
+static void
+start_route(struct proxy_conn *pc)
+{
+	if (nroutes >= hl__limits.routes) {
+		struct timeval tv = {pc->give_up - time(NULL), 0};
+		if (pc->wait == NULL)
+			pc->wait =
+			    evtimer_new(pc->core->base, retry_callback, pc);
+		if (pc->wait == NULL || tv.tv_sec <= 0) {
+			retry_callback(-1, 0, pc);
+			return;
+		}
+		pc->queued = 1;
+		pc->qnext = NULL;
+		*queue_tail = pc;
+		queue_tail = &pc->qnext;
+		evtimer_add(pc->wait, &tv);
+		return;
+	}
+	if (pc->wait != NULL)
+		evtimer_del(pc->wait);
+	nroutes++;
 	pc->route =
 	    hl__route_start(pc->core, pc->keyhash, proxy_route_callback, pc);
-	if (pc->route == NULL)
+	if (pc->route == NULL) {
+		nroutes--;
 		conn_free(pc);
+	}
 }
 
 static void
@@ -350,7 +612,10 @@ proxy_accept_callback(struct evconnlistener *l, evutil_socket_t fd,
 		evutil_closesocket(fd);
 		return;
 	}
+	c->proxy->pause_ms = 0; /* descriptors again */
+	nconns++;
 	pc->core = c;
+	listener_update(c);
 	hl__live_add(&pc->live, conn_abort);
 	/* Answers go back to the browser as they come, not after a
 	 * delayed ACK. */
@@ -360,7 +625,7 @@ proxy_accept_callback(struct evconnlistener *l, evutil_socket_t fd,
 	    bufferevent_socket_new(c->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (pc->browser == NULL) {
 		evutil_closesocket(fd);
-		free(pc);
+		conn_free(pc); /* it is on the live list already */
 		return;
 	}
 	bufferevent_setwatermark(pc->browser, EV_READ, 0, HL_HTTP_HEAD_MAX);
@@ -374,6 +639,52 @@ proxy_accept_callback(struct evconnlistener *l, evutil_socket_t fd,
 	}
 	evtimer_add(pc->head_deadline, &tv);
 	bufferevent_enable(pc->browser, EV_READ | EV_WRITE);
+}
+
+static void
+pause_done_callback(evutil_socket_t fd, short what, void *arg)
+{
+	struct hl__core *c = arg;
+
+	(void)fd;
+	(void)what;
+	/* pause_ms stays until an accept succeeds: a failure right away
+	 * pauses twice as long. */
+	if (!c->proxy->full)
+		evconnlistener_enable(c->proxy->listener);
+}
+
+/*
+ * accept() failed. Out of descriptors, the listening socket stays
+ * readable and libevent would call accept() again at once, forever: stop
+ * accepting for a short pause that grows while it lasts (50 ms to 2 s),
+ * log once a pause, and resume by itself.
+ */
+static void
+accept_error_callback(struct evconnlistener *l, void *arg)
+{
+	struct hl__core *c = arg;
+	struct hl__proxy *p = c->proxy;
+	int e = EVUTIL_SOCKET_ERROR();
+	struct timeval tv;
+
+	if (e != EMFILE && e != ENFILE && e != ENOBUFS && e != ENOMEM) {
+		hl__warn("proxy: accept failed: %s",
+		         evutil_socket_error_to_string(e));
+		return;
+	}
+	p->emfile++;
+	p->pause_ms = p->pause_ms == 0      ? 50
+	              : p->pause_ms >= 1000 ? 2000
+	                                    : p->pause_ms * 2;
+	evconnlistener_disable(l);
+	hl__warn("proxy: out of descriptors (%s; %lu times so far, %ld "
+	         "connections held): not accepting for %d ms",
+	         evutil_socket_error_to_string(e), p->emfile, nconns,
+	         p->pause_ms);
+	tv.tv_sec = p->pause_ms / 1000;
+	tv.tv_usec = (p->pause_ms % 1000) * 1000;
+	evtimer_add(p->pause_ev, &tv);
 }
 
 int
@@ -401,6 +712,13 @@ hl__proxy_start(struct hl__core *c, const char *listen)
 		c->proxy = NULL;
 		return -1;
 	}
+	c->proxy->pause_ev = evtimer_new(c->base, pause_done_callback, c);
+	dequeue_ev = evtimer_new(c->base, dequeue_callback, NULL);
+	if (c->proxy->pause_ev == NULL || dequeue_ev == NULL) {
+		hl__proxy_stop(c);
+		return -1;
+	}
+	evconnlistener_set_error_cb(c->proxy->listener, accept_error_callback);
 	c->proxy_port = ntohs(ss.ss_family == AF_INET6
 	                          ? ((struct sockaddr_in6 *)&ss)->sin6_port
 	                          : ((struct sockaddr_in *)&ss)->sin_port);
@@ -414,6 +732,11 @@ hl__proxy_stop(struct hl__core *c)
 	if (c->proxy == NULL)
 		return;
 	evconnlistener_free(c->proxy->listener);
+	if (c->proxy->pause_ev != NULL)
+		event_free(c->proxy->pause_ev);
+	if (dequeue_ev != NULL)
+		event_free(dequeue_ev);
+	dequeue_ev = NULL;
 	free(c->proxy);
 	c->proxy = NULL;
 }

@@ -18,6 +18,10 @@
 #define STAGGER_MS 250
 #define ROUTE_DEADLINE_SEC 15
 #define ROUTE_MAX_ATTEMPTS 64
+/* Addresses from the network (a DHT record, LAN answers) are hints: each
+ * source gets this many in a route, so that no source can use up its
+ * attempts. The config's peers: and this node's own are not bounded. */
+#define ROUTE_MAX_PER_SOURCE 16
 
 enum attempt_state { PENDING, RUNNING, DONE };
 
@@ -81,6 +85,27 @@ attempt_before(const struct attempt *a, const struct attempt *b)
 	return a->seq < b->seq;
 }
 
+/* How many other addresses source gave r (0 when addr is one of them). */
+static int
+from_source(const struct hl__route *r, const char *source, const char *addr)
+{
+	int n = 0;
+
+	for (const struct attempt *a = r->attempts; a != NULL; a = a->next) {
+		if (strcmp(a->source, source) != 0)
+			continue;
+		if (strcmp(a->addr, addr) == 0)
+			return 0;
+		/* Count each address once, whatever the transports. */
+		const struct attempt *b = r->attempts;
+		while (b != a && strcmp(b->addr, a->addr) != 0)
+			b = b->next;
+		if (b == a)
+			n++;
+	}
+	return n;
+}
+
 static void
 route_add_candidate(struct hl__route *r, const char *addr, const char *source)
 {
@@ -93,6 +118,14 @@ route_add_candidate(struct hl__route *r, const char *addr, const char *source)
 		hl__debug("route %.8s: ignoring malformed address \"%s\" from "
 		          "%s",
 		          r->keyhash, addr, source);
+		return;
+	}
+	if (strcmp(source, "peers:") != 0 && strcmp(source, "this node") != 0 &&
+	    from_source(r, source, addr) >= ROUTE_MAX_PER_SOURCE) {
+		r->core->stats.hints_dropped++;
+		hl__debug("route %.8s: %s gave more than %d addresses: "
+		          "ignoring \"%s\"",
+		          r->keyhash, source, ROUTE_MAX_PER_SOURCE, addr);
 		return;
 	}
 	for (struct hl_plugin *t = r->core->plugins; t != NULL; t = t->next) {

@@ -11,6 +11,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <sodium.h>
 
 #include "daemon.h"
 
@@ -18,66 +19,189 @@ struct incoming {
 	struct hl__live live; /* first: the list hands back this pointer */
 	struct hl__core *core;
 	struct hl__identity *id;
+	struct hl__source *src; /* the peer's address, for the caps */
 	struct bufferevent *tunnel;
 	struct bufferevent *backend;
+	struct event *pw_wait; /* in password backoff: the turn to check */
+	char password[HL_PASSWORD_MAX + 1]; /* the client's, while it waits */
+	int has_password;
+	int established; /* spliced: counted as a tunnel, not authenticating */
 	char peer[HL_PEER_MAX];
 	const char *target; /* the backend's host:port, from the config */
 	char via[32]; /* the transport plugin that brought it */
-	struct incoming *next, **prevp; /* before the splice: `waiting` */
 };
 
 /*
- * Tunnels not yet spliced: still in the OOB exchange (no password yet) or
- * connecting the backend. Bounded in all and per client address, so that
- * peers holding tunnels open before authenticating cannot use up the
- * node's descriptors.
+ * Every tunnel served counts against the caps (hl__limits): in all, per
+ * peer address (hl__source) and per service; those still authenticating
+ * (the OOB exchange, the password, the backend's connect) have tighter
+ * caps of their own, so that peers holding tunnels open before
+ * authenticating cannot use up the node's descriptors. At a cap the
+ * client is told so ("busy", with when to try again) at once: an hlcore
+ * client waits and tries again instead of failing.
  */
-#define WAITING_MAX 256
-#define WAITING_PER_HOST 16
-static struct incoming *waiting;
-static size_t nwaiting;
+static long nauth, ntunnels;
+static long *svc_count; /* per identity, authenticating or not */
+static size_t nsvc_count;
 
-static size_t
-host_len(const char *peer)
+static long *
+service_count(struct hl__core *c, const struct hl__identity *id)
 {
-	const char *colon = strrchr(peer, ':');
+	size_t i = (size_t)(id - c->ids);
 
-	return colon ? (size_t)(colon - peer) : strlen(peer);
+	if (svc_count == NULL) {
+		svc_count = calloc(c->nids ? c->nids : 1, sizeof *svc_count);
+		if (svc_count == NULL)
+			return NULL;
+		nsvc_count = c->nids;
+	}
+	return i < nsvc_count ? &svc_count[i] : NULL;
 }
 
-static size_t
-waiting_from(const char *peer)
+/* Count in->src, its service and the totals, or take it back (-1). */
+static void
+count(struct incoming *in, int established, int delta)
 {
-	size_t n = 0, len = host_len(peer);
+	long *sc = service_count(in->core, in->id);
 
-	for (struct incoming *w = waiting; w != NULL; w = w->next)
-		if (host_len(w->peer) == len &&
-		    strncmp(w->peer, peer, len) == 0)
-			n++;
-	return n;
+	if (established) {
+		ntunnels += delta;
+		in->src->tunnels += delta;
+	} else {
+		nauth += delta;
+		in->src->auth += delta;
+	}
+	if (sc != NULL)
+		*sc += delta;
+}
+
+/* A reason to refuse a tunnel from src to id now, or NULL. */
+static const char *
+at_cap(struct hl__core *c, const struct hl__identity *id,
+       const struct hl__source *src, char *buf, size_t len)
+{
+	const struct hl__limits *L = &hl__limits;
+	long *sc = service_count(c, id);
+
+	if (src == NULL)
+		return "this node tracks too many peer addresses";
+	if (nauth >= L->auth)
+		snprintf(buf, len,
+		         "%ld tunnels are authenticating on this node, its "
+		         "maximum",
+		         nauth);
+	else if (src->auth >= L->auth_per_peer)
+		snprintf(buf, len,
+		         "%ld tunnels from your address are authenticating, "
+		         "the maximum per address",
+		         src->auth);
+	else if (nauth + ntunnels >= L->tunnels)
+		snprintf(buf, len,
+		         "this node serves %ld tunnels, its maximum (limits "
+		         "tunnels)",
+		         nauth + ntunnels);
+	else if (src->auth + src->tunnels >= L->per_peer)
+		snprintf(buf, len,
+		         "your address holds %ld tunnels, the maximum per "
+		         "address (limits tunnels_per_peer)",
+		         src->auth + src->tunnels);
+	else if (sc != NULL && *sc >= L->per_service)
+		snprintf(buf, len,
+		         "service %s holds %ld tunnels, its maximum (limits "
+		         "tunnels_per_service)",
+		         id->pub.name, *sc);
+	else if (hl__source_pw_backlog(src) > 20)
+		snprintf(buf, len,
+		         "too many wrong passwords from your address: "
+		         "password checks wait %ld s",
+		         hl__source_pw_backlog(src));
+	else
+		return NULL;
+	return buf;
+}
+
+/* ---- refusals: the busy line goes out, then the tunnel closes ---- */
+
+#define REFUSING_MAX 256
+static long nrefusing;
+
+struct refusal {
+	struct hl__live live;
+	struct bufferevent *bev;
+};
+
+static void
+refusal_free(struct refusal *r)
+{
+	hl__live_remove(&r->live);
+	bufferevent_free(r->bev);
+	nrefusing--;
+	free(r);
 }
 
 static void
-waiting_remove(struct incoming *in)
+refusal_abort(struct hl__live *l)
 {
-	if (in->prevp == NULL)
+	refusal_free((struct refusal *)l);
+}
+
+static void
+refusal_write_callback(struct bufferevent *bev, void *arg)
+{
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		refusal_free(arg);
+}
+
+static void
+refusal_event_callback(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	(void)what;
+	refusal_free(arg);
+}
+
+static void
+refuse_busy(struct hl__core *c, struct bufferevent *bev, const char *why)
+{
+	struct refusal *r = NULL;
+	struct timeval tv = {5, 0};
+	char *line = NULL;
+
+	c->stats.refused_busy++;
+	if (nrefusing < REFUSING_MAX)
+		r = calloc(1, sizeof *r);
+	if (r != NULL)
+		line = hl__oob_busy_line(c->wanhosts_str, why, 250);
+	if (line == NULL) {
+		free(r);
+		bufferevent_free(bev);
 		return;
-	if (in->next != NULL)
-		in->next->prevp = in->prevp;
-	*in->prevp = in->next;
-	in->prevp = NULL;
-	nwaiting--;
+	}
+	nrefusing++;
+	r->bev = bev;
+	hl__live_add(&r->live, refusal_abort);
+	bufferevent_setcb(bev, NULL, refusal_write_callback,
+	                  refusal_event_callback, r);
+	bufferevent_set_timeouts(bev, &tv, &tv);
+	bufferevent_write(bev, line, strlen(line));
+	bufferevent_enable(bev, EV_WRITE);
+	bufferevent_disable(bev, EV_READ);
+	free(line);
 }
 
 static void
 incoming_free(struct incoming *in)
 {
 	hl__live_remove(&in->live);
-	waiting_remove(in);
+	count(in, in->established, -1);
+	hl__source_put(in->src);
+	if (in->pw_wait != NULL)
+		event_free(in->pw_wait);
 	if (in->tunnel != NULL)
 		bufferevent_free(in->tunnel);
 	if (in->backend != NULL)
 		bufferevent_free(in->backend);
+	sodium_memzero(in->password, sizeof in->password);
 	free(in);
 }
 
@@ -98,7 +222,7 @@ server_splice_callback(void *arg, int closed_side, size_t a_to_b, size_t b_to_a)
 		          in->id->pub.name, in->peer,
 		          closed_side == 0 ? "client" : "backend", a_to_b,
 		          b_to_a);
-	free(in);
+	incoming_free(in); /* owns nothing any more: only the counts */
 	return NULL;
 }
 
@@ -116,14 +240,17 @@ backend_event_callback(struct bufferevent *bev, short what, void *arg)
 		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY,
 		           &(int){1}, sizeof(int));
 
-		/* The splice owns `in` from here; it frees it when it ends. */
+		/* The splice owns `in` from here; it frees it when it ends.
+		 * It counts as an established tunnel from now on. */
 		hl__live_remove(&in->live);
-		waiting_remove(in);
+		count(in, 0, -1);
+		in->established = 1;
+		count(in, 1, 1);
 		sp = hl__splice_new(t, b, server_splice_callback, in);
 		if (sp == NULL) {
 			bufferevent_free(t);
 			bufferevent_free(b);
-			free(in);
+			incoming_free(in);
 			return;
 		}
 		memset(&info, 0, sizeof info);
@@ -156,33 +283,15 @@ service_conf(struct hl__core *c, const struct hl__identity *id)
 	return NULL;
 }
 
+/* The password is right: connect the backend. */
 static void
-server_oob_callback(void *arg, struct bufferevent *bev, struct hl__oob *oob,
-                    const char *error)
+connect_backend(struct incoming *in)
 {
-	struct incoming *in = arg;
 	const struct hl__service_conf *sc;
 	char host[HL_ADDR_MAX];
 	uint16_t port;
 	struct timeval tv = {10, 0};
 
-	in->tunnel = bev; /* back from the exchange */
-	if (error != NULL) {
-		hl__info("%s: tunnel from %s dropped: %s", in->id->pub.name,
-		         in->peer, error);
-		incoming_free(in);
-		return;
-	}
-	/* An unset password matches only an empty one; compare in constant
-	 * time either way. */
-	if (!hl__ct_streq(oob->password, in->id->password)) {
-		in->core->stats.bad_password++;
-		hl__warn("%s: tunnel from %s refused: %s password",
-		         in->id->pub.name, in->peer,
-		         oob->has_password ? "wrong" : "missing");
-		incoming_free(in);
-		return;
-	}
 	sc = service_conf(in->core, in->id);
 	if (sc == NULL ||
 	    hl__addr_split(sc->target, host, sizeof host, &port) != 0) {
@@ -209,13 +318,84 @@ server_oob_callback(void *arg, struct bufferevent *bev, struct hl__oob *oob,
 	 * run, for a numeric address that failed at once). */
 }
 
+/* Check the password, in constant time; an unset password matches only an
+ * empty one. */
+static void
+check_password(struct incoming *in)
+{
+	int ok = hl__ct_streq(in->password, in->id->password);
+
+	sodium_memzero(in->password, sizeof in->password);
+	if (ok) {
+		if (in->has_password)
+			hl__source_pw_result(in->src, 1);
+		connect_backend(in);
+		return;
+	}
+	in->core->stats.bad_password++;
+	/* A missing password is a visitor who does not know there is one;
+	 * a wrong one may be a guess: those slow down per source. */
+	if (!in->has_password)
+		hl__warn("%s: tunnel from %s refused: missing password",
+		         in->id->pub.name, in->peer);
+	else if (hl__source_pw_result(in->src, 0))
+		hl__warn("%s: tunnel from %s refused: wrong password",
+		         in->id->pub.name, in->peer);
+	incoming_free(in);
+}
+
+static void
+pw_wait_callback(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	check_password(arg);
+}
+
+static void
+server_oob_callback(void *arg, struct bufferevent *bev, struct hl__oob *oob,
+                    const char *error)
+{
+	struct incoming *in = arg;
+	struct timeval tv = {0, 0};
+	long wait;
+
+	in->tunnel = bev; /* back from the exchange */
+	if (error != NULL) {
+		hl__info("%s: tunnel from %s dropped: %s", in->id->pub.name,
+		         in->peer, error);
+		incoming_free(in);
+		return;
+	}
+	memcpy(in->password, oob->password, sizeof in->password);
+	in->has_password = oob->has_password;
+	/* After wrong passwords from this address, each check waits its
+	 * turn (hl__source_pw_wait); a right password does too. */
+	wait = in->has_password ? hl__source_pw_wait(in->src) : 0;
+	if (wait == 0) {
+		check_password(in);
+		return;
+	}
+	in->pw_wait = evtimer_new(in->core->base, pw_wait_callback, in);
+	if (in->pw_wait == NULL) {
+		incoming_free(in);
+		return;
+	}
+	bufferevent_disable(bev, EV_READ);
+	tv.tv_sec = wait / 1000;
+	tv.tv_usec = (wait % 1000) * 1000;
+	evtimer_add(in->pw_wait, &tv);
+}
+
 void
 hl__server_incoming(struct hl__core *c, struct bufferevent *bev,
                     const char *keyhash, const char *peer, const char *via)
 {
 	struct hl__identity *id = hl__core_identity(c, keyhash);
+	struct hl__source *src;
 	struct incoming *in;
-	char *line;
+	const char *why;
+	char whybuf[200], *line;
 
 	if (id == NULL) {
 		hl__warn("a transport handed over a tunnel for %s, which this "
@@ -224,13 +404,13 @@ hl__server_incoming(struct hl__core *c, struct bufferevent *bev,
 		bufferevent_free(bev);
 		return;
 	}
-	if (nwaiting >= WAITING_MAX ||
-	    waiting_from(peer ? peer : "?") >= WAITING_PER_HOST) {
-		c->stats.refused_busy++;
-		hl__debug("%s: tunnel from %s refused: too many tunnels are "
-		          "still authenticating",
-		          id->pub.name, peer ? peer : "?");
-		bufferevent_free(bev);
+	src = hl__source_get(peer ? peer : "?");
+	why = at_cap(c, id, src, whybuf, sizeof whybuf);
+	if (why != NULL) {
+		hl__info("%s: tunnel from %s refused: %s", id->pub.name,
+		         peer ? peer : "?", why);
+		hl__source_put(src);
+		refuse_busy(c, bev, why);
 		return;
 	}
 	in = calloc(1, sizeof *in);
@@ -238,23 +418,28 @@ hl__server_incoming(struct hl__core *c, struct bufferevent *bev,
 	if (in == NULL || line == NULL) {
 		free(in);
 		free(line);
+		hl__source_put(src);
 		bufferevent_free(bev);
 		return;
 	}
 	c->stats.tunnels_in++;
 	in->core = c;
 	in->id = id;
+	in->src = src;
+	count(in, 0, 1);
 	in->tunnel = NULL; /* the exchange owns it until its callback */
 	hl__live_add(&in->live, incoming_abort);
 	snprintf(in->peer, sizeof in->peer, "%s", peer ? peer : "?");
-	in->next = waiting;
-	if (in->next != NULL)
-		in->next->prevp = &in->next;
-	in->prevp = &waiting;
-	waiting = in;
-	nwaiting++;
 	snprintf(in->via, sizeof in->via, "%s", via ? via : "?");
 	hl__debug("%s: tunnel from %s", id->pub.name, in->peer);
 	hl__oob_exchange(bev, line, server_oob_callback, in);
 	free(line);
+}
+
+void
+hl__server_free(void)
+{
+	free(svc_count);
+	svc_count = NULL;
+	nsvc_count = 0;
 }

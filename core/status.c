@@ -186,15 +186,26 @@ hl__status_json(struct hl__core *c)
 
 	json_object_set_new(
 	    root, "stats",
-	    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "tunnels_in",
-	              (json_int_t)c->stats.tunnels_in, "tunnels_out",
-	              (json_int_t)c->stats.tunnels_out, "bad_password",
-	              (json_int_t)c->stats.bad_password, "bad_oob",
-	              (json_int_t)c->stats.bad_oob, "backend_failed",
+	    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	              "tunnels_in", (json_int_t)c->stats.tunnels_in,
+	              "tunnels_out", (json_int_t)c->stats.tunnels_out,
+	              "bad_password", (json_int_t)c->stats.bad_password,
+	              "bad_oob", (json_int_t)c->stats.bad_oob, "backend_failed",
 	              (json_int_t)c->stats.backend_failed, "proxy_bad_request",
 	              (json_int_t)c->stats.proxy_bad_request, "proxy_no_route",
 	              (json_int_t)c->stats.proxy_no_route, "refused_busy",
-	              (json_int_t)c->stats.refused_busy));
+	              (json_int_t)c->stats.refused_busy, "hints_dropped",
+	              (json_int_t)c->stats.hints_dropped));
+	json_object_set_new(
+	    root, "limits",
+	    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "descriptors",
+	              (json_int_t)hl__limits.nofile, "tunnels",
+	              (json_int_t)hl__limits.tunnels, "tunnels_per_peer",
+	              (json_int_t)hl__limits.per_peer, "tunnels_per_service",
+	              (json_int_t)hl__limits.per_service, "routes",
+	              (json_int_t)hl__limits.routes, "proxy_connections",
+	              (json_int_t)hl__limits.proxy_conns, "idle_timeout",
+	              (json_int_t)hl__limits.idle_timeout));
 
 	out = json_dumps(root, JSON_COMPACT);
 	json_decref(root);

@@ -190,6 +190,7 @@ struct hl__splice {
 	int plain[2]; /* a plain TCP socket: read and written directly too */
 	int closing[2]; /* this side is flushing its output and then goes */
 	int ended;
+	time_t last; /* when a byte last moved, for the idle timeout */
 	struct hl__tunnel_info info;
 	struct hl__splice *snext, **sprevp; /* all splices, for the panel */
 };
@@ -293,6 +294,7 @@ splice_move(struct hl__splice *s, int from)
 		return;
 	}
 	out = bufferevent_get_output(s->bev[to]);
+	s->last = time(NULL);
 	/* Nothing queued for a plain socket: write at once, rather than
 	 * arm its write event, wait a loop round and disarm it (two
 	 * epoll_ctl calls and a round for every message). */
@@ -389,6 +391,62 @@ splice_abort(struct hl__live *l)
 	free(s);
 }
 
+/* ---- the idle timeout: one sweep over every splice, not a timer each ---- */
+
+static struct event *idle_ev;
+
+static void
+idle_sweep_callback(evutil_socket_t fd, short what, void *arg)
+{
+	time_t now = time(NULL);
+	struct hl__splice *s, *next;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	for (s = splices; s != NULL; s = next) {
+		next = s->snext;
+		if (s->ended || now - s->last < hl__limits.idle_timeout)
+			continue;
+		hl__debug("tunnel %.8s from %s carried nothing for %ld s: "
+		          "closed (limits idle_timeout)",
+		          s->info.keyhash, s->info.peer, (long)(now - s->last));
+		s->ended = 1;
+		if (s->cb != NULL)
+			free(s->cb(s->arg, 0, s->moved[0], s->moved[1]));
+		splice_free_side(s, 0);
+		splice_free_side(s, 1);
+		splice_maybe_free(s);
+	}
+}
+
+int
+hl__splice_start(struct event_base *base)
+{
+	long idle = hl__limits.idle_timeout;
+	struct timeval tv = {idle / 8 < 1    ? 1
+	                     : idle / 8 > 60 ? 60
+	                                     : idle / 8,
+	                     0};
+
+	if (idle <= 0)
+		return 0;
+	idle_ev = event_new(base, -1, EV_PERSIST, idle_sweep_callback, NULL);
+	if (idle_ev == NULL)
+		return -1;
+	event_add(idle_ev, &tv);
+	return 0;
+}
+
+void
+hl__splice_stop(void)
+{
+	if (idle_ev != NULL) {
+		event_free(idle_ev);
+		idle_ev = NULL;
+	}
+}
+
 /*
  * Take every timeout off an enabled bufferevent for good. Setting NULL
  * timeouts alone is not enough: libevent keeps a persistent event's last
@@ -421,7 +479,7 @@ hl__splice_new(struct bufferevent *a, struct bufferevent *b, hl__splice_cb cb,
 	s->cb = cb;
 	s->arg = arg;
 	hl__live_add(&s->live, splice_abort);
-	s->info.started = time(NULL);
+	s->info.started = s->last = time(NULL);
 	s->snext = splices;
 	if (s->snext != NULL)
 		s->snext->sprevp = &s->snext;

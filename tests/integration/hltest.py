@@ -467,6 +467,7 @@ class Hlcore:
         self.cfg = None
         self.logf = None
         self.asan_extra = None  # more ASAN_OPTIONS for this daemon
+        self.nofile = None  # (soft, hard) RLIMIT_NOFILE to start it with
 
     @property
     def state_dir(self):
@@ -509,10 +510,15 @@ class Hlcore:
         self.proc = subprocess.Popen(
             [self.t.hlcore, "-c", self.config_path], stdin=subprocess.DEVNULL,
             stdout=self.logf, stderr=self.logf, cwd=self.dir,
-            env=child_env(self.asan_extra))
+            env=child_env(self.asan_extra), preexec_fn=self._preexec)
         with _lock:
             _procs.append(self.proc)
         return self
+
+    def _preexec(self):
+        if self.nofile is not None:
+            import resource
+            resource.setrlimit(resource.RLIMIT_NOFILE, self.nofile)
 
     def _start_once(self, ports):
         self.spawn()

@@ -127,6 +127,47 @@ test_parse(void)
 	}
 }
 
+/* hlcore's refusal at a cap: {"busy":"why","retry_ms":N}. */
+static void
+test_busy(void)
+{
+	struct hl__oob o;
+	char *s;
+
+	CHECK_INT(parse("{}", &o), 0);
+	CHECK_INT(o.is_busy, 0);
+	CHECK_INT(parse("{\"WANHosts\":\"1.2.3.4:1\",\"busy\":\"full\","
+	                "\"retry_ms\":750}",
+	                &o),
+	          0);
+	CHECK_INT(o.is_busy, 1);
+	CHECK_STR(o.busy, "full");
+	CHECK_INT(o.retry_ms, 750);
+	CHECK_STR(o.wanhosts, "1.2.3.4:1");
+	hl__oob_clear(&o);
+	CHECK_INT(parse("{\"busy\":\"x\"}", &o), 0);
+	CHECK_INT(o.retry_ms, 500); /* the default wait */
+	CHECK_INT(parse("{\"busy\":7}", &o), -1);
+	CHECK_INT(parse("{\"busy\":\"x\",\"retry_ms\":-1}", &o), -1);
+	CHECK_INT(parse("{\"busy\":\"x\",\"retry_ms\":60001}", &o), -1);
+	CHECK_INT(parse("{\"busy\":\"x\",\"retry_ms\":\"5\"}", &o), -1);
+	{
+		char big[400];
+		snprintf(big, sizeof big, "{\"busy\":\"%0250d\"}", 0);
+		CHECK_INT(parse(big, &o), -1); /* longer than we keep */
+	}
+	s = hl__oob_busy_line("1.2.3.4:1", "at \"cap\"", 250);
+	CHECK_STR(s, "{\"WANHosts\":\"1.2.3.4:1\",\"busy\":\"at \\\"cap\\\"\","
+	             "\"retry_ms\":250}\n");
+	CHECK_INT(hl__oob_parse(s, strlen(s) - 1, &o), 0);
+	CHECK_STR(o.busy, "at \"cap\"");
+	hl__oob_clear(&o);
+	free(s);
+	s = hl__oob_busy_line("", "x", 0);
+	CHECK_STR(s, "{\"busy\":\"x\",\"retry_ms\":0}\n");
+	free(s);
+}
+
 static void
 test_lines(void)
 {
@@ -240,6 +281,7 @@ main(void)
 {
 	test_parse();
 	test_lines();
+	test_busy();
 	test_wanhosts();
 	return check_done();
 }

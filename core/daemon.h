@@ -96,7 +96,8 @@ struct hl__core {
 struct hl__limits {
 	long nofile; /* the soft descriptor limit, once raised */
 	long tunnels, per_peer, per_service; /* tunnels served */
-	long auth, auth_per_peer; /* of those, still authenticating */
+	long auth, auth_per_peer, auth_per_service; /* of those, still
+	                                              authenticating */
 	long proxy_conns; /* browser connections the proxy holds */
 	long routes; /* the proxy's routes in progress */
 	long idle_timeout; /* seconds; 0: never */

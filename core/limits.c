@@ -86,6 +86,7 @@ hl__limits_init(const struct hl__config *cfg)
 	if (L->auth > L->tunnels)
 		L->auth = L->tunnels;
 	L->auth_per_peer = clamp(L->auth / 4, 8, 256);
+	L->auth_per_service = cfg->nservices > 1 ? L->auth * 3 / 4 : L->auth;
 	L->proxy_conns = budget / 2;
 	L->routes = lc->routes > 0 ? lc->routes : clamp(budget / 8, 16, 1024);
 	L->idle_timeout = lc->idle_timeout;
@@ -96,12 +97,12 @@ hl__limits_init(const struct hl__config *cfg)
 	else
 		hl__info("descriptors: %ld", n);
 	hl__info("limits: %ld tunnels served (%ld per peer address, %ld per "
-	         "service), %ld authenticating (%ld per address), %ld proxy "
-	         "connections, %ld routes in progress; idle tunnels close "
-	         "after %s%ld s",
+	         "service), %ld authenticating (%ld per address, %ld per "
+	         "service), %ld proxy connections, %ld routes in progress; "
+	         "idle tunnels close after %s%ld s",
 	         L->tunnels, L->per_peer, L->per_service, L->auth,
-	         L->auth_per_peer, L->proxy_conns, L->routes,
-	         L->idle_timeout ? "" : "(never) ", L->idle_timeout);
+	         L->auth_per_peer, L->auth_per_service, L->proxy_conns,
+	         L->routes, L->idle_timeout ? "" : "(never) ", L->idle_timeout);
 }
 
 /* ---- sources ---- */

@@ -41,7 +41,8 @@ struct incoming {
  * client waits and tries again instead of failing.
  */
 static long nauth, ntunnels;
-static long *svc_count; /* per identity, authenticating or not */
+/* Per identity: [0] authenticating, [1] established. */
+static long (*svc_count)[2];
 static size_t nsvc_count;
 
 static long *
@@ -55,7 +56,7 @@ service_count(struct hl__core *c, const struct hl__identity *id)
 			return NULL;
 		nsvc_count = c->nids;
 	}
-	return i < nsvc_count ? &svc_count[i] : NULL;
+	return i < nsvc_count ? svc_count[i] : NULL;
 }
 
 /* Count in->src, its service and the totals, or take it back (-1). */
@@ -72,7 +73,7 @@ count(struct incoming *in, int established, int delta)
 		in->src->auth += delta;
 	}
 	if (sc != NULL)
-		*sc += delta;
+		sc[established ? 1 : 0] += delta;
 }
 
 /* A reason to refuse a tunnel from src to id now, or NULL. */
@@ -95,6 +96,11 @@ at_cap(struct hl__core *c, const struct hl__identity *id,
 		         "%ld tunnels from your address are authenticating, "
 		         "the maximum per address",
 		         src->auth);
+	else if (sc != NULL && sc[0] >= L->auth_per_service)
+		snprintf(buf, len,
+		         "%ld tunnels to service %s are authenticating, the "
+		         "maximum per service",
+		         sc[0], id->pub.name);
 	else if (nauth + ntunnels >= L->tunnels)
 		snprintf(buf, len,
 		         "this node serves %ld tunnels, its maximum (limits "
@@ -105,11 +111,11 @@ at_cap(struct hl__core *c, const struct hl__identity *id,
 		         "your address holds %ld tunnels, the maximum per "
 		         "address (limits tunnels_per_peer)",
 		         src->auth + src->tunnels);
-	else if (sc != NULL && *sc >= L->per_service)
+	else if (sc != NULL && sc[0] + sc[1] >= L->per_service)
 		snprintf(buf, len,
 		         "service %s holds %ld tunnels, its maximum (limits "
 		         "tunnels_per_service)",
-		         id->pub.name, *sc);
+		         id->pub.name, sc[0] + sc[1]);
 	else if (hl__source_pw_backlog(src) > 20)
 		snprintf(buf, len,
 		         "too many wrong passwords from your address: "

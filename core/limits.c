@@ -13,7 +13,19 @@
 
 #include "daemon.h"
 
-struct hl__limits hl__limits;
+/* Until hl__limits_init: what a soft limit of 1024 gives. */
+struct hl__limits hl__limits = {
+    .nofile = 1024,
+    .tunnels = 480,
+    .per_peer = 240,
+    .per_service = 480,
+    .auth = 120,
+    .auth_per_peer = 30,
+    .auth_per_service = 120,
+    .proxy_conns = 480,
+    .routes = 120,
+    .idle_timeout = HL_IDLE_TIMEOUT_DEFAULT,
+};
 
 #define SOURCE_BUCKETS 4096
 /* A source with no tunnel is forgotten this long after its last wrong

@@ -122,17 +122,6 @@ hl__http_find_host(const char *buf, size_t len, const char **host,
 	return 1;
 }
 
-static int
-hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c |= 0x20;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 int
 hl__host_parse(const char *host, size_t len, char password[HL_PASSWORD_MAX + 1],
                char keyhash[HL_KEYHASH_LEN + 1])
@@ -185,7 +174,7 @@ hl__host_parse(const char *host, size_t len, char password[HL_PASSWORD_MAX + 1],
 	if (e - (dash + 1) != HL_KEYHASH_LEN)
 		return -1;
 	for (i = 0; i < HL_KEYHASH_LEN; i++)
-		if (hexval((unsigned char)host[dash + 1 + i]) < 0)
+		if (hl_hexval((unsigned char)host[dash + 1 + i]) < 0)
 			return -1;
 
 	/* Host names are case-insensitive (and browsers lowercase them), so

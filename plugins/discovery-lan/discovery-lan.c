@@ -36,6 +36,7 @@
 #include <sodium.h>
 
 #include "hardline/plugin.h"
+#include "hardline/util.h"
 #include "lanpacket.h"
 
 #define LAN_GROUP "239.192.152.143"
@@ -954,33 +955,6 @@ lan_port_event(void *state, const struct sockaddr *sa, socklen_t salen,
 /* ---- config, init, fini ---- */
 
 static int
-conf_int(const struct hl_services *svc, struct hl_plugin *self,
-         const struct hl_conf *conf, const char *key, int lo, int hi, int *out)
-{
-	const struct hl_conf *n = svc->conf_get(conf, key);
-	const char *s;
-	char *end;
-	long v;
-
-	if (n == NULL)
-		return 0;
-	s = svc->conf_str(n);
-	if (s == NULL || *s == '\0') {
-		svc->conf_error(self, n, "%s: expected a number", key);
-		return -1;
-	}
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (*end != '\0' || errno != 0 || v < lo || v > hi) {
-		svc->conf_error(self, n, "%s: expected a number from %d to %d",
-		                key, lo, hi);
-		return -1;
-	}
-	*out = (int)v;
-	return 0;
-}
-
-static int
 check_conf(const struct hl_services *svc, struct hl_plugin *self,
            const struct hl_conf *conf, struct lan *l)
 {
@@ -990,10 +964,10 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
 	int bad = svc->conf_check_keys(self, conf, allowed);
 	int port = LAN_DEFAULT_PORT, interval = 0;
 
-	if (conf_int(svc, self, conf, "port", 1, 65535, &port) != 0)
+	if (hl_conf_int(svc, self, conf, "port", 1, 65535, &port) != 0)
 		bad++;
-	if (conf_int(svc, self, conf, "announce_interval", 0, 86400,
-	             &interval) != 0)
+	if (hl_conf_int(svc, self, conf, "announce_interval", 0, 86400,
+	                &interval) != 0)
 		bad++;
 	else if (interval > 0 && interval < 5) {
 		svc->conf_error(

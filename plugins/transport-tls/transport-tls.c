@@ -31,6 +31,7 @@
 /* Uses nothing newer than ABI 1.0, so 1.0 cores load it too. */
 #define HL_PLUGIN_ABI_MINOR 0
 #include "hardline/plugin.h"
+#include "hardline/util.h"
 
 #define HANDSHAKE_TIMEOUT_SEC 10
 #define MAX_LISTENERS 8
@@ -82,42 +83,6 @@ struct tls {
 	struct hl_dial *dials;
 	unsigned long refused_sni;
 };
-
-/* Split "host:port" or "[v6]:port"; 0, or -1 when malformed. */
-static int
-split_addr(const char *addr, char *host, size_t hostlen, int *port)
-{
-	const char *colon;
-	size_t hl;
-	char *end;
-	long p;
-
-	if (addr[0] == '[') {
-		const char *rb = strchr(addr, ']');
-		if (rb == NULL || rb[1] != ':')
-			return -1;
-		hl = (size_t)(rb - addr - 1);
-		if (hl == 0 || hl >= hostlen)
-			return -1;
-		memcpy(host, addr + 1, hl);
-		colon = rb + 1;
-	} else {
-		colon = strrchr(addr, ':');
-		if (colon == NULL)
-			return -1;
-		hl = (size_t)(colon - addr);
-		if (hl == 0 || hl >= hostlen || memchr(addr, ':', hl))
-			return -1;
-		memcpy(host, addr, hl);
-	}
-	host[hl] = '\0';
-	errno = 0;
-	p = strtol(colon + 1, &end, 10);
-	if (colon[1] == '\0' || *end != '\0' || errno || p < 0 || p > 65535)
-		return -1;
-	*port = (int)p;
-	return 0;
-}
 
 /*
  * Why a connection failed, in words for the error page. libevent reports a
@@ -230,11 +195,11 @@ tls_dial(void *state, const char *keyhash, const char *addr, hl_dial_cb cb,
 	struct tls *t = state;
 	struct hl_dial *d;
 	char host[ADDR_MAX];
-	int port;
+	uint16_t port;
 	SSL *ssl;
 	struct timeval tv = {HANDSHAKE_TIMEOUT_SEC, 0};
 
-	if (split_addr(addr, host, sizeof host, &port) != 0 || port == 0)
+	if (hl_addr_split(addr, host, sizeof host, &port) != 0 || port == 0)
 		return NULL;
 	d = calloc(1, sizeof *d);
 	ssl = SSL_new(t->client_ctx);
@@ -419,23 +384,8 @@ listener_accept_callback(struct evconnlistener *l, evutil_socket_t fd,
 	a->deadline = evtimer_new(t->base, accept_deadline_callback, a);
 	if (a->deadline != NULL)
 		evtimer_add(a->deadline, &tv);
-	{
-		/* A printable peer address for the logs. */
-		char ip[64] = "?";
-		int port = 0;
-		if (sa->sa_family == AF_INET) {
-			struct sockaddr_in *s4 = (struct sockaddr_in *)sa;
-			evutil_inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip);
-			port = ntohs(s4->sin_port);
-			snprintf(a->peer, sizeof a->peer, "%s:%d", ip, port);
-		} else if (sa->sa_family == AF_INET6) {
-			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)sa;
-			evutil_inet_ntop(AF_INET6, &s6->sin6_addr, ip,
-			                 sizeof ip);
-			port = ntohs(s6->sin6_port);
-			snprintf(a->peer, sizeof a->peer, "[%s]:%d", ip, port);
-		}
-	}
+	/* A printable peer address for the logs. */
+	hl_sockaddr_str(sa, a->peer, sizeof a->peer);
 	a->next = t->accepting;
 	if (a->next)
 		a->next->prevp = &a->next;
@@ -451,7 +401,8 @@ static int
 open_listener(struct tls *t, const struct hl_conf *node, const char *addr)
 {
 	char host[ADDR_MAX];
-	int port, fd = -1, on = 1, off = 0;
+	uint16_t port;
+	int fd = -1, on = 1, off = 0;
 	struct sockaddr_storage ss;
 	int sslen = sizeof ss;
 	socklen_t len = sizeof ss;
@@ -461,7 +412,7 @@ open_listener(struct tls *t, const struct hl_conf *node, const char *addr)
 		                   MAX_LISTENERS);
 		return -1;
 	}
-	if (split_addr(addr, host, sizeof host, &port) != 0 ||
+	if (hl_addr_split(addr, host, sizeof host, &port) != 0 ||
 	    evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) !=
 	        0) {
 		t->svc->conf_error(
@@ -545,7 +496,7 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
 	const struct hl_conf *n;
 	int bad = svc->conf_check_keys(self, conf, allowed);
 	char host[ADDR_MAX];
-	int port;
+	uint16_t port;
 
 	for (int k = 0; k < 2; k++) {
 		const char *key = k ? "advertise" : "listen";
@@ -553,8 +504,8 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
 		if (n == NULL)
 			continue;
 		if (svc->conf_type(n) == HL_CONF_SCALAR) {
-			if (split_addr(svc->conf_str(n), host, sizeof host,
-			               &port) != 0) {
+			if (hl_addr_split(svc->conf_str(n), host, sizeof host,
+			                  &port) != 0) {
 				svc->conf_error(self, n,
 				                "%s: \"%s\" is not host:port",
 				                key, svc->conf_str(n));
@@ -573,7 +524,7 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
 			const struct hl_conf *it = svc->conf_item(n, i);
 			const char *s = svc->conf_str(it);
 			if (s == NULL ||
-			    split_addr(s, host, sizeof host, &port) != 0 ||
+			    hl_addr_split(s, host, sizeof host, &port) != 0 ||
 			    (k == 1 && port == 0)) {
 				svc->conf_error(self, it,
 				                "%s: expected \"host:port\"",

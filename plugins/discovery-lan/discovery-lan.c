@@ -816,9 +816,7 @@ browse_repeat_callback(evutil_socket_t fd, short what, void *arg)
 static void
 query_unlink(struct lan_query *lq)
 {
-	if (lq->next != NULL)
-		lq->next->prevp = lq->prevp;
-	*lq->prevp = lq->next;
+	HL_LIST_REMOVE(lq);
 	event_free(lq->timer);
 }
 
@@ -864,11 +862,7 @@ lan_query_start(void *state, struct hl_query *q)
 		lq->keyhash[i] =
 		    (char)(kh[i] >= 'A' && kh[i] <= 'F' ? kh[i] - 'A' + 'a'
 		                                        : kh[i]);
-	lq->next = l->queries;
-	if (lq->next != NULL)
-		lq->next->prevp = &lq->next;
-	lq->prevp = &l->queries;
-	l->queries = lq;
+	HL_LIST_INSERT(l->queries, lq);
 
 	lan_rolling_code(raw, (uint64_t)time(NULL) / 86400, code);
 	send_search(l, code);

@@ -118,9 +118,7 @@ ssl_error_text(struct bufferevent *bev, char *buf, size_t len)
 static void
 dial_unlink_free(struct hl_dial *d)
 {
-	if (d->next)
-		d->next->prevp = d->prevp;
-	*d->prevp = d->next;
+	HL_LIST_REMOVE(d);
 	if (d->bev != NULL)
 		bufferevent_free(d->bev);
 	if (d->deadline != NULL)
@@ -223,11 +221,7 @@ tls_dial(void *state, const char *keyhash, const char *addr, hl_dial_cb cb,
 	if (d->deadline != NULL)
 		evtimer_add(d->deadline, &tv);
 	snprintf(d->addr, sizeof d->addr, "%s", addr);
-	d->next = t->dials;
-	if (d->next)
-		d->next->prevp = &d->next;
-	d->prevp = &t->dials;
-	t->dials = d;
+	HL_LIST_INSERT(t->dials, d);
 	bufferevent_setcb(d->bev, NULL, NULL, dial_event_callback, d);
 	bufferevent_set_timeouts(d->bev, &tv, &tv);
 	bufferevent_enable(d->bev, EV_READ | EV_WRITE);
@@ -260,9 +254,7 @@ tls_dial_cancel(void *state, struct hl_dial *d)
 static void
 accepting_free(struct accepting *a)
 {
-	if (a->next)
-		a->next->prevp = a->prevp;
-	*a->prevp = a->next;
+	HL_LIST_REMOVE(a);
 	a->tls->naccepting--;
 	if (a->bev != NULL)
 		bufferevent_free(a->bev);
@@ -386,11 +378,7 @@ listener_accept_callback(struct evconnlistener *l, evutil_socket_t fd,
 		evtimer_add(a->deadline, &tv);
 	/* A printable peer address for the logs. */
 	hl_sockaddr_str(sa, a->peer, sizeof a->peer);
-	a->next = t->accepting;
-	if (a->next)
-		a->next->prevp = &a->next;
-	a->prevp = &t->accepting;
-	t->accepting = a;
+	HL_LIST_INSERT(t->accepting, a);
 	t->naccepting++;
 	bufferevent_setcb(a->bev, NULL, NULL, accept_event_callback, a);
 	bufferevent_set_timeouts(a->bev, &tv, &tv);

@@ -73,21 +73,6 @@ struct example {
 	size_t nhandshakes;
 };
 
-#define LIST_INSERT(head, e)                                                   \
-	do {                                                                   \
-		(e)->next = (head);                                            \
-		if ((e)->next != NULL)                                         \
-			(e)->next->prevp = &(e)->next;                         \
-		(e)->prevp = &(head);                                          \
-		(head) = (e);                                                  \
-	} while (0)
-#define LIST_REMOVE(e)                                                         \
-	do {                                                                   \
-		if ((e)->next != NULL)                                         \
-			(e)->next->prevp = (e)->prevp;                         \
-		*(e)->prevp = (e)->next;                                       \
-	} while (0)
-
 /*
  * Why a connection failed, in words for the core's error page. libevent
  * reports a socket that failed under TLS (refused, reset) as the OpenSSL
@@ -120,7 +105,7 @@ why(struct bufferevent *bev, short what, char *buf, size_t len)
 static void
 dial_free(struct hl_dial *d)
 {
-	LIST_REMOVE(d);
+	HL_LIST_REMOVE(d);
 	if (d->bev != NULL)
 		bufferevent_free(d->bev);
 	free(d);
@@ -199,7 +184,7 @@ example_dial(void *state, const char *keyhash, const char *addr, hl_dial_cb cb,
 	d->ex = ex;
 	d->cb = cb;
 	d->arg = arg;
-	LIST_INSERT(ex->dials, d);
+	HL_LIST_INSERT(ex->dials, d);
 	bufferevent_openssl_set_allow_dirty_shutdown(d->bev, 1);
 	bufferevent_setcb(d->bev, NULL, NULL, dial_event_callback, d);
 	bufferevent_set_timeouts(d->bev, &tv, &tv);
@@ -227,7 +212,7 @@ example_dial_cancel(void *state, struct hl_dial *d)
 static void
 handshake_free(struct handshake *h)
 {
-	LIST_REMOVE(h);
+	HL_LIST_REMOVE(h);
 	h->ex->nhandshakes--;
 	if (h->bev != NULL)
 		bufferevent_free(h->bev);
@@ -307,7 +292,7 @@ listener_accept_callback(struct evconnlistener *l, evutil_socket_t fd,
 		goto fail;
 	hl_sockaddr_str(sa, h->peer, sizeof h->peer);
 	h->ex = ex;
-	LIST_INSERT(ex->handshakes, h);
+	HL_LIST_INSERT(ex->handshakes, h);
 	ex->nhandshakes++;
 	bufferevent_openssl_set_allow_dirty_shutdown(h->bev, 1);
 	bufferevent_setcb(h->bev, NULL, NULL, handshake_event_callback, h);

@@ -1,7 +1,8 @@
 /*
  * hardline/util.h: small helpers that hlcore and its plugins all need,
  * offered once so that nobody writes them again: hex digits, "host:port"
- * addresses, socket addresses as text, and integer config values.
+ * addresses, socket addresses as text, intrusive lists, and integer
+ * config values.
  *
  * Everything here is a static inline function: it adds no symbol to the
  * ABI, nothing to link, and no version to check. The functions use only
@@ -195,6 +196,35 @@ hl_sockaddr_is_loopback(const struct sockaddr *sa)
 	}
 	return 0;
 }
+
+/* ---- lists ---- */
+
+/*
+ * A doubly linked list threaded through its elements, each with two
+ * members: `next` (the following element, NULL at the end) and `prevp`
+ * (the address of the pointer that points to this element: the head, or
+ * the previous element's next). An element removes itself in constant
+ * time without knowing the head. head is the list's first-element
+ * pointer, an lvalue (NULL when empty); the arguments are evaluated more
+ * than once, so pass plain names or members.
+ */
+/* Put e first in the list head. */
+#define HL_LIST_INSERT(head, e)                                                \
+	do {                                                                   \
+		(e)->next = (head);                                            \
+		if ((e)->next != NULL)                                         \
+			(e)->next->prevp = &(e)->next;                         \
+		(e)->prevp = &(head);                                          \
+		(head) = (e);                                                  \
+	} while (0)
+/* Take e out of the list it is in (its next and prevp are left as
+ * they were). */
+#define HL_LIST_REMOVE(e)                                                      \
+	do {                                                                   \
+		if ((e)->next != NULL)                                         \
+			(e)->next->prevp = (e)->prevp;                         \
+		*(e)->prevp = (e)->next;                                       \
+	} while (0)
 
 #ifdef __cplusplus
 }

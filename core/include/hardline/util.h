@@ -1,8 +1,8 @@
 /*
  * hardline/util.h: small helpers that hlcore and its plugins all need,
  * offered once so that nobody writes them again: hex digits, "host:port"
- * addresses, socket addresses as text, intrusive lists, and integer
- * config values.
+ * addresses and comma-separated lists of them, socket addresses as text,
+ * intrusive lists, and integer config values.
  *
  * Everything here is a static inline function: it adds no symbol to the
  * ABI, nothing to link, and no version to check. The functions use only
@@ -77,6 +77,38 @@ hl_hex_encode(const unsigned char *in, size_t n, char *out)
 		out[2 * i + 1] = digits[in[i] & 15];
 	}
 	out[2 * n] = '\0';
+}
+
+/* ---- comma-separated lists ---- */
+
+/*
+ * The next item of a comma-separated list (such as WANHosts, "a:1,[v6]:2")
+ * in s[0..len): s[*a..*b) is the text from *pos to the next ',' or to len,
+ * without the blanks (space, tab) around it; it may be empty (",,", a
+ * trailing comma). *pos then moves past that comma. Returns 1 with an
+ * item, 0 when none is left (*pos > len). Start with *pos = 0; s need not
+ * be NUL-ended, and nothing beyond len is read.
+ *
+ *   for (size_t pos = 0, a, b; hl_split_next(s, len, &pos, &a, &b);)
+ *       if (a < b) use(s + a, b - a);
+ */
+static inline int
+hl_split_next(const char *s, size_t len, size_t *pos, size_t *a, size_t *b)
+{
+	size_t i = *pos, e = *pos;
+
+	if (i > len)
+		return 0;
+	while (e < len && s[e] != ',')
+		e++;
+	*pos = e + 1;
+	while (i < e && (s[i] == ' ' || s[i] == '\t'))
+		i++;
+	while (e > i && (s[e - 1] == ' ' || s[e - 1] == '\t'))
+		e--;
+	*a = i;
+	*b = e;
+	return 1;
 }
 
 /* ---- addresses ---- */

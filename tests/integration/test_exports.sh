@@ -36,13 +36,13 @@ for f in $GOOD_FIXTURES; do
 done
 
 # The global symbols a .so defines, one a line. Left out: what the
-# toolchain itself adds (_init, _fini, the linker's section markers) and
-# what a sanitizer build instruments every global with (ASan's ODR
-# indicator __odr_asan_gen_<name>, beside the symbol it guards).
+# toolchain itself adds, not the plugin's code: _init, _fini, the linker's
+# end markers, and the bounds of the coverage sections that the linker
+# defines in a -DHL_FUZZ=ON build (__start___sancov_cntrs and the like).
 exports() {
 	nm -D --defined-only "$1" | awk '
 		$2 ~ /^[A-Z]$/ && $3 !~ /^(_init|_fini|_edata|_end|__bss_start)$/ &&
-		$3 !~ /^__odr_asan_gen_/ { print $3 }'
+		$3 !~ /^__(start|stop)___sancov_/ { print $3 }'
 }
 
 bad=0
@@ -55,7 +55,7 @@ for so in "${sos[@]}"; do
 	extra=$(printf '%s\n' "$syms" | grep -vx 'hardline_plugin' | grep -v '^$' || true)
 	if [ -n "$extra" ]; then
 		echo "FAIL: $so exports more than hardline_plugin:" >&2
-		printf '  %s\n' $extra >&2
+		printf '%s\n' "$extra" | sed 's/^/  /' >&2
 		bad=1
 	elif ! printf '%s\n' "$syms" | grep -qx 'hardline_plugin'; then
 		echo "FAIL: $so does not export hardline_plugin" >&2

@@ -4,11 +4,13 @@
  * addresses and comma-separated lists of them, socket addresses as text,
  * intrusive lists, and integer config values.
  *
- * Everything here is a static inline function: it adds no symbol to the
- * ABI, nothing to link, and no version to check. The functions use only
- * libc and POSIX (the config helper also needs hardline/plugin.h, see
- * below), never keep state and never allocate, and any thread may call
- * them. Every output buffer is bounded by its length argument.
+ * Everything here is a static inline function or a macro: it adds no
+ * symbol to the ABI, nothing to link, and no version to check. The
+ * functions use only libc and POSIX (the config helper also needs
+ * hardline/plugin.h, see below), keep no state, never allocate, may change
+ * errno, and any thread may call them (hl_conf_int: only where the
+ * services table may be used, the loop thread). Every output buffer is
+ * bounded by its length argument.
  *
  * Installed beside hardline/plugin.h; part of the SDK, not of the ABI.
  */
@@ -280,11 +282,12 @@ extern "C" {
 
 /*
  * An integer setting: the scalar under key in the map conf, in decimal
- * (strtol: an optional sign, no trailing text), from lo to hi. Returns 0
- * with *out set, or 0 with *out untouched when key is absent (keep the
- * default there); or -1 after reporting the problem at the value's place
- * with svc->conf_error: "<key>: expected a number" (not a scalar, or
- * empty) or "<key>: expected a number from <lo> to <hi>".
+ * as strtol reads it (leading blanks and a sign allowed, nothing after the
+ * digits), from lo to hi. Returns 0 with *out set, or 0 with *out
+ * untouched when key is absent (keep the default there); or -1 after
+ * reporting the problem at the value's place with svc->conf_error:
+ * "<key>: expected a number" (not a scalar, or empty) or "<key>: expected
+ * a number from <lo> to <hi>", and *out untouched.
  */
 static inline int
 hl_conf_int(const struct hl_services *svc, struct hl_plugin *self,

@@ -858,10 +858,7 @@ lan_query_start(void *state, struct hl_query *q)
 	}
 	lq->lan = l;
 	lq->q = q;
-	for (int i = 0; i < 40; i++)
-		lq->keyhash[i] =
-		    (char)(kh[i] >= 'A' && kh[i] <= 'F' ? kh[i] - 'A' + 'a'
-		                                        : kh[i]);
+	hl_keyhash_lower(kh, 40, lq->keyhash); /* lan_hex20 checked it */
 	HL_LIST_INSERT(l->queries, lq);
 
 	lan_rolling_code(raw, (uint64_t)time(NULL) / 86400, code);

@@ -24,22 +24,6 @@ lan_hex20(const char *hex, unsigned char raw[20])
 	return hex[40] == '\0' ? 0 : -1;
 }
 
-/* n bytes of 40 hex, copied in lowercase to out[41]; 0, or -1. */
-static int
-copy_hash(const unsigned char *s, size_t n, char out[41])
-{
-	if (n != 40)
-		return -1;
-	for (size_t i = 0; i < 40; i++) {
-		if (hl_hexval(s[i]) < 0)
-			return -1;
-		out[i] = (char)(s[i] >= 'A' && s[i] <= 'F' ? s[i] - 'A' + 'a'
-		                                           : s[i]);
-	}
-	out[40] = '\0';
-	return 0;
-}
-
 static int
 password_ok(const unsigned char *s, size_t n)
 {
@@ -104,19 +88,20 @@ set_infohash(struct lan_packet *p, const unsigned char *v, size_t n)
 			p->infohash[0] = '\0';
 			return 0;
 		}
-		return copy_hash(v, n, p->infohash);
+		return hl_keyhash_lower((const char *)v, n, p->infohash);
 	}
 	for (size_t i = 0; i < n; i++)
 		if (v[i] == '-')
 			dash = v + i;
 	if (dash == NULL) {
 		/* A bare hash: a service without a password. */
-		if (copy_hash(v, n, p->keyhash) != 0)
+		if (hl_keyhash_lower((const char *)v, n, p->keyhash) != 0)
 			return -1;
 	} else {
 		size_t pwlen = (size_t)(dash - v);
 		if (!password_ok(v, pwlen) ||
-		    copy_hash(dash + 1, n - pwlen - 1, p->keyhash) != 0)
+		    hl_keyhash_lower((const char *)dash + 1, n - pwlen - 1,
+		                     p->keyhash) != 0)
 			return -1;
 		memcpy(p->password, v, pwlen);
 		p->password[pwlen] = '\0';

@@ -296,14 +296,11 @@ accept_event_callback(struct bufferevent *bev, short what, void *arg)
 	}
 	sni = SSL_get_servername(bufferevent_openssl_get_ssl(bev),
 	                         TLSEXT_NAMETYPE_host_name);
-	if (sni == NULL || strlen(sni) != 40) { /* the SNI callback checked */
+	/* The SNI callback checked it. */
+	if (sni == NULL || hl_keyhash_lower(sni, strlen(sni), keyhash) != 0) {
 		accepting_free(a);
 		return;
 	}
-	for (int i = 0; i < 41; i++)
-		keyhash[i] =
-		    (char)((sni[i] >= 'A' && sni[i] <= 'F') ? sni[i] - 'A' + 'a'
-		                                            : sni[i]);
 	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
 	bufferevent_set_timeouts(bev, NULL, NULL);
 	a->bev = NULL;

@@ -1,7 +1,7 @@
 /*
  * test-util.c: the SDK's helpers (hardline/util.h), as plugins and the
- * core use them: hex, "host:port", comma lists, socket addresses as text,
- * loopback, intrusive lists and integer settings.
+ * core use them: hex, keyhashes, "host:port", comma lists, socket addresses as
+ * text, loopback, intrusive lists and integer settings.
  */
 #include <stdarg.h>
 #include <stdlib.h>
@@ -53,6 +53,25 @@ test_hex(void)
 	CHECK_STR(text, "00ff7fa0");
 	hl_hex_encode(back, 0, text);
 	CHECK_STR(text, "");
+}
+
+static void
+test_keyhash(void)
+{
+	static const char mixed[] = "B1AA4003e8bf17d4403BEBD468CF53A3B575366A";
+	char out[41], *p;
+
+	CHECK_INT(hl_keyhash_lower(mixed, 40, out), 0);
+	CHECK_STR(out, "b1aa4003e8bf17d4403bebd468cf53a3b575366a");
+	p = exact(mixed, 40); /* no NUL: nothing past len is read */
+	CHECK_INT(hl_keyhash_lower(p, 40, out), 0);
+	free(p);
+	CHECK_INT(hl_keyhash_lower(mixed, 39, out), -1);
+	CHECK_INT(hl_keyhash_lower(mixed, 41, out), -1);
+	CHECK_INT(hl_keyhash_lower("g1aa4003e8bf17d4403bebd468cf53a3b575366a",
+	                           40, out),
+	          -1);
+	CHECK_INT(hl_keyhash_lower("", 0, out), -1);
 }
 
 static void
@@ -315,6 +334,7 @@ int
 main(void)
 {
 	test_hex();
+	test_keyhash();
 	test_addr_split();
 	test_split_next();
 	test_sockaddr();

@@ -1,6 +1,7 @@
 /*
  * hardline/util.h: small helpers that hlcore and its plugins all need,
- * offered once so that nobody writes them again: hex digits, "host:port"
+ * offered once so that nobody writes them again: hex digits, keyhashes,
+ * "host:port"
  * addresses and comma-separated lists of them, socket addresses as text,
  * intrusive lists, and integer config values.
  *
@@ -79,6 +80,29 @@ hl_hex_encode(const unsigned char *in, size_t n, char *out)
 		out[2 * i + 1] = digits[in[i] & 15];
 	}
 	out[2 * n] = '\0';
+}
+
+/* ---- keyhashes ---- */
+
+/*
+ * A keyhash (PROTOCOL.md: 40 hex digits) in the form the services table
+ * uses, lowercase: s[0..len) must be exactly 40 hex digits in any case.
+ * Writes them in lowercase and a NUL into out and returns 0, or returns
+ * -1 (out may be partly written). Reads nothing past len.
+ */
+static inline int
+hl_keyhash_lower(const char *s, size_t len, char out[41])
+{
+	if (len != 40)
+		return -1;
+	for (size_t i = 0; i < 40; i++) {
+		int c = (unsigned char)s[i];
+		if (hl_hexval(c) < 0)
+			return -1;
+		out[i] = (char)(c >= 'A' && c <= 'F' ? c - 'A' + 'a' : c);
+	}
+	out[40] = '\0';
+	return 0;
 }
 
 /* ---- comma-separated lists ---- */

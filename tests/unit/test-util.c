@@ -1,7 +1,7 @@
 /*
  * test-util.c: the SDK's helpers (hardline/util.h), as plugins and the
- * core use them: hex, keyhashes, "host:port", comma lists, socket addresses as
- * text, loopback, intrusive lists and integer settings.
+ * core use them: hex, keyhashes, "host:port", comma lists, socket
+ * addresses as text, loopback, intrusive lists and integer settings.
  */
 #include <stdarg.h>
 #include <stdlib.h>

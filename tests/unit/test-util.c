@@ -175,43 +175,55 @@ test_split_next(void)
 static void
 test_sockaddr(void)
 {
-	struct sockaddr_in s4 = {.sin_family = AF_INET,
-	                         .sin_port = htons(7008)};
-	struct sockaddr_in6 s6 = {.sin6_family = AF_INET6,
-	                          .sin6_port = htons(443)};
+	static const struct {
+		int family;
+		const char *ip;
+		unsigned port;
+		const char *text;
+		int loopback;
+	} cases[] = {
+	    {AF_INET, "192.0.2.1", 7008, "192.0.2.1:7008", 0},
+	    {AF_INET, "127.1.2.3", 1, "127.1.2.3:1", 1},
+	    {AF_INET6, "200:1::2", 443, "[200:1::2]:443", 0},
+	    {AF_INET6, "::1", 443, "[::1]:443", 1},
+	    {AF_INET6, "::2", 443, "[::2]:443", 0},
+	    /* What a dual-stack listener reports for an IPv4 peer. */
+	    {AF_INET6, "::ffff:127.0.0.9", 443, "127.0.0.9:443", 1},
+	    {AF_INET6, "::ffff:10.0.0.1", 443, "10.0.0.1:443", 0},
+	    /* The longest there is fits in HL_SOCKADDR_STRLEN. */
+	    {AF_INET6, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 65535,
+	     "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535", 0},
+	};
 	struct sockaddr_un su = {.sun_family = AF_UNIX};
 	char out[HL_SOCKADDR_STRLEN];
 
-	inet_pton(AF_INET, "192.0.2.1", &s4.sin_addr);
-	hl_sockaddr_str((struct sockaddr *)&s4, out, sizeof out);
-	CHECK_STR(out, "192.0.2.1:7008");
-	CHECK_INT(hl_sockaddr_is_loopback((struct sockaddr *)&s4), 0);
-	hl_sockaddr_str((struct sockaddr *)&s4, out, 5);
-	CHECK_STR(out, "192."); /* cut, and NUL-ended */
-	inet_pton(AF_INET, "127.1.2.3", &s4.sin_addr);
-	CHECK_INT(hl_sockaddr_is_loopback((struct sockaddr *)&s4), 1);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct sockaddr_storage ss = {0};
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		const struct sockaddr *sa = (const struct sockaddr *)&ss;
+		int lo;
 
-	inet_pton(AF_INET6, "200:1::2", &s6.sin6_addr);
-	hl_sockaddr_str((struct sockaddr *)&s6, out, sizeof out);
-	CHECK_STR(out, "[200:1::2]:443");
-	CHECK_INT(hl_sockaddr_is_loopback((struct sockaddr *)&s6), 0);
-	inet_pton(AF_INET6, "::1", &s6.sin6_addr);
-	CHECK_INT(hl_sockaddr_is_loopback((struct sockaddr *)&s6), 1);
-	inet_pton(AF_INET6, "::2", &s6.sin6_addr);
-	CHECK_INT(hl_sockaddr_is_loopback((struct sockaddr *)&s6), 0);
-	/* What a dual-stack listener reports for an IPv4 peer. */
-	inet_pton(AF_INET6, "::ffff:127.0.0.9", &s6.sin6_addr);
-	hl_sockaddr_str((struct sockaddr *)&s6, out, sizeof out);
-	CHECK_STR(out, "127.0.0.9:443");
-	CHECK_INT(hl_sockaddr_is_loopback((struct sockaddr *)&s6), 1);
-	inet_pton(AF_INET6, "::ffff:10.0.0.1", &s6.sin6_addr);
-	CHECK_INT(hl_sockaddr_is_loopback((struct sockaddr *)&s6), 0);
-	/* The longest there is fits in HL_SOCKADDR_STRLEN. */
-	memset(&s6.sin6_addr, 0xff, sizeof s6.sin6_addr);
-	s6.sin6_port = htons(65535);
-	hl_sockaddr_str((struct sockaddr *)&s6, out, sizeof out);
-	CHECK_STR(out, "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535");
-
+		ss.ss_family = (sa_family_t)cases[i].family;
+		if (cases[i].family == AF_INET) {
+			s4->sin_port = htons((uint16_t)cases[i].port);
+			inet_pton(AF_INET, cases[i].ip, &s4->sin_addr);
+		} else {
+			s6->sin6_port = htons((uint16_t)cases[i].port);
+			inet_pton(AF_INET6, cases[i].ip, &s6->sin6_addr);
+		}
+		hl_sockaddr_str(sa, out, sizeof out);
+		CHECK(strcmp(out, cases[i].text) == 0,
+		      "%s: expected \"%s\", got \"%s\"", cases[i].ip,
+		      cases[i].text, out);
+		lo = hl_sockaddr_is_loopback(sa);
+		CHECK(lo == cases[i].loopback, "%s: loopback %d, expected %d",
+		      cases[i].ip, lo, cases[i].loopback);
+		if (i == 0) {
+			hl_sockaddr_str(sa, out, 5);
+			CHECK_STR(out, "192."); /* cut, and NUL-ended */
+		}
+	}
 	hl_sockaddr_str((struct sockaddr *)&su, out, sizeof out);
 	CHECK_STR(out, "(unknown address family 1)");
 	CHECK_INT(hl_sockaddr_is_loopback((struct sockaddr *)&su), 0);

@@ -1,10 +1,13 @@
 # hardline_add_plugin(NAME SOURCES... [LIBS targets...] [NO_INSTALL])
 #
 # Builds the plugin NAME as NAME.so (no "lib" prefix), the form hlcore
-# loads, with only the descriptor symbol exported. Shared by the plugins in
-# this tree and by third-party plugins built against the installed SDK
-# (find_package(Hardline)). NO_INSTALL leaves it out of `cmake --install`
-# (test fixtures).
+# loads, with only the descriptor symbol exported: the plugin's sources
+# are compiled with hidden visibility (HL_PLUGIN() marks the descriptor
+# visible), and the symbols of static libraries linked in stay local
+# (--exclude-libs), whatever flags those were built with. Shared by the
+# plugins in this tree and by third-party plugins built against the
+# installed SDK (find_package(Hardline)). NO_INSTALL leaves it out of
+# `cmake --install` (test fixtures).
 function(hardline_add_plugin name)
   cmake_parse_arguments(HLP "NO_INSTALL" "" "SOURCES;LIBS" ${ARGN})
   if(NOT HLP_SOURCES)
@@ -12,7 +15,11 @@ function(hardline_add_plugin name)
   endif()
   add_library(${name} MODULE ${HLP_SOURCES})
   set_target_properties(${name} PROPERTIES PREFIX "" OUTPUT_NAME "${name}"
-    C_VISIBILITY_PRESET hidden)
+    C_VISIBILITY_PRESET hidden CXX_VISIBILITY_PRESET hidden
+    VISIBILITY_INLINES_HIDDEN ON)
+  if(NOT APPLE)
+    target_link_options(${name} PRIVATE "LINKER:--exclude-libs,ALL")
+  endif()
   if(TARGET Hardline::plugin)
     target_link_libraries(${name} PRIVATE Hardline::plugin)
   endif()

@@ -1137,25 +1137,6 @@ check_services(struct ctx *x, struct hl__config *cfg, const struct hl_conf *m)
 }
 
 static int
-keyhash_norm(const char *s, char out[HL_KEYHASH_LEN + 1])
-{
-	size_t i;
-
-	for (i = 0; s[i] != '\0'; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (i >= HL_KEYHASH_LEN)
-			return -1;
-		if (c >= 'A' && c <= 'F')
-			c = (unsigned char)(c - 'A' + 'a');
-		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-			return -1;
-		out[i] = (char)c;
-	}
-	out[i] = '\0';
-	return i == HL_KEYHASH_LEN ? 0 : -1;
-}
-
-static int
 peer_add_addr(struct ctx *x, struct hl__peer_conf *pc, const struct hl_conf *a)
 {
 	char what[80];
@@ -1232,7 +1213,8 @@ check_peers(struct ctx *x, struct hl__config *cfg, const struct hl_conf *m)
 		char q[72], d[80];
 		size_t na;
 
-		if (keyhash_norm(m->keys[i], pc->keyhash) < 0) {
+		if (hl_keyhash_lower(m->keys[i], strlen(m->keys[i]),
+		                     pc->keyhash) < 0) {
 			err_at(x, mn->kpos[i].line, mn->kpos[i].col,
 			       "peer %s is not a keyhash: a keyhash is 40 hex "
 			       "characters (0-9, a-f), the part after the last "

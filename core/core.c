@@ -461,16 +461,21 @@ hl__core_set_priority(struct hl__core *c, const char *name, int priority,
 	return 0;
 }
 
-void
+int
 hl__core_browse(struct hl__core *c)
 {
+	int n = 0;
+
 	for (struct hl_plugin *p = c->plugins; p != NULL; p = p->next)
 		if (p->running && p->d.discovery != NULL &&
 		    p->d.discovery->size >=
 		        offsetof(struct hl_discovery_ops, browse) +
 		            sizeof p->d.discovery->browse &&
-		    p->d.discovery->browse != NULL)
+		    p->d.discovery->browse != NULL) {
 			p->d.discovery->browse(p->state);
+			n++;
+		}
+	return n;
 }
 
 static void

@@ -153,8 +153,9 @@ void hl__core_unload_plugins(struct hl__core *c);
 void hl__core_close_plugins(struct hl__core *c);
 int hl__core_set_priority(struct hl__core *c, const char *name, int priority,
                           char *err, size_t errlen);
-/* Ask every discovery plugin that can to look for every service now. */
-void hl__core_browse(struct hl__core *c);
+/* Ask every discovery plugin that can to look for every service now;
+ * returns how many were asked (0: none can list services). */
+int hl__core_browse(struct hl__core *c);
 int hl__core_set_enabled(struct hl__core *c, const char *name, int enabled,
                          char *err, size_t errlen);
 /* The plugin files found in the plugin directories, for the panel:

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "hardline/plugin.h"
+#include "hardline/util.h"
 
 #define HL_VERSION "0.1.0"
 #define HL_KEYHASH_LEN 40
@@ -229,12 +230,16 @@ size_t hl__wanhosts_split(const char *s, char out[][HL_ADDR_MAX], size_t max,
 
 /* ---- util.c ---- */
 
-/* Split "host:port" / "[v6]:port" into host (no brackets) and port.
+/* Split "host:port" / "[v6]:port" into host (no brackets) and port, as
+ * hl_addr_split does, but the core wants a real port: 0 is malformed too.
  * Returns 0, or -1 when malformed. */
-int hl__addr_split(const char *addr, char *host, size_t hostlen,
-                   uint16_t *port);
-/* Format a socket address as "ip:port" / "[v6]:port". */
-void hl__sockaddr_str(const struct sockaddr *sa, char *out, size_t outlen);
+static inline int
+hl__addr_split(const char *addr, char *host, size_t hostlen, uint16_t *port)
+{
+	if (hl_addr_split(addr, host, hostlen, port) != 0 || *port == 0)
+		return -1;
+	return 0;
+}
 /* Write data to path atomically (tmp, fsync, rename) with mode. */
 int hl__write_file_atomic(const char *path, const void *data, size_t len,
                           int mode);

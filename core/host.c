@@ -122,17 +122,6 @@ hl__http_find_host(const char *buf, size_t len, const char **host,
 	return 1;
 }
 
-static int
-hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c |= 0x20;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 int
 hl__host_parse(const char *host, size_t len, char password[HL_PASSWORD_MAX + 1],
                char keyhash[HL_KEYHASH_LEN + 1])
@@ -140,7 +129,7 @@ hl__host_parse(const char *host, size_t len, char password[HL_PASSWORD_MAX + 1],
 	static const char suffix[] = ".localhost";
 	const size_t sl = sizeof suffix - 1;
 	size_t s = 0, e = len, i, ls, dash;
-	char pw[HL_PASSWORD_MAX + 1];
+	char pw[HL_PASSWORD_MAX + 1], kh[HL_KEYHASH_LEN + 1];
 
 	password[0] = '\0';
 	keyhash[0] = '\0';
@@ -182,11 +171,8 @@ hl__host_parse(const char *host, size_t len, char password[HL_PASSWORD_MAX + 1],
 		return -1; /* no '-' */
 	dash--;
 
-	if (e - (dash + 1) != HL_KEYHASH_LEN)
+	if (hl_keyhash_lower(host + dash + 1, e - (dash + 1), kh) != 0)
 		return -1;
-	for (i = 0; i < HL_KEYHASH_LEN; i++)
-		if (hexval((unsigned char)host[dash + 1 + i]) < 0)
-			return -1;
 
 	/* Host names are case-insensitive (and browsers lowercase them), so
 	 * the password is taken in lowercase, as the original does. */
@@ -202,10 +188,6 @@ hl__host_parse(const char *host, size_t len, char password[HL_PASSWORD_MAX + 1],
 		return -1;
 
 	memcpy(password, pw, dash - ls + 1);
-	for (i = 0; i < HL_KEYHASH_LEN; i++) {
-		char c = host[dash + 1 + i];
-		keyhash[i] = (c >= 'A' && c <= 'Z') ? (char)(c | 0x20) : c;
-	}
-	keyhash[HL_KEYHASH_LEN] = '\0';
+	memcpy(keyhash, kh, sizeof kh);
 	return 0;
 }

@@ -32,16 +32,11 @@ void
 hl__keyhash(const unsigned char *der, size_t len, char out[41])
 {
 	unsigned char h[crypto_generichash_BYTES]; /* 32: BLAKE2b-256 */
-	static const char hex[] = "0123456789abcdef";
 
 	/* BLAKE2b with a 32-byte output, cut to 20 bytes afterwards: the
 	 * output size is an input of the hash, so this is not BLAKE2b-160. */
 	crypto_generichash(h, sizeof h, der, len, NULL, 0);
-	for (size_t i = 0; i < HL_KEYHASH_LEN / 2; i++) {
-		out[2 * i] = hex[h[i] >> 4];
-		out[2 * i + 1] = hex[h[i] & 0xf];
-	}
-	out[HL_KEYHASH_LEN] = '\0';
+	hl_hex_encode(h, HL_KEYHASH_LEN / 2, out);
 }
 
 void

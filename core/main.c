@@ -260,20 +260,13 @@ cmd_discover(struct hl__core *c)
 {
 	struct timeval tv = {2, 0};
 	struct event *done;
-	int browsers = 0, bad;
+	int browsers, bad;
 
 	c->proxy_port = proxy_port_of(c->cfg);
 	hl__core_load_plugins(c, 0, HL_KIND_DISCOVERY, &bad);
 	if (bad > 0)
 		return 2;
-	for (struct hl_plugin *p = c->plugins; p != NULL; p = p->next)
-		if (p->running && p->d.discovery != NULL &&
-		    p->d.discovery->size >=
-		        offsetof(struct hl_discovery_ops, browse) +
-		            sizeof p->d.discovery->browse &&
-		    p->d.discovery->browse != NULL)
-			browsers++;
-	hl__core_browse(c);
+	browsers = hl__core_browse(c);
 	if (browsers == 0) {
 		pthread_mutex_lock(&c->calls_lock);
 		c->stopping = 1;

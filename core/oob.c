@@ -162,30 +162,21 @@ out:
 size_t
 hl__wanhosts_split(const char *s, char out[][HL_ADDR_MAX], size_t max, int *bad)
 {
-	size_t count = 0;
+	size_t count = 0, len = s != NULL ? strlen(s) : 0, pos = 0, a, b;
 	int nbad = 0;
 
-	while (s != NULL && *s != '\0' && count < max) {
-		const char *e = strchr(s, ','), *next;
+	while (count < max && hl_split_next(s, len, &pos, &a, &b)) {
 		char entry[HL_ADDR_MAX], host[HL_ADDR_MAX];
 		uint16_t port;
-		size_t n;
+		size_t n = b - a;
 
-		if (e == NULL)
-			e = s + strlen(s);
-		next = *e == ',' ? e + 1 : e;
-		while (s < e && (*s == ' ' || *s == '\t'))
-			s++;
-		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-			e--;
-		n = (size_t)(e - s);
 		if (n == 0) {
 			/* An empty entry ("a:1,,b:2", a trailing comma) is
 			 * nothing, not an error. */
 		} else if (n >= HL_ADDR_MAX) {
 			nbad++;
 		} else {
-			memcpy(entry, s, n);
+			memcpy(entry, s + a, n);
 			entry[n] = '\0';
 			if (hl__addr_split(entry, host, sizeof host, &port) ==
 			    0) {
@@ -195,7 +186,6 @@ hl__wanhosts_split(const char *s, char out[][HL_ADDR_MAX], size_t max, int *bad)
 				nbad++;
 			}
 		}
-		s = next;
 	}
 	if (bad != NULL)
 		*bad = nbad;

@@ -620,7 +620,7 @@ proxy_accept_callback(struct evconnlistener *l, evutil_socket_t fd,
 	/* Answers go back to the browser as they come, not after a
 	 * delayed ACK. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
-	hl__sockaddr_str(sa, pc->peer, sizeof pc->peer);
+	hl_sockaddr_str(sa, pc->peer, sizeof pc->peer);
 	pc->browser =
 	    bufferevent_socket_new(c->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (pc->browser == NULL) {

@@ -412,7 +412,7 @@ route_add_self(struct hl__route *r)
 				s6->sin6_addr = in6addr_loopback;
 			}
 		}
-		hl__sockaddr_str((struct sockaddr *)&ss, addr, sizeof addr);
+		hl_sockaddr_str((struct sockaddr *)&ss, addr, sizeof addr);
 		route_add_candidate(r, addr, "this node");
 	}
 }

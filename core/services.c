@@ -310,7 +310,7 @@ hl__services_listening(struct hl_plugin *self, const struct sockaddr *sa,
 
 	if (salen > sizeof(struct sockaddr_storage))
 		return;
-	hl__sockaddr_str(sa, addr, sizeof addr);
+	hl_sockaddr_str(sa, addr, sizeof addr);
 	if (open) {
 		struct hl__listener *l = calloc(1, sizeof *l), **pp;
 		if (l == NULL)

@@ -1,86 +1,13 @@
-/* util.c: addresses and files. */
-#include <arpa/inet.h>
+/* util.c: files. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "hl.h"
-
-int
-hl__addr_split(const char *addr, char *host, size_t hostlen, uint16_t *port)
-{
-	const char *colon, *h = addr;
-	size_t hl;
-	char *end;
-	long p;
-
-	if (addr == NULL || *addr == '\0')
-		return -1;
-	if (*addr == '[') {
-		const char *rb = strchr(addr, ']');
-		if (rb == NULL || rb[1] != ':')
-			return -1;
-		h = addr + 1;
-		hl = rb - h;
-		colon = rb + 1;
-	} else {
-		colon = strrchr(addr, ':');
-		if (colon == NULL)
-			return -1;
-		hl = colon - addr;
-		if (memchr(addr, ':', hl) != NULL)
-			return -1; /* a bare IPv6 address needs brackets */
-	}
-	if (hl == 0 || hl >= hostlen)
-		return -1;
-	for (size_t i = 0; i < hl; i++) {
-		unsigned char c = h[i];
-		if (c <= ' ' || c >= 0x7f || c == '/' || c == '[' || c == ']')
-			return -1;
-	}
-	if (colon[1] < '0' || colon[1] > '9')
-		return -1;
-	errno = 0;
-	p = strtol(colon + 1, &end, 10);
-	if (errno != 0 || *end != '\0' || p < 1 || p > 65535)
-		return -1;
-	memcpy(host, h, hl);
-	host[hl] = '\0';
-	*port = (uint16_t)p;
-	return 0;
-}
-
-void
-hl__sockaddr_str(const struct sockaddr *sa, char *out, size_t outlen)
-{
-	char ip[INET6_ADDRSTRLEN];
-
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-		inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip);
-		snprintf(out, outlen, "%s:%u", ip, ntohs(s4->sin_port));
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
-			inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], ip,
-			          sizeof ip);
-			snprintf(out, outlen, "%s:%u", ip,
-			         ntohs(s6->sin6_port));
-		} else {
-			inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof ip);
-			snprintf(out, outlen, "[%s]:%u", ip,
-			         ntohs(s6->sin6_port));
-		}
-	} else {
-		snprintf(out, outlen, "(unknown address family %d)",
-		         sa->sa_family);
-	}
-}
 
 int
 hl__write_file_atomic(const char *path, const void *data, size_t len, int mode)

@@ -86,64 +86,26 @@ static int
 parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len)
 {
 	char host[64];
-	const char *colon;
-	size_t hl;
-	char *end;
-	long port;
+	uint16_t port;
 
 	memset(ss, 0, sizeof *ss);
-	if (s[0] == '[') {
-		const char *rb = strchr(s, ']');
-		if (rb == NULL || rb[1] != ':')
-			return -1;
-		hl = (size_t)(rb - s - 1);
-		if (hl == 0 || hl >= sizeof host)
-			return -1;
-		memcpy(host, s + 1, hl);
-		colon = rb + 1;
-	} else {
-		colon = strrchr(s, ':');
-		if (colon == NULL)
-			return -1;
-		hl = (size_t)(colon - s);
-		if (hl == 0 || hl >= sizeof host || memchr(s, ':', hl))
-			return -1;
-		memcpy(host, s, hl);
-	}
-	host[hl] = '\0';
-	errno = 0;
-	port = strtol(colon + 1, &end, 10);
-	if (colon[1] == '\0' || *end != '\0' || errno || port < 0 ||
-	    port > 65535)
+	if (hl_addr_split(s, host, sizeof host, &port) != 0)
 		return -1;
 	if (strcmp(host, "localhost") == 0)
 		snprintf(host, sizeof host, "127.0.0.1");
 	if (s[0] == '[') {
 		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
 		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)port);
+		in6->sin6_port = htons(port);
 		*len = sizeof *in6;
 		return inet_pton(AF_INET6, host, &in6->sin6_addr) == 1 ? 0 : -1;
 	} else {
 		struct sockaddr_in *in = (struct sockaddr_in *)ss;
 		in->sin_family = AF_INET;
-		in->sin_port = htons((uint16_t)port);
+		in->sin_port = htons(port);
 		*len = sizeof *in;
 		return inet_pton(AF_INET, host, &in->sin_addr) == 1 ? 0 : -1;
 	}
-}
-
-static int
-is_loopback(const struct sockaddr_storage *ss)
-{
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
-		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-	}
-	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
-	if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
-		return in6->sin6_addr.s6_addr[12] == 127;
-	return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
 }
 
 /* The URL to open, for the log: a wildcard address becomes loopback. */
@@ -1118,7 +1080,7 @@ admin_init(const struct hl_services *svc, struct hl_plugin *self,
 	mhd_schedule(a);
 
 	panel_url(&ss, a->url, sizeof a->url);
-	if (!is_loopback(&ss))
+	if (!hl_sockaddr_is_loopback((const struct sockaddr *)&ss))
 		svc->log(
 		    self, HL_LOG_WARN,
 		    "listening on %s, beyond this machine: anyone who reaches "

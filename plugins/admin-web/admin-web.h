@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "hardline/plugin.h"
+#include "hardline/util.h"
 
 /* ---- buf.c: text that grows; after a failed allocation, oom is set and
  * every later call does nothing. ---- */

@@ -123,18 +123,6 @@ buf_take(struct buf *b, size_t *len)
 	return p;
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int
 form_get(const char *body, size_t len, const char *key, char *out,
          size_t outlen)
@@ -152,10 +140,10 @@ form_get(const char *body, size_t len, const char *key, char *out,
 				if (c == '+') {
 					c = ' ';
 				} else if (c == '%' && j + 2 < end &&
-				           hexval(body[j + 1]) >= 0 &&
-				           hexval(body[j + 2]) >= 0) {
-					c = (char)(hexval(body[j + 1]) * 16 +
-					           hexval(body[j + 2]));
+				           hl_hexval(body[j + 1]) >= 0 &&
+				           hl_hexval(body[j + 2]) >= 0) {
+					c = (char)(hl_hexval(body[j + 1]) * 16 +
+					           hl_hexval(body[j + 2]));
 					j += 2;
 				}
 				if (c == '\0' || o + 1 >= outlen)

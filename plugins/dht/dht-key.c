@@ -8,31 +8,9 @@
 #include <openssl/evp.h>
 #include <sodium.h>
 
+#include "hardline/util.h"
+
 #include "dht-key.h"
-
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static void
-tohex(const unsigned char *b, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[b[i] >> 4];
-		out[2 * i + 1] = digits[b[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
 
 int
 dht_rolling_code(const char *keyhash, uint64_t day, char out[41])
@@ -41,19 +19,14 @@ dht_rolling_code(const char *keyhash, uint64_t day, char out[41])
 
 	if (keyhash == NULL || strlen(keyhash) != 40)
 		return -1;
-	for (size_t i = 0; i < 20; i++) {
-		int hi = hexval(keyhash[2 * i]),
-		    lo = hexval(keyhash[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return -1;
-		in[i] = (unsigned char)(hi << 4 | lo);
-	}
+	if (hl_hex_decode(keyhash, 20, in) != 0)
+		return -1;
 	for (size_t i = 0; i < 8; i++)
 		in[20 + i] = (unsigned char)(day >> (8 * i));
 	if (crypto_generichash(digest, sizeof digest, in, sizeof in, NULL, 0) !=
 	    0)
 		return -1;
-	tohex(digest, 20, out);
+	hl_hex_encode(digest, 20, out);
 	return 0;
 }
 
@@ -69,7 +42,7 @@ dht_key(const char *keyhash, uint64_t day, char out[41])
 	if (EVP_Digest(rolling, 40, digest, &len, EVP_sha1(), NULL) != 1 ||
 	    len != 20)
 		return -1;
-	tohex(digest, 20, out);
+	hl_hex_encode(digest, 20, out);
 	return 0;
 }
 

@@ -8,6 +8,8 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "hardline/util.h"
+
 #include "dht-value.h"
 
 static int
@@ -156,7 +158,7 @@ dht_value_parse(const void *data, size_t len, char out[][DHT_ADDR_MAX],
                 size_t *n, const char **why)
 {
 	const char *s = data;
-	size_t start = 0, blanks = 0;
+	size_t start = 0, blanks = 0, a, b;
 
 	*n = 0;
 	*why = NULL;
@@ -176,18 +178,9 @@ dht_value_parse(const void *data, size_t len, char out[][DHT_ADDR_MAX],
 			return DHT_VALUE_MALFORMED;
 		}
 	}
-	while (start <= len) {
-		size_t end = start, a, b;
+	while (hl_split_next(s, len, &start, &a, &b)) {
 		int dup = 0;
 
-		while (end < len && s[end] != ',')
-			end++;
-		a = start;
-		b = end;
-		while (a < b && is_blank((unsigned char)s[a]))
-			a++;
-		while (b > a && is_blank((unsigned char)s[b - 1]))
-			b--;
 		if (dht_addr_check(s + a, b - a, why) != 0) {
 			*n = 0;
 			return DHT_VALUE_MALFORMED;
@@ -205,7 +198,6 @@ dht_value_parse(const void *data, size_t len, char out[][DHT_ADDR_MAX],
 			out[*n][b - a] = '\0';
 			(*n)++;
 		}
-		start = end + 1;
 	}
 	return DHT_VALUE_OK;
 }
@@ -213,7 +205,7 @@ dht_value_parse(const void *data, size_t len, char out[][DHT_ADDR_MAX],
 size_t
 dht_value_make(const char *wanhosts, char *out, size_t outlen, size_t *dropped)
 {
-	size_t len = 0, naddrs = 0, start = 0, total;
+	size_t len = 0, naddrs = 0, start = 0, total, a, b;
 	const char *why;
 
 	*dropped = 0;
@@ -223,18 +215,7 @@ dht_value_make(const char *wanhosts, char *out, size_t outlen, size_t *dropped)
 	if (wanhosts == NULL)
 		return 0;
 	total = strlen(wanhosts);
-	while (start < total) {
-		size_t end = start, a, b;
-
-		while (end < total && wanhosts[end] != ',')
-			end++;
-		a = start;
-		b = end;
-		while (a < b && is_blank((unsigned char)wanhosts[a]))
-			a++;
-		while (b > a && is_blank((unsigned char)wanhosts[b - 1]))
-			b--;
-		start = end + 1;
+	while (hl_split_next(wanhosts, total, &start, &a, &b)) {
 		if (a == b)
 			continue;
 		if (dht_addr_check(wanhosts + a, b - a, &why) != 0 ||

@@ -41,6 +41,7 @@
 #include "dht-key.h"
 #include "dht-value.h"
 #include "hardline/plugin.h"
+#include "hardline/util.h"
 
 #define DEFAULT_BOOTSTRAP "bootstrap.jami.net:4222"
 #define DEFAULT_DHT_PORT "4222"
@@ -364,11 +365,7 @@ op_new(struct hub *h, int kind, uint64_t id)
 	o->hub = h;
 	o->kind = kind;
 	o->id = id;
-	o->next = h->ops;
-	if (o->next != NULL)
-		o->next->prevp = &o->next;
-	o->prevp = &h->ops;
-	h->ops = o;
+	HL_LIST_INSERT(h->ops, o);
 	h->nops++;
 	pthread_mutex_unlock(&h->mu);
 	return o;
@@ -377,9 +374,7 @@ op_new(struct hub *h, int kind, uint64_t id)
 static void
 op_unlink_locked(struct hub *h, struct op *o)
 {
-	if (o->next != NULL)
-		o->next->prevp = o->prevp;
-	*o->prevp = o->next;
+	HL_LIST_REMOVE(o);
 	h->nops--;
 }
 
@@ -433,9 +428,7 @@ lookup_free(struct lookup *lk)
 	struct dht *d = lk->d;
 	struct proxy_req *r, *rn;
 
-	if (lk->next != NULL)
-		lk->next->prevp = lk->prevp;
-	*lk->prevp = lk->next;
+	HL_LIST_REMOVE(lk);
 	d->nlookups--;
 	for (r = d->reqs; r != NULL; r = rn) {
 		rn = r->next;
@@ -526,9 +519,7 @@ lookup_key_done(struct dht *d, uint64_t id)
 static void
 proxy_req_free(struct proxy_req *r)
 {
-	if (r->next != NULL)
-		r->next->prevp = r->prevp;
-	*r->prevp = r->next;
+	HL_LIST_REMOVE(r);
 	r->d->nreqs--;
 	if (r->conn != NULL)
 		evhttp_connection_free(r->conn);
@@ -728,11 +719,7 @@ proxy_request(struct dht *d, int kind, uint64_t id, const char *key,
 	r->d = d;
 	r->kind = kind;
 	r->id = id;
-	r->next = d->reqs;
-	if (r->next != NULL)
-		r->next->prevp = &r->next;
-	r->prevp = &d->reqs;
-	d->reqs = r;
+	HL_LIST_INSERT(d->reqs, r);
 	d->nreqs++;
 	r->timer = evtimer_new(d->base, proxy_timer_callback, r);
 	r->line = evbuffer_new();
@@ -1025,9 +1012,7 @@ boot_ping(struct dht *d, uint64_t round, const struct sockaddr *sa,
 static void
 resolve_unlink(struct resolve *rs)
 {
-	if (rs->next != NULL)
-		rs->next->prevp = rs->prevp;
-	*rs->prevp = rs->next;
+	HL_LIST_REMOVE(rs);
 	rs->next = NULL;
 	rs->prevp = NULL;
 }
@@ -1139,11 +1124,7 @@ boot_resolve(struct dht *d, uint64_t round, size_t i)
 		rs->round = round;
 		rs->idx = i;
 		rs->family = families[f];
-		rs->next = d->resolves;
-		if (rs->next != NULL)
-			rs->next->prevp = &rs->next;
-		rs->prevp = &d->resolves;
-		d->resolves = rs;
+		HL_LIST_INSERT(d->resolves, rs);
 		rs->req =
 		    families[f] == AF_INET
 		        ? evdns_base_resolve_ipv4(dns, d->boot[i].host, 0,
@@ -1237,11 +1218,7 @@ dht_query_start(void *state, struct hl_query *q)
 	lk->id = ++d->next_id;
 	lk->q = q;
 	lk->timer = evtimer_new(d->base, lookup_timeout_callback, lk);
-	lk->next = d->lookups;
-	if (lk->next != NULL)
-		lk->next->prevp = &lk->next;
-	lk->prevp = &d->lookups;
-	d->lookups = lk;
+	HL_LIST_INSERT(d->lookups, lk);
 	d->nlookups++;
 	if (lk->timer == NULL) {
 		lookup_free(lk);

@@ -32,21 +32,28 @@ check_str(const char *got, const char *want, const char *what)
 static void
 test_vectors(void)
 {
+	static const struct {
+		uint64_t day;
+		const char *rolling, *key;
+	} vectors[] = {
+	    {19000, "3936c95c19f0b9f43a7cc45a6e2ca85429fc40f3",
+	     "167a53807b43416fb4d1b9ea83d01a0451438c31"},
+	    {19001, "26f55605ec3dfb7346b240fcd4c07d4bd51ab5ed",
+	     "796a66cf0034b18d67a8e474ed3f09b9d4dd5f09"},
+	};
 	const char *kh = "000102030405060708090a0b0c0d0e0f10111213";
-	char out[41];
+	char out[41], what[64];
 
-	CHECK(dht_rolling_code(kh, 19000, out) == 0, "rolling code 19000");
-	check_str(out, "3936c95c19f0b9f43a7cc45a6e2ca85429fc40f3",
-	          "rolling code, day 19000");
-	CHECK(dht_key(kh, 19000, out) == 0, "key 19000");
-	check_str(out, "167a53807b43416fb4d1b9ea83d01a0451438c31",
-	          "key, day 19000");
-	CHECK(dht_rolling_code(kh, 19001, out) == 0, "rolling code 19001");
-	check_str(out, "26f55605ec3dfb7346b240fcd4c07d4bd51ab5ed",
-	          "rolling code, day 19001");
-	CHECK(dht_key(kh, 19001, out) == 0, "key 19001");
-	check_str(out, "796a66cf0034b18d67a8e474ed3f09b9d4dd5f09",
-	          "key, day 19001");
+	for (size_t i = 0; i < sizeof vectors / sizeof vectors[0]; i++) {
+		unsigned day = (unsigned)vectors[i].day;
+		CHECK(dht_rolling_code(kh, vectors[i].day, out) == 0,
+		      "rolling code %u", day);
+		snprintf(what, sizeof what, "rolling code, day %u", day);
+		check_str(out, vectors[i].rolling, what);
+		CHECK(dht_key(kh, vectors[i].day, out) == 0, "key %u", day);
+		snprintf(what, sizeof what, "key, day %u", day);
+		check_str(out, vectors[i].key, what);
+	}
 	/* Any case in, the same key out. */
 	CHECK(dht_key("000102030405060708090A0B0C0D0E0F10111213", 19000, out) ==
 	          0,

@@ -36,6 +36,7 @@
 #include <sodium.h>
 
 #include "hardline/plugin.h"
+#include "hardline/util.h"
 #include "lanpacket.h"
 
 #define LAN_GROUP "239.192.152.143"
@@ -815,9 +816,7 @@ browse_repeat_callback(evutil_socket_t fd, short what, void *arg)
 static void
 query_unlink(struct lan_query *lq)
 {
-	if (lq->next != NULL)
-		lq->next->prevp = lq->prevp;
-	*lq->prevp = lq->next;
+	HL_LIST_REMOVE(lq);
 	event_free(lq->timer);
 }
 
@@ -859,15 +858,8 @@ lan_query_start(void *state, struct hl_query *q)
 	}
 	lq->lan = l;
 	lq->q = q;
-	for (int i = 0; i < 40; i++)
-		lq->keyhash[i] =
-		    (char)(kh[i] >= 'A' && kh[i] <= 'F' ? kh[i] - 'A' + 'a'
-		                                        : kh[i]);
-	lq->next = l->queries;
-	if (lq->next != NULL)
-		lq->next->prevp = &lq->next;
-	lq->prevp = &l->queries;
-	l->queries = lq;
+	hl_keyhash_lower(kh, 40, lq->keyhash); /* lan_hex20 checked it */
+	HL_LIST_INSERT(l->queries, lq);
 
 	lan_rolling_code(raw, (uint64_t)time(NULL) / 86400, code);
 	send_search(l, code);
@@ -954,33 +946,6 @@ lan_port_event(void *state, const struct sockaddr *sa, socklen_t salen,
 /* ---- config, init, fini ---- */
 
 static int
-conf_int(const struct hl_services *svc, struct hl_plugin *self,
-         const struct hl_conf *conf, const char *key, int lo, int hi, int *out)
-{
-	const struct hl_conf *n = svc->conf_get(conf, key);
-	const char *s;
-	char *end;
-	long v;
-
-	if (n == NULL)
-		return 0;
-	s = svc->conf_str(n);
-	if (s == NULL || *s == '\0') {
-		svc->conf_error(self, n, "%s: expected a number", key);
-		return -1;
-	}
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (*end != '\0' || errno != 0 || v < lo || v > hi) {
-		svc->conf_error(self, n, "%s: expected a number from %d to %d",
-		                key, lo, hi);
-		return -1;
-	}
-	*out = (int)v;
-	return 0;
-}
-
-static int
 check_conf(const struct hl_services *svc, struct hl_plugin *self,
            const struct hl_conf *conf, struct lan *l)
 {
@@ -990,10 +955,10 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
 	int bad = svc->conf_check_keys(self, conf, allowed);
 	int port = LAN_DEFAULT_PORT, interval = 0;
 
-	if (conf_int(svc, self, conf, "port", 1, 65535, &port) != 0)
+	if (hl_conf_int(svc, self, conf, "port", 1, 65535, &port) != 0)
 		bad++;
-	if (conf_int(svc, self, conf, "announce_interval", 0, 86400,
-	             &interval) != 0)
+	if (hl_conf_int(svc, self, conf, "announce_interval", 0, 86400,
+	                &interval) != 0)
 		bad++;
 	else if (interval > 0 && interval < 5) {
 		svc->conf_error(

@@ -9,50 +9,19 @@
 
 #include <sodium.h>
 
+#include "hardline/util.h"
+
 #include "lanpacket.h"
 
 static const char search_line[] = "HARDLINE-SEARCH * HTTP/1.1";
 static const char service_line[] = "HARDLINE-SERVICE * HTTP/1.1";
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int
 lan_hex20(const char *hex, unsigned char raw[20])
 {
-	for (int i = 0; i < 20; i++) {
-		int hi = hexval((unsigned char)hex[2 * i]);
-		int lo = hi < 0 ? -1 : hexval((unsigned char)hex[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return -1;
-		raw[i] = (unsigned char)(hi << 4 | lo);
-	}
-	return hex[40] == '\0' ? 0 : -1;
-}
-
-/* n bytes of 40 hex, copied in lowercase to out[41]; 0, or -1. */
-static int
-copy_hash(const unsigned char *s, size_t n, char out[41])
-{
-	if (n != 40)
+	if (hl_hex_decode(hex, 20, raw) != 0)
 		return -1;
-	for (size_t i = 0; i < 40; i++) {
-		if (hexval(s[i]) < 0)
-			return -1;
-		out[i] = (char)(s[i] >= 'A' && s[i] <= 'F' ? s[i] - 'A' + 'a'
-		                                           : s[i]);
-	}
-	out[40] = '\0';
-	return 0;
+	return hex[40] == '\0' ? 0 : -1;
 }
 
 static int
@@ -119,19 +88,20 @@ set_infohash(struct lan_packet *p, const unsigned char *v, size_t n)
 			p->infohash[0] = '\0';
 			return 0;
 		}
-		return copy_hash(v, n, p->infohash);
+		return hl_keyhash_lower((const char *)v, n, p->infohash);
 	}
 	for (size_t i = 0; i < n; i++)
 		if (v[i] == '-')
 			dash = v + i;
 	if (dash == NULL) {
 		/* A bare hash: a service without a password. */
-		if (copy_hash(v, n, p->keyhash) != 0)
+		if (hl_keyhash_lower((const char *)v, n, p->keyhash) != 0)
 			return -1;
 	} else {
 		size_t pwlen = (size_t)(dash - v);
 		if (!password_ok(v, pwlen) ||
-		    copy_hash(dash + 1, n - pwlen - 1, p->keyhash) != 0)
+		    hl_keyhash_lower((const char *)dash + 1, n - pwlen - 1,
+		                     p->keyhash) != 0)
 			return -1;
 		memcpy(p->password, v, pwlen);
 		p->password[pwlen] = '\0';
@@ -358,16 +328,11 @@ void
 lan_rolling_code(const unsigned char raw[20], uint64_t day, char out[41])
 {
 	unsigned char in[28], h[crypto_generichash_BYTES];
-	static const char hex[] = "0123456789abcdef";
 
 	memcpy(in, raw, 20);
 	for (int i = 0; i < 8; i++)
 		in[20 + i] = (unsigned char)(day >> (8 * i));
 	/* BLAKE2b with a 32-byte output (not BLAKE2b-512 cut short). */
 	crypto_generichash(h, sizeof h, in, sizeof in, NULL, 0);
-	for (int i = 0; i < 20; i++) {
-		out[2 * i] = hex[h[i] >> 4];
-		out[2 * i + 1] = hex[h[i] & 15];
-	}
-	out[40] = '\0';
+	hl_hex_encode(h, 20, out);
 }

@@ -31,6 +31,7 @@
 /* Uses nothing newer than ABI 1.0, so 1.0 cores load it too. */
 #define HL_PLUGIN_ABI_MINOR 0
 #include "hardline/plugin.h"
+#include "hardline/util.h"
 
 #define HANDSHAKE_TIMEOUT_SEC 10
 #define MAX_LISTENERS 8
@@ -83,42 +84,6 @@ struct tls {
 	unsigned long refused_sni;
 };
 
-/* Split "host:port" or "[v6]:port"; 0, or -1 when malformed. */
-static int
-split_addr(const char *addr, char *host, size_t hostlen, int *port)
-{
-	const char *colon;
-	size_t hl;
-	char *end;
-	long p;
-
-	if (addr[0] == '[') {
-		const char *rb = strchr(addr, ']');
-		if (rb == NULL || rb[1] != ':')
-			return -1;
-		hl = (size_t)(rb - addr - 1);
-		if (hl == 0 || hl >= hostlen)
-			return -1;
-		memcpy(host, addr + 1, hl);
-		colon = rb + 1;
-	} else {
-		colon = strrchr(addr, ':');
-		if (colon == NULL)
-			return -1;
-		hl = (size_t)(colon - addr);
-		if (hl == 0 || hl >= hostlen || memchr(addr, ':', hl))
-			return -1;
-		memcpy(host, addr, hl);
-	}
-	host[hl] = '\0';
-	errno = 0;
-	p = strtol(colon + 1, &end, 10);
-	if (colon[1] == '\0' || *end != '\0' || errno || p < 0 || p > 65535)
-		return -1;
-	*port = (int)p;
-	return 0;
-}
-
 /*
  * Why a connection failed, in words for the error page. libevent reports a
  * socket that failed under TLS (refused, reset) as the bare OpenSSL code
@@ -153,9 +118,7 @@ ssl_error_text(struct bufferevent *bev, char *buf, size_t len)
 static void
 dial_unlink_free(struct hl_dial *d)
 {
-	if (d->next)
-		d->next->prevp = d->prevp;
-	*d->prevp = d->next;
+	HL_LIST_REMOVE(d);
 	if (d->bev != NULL)
 		bufferevent_free(d->bev);
 	if (d->deadline != NULL)
@@ -230,11 +193,11 @@ tls_dial(void *state, const char *keyhash, const char *addr, hl_dial_cb cb,
 	struct tls *t = state;
 	struct hl_dial *d;
 	char host[ADDR_MAX];
-	int port;
+	uint16_t port;
 	SSL *ssl;
 	struct timeval tv = {HANDSHAKE_TIMEOUT_SEC, 0};
 
-	if (split_addr(addr, host, sizeof host, &port) != 0 || port == 0)
+	if (hl_addr_split(addr, host, sizeof host, &port) != 0 || port == 0)
 		return NULL;
 	d = calloc(1, sizeof *d);
 	ssl = SSL_new(t->client_ctx);
@@ -258,11 +221,7 @@ tls_dial(void *state, const char *keyhash, const char *addr, hl_dial_cb cb,
 	if (d->deadline != NULL)
 		evtimer_add(d->deadline, &tv);
 	snprintf(d->addr, sizeof d->addr, "%s", addr);
-	d->next = t->dials;
-	if (d->next)
-		d->next->prevp = &d->next;
-	d->prevp = &t->dials;
-	t->dials = d;
+	HL_LIST_INSERT(t->dials, d);
 	bufferevent_setcb(d->bev, NULL, NULL, dial_event_callback, d);
 	bufferevent_set_timeouts(d->bev, &tv, &tv);
 	bufferevent_enable(d->bev, EV_READ | EV_WRITE);
@@ -295,9 +254,7 @@ tls_dial_cancel(void *state, struct hl_dial *d)
 static void
 accepting_free(struct accepting *a)
 {
-	if (a->next)
-		a->next->prevp = a->prevp;
-	*a->prevp = a->next;
+	HL_LIST_REMOVE(a);
 	a->tls->naccepting--;
 	if (a->bev != NULL)
 		bufferevent_free(a->bev);
@@ -339,14 +296,11 @@ accept_event_callback(struct bufferevent *bev, short what, void *arg)
 	}
 	sni = SSL_get_servername(bufferevent_openssl_get_ssl(bev),
 	                         TLSEXT_NAMETYPE_host_name);
-	if (sni == NULL || strlen(sni) != 40) { /* the SNI callback checked */
+	/* The SNI callback checked it. */
+	if (sni == NULL || hl_keyhash_lower(sni, strlen(sni), keyhash) != 0) {
 		accepting_free(a);
 		return;
 	}
-	for (int i = 0; i < 41; i++)
-		keyhash[i] =
-		    (char)((sni[i] >= 'A' && sni[i] <= 'F') ? sni[i] - 'A' + 'a'
-		                                            : sni[i]);
 	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
 	bufferevent_set_timeouts(bev, NULL, NULL);
 	a->bev = NULL;
@@ -419,28 +373,9 @@ listener_accept_callback(struct evconnlistener *l, evutil_socket_t fd,
 	a->deadline = evtimer_new(t->base, accept_deadline_callback, a);
 	if (a->deadline != NULL)
 		evtimer_add(a->deadline, &tv);
-	{
-		/* A printable peer address for the logs. */
-		char ip[64] = "?";
-		int port = 0;
-		if (sa->sa_family == AF_INET) {
-			struct sockaddr_in *s4 = (struct sockaddr_in *)sa;
-			evutil_inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip);
-			port = ntohs(s4->sin_port);
-			snprintf(a->peer, sizeof a->peer, "%s:%d", ip, port);
-		} else if (sa->sa_family == AF_INET6) {
-			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)sa;
-			evutil_inet_ntop(AF_INET6, &s6->sin6_addr, ip,
-			                 sizeof ip);
-			port = ntohs(s6->sin6_port);
-			snprintf(a->peer, sizeof a->peer, "[%s]:%d", ip, port);
-		}
-	}
-	a->next = t->accepting;
-	if (a->next)
-		a->next->prevp = &a->next;
-	a->prevp = &t->accepting;
-	t->accepting = a;
+	/* A printable peer address for the logs. */
+	hl_sockaddr_str(sa, a->peer, sizeof a->peer);
+	HL_LIST_INSERT(t->accepting, a);
 	t->naccepting++;
 	bufferevent_setcb(a->bev, NULL, NULL, accept_event_callback, a);
 	bufferevent_set_timeouts(a->bev, &tv, &tv);
@@ -451,7 +386,8 @@ static int
 open_listener(struct tls *t, const struct hl_conf *node, const char *addr)
 {
 	char host[ADDR_MAX];
-	int port, fd = -1, on = 1, off = 0;
+	uint16_t port;
+	int fd = -1, on = 1, off = 0;
 	struct sockaddr_storage ss;
 	int sslen = sizeof ss;
 	socklen_t len = sizeof ss;
@@ -461,7 +397,7 @@ open_listener(struct tls *t, const struct hl_conf *node, const char *addr)
 		                   MAX_LISTENERS);
 		return -1;
 	}
-	if (split_addr(addr, host, sizeof host, &port) != 0 ||
+	if (hl_addr_split(addr, host, sizeof host, &port) != 0 ||
 	    evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) !=
 	        0) {
 		t->svc->conf_error(
@@ -545,7 +481,7 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
 	const struct hl_conf *n;
 	int bad = svc->conf_check_keys(self, conf, allowed);
 	char host[ADDR_MAX];
-	int port;
+	uint16_t port;
 
 	for (int k = 0; k < 2; k++) {
 		const char *key = k ? "advertise" : "listen";
@@ -553,8 +489,8 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
 		if (n == NULL)
 			continue;
 		if (svc->conf_type(n) == HL_CONF_SCALAR) {
-			if (split_addr(svc->conf_str(n), host, sizeof host,
-			               &port) != 0) {
+			if (hl_addr_split(svc->conf_str(n), host, sizeof host,
+			                  &port) != 0) {
 				svc->conf_error(self, n,
 				                "%s: \"%s\" is not host:port",
 				                key, svc->conf_str(n));
@@ -573,7 +509,7 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
 			const struct hl_conf *it = svc->conf_item(n, i);
 			const char *s = svc->conf_str(it);
 			if (s == NULL ||
-			    split_addr(s, host, sizeof host, &port) != 0 ||
+			    hl_addr_split(s, host, sizeof host, &port) != 0 ||
 			    (k == 1 && port == 0)) {
 				svc->conf_error(self, it,
 				                "%s: expected \"host:port\"",

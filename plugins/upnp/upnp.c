@@ -39,6 +39,7 @@
 /* Uses nothing newer than ABI 1.0, so 1.0 cores load it too. */
 #define HL_PLUGIN_ABI_MINOR 0
 #include "hardline/plugin.h"
+#include "hardline/util.h"
 
 #define MAX_MAPPINGS 16
 #define NEXT_PORTS 10 /* after the same port, try this many more */
@@ -835,23 +836,6 @@ wake(struct upnp *u)
 
 /* ---- the loop side ---- */
 
-static int
-is_loopback(const struct sockaddr *sa)
-{
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const void *)sa;
-		return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
-	}
-	if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const void *)sa;
-		if (IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr))
-			return 1;
-		return IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) &&
-		       s6->sin6_addr.s6_addr[12] == 127;
-	}
-	return 0;
-}
-
 /*
  * The port and, for a listener on one IPv4 address, that address (the
  * internal client of the mapping). -1 for a listener that cannot be
@@ -906,7 +890,7 @@ upnp_port_event(void *state, const struct sockaddr *sa, socklen_t salen,
 		wake(u);
 		return;
 	}
-	if (is_loopback(sa)) {
+	if (hl_sockaddr_is_loopback(sa)) {
 		u->svc->log(u->self, HL_LOG_DEBUG,
 		            "not mapping a listener on a loopback address");
 		return;
@@ -947,35 +931,6 @@ upnp_port_event(void *state, const struct sockaddr *sa, socklen_t salen,
 }
 
 /* ---- config ---- */
-
-static int
-conf_int(const struct hl_services *svc, struct hl_plugin *self,
-         const struct hl_conf *conf, const char *key, long lo, long hi,
-         int *out)
-{
-	const struct hl_conf *n = svc->conf_get(conf, key);
-	const char *s;
-	char *end;
-	long v;
-
-	if (n == NULL)
-		return 0;
-	s = svc->conf_str(n);
-	if (s == NULL || s[0] == '\0') {
-		svc->conf_error(self, n, "%s: expected a number", key);
-		return -1;
-	}
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (*end != '\0' || errno != 0 || v < lo || v > hi) {
-		svc->conf_error(self, n,
-		                "%s: expected a number from %ld to %ld", key,
-		                lo, hi);
-		return -1;
-	}
-	*out = (int)v;
-	return 0;
-}
 
 static int
 conf_bool(const struct hl_services *svc, struct hl_plugin *self,
@@ -1020,11 +975,12 @@ read_conf(const struct hl_services *svc, struct hl_plugin *self,
 	bad += svc->conf_check_keys(self, conf, allowed);
 	if (svc->conf_type(conf) != HL_CONF_MAP)
 		return -1;
-	bad += conf_int(svc, self, conf, "lease", 60, 604800, &u->lease) != 0;
+	bad +=
+	    hl_conf_int(svc, self, conf, "lease", 60, 604800, &u->lease) != 0;
 	bad += conf_bool(svc, self, conf, "upnp", &u->use_upnp) != 0;
 	bad += conf_bool(svc, self, conf, "natpmp", &u->use_natpmp) != 0;
-	bad += conf_int(svc, self, conf, "discover_timeout_ms", 100, 30000,
-	                &u->discover_ms) != 0;
+	bad += hl_conf_int(svc, self, conf, "discover_timeout_ms", 100, 30000,
+	                   &u->discover_ms) != 0;
 	if (!bad && !u->use_upnp && !u->use_natpmp) {
 		svc->conf_error(
 		    self, conf,

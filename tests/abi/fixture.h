@@ -1,7 +1,8 @@
 /*
  * fixture.h: stubs shared by the ABI fixture plugins. The broken fixtures
  * fill their descriptor by hand (HL_PLUGIN() would not let them break it);
- * FIXTURE_COMMON gives the fields they get right.
+ * FIXTURE_COMMON gives the fields they get right. Only ABI 1.0 here:
+ * frozen-1-0 includes this file against the frozen 1.0 header.
  */
 #ifndef HL_ABI_FIXTURE_H
 #define HL_ABI_FIXTURE_H

@@ -1,9 +1,10 @@
 /*
  * frozen-1-0: a plugin of every 1.0 facet, built against the frozen copy
  * of the 1.0 header in frozen/1.0 (never the current one). Every 1.x core
- * must keep loading it.
+ * must keep loading it. The fixtures' stubs (fixture.h) use only 1.0, and
+ * here see the frozen header too.
  */
-#include <hardline/plugin.h>
+#include "fixture.h"
 
 #if HL_ABI_MAJOR != 1 || HL_ABI_MINOR != 0
 #error "frozen-1-0 must be built against tests/abi/frozen/1.0"
@@ -19,76 +20,26 @@ frozen_init(const struct hl_services *svc, struct hl_plugin *self,
 	return 0;
 }
 
-static void
-frozen_fini(void *state)
-{
-	(void)state;
-}
-
-static int
-frozen_query_start(void *state, struct hl_query *q)
-{
-	(void)state;
-	(void)q;
-	return -1;
-}
-
-static void
-frozen_query_cancel(void *state, struct hl_query *q)
-{
-	(void)state;
-	(void)q;
-}
-
-static void
-frozen_port_event(void *state, const struct sockaddr *sa, socklen_t salen,
-                  int open)
-{
-	(void)state;
-	(void)sa;
-	(void)salen;
-	(void)open;
-}
-
-static struct hl_dial *
-frozen_dial(void *state, const char *keyhash, const char *addr, hl_dial_cb cb,
-            void *arg)
-{
-	(void)state;
-	(void)keyhash;
-	(void)addr;
-	(void)cb;
-	(void)arg;
-	return NULL;
-}
-
-static void
-frozen_dial_cancel(void *state, struct hl_dial *d)
-{
-	(void)state;
-	(void)d;
-}
-
 static const struct hl_discovery_ops frozen_discovery = {
     .size = sizeof frozen_discovery,
-    .query_start = frozen_query_start,
-    .query_cancel = frozen_query_cancel,
+    .query_start = fixture_query_start,
+    .query_cancel = fixture_query_cancel,
 };
 
 static const struct hl_traversal_ops frozen_traversal = {
     .size = sizeof frozen_traversal,
-    .port_event = frozen_port_event,
+    .port_event = fixture_port_event,
 };
 
 static const struct hl_transport_ops frozen_transport = {
     .size = sizeof frozen_transport,
-    .dial = frozen_dial,
-    .dial_cancel = frozen_dial_cancel,
+    .dial = fixture_dial,
+    .dial_cancel = fixture_dial_cancel,
 };
 
 HL_PLUGIN(HL_KIND_DISCOVERY | HL_KIND_TRAVERSAL | HL_KIND_TRANSPORT,
           .name = "frozen-1-0", .version = "1.0",
           .description = "built against the frozen 1.0 header",
-          .default_priority = 10, .init = frozen_init, .fini = frozen_fini,
+          .default_priority = 10, .init = frozen_init, .fini = fixture_fini,
           .discovery = &frozen_discovery, .traversal = &frozen_traversal,
           .transport = &frozen_transport);

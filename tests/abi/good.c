@@ -1,5 +1,5 @@
 /* good: a valid discovery plugin, built the way plugins are. */
-#include <hardline/plugin.h>
+#include "fixture.h"
 
 static int
 good_init(const struct hl_services *svc, struct hl_plugin *self,
@@ -11,34 +11,13 @@ good_init(const struct hl_services *svc, struct hl_plugin *self,
 	return 0;
 }
 
-static void
-good_fini(void *state)
-{
-	(void)state;
-}
-
-static int
-good_query_start(void *state, struct hl_query *q)
-{
-	(void)state;
-	(void)q;
-	return -1;
-}
-
-static void
-good_query_cancel(void *state, struct hl_query *q)
-{
-	(void)state;
-	(void)q;
-}
-
 static const struct hl_discovery_ops good_discovery = {
     .size = sizeof good_discovery,
-    .query_start = good_query_start,
-    .query_cancel = good_query_cancel,
+    .query_start = fixture_query_start,
+    .query_cancel = fixture_query_cancel,
 };
 
 HL_PLUGIN(HL_KIND_DISCOVERY, .name = "good", .version = "1.2.3",
           .description = "a valid discovery plugin that finds nothing",
-          .default_priority = 42, .init = good_init, .fini = good_fini,
+          .default_priority = 42, .init = good_init, .fini = fixture_fini,
           .discovery = &good_discovery);

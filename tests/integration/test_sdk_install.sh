@@ -1,6 +1,6 @@
 #!/bin/bash
 # The SDK as a third party gets it: install the project into a temporary
-# prefix, check that the header, hardline-plugin.pc and the CMake package
+# prefix, check that the headers, hardline-plugin.pc and the CMake package
 # are there and say what they should, then build tests/sdk-example (an
 # out-of-tree transport) against that prefix alone, once with
 # find_package(Hardline) + hardline_add_plugin() and once with plain
@@ -52,6 +52,10 @@ header=$prefix/include/hardline/plugin.h
 [ -f "$header" ] || fail "no $header after install"
 cmp -s "$header" "$HL_SOURCE_DIR/core/include/hardline/plugin.h" ||
 	fail "$header differs from core/include/hardline/plugin.h"
+util=$prefix/include/hardline/util.h
+[ -f "$util" ] || fail "no $util (the SDK's helpers) after install"
+cmp -s "$util" "$HL_SOURCE_DIR/core/include/hardline/util.h" ||
+	fail "$util differs from core/include/hardline/util.h"
 
 pc=$(find "$prefix" -name hardline-plugin.pc -print -quit)
 [ -n "$pc" ] || fail "no hardline-plugin.pc under $prefix"

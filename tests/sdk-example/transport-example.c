@@ -34,6 +34,7 @@
 #include <openssl/ssl.h>
 
 #include <hardline/plugin.h>
+#include <hardline/util.h>
 
 #define TIMEOUT_SEC 10 /* bound on connect + handshake */
 #define MAX_HANDSHAKES 64 /* accepted connections still handshaking */
@@ -72,58 +73,6 @@ struct example {
 	size_t nhandshakes;
 };
 
-#define LIST_INSERT(head, e)                                                   \
-	do {                                                                   \
-		(e)->next = (head);                                            \
-		if ((e)->next != NULL)                                         \
-			(e)->next->prevp = &(e)->next;                         \
-		(e)->prevp = &(head);                                          \
-		(head) = (e);                                                  \
-	} while (0)
-#define LIST_REMOVE(e)                                                         \
-	do {                                                                   \
-		if ((e)->next != NULL)                                         \
-			(e)->next->prevp = (e)->prevp;                         \
-		*(e)->prevp = (e)->next;                                       \
-	} while (0)
-
-/* "host:port" or "[v6]:port" into host and port; 0, or -1. */
-static int
-split_addr(const char *addr, char *host, size_t hostlen, int *port)
-{
-	const char *h = addr, *colon;
-	size_t len;
-	char *end;
-	long p;
-
-	if (*addr == '[') {
-		const char *rb = strchr(addr, ']');
-		if (rb == NULL || rb[1] != ':')
-			return -1;
-		h = addr + 1;
-		len = (size_t)(rb - h);
-		colon = rb + 1;
-	} else {
-		colon = strrchr(addr, ':');
-		if (colon == NULL)
-			return -1;
-		len = (size_t)(colon - addr);
-		if (memchr(addr, ':', len) != NULL)
-			return -1;
-	}
-	if (len == 0 || len >= hostlen)
-		return -1;
-	errno = 0;
-	p = strtol(colon + 1, &end, 10);
-	if (colon[1] == '\0' || *end != '\0' || errno != 0 || p < 1 ||
-	    p > 65535)
-		return -1;
-	memcpy(host, h, len);
-	host[len] = '\0';
-	*port = (int)p;
-	return 0;
-}
-
 /*
  * Why a connection failed, in words for the core's error page. libevent
  * reports a socket that failed under TLS (refused, reset) as the OpenSSL
@@ -156,7 +105,7 @@ why(struct bufferevent *bev, short what, char *buf, size_t len)
 static void
 dial_free(struct hl_dial *d)
 {
-	LIST_REMOVE(d);
+	HL_LIST_REMOVE(d);
 	if (d->bev != NULL)
 		bufferevent_free(d->bev);
 	free(d);
@@ -205,12 +154,12 @@ example_dial(void *state, const char *keyhash, const char *addr, hl_dial_cb cb,
 	struct timeval tv = {TIMEOUT_SEC, 0};
 	struct hl_dial *d;
 	char host[256];
-	int port;
+	uint16_t port;
 	SSL *ssl;
 
 	/* Not an address this transport understands: NULL, and cb never
 	 * runs. */
-	if (split_addr(addr, host, sizeof host, &port) != 0)
+	if (hl_addr_split(addr, host, sizeof host, &port) != 0 || port == 0)
 		return NULL;
 	d = calloc(1, sizeof *d);
 	if (d == NULL)
@@ -235,7 +184,7 @@ example_dial(void *state, const char *keyhash, const char *addr, hl_dial_cb cb,
 	d->ex = ex;
 	d->cb = cb;
 	d->arg = arg;
-	LIST_INSERT(ex->dials, d);
+	HL_LIST_INSERT(ex->dials, d);
 	bufferevent_openssl_set_allow_dirty_shutdown(d->bev, 1);
 	bufferevent_setcb(d->bev, NULL, NULL, dial_event_callback, d);
 	bufferevent_set_timeouts(d->bev, &tv, &tv);
@@ -263,7 +212,7 @@ example_dial_cancel(void *state, struct hl_dial *d)
 static void
 handshake_free(struct handshake *h)
 {
-	LIST_REMOVE(h);
+	HL_LIST_REMOVE(h);
 	h->ex->nhandshakes--;
 	if (h->bev != NULL)
 		bufferevent_free(h->bev);
@@ -328,7 +277,6 @@ listener_accept_callback(struct evconnlistener *l, evutil_socket_t fd,
 	struct example *ex = arg;
 	struct timeval tv = {TIMEOUT_SEC, 0};
 	struct handshake *h = NULL;
-	char ip[INET6_ADDRSTRLEN] = "?";
 	SSL *ssl = NULL;
 
 	(void)l;
@@ -342,19 +290,9 @@ listener_accept_callback(struct evconnlistener *l, evutil_socket_t fd,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (h->bev == NULL)
 		goto fail;
-	if (sa->sa_family == AF_INET6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)sa;
-		evutil_inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof ip);
-		snprintf(h->peer, sizeof h->peer, "[%s]:%u", ip,
-		         ntohs(s6->sin6_port));
-	} else if (sa->sa_family == AF_INET) {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)sa;
-		evutil_inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip);
-		snprintf(h->peer, sizeof h->peer, "%s:%u", ip,
-		         ntohs(s4->sin_port));
-	}
+	hl_sockaddr_str(sa, h->peer, sizeof h->peer);
 	h->ex = ex;
-	LIST_INSERT(ex->handshakes, h);
+	HL_LIST_INSERT(ex->handshakes, h);
 	ex->nhandshakes++;
 	bufferevent_openssl_set_allow_dirty_shutdown(h->bev, 1);
 	bufferevent_setcb(h->bev, NULL, NULL, handshake_event_callback, h);
@@ -437,10 +375,12 @@ example_validate(const struct hl_services *svc, struct hl_plugin *self,
 	const struct hl_conf *listen = svc->conf_get(conf, "listen");
 	const char *s = svc->conf_str(listen);
 	char host[256];
-	int port, bad = svc->conf_check_keys(self, conf, allowed);
+	uint16_t port;
+	int bad = svc->conf_check_keys(self, conf, allowed);
 
 	if (listen != NULL &&
-	    (s == NULL || split_addr(s, host, sizeof host, &port) != 0)) {
+	    (s == NULL || hl_addr_split(s, host, sizeof host, &port) != 0 ||
+	     port == 0)) {
 		svc->conf_error(
 		    self, listen,
 		    "listen: expected one address like \"[::]:7018\"");

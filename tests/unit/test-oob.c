@@ -171,28 +171,26 @@ test_busy(void)
 static void
 test_lines(void)
 {
+	static const struct {
+		char *(*line)(const char *);
+		const char *value, *want;
+	} lines[] = {
+	    {hl__oob_server_line, NULL, "{}\n"},
+	    {hl__oob_server_line, "", "{}\n"},
+	    {hl__oob_server_line, "1.2.3.4:7008,[200:1::2]:7008",
+	     "{\"WANHosts\":\"1.2.3.4:7008,[200:1::2]:7008\"}\n"},
+	    {hl__oob_client_line, NULL, "{}\n"},
+	    {hl__oob_client_line, "", "{}\n"},
+	    {hl__oob_client_line, "abc", "{\"password\":\"abc\"}\n"},
+	};
 	struct hl__oob o;
 	char *s;
 
-	s = hl__oob_server_line(NULL);
-	CHECK_STR(s, "{}\n");
-	free(s);
-	s = hl__oob_server_line("");
-	CHECK_STR(s, "{}\n");
-	free(s);
-	s = hl__oob_server_line("1.2.3.4:7008,[200:1::2]:7008");
-	CHECK_STR(s, "{\"WANHosts\":\"1.2.3.4:7008,[200:1::2]:7008\"}\n");
-	free(s);
-
-	s = hl__oob_client_line(NULL);
-	CHECK_STR(s, "{}\n");
-	free(s);
-	s = hl__oob_client_line("");
-	CHECK_STR(s, "{}\n");
-	free(s);
-	s = hl__oob_client_line("abc");
-	CHECK_STR(s, "{\"password\":\"abc\"}\n");
-	free(s);
+	for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
+		s = lines[i].line(lines[i].value);
+		CHECK_STR(s, lines[i].want);
+		free(s);
+	}
 
 	/* Round trips. */
 	s = hl__oob_client_line("hfhfdysvtziz6");

@@ -1,0 +1,348 @@
+/*
+ * hardline/util.h: small helpers that hlcore and its plugins all need,
+ * offered once so that nobody writes them again: hex digits, keyhashes,
+ * "host:port"
+ * addresses and comma-separated lists of them, socket addresses as text,
+ * intrusive lists, and integer config values.
+ *
+ * Everything here is a static inline function or a macro: it adds no
+ * symbol to the ABI, nothing to link, and no version to check. The
+ * functions use only libc and POSIX (the config helper also needs
+ * hardline/plugin.h, see below), keep no state, never allocate, may change
+ * errno, and any thread may call them (hl_conf_int: only where the
+ * services table may be used, the loop thread). Every output buffer is
+ * bounded by its length argument.
+ *
+ * Installed beside hardline/plugin.h; part of the SDK, not of the ABI.
+ */
+#ifndef HARDLINE_UTIL_H
+#define HARDLINE_UTIL_H
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- hex ---- */
+
+/* The value (0..15) of the hex digit c, in either case, or -1 when c is
+ * not one (a char that is negative or NUL included). */
+static inline int
+hl_hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Decode 2n hex digits (either case) from hex into the n bytes of out.
+ * Returns 0, or -1 as soon as a character is not a hex digit: reading
+ * stops there, so a string shorter than 2n (its NUL) is safe to pass. What
+ * follows the 2n digits is not looked at. out may be partly written on
+ * failure.
+ */
+static inline int
+hl_hex_decode(const char *hex, size_t n, unsigned char *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		int hi = hl_hexval(hex[2 * i]);
+		int lo = hi < 0 ? -1 : hl_hexval(hex[2 * i + 1]);
+		if (lo < 0)
+			return -1;
+		out[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+/* The n bytes of in as 2n lowercase hex digits and a NUL in out, which
+ * holds 2n + 1 chars. */
+static inline void
+hl_hex_encode(const unsigned char *in, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+/* ---- keyhashes ---- */
+
+/*
+ * A keyhash (PROTOCOL.md: 40 hex digits) in the form the services table
+ * uses, lowercase: s[0..len) must be exactly 40 hex digits in any case.
+ * Writes them in lowercase and a NUL into out and returns 0, or returns
+ * -1 (out may be partly written). Reads nothing past len.
+ */
+static inline int
+hl_keyhash_lower(const char *s, size_t len, char out[41])
+{
+	if (len != 40)
+		return -1;
+	for (size_t i = 0; i < 40; i++) {
+		int c = (unsigned char)s[i];
+		if (hl_hexval(c) < 0)
+			return -1;
+		out[i] = (char)(c >= 'A' && c <= 'F' ? c - 'A' + 'a' : c);
+	}
+	out[40] = '\0';
+	return 0;
+}
+
+/* ---- comma-separated lists ---- */
+
+/*
+ * The next item of a comma-separated list (such as WANHosts, "a:1,[v6]:2")
+ * in s[0..len): s[*a..*b) is the text from *pos to the next ',' or to len,
+ * without the blanks (space, tab) around it; it may be empty (",,", a
+ * trailing comma). *pos then moves past that comma. Returns 1 with an
+ * item, 0 when none is left (*pos > len). Start with *pos = 0; s need not
+ * be NUL-ended, and nothing beyond len is read.
+ *
+ *   for (size_t pos = 0, a, b; hl_split_next(s, len, &pos, &a, &b);)
+ *       if (a < b) use(s + a, b - a);
+ */
+static inline int
+hl_split_next(const char *s, size_t len, size_t *pos, size_t *a, size_t *b)
+{
+	size_t i = *pos, e = *pos;
+
+	if (i > len)
+		return 0;
+	while (e < len && s[e] != ',')
+		e++;
+	*pos = e + 1;
+	while (i < e && (s[i] == ' ' || s[i] == '\t'))
+		i++;
+	while (e > i && (s[e - 1] == ' ' || s[e - 1] == '\t'))
+		e--;
+	*a = i;
+	*b = e;
+	return 1;
+}
+
+/* ---- addresses ---- */
+
+/* Room for any numeric socket address as hl_sockaddr_str writes it:
+ * "[" 45 "]:" 5 digits and the NUL. */
+#define HL_SOCKADDR_STRLEN 54
+
+/*
+ * Split "host:port" or "[v6]:port" (the form of every address in the
+ * config, in WANHosts and in the services table) into host, without
+ * brackets and NUL-ended, and port.
+ *
+ * Returns 0, or -1 when addr is NULL or malformed: no port; a port that
+ * is not 0..65535 in decimal digits only; an empty host, or one of
+ * hostlen chars or more; a bare IPv6 address (it needs brackets); a host
+ * with a space, a control character, a byte from 0x7f up, '/', '[' or
+ * ']'. Port 0 is accepted (a listener's "any port"): a caller that dials
+ * or announces checks that it is not 0. The host is not resolved nor
+ * checked further: it may be a name or an IP address. host and port are
+ * written only on success.
+ */
+static inline int
+hl_addr_split(const char *addr, char *host, size_t hostlen, uint16_t *port)
+{
+	const char *colon, *h = addr;
+	size_t hl;
+	char *end;
+	long p;
+
+	if (addr == NULL || *addr == '\0')
+		return -1;
+	if (*addr == '[') {
+		const char *rb = strchr(addr, ']');
+		if (rb == NULL || rb[1] != ':')
+			return -1;
+		h = addr + 1;
+		hl = (size_t)(rb - h);
+		colon = rb + 1;
+	} else {
+		colon = strrchr(addr, ':');
+		if (colon == NULL)
+			return -1;
+		hl = (size_t)(colon - addr);
+		if (memchr(addr, ':', hl) != NULL)
+			return -1; /* a bare IPv6 address needs brackets */
+	}
+	if (hl == 0 || hl >= hostlen)
+		return -1;
+	for (size_t i = 0; i < hl; i++) {
+		unsigned char c = (unsigned char)h[i];
+		if (c <= ' ' || c >= 0x7f || c == '/' || c == '[' || c == ']')
+			return -1;
+	}
+	if (colon[1] < '0' || colon[1] > '9')
+		return -1;
+	errno = 0;
+	p = strtol(colon + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || p < 0 || p > 65535)
+		return -1;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	*port = (uint16_t)p;
+	return 0;
+}
+
+/*
+ * Write a socket address as text into out (outlen chars, NUL included;
+ * a longer text is cut, HL_SOCKADDR_STRLEN is always enough): "ip:port"
+ * for IPv4 and for an IPv4-mapped IPv6 address (what a dual-stack
+ * listener reports for an IPv4 peer), "[v6]:port" for IPv6, and
+ * "(unknown address family N)" for anything else. sa must be at least as
+ * long as its family's struct.
+ */
+static inline void
+hl_sockaddr_str(const struct sockaddr *sa, char *out, size_t outlen)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip);
+		snprintf(out, outlen, "%s:%u", ip, ntohs(s4->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+			inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], ip,
+			          sizeof ip);
+			snprintf(out, outlen, "%s:%u", ip,
+			         ntohs(s6->sin6_port));
+		} else {
+			inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof ip);
+			snprintf(out, outlen, "[%s]:%u", ip,
+			         ntohs(s6->sin6_port));
+		}
+	} else {
+		snprintf(out, outlen, "(unknown address family %d)",
+		         sa->sa_family);
+	}
+}
+
+/* 1 when sa is a loopback address: IPv4 127.0.0.0/8, IPv6 ::1, or an
+ * IPv4-mapped 127.0.0.0/8; else 0 (other families included). */
+static inline int
+hl_sockaddr_is_loopback(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+		return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+		if (IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr))
+			return 1;
+		return IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) &&
+		       s6->sin6_addr.s6_addr[12] == 127;
+	}
+	return 0;
+}
+
+/* ---- lists ---- */
+
+/*
+ * A doubly linked list threaded through its elements, each with two
+ * members: `next` (the following element, NULL at the end) and `prevp`
+ * (the address of the pointer that points to this element: the head, or
+ * the previous element's next). An element removes itself in constant
+ * time without knowing the head. head is the list's first-element
+ * pointer, an lvalue (NULL when empty); the arguments are evaluated more
+ * than once, so pass plain names or members.
+ */
+/* Put e first in the list head. */
+#define HL_LIST_INSERT(head, e)                                                \
+	do {                                                                   \
+		(e)->next = (head);                                            \
+		if ((e)->next != NULL)                                         \
+			(e)->next->prevp = &(e)->next;                         \
+		(e)->prevp = &(head);                                          \
+		(head) = (e);                                                  \
+	} while (0)
+/* Take e out of the list it is in (its next and prevp are left as
+ * they were). */
+#define HL_LIST_REMOVE(e)                                                      \
+	do {                                                                   \
+		if ((e)->next != NULL)                                         \
+			(e)->next->prevp = (e)->prevp;                         \
+		*(e)->prevp = (e)->next;                                       \
+	} while (0)
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HARDLINE_UTIL_H */
+
+/* ---- config values ---- */
+
+/*
+ * This part needs the services table, so it is there only where
+ * hardline/plugin.h was included before this header (include this header
+ * again after plugin.h to add it). It uses only ABI 1.0 services.
+ */
+#if defined(HARDLINE_PLUGIN_H) && !defined(HARDLINE_UTIL_CONF)
+#define HARDLINE_UTIL_CONF
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * An integer setting: the scalar under key in the map conf, in decimal
+ * as strtol reads it (leading blanks and a sign allowed, nothing after the
+ * digits), from lo to hi. Returns 0 with *out set, or 0 with *out
+ * untouched when key is absent (keep the default there); or -1 after
+ * reporting the problem at the value's place with svc->conf_error:
+ * "<key>: expected a number" (not a scalar, or empty) or "<key>: expected
+ * a number from <lo> to <hi>", and *out untouched.
+ */
+static inline int
+hl_conf_int(const struct hl_services *svc, struct hl_plugin *self,
+            const struct hl_conf *conf, const char *key, int lo, int hi,
+            int *out)
+{
+	const struct hl_conf *n = svc->conf_get(conf, key);
+	const char *s;
+	char *end;
+	long v;
+
+	if (n == NULL)
+		return 0;
+	s = svc->conf_str(n);
+	if (s == NULL || *s == '\0') {
+		svc->conf_error(self, n, "%s: expected a number", key);
+		return -1;
+	}
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (*end != '\0' || errno != 0 || v < lo || v > hi) {
+		svc->conf_error(self, n, "%s: expected a number from %d to %d",
+		                key, lo, hi);
+		return -1;
+	}
+	*out = (int)v;
+	return 0;
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HARDLINE_PLUGIN_H && !HARDLINE_UTIL_CONF */

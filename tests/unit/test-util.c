@@ -1,0 +1,356 @@
+/*
+ * test-util.c: the SDK's helpers (hardline/util.h), as plugins and the
+ * core use them: hex, keyhashes, "host:port", comma lists, socket
+ * addresses as text, loopback, intrusive lists and integer settings.
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "check.h"
+#include "hl.h"
+
+/* A copy of exactly len bytes, no NUL after it, so that ASan sees any
+ * read past the end. */
+static char *
+exact(const char *s, size_t len)
+{
+	char *p = malloc(len ? len : 1);
+
+	memcpy(p, s, len);
+	return p;
+}
+
+static void
+test_hex(void)
+{
+	static const char digits[] = "0123456789abcdefABCDEF";
+	unsigned char raw[4], back[4] = {0x00, 0xff, 0x7f, 0xa0};
+	char text[9], *p;
+
+	for (int c = -1; c < 256; c++) {
+		const char *d = c > 0 ? strchr(digits, c) : NULL;
+		int i = d != NULL ? (int)(d - digits) : -1;
+		int want = i < 16 ? i : i - 6;
+		CHECK(hl_hexval(c) == want,
+		      "hl_hexval(%d): expected %d, got %d", c, want,
+		      hl_hexval(c));
+	}
+	CHECK_INT(hl_hexval((char)0xe0), -1);
+
+	CHECK_INT(hl_hex_decode("00fF7fA0", 4, raw), 0);
+	CHECK(memcmp(raw, back, 4) == 0, "hex_decode: 00 ff 7f a0");
+	CHECK_INT(hl_hex_decode("00ff7fa0 and more", 4, raw), 0);
+	CHECK_INT(hl_hex_decode("00fg7fa0", 4, raw), -1);
+	CHECK_INT(hl_hex_decode("00f", 4, raw), -1); /* stops at the NUL */
+	p = exact("0", 2); /* "0" and its NUL: ASan sees a read past them */
+	CHECK_INT(hl_hex_decode(p, 4, raw), -1);
+	free(p);
+	CHECK_INT(hl_hex_decode("", 0, raw), 0);
+
+	hl_hex_encode(back, 4, text);
+	CHECK_STR(text, "00ff7fa0");
+	hl_hex_encode(back, 0, text);
+	CHECK_STR(text, "");
+}
+
+static void
+test_keyhash(void)
+{
+	static const char mixed[] = "B1AA4003e8bf17d4403BEBD468CF53A3B575366A";
+	char out[41], *p;
+
+	CHECK_INT(hl_keyhash_lower(mixed, 40, out), 0);
+	CHECK_STR(out, "b1aa4003e8bf17d4403bebd468cf53a3b575366a");
+	p = exact(mixed, 40); /* no NUL: nothing past len is read */
+	CHECK_INT(hl_keyhash_lower(p, 40, out), 0);
+	free(p);
+	CHECK_INT(hl_keyhash_lower(mixed, 39, out), -1);
+	CHECK_INT(hl_keyhash_lower(mixed, 41, out), -1);
+	CHECK_INT(hl_keyhash_lower("g1aa4003e8bf17d4403bebd468cf53a3b575366a",
+	                           40, out),
+	          -1);
+	CHECK_INT(hl_keyhash_lower("", 0, out), -1);
+}
+
+static void
+test_addr_split(void)
+{
+	static const struct {
+		const char *addr;
+		const char *host; /* NULL: refused */
+		unsigned port;
+	} cases[] = {
+	    {"127.0.0.1:7008", "127.0.0.1", 7008},
+	    {"[::1]:80", "::1", 80},
+	    {"[200:1::2]:7008", "200:1::2", 7008},
+	    {"example.org:443", "example.org", 443},
+	    {"host:0", "host", 0}, /* a listener's "any port" */
+	    {"host:65535", "host", 65535},
+	    {"host:007", "host", 7},
+	    {"host:65536", NULL, 0},
+	    {"host:", NULL, 0},
+	    {":80", NULL, 0},
+	    {"host", NULL, 0},
+	    {"", NULL, 0},
+	    {"::1:80", NULL, 0}, /* IPv6 needs brackets */
+	    {"[::1]80", NULL, 0},
+	    {"[::1]", NULL, 0},
+	    {"[]:80", NULL, 0},
+	    {"[::1:80", NULL, 0},
+	    {"ho st:80", NULL, 0},
+	    {"host: 80", NULL, 0},
+	    {"host:+80", NULL, 0},
+	    {"host:-0", NULL, 0},
+	    {"host:80x", NULL, 0},
+	    {"a/b:80", NULL, 0},
+	    {"a]b:80", NULL, 0},
+	    {"h\tst:80", NULL, 0},
+	    {"h\x7fst:80", NULL, 0},
+	    {"h\xc3\xa9st:80", NULL, 0},
+	    {"host:99999999999999999999", NULL, 0},
+	};
+	char host[300];
+	uint16_t port;
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int rc;
+		strcpy(host, "untouched");
+		port = 1234;
+		rc = hl_addr_split(cases[i].addr, host, sizeof host, &port);
+		if (cases[i].host == NULL) {
+			CHECK(rc == -1 && strcmp(host, "untouched") == 0 &&
+			          port == 1234,
+			      "\"%s\": expected refused, got %d (%s, %u)",
+			      cases[i].addr, rc, host, port);
+		} else {
+			CHECK(rc == 0 && strcmp(host, cases[i].host) == 0 &&
+			          port == cases[i].port,
+			      "\"%s\": expected %s and %u, got %d (%s, %u)",
+			      cases[i].addr, cases[i].host, cases[i].port, rc,
+			      host, port);
+		}
+	}
+	CHECK_INT(hl_addr_split(NULL, host, sizeof host, &port), -1);
+	/* The host and its NUL must fit in hostlen. */
+	CHECK_INT(hl_addr_split("abcd:1", host, 4, &port), -1);
+	CHECK_INT(hl_addr_split("abcd:1", host, 5, &port), 0);
+	CHECK_STR(host, "abcd");
+	CHECK_INT(hl_addr_split("[abcd]:1", host, 4, &port), -1);
+	/* The core wants a real port. */
+	CHECK_INT(hl__addr_split("host:0", host, sizeof host, &port), -1);
+	CHECK_INT(hl__addr_split("host:1", host, sizeof host, &port), 0);
+}
+
+static void
+test_split_next(void)
+{
+	static const char list[] = " a:1, [v6]:2 ,,\tb:3,";
+	static const char *const want[] = {"a:1", "[v6]:2", "", "b:3", ""};
+	size_t len = sizeof list - 1, pos = 0, a, b, n = 0;
+	char *s = exact(list, len);
+
+	while (hl_split_next(s, len, &pos, &a, &b)) {
+		CHECK(n < 5 && b - a == strlen(want[n]) &&
+		          memcmp(s + a, want[n], b - a) == 0,
+		      "item %zu: expected \"%s\", got \"%.*s\"", n,
+		      n < 5 ? want[n] : "(none)", (int)(b - a), s + a);
+		n++;
+	}
+	CHECK_INT(n, 5);
+	CHECK_INT(pos, len + 1);
+	free(s);
+
+	pos = 0;
+	CHECK_INT(hl_split_next("", 0, &pos, &a, &b), 1); /* one empty item */
+	CHECK_INT(b - a, 0);
+	CHECK_INT(hl_split_next("", 0, &pos, &a, &b), 0);
+	pos = 0;
+	CHECK_INT(hl_split_next("x:1,y:2", 3, &pos, &a, &b), 1); /* len */
+	CHECK_INT(b - a, 3);
+	CHECK_INT(hl_split_next("x:1,y:2", 3, &pos, &a, &b), 0);
+}
+
+static void
+test_sockaddr(void)
+{
+	static const struct {
+		int family;
+		const char *ip;
+		unsigned port;
+		const char *text;
+		int loopback;
+	} cases[] = {
+	    {AF_INET, "192.0.2.1", 7008, "192.0.2.1:7008", 0},
+	    {AF_INET, "127.1.2.3", 1, "127.1.2.3:1", 1},
+	    {AF_INET6, "200:1::2", 443, "[200:1::2]:443", 0},
+	    {AF_INET6, "::1", 443, "[::1]:443", 1},
+	    {AF_INET6, "::2", 443, "[::2]:443", 0},
+	    /* What a dual-stack listener reports for an IPv4 peer. */
+	    {AF_INET6, "::ffff:127.0.0.9", 443, "127.0.0.9:443", 1},
+	    {AF_INET6, "::ffff:10.0.0.1", 443, "10.0.0.1:443", 0},
+	    /* The longest there is fits in HL_SOCKADDR_STRLEN. */
+	    {AF_INET6, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 65535,
+	     "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535", 0},
+	};
+	struct sockaddr_un su = {.sun_family = AF_UNIX};
+	char out[HL_SOCKADDR_STRLEN];
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct sockaddr_storage ss = {0};
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		const struct sockaddr *sa = (const struct sockaddr *)&ss;
+		int lo;
+
+		ss.ss_family = (sa_family_t)cases[i].family;
+		if (cases[i].family == AF_INET) {
+			s4->sin_port = htons((uint16_t)cases[i].port);
+			inet_pton(AF_INET, cases[i].ip, &s4->sin_addr);
+		} else {
+			s6->sin6_port = htons((uint16_t)cases[i].port);
+			inet_pton(AF_INET6, cases[i].ip, &s6->sin6_addr);
+		}
+		hl_sockaddr_str(sa, out, sizeof out);
+		CHECK(strcmp(out, cases[i].text) == 0,
+		      "%s: expected \"%s\", got \"%s\"", cases[i].ip,
+		      cases[i].text, out);
+		lo = hl_sockaddr_is_loopback(sa);
+		CHECK(lo == cases[i].loopback, "%s: loopback %d, expected %d",
+		      cases[i].ip, lo, cases[i].loopback);
+		if (i == 0) {
+			hl_sockaddr_str(sa, out, 5);
+			CHECK_STR(out, "192."); /* cut, and NUL-ended */
+		}
+	}
+	hl_sockaddr_str((struct sockaddr *)&su, out, sizeof out);
+	CHECK_STR(out, "(unknown address family 1)");
+	CHECK_INT(hl_sockaddr_is_loopback((struct sockaddr *)&su), 0);
+}
+
+struct item {
+	int v;
+	struct item *next, **prevp;
+};
+
+static void
+check_list(struct item *head, const char *want)
+{
+	char got[16] = "";
+	size_t n = 0;
+
+	for (struct item *i = head; i != NULL && n + 1 < sizeof got;
+	     i = i->next) {
+		got[n++] = (char)('0' + i->v);
+		CHECK(*i->prevp == i, "item %d: prevp does not point to it",
+		      i->v);
+	}
+	got[n] = '\0';
+	CHECK_STR(got, want);
+}
+
+static void
+test_list(void)
+{
+	struct item it[4] = {{.v = 0}, {.v = 1}, {.v = 2}, {.v = 3}};
+	struct item *head = NULL;
+
+	for (int i = 0; i < 4; i++)
+		HL_LIST_INSERT(head, &it[i]);
+	check_list(head, "3210");
+	HL_LIST_REMOVE(&it[2]); /* the middle */
+	check_list(head, "310");
+	HL_LIST_REMOVE(&it[3]); /* the head */
+	check_list(head, "10");
+	HL_LIST_REMOVE(&it[0]); /* the tail */
+	check_list(head, "1");
+	HL_LIST_REMOVE(&it[1]);
+	CHECK(head == NULL, "the list is empty again");
+}
+
+/* ---- hl_conf_int, through a services table over the core's config ---- */
+
+static char conf_err[512];
+
+static void
+record_conf_error(struct hl_plugin *self, const struct hl_conf *node,
+                  const char *fmt, ...)
+{
+	size_t used = strlen(conf_err);
+	FILE *f = fmemopen(conf_err + used, sizeof conf_err - used, "w");
+	va_list ap;
+
+	(void)self;
+	va_start(ap, fmt);
+	hl__conf_verror(f, node, fmt, ap);
+	va_end(ap);
+	fclose(f);
+}
+
+static void
+test_conf_int(void)
+{
+	static const char yaml[] = "plugins:\n"
+	                           "  p: { a: 42, b: x, c: 99999, d: -3, "
+	                           "e: \"\", f: [1], g: \" 7\" }\n";
+	const struct hl_services svc = {
+	    .size = sizeof svc,
+	    .conf_get = hl__conf_get,
+	    .conf_str = hl__conf_str,
+	    .conf_error = record_conf_error,
+	};
+	struct hl__config *cfg;
+	const struct hl_conf *p;
+	int n = 0, v;
+
+	cfg = hl__config_parse("t.yaml", yaml, sizeof yaml - 1, NULL, &n);
+	CHECK(cfg != NULL && n == 0, "the test config parses");
+	if (cfg == NULL)
+		return;
+	p = cfg->plugins[0].node;
+
+	v = 5;
+	CHECK_INT(hl_conf_int(&svc, NULL, p, "a", 0, 100, &v), 0);
+	CHECK_INT(v, 42);
+	v = 5; /* absent: the default stays */
+	CHECK_INT(hl_conf_int(&svc, NULL, p, "missing", 0, 100, &v), 0);
+	CHECK_INT(v, 5);
+	CHECK_INT(hl_conf_int(&svc, NULL, p, "d", -3, -3, &v), 0);
+	CHECK_INT(v, -3);
+	CHECK_INT(hl_conf_int(&svc, NULL, p, "g", 0, 100, &v), 0); /* strtol */
+	CHECK_INT(v, 7);
+	CHECK_STR(conf_err, "");
+
+	static const struct {
+		const char *key, *err;
+	} bad[] = {
+	    {"b", "t.yaml:2:18: b: expected a number from 0 to 100\n"},
+	    {"c", "t.yaml:2:24: c: expected a number from 0 to 100\n"},
+	    {"d", "t.yaml:2:34: d: expected a number from 0 to 100\n"},
+	    {"e", "t.yaml:2:41: e: expected a number\n"},
+	    {"f", "t.yaml:2:48: f: expected a number\n"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		conf_err[0] = '\0';
+		v = 5;
+		CHECK_INT(hl_conf_int(&svc, NULL, p, bad[i].key, 0, 100, &v),
+		          -1);
+		CHECK_INT(v, 5);
+		CHECK_STR(conf_err, bad[i].err);
+	}
+	hl__config_free(cfg);
+}
+
+int
+main(void)
+{
+	test_hex();
+	test_keyhash();
+	test_addr_split();
+	test_split_next();
+	test_sockaddr();
+	test_list();
+	test_conf_int();
+	return check_done();
+}

@@ -86,34 +86,41 @@ hl__oob_clear(struct hl__oob *oob)
 	memset(oob, 0, sizeof *oob);
 }
 
+/* obj as one compact line ending in '\n' (malloc'd), or NULL; obj is
+ * released either way (NULL: out of memory before it was made). */
+static char *
+json_line(json_t *obj, int ok)
+{
+	char *js = ok && obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
+	char *line = NULL;
+	size_t n;
+
+	if (js != NULL) {
+		n = strlen(js);
+		line = malloc(n + 2);
+		if (line != NULL) {
+			memcpy(line, js, n);
+			line[n] = '\n';
+			line[n + 1] = '\0';
+		}
+	}
+	free(js); /* jansson's default allocator is malloc */
+	json_decref(obj);
+	return line;
+}
+
 /* {"<key>":"<value>"}\n, or {}\n when value is NULL or empty. */
 static char *
 one_field_line(const char *key, const char *value)
 {
-	json_t *obj = NULL;
-	char *js = NULL, *line = NULL;
-	size_t n;
+	json_t *obj;
 
 	if (value == NULL || value[0] == '\0')
 		return strdup("{}\n");
 	obj = json_object();
-	if (obj == NULL ||
-	    json_object_set_new(obj, key, json_string(value)) != 0)
-		goto out;
-	js = json_dumps(obj, JSON_COMPACT);
-	if (js == NULL)
-		goto out;
-	n = strlen(js);
-	line = malloc(n + 2);
-	if (line != NULL) {
-		memcpy(line, js, n);
-		line[n] = '\n';
-		line[n + 1] = '\0';
-	}
-out:
-	free(js); /* jansson's default allocator is malloc */
-	json_decref(obj);
-	return line;
+	return json_line(
+	    obj, obj != NULL &&
+	             json_object_set_new(obj, key, json_string(value)) == 0);
 }
 
 char *
@@ -132,31 +139,15 @@ char *
 hl__oob_busy_line(const char *wanhosts, const char *why, int retry_ms)
 {
 	json_t *obj = json_object();
-	char *js = NULL, *line = NULL;
-	size_t n;
 
-	if (obj == NULL)
-		return NULL;
-	if ((wanhosts != NULL && wanhosts[0] != '\0' &&
-	     json_object_set_new(obj, "WANHosts", json_string(wanhosts)) !=
-	         0) ||
-	    json_object_set_new(obj, "busy", json_string(why)) != 0 ||
-	    json_object_set_new(obj, "retry_ms", json_integer(retry_ms)) != 0)
-		goto out;
-	js = json_dumps(obj, JSON_COMPACT);
-	if (js == NULL)
-		goto out;
-	n = strlen(js);
-	line = malloc(n + 2);
-	if (line != NULL) {
-		memcpy(line, js, n);
-		line[n] = '\n';
-		line[n + 1] = '\0';
-	}
-out:
-	free(js);
-	json_decref(obj);
-	return line;
+	return json_line(
+	    obj, obj != NULL &&
+	             (wanhosts == NULL || wanhosts[0] == '\0' ||
+	              json_object_set_new(obj, "WANHosts",
+	                                  json_string(wanhosts)) == 0) &&
+	             json_object_set_new(obj, "busy", json_string(why)) == 0 &&
+	             json_object_set_new(obj, "retry_ms",
+	                                 json_integer(retry_ms)) == 0);
 }
 
 size_t

@@ -52,6 +52,13 @@ header=$prefix/include/hardline/plugin.h
 [ -f "$header" ] || fail "no $header after install"
 cmp -s "$header" "$HL_SOURCE_DIR/core/include/hardline/plugin.h" ||
 	fail "$header differs from core/include/hardline/plugin.h"
+# The protocol document the header points a third party at.
+doc=$prefix/share/doc/hardline/protocol.md
+[ -f "$doc" ] || fail "no $doc after install"
+cmp -s "$doc" "$HL_SOURCE_DIR/docs/protocol.md" ||
+	fail "$doc differs from docs/protocol.md"
+grep -q "share/doc/hardline/protocol.md" "$header" ||
+	fail "$header does not say where the protocol document is installed"
 
 pc=$(find "$prefix" -name hardline-plugin.pc -print -quit)
 [ -n "$pc" ] || fail "no hardline-plugin.pc under $prefix"

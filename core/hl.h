@@ -156,7 +156,8 @@ struct hl__identity {
 	char *key_pem;
 };
 
-/* keyhash per PROTOCOL.md: first 20 bytes of BLAKE2b-256(der), hex. */
+/* keyhash per docs/protocol.md ("Identity"): first 20 bytes of
+ * BLAKE2b-256(der), hex. */
 void hl__keyhash(const unsigned char *der, size_t len, char out[41]);
 /* A random password: base32 of 8 random bytes, lowercase, 13 chars. */
 void hl__password_generate(char out[HL_PASSWORD_MAX + 1]);
@@ -188,9 +189,9 @@ int hl__ct_streq(const char *a, const char *b);
 int hl__http_find_host(const char *buf, size_t len, const char **host,
                        size_t *hostlen);
 /*
- * Parse a Host value per PROTOCOL.md: the label just before "localhost",
- * split at its last '-'. Returns 0 with password and keyhash (lowercased)
- * filled, or -1 when it is not a Hardline name.
+ * Parse a Host value per docs/protocol.md ("URL and Host"): the label
+ * just before "localhost", split at its last '-'. Returns 0 with password
+ * and keyhash (lowercased) filled, or -1 when it is not a Hardline name.
  */
 int hl__host_parse(const char *host, size_t len,
                    char password[HL_PASSWORD_MAX + 1],

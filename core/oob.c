@@ -1,6 +1,7 @@
 /*
  * oob.c: the out-of-band line each end of a tunnel sends once, right after
- * the TLS handshake: one JSON object and a '\n' (PROTOCOL.md, the tunnel).
+ * the TLS handshake: one JSON object and a '\n' (docs/protocol.md,
+ * "Out-of-band lines").
  * The server says {"WANHosts":"..."}, the client {"password":"..."}.
  */
 #include <stdlib.h>

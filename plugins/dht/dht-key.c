@@ -1,5 +1,6 @@
 /*
- * dht-key.c: the day-rolling DHT key (PROTOCOL.md, "Identity" and "DHT").
+ * dht-key.c: the day-rolling DHT key (docs/protocol.md, "Rolling code"
+ * and "DHT").
  * libsodium for BLAKE2b-256 (OpenSSL 3.0's BLAKE2B-512 has a fixed output
  * size), OpenSSL's EVP interface for SHA-1.
  */

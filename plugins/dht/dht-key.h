@@ -1,6 +1,6 @@
 /*
  * dht-key.h: where a Hardline service's record lives in OpenDHT
- * (PROTOCOL.md, "DHT"): the SHA-1 of the 40-character hex of the day's
+ * (docs/protocol.md, "DHT"): the SHA-1 of the 40-character hex of the day's
  * rolling code, and which days matter around midnight UTC.
  */
 #ifndef HL_DHT_KEY_H

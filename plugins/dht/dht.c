@@ -1,6 +1,6 @@
 /*
  * dht: publish and find Hardline services through OpenDHT, wire-compatible
- * with the original Python Hardline (PROTOCOL.md, "DHT").
+ * with the original Python Hardline (docs/protocol.md, "DHT").
  *
  * Server side: this node's WANHosts, as raw ASCII, under the day-rolling
  * key of every service it serves; at start, whenever WANHosts changes, and

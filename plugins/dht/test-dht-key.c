@@ -1,5 +1,5 @@
 /*
- * test-dht-key: the DHT key against PROTOCOL.md's test vectors, the
+ * test-dht-key: the DHT key against docs/protocol.md's test vectors, the
  * midnight windows, and the record and proxy-line parsers.
  */
 #include <stdio.h>

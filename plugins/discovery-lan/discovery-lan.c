@@ -1,6 +1,6 @@
 /*
- * discovery-lan: the Hardline LAN search and announce (PROTOCOL.md, "LAN
- * discovery") on 239.192.152.143:6771, wire-compatible with the original
+ * discovery-lan: the Hardline LAN search and announce (docs/protocol.md,
+ * "LAN discovery") on 239.192.152.143:6771, wire-compatible with the original
  * Python Hardline, without announcing passwords unless a service opts in.
  *
  * Two sockets, both on the core's loop:

@@ -1,5 +1,5 @@
 /*
- * lanpacket.h: the Hardline LAN discovery packets (PROTOCOL.md, "LAN
+ * lanpacket.h: the Hardline LAN discovery packets (docs/protocol.md, "LAN
  * discovery"), parsed and formatted with every length bounded, and the
  * day's rolling code. No sockets, no state: the fuzz target links only
  * this.

@@ -204,7 +204,7 @@ tls_dial(void *state, const char *keyhash, const char *addr, hl_dial_cb cb,
 	if (d == NULL || ssl == NULL)
 		goto fail;
 	/* SNI is the bare keyhash: that is how the server picks the
-	 * service (PROTOCOL.md). */
+	 * service (docs/protocol.md, "The tunnel"). */
 	if (SSL_set_tlsext_host_name(ssl, keyhash) != 1)
 		goto fail;
 	d->bev = bufferevent_openssl_socket_new(
@@ -313,7 +313,7 @@ accept_event_callback(struct bufferevent *bev, short what, void *arg)
 }
 
 /* Pick the service's certificate by SNI; anything else fails the
- * handshake (PROTOCOL.md, step 2). */
+ * handshake (docs/protocol.md, "The tunnel", step 2). */
 static int
 sni_callback(SSL *ssl, int *alert, void *arg)
 {

@@ -28,7 +28,9 @@ const OUT_DIR = env("OUT_DIR");
 const CHROMIUM = env("CHROMIUM", "/usr/bin/chromium");
 const TIMEOUT = Number(env("STEP_TIMEOUT_MS", "15000"));
 
-// LAB.md's flags; playwright adds --headless and --user-data-dir itself.
+// Chromium as a quiet, offline test browser (no sandbox as root, no GPU, no
+// QUIC, no background traffic); playwright adds --headless and
+// --user-data-dir itself.
 const ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 	"--disable-background-networking", "--disable-component-update", "--disable-sync"];
 

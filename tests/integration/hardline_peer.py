@@ -1,5 +1,6 @@
 """hardline_peer: an independent, stdlib-only Python implementation of the
-Hardline tunnel protocol (PROTOCOL.md, "The tunnel"), both roles, for testing
+Hardline tunnel protocol (docs/protocol.md, "The tunnel" and "Out-of-band
+lines"), both roles, for testing
 hlcore against something that was not written from the C sources.
 
 It behaves like the original Python Hardline (EternityForest/hardlinep2p):

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""The admin panel's LAN refresh end to end, in a namespace lab (LAB.md).
+"""The admin panel's LAN refresh end to end, in a namespace lab
+(docs/lab.md).
 
 Two hosts on one bridge: A serves "Lab NAS" (no password, so its hash is
 announced) with transport-tls and discovery-lan, which announces nothing

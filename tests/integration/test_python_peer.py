@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """hlcore against an independent Python implementation of the Hardline tunnel
-protocol (hardline_peer.py, written from PROTOCOL.md alone, modelled on the
-original Python Hardline), with real hlcore processes and a real HTTP backend.
+protocol (hardline_peer.py, written from docs/protocol.md alone and modelled
+on the original Python Hardline), with real hlcore processes and a real HTTP
+backend.
 
  1. Python client -> C server: pinning, the server's OOB line (own record,
     WANHosts from `advertise`), password checks before the backend is
@@ -175,7 +176,8 @@ def wait_port(port, proc, timeout=10):
 
 def write_config(path, state_dir, proxy_port=None, tls=None, services=None,
                  peers=None):
-    """YAML by hand (flow style, JSON strings), the keys of DESIGN.md."""
+    """YAML by hand (flow style, JSON strings), the keys of README.md's
+    configuration reference."""
     q = json.dumps
     out = ["state_dir: %s" % q(state_dir), "log: { level: debug }"]
     if proxy_port:

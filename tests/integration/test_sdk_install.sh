@@ -56,6 +56,13 @@ util=$prefix/include/hardline/util.h
 [ -f "$util" ] || fail "no $util (the SDK's helpers) after install"
 cmp -s "$util" "$HL_SOURCE_DIR/core/include/hardline/util.h" ||
 	fail "$util differs from core/include/hardline/util.h"
+# The protocol document the header points a third party at.
+doc=$prefix/share/doc/hardline/protocol.md
+[ -f "$doc" ] || fail "no $doc after install"
+cmp -s "$doc" "$HL_SOURCE_DIR/docs/protocol.md" ||
+	fail "$doc differs from docs/protocol.md"
+grep -q "share/doc/hardline/protocol.md" "$header" ||
+	fail "$header does not say where the protocol document is installed"
 
 pc=$(find "$prefix" -name hardline-plugin.pc -print -quit)
 [ -n "$pc" ] || fail "no hardline-plugin.pc under $prefix"

@@ -13,7 +13,7 @@ run `dhtnode -s` on UDP 4222; d1 and d2 also serve the OpenDHT HTTP proxy
 on TCP 8088. Nothing is connected to the root namespace or to any host
 interface; names carry the PID, so parallel runs do not meet.
 
-The key of a service is computed here from PROTOCOL.md alone
+The key of a service is computed here from docs/protocol.md alone
 (hashlib: BLAKE2b with digest_size=32, then SHA-1), independently of the
 C code under test.
 """
@@ -60,23 +60,23 @@ def have_tools():
 
 
 def rolling_code(keyhash, day):
-    """PROTOCOL.md: BLAKE2b-256(raw20 || uint64_le(day)), first 20 bytes,
-    lowercase hex."""
+    """BLAKE2b-256(raw20 || uint64_le(day)), first 20 bytes, lowercase hex
+    (docs/protocol.md, "Rolling code")."""
     raw = bytes.fromhex(keyhash)
     h = hashlib.blake2b(raw + day.to_bytes(8, "little"), digest_size=32)
     return h.hexdigest()[:40]
 
 
 def dht_key(keyhash, day=None):
-    """PROTOCOL.md: SHA-1 of the 40 ASCII hex characters of the rolling
-    code, as OpenDHT's InfoHash::get(string)."""
+    """SHA-1 of the 40 ASCII hex characters of the rolling code, as
+    OpenDHT's InfoHash::get(string) (docs/protocol.md, "DHT")."""
     if day is None:
         day = int(time.time()) // 86400
     return hashlib.sha1(rolling_code(keyhash, day).encode()).hexdigest()
 
 
-# The test vectors of PROTOCOL.md, so that this independent implementation
-# is itself checked before anything relies on it.
+# The test vectors of docs/protocol.md, so that this independent
+# implementation is itself checked before anything relies on it.
 _KH = bytes(range(20)).hex()
 assert rolling_code(_KH, 19000) == "3936c95c19f0b9f43a7cc45a6e2ca85429fc40f3"
 assert dht_key(_KH, 19000) == "167a53807b43416fb4d1b9ea83d01a0451438c31"

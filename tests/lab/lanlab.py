@@ -8,7 +8,8 @@ tests and bench (Python 3 stdlib only, root only).
     lab.destroy()                        # kills every process, deletes it all
 
 A bridge in a namespace of its own joins one veth per host; each host has
-eth0 = 10.77.0.<n>/24, lo up and a route for 224.0.0.0/4 on eth0 (LAB.md).
+eth0 = 10.77.0.<n>/24, lo up and a route for 224.0.0.0/4 on eth0
+(docs/lab.md).
 Nothing is ever connected to the root namespace or a host interface: the
 veths are created inside the lab's namespaces. destroy() runs at exit, on
 SIGTERM/SIGHUP/SIGINT/SIGALRM (before any handler that was there) and may

@@ -8,7 +8,7 @@ bootstrapped to d1); clients on cli with no LAN plugin, no peers: and a
 fresh state_dir, so the DHT is their only way to the service; and a node
 on an island of its own (only loopback) with the default bootstrap host.
 
-The key is computed here from PROTOCOL.md alone (hashlib), and the record
+The key is computed here from docs/protocol.md alone (hashlib), and the record
 is read back through dhtnode's own proxy, independently of the plugin.
 A record put the way Python Hardline puts it (raw ASCII through the
 proxy) is found by hlcore too, next to junk records that must be ignored.
@@ -159,7 +159,7 @@ def case_server_start():
 
 def case_record_through_proxy():
     # Read back at dhtnode's proxy (d2, not the node the server knows),
-    # at the key computed here from PROTOCOL.md.
+    # at the key computed here from docs/protocol.md.
     key = dhtlab.dht_key(S["web"])
     vals = wait_for(lambda: lab.proxy_values("d2", key), "record", 20)
     check(vals, "GET /key/%s at d2's proxy" % key, "the server's record",
@@ -357,7 +357,7 @@ try:
         ok = t.case("server publishes its WANHosts", case_server_start)
     if ok:
         t.case("record read back through dhtnode's proxy at the key from "
-               "PROTOCOL.md", case_record_through_proxy)
+               "docs/protocol.md", case_record_through_proxy)
         native = t.case("client finds the service through the DHT (native)",
                         case_native_client)
         light = t.case("client finds the service through an OpenDHT proxy",

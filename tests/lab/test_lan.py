@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""discovery-lan in a namespace lab: three hosts on one bridge (LAB.md).
+"""discovery-lan in a namespace lab: three hosts on one bridge (docs/lab.md).
 
   a  (10.77.0.1)  hlcore A: services "secret" (password), "open" (none) and
                   "legacy" (lan_announce_password: true) on transport-tls
@@ -9,7 +9,7 @@
   b  (10.77.0.2)  hlcore B: proxy + discovery-lan + transport-tls (dial
                   only), no peers: at all; later a second instance, B2.
   c  (10.77.0.3)  an independent Python Hardline node written from
-                  PROTOCOL.md alone (below, not from the C code): it
+                  docs/protocol.md alone (below, not from the C code): it
                   announces "relayed" at its own address and forwards TCP
                   from c:7008 to A2; it also probes hlcore A's answers. And
                   a sniffer joined to the group.
@@ -36,14 +36,14 @@ GROUP = "239.192.152.143"
 LPD_PORT = 6771
 
 # ---------------------------------------------------------------------------
-# The independent Python Hardline node, from PROTOCOL.md ("LAN discovery",
-# "Identity"). Nothing here is taken from the C plugin.
+# The independent Python Hardline node, from docs/protocol.md ("LAN
+# discovery", "Identity"). Nothing here is taken from the C plugin.
 # ---------------------------------------------------------------------------
 
 
 def rolling_code(keyhash_hex, day):
-    """PROTOCOL.md: BLAKE2b-256(raw20 || uint64_le(day)), first 20 bytes,
-    lowercase hex."""
+    """BLAKE2b-256(raw20 || uint64_le(day)), first 20 bytes, lowercase hex
+    (docs/protocol.md, "Rolling code")."""
     raw = bytes.fromhex(keyhash_hex)
     h = hashlib.blake2b(raw + struct.pack("<Q", day), digest_size=32)
     return h.digest()[:20].hex()

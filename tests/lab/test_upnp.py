@@ -53,7 +53,8 @@ def build():
     for ns, ifc, a in ((lan1, "l1", LAN1), (lan2, "l2", LAN2)):
         L.sh(ns, """ip addr add %s/24 dev %s; ip link set %s up
             ip route add default via %s""" % (a, ifc, ifc, RTR_LAN))
-    # The NAT, with miniupnpd's chains (legacy back end, see LAB.md): from
+    # The NAT, with miniupnpd's chains (legacy back end, see docs/lab.md,
+    # "Pitfalls"): from
     # the WAN only mapped ports and replies get in.
     L.sh(rtr, """I=iptables-legacy
         $I -t nat -A POSTROUTING -o r-pub -j MASQUERADE

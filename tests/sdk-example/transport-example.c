@@ -2,7 +2,7 @@
  * transport-example: a third-party transport built out of tree against the
  * installed SDK (find_package(Hardline) or pkg-config hardline-plugin).
  * It is a real, minimal TLS-over-TCP transport, speaking what
- * transport-tls speaks (PROTOCOL.md, "The tunnel"):
+ * transport-tls speaks (docs/protocol.md, "The tunnel"):
  *
  *   dial: TCP to "host:port" / "[v6]:port", TLS with SNI = the bare
  *   keyhash, no certificate verification (the core pins the server's

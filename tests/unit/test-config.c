@@ -8,7 +8,8 @@
 #include "check.h"
 #include "hl.h"
 
-/* The example of DESIGN.md, "Configuration", word for word. */
+/* The project's design example of a whole config, word for word: every
+ * key planned, including those of plugins not written yet. */
 static const char example[] =
     "state_dir: ./hardline-state        # identities (0600) and peer cache; "
     "created 0700\n"

@@ -1,6 +1,6 @@
 /*
  * test-host.c: finding the Host header in a browser's request head, and
- * the Hardline name in it (PROTOCOL.md, "Parsing a Host").
+ * the Hardline name in it (docs/protocol.md, "URL and Host").
  */
 #include <stdlib.h>
 #include <string.h>

@@ -55,7 +55,7 @@ is_hash(const char *s)
 }
 
 /* The keyhash of a PEM certificate file, computed by openssl and Python as
- * PROTOCOL.md says, independently of hlcore. "" when the tools fail. */
+ * docs/protocol.md says, independently of hlcore. "" when the tools fail. */
 static void
 python_keyhash(const char *cert, char out[64])
 {
@@ -357,6 +357,52 @@ test_python_layout(void)
 	}
 }
 
+/*
+ * The keyhash test vector of docs/protocol.md ("Identity"): the committed
+ * certificate tests/vectors/keyhash.cert, loaded the way a service's
+ * `cert:` is, must hash to the value the document states, and the
+ * document must state the value this code computes.
+ */
+#define VECTOR_KEYHASH "4edde683894d49d6c60b396ebe3c05deb97d4ab3"
+
+static void
+test_vector_cert(void)
+{
+	const char *src = getenv("HL_SOURCE_DIR");
+	struct hl__service_conf sc = {.name = "vector",
+	                              .password_mode = HL_PW_NONE};
+	struct hl__identity id;
+	char err[512] = "", cmd[8192], cert[4096], ext[64];
+	char *doc;
+
+	CHECK(src != NULL, "HL_SOURCE_DIR is set (ctest sets it)");
+	if (src == NULL)
+		return;
+	/* A copy: loading writes <cert>.hash beside the certificate. */
+	snprintf(cmd, sizeof cmd,
+	         "mkdir -p '%s/vector' && cp '%s/tests/vectors/keyhash.cert' "
+	         "'%s/tests/vectors/keyhash.cert.private' '%s/vector/' && "
+	         "chmod 600 '%s/vector/keyhash.cert.private'",
+	         dir, src, src, dir, dir);
+	CHECK_INT(system(cmd), 0);
+	snprintf(cert, sizeof cert, "%s/vector/keyhash.cert", dir);
+	sc.cert = cert;
+	CHECK_INT(hl__identity_load(dir, &sc, &id, err, sizeof err), 0);
+	CHECK_STR(err, "");
+	CHECK_STR(id.keyhash, VECTOR_KEYHASH);
+	hl__identity_clear(&id);
+
+	/* openssl and Python's hashlib agree, independently of hlcore. */
+	python_keyhash(cert, ext);
+	CHECK_STR(ext, VECTOR_KEYHASH);
+
+	snprintf(cmd, sizeof cmd, "%s/docs/protocol.md", src);
+	doc = hl__read_file(cmd, 1 << 20, NULL);
+	CHECK(doc != NULL && strstr(doc, VECTOR_KEYHASH) != NULL,
+	      "docs/protocol.md states the keyhash %s", VECTOR_KEYHASH);
+	free(doc);
+}
+
 int
 main(void)
 {
@@ -372,6 +418,7 @@ main(void)
 	test_ct_streq();
 	test_new_identity();
 	test_python_layout();
+	test_vector_cert();
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", dir);

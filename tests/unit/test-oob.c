@@ -1,6 +1,7 @@
 /*
- * test-oob.c: the out-of-band line of a tunnel (PROTOCOL.md, the tunnel,
- * step 4): parsing, formatting, and splitting WANHosts.
+ * test-oob.c: the out-of-band line of a tunnel (docs/protocol.md,
+ * "Out-of-band lines" and "WANHosts"): parsing, formatting, and splitting
+ * WANHosts.
  */
 #include <stdlib.h>
 #include <string.h>

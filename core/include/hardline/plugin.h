@@ -3,6 +3,12 @@
  * contract between hlcore and a plugin, and its comments are the plugin
  * author's manual.
  *
+ * What a transport must speak on the wire to work with other Hardline
+ * nodes (SNI = keyhash, pinning by the certificate's hash, the
+ * out-of-band lines, WANHosts) is in the protocol document,
+ * docs/protocol.md in hlcore's sources, installed with this header as
+ * <prefix>/share/doc/hardline/protocol.md.
+ *
  * A plugin is a shared object that exports exactly one data symbol,
  * `hardline_plugin`, a struct hl_plugin_desc built with HL_PLUGIN(). hlcore
  * loads it with dlopen(RTLD_NOW | RTLD_LOCAL), checks the descriptor's head
@@ -207,7 +213,8 @@ struct hl_services {
 	 * NULL. */
 	const struct hl_identity *(*identity_find)(struct hl_plugin *self,
 	                                           const char *keyhash);
-	/* keyhash of a DER certificate, per PROTOCOL.md: 40 hex + NUL. */
+	/* keyhash of a DER certificate, per docs/protocol.md ("Identity"):
+	 * 40 hex + NUL. */
 	void (*keyhash_of_cert)(const unsigned char *der, size_t len,
 	                        char out[41]);
 
@@ -344,6 +351,7 @@ struct hl_traversal_ops {
  * frees everything it holds for it and never calls cb.
  * Accepting is the plugin's own business (usually listeners opened in
  * init from its config); accepted tunnels go to svc->incoming().
+ * What goes over the wire: docs/protocol.md, "The tunnel".
  */
 struct hl_transport_ops {
 	size_t size;

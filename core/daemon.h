@@ -83,6 +83,9 @@ struct hl__core {
 	/* call_on_loop */
 	pthread_mutex_t calls_lock;
 	struct hl__loop_call *calls, **calls_tail;
+	/* The batch calls_callback is running: a call in it may stop a
+	 * plugin, whose calls still in it are then dropped (plugin_stop). */
+	struct hl__loop_call *calls_running;
 	struct event *calls_ev;
 	int stopping;
 	struct hl__stats stats;

@@ -33,6 +33,18 @@ extern int hl__log_level;
 void hl__log(int level, const char *who, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void hl__vlog(int level, const char *who, const char *fmt, va_list ap);
+/* The same with the key of the call site given (fmt's pointer when NULL):
+ * a site that repeats is counted instead of written (log.c). */
+void hl__vlog_site(int level, const char *who, const void *site,
+                   const char *fmt, va_list ap);
+void hl__log_site(int level, const char *who, const void *site, const char *fmt,
+                  ...) __attribute__((format(printf, 4, 5)));
+/* A line that comes formatted (libevent's), keyed by its text. */
+void hl__log_text(int level, const char *who, const char *text);
+/* Write "(N more like this: ...)" for the floods that have been quiet for
+ * a while (every 60 s for those going on), or for all of them when all is
+ * set (at exit). Any thread; the loop calls it every second. */
+void hl__log_flush(int all);
 const char *hl__log_level_name(int level);
 /* Call fn for each of the last lines logged (at most 200), oldest first;
  * text is "<who>: <message>" or "<message>". */

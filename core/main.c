@@ -45,21 +45,50 @@ static void
 calls_callback(evutil_socket_t fd, short what, void *arg)
 {
 	struct hl__core *c = arg;
-	struct hl__loop_call *list;
 
 	(void)fd;
 	(void)what;
 	pthread_mutex_lock(&c->calls_lock);
-	list = c->calls;
+	c->calls_running = c->calls;
 	c->calls = NULL;
 	c->calls_tail = &c->calls;
-	pthread_mutex_unlock(&c->calls_lock);
-	while (list != NULL) {
-		struct hl__loop_call *next = list->next;
-		list->fn(list->arg);
-		free(list);
-		list = next;
+	/* One at a time off the batch, under the lock: a call may stop a
+	 * plugin, and plugin_stop then takes that plugin's calls out of
+	 * c->calls_running, so that none runs after its fini (plugin.h). */
+	while (c->calls_running != NULL) {
+		struct hl__loop_call *call = c->calls_running;
+		c->calls_running = call->next;
+		pthread_mutex_unlock(&c->calls_lock);
+		call->fn(call->arg);
+		free(call);
+		pthread_mutex_lock(&c->calls_lock);
 	}
+	pthread_mutex_unlock(&c->calls_lock);
+}
+
+/* Every second: summaries of repeated log lines whose flood is over. */
+static struct event *log_flush_ev;
+
+static void
+log_flush_callback(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	hl__log_flush(0);
+}
+
+/* libevent's own warnings (e.g. accept() failing on EMFILE, once per
+ * try) go through the same rate limit as every other line. */
+static void
+libevent_log_callback(int severity, const char *msg)
+{
+	int level = severity >= EVENT_LOG_ERR    ? HL_LOG_ERROR
+	            : severity >= EVENT_LOG_WARN ? HL_LOG_WARN
+	            : severity >= EVENT_LOG_MSG  ? HL_LOG_INFO
+	                                         : HL_LOG_DEBUG;
+
+	hl__log_text(level, "libevent", msg ? msg : "");
 }
 
 static void
@@ -327,6 +356,9 @@ core_free(struct hl__core *c)
 	free(c->ids);
 	if (c->calls_ev)
 		event_free(c->calls_ev);
+	if (log_flush_ev != NULL)
+		event_free(log_flush_ev);
+	log_flush_ev = NULL;
 	if (c->sig_int)
 		event_free(c->sig_int);
 	if (c->sig_term)
@@ -402,6 +434,7 @@ main(int argc, char **argv)
 	mallopt(M_TRIM_THRESHOLD, 4 << 20);
 	signal(SIGPIPE, SIG_IGN);
 	evthread_use_pthreads();
+	event_set_log_callback(libevent_log_callback);
 	c->base = event_base_new();
 	if (c->base == NULL) {
 		core_free(c);
@@ -416,6 +449,12 @@ main(int argc, char **argv)
 	c->sig_term = evsignal_new(c->base, SIGTERM, signal_callback, c);
 	evsignal_add(c->sig_int, NULL);
 	evsignal_add(c->sig_term, NULL);
+	log_flush_ev =
+	    event_new(c->base, -1, EV_PERSIST, log_flush_callback, NULL);
+	if (log_flush_ev != NULL) {
+		struct timeval sec = {1, 0};
+		event_add(log_flush_ev, &sec);
+	}
 
 	if (i < argc && strcmp(argv[i], "url") == 0 && i + 2 == argc) {
 		rc = cmd_url(c, argv[i + 1]);
@@ -432,5 +471,6 @@ main(int argc, char **argv)
 	}
 	core_free(c);
 	hl__core = NULL;
+	hl__log_flush(1); /* the counts of floods still going on */
 	return rc;
 }

@@ -227,7 +227,9 @@ int hl__addr_split(const char *addr, char *host, size_t hostlen,
                    uint16_t *port);
 /* Format a socket address as "ip:port" / "[v6]:port". */
 void hl__sockaddr_str(const struct sockaddr *sa, char *out, size_t outlen);
-/* Write data to path atomically (tmp, fsync, rename) with mode. */
+/* Write data to path atomically (tmp, fsync, rename) with mode: the temp
+ * file "<path>.tmp<pid>" is created with O_EXCL|O_NOFOLLOW and mode
+ * before any byte is written (a stale one is unlinked, once). */
 int hl__write_file_atomic(const char *path, const void *data, size_t len,
                           int mode);
 /* Read a whole file (at most max bytes) into a malloc'd NUL-ended buffer. */

@@ -213,6 +213,8 @@ cmd_run(struct hl__core *c)
 		hl__warn("cannot read %s/peers.cache: %s (starting with no "
 		         "remembered addresses)",
 		         c->cfg->state_dir, strerror(errno));
+	if (hl__peercache_start(c->base) != 0)
+		hl__warn("peers.cache will be written only at stop");
 	c->proxy_port = proxy_port_of(c->cfg);
 	hl__core_wanhosts_changed(c);
 	refused = hl__core_load_plugins(c, 0, 0, &bad);

@@ -183,11 +183,53 @@ cmd_url(struct hl__core *c, const char *name)
 	return 2;
 }
 
+/*
+ * A fixed password shorter than 8 characters ([a-z2-7]: 5 bits each) is
+ * soon found by guessing, backoff or not: say so, naming where it stands,
+ * at check (stderr) and at start (the log). Not an error: it works.
+ */
+static void
+warn_short_passwords(const struct hl__config *cfg, int to_log)
+{
+	for (size_t i = 0; i < cfg->nservices; i++) {
+		const struct hl__service_conf *sc = &cfg->services[i];
+		const struct hl_conf *v =
+		    sc->node ? hl__conf_get(sc->node, "password") : NULL;
+		char where[600] = "";
+		size_t n;
+
+		if (sc->password_mode != HL_PW_FIXED || sc->password == NULL)
+			continue;
+		n = strlen(sc->password);
+		if (n >= 8)
+			continue;
+		if (v != NULL)
+			snprintf(where, sizeof where,
+			         "%s:%d:%d: ", v->file ? v->file : cfg->file,
+			         v->line, v->col);
+		else
+			snprintf(where, sizeof where, "%s: ", cfg->file);
+		if (to_log)
+			hl__warn("%swarning: password of service %s is %zu "
+			         "character%s: anyone may guess it; use 8 or "
+			         "more, or `auto`",
+			         where, sc->name, n, n == 1 ? "" : "s");
+		else
+			fprintf(stderr,
+			        "%swarning: password of service %s is %zu "
+			        "character%s: anyone may guess it; use 8 or "
+			        "more, or `auto`\n",
+			        where, sc->name, n, n == 1 ? "" : "s");
+	}
+}
+
 static int
 cmd_check(struct hl__core *c)
 {
-	int bad;
-	int refused = hl__core_load_plugins(c, 1, 0, &bad);
+	int bad, refused;
+
+	warn_short_passwords(c->cfg, 0);
+	refused = hl__core_load_plugins(c, 1, 0, &bad);
 
 	if (refused > 0) {
 		fprintf(stderr, "%s: %d plugin problem%s (see above)\n",
@@ -205,6 +247,7 @@ cmd_run(struct hl__core *c)
 {
 	int refused, bad, rc = 0;
 
+	warn_short_passwords(c->cfg, 1);
 	if (prepare_state_dir(c->cfg->state_dir) != 0)
 		return 1;
 	if (load_identities(c) != 0)

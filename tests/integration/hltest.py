@@ -467,6 +467,7 @@ class Hlcore:
         self.cfg = None
         self.logf = None
         self.asan_extra = None  # more ASAN_OPTIONS for this daemon
+        self.preexec = None  # run in the child before exec (e.g. rlimits)
 
     @property
     def state_dir(self):
@@ -509,7 +510,7 @@ class Hlcore:
         self.proc = subprocess.Popen(
             [self.t.hlcore, "-c", self.config_path], stdin=subprocess.DEVNULL,
             stdout=self.logf, stderr=self.logf, cwd=self.dir,
-            env=child_env(self.asan_extra))
+            env=child_env(self.asan_extra), preexec_fn=self.preexec)
         with _lock:
             _procs.append(self.proc)
         return self

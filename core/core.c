@@ -168,13 +168,18 @@ plugin_stop(struct hl__core *c, struct hl_plugin *p)
 	/* plugin.h: calls queued before fini returned run before it or
 	 * never. Those still queued are this plugin's no more. */
 	pthread_mutex_lock(&c->calls_lock);
-	for (struct hl__loop_call **pp = &c->calls; *pp != NULL;) {
-		struct hl__loop_call *call = *pp;
-		if (call->owner == p) {
-			*pp = call->next;
-			free(call);
-		} else {
-			pp = &call->next;
+	/* Both the queue and the batch being run, when a call in it is
+	 * what stops p. */
+	for (int q = 0; q < 2; q++) {
+		struct hl__loop_call **pp = q ? &c->calls_running : &c->calls;
+		while (*pp != NULL) {
+			struct hl__loop_call *call = *pp;
+			if (call->owner == p) {
+				*pp = call->next;
+				free(call);
+			} else {
+				pp = &call->next;
+			}
 		}
 	}
 	c->calls_tail = &c->calls;

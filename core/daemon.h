@@ -84,6 +84,9 @@ struct hl__core {
 	/* call_on_loop */
 	pthread_mutex_t calls_lock;
 	struct hl__loop_call *calls, **calls_tail;
+	/* The batch calls_callback is running: a call in it may stop a
+	 * plugin, whose calls still in it are then dropped (plugin_stop). */
+	struct hl__loop_call *calls_running;
 	struct event *calls_ev;
 	int stopping;
 	struct hl__stats stats;
@@ -255,8 +258,13 @@ void hl__status_free(void);
 
 /* ---- peercache.c: remembered WANHosts ---- */
 int hl__peercache_load(const char *state_dir);
+/* Arm the timer that writes the cache after a change (at most once every
+ * 5 s) on base; before the loop runs. hl__peercache_free() disarms it. */
+int hl__peercache_start(struct event_base *base);
+/* Write the file now (at stop). */
 void hl__peercache_save(void);
-/* Remember addrs (a WANHosts value) for keyhash. */
+/* Remember addrs (a WANHosts value) for keyhash; the file is written by
+ * the timer, not here. */
 void hl__peercache_learn(const char *keyhash, const char *wanhosts);
 /* Remember one address heard for keyhash (LAN announce): memory only. */
 void hl__peercache_hint(const char *keyhash, const char *addr);

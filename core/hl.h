@@ -34,6 +34,18 @@ extern int hl__log_level;
 void hl__log(int level, const char *who, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void hl__vlog(int level, const char *who, const char *fmt, va_list ap);
+/* The same with the key of the call site given (fmt's pointer when NULL):
+ * a site that repeats is counted instead of written (log.c). */
+void hl__vlog_site(int level, const char *who, const void *site,
+                   const char *fmt, va_list ap);
+void hl__log_site(int level, const char *who, const void *site, const char *fmt,
+                  ...) __attribute__((format(printf, 4, 5)));
+/* A line that comes formatted (libevent's), keyed by its text. */
+void hl__log_text(int level, const char *who, const char *text);
+/* Write "(N more like this: ...)" for the floods that have been quiet for
+ * a while (every 60 s for those going on), or for all of them when all is
+ * set (at exit). Any thread; the loop calls it every second. */
+void hl__log_flush(int all);
 const char *hl__log_level_name(int level);
 /* Call fn for each of the last lines logged (at most 200), oldest first;
  * text is "<who>: <message>" or "<message>". */
@@ -241,7 +253,9 @@ hl__addr_split(const char *addr, char *host, size_t hostlen, uint16_t *port)
 		return -1;
 	return 0;
 }
-/* Write data to path atomically (tmp, fsync, rename) with mode. */
+/* Write data to path atomically (tmp, fsync, rename) with mode: the temp
+ * file "<path>.tmp<pid>" is created with O_EXCL|O_NOFOLLOW and mode
+ * before any byte is written (a stale one is unlinked, once). */
 int hl__write_file_atomic(const char *path, const void *data, size_t len,
                           int mode);
 /* Read a whole file (at most max bytes) into a malloc'd NUL-ended buffer. */

@@ -5,6 +5,7 @@
  * ("<password>-<keyhash>", no newline).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -458,11 +459,15 @@ settle_password(const char *name, const struct hl__service_conf *sc,
 		}
 	} else {
 		struct stat st;
-		if (id->password[0] != '\0' && stat(hash_path, &st) == 0 &&
-		    (st.st_mode & 077) != 0 && chmod(hash_path, 0600) != 0)
+		/* fchmod on what was read, never through a symlink. */
+		int fd = open(hash_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (id->password[0] != '\0' && fd >= 0 && fstat(fd, &st) == 0 &&
+		    (st.st_mode & 077) != 0 && fchmod(fd, 0600) != 0)
 			hl__warn("%s: %s holds the password but cannot be "
 			         "made private: %s",
 			         name, hash_path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
 	}
 	if (old != NULL) {
 		sodium_memzero(old, oldlen);

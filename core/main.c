@@ -45,21 +45,50 @@ static void
 calls_callback(evutil_socket_t fd, short what, void *arg)
 {
 	struct hl__core *c = arg;
-	struct hl__loop_call *list;
 
 	(void)fd;
 	(void)what;
 	pthread_mutex_lock(&c->calls_lock);
-	list = c->calls;
+	c->calls_running = c->calls;
 	c->calls = NULL;
 	c->calls_tail = &c->calls;
-	pthread_mutex_unlock(&c->calls_lock);
-	while (list != NULL) {
-		struct hl__loop_call *next = list->next;
-		list->fn(list->arg);
-		free(list);
-		list = next;
+	/* One at a time off the batch, under the lock: a call may stop a
+	 * plugin, and plugin_stop then takes that plugin's calls out of
+	 * c->calls_running, so that none runs after its fini (plugin.h). */
+	while (c->calls_running != NULL) {
+		struct hl__loop_call *call = c->calls_running;
+		c->calls_running = call->next;
+		pthread_mutex_unlock(&c->calls_lock);
+		call->fn(call->arg);
+		free(call);
+		pthread_mutex_lock(&c->calls_lock);
 	}
+	pthread_mutex_unlock(&c->calls_lock);
+}
+
+/* Every second: summaries of repeated log lines whose flood is over. */
+static struct event *log_flush_ev;
+
+static void
+log_flush_callback(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	hl__log_flush(0);
+}
+
+/* libevent's own warnings (e.g. accept() failing on EMFILE, once per
+ * try) go through the same rate limit as every other line. */
+static void
+libevent_log_callback(int severity, const char *msg)
+{
+	int level = severity >= EVENT_LOG_ERR    ? HL_LOG_ERROR
+	            : severity >= EVENT_LOG_WARN ? HL_LOG_WARN
+	            : severity >= EVENT_LOG_MSG  ? HL_LOG_INFO
+	                                         : HL_LOG_DEBUG;
+
+	hl__log_text(level, "libevent", msg ? msg : "");
 }
 
 static void
@@ -154,11 +183,53 @@ cmd_url(struct hl__core *c, const char *name)
 	return 2;
 }
 
+/*
+ * A fixed password shorter than 8 characters ([a-z2-7]: 5 bits each) is
+ * soon found by guessing, backoff or not: say so, naming where it stands,
+ * at check (stderr) and at start (the log). Not an error: it works.
+ */
+static void
+warn_short_passwords(const struct hl__config *cfg, int to_log)
+{
+	for (size_t i = 0; i < cfg->nservices; i++) {
+		const struct hl__service_conf *sc = &cfg->services[i];
+		const struct hl_conf *v =
+		    sc->node ? hl__conf_get(sc->node, "password") : NULL;
+		char where[600] = "";
+		size_t n;
+
+		if (sc->password_mode != HL_PW_FIXED || sc->password == NULL)
+			continue;
+		n = strlen(sc->password);
+		if (n >= 8)
+			continue;
+		if (v != NULL)
+			snprintf(where, sizeof where,
+			         "%s:%d:%d: ", v->file ? v->file : cfg->file,
+			         v->line, v->col);
+		else
+			snprintf(where, sizeof where, "%s: ", cfg->file);
+		if (to_log)
+			hl__warn("%swarning: password of service %s is %zu "
+			         "character%s: anyone may guess it; use 8 or "
+			         "more, or `auto`",
+			         where, sc->name, n, n == 1 ? "" : "s");
+		else
+			fprintf(stderr,
+			        "%swarning: password of service %s is %zu "
+			        "character%s: anyone may guess it; use 8 or "
+			        "more, or `auto`\n",
+			        where, sc->name, n, n == 1 ? "" : "s");
+	}
+}
+
 static int
 cmd_check(struct hl__core *c)
 {
-	int bad;
-	int refused = hl__core_load_plugins(c, 1, 0, &bad);
+	int bad, refused;
+
+	warn_short_passwords(c->cfg, 0);
+	refused = hl__core_load_plugins(c, 1, 0, &bad);
 
 	if (refused > 0) {
 		fprintf(stderr, "%s: %d plugin problem%s (see above)\n",
@@ -176,6 +247,7 @@ cmd_run(struct hl__core *c)
 {
 	int refused, bad, rc = 0;
 
+	warn_short_passwords(c->cfg, 1);
 	if (prepare_state_dir(c->cfg->state_dir) != 0)
 		return 1;
 	if (load_identities(c) != 0)
@@ -188,6 +260,8 @@ cmd_run(struct hl__core *c)
 		hl__warn("cannot read %s/peers.cache: %s (starting with no "
 		         "remembered addresses)",
 		         c->cfg->state_dir, strerror(errno));
+	if (hl__peercache_start(c->base) != 0)
+		hl__warn("peers.cache will be written only at stop");
 	c->proxy_port = proxy_port_of(c->cfg);
 	hl__core_wanhosts_changed(c);
 	refused = hl__core_load_plugins(c, 0, 0, &bad);
@@ -327,6 +401,9 @@ core_free(struct hl__core *c)
 	free(c->ids);
 	if (c->calls_ev)
 		event_free(c->calls_ev);
+	if (log_flush_ev != NULL)
+		event_free(log_flush_ev);
+	log_flush_ev = NULL;
 	if (c->sig_int)
 		event_free(c->sig_int);
 	if (c->sig_term)
@@ -402,6 +479,7 @@ main(int argc, char **argv)
 	mallopt(M_TRIM_THRESHOLD, 4 << 20);
 	signal(SIGPIPE, SIG_IGN);
 	evthread_use_pthreads();
+	event_set_log_callback(libevent_log_callback);
 	c->base = event_base_new();
 	if (c->base == NULL) {
 		core_free(c);
@@ -416,6 +494,12 @@ main(int argc, char **argv)
 	c->sig_term = evsignal_new(c->base, SIGTERM, signal_callback, c);
 	evsignal_add(c->sig_int, NULL);
 	evsignal_add(c->sig_term, NULL);
+	log_flush_ev =
+	    event_new(c->base, -1, EV_PERSIST, log_flush_callback, NULL);
+	if (log_flush_ev != NULL) {
+		struct timeval sec = {1, 0};
+		event_add(log_flush_ev, &sec);
+	}
 
 	if (i < argc && strcmp(argv[i], "url") == 0 && i + 2 == argc) {
 		rc = cmd_url(c, argv[i + 1]);
@@ -432,5 +516,6 @@ main(int argc, char **argv)
 	}
 	core_free(c);
 	hl__core = NULL;
+	hl__log_flush(1); /* the counts of floods still going on */
 	return rc;
 }

@@ -4,13 +4,18 @@
  * <state_dir>/peers.cache across restarts, plus short-lived hints heard
  * on the LAN. The file is a line per keyhash:
  *   <keyhash> <unix time last seen> <addr>,<addr>,...
- * written atomically; entries unseen for 30 days are dropped.
+ * written atomically; entries unseen for 30 days are dropped. Learning
+ * never writes the file on the spot (a tunnel's setup is no place for a
+ * write and an fsync): it marks the cache dirty, and a timer on the loop
+ * writes it at most once every SAVE_EVERY seconds, and at stop.
  */
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <event2/event.h>
 
 #include "daemon.h"
 
@@ -21,6 +26,7 @@
 #define CACHE_MAX_AGE (30L * 86400)
 #define HINT_MAX_AGE 90
 #define CACHE_FILE_MAX (4 * 1024 * 1024)
+#define SAVE_EVERY 5 /* seconds, at most one write per */
 
 struct entry {
 	char keyhash[HL_KEYHASH_LEN + 1];
@@ -34,6 +40,18 @@ struct entry {
 static struct entry *entries;
 static size_t nentries, nhints;
 static char cache_path[PATH_MAX];
+static struct event *save_ev;
+static int dirty;
+static time_t last_save; /* monotonic */
+
+static time_t
+monotonic(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
 
 static int
 keyhash_ok(const char *s)
@@ -184,6 +202,43 @@ hl__peercache_save(void)
 	if (hl__write_file_atomic(cache_path, buf, len, 0600) != 0)
 		hl__warn("cannot save %s: %s", cache_path, strerror(errno));
 	free(buf);
+	dirty = 0;
+	last_save = monotonic();
+}
+
+static void
+save_callback(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (dirty)
+		hl__peercache_save();
+}
+
+/* Save soon: at once when the last write is SAVE_EVERY seconds old, else
+ * when it will be; changes meanwhile go into the same write. */
+static void
+schedule_save(void)
+{
+	time_t wait = last_save + SAVE_EVERY - monotonic();
+	struct timeval tv = {wait > 0 ? wait : 0, 0};
+
+	dirty = 1;
+	if (save_ev != NULL && !evtimer_pending(save_ev, NULL))
+		evtimer_add(save_ev, &tv);
+}
+
+int
+hl__peercache_start(struct event_base *base)
+{
+	if (save_ev == NULL)
+		save_ev = evtimer_new(base, save_callback, NULL);
+	if (save_ev == NULL)
+		return -1;
+	if (dirty)
+		schedule_save();
+	return 0;
 }
 
 void
@@ -211,7 +266,7 @@ hl__peercache_learn(const char *keyhash, const char *wanhosts)
 	 * expiry without a write per connection. */
 	if (changed || time(NULL) - e->seen > 86400) {
 		e->seen = time(NULL);
-		hl__peercache_save();
+		schedule_save();
 	}
 }
 
@@ -259,6 +314,11 @@ hl__peercache_get(const char *keyhash, char out[][HL_ADDR_MAX], size_t max)
 void
 hl__peercache_free(void)
 {
+	if (save_ev != NULL)
+		event_free(save_ev);
+	save_ev = NULL;
+	dirty = 0;
+	last_save = 0;
 	while (entries != NULL) {
 		struct entry *e = entries;
 		entries = e->next;

@@ -45,6 +45,83 @@ hl__status_free(void)
 	routes_count = routes_next = 0;
 }
 
+/* The length of the well-formed UTF-8 character at p (RFC 3629: no
+ * overlong forms, no surrogates, nothing past U+10FFFF), or 0. */
+static size_t
+utf8_char_len(const unsigned char *p, size_t avail)
+{
+	size_t n;
+	unsigned cp;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		n = 2, cp = p[0] & 0x1f;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		n = 3, cp = p[0] & 0x0f;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		n = 4, cp = p[0] & 0x07;
+	else
+		return 0;
+	if (avail < n)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		return 0;
+	return n;
+}
+
+static int
+utf8_valid(const unsigned char *p, size_t len)
+{
+	for (size_t i = 0; i < len;) {
+		size_t k = utf8_char_len(p + i, len - i);
+		if (k == 0)
+			return 0;
+		i += k;
+	}
+	return 1;
+}
+
+/* Text for JSON: json_string() refuses bytes that are not UTF-8 (a title
+ * from a LAN announce, a log line cut in the middle of a character), and
+ * the entry holding it would vanish from the status. Each such byte
+ * becomes U+FFFD instead. Never NULL unless out of memory. */
+static json_t *
+text(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	size_t len = strlen((const char *)p), n = 0;
+	json_t *j;
+	char *fixed;
+
+	if (utf8_valid(p, len))
+		return json_stringn((const char *)p, len);
+	fixed = malloc(len * 3 + 1);
+	if (fixed == NULL)
+		return NULL;
+	for (size_t i = 0; i < len;) {
+		size_t k = utf8_char_len(p + i, len - i);
+		if (k == 0) {
+			memcpy(fixed + n, "\xef\xbf\xbd", 3);
+			n += 3;
+			i++;
+		} else {
+			memcpy(fixed + n, p + i, k);
+			n += k;
+			i += k;
+		}
+	}
+	j = json_stringn(fixed, n);
+	free(fixed);
+	return j;
+}
+
 static json_t *
 kinds_json(uint32_t kinds)
 {
@@ -70,10 +147,10 @@ add_connection(void *arg, const struct hl__tunnel_info *info, size_t a_to_b,
 	json_t *a = arg;
 
 	json_array_append_new(
-	    a, json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}",
+	    a, json_pack("{s:s, s:o, s:s, s:o, s:o, s:I, s:I, s:I}",
 	                 "direction", info->outgoing ? "out" : "in", "service",
-	                 info->service ? info->service : "", "keyhash",
-	                 info->keyhash, "peer", info->peer, "via", info->via,
+	                 text(info->service), "keyhash", info->keyhash, "peer",
+	                 text(info->peer), "via", text(info->via),
 	                 /* a is the browser (out) or the client node (in): what
 	                  * it sent is "up". */
 	                 "bytes_up", (json_int_t)a_to_b, "bytes_down",
@@ -82,13 +159,13 @@ add_connection(void *arg, const struct hl__tunnel_info *info, size_t a_to_b,
 }
 
 static void
-add_log(void *arg, time_t t, int level, const char *text)
+add_log(void *arg, time_t t, int level, const char *line)
 {
 	json_t *a = arg;
 
 	json_array_append_new(
-	    a, json_pack("{s:I, s:s, s:s}", "time", (json_int_t)t, "level",
-	                 hl__log_level_name(level), "text", text));
+	    a, json_pack("{s:I, s:s, s:o}", "time", (json_int_t)t, "level",
+	                 hl__log_level_name(level), "text", text(line)));
 }
 
 static void
@@ -96,9 +173,10 @@ add_available(void *arg, const char *name, const char *path)
 {
 	json_t *a = arg;
 
-	json_array_append_new(a, json_pack("{s:s, s:b, s:b, s:b, s:s}", "name",
-	                                   name, "loaded", 0, "enabled", 0,
-	                                   "running", 0, "path", path));
+	json_array_append_new(a,
+	                      json_pack("{s:o, s:b, s:b, s:b, s:o}", "name",
+	                                text(name), "loaded", 0, "enabled", 0,
+	                                "running", 0, "path", text(path)));
 }
 
 char *
@@ -117,7 +195,7 @@ hl__status_json(struct hl__core *c)
 
 	a = json_array();
 	for (struct hl__wanhost *w = c->wanhosts; w != NULL; w = w->next)
-		json_array_append_new(a, json_string(w->addr));
+		json_array_append_new(a, text(w->addr));
 	json_object_set_new(root, "wanhosts", a);
 
 	a = json_array();
@@ -127,11 +205,11 @@ hl__status_json(struct hl__core *c)
 		char url[256];
 		hl__identity_url(id, c->proxy_port, url, sizeof url);
 		json_array_append_new(
-		    a,
-		    json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "name",
-		              id->pub.name, "title", sc->title ? sc->title : "",
-		              "keyhash", id->keyhash, "url", url, "target",
-		              sc->target, "password", id->password[0] != '\0'));
+		    a, json_pack("{s:o, s:o, s:s, s:o, s:o, s:b}", "name",
+		                 text(id->pub.name), "title", text(sc->title),
+		                 "keyhash", id->keyhash, "url", text(url),
+		                 "target", text(sc->target), "password",
+		                 id->password[0] != '\0'));
 	}
 	json_object_set_new(root, "services", a);
 
@@ -139,15 +217,15 @@ hl__status_json(struct hl__core *c)
 	for (struct hl_plugin *p = c->plugins; p != NULL; p = p->next)
 		json_array_append_new(
 		    a,
-		    json_pack("{s:s, s:s, s:s, s:o, s:i, s:b, s:b, s:b, s:s, "
-		              "s:s}",
-		              "name", p->d.name, "version",
-		              p->d.version ? p->d.version : "", "description",
-		              p->d.description ? p->d.description : "", "kind",
+		    json_pack("{s:o, s:o, s:o, s:o, s:i, s:b, s:b, s:b, s:o, "
+		              "s:o}",
+		              "name", text(p->d.name), "version",
+		              text(p->d.version), "description",
+		              text(p->d.description), "kind",
 		              kinds_json(p->d.head.kinds), "priority",
 		              p->priority, "loaded", 1, "enabled", !p->disabled,
-		              "running", p->running, "path",
-		              p->path ? p->path : "", "error", p->error));
+		              "running", p->running, "path", text(p->path),
+		              "error", text(p->error)));
 	hl__core_available_plugins(c, add_available, a);
 	json_object_set_new(root, "plugins", a);
 
@@ -157,9 +235,10 @@ hl__status_json(struct hl__core *c)
 		snprintf(url, sizeof url, "http://%s.localhost:%d/", s->label,
 		         c->proxy_port);
 		json_array_append_new(
-		    a, json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "title",
-		                 s->title, "label", s->label, "url", url,
-		                 "addr", s->addr, "source", s->source, "age",
+		    a, json_pack("{s:o, s:o, s:o, s:o, s:o, s:I}", "title",
+		                 text(s->title), "label", text(s->label), "url",
+		                 text(url), "addr", text(s->addr), "source",
+		                 text(s->source), "age",
 		                 (json_int_t)(now - s->last)));
 	}
 	json_object_set_new(root, "lan", a);
@@ -173,10 +252,10 @@ hl__status_json(struct hl__core *c)
 		size_t k = (routes_next + ROUTES_MAX - 1 - i) % ROUTES_MAX;
 		struct route_record *r = &routes[k];
 		json_array_append_new(
-		    a, json_pack("{s:I, s:s, s:b, s:s, s:s}", "time",
+		    a, json_pack("{s:I, s:s, s:b, s:o, s:o}", "time",
 		                 (json_int_t)r->t, "keyhash", r->keyhash, "ok",
-		                 r->via[0] != '\0', "via", r->via, "trace",
-		                 r->trace ? r->trace : ""));
+		                 r->via[0] != '\0', "via", text(r->via),
+		                 "trace", text(r->trace)));
 	}
 	json_object_set_new(root, "routes", a);
 

@@ -22,10 +22,21 @@ hl__write_file_atomic(const char *path, const void *data, size_t len, int mode)
 		return -1;
 	}
 	/* The mode is set at creation, so a secret is never readable by
-	 * others, not even for a moment. */
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-	if (fd < 0)
-		return -1;
+	 * others, not even for a moment; and the file is a new one, never
+	 * one that was there (a symlink planted in state_dir, or another
+	 * file's hard link, would get the secret). A temp file left by a
+	 * crash is removed (the link itself, not what it points to) and the
+	 * creation tried once more. */
+	for (int tries = 0;; tries++) {
+		fd = open(tmp,
+		          O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		          mode);
+		if (fd >= 0)
+			break;
+		if (errno != EEXIST || tries > 0 ||
+		    (unlink(tmp) != 0 && errno != ENOENT))
+			return -1;
+	}
 	if (fchmod(fd, mode) != 0)
 		goto fail;
 	while (len > 0) {

@@ -4,6 +4,13 @@
  * one persistent read event, plus a timer from MHD_get_timeout; no
  * threads).
  *
+ * Out of descriptors: when accept() fails with EMFILE while the panel has
+ * connections, MHD stops accepting until one closes (and is run once more
+ * after closing some, which puts the listening socket back in its epoll
+ * set). With none of its own, MHD would retry at once, forever: the panel
+ * then stops watching MHD for a pause that doubles from PAUSE_MIN_MS to
+ * PAUSE_MAX_MS while it lasts, one log line per pause.
+ *
  * Config (plugins: admin-web:):
  *   listen: "127.0.0.1:7010"   the default; anything beyond loopback is
  *                              logged as a warning
@@ -26,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,6 +49,8 @@
 #define CONN_MEMORY (32 * 1024) /* MHD's per-connection memory */
 #define CONN_MAX 64 /* connections at once */
 #define CONN_IDLE_SEC 15 /* a silent connection is closed */
+#define PAUSE_MIN_MS 100 /* out of descriptors: the first pause */
+#define PAUSE_MAX_MS 3200 /* and the longest */
 #define SESSION_COOKIE "hl_session" /* the login session */
 #define PRE_COOKIE "hl_pre" /* the login form's CSRF cookie */
 #define BROWSE_GAP_MS 1000 /* LAN refreshes closer than this are one */
@@ -51,6 +61,10 @@ struct admin {
 	struct event_base *base;
 	struct MHD_Daemon *mhd;
 	struct event *ready_ev, *timer_ev;
+	struct event *pause_ev; /* out of descriptors: resumes ready_ev */
+	int accept_failed; /* MHD said accept() ran out of resources */
+	int pause_ms; /* the current pause, 0 when not paused */
+	unsigned long pauses; /* since the last accept that worked */
 	char listen[128];
 	char url[160];
 	struct auth auth;
@@ -913,6 +927,9 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 	size_t n;
 
 	vsnprintf(line, sizeof line, fmt, ap);
+	/* MHD's words for accept() failing on EMFILE, ENFILE or ENOMEM. */
+	if (strstr(line, "resource limit") != NULL)
+		a->accept_failed = 1;
 	n = strlen(line);
 	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 		line[--n] = '\0';
@@ -935,15 +952,88 @@ mhd_schedule(struct admin *a)
 	}
 }
 
+static unsigned
+mhd_connections(struct admin *a)
+{
+	const union MHD_DaemonInfo *info =
+	    MHD_get_daemon_info(a->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+
+	return info ? info->num_connections : 0;
+}
+
 static void
 mhd_ready_callback(evutil_socket_t fd, short what, void *arg)
 {
 	struct admin *a = arg;
+	unsigned before, after;
 
 	(void)fd;
 	(void)what;
+	a->accept_failed = 0;
+	before = mhd_connections(a);
 	MHD_run(a->mhd);
+	after = mhd_connections(a);
+	/* MHD puts its listening socket back in its epoll set (taken out at
+	 * the connection limit or on EMFILE) only at the start of a run:
+	 * when the last connections have just closed, no event would ever
+	 * call that run. */
+	for (int i = 0; i < 4 && after < before && !a->accept_failed; i++) {
+		before = after;
+		MHD_run(a->mhd);
+		after = mhd_connections(a);
+	}
+	if (a->accept_failed && after == 0) {
+		/* No connection of its own to wait for: MHD would try
+		 * accept() again at once, forever. */
+		struct timeval tv;
+		a->pause_ms = a->pause_ms == 0 ? PAUSE_MIN_MS
+		              : a->pause_ms * 2 > PAUSE_MAX_MS
+		                  ? PAUSE_MAX_MS
+		                  : a->pause_ms * 2;
+		a->pauses++;
+		tv.tv_sec = a->pause_ms / 1000;
+		tv.tv_usec = (a->pause_ms % 1000) * 1000;
+		event_del(a->ready_ev);
+		evtimer_del(a->timer_ev);
+		evtimer_add(a->pause_ev, &tv);
+		a->svc->log(a->self, HL_LOG_WARN,
+		            "out of descriptors: accepting no connection for "
+		            "%d ms (pause %lu)",
+		            a->pause_ms, a->pauses);
+		return;
+	}
+	if (!a->accept_failed && a->pauses > 0 && after > 0) {
+		a->svc->log(a->self, HL_LOG_INFO,
+		            "accepting connections again after %lu pause%s "
+		            "for descriptors",
+		            a->pauses, a->pauses == 1 ? "" : "s");
+		a->pauses = 0;
+		a->pause_ms = 0;
+	}
 	mhd_schedule(a);
+}
+
+static void
+mhd_resume_callback(evutil_socket_t fd, short what, void *arg)
+{
+	struct admin *a = arg;
+
+	event_add(a->ready_ev, NULL);
+	mhd_ready_callback(fd, what, a);
+}
+
+/* The connection limit: CONN_MAX, or a quarter of the descriptors this
+ * process may open when that is less, so that the panel alone never
+ * takes them all. */
+static unsigned
+conn_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+	    rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 4 < CONN_MAX)
+		return rl.rlim_cur / 4 > 4 ? (unsigned)(rl.rlim_cur / 4) : 4;
+	return CONN_MAX;
 }
 
 static void
@@ -953,6 +1043,8 @@ admin_free(struct admin *a)
 		event_free(a->ready_ev);
 	if (a->timer_ev != NULL)
 		event_free(a->timer_ev);
+	if (a->pause_ev != NULL)
+		event_free(a->pause_ev);
 	if (a->mhd != NULL)
 		MHD_stop_daemon(a->mhd); /* closes the listening socket */
 	auth_clear(&a->auth);
@@ -1055,7 +1147,7 @@ admin_init(const struct hl_services *svc, struct hl_plugin *self,
 	a->mhd = MHD_start_daemon(
 	    MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, a,
 	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a, MHD_OPTION_LISTEN_SOCKET,
-	    (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONN_MAX,
+	    (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT, conn_limit(),
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)CONN_IDLE_SEC,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, a, MHD_OPTION_END);
@@ -1074,7 +1166,8 @@ admin_init(const struct hl_services *svc, struct hl_plugin *self,
 	a->ready_ev = event_new(a->base, info->epoll_fd, EV_READ | EV_PERSIST,
 	                        mhd_ready_callback, a);
 	a->timer_ev = evtimer_new(a->base, mhd_ready_callback, a);
-	if (a->ready_ev == NULL || a->timer_ev == NULL ||
+	a->pause_ev = evtimer_new(a->base, mhd_resume_callback, a);
+	if (a->ready_ev == NULL || a->timer_ev == NULL || a->pause_ev == NULL ||
 	    event_add(a->ready_ev, NULL) != 0)
 		goto fail;
 	mhd_schedule(a);

@@ -1,8 +1,14 @@
 /*
  * fuzz-admin: libFuzzer target for what admin-web reads from requests: form
- * bodies (form_get) and what it writes back of them (buf_html). Every
- * field it finds must fit its buffer and hold no NUL, and the escaped text
- * must hold no raw '<', '>', '"', '\'' or '&' that is not an entity.
+ * bodies (form_get) and what it writes back of them (buf_html).
+ *
+ * The checks compare with what the output must be, so that a wrong answer
+ * is caught, not only a crash: form_get agrees with a plain second decoder
+ * of the same rules (the first field named key, '+' as a space, %XX
+ * decoded, -1 for a NUL or a value that does not fit), and its value is
+ * never longer than the field it came from; buf_html's output holds no raw
+ * '<', '>', '"' or '\'', every '&' in it starts one of the five entities,
+ * and decoding them gives back the input exactly.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -12,17 +18,105 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static int
+hex(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)(c | 0x20);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* The reference: *rawlen is the length of the field's value as sent. */
+static int
+ref_form_get(const char *s, size_t len, const char *key, char *out,
+             size_t outlen, size_t *rawlen)
+{
+	size_t klen = strlen(key);
+
+	for (size_t i = 0; i <= len;) {
+		const char *amp = memchr(s + i, '&', len - i);
+		size_t end = amp ? (size_t)(amp - s) : len;
+		if (end - i > klen && memcmp(s + i, key, klen) == 0 &&
+		    s[i + klen] == '=') {
+			size_t o = 0;
+			*rawlen = end - i - klen - 1;
+			for (size_t j = i + klen + 1; j < end; j++) {
+				char c = s[j];
+				if (c == '+')
+					c = ' ';
+				else if (c == '%' && j + 2 < end &&
+				         hex(s[j + 1]) >= 0 &&
+				         hex(s[j + 2]) >= 0)
+					c = (char)(hex(s[j + 1]) << 4 |
+					           hex(s[j + 2])),
+					j += 2;
+				if (c == '\0' || o + 1 >= outlen)
+					return -1;
+				out[o++] = c;
+			}
+			out[o] = '\0';
+			return 0;
+		}
+		if (amp == NULL)
+			break;
+		i = end + 1;
+	}
+	return -1;
+}
+
+/* Decode buf_html's output back; -1 when it holds a raw special
+ * character or an '&' that starts no entity of the five. */
+static int
+unescape(const char *p, size_t len, char *out, size_t *outlen)
+{
+	static const struct {
+		const char *ent;
+		char c;
+	} ents[] = {{"&amp;", '&'},
+	            {"&lt;", '<'},
+	            {"&gt;", '>'},
+	            {"&quot;", '"'},
+	            {"&#39;", '\''}};
+	size_t o = 0;
+
+	for (size_t i = 0; i < len;) {
+		if (p[i] == '<' || p[i] == '>' || p[i] == '"' || p[i] == '\'')
+			return -1;
+		if (p[i] != '&') {
+			out[o++] = p[i++];
+			continue;
+		}
+		size_t k = 0;
+		while (k < sizeof ents / sizeof ents[0] &&
+		       strncmp(p + i, ents[k].ent, strlen(ents[k].ent)) != 0)
+			k++;
+		if (k == sizeof ents / sizeof ents[0])
+			return -1;
+		out[o++] = ents[k].c;
+		i += strlen(ents[k].ent);
+	}
+	*outlen = o;
+	return 0;
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char *const keys[] = {"token", "csrf", "priority", "next"};
-	char out[64], *s;
+	char out[64], want[64], *s, *back;
+	size_t rawlen = 0, slen, backlen;
 	struct buf b;
 
 	for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
-		if (form_get((const char *)data, size, keys[k], out,
-		             sizeof out) == 0 &&
-		    strlen(out) >= sizeof out)
+		int got = form_get((const char *)data, size, keys[k], out,
+		                   sizeof out);
+		int ref = ref_form_get((const char *)data, size, keys[k], want,
+		                       sizeof want, &rawlen);
+		if (got != ref)
+			abort();
+		if (got == 0 &&
+		    (strcmp(out, want) != 0 || strlen(out) > rawlen))
 			abort();
 	}
 	s = malloc(size + 1);
@@ -30,12 +124,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(s, data, size);
 	s[size] = '\0';
+	slen = strlen(s);
 	memset(&b, 0, sizeof b);
 	buf_html(&b, s);
-	for (size_t i = 0; b.p != NULL && i < b.len; i++)
-		if (b.p[i] == '<' || b.p[i] == '>' || b.p[i] == '"' ||
-		    b.p[i] == '\'')
-			abort();
+	if (b.oom || (b.p == NULL && slen > 0))
+		abort();
+	back = malloc(b.len + 1);
+	if (back == NULL)
+		abort();
+	if (unescape(b.p ? b.p : "", b.len, back, &backlen) != 0 ||
+	    backlen != slen || memcmp(back, s, slen) != 0)
+		abort();
+	free(back);
 	buf_free(&b);
 	free(s);
 	return 0;

@@ -468,6 +468,7 @@ class Hlcore:
         self.logf = None
         self.asan_extra = None  # more ASAN_OPTIONS for this daemon
         self.nofile = None  # (soft, hard) RLIMIT_NOFILE to start it with
+        self.preexec = None  # run in the child before exec (e.g. rlimits)
 
     @property
     def state_dir(self):
@@ -516,6 +517,8 @@ class Hlcore:
         return self
 
     def _preexec(self):
+        if self.preexec is not None:
+            self.preexec()
         if self.nofile is not None:
             import resource
             resource.setrlimit(resource.RLIMIT_NOFILE, self.nofile)

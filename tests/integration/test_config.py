@@ -179,6 +179,30 @@ def case_good_check():
           "nothing)", "it was created")
 
 
+def case_short_password_warning():
+    text = ("state_dir: ./state\n"
+            "services:\n"
+            "  wiki:\n"
+            "    target: \"127.0.0.1:8080\"\n"
+            "    password: abc\n"
+            "  long: { target: \"127.0.0.1:8081\", password: abcdefgh }\n"
+            "  nas: { target: \"127.0.0.1:8082\", password: none }\n")
+    path = write("short-password", text)
+    rc, out, err = hl("-c", path, "check")
+    check(rc == 0, "check of a config with a 3-character password",
+          "exit 0 (a warning, not an error)", "exit %s: %s%s" %
+          (rc, out, err))
+    where = "%s:5:15: warning: " % path
+    lines = [ln for ln in err.splitlines() if "warning: password" in ln]
+    check(len(lines) == 1 and lines[0].startswith(where), "check's stderr",
+          "one warning starting %r (the password's place)" % where, err)
+    for w in ("password of service wiki is 3 characters",
+              "anyone may guess it", "8 or more", "`auto`"):
+        check_in(w, lines[0], "the warning")
+    check("abc" not in lines[0][len(where):], "the warning",
+          "not the password itself", lines[0])
+
+
 def case_example_config():
     # The shipped example must pass check too (plugins from the build tree).
     path = os.path.join(t.source_dir, "etc", "hardline.yaml")
@@ -221,6 +245,8 @@ for name, (text, line, needle, words, run_too) in BAD.items():
 t.case("several errors are all reported", case_several_errors)
 t.case("check on a good config: exit 0", case_good_check)
 t.case("check on etc/hardline.yaml: exit 0", case_example_config)
+t.case("check warns of a fixed password shorter than 8 characters",
+       case_short_password_warning)
 t.case("command line: --help, --version, no args, errors",
        case_command_line)
 t.finish()

@@ -1,0 +1,96 @@
+/*
+ * fd-hog: a fixture that takes every free descriptor for a while, as a
+ * flood of connections to another part of the node would: 1 s after init
+ * it opens /dev/null until open() fails with EMFILE, and 4 s later it
+ * closes them all. So the other plugins meet EMFILE with none of the
+ * connections being their own.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <hardline/plugin.h>
+
+#define HOG_MAX 65536
+
+struct hog {
+	const struct hl_services *svc;
+	struct hl_plugin *self;
+	struct event *ev;
+	int *fds;
+	int n, held;
+};
+
+static void
+hog_release(struct hog *h)
+{
+	for (int i = 0; i < h->n; i++)
+		close(h->fds[i]);
+	h->n = 0;
+}
+
+static void
+hog_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct hog *h = arg;
+	struct timeval hold = {4, 0};
+
+	(void)fd;
+	(void)what;
+	if (h->held) {
+		hog_release(h);
+		h->svc->log(h->self, HL_LOG_INFO, "released the descriptors");
+		return;
+	}
+	while (h->n < HOG_MAX) {
+		int d = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (d < 0)
+			break;
+		h->fds[h->n++] = d;
+	}
+	h->held = 1;
+	h->svc->log(h->self, HL_LOG_INFO, "holding %d descriptors (%s)", h->n,
+	            errno == EMFILE ? "EMFILE" : "stopped early");
+	evtimer_add(h->ev, &hold);
+}
+
+static int
+hog_init(const struct hl_services *svc, struct hl_plugin *self,
+         const struct hl_conf *conf, void **state)
+{
+	struct hog *h = calloc(1, sizeof *h);
+	struct timeval later = {1, 0};
+
+	(void)conf;
+	if (h == NULL || (h->fds = calloc(HOG_MAX, sizeof *h->fds)) == NULL) {
+		free(h);
+		return -1;
+	}
+	h->svc = svc;
+	h->self = self;
+	h->ev = evtimer_new(svc->event_base(self), hog_timer, h);
+	if (h->ev == NULL || evtimer_add(h->ev, &later) != 0) {
+		free(h->fds);
+		free(h);
+		return -1;
+	}
+	*state = h;
+	return 0;
+}
+
+static void
+hog_fini(void *state)
+{
+	struct hog *h = state;
+
+	hog_release(h);
+	event_free(h->ev);
+	free(h->fds);
+	free(h);
+}
+
+HL_PLUGIN(HL_KIND_CONTROL, .name = "fd-hog", .version = "1",
+          .description = "takes every free descriptor for 4 s",
+          .init = hog_init, .fini = hog_fini);

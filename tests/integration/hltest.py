@@ -33,6 +33,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -467,6 +468,7 @@ class Hlcore:
         self.cfg = None
         self.logf = None
         self.asan_extra = None  # more ASAN_OPTIONS for this daemon
+        self.nofile = None  # RLIMIT_NOFILE, soft and hard, for the daemon
 
     @property
     def state_dir(self):
@@ -509,7 +511,9 @@ class Hlcore:
         self.proc = subprocess.Popen(
             [self.t.hlcore, "-c", self.config_path], stdin=subprocess.DEVNULL,
             stdout=self.logf, stderr=self.logf, cwd=self.dir,
-            env=child_env(self.asan_extra))
+            env=child_env(self.asan_extra),
+            preexec_fn=(lambda n=self.nofile: resource.setrlimit(
+                resource.RLIMIT_NOFILE, (n, n))) if self.nofile else None)
         with _lock:
             _procs.append(self.proc)
         return self

@@ -13,10 +13,13 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/bufferevent.h>
@@ -35,8 +38,28 @@
 
 #define HANDSHAKE_TIMEOUT_SEC 10
 #define MAX_LISTENERS 8
-#define MAX_HANDSHAKES 1024 /* accepted connections still handshaking */
 #define ADDR_MAX 262
+#define PEER_MAX 64 /* "[v6]:port" */
+
+/*
+ * What accepting holds at once, sized at init from the descriptor limit
+ * (README.md, "### transport-tls"): handshakes in progress, nofile/8
+ * within [16, 4096], at most 64 (and half of all) per peer address;
+ * accepted sockets parked, without TLS state, until their address has a
+ * free handshake slot: nofile/4 within [16, 1024], at most 256 (and half
+ * of all) per address. Beyond that a connection is closed at once.
+ */
+#define HANDSHAKES_MIN 16
+#define HANDSHAKES_MAX 4096
+#define HANDSHAKES_PER_HOST 64
+#define PARKED_MIN 16
+#define PARKED_MAX 1024
+#define PARKED_PER_HOST 256
+#define HOST_BUCKETS 1024
+
+/* Out of descriptors: a listener stops for 50 ms, doubling to 2 s. */
+#define PAUSE_MIN_MS 50
+#define PAUSE_MAX_MS 2000
 #define TLS13_SUITES                                                           \
 	"TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:"                 \
 	"TLS_AES_256_GCM_SHA384"
@@ -46,14 +69,50 @@ struct service_ctx {
 	SSL_CTX *ctx;
 };
 
-/* A handshake must end 10 s after it began: bufferevent timeouts alone
+/* Handshakes and parked sockets of one peer address (its IP, any port).
+ * Freed when it has neither. */
+struct host {
+	unsigned char key[17]; /* the family's size, then the address */
+	unsigned nhandshakes, nparked;
+	int refusal_logged;
+	struct host *next; /* in its bucket */
+};
+
+/* A handshake must end 10 s after the accept: bufferevent timeouts alone
  * restart with every byte, so a peer trickling bytes could hold it open. */
 struct accepting {
 	struct tls *tls;
+	struct host *host;
 	struct bufferevent *bev;
 	struct event *deadline;
-	char peer[ADDR_MAX];
+	char peer[PEER_MAX];
 	struct accepting *next, **prevp;
+};
+
+/* An accepted socket whose address has no free handshake slot: no TLS
+ * state yet, only what starting it later takes. */
+struct parked {
+	evutil_socket_t fd;
+	struct host *host;
+	long long accepted_ms; /* CLOCK_MONOTONIC */
+	char peer[PEER_MAX];
+	struct parked *next, *prev; /* all parked sockets, oldest first */
+};
+
+struct listener {
+	struct tls *tls;
+	struct evconnlistener *lev;
+	struct event *resume; /* the end of a pause */
+	struct sockaddr_storage addr;
+	socklen_t len;
+	char name[ADDR_MAX];
+	int enabled; /* as libevent has it */
+	int paused; /* out of descriptors, until `resume` */
+	int pause_ms; /* the next pause */
+	int accepted; /* an accept succeeded since the last pause */
+	long long resumed_ms;
+	unsigned long errors; /* accepts failed for lack of descriptors */
+	int other_logged;
 };
 
 struct hl_dial {
@@ -74,14 +133,22 @@ struct tls {
 	SSL_CTX *server_ctx; /* accepted connections start here; SNI picks */
 	struct service_ctx *services;
 	size_t nservices;
-	struct evconnlistener *listeners[MAX_LISTENERS];
-	struct sockaddr_storage listen_addr[MAX_LISTENERS];
-	socklen_t listen_len[MAX_LISTENERS];
+	struct listener listeners[MAX_LISTENERS];
 	size_t nlisteners;
+	int full; /* handshakes_max in progress: listeners off */
+	int stopping; /* in fini: nothing starts any more */
+	size_t handshakes_max, handshakes_per_host;
+	size_t parked_max, parked_per_host;
 	struct accepting *accepting;
 	size_t naccepting;
+	struct host *hosts[HOST_BUCKETS];
+	struct parked *parked_head, *parked_tail;
+	size_t nparked;
+	struct event *park_timer; /* the oldest parked socket's deadline */
 	struct hl_dial *dials;
-	unsigned long refused_sni;
+	/* For the log at exit. */
+	unsigned long refused_sni, refused_busy, parked_total, parked_expired;
+	unsigned long pauses, full_count;
 };
 
 /*
@@ -251,16 +318,127 @@ tls_dial_cancel(void *state, struct hl_dial *d)
 
 /* ---- accepting ---- */
 
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The peer's address without its port; an IPv4-mapped IPv6 address is
+ * the IPv4 one. 0, or -1 for another family. */
+static int
+host_key(const struct sockaddr *sa, unsigned char key[17])
+{
+	static const unsigned char mapped[12] = {0, 0, 0, 0, 0,    0,
+	                                         0, 0, 0, 0, 0xff, 0xff};
+
+	memset(key, 0, 17);
+	if (sa->sa_family == AF_INET) {
+		key[0] = 4;
+		memcpy(key + 1, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+	} else if (sa->sa_family == AF_INET6) {
+		const unsigned char *a =
+		    ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+		if (memcmp(a, mapped, 12) == 0) {
+			key[0] = 4;
+			memcpy(key + 1, a + 12, 4);
+		} else {
+			key[0] = 16;
+			memcpy(key + 1, a, 16);
+		}
+	} else
+		return -1;
+	return 0;
+}
+
+static struct host **
+host_bucket(struct tls *t, const unsigned char key[17])
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (int i = 0; i < 17; i++)
+		h = (h ^ key[i]) * 16777619u;
+	return &t->hosts[h % HOST_BUCKETS];
+}
+
+/* The peer's entry, made when it has none; NULL when out of memory. */
+static struct host *
+host_get(struct tls *t, const struct sockaddr *sa)
+{
+	unsigned char key[17];
+	struct host **b, *h;
+
+	if (host_key(sa, key) != 0)
+		return NULL;
+	b = host_bucket(t, key);
+	for (h = *b; h != NULL; h = h->next)
+		if (memcmp(h->key, key, sizeof key) == 0)
+			return h;
+	h = calloc(1, sizeof *h);
+	if (h == NULL)
+		return NULL;
+	memcpy(h->key, key, sizeof key);
+	h->next = *b;
+	*b = h;
+	return h;
+}
+
+/* Forget a peer that has nothing in progress any more. */
+static void
+host_release(struct tls *t, struct host *h)
+{
+	struct host **pp;
+
+	if (h->nhandshakes != 0 || h->nparked != 0)
+		return;
+	for (pp = host_bucket(t, h->key); *pp != NULL; pp = &(*pp)->next)
+		if (*pp == h) {
+			*pp = h->next;
+			free(h);
+			return;
+		}
+}
+
+/* Listeners accept unless out of descriptors (paused) or at the
+ * handshake cap (full): then the kernel's backlog holds new connections,
+ * and their clients just wait. */
+static void
+listeners_update(struct tls *t)
+{
+	for (size_t i = 0; i < t->nlisteners; i++) {
+		struct listener *l = &t->listeners[i];
+		int want = !l->paused && !t->full && !t->stopping;
+
+		if (want == l->enabled)
+			continue;
+		if (want)
+			evconnlistener_enable(l->lev);
+		else
+			evconnlistener_disable(l->lev);
+		l->enabled = want;
+	}
+}
+
+static void slots_freed(struct tls *t);
+
 static void
 accepting_free(struct accepting *a)
 {
+	struct tls *t = a->tls;
+
 	HL_LIST_REMOVE(a);
-	a->tls->naccepting--;
+	t->naccepting--;
+	a->host->nhandshakes--;
+	host_release(t, a->host);
 	if (a->bev != NULL)
 		bufferevent_free(a->bev);
 	if (a->deadline != NULL)
 		event_free(a->deadline);
 	free(a);
+	slots_freed(t);
 }
 
 static void
@@ -305,7 +483,7 @@ accept_event_callback(struct bufferevent *bev, short what, void *arg)
 	bufferevent_set_timeouts(bev, NULL, NULL);
 	a->bev = NULL;
 	{
-		char peer[ADDR_MAX];
+		char peer[PEER_MAX];
 		snprintf(peer, sizeof peer, "%s", a->peer);
 		accepting_free(a);
 		t->svc->incoming(t->self, bev, keyhash, peer);
@@ -331,25 +509,40 @@ sni_callback(SSL *ssl, int *alert, void *arg)
 	return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
 
+/* A printable address for the logs: "ip:port" or "[ip]:port". */
 static void
-listener_accept_callback(struct evconnlistener *l, evutil_socket_t fd,
-                         struct sockaddr *sa, int salen, void *arg)
+format_addr(const struct sockaddr *sa, char *buf, size_t len)
 {
-	struct tls *t = arg;
+	char ip[INET6_ADDRSTRLEN] = "?";
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+		evutil_inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip);
+		snprintf(buf, len, "%s:%d", ip, ntohs(s4->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+		evutil_inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof ip);
+		snprintf(buf, len, "[%s]:%d", ip, ntohs(s6->sin6_port));
+	} else
+		snprintf(buf, len, "?");
+}
+
+/*
+ * Start the TLS handshake of an accepted socket, which must end within
+ * ms (10 s from its accept). Takes the socket: on failure it is closed.
+ */
+static void
+handshake_start(struct tls *t, evutil_socket_t fd, struct host *h,
+                const char *peer, long long ms)
+{
 	struct accepting *a;
 	SSL *ssl;
 	struct timeval tv = {HANDSHAKE_TIMEOUT_SEC, 0};
+	struct timeval left = {(time_t)(ms / 1000),
+	                       (suseconds_t)(ms % 1000) * 1000};
+	int one = 1;
 
-	(void)l;
-	(void)salen;
-	if (t->naccepting >= MAX_HANDSHAKES) {
-		evutil_closesocket(fd);
-		return;
-	}
-	{
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	a = calloc(1, sizeof *a);
 	ssl = SSL_new(t->server_ctx);
 	if (a == NULL || ssl == NULL) {
@@ -370,16 +563,238 @@ listener_accept_callback(struct evconnlistener *l, evutil_socket_t fd,
 	}
 	bufferevent_openssl_set_allow_dirty_shutdown(a->bev, 1);
 	a->tls = t;
+	a->host = h;
 	a->deadline = evtimer_new(t->base, accept_deadline_callback, a);
 	if (a->deadline != NULL)
-		evtimer_add(a->deadline, &tv);
-	/* A printable peer address for the logs. */
-	hl_sockaddr_str(sa, a->peer, sizeof a->peer);
+		evtimer_add(a->deadline, &left);
+	snprintf(a->peer, sizeof a->peer, "%s", peer);
 	HL_LIST_INSERT(t->accepting, a);
 	t->naccepting++;
+	h->nhandshakes++;
 	bufferevent_setcb(a->bev, NULL, NULL, accept_event_callback, a);
 	bufferevent_set_timeouts(a->bev, &tv, &tv);
 	bufferevent_enable(a->bev, EV_READ | EV_WRITE);
+	if (t->naccepting >= t->handshakes_max && !t->full) {
+		t->full = 1;
+		t->svc->log(t->self, t->full_count ? HL_LOG_DEBUG : HL_LOG_INFO,
+		            "%zu TLS handshakes in progress: not accepting "
+		            "until one ends (logged once)",
+		            t->naccepting);
+		t->full_count++;
+		listeners_update(t);
+	}
+}
+
+/* Take a parked socket out of the queue; the caller owns its fd. */
+static void
+unpark(struct tls *t, struct parked *p)
+{
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		t->parked_head = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	else
+		t->parked_tail = p->prev;
+	t->nparked--;
+	p->host->nparked--;
+}
+
+static void
+park_timer_arm(struct tls *t)
+{
+	long long left;
+	struct timeval tv;
+
+	if (t->parked_head == NULL || t->park_timer == NULL ||
+	    evtimer_pending(t->park_timer, NULL))
+		return;
+	left = t->parked_head->accepted_ms + HANDSHAKE_TIMEOUT_SEC * 1000 -
+	       now_ms();
+	if (left < 0)
+		left = 0;
+	tv.tv_sec = (time_t)(left / 1000);
+	tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
+	evtimer_add(t->park_timer, &tv);
+}
+
+/* Parked sockets share the handshake's deadline: 10 s from the accept.
+ * The oldest is first, so the expired ones are at the head. */
+static void
+park_timer_callback(evutil_socket_t fd, short what, void *arg)
+{
+	struct tls *t = arg;
+	long long now = now_ms();
+	struct parked *p;
+
+	(void)fd;
+	(void)what;
+	while ((p = t->parked_head) != NULL &&
+	       p->accepted_ms + HANDSHAKE_TIMEOUT_SEC * 1000 <= now) {
+		unpark(t, p);
+		evutil_closesocket(p->fd);
+		t->parked_expired++;
+		host_release(t, p->host);
+		free(p);
+	}
+	park_timer_arm(t);
+}
+
+static void
+park(struct tls *t, evutil_socket_t fd, struct host *h, const char *peer)
+{
+	struct parked *p = calloc(1, sizeof *p);
+
+	if (p == NULL) {
+		evutil_closesocket(fd);
+		return;
+	}
+	p->fd = fd;
+	p->host = h;
+	p->accepted_ms = now_ms();
+	snprintf(p->peer, sizeof p->peer, "%s", peer);
+	p->prev = t->parked_tail;
+	if (p->prev)
+		p->prev->next = p;
+	else
+		t->parked_head = p;
+	t->parked_tail = p;
+	t->nparked++;
+	t->parked_total++;
+	h->nparked++;
+	park_timer_arm(t);
+}
+
+/* Handshake slots are free: start parked sockets whose address has one,
+ * oldest first; then accept again if below the cap. */
+static void
+slots_freed(struct tls *t)
+{
+	struct parked *p = t->parked_head, *next;
+	long long now;
+
+	if (t->stopping)
+		return;
+	now = p != NULL ? now_ms() : 0;
+	for (; p != NULL && t->naccepting < t->handshakes_max; p = next) {
+		struct host *h = p->host;
+		long long left =
+		    p->accepted_ms + HANDSHAKE_TIMEOUT_SEC * 1000 - now;
+
+		next = p->next;
+		if (h->nhandshakes >= t->handshakes_per_host)
+			continue;
+		unpark(t, p);
+		if (left > 0)
+			handshake_start(t, p->fd, h, p->peer, left);
+		else {
+			evutil_closesocket(p->fd);
+			t->parked_expired++;
+		}
+		host_release(t, h);
+		free(p);
+	}
+	if (t->full && t->naccepting < t->handshakes_max) {
+		t->full = 0;
+		listeners_update(t);
+	}
+}
+
+static void
+listener_accept_callback(struct evconnlistener *lev, evutil_socket_t fd,
+                         struct sockaddr *sa, int salen, void *arg)
+{
+	struct listener *l = arg;
+	struct tls *t = l->tls;
+	struct host *h;
+	char peer[PEER_MAX];
+
+	(void)lev;
+	(void)salen;
+	l->accepted = 1;
+	format_addr(sa, peer, sizeof peer);
+	h = host_get(t, sa);
+	if (h == NULL) {
+		evutil_closesocket(fd);
+		return;
+	}
+	if (t->naccepting < t->handshakes_max &&
+	    h->nhandshakes < t->handshakes_per_host)
+		handshake_start(t, fd, h, peer,
+		                (long long)HANDSHAKE_TIMEOUT_SEC * 1000);
+	else if (t->nparked < t->parked_max && h->nparked < t->parked_per_host)
+		park(t, fd, h, peer);
+	else {
+		/* A busy client waits in the queue above; only a flood
+		 * gets here. */
+		if (!h->refusal_logged)
+			t->svc->log(t->self, HL_LOG_DEBUG,
+			            "%s: %u handshakes and %u waiting from "
+			            "this address: closing what comes over "
+			            "that (logged once per address)",
+			            peer, h->nhandshakes, h->nparked);
+		h->refusal_logged = 1;
+		t->refused_busy++;
+		evutil_closesocket(fd);
+	}
+	host_release(t, h);
+}
+
+static void
+listener_resume_callback(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener *l = arg;
+
+	(void)fd;
+	(void)what;
+	l->paused = 0;
+	l->accepted = 0;
+	l->resumed_ms = now_ms();
+	listeners_update(l->tls);
+}
+
+/*
+ * accept() failed. Out of descriptors (or kernel memory), the connection
+ * stays in the backlog and the listener would be called again at once:
+ * stop it for a pause that grows from 50 ms to 2 s, back to 50 ms once a
+ * pause ended with an accept and 2 s went by without running out.
+ */
+static void
+listener_error_callback(struct evconnlistener *lev, void *arg)
+{
+	struct listener *l = arg;
+	struct tls *t = l->tls;
+	int err = EVUTIL_SOCKET_ERROR();
+	long long now = now_ms();
+	struct timeval tv;
+	int ms;
+
+	(void)lev;
+	if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
+		if (!l->other_logged)
+			t->svc->log(t->self, HL_LOG_WARN,
+			            "listener %s: accept failed: %s (logged "
+			            "once)",
+			            l->name, strerror(err));
+		l->other_logged = 1;
+		return;
+	}
+	if (l->accepted && now - l->resumed_ms >= PAUSE_MAX_MS)
+		l->pause_ms = PAUSE_MIN_MS;
+	ms = l->pause_ms;
+	l->pause_ms = ms * 2 < PAUSE_MAX_MS ? ms * 2 : PAUSE_MAX_MS;
+	l->errors++;
+	t->pauses++;
+	t->svc->log(t->self, HL_LOG_WARN,
+	            "listener %s: out of descriptors (%lu so far): not "
+	            "accepting for %d ms",
+	            l->name, l->errors, ms);
+	l->paused = 1;
+	listeners_update(t);
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	evtimer_add(l->resume, &tv);
 }
 
 static int
@@ -388,6 +803,7 @@ open_listener(struct tls *t, const struct hl_conf *node, const char *addr)
 	char host[ADDR_MAX];
 	uint16_t port;
 	int fd = -1, on = 1, off = 0;
+	struct listener *l;
 	struct sockaddr_storage ss;
 	int sslen = sizeof ss;
 	socklen_t len = sizeof ss;
@@ -421,13 +837,25 @@ open_listener(struct tls *t, const struct hl_conf *node, const char *addr)
 		goto fail;
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
 		goto fail;
-	t->listeners[t->nlisteners] = evconnlistener_new(
-	    t->base, listener_accept_callback, t,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
-	if (t->listeners[t->nlisteners] == NULL)
+	l = &t->listeners[t->nlisteners];
+	l->tls = t;
+	l->pause_ms = PAUSE_MIN_MS;
+	l->resume = evtimer_new(t->base, listener_resume_callback, l);
+	if (l->resume == NULL)
 		goto fail;
-	t->listen_addr[t->nlisteners] = ss;
-	t->listen_len[t->nlisteners] = len;
+	l->lev = evconnlistener_new(
+	    t->base, listener_accept_callback, l,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+	if (l->lev == NULL) {
+		event_free(l->resume);
+		l->resume = NULL;
+		goto fail;
+	}
+	evconnlistener_set_error_cb(l->lev, listener_error_callback);
+	l->enabled = 1;
+	l->addr = ss;
+	l->len = len;
+	format_addr((struct sockaddr *)&ss, l->name, sizeof l->name);
 	t->nlisteners++;
 	t->svc->listening(t->self, (struct sockaddr *)&ss, len, 1);
 	return 0;
@@ -521,6 +949,37 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
 	return bad ? -1 : 0;
 }
 
+static size_t
+clamp(unsigned long long v, size_t lo, size_t hi)
+{
+	return v < lo ? lo : v > hi ? hi : (size_t)v;
+}
+
+/* The caps follow the descriptor limit, read here: the core has raised
+ * the soft limit to the hard one before plugins start. */
+static void
+size_caps(struct tls *t)
+{
+	struct rlimit rl;
+	unsigned long long nofile = 1024;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		nofile = rl.rlim_cur == RLIM_INFINITY
+		             ? (unsigned long long)1 << 20
+		             : (unsigned long long)rl.rlim_cur;
+	t->handshakes_max = clamp(nofile / 8, HANDSHAKES_MIN, HANDSHAKES_MAX);
+	t->handshakes_per_host =
+	    clamp(t->handshakes_max / 2, 1, HANDSHAKES_PER_HOST);
+	t->parked_max = clamp(nofile / 4, PARKED_MIN, PARKED_MAX);
+	t->parked_per_host = clamp(t->parked_max / 2, 1, PARKED_PER_HOST);
+	t->svc->log(t->self, HL_LOG_DEBUG,
+	            "%llu descriptors: at most %zu handshakes at once (%zu "
+	            "per address), %zu connections waiting for one (%zu per "
+	            "address)",
+	            nofile, t->handshakes_max, t->handshakes_per_host,
+	            t->parked_max, t->parked_per_host);
+}
+
 static void tls_fini(void *state);
 
 static int
@@ -538,9 +997,12 @@ tls_init(const struct hl_services *svc, struct hl_plugin *self,
 	t->svc = svc;
 	t->self = self;
 	t->base = svc->event_base(self);
+	size_caps(t);
+	t->park_timer = evtimer_new(t->base, park_timer_callback, t);
 	t->client_ctx = SSL_CTX_new(TLS_client_method());
 	t->server_ctx = SSL_CTX_new(TLS_server_method());
-	if (t->client_ctx == NULL || t->server_ctx == NULL)
+	if (t->park_timer == NULL || t->client_ctx == NULL ||
+	    t->server_ctx == NULL)
 		goto fail;
 	/* No CA: the core pins the certificate by its hash. */
 	SSL_CTX_set_verify(t->client_ctx, SSL_VERIFY_NONE, NULL);
@@ -603,15 +1065,27 @@ static void
 tls_fini(void *state)
 {
 	struct tls *t = state;
+	int level;
 
+	t->stopping = 1;
 	for (size_t i = 0; i < t->nlisteners; i++) {
-		t->svc->listening(t->self,
-		                  (struct sockaddr *)&t->listen_addr[i],
-		                  t->listen_len[i], 0);
-		evconnlistener_free(t->listeners[i]);
+		struct listener *l = &t->listeners[i];
+		t->svc->listening(t->self, (struct sockaddr *)&l->addr, l->len,
+		                  0);
+		evconnlistener_free(l->lev);
+		event_free(l->resume);
 	}
 	while (t->accepting != NULL)
 		accepting_free(t->accepting);
+	while (t->parked_head != NULL) {
+		struct parked *p = t->parked_head;
+		unpark(t, p);
+		evutil_closesocket(p->fd);
+		host_release(t, p->host);
+		free(p);
+	}
+	if (t->park_timer != NULL)
+		event_free(t->park_timer);
 	/* The core is stopping: dials still running end silently. */
 	while (t->dials != NULL)
 		dial_unlink_free(t->dials);
@@ -620,6 +1094,17 @@ tls_fini(void *state)
 	free(t->services);
 	SSL_CTX_free(t->client_ctx);
 	SSL_CTX_free(t->server_ctx);
+	level = t->refused_busy || t->parked_total || t->pauses || t->full_count
+	            ? HL_LOG_INFO
+	            : HL_LOG_DEBUG;
+	t->svc->log(t->self, level,
+	            "accepted connections: %lu parked for a handshake slot "
+	            "(%lu of them expired waiting), %lu refused over the "
+	            "per-address bounds, %lu times at the handshake cap, %lu "
+	            "paused out of descriptors, %lu refused for an unknown "
+	            "name",
+	            t->parked_total, t->parked_expired, t->refused_busy,
+	            t->full_count, t->pauses, t->refused_sni);
 	free(t);
 }
 

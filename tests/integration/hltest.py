@@ -33,6 +33,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -467,7 +468,7 @@ class Hlcore:
         self.cfg = None
         self.logf = None
         self.asan_extra = None  # more ASAN_OPTIONS for this daemon
-        self.nofile = None  # (soft, hard) RLIMIT_NOFILE to start it with
+        self.nofile = None  # RLIMIT_NOFILE to start it with: n or (soft, hard)
         self.preexec = None  # run in the child before exec (e.g. rlimits)
 
     @property
@@ -521,7 +522,9 @@ class Hlcore:
             self.preexec()
         if self.nofile is not None:
             import resource
-            resource.setrlimit(resource.RLIMIT_NOFILE, self.nofile)
+            n = self.nofile
+            resource.setrlimit(resource.RLIMIT_NOFILE,
+                               n if isinstance(n, tuple) else (n, n))
 
     def _start_once(self, ports):
         self.spawn()

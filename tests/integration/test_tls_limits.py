@@ -54,6 +54,10 @@ def server_config(node, key, level):
             "listen": "127.0.0.1:%d" % ports[key]}},
         "proxy": {"listen": "127.0.0.1:%d" % hltest.free_port()},
         "services": {"open": {"target": backend.addr, "password": "none"}},
+        # The core's own caps (sized from 64 descriptors: 15 tunnels)
+        # would keep the tunnels below the limit; raised here so that
+        # tunnels can use up the descriptors and accept() itself fails.
+        "limits": {"tunnels": 40, "tunnels_per_peer": 40},
     }
 
 

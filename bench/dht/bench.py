@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """bench/dht/bench.py HLCORE RUNS: time to first byte for a service that
 the client finds only through OpenDHT, in the dhtnode lab
-(tests/lab/dhtlab.py: dhtnode on d1, d2, d3; the server on srv, which
+(tests/lib/netlab.py: dhtnode on d1, d2, d3; the server on srv, which
 publishes its advertised address; the client on cli).
 
 Each run starts a fresh hlcore on cli (new state_dir: no remembered
@@ -22,8 +22,8 @@ import tempfile
 import time
 
 here = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(here, "..", "..", "tests", "lab"))
-import dhtlab  # noqa: E402
+sys.path.insert(0, os.path.join(here, "..", "..", "tests", "lib"))
+import netlab  # noqa: E402
 
 MODES = ("native", "proxy", "peers")
 
@@ -69,15 +69,15 @@ def stop(p):
 
 def main():
     hlcore, runs = sys.argv[1], int(sys.argv[2])
-    why = dhtlab.have_tools()
+    why = netlab.usable(["dhtnode"])
     if why:
         raise SystemExit("bench: %s" % why)
     tmp = tempfile.mkdtemp(prefix="hlbench-dht-")
-    lab = dhtlab.Lab(hosts=("srv", "cli"))
+    lab = netlab.DhtLab(hosts=("srv", "cli"))
     logs = []
     try:
         lab.up()
-        srv = lab.ip["srv"]
+        srv = lab.ip("srv")
         www = os.path.join(tmp, "www")
         os.makedirs(www)
         with open(os.path.join(www, "index.html"), "w") as f:
@@ -93,7 +93,7 @@ def main():
                 "plugins": {
                     "transport-tls": {"listen": "%s:7008" % srv,
                                       "advertise": ["%s:7008" % srv]},
-                    "dht": {"bootstrap": ["%s:4222" % lab.ip["d1"]]}},
+                    "dht": {"bootstrap": ["%s:4222" % lab.ip("d1")]}},
                 "services": {"wiki": {"target": "127.0.0.1:8080",
                                       "title": "Bench wiki"}}}) + "\n")
         url = subprocess.run([hlcore, "-c", s_cfg, "url", "wiki"],
@@ -107,7 +107,7 @@ def main():
             lab.spawn("srv", [hlcore, "-c", s_cfg], stdout=lf, stderr=lf)
         wait_log(s_log, r"published \"")
         # The record is in the DHT (read at d2's proxy) before run 1.
-        key = dhtlab.dht_key(keyhash)
+        key = netlab.dht_key(keyhash)
         end = time.monotonic() + 20
         while ("%s:7008" % srv).encode() not in lab.proxy_values("d2", key):
             if time.monotonic() > end:
@@ -124,7 +124,7 @@ def main():
                    "plugins": {"transport-tls": {}}}
             if mode == "native":
                 cfg["plugins"]["dht"] = {
-                    "bootstrap": ["%s:4222" % lab.ip["d3"]]}
+                    "bootstrap": ["%s:4222" % lab.ip("d3")]}
             elif mode == "proxy":
                 cfg["plugins"]["dht"] = {"proxy": lab.proxy_url("d2")}
             else:
@@ -175,7 +175,7 @@ def main():
         print("  what the lookup adds: native %.1f ms, proxy %.1f ms" %
               (med["native"] - med["peers"], med["proxy"] - med["peers"]))
     finally:
-        lab.down()
+        lab.destroy()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

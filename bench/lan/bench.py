@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """bench/lan/bench.py HLCORE RUNS: time to first byte for a LAN service
-that the client has never heard of, in a namespace lab (tests/lab/lanlab.py:
+that the client has never heard of, in a namespace lab (tests/lib/netlab.py:
 a bridge, host a serving, host b asking). Each run starts a fresh hlcore on
 b (new state_dir: no peer cache, no LAN cache), waits until it is ready,
 then times one request through its proxy with curl (time_starttransfer:
@@ -17,8 +17,8 @@ import tempfile
 import time
 
 here = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(here, "..", "..", "tests", "lab"))
-import lanlab  # noqa: E402
+sys.path.insert(0, os.path.join(here, "..", "..", "tests", "lib"))
+import netlab  # noqa: E402
 
 
 def yaml(d, indent=0):
@@ -52,11 +52,11 @@ def wait_log(path, regexes, timeout=10):
 
 def main():
     hlcore, runs = sys.argv[1], int(sys.argv[2])
-    why = lanlab.usable()
+    why = netlab.usable()
     if why:
         raise SystemExit("bench: %s" % why)
     tmp = tempfile.mkdtemp(prefix="hlbench-lan-")
-    lab = lanlab.Lab(["a", "b"])
+    lab = netlab.lan_lab(["a", "b"])
     try:
         www = os.path.join(tmp, "www")
         os.makedirs(www)

@@ -17,11 +17,10 @@ import sys
 import time
 
 here = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, here)
-sys.path.insert(0, os.path.join(here, "..", "lab"))
-import lanlab  # noqa: E402
+sys.path.insert(0, os.path.join(here, "..", "lib"))
+import netlab  # noqa: E402
 
-why = lanlab.usable()
+why = netlab.usable()
 if why:
     print("SKIP: %s" % why)
     print("0 passed, 0 failed")
@@ -37,7 +36,7 @@ for so in ("admin-web.so", "discovery-lan.so", "transport-tls.so"):
         print("0 passed, 0 failed")
         sys.exit(hltest.SKIP)
 
-lab = lanlab.Lab(["a", "b"])
+lab = netlab.lan_lab(["a", "b"])
 a_ip = lab.ip("a")
 TITLE = "Lab NAS"
 procs = {}

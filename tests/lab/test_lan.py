@@ -313,10 +313,9 @@ ROLES = {"serve": role_serve, "probe": role_probe,
 
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
-    sys.path.insert(0, here)
-    sys.path.insert(0, os.path.join(here, "..", "integration"))
-    import lanlab
-    why = lanlab.usable()
+    sys.path.insert(0, os.path.join(here, "..", "lib"))
+    import netlab
+    why = netlab.usable()
     if why:
         print("SKIP: %s" % why)
         sys.exit(77)
@@ -325,7 +324,7 @@ def main():
 
     t = hltest.Test("lan")
     tmp = t.tmp
-    lab = lanlab.Lab(["a", "b", "c"])
+    lab = netlab.lan_lab(["a", "b", "c"])
     me = os.path.abspath(__file__)
     life = t.slow(100)
     a_ip, b_ip, c_ip = lab.ip("a"), lab.ip("b"), lab.ip("c")

@@ -111,9 +111,8 @@ class Net:
         ip_cmd(["ip", "-n", br, "link", "add", "br0", "type", "bridge",
                 "mcast_snooping", "0"])
         ip_cmd(["ip", "-n", br, "link", "set", "br0", "up"])
-        for h in hosts:
-            i = len(self.hosts)
-            self.hosts.append(h)
+        self.hosts = list(hosts)
+        for i, h in enumerate(hosts):
             ns = self.netns(h)
             port = "p%d" % i
             self.veth(br, port, ns, "eth0")
@@ -272,11 +271,12 @@ class DhtLab(Net):
 
     def __init__(self, hosts=("srv", "cli"), isolated=(), tmp=None):
         Net.__init__(self, tmp)
-        self.lan_hosts = ["d1", "d2", "d3"] + list(hosts)
+        self.hosts = ["d1", "d2", "d3"] + list(hosts)
+        self.subnet = DHT_SUBNET
         self.isolated = list(isolated)
 
     def up(self, dht=True):
-        self.lan(self.lan_hosts, DHT_SUBNET)
+        self.lan(self.hosts, DHT_SUBNET)
         for h in self.isolated:
             self.netns(h)
         if dht:
@@ -353,3 +353,10 @@ class DhtLab(Net):
             raise Fail("POST /key/%s at %s: HTTP %d %r" %
                        (key, host, status, answer[:200]))
         return answer
+
+
+def lan_lab(hosts, subnet="10.77.0."):
+    """A Net holding one bridge LAN of hosts (see Net.lan)."""
+    net = Net()
+    net.lan(hosts, subnet)
+    return net

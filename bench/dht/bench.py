@@ -23,48 +23,14 @@ import time
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "..", "..", "tests", "lib"))
+import hltest  # noqa: E402
 import netlab  # noqa: E402
 
 MODES = ("native", "proxy", "peers")
 
 
-def yaml(d, indent=0):
-    out = []
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.append("  " * indent + "%s:" % k + (" {}" if not v else ""))
-            if v:
-                out.append(yaml(v, indent + 1))
-        elif isinstance(v, list):
-            out.append("  " * indent + '%s: [%s]' % (
-                k, ", ".join('"%s"' % x for x in v)))
-        else:
-            out.append("  " * indent + '%s: "%s"' % (k, v))
-    return "\n".join(out)
-
-
-def wait_log(path, regex, timeout=15):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            text = open(path, errors="replace").read()
-        except OSError:
-            text = ""
-        if re.search(regex, text):
-            return
-        time.sleep(0.01)
-    raise SystemExit("bench: %s: %r not seen within %d s" % (path, regex,
-                                                             timeout))
-
-
-def stop(p):
-    if p.poll() is None:
-        p.terminate()
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+def yaml(d):
+    return hltest.to_yaml(d)
 
 
 def main():
@@ -105,7 +71,7 @@ def main():
         logs.append(s_log)
         with open(s_log, "ab") as lf:
             lab.spawn("srv", [hlcore, "-c", s_cfg], stdout=lf, stderr=lf)
-        wait_log(s_log, r"published \"")
+        hltest.wait_file(s_log, [r"published \""], 15)
         # The record is in the DHT (read at d2's proxy) before run 1.
         key = netlab.dht_key(keyhash)
         end = time.monotonic() + 20
@@ -136,9 +102,9 @@ def main():
             with open(log, "ab") as lf:
                 p = lab.spawn("cli", [hlcore, "-c", path], stdout=lf,
                               stderr=lf)
-            wait_log(log, r"proxy listening")
+            hltest.wait_file(log, [r"proxy listening"], 15)
             if mode == "native":
-                wait_log(log, r"joined the DHT")
+                hltest.wait_file(log, [r"joined the DHT"], 15)
             with lab.inside("cli"):
                 out = subprocess.run([
                     "curl", "-s", "-o", "/dev/null", "-m", "10", "-H",
@@ -146,7 +112,7 @@ def main():
                     "%{http_code} %{time_starttransfer}",
                     "http://127.0.0.1:7009/"], capture_output=True,
                     text=True, timeout=20).stdout
-            stop(p)
+            hltest.stop_proc(p, 10)
             code, ttfb = out.split()
             if code != "200":
                 raise SystemExit("bench: run %d (%s): HTTP %s; see %s" %

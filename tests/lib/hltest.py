@@ -255,6 +255,14 @@ def wait_for(fn, timeout, what, step=0.05):
         time.sleep(step)
 
 
+def wait_file(path, regexes, timeout=10):
+    """Wait (bounded) until the file holds a match of every regex; Fail
+    naming the file when it does not."""
+    return wait_for(lambda: all(re.search(r, read_text(path), re.M)
+                                for r in regexes), timeout,
+                    "%s: %s" % (path, regexes), step=0.01)
+
+
 def read_text(path):
     """A file's text, "" when it is not there."""
     try:

@@ -47,12 +47,7 @@ def path(*p):
     return os.path.join(t.tmp, *p)
 
 
-def read(p):
-    try:
-        with open(p, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
+read = hltest.read_text
 
 
 def write_cfg(name, cfg):
@@ -62,13 +57,7 @@ def write_cfg(name, cfg):
 
 
 def wait_for(fn, what, timeout):
-    deadline = time.monotonic() + t.slow(timeout)
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise Fail("%s: not within %d s" % (what, t.slow(timeout)))
+    return hltest.wait_for(fn, t.slow(timeout), what)
 
 
 def wait_log(name, regex, timeout=10):

@@ -345,21 +345,10 @@ def main():
             f.write(hltest.to_yaml(cfg) + "\n")
         return path(name + ".yaml")
 
-    def read(p):
-        try:
-            with open(p, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
+    read = hltest.read_text
 
     def wait_for(fn, what, timeout):
-        deadline = time.monotonic() + t.slow(timeout)
-        while time.monotonic() < deadline:
-            v = fn()
-            if v:
-                return v
-            time.sleep(0.05)
-        raise Fail("%s: not within %d s" % (what, t.slow(timeout)))
+        return hltest.wait_for(fn, t.slow(timeout), what)
 
     def wait_log(name, regex, timeout=10):
         return wait_for(lambda: re.search(regex, read(path(name + ".log")),

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The dht plugin against a real three-node OpenDHT network (root only).
 
-An island of namespaces (tests/lab/netlab.py): dhtnode on d1, d2, d3 (d1
+An island of namespaces (tests/lib/netlab.py): dhtnode on d1, d2, d3 (d1
 and d2 also serve the OpenDHT HTTP proxy); the server hlcore on srv
 (transport-tls listening on its lab address and advertising it, dht
 bootstrapped to d1); clients on cli with no LAN plugin, no peers: and a

@@ -124,6 +124,9 @@ def _kill_all():
             pass
 
 
+kill_all = _kill_all
+
+
 def _cleanup():
     _kill_all()
     for fn in list(_hooks):

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """bench/dht/bench.py HLCORE RUNS: time to first byte for a service that
 the client finds only through OpenDHT, in the dhtnode lab
-(tests/lab/dhtlab.py: dhtnode on d1, d2, d3; the server on srv, which
+(tests/lib/netlab.py: dhtnode on d1, d2, d3; the server on srv, which
 publishes its advertised address; the client on cli).
 
 Each run starts a fresh hlcore on cli (new state_dir: no remembered
@@ -22,62 +22,28 @@ import tempfile
 import time
 
 here = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(here, "..", "..", "tests", "lab"))
-import dhtlab  # noqa: E402
+sys.path.insert(0, os.path.join(here, "..", "..", "tests", "lib"))
+import hltest  # noqa: E402
+import netlab  # noqa: E402
 
 MODES = ("native", "proxy", "peers")
 
 
-def yaml(d, indent=0):
-    out = []
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.append("  " * indent + "%s:" % k + (" {}" if not v else ""))
-            if v:
-                out.append(yaml(v, indent + 1))
-        elif isinstance(v, list):
-            out.append("  " * indent + '%s: [%s]' % (
-                k, ", ".join('"%s"' % x for x in v)))
-        else:
-            out.append("  " * indent + '%s: "%s"' % (k, v))
-    return "\n".join(out)
-
-
-def wait_log(path, regex, timeout=15):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            text = open(path, errors="replace").read()
-        except OSError:
-            text = ""
-        if re.search(regex, text):
-            return
-        time.sleep(0.01)
-    raise SystemExit("bench: %s: %r not seen within %d s" % (path, regex,
-                                                             timeout))
-
-
-def stop(p):
-    if p.poll() is None:
-        p.terminate()
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+def yaml(d):
+    return hltest.to_yaml(d)
 
 
 def main():
     hlcore, runs = sys.argv[1], int(sys.argv[2])
-    why = dhtlab.have_tools()
+    why = netlab.usable(["dhtnode"])
     if why:
         raise SystemExit("bench: %s" % why)
     tmp = tempfile.mkdtemp(prefix="hlbench-dht-")
-    lab = dhtlab.Lab(hosts=("srv", "cli"))
+    lab = netlab.DhtLab(hosts=("srv", "cli"))
     logs = []
     try:
         lab.up()
-        srv = lab.ip["srv"]
+        srv = lab.ip("srv")
         www = os.path.join(tmp, "www")
         os.makedirs(www)
         with open(os.path.join(www, "index.html"), "w") as f:
@@ -93,7 +59,7 @@ def main():
                 "plugins": {
                     "transport-tls": {"listen": "%s:7008" % srv,
                                       "advertise": ["%s:7008" % srv]},
-                    "dht": {"bootstrap": ["%s:4222" % lab.ip["d1"]]}},
+                    "dht": {"bootstrap": ["%s:4222" % lab.ip("d1")]}},
                 "services": {"wiki": {"target": "127.0.0.1:8080",
                                       "title": "Bench wiki"}}}) + "\n")
         url = subprocess.run([hlcore, "-c", s_cfg, "url", "wiki"],
@@ -105,9 +71,9 @@ def main():
         logs.append(s_log)
         with open(s_log, "ab") as lf:
             lab.spawn("srv", [hlcore, "-c", s_cfg], stdout=lf, stderr=lf)
-        wait_log(s_log, r"published \"")
+        hltest.wait_file(s_log, [r"published \""], 15)
         # The record is in the DHT (read at d2's proxy) before run 1.
-        key = dhtlab.dht_key(keyhash)
+        key = netlab.dht_key(keyhash)
         end = time.monotonic() + 20
         while ("%s:7008" % srv).encode() not in lab.proxy_values("d2", key):
             if time.monotonic() > end:
@@ -124,7 +90,7 @@ def main():
                    "plugins": {"transport-tls": {}}}
             if mode == "native":
                 cfg["plugins"]["dht"] = {
-                    "bootstrap": ["%s:4222" % lab.ip["d3"]]}
+                    "bootstrap": ["%s:4222" % lab.ip("d3")]}
             elif mode == "proxy":
                 cfg["plugins"]["dht"] = {"proxy": lab.proxy_url("d2")}
             else:
@@ -136,9 +102,9 @@ def main():
             with open(log, "ab") as lf:
                 p = lab.spawn("cli", [hlcore, "-c", path], stdout=lf,
                               stderr=lf)
-            wait_log(log, r"proxy listening")
+            hltest.wait_file(log, [r"proxy listening"], 15)
             if mode == "native":
-                wait_log(log, r"joined the DHT")
+                hltest.wait_file(log, [r"joined the DHT"], 15)
             with lab.inside("cli"):
                 out = subprocess.run([
                     "curl", "-s", "-o", "/dev/null", "-m", "10", "-H",
@@ -146,7 +112,7 @@ def main():
                     "%{http_code} %{time_starttransfer}",
                     "http://127.0.0.1:7009/"], capture_output=True,
                     text=True, timeout=20).stdout
-            stop(p)
+            hltest.stop_proc(p, 10)
             code, ttfb = out.split()
             if code != "200":
                 raise SystemExit("bench: run %d (%s): HTTP %s; see %s" %
@@ -175,7 +141,7 @@ def main():
         print("  what the lookup adds: native %.1f ms, proxy %.1f ms" %
               (med["native"] - med["peers"], med["proxy"] - med["peers"]))
     finally:
-        lab.down()
+        lab.destroy()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/dht/run.sh [BUILD_DIR]: time to first byte for a service the client
 # finds only through OpenDHT, in the three-node dhtnode lab
-# (tests/lab/dhtlab.py), median of RUNS fresh clients (default 15): with a
+# (tests/lib/netlab.py), median of RUNS fresh clients (default 15): with a
 # DHT node of the client's own, through an OpenDHT HTTP proxy, and from a
 # peers: entry for comparison. Root only (network namespaces). See
 # bench/dht/README.md.

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """bench/lan/bench.py HLCORE RUNS: time to first byte for a LAN service
-that the client has never heard of, in a namespace lab (tests/lab/lanlab.py:
+that the client has never heard of, in a namespace lab (tests/lib/netlab.py:
 a bridge, host a serving, host b asking). Each run starts a fresh hlcore on
 b (new state_dir: no peer cache, no LAN cache), waits until it is ready,
 then times one request through its proxy with curl (time_starttransfer:
@@ -17,46 +17,22 @@ import tempfile
 import time
 
 here = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(here, "..", "..", "tests", "lab"))
-import lanlab  # noqa: E402
+sys.path.insert(0, os.path.join(here, "..", "..", "tests", "lib"))
+import hltest  # noqa: E402
+import netlab  # noqa: E402
 
 
-def yaml(d, indent=0):
-    out = []
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.append("  " * indent + "%s:" % k + (" {}" if not v else ""))
-            if v:
-                out.append(yaml(v, indent + 1))
-        elif isinstance(v, list):
-            out.append("  " * indent + '%s: [%s]' % (
-                k, ", ".join('"%s"' % x for x in v)))
-        else:
-            out.append("  " * indent + '%s: "%s"' % (k, v))
-    return "\n".join(out)
-
-
-def wait_log(path, regexes, timeout=10):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            text = open(path, errors="replace").read()
-        except OSError:
-            text = ""
-        if all(re.search(r, text) for r in regexes):
-            return True
-        time.sleep(0.01)
-    raise SystemExit("bench: %s: %s not seen within %d s" %
-                     (path, regexes, timeout))
+def yaml(d):
+    return hltest.to_yaml(d)
 
 
 def main():
     hlcore, runs = sys.argv[1], int(sys.argv[2])
-    why = lanlab.usable()
+    why = netlab.usable()
     if why:
         raise SystemExit("bench: %s" % why)
     tmp = tempfile.mkdtemp(prefix="hlbench-lan-")
-    lab = lanlab.Lab(["a", "b"])
+    lab = netlab.lan_lab(["a", "b"])
     try:
         www = os.path.join(tmp, "www")
         os.makedirs(www)
@@ -81,7 +57,7 @@ def main():
         host = url.split("/")[2]
         keyhash = re.search(r"-([0-9a-f]{40})\.", host).group(1)
         lab.spawn("a", [hlcore, "-c", a_cfg], log=os.path.join(tmp, "a.log"))
-        wait_log(os.path.join(tmp, "a.log"), [r"searching and answering",
+        hltest.wait_file(os.path.join(tmp, "a.log"), [r"searching and answering",
                                               r"listening on \[::\]:7008"])
         # The backend is up before the first run.
         for _ in range(100):
@@ -107,7 +83,7 @@ def main():
                 f.write(yaml(cfg) + "\n")
             log = os.path.join(d, "b.log")
             p = lab.spawn("b", [hlcore, "-c", path], log=log)
-            wait_log(log, [r"proxy listening"] +
+            hltest.wait_file(log, [r"proxy listening"] +
                      ([r"searching and answering"] if mode == "lan" else []))
             rc, out, err = lab.run("b", [
                 "curl", "-s", "-o", "/dev/null", "-m", "10", "-H",

@@ -18,11 +18,10 @@ import sys
 import time
 
 here = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, here)
-sys.path.insert(0, os.path.join(here, "..", "lab"))
-import lanlab  # noqa: E402
+sys.path.insert(0, os.path.join(here, "..", "lib"))
+import netlab  # noqa: E402
 
-why = lanlab.usable()
+why = netlab.usable()
 if why:
     print("SKIP: %s" % why)
     print("0 passed, 0 failed")
@@ -38,7 +37,7 @@ for so in ("admin-web.so", "discovery-lan.so", "transport-tls.so"):
         print("0 passed, 0 failed")
         sys.exit(hltest.SKIP)
 
-lab = lanlab.Lab(["a", "b"])
+lab = netlab.lan_lab(["a", "b"])
 a_ip = lab.ip("a")
 TITLE = "Lab NAS"
 procs = {}
@@ -49,12 +48,7 @@ def path(*p):
     return os.path.join(t.tmp, *p)
 
 
-def read(p):
-    try:
-        with open(p, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
+read = hltest.read_text
 
 
 def write_cfg(name, cfg):
@@ -64,13 +58,7 @@ def write_cfg(name, cfg):
 
 
 def wait_for(fn, what, timeout):
-    deadline = time.monotonic() + t.slow(timeout)
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise Fail("%s: not within %d s" % (what, t.slow(timeout)))
+    return hltest.wait_for(fn, t.slow(timeout), what)
 
 
 def wait_log(name, regex, timeout=10):

@@ -30,10 +30,12 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
 import hardline_peer as hp  # noqa: E402
+import hltest  # noqa: E402
 
 TOTAL_BUDGET = 60.0
-PROCS = []
 RESULTS = []  # (name, ok, message)
 TMP = None
 LOGS = {}
@@ -52,18 +54,7 @@ def check(name, ok, expected, got):
     return bool(ok)
 
 
-def kill_all():
-    for p in PROCS:
-        if p.poll() is None:
-            try:
-                p.kill()
-            except OSError:
-                pass
-    for p in PROCS:
-        try:
-            p.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
+kill_all = hltest.kill_all
 
 
 def on_signal(signum, _frame):
@@ -209,25 +200,14 @@ def write_config(path, state_dir, proxy_port=None, tls=None, services=None,
 def start_hlcore(cfg, name):
     logpath = os.path.join(TMP, name + ".log")
     LOGS[name] = logpath
-    lf = open(logpath, "ab")
-    p = subprocess.Popen([HLCORE, "-c", cfg], stdout=lf, stderr=lf,
-                         stdin=subprocess.DEVNULL, cwd=TMP)
-    lf.close()
-    PROCS.append(p)
-    return p
+    return hltest.spawn([HLCORE, "-c", cfg], log=logpath, cwd=TMP,
+                        env=dict(os.environ))
 
 
 def stop_hlcore(p):
     """SIGTERM (a clean stop saves the caches); SIGKILL after 5 s."""
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            return p.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(timeout=5)
-            return "killed after 5 s"
-    return p.returncode
+    rc = hltest.stop_proc(p, 5)
+    return "killed after 5 s" if rc is None else rc
 
 
 def wait_for(pred, timeout=3.0):

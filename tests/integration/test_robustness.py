@@ -17,7 +17,8 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
 import hltest  # noqa: E402
 from hltest import check, check_eq, check_in  # noqa: E402
 

@@ -14,7 +14,8 @@ import socket
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
 import hltest  # noqa: E402
 from hltest import Fail, check, check_eq  # noqa: E402
 

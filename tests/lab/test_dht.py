@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The dht plugin against a real three-node OpenDHT network (root only).
 
-An island of namespaces (tests/lab/dhtlab.py): dhtnode on d1, d2, d3 (d1
+An island of namespaces (tests/lib/netlab.py): dhtnode on d1, d2, d3 (d1
 and d2 also serve the OpenDHT HTTP proxy); the server hlcore on srv
 (transport-tls listening on its lab address and advertising it, dht
 bootstrapped to d1); clients on cli with no LAN plugin, no peers: and a
@@ -19,11 +19,10 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-sys.path.insert(0, HERE)
-import dhtlab  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+import netlab  # noqa: E402
 
-why = dhtlab.have_tools()
+why = netlab.usable(["dhtnode"])
 if why:
     print("SKIP: %s" % why)
     print("0 passed, 0 failed")
@@ -37,13 +36,12 @@ if not os.path.exists(os.path.join(t.build_dir, "plugins", "dht.so")):
     print("SKIP: the dht plugin is not built (HL_PLUGIN_DHT=OFF?)")
     print("0 passed, 0 failed")
     sys.exit(77)
-dhtlab.install_signal_cleanup()
-lab = dhtlab.Lab(hosts=("srv", "cli", "cx"), isolated=("off",))
-SRV = lab.ip["srv"]
+lab = netlab.DhtLab(hosts=("srv", "cli", "cx"), isolated=("off",))
+SRV = lab.ip("srv")
 TLS = SRV + ":7008"          # where the DHT server listens and advertises
 TLS2 = SRV + ":7009"         # a server that does not publish itself
 TLS3 = SRV + ":7010"         # a server that publishes through the proxy
-BOOT = ["%s:%d" % (lab.ip["d1"], dhtlab.DHT_PORT)]
+BOOT = ["%s:%d" % (lab.ip("d1"), netlab.DHT_PORT)]
 UNKNOWN = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c"
 S = {}       # name -> keyhash
 P = {}       # node name -> proxy port (127.0.0.1 in its namespace)
@@ -160,7 +158,7 @@ def case_server_start():
 def case_record_through_proxy():
     # Read back at dhtnode's proxy (d2, not the node the server knows),
     # at the key computed here from docs/protocol.md.
-    key = dhtlab.dht_key(S["web"])
+    key = netlab.dht_key(S["web"])
     vals = wait_for(lambda: lab.proxy_values("d2", key), "record", 20)
     check(vals, "GET /key/%s at d2's proxy" % key, "the server's record",
           vals)
@@ -170,7 +168,7 @@ def case_record_through_proxy():
     # Not under another day's key unless near midnight.
     now = time.time()
     if 3600 < now % 86400 < 86400 - 3600:
-        other = dhtlab.dht_key(S["web"], int(now) // 86400 + 2)
+        other = netlab.dht_key(S["web"], int(now) // 86400 + 2)
         check_eq(lab.proxy_values("d2", other), [],
                  "values under the key of the day after tomorrow")
 
@@ -178,7 +176,7 @@ def case_record_through_proxy():
 def case_native_client():
     n = node("native", "cli", {"plugins": {
         "transport-tls": {},
-        "dht": {"bootstrap": ["%s:%d" % (lab.ip["d3"], dhtlab.DHT_PORT)]}}})
+        "dht": {"bootstrap": ["%s:%d" % (lab.ip("d3"), netlab.DHT_PORT)]}}})
     check(n.wait_log(r"joined the DHT", 20) is not None,
           "the native client's log", "joined the DHT", n.log()[-3000:])
     r = get("native", S["web"], "/via-native-dht")
@@ -214,7 +212,7 @@ def case_proxy_server():
     m = n.wait_log(r'published "([^"]*)" for 1 service', 20)
     check(m is not None and m.group(1) == TLS3, "the proxy server's log",
           'published "%s"' % TLS3, n.log()[-2000:])
-    key = dhtlab.dht_key(S["web3"])
+    key = netlab.dht_key(S["web3"])
     vals = wait_for(lambda: TLS3.encode() in lab.proxy_values("d2", key),
                     "record", 20)
     check(vals, "the record POSTed through d1's proxy, read at d2", TLS3,
@@ -243,7 +241,7 @@ def case_python_style_record():
     S["web2"] = keyhash_of(n, "web2")
     with lab.inside("srv"):
         n.start(lambda: cfg, lambda c: [P["server2"]])
-    key = dhtlab.dht_key(S["web2"])
+    key = netlab.dht_key(S["web2"])
     junk = [b"  ", b"not an address", b"10.0.0.1:99999",
             ",".join("10.9.9.%d:7" % i for i in range(17)).encode(),
             b"a" * 1100 + b":7008"]
@@ -313,7 +311,7 @@ def case_cancel_in_flight():
         # Replies dropped on the way in: requests leave without an error,
         # so OpenDHT waits for its timeouts.
         hltest.run(["iptables", "-A", "INPUT", "-p", "udp", "-s",
-                    dhtlab.SUBNET + ".0/24", "-j", "DROP"])
+                    netlab.DHT_SUBNET.rstrip(".") + ".0/24", "-j", "DROP"])
     node("cancel-proxy", "cx", {
         "log": {"level": "debug"}, "peers": peers, "plugins": {
             "transport-tls": {},
@@ -382,5 +380,5 @@ finally:
         for n, _ in nodes.values():
             n.kill()
     finally:
-        lab.down()
+        lab.destroy()
 t.finish()

@@ -313,10 +313,9 @@ ROLES = {"serve": role_serve, "probe": role_probe,
 
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
-    sys.path.insert(0, here)
-    sys.path.insert(0, os.path.join(here, "..", "integration"))
-    import lanlab
-    why = lanlab.usable()
+    sys.path.insert(0, os.path.join(here, "..", "lib"))
+    import netlab
+    why = netlab.usable()
     if why:
         print("SKIP: %s" % why)
         sys.exit(77)
@@ -325,7 +324,7 @@ def main():
 
     t = hltest.Test("lan")
     tmp = t.tmp
-    lab = lanlab.Lab(["a", "b", "c"])
+    lab = netlab.lan_lab(["a", "b", "c"])
     me = os.path.abspath(__file__)
     life = t.slow(100)
     a_ip, b_ip, c_ip = lab.ip("a"), lab.ip("b"), lab.ip("c")
@@ -346,21 +345,10 @@ def main():
             f.write(hltest.to_yaml(cfg) + "\n")
         return path(name + ".yaml")
 
-    def read(p):
-        try:
-            with open(p, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
+    read = hltest.read_text
 
     def wait_for(fn, what, timeout):
-        deadline = time.monotonic() + t.slow(timeout)
-        while time.monotonic() < deadline:
-            v = fn()
-            if v:
-                return v
-            time.sleep(0.05)
-        raise Fail("%s: not within %d s" % (what, t.slow(timeout)))
+        return hltest.wait_for(fn, t.slow(timeout), what)
 
     def wait_log(name, regex, timeout=10):
         return wait_for(lambda: re.search(regex, read(path(name + ".log")),

@@ -20,11 +20,12 @@ import re
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import lab  # noqa: E402
-from lab import Fail, check  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+import netlab  # noqa: E402
+from hltest import Fail, check  # noqa: E402
 
-L = lab.Lab("upnp", needs=["miniupnpd", "upnpc", "iptables-legacy",
+L = netlab.Lab("upnp", needs=["miniupnpd", "upnpc", "iptables-legacy",
                            "python3"])
 
 WAN, RTR_PUB, RTR_LAN, LAN1, LAN2 = ("11.0.0.1", "11.0.0.2", "10.2.0.1",
@@ -125,9 +126,9 @@ def start_server(upnp_conf, ext_port):
         S["host"] = "%s-%s.localhost:7009" % (pw, kh)
         S["kh"] = kh
     t0 = time.monotonic()
-    server.start()
+    server.launch()
     if ext_port is not None:
-        server.wait_log(r"reachable at %s:%d" % (re.escape(EXT), ext_port),
+        server.expect_log(r"reachable at %s:%d" % (re.escape(EXT), ext_port),
                         timeout=20)
     return time.monotonic() - t0
 
@@ -157,7 +158,7 @@ def variant(mode):
             "plugins": {"transport-tls": {}},
             "peers": {S["kh"]: ["%s:7008" % LAN1]},
         })
-        client.start(r"proxy listening")
+        client.launch(r"proxy listening")
         code, body, secs = client.fetch(S["host"])
         check(code == 200 and TOKEN in body, "GET on the LAN",
               "200 with the backend's token", (code, body))
@@ -174,7 +175,7 @@ def variant(mode):
             "proxy": {"listen": "127.0.0.1:7009"},
             "plugins": {"transport-tls": {}},
         })
-        client.start(r"proxy listening")
+        client.launch(r"proxy listening")
         code, body, secs = client.fetch(S["host"])
         check(code == 200 and TOKEN in body,
               "GET from the WAN with only the remembered address",
@@ -184,7 +185,7 @@ def variant(mode):
         client.stop_ok()
 
     def renewed():
-        server.wait_log(r"renewed external port 7008 -> %s:7008 over UPnP "
+        server.expect_log(r"renewed external port 7008 -> %s:7008 over UPnP "
                         r"\(lease 60 s\)" % re.escape(LAN1), 45)
         m = [x for x in mappings(with_lease=True) if x[0] == 7008]
         check(len(m) == 1 and m[0][3] > 45, "the mapping after its renewal",
@@ -247,11 +248,11 @@ def router_comes_later():
     check(L.stop(mupnp, timeout=10) is not None, "miniupnpd after SIGTERM",
           "an exit", None)
     start_server({}, None)
-    server.wait_log(r"warn .*no router to map ports on \(no UPnP IGD "
+    server.expect_log(r"warn .*no router to map ports on \(no UPnP IGD "
                     r"answered within 2000 ms; NAT-PMP: .*\); will retry", 10)
     t0 = time.monotonic()
     start_miniupnpd()
-    server.wait_log(r"reachable at %s:7008" % re.escape(EXT), 25)
+    server.expect_log(r"reachable at %s:7008" % re.escape(EXT), 25)
     print("     mapped %.1f s after the router came back" %
           (time.monotonic() - t0), flush=True)
     check((7008, LAN1, 7008) in mappings(), "the router's mappings",
@@ -267,7 +268,7 @@ def bad_config():
     with open(bad, "w") as f:
         f.write("plugins:\n  upnp: { lease: 5, natpmp: maybe, colour: "
                 "blue }\n")
-    rc, out, err = L.run(lan1, [L.hlcore_bin, "-c", bad, "check"],
+    rc, out, err = L.run(lan1, [L.hlcore, "-c", bad, "check"],
                          timeout=30)
     check(rc == 2 and re.search(r"bad.yaml:2:\d+: .*lease", err) and
           "natpmp" in err and "colour" in err,
@@ -278,8 +279,8 @@ def bad_config():
 
 if L.case("the lab: NAT router with miniupnpd, two LAN hosts, a WAN host",
           build):
-    server = L.hlcore(lan1, "server")
-    client = L.hlcore(lan2, "client")
+    server = L.node("server", ns=lan1)
+    client = L.node("client", ns=lan2)
     variant("upnp")
     variant("natpmp")
     L.case("upnp: port 7008 taken on the router: the next port is mapped",

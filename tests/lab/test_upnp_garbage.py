@@ -132,11 +132,11 @@ if len(sys.argv) == 4 and sys.argv[1] == "--fake-igd":
 
 # ---- the test ----
 
-sys.path.insert(0, HERE)
-import lab  # noqa: E402
-from lab import check  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+import netlab  # noqa: E402
+from hltest import check  # noqa: E402
 
-L = lab.Lab("upnp_garbage", needs=["python3"])
+L = netlab.Lab("upnp_garbage", needs=["python3"])
 RTR, LAN = "10.2.0.1", "10.2.0.2"
 GARBAGE = "300.1.2.3 junk"
 TOKEN = "lab-upnp-garbage-%d" % os.getpid()
@@ -160,7 +160,7 @@ def build():
 
 
 def garbage_then_sane():
-    server = L.hlcore(lan, "server")
+    server = L.node("server", ns=lan)
     server.configure({
         "log": {"level": "debug"},
         "proxy": {"listen": "127.0.0.1:7009"},
@@ -170,15 +170,15 @@ def garbage_then_sane():
                              "password": "none"}},
     })
     pw, kh = server.url("web")
-    server.start()
-    server.wait_log(r"warn .*the router's external address is not usable "
+    server.launch()
+    server.expect_log(r"warn .*the router's external address is not usable "
                     r"\(\"300\.1\.2\.3 junk\"\)", 10)
     # The daemon goes on: its own service still works through its proxy.
     code, body, _ = server.fetch("%s-%s.localhost:7009" % (pw, kh))
     check(code == 200 and TOKEN in body, "GET while the router talks "
           "garbage", "200 with the backend's token", (code, body))
     # Retried after 10 s: the same problem again, at debug level only.
-    server.wait_log(r"debug .*still: the router's external address is not "
+    server.expect_log(r"debug .*still: the router's external address is not "
                     r"usable", 20)
     log = server.log()
     check(len(re.findall(r"warn .*not usable", log)) == 1 and
@@ -188,8 +188,8 @@ def garbage_then_sane():
     with open(os.path.join(L.tmp, "extip"), "w") as f:
         f.write("11.0.0.9")
     # The next retry is 20 s after the last (backoff doubles).
-    server.wait_log(r"reachable at 11\.0\.0\.9:7008", 30)
-    server.wait_log(r"info .*recovered from: the router's external address",
+    server.expect_log(r"reachable at 11\.0\.0\.9:7008", 30)
+    server.expect_log(r"info .*recovered from: the router's external address",
                     5)
     server.stop_ok()
     check("SOAP DeletePortMapping" in L.log_of("fake-igd"),

@@ -20,11 +20,12 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import lab  # noqa: E402
-from lab import Fail, check  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+import netlab  # noqa: E402
+from hltest import Fail, check  # noqa: E402
 
-L = lab.Lab("yggdrasil", needs=["yggdrasil", "iptables-legacy", "python3"])
+L = netlab.Lab("yggdrasil", needs=["yggdrasil", "iptables-legacy", "python3"])
 
 V4_SERVER, V4_CLIENT = "10.3.0.1", "10.3.0.2"
 YPORT = 12345
@@ -131,8 +132,8 @@ def advertised():
     S["host"] = "%s-%s.localhost:7009" % (pw, kh)
     S["kh"] = kh
     t0 = time.monotonic()
-    server.start()
-    server.wait_log(r"reachable at \[%s\]:7008" %
+    server.launch()
+    server.expect_log(r"reachable at \[%s\]:7008" %
                     re.escape(ygg["y1"]["addr"]))
     print("     WANHost [%s]:7008 %.2f s after start" %
           (ygg["y1"]["addr"], time.monotonic() - t0), flush=True)
@@ -140,7 +141,7 @@ def advertised():
 
 def visit_over_ipv4():
     client.configure(client_config())
-    client.start(r"proxy listening")
+    client.launch(r"proxy listening")
     code, body, secs = client.fetch(S["host"])
     check(code == 200 and TOKEN in body, "GET over IPv4",
           "200 with the backend's token", (code, body))
@@ -161,7 +162,7 @@ def mesh_after_ipv4_dropped():
     check(not tcp_reaches(y2, V4_SERVER, 7008, 1.0),
           "TCP from y2 to %s:7008 after the DROP rule" % V4_SERVER,
           "no connection", "a connection")
-    client.start(r"proxy listening")
+    client.launch(r"proxy listening")
     code, body, secs = client.fetch(S["host"])
     check(code == 200 and TOKEN in body, "GET with IPv4 dropped",
           "200 with the backend's token (through the mesh)", (code, body))
@@ -181,7 +182,7 @@ def follows_address_change():
     new = start_ygg(y1, "y1", ["tcp://%s:%d" % (V4_SERVER, YPORT)], [])
     check(new != old, "y1's new mesh address", "a new one", new)
     t0 = time.monotonic()
-    server.wait_log(r"reachable at \[%s\]:7008" % re.escape(new), 15)
+    server.expect_log(r"reachable at \[%s\]:7008" % re.escape(new), 15)
     print("     new address [%s]:7008 advertised %.2f s after Yggdrasil "
           "answered" % (new, time.monotonic() - t0), flush=True)
     server.stop_ok()
@@ -208,10 +209,10 @@ def silent_admin_socket():
     th.start()
     try:
         server.configure(server_config("unix://" + path))
-        server.start()
-        server.wait_log(r"admin socket unix://\S+silent.sock: no answer "
+        server.launch()
+        server.expect_log(r"admin socket unix://\S+silent.sock: no answer "
                         r"within 2 s; using interface addresses", 10)
-        server.wait_log(r"reachable at \[%s\]:7008" %
+        server.expect_log(r"reachable at \[%s\]:7008" %
                         re.escape(ygg["y1"]["addr"]), 5)
         server.stop_ok()
     finally:
@@ -227,7 +228,7 @@ def bad_config():
     with open(bad, "w") as f:
         f.write("plugins:\n  yggdrasil: { admin: \"http://x\", "
                 "interval: 0, colour: blue }\n")
-    rc, out, err = L.run(y1, [L.hlcore_bin, "-c", bad, "check"], timeout=30)
+    rc, out, err = L.run(y1, [L.hlcore, "-c", bad, "check"], timeout=30)
     check(rc == 2 and re.search(r"bad.yaml:2:\d+: .*admin", err) and
           "interval" in err and "colour" in err,
           "hlcore check with bad yggdrasil settings",
@@ -236,8 +237,8 @@ def bad_config():
 
 
 if L.case("the lab: two Yggdrasil nodes peered over a veth", build):
-    server = L.hlcore(y1, "server")
-    client = L.hlcore(y2, "client")
+    server = L.node("server", ns=y1)
+    client = L.node("client", ns=y2)
     L.case("yggdrasil: bad settings are refused by hlcore check", bad_config)
     if L.case("yggdrasil: the server advertises its mesh address",
               advertised) and \

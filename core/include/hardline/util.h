@@ -85,7 +85,7 @@ hl_hex_encode(const unsigned char *in, size_t n, char *out)
 /* ---- keyhashes ---- */
 
 /*
- * A keyhash (PROTOCOL.md: 40 hex digits) in the form the services table
+ * A keyhash (docs/protocol.md: 40 hex digits) in the form the services table
  * uses, lowercase: s[0..len) must be exactly 40 hex digits in any case.
  * Writes them in lowercase and a NUL into out and returns 0, or returns
  * -1 (out may be partly written). Reads nothing past len.

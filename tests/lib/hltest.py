@@ -1,4 +1,7 @@
-"""hltest: the shared pieces of the integration tests (Python 3 stdlib only).
+"""hltest: the one library of the integration and lab tests and the bench
+scripts (Python 3 stdlib only); netlab.py beside it adds network
+namespaces. ctest puts this directory on PYTHONPATH; scripts also insert
+it themselves (tests/lib from the source tree).
 
 Every test script runs real hlcore processes against a real HTTP backend:
 
@@ -22,8 +25,9 @@ dir, every wait is bounded, every process is killed in the end (also on
 SIGTERM and on the script's own deadline), and a daemon stopped with
 SIGTERM must exit 0 (LeakSanitizer makes a leaking exit non-zero).
 
-HLTEST_KEEP=1 keeps the temp dir; HLTEST_DEBUG=1 runs hlcore at log level
-debug and prints its logs at the end.
+HLTEST_KEEP=1 (or LAB_KEEP=1) keeps the temp dir; HLTEST_DEBUG=1 (or
+LAB_DEBUG=1) runs hlcore at log level debug and prints every log at the
+end.
 """
 
 import atexit
@@ -58,7 +62,7 @@ class Fail(Exception):
 
 def check(cond, what, expected, got):
     if not cond:
-        raise Fail("%s: expected %s, got %s" % (what, expected, _short(got)))
+        raise Fail("%s: expected %s, got %s" % (what, expected, short(got)))
 
 
 def check_eq(got, expected, what):
@@ -69,18 +73,40 @@ def check_in(needle, hay, what):
     check(needle in hay, what, "%r in it" % (needle,), hay)
 
 
-def _short(v, n=1500):
+def short(v, n=1500):
     s = v if isinstance(v, str) else repr(v)
     if isinstance(v, bytes):
         s = v.decode("utf-8", "replace")
     return s if len(s) <= n else s[:n] + "... (%d more chars)" % (len(s) - n)
 
 
+_short = short
+
+
 # ---- processes: all registered, all killed at exit ----
 
 _procs = []
 _tmpdirs = []
+_hooks = []  # more cleanup (namespaces), run after every process is gone
 _lock = threading.Lock()
+
+
+def _env_flag(name):
+    """HLTEST_<name>, or the lab tests' LAB_<name>."""
+    return os.environ.get("HLTEST_" + name) or os.environ.get("LAB_" + name)
+
+
+def track(p):
+    """Register a Popen: it is killed at exit, on a signal and at the
+    script's deadline."""
+    with _lock:
+        _procs.append(p)
+    return p
+
+
+def at_cleanup(fn):
+    """fn() runs at cleanup, after every process is killed."""
+    _hooks.append(fn)
 
 
 def _kill_all():
@@ -99,12 +125,20 @@ def _kill_all():
             pass
 
 
+kill_all = _kill_all
+
+
 def _cleanup():
     _kill_all()
+    for fn in list(_hooks):
+        try:
+            fn()
+        except Exception:
+            traceback.print_exc()
     dirs = list(_tmpdirs)
     del _tmpdirs[:]
     for d in dirs:
-        if os.environ.get("HLTEST_KEEP"):
+        if _env_flag("KEEP"):
             print("kept %s" % d)
         else:
             shutil.rmtree(d, ignore_errors=True)
@@ -119,6 +153,19 @@ def _on_signal(signum, frame):
 atexit.register(_cleanup)
 signal.signal(signal.SIGTERM, _on_signal)
 signal.signal(signal.SIGHUP, _on_signal)
+
+
+def skip(why):
+    print("SKIP: %s" % why)
+    print("0 passed, 0 failed", flush=True)
+    sys.exit(SKIP)
+
+
+def mkdtemp(prefix):
+    """A temp dir removed at cleanup (kept with HLTEST_KEEP=1)."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    _tmpdirs.append(d)
+    return d
 
 
 def hlcore_path():
@@ -139,21 +186,94 @@ def is_asan(binary):
         return False
 
 
-def run(args, timeout=60, cwd=None, env=None):
-    """Run a command to completion; returns (rc, stdout, stderr) as text."""
-    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         cwd=cwd, env=env or child_env())
-    with _lock:
-        _procs.append(p)
+def in_ns(ns, args):
+    """args run inside network namespace ns (none: as they are).
+    `ip netns exec` execs them, so the pid is the command's own."""
+    return (["ip", "netns", "exec", ns] if ns else []) + list(args)
+
+
+def run(args, timeout=60, cwd=None, env=None, ns=None, input=None):
+    """Run a command to completion (inside ns when given); returns
+    (rc, stdout, stderr) as text."""
+    p = track(subprocess.Popen(
+        in_ns(ns, args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdin=subprocess.PIPE if input else subprocess.DEVNULL,
+        cwd=cwd, env=env or child_env()))
     try:
-        out, err = p.communicate(timeout=timeout)
+        out, err = p.communicate(input=input, timeout=timeout)
     except subprocess.TimeoutExpired:
         p.kill()
         out, err = p.communicate(timeout=10)
-        raise Fail("%s did not finish within %d s; stderr: %s" %
-                   (" ".join(args), timeout, _short(err)))
+        raise Fail("%s%s did not finish within %d s; stderr: %s" %
+                   ("in %s: " % ns if ns else "", " ".join(args), timeout,
+                    short(err)))
     return p.returncode, out.decode("utf-8", "replace"), \
         err.decode("utf-8", "replace")
+
+
+def spawn(args, log=None, ns=None, env=None, cwd=None, stdin=None,
+          stdout=None, stderr=None, preexec_fn=None):
+    """Start a long-running command (inside ns when given), registered to
+    be killed; its stdout and stderr are appended to the file log (else
+    dropped) unless given."""
+    f = open(log, "ab") if log else subprocess.DEVNULL
+    try:
+        return track(subprocess.Popen(
+            in_ns(ns, args), stdin=stdin or subprocess.DEVNULL,
+            stdout=stdout or f, stderr=stderr or f, env=env or child_env(),
+            cwd=cwd, preexec_fn=preexec_fn))
+    finally:
+        if log:
+            f.close()
+
+
+def stop_proc(p, timeout=20, sig=signal.SIGTERM):
+    """Signal a process and wait (bounded): its exit status, or None when
+    it had to be killed."""
+    if p.poll() is None:
+        p.send_signal(sig)
+    try:
+        return p.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        return None
+
+
+def wait_for(fn, timeout, what, step=0.05):
+    """Poll fn() until it returns a true value (returned), at most timeout
+    seconds (a Fail inside counts as not yet); then Fail naming what."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            last = fn()
+        except Fail:
+            last = None
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise Fail("%s: not within %.1f s" % (what, timeout))
+        time.sleep(step)
+
+
+def wait_file(path, regexes, timeout=10):
+    """Wait (bounded) until the file holds a match of every regex; Fail
+    naming the file when it does not."""
+    return wait_for(lambda: all(re.search(r, read_text(path), re.M)
+                                for r in regexes), timeout,
+                    "%s: %s" % (path, regexes), step=0.01)
+
+
+def read_text(path):
+    """A file's text, "" when it is not there."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
 
 
 def child_env(asan_extra=None):
@@ -356,7 +476,7 @@ class Response:
 
     def __repr__(self):
         return "<HTTP %s %s, %d bytes: %s>" % (
-            self.status, self.reason, len(self.body), _short(self.text, 600))
+            self.status, self.reason, len(self.body), short(self.text, 600))
 
 
 def fetch(proxy_port, host_header, path="/", timeout=30, method="GET",
@@ -454,12 +574,19 @@ def _yaml_scalar(v):
 
 # ---- hlcore ----
 
-class Hlcore:
-    """One hlcore daemon with its config and log in the test's temp dir."""
+SANITIZER_RE = re.compile(
+    r"(ERROR: (Address|Leak)Sanitizer.*|runtime error:.*)")
 
-    def __init__(self, test, name):
+
+class Hlcore:
+    """One hlcore daemon with its config and log in the test's temp dir;
+    inside network namespace ns when given (the attribute may change
+    between runs)."""
+
+    def __init__(self, test, name, ns=None):
         self.t = test
         self.name = name
+        self.ns = ns
         self.dir = os.path.join(test.tmp, name)
         os.makedirs(self.dir, exist_ok=True)
         self.config_path = os.path.join(self.dir, "hardline.yaml")
@@ -467,6 +594,7 @@ class Hlcore:
         self.proc = None
         self.cfg = None
         self.logf = None
+        self.run_offset = 0     # where this run's log starts
         self.asan_extra = None  # more ASAN_OPTIONS for this daemon
         self.nofile = None  # RLIMIT_NOFILE to start it with: n or (soft, hard)
         self.preexec = None  # run in the child before exec (e.g. rlimits)
@@ -481,10 +609,26 @@ class Hlcore:
         with open(self.config_path, "w") as f:
             f.write(text)
 
+    def configure(self, cfg):
+        """write_config with this node's state_dir and the log level
+        filled in when cfg does not set them."""
+        cfg = dict(cfg)
+        cfg.setdefault("state_dir", self.state_dir)
+        cfg.setdefault("log", {"level": log_level()})
+        self.write_config(cfg)
+
     def cmd(self, *args, timeout=None):
         """hlcore -c <config> args...: (rc, stdout, stderr)."""
         return run([self.t.hlcore, "-c", self.config_path] + list(args),
-                   timeout=timeout or self.t.slow(30), cwd=self.dir)
+                   timeout=timeout or self.t.slow(30), cwd=self.dir,
+                   ns=self.ns)
+
+    def url(self, service):
+        """hlcore url SERVICE: (password, keyhash)."""
+        rc, out, err = self.cmd("url", service)
+        m = URL_RE.match(out.strip())
+        check(rc == 0 and m, "hlcore url %s" % service, "a URL", out + err)
+        return m.group(1), m.group(2)
 
     def start(self, make_config, listens, attempts=4):
         """Start with make_config() (called again, with fresh ports, when
@@ -501,7 +645,7 @@ class Hlcore:
             if "Address already in use" not in last:
                 break
         raise Fail("hlcore %s did not start (ports %s); its log:\n%s" %
-                   (self.name, listens(self.cfg), _short(last, 4000)))
+                   (self.name, listens(self.cfg), short(last, 4000)))
 
     def spawn(self):
         """Start hlcore -c <config> (as written) without waiting for
@@ -509,12 +653,18 @@ class Hlcore:
         self.logf = open(self.log_path, "ab")
         self.logf.write(b"---- start\n")
         self.logf.flush()
-        self.proc = subprocess.Popen(
-            [self.t.hlcore, "-c", self.config_path], stdin=subprocess.DEVNULL,
-            stdout=self.logf, stderr=self.logf, cwd=self.dir,
-            env=child_env(self.asan_extra), preexec_fn=self._preexec)
-        with _lock:
-            _procs.append(self.proc)
+        self.run_offset = self.logf.tell()
+        self.proc = spawn([self.t.hlcore, "-c", self.config_path],
+                          ns=self.ns, stdout=self.logf, stderr=self.logf,
+                          cwd=self.dir, env=child_env(self.asan_extra),
+                          preexec_fn=self._preexec)
+        return self
+
+    def launch(self, wait_regex=None, timeout=20):
+        """spawn(), then wait until this run logs wait_regex (if given)."""
+        self.spawn()
+        if wait_regex:
+            self.expect_log(wait_regex, timeout)
         return self
 
     def _preexec(self):
@@ -541,7 +691,7 @@ class Hlcore:
             self.kill()
             raise Fail("hlcore %s: ports %s not listening within %d s; "
                        "log:\n%s" % (self.name, pending, self.t.slow(20),
-                                     _short(self.log(), 4000)))
+                                     short(self.log(), 4000)))
         return True
 
     @property
@@ -552,8 +702,14 @@ class Hlcore:
         return self.proc is not None and self.proc.poll() is None
 
     def log(self):
+        """The whole log, every run."""
+        return read_text(self.log_path)
+
+    def run_log(self):
+        """The log of the latest run only."""
         try:
             with open(self.log_path, "rb") as f:
+                f.seek(self.run_offset)
                 return f.read().decode("utf-8", "replace")
         except OSError:
             return ""
@@ -567,6 +723,22 @@ class Hlcore:
                 return m
             time.sleep(0.05)
 
+    def expect_log(self, regex, timeout=20):
+        """Wait (bounded) until this run's log matches regex and return
+        the match; Fail when it does not, or when hlcore exits first."""
+        def seen():
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    "hlcore %s exited (%s) before logging /%s/" %
+                    (self.name, self.proc.returncode, regex))
+            return re.search(regex, self.run_log(), re.M)
+        try:
+            return wait_for(seen, self.t.slow(timeout), "hlcore %s logging "
+                            "/%s/" % (self.name, regex))
+        except (Fail, AssertionError) as e:
+            raise Fail("%s; log:\n%s" % (e, short(self.run_log()[-4000:],
+                                                   4000)))
+
     def wait_exit(self, timeout=30):
         try:
             return self.proc.wait(timeout=self.t.slow(timeout))
@@ -578,13 +750,7 @@ class Hlcore:
         killed). A sanitizer report in the log counts as a failure."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout=self.t.slow(timeout))
-        except subprocess.TimeoutExpired:
-            self.kill()
-            rc = None
+        rc = stop_proc(self.proc, self.t.slow(timeout))
         if self.logf:
             self.logf.close()
         return rc
@@ -593,14 +759,13 @@ class Hlcore:
         """stop() and check that the exit was clean."""
         rc = self.stop()
         log = self.log()
-        san = re.search(r"(ERROR: (Address|Leak)Sanitizer.*|runtime error:.*)",
-                        log)
+        san = SANITIZER_RE.search(log)
         check(rc == 0 and san is None,
               "hlcore %s after SIGTERM" % self.name,
               "exit status 0 and no sanitizer report",
               "exit status %s%s; end of log:\n%s" %
               (rc, " and a sanitizer report" if san else "",
-               _short(log[-6000:], 6000)))
+               short(log[-6000:], 6000)))
 
     def kill(self):
         if self.proc is not None and self.proc.poll() is None:
@@ -610,18 +775,44 @@ class Hlcore:
             except subprocess.TimeoutExpired:
                 pass
 
+    def peers_cache(self):
+        return read_text(os.path.join(self.state_dir, "peers.cache"))
+
+    def fetch(self, host, path="/token.txt", port=7009, timeout=20):
+        """GET with curl through this node's proxy on 127.0.0.1:port (in
+        its namespace) with the given Host header: (http status, body,
+        seconds)."""
+        rc, out, err = run(
+            ["curl", "-sS", "-m", str(timeout), "-o", "-", "-w",
+             "\n@@%{http_code} %{time_total}", "-H", "Host: %s" % host,
+             "http://127.0.0.1:%d%s" % (port, path)],
+            timeout=timeout + 10, ns=self.ns)
+        m = re.search(r"\n@@(\d{3}) ([0-9.]+)$", out)
+        if m is None:
+            raise Fail("curl in %s: exit %d: %s %s" % (self.ns, rc, out,
+                                                      err))
+        return int(m.group(1)), out[:m.start()], float(m.group(2))
+
 
 # ---- the test runner ----
 
 class Test:
-    def __init__(self, name, deadline=None):
+    """The case runner: a temp dir, a deadline, cases counted and printed
+    as "N passed, N failed", exit 0, 1 or SKIP. root=True and needs (tools
+    that must be on PATH) skip the script when missing."""
+
+    def __init__(self, name, deadline=None, root=False, needs=()):
         self.name = name
+        if root and os.geteuid() != 0:
+            skip("%s needs root (network namespaces)" % name)
+        missing = [b for b in needs if shutil.which(b) is None]
+        if missing:
+            skip("%s needs %s (see scripts/deps.sh test)" %
+                 (name, ", ".join(missing)))
         self.hlcore = hlcore_path()
         if not self.hlcore or not os.access(self.hlcore, os.X_OK):
-            print("SKIP: no hlcore binary (set HLCORE or HL_BUILD_DIR); "
-                  "got %r" % self.hlcore)
-            print("0 passed, 0 failed")
-            sys.exit(SKIP)
+            skip("no hlcore binary (set HLCORE or HL_BUILD_DIR); got %r" %
+                 self.hlcore)
         self.hlcore = os.path.abspath(self.hlcore)
         self.build_dir = os.environ.get("HL_BUILD_DIR") or \
             os.path.dirname(self.hlcore)
@@ -629,8 +820,8 @@ class Test:
             os.path.abspath(os.path.join(os.path.dirname(__file__), "..",
                                          ".."))
         self.asan = is_asan(self.hlcore)
-        self.tmp = tempfile.mkdtemp(prefix="hltest-%s-" % name)
-        _tmpdirs.append(self.tmp)
+        self.tmp = mkdtemp("hltest-%s-" % name)
+        os.chmod(self.tmp, 0o755)
         self.passed = 0
         self.failed = 0
         self.nodes = []
@@ -657,13 +848,16 @@ class Test:
         """A timeout, stretched under ASan."""
         return seconds * 3 if self.asan else seconds
 
+    def wait_for(self, fn, timeout, what, step=0.05):
+        return wait_for(fn, timeout, what, step)
+
     def backend(self):
         b = Backend()
         self.backends.append(b)
         return b
 
-    def node(self, name):
-        n = Hlcore(self, name)
+    def node(self, name, ns=None):
+        n = Hlcore(self, name, ns)
         self.nodes.append(n)
         return n
 
@@ -684,12 +878,22 @@ class Test:
         print("ok   %s (%.2f s)" % (name, time.monotonic() - t0), flush=True)
         return True
 
+    def expect(self, name, cond, expected, got):
+        """A case that is one condition: counted, printed, returned."""
+        return self.case(name, check, cond, name, expected, got)
+
     def _dump_logs(self):
-        for n in self.nodes:
-            log = n.log()
-            if log:
-                print("---- log of hlcore %s (last 8000 chars):\n%s" %
-                      (n.name, log[-8000:]))
+        """The end of every *.log in the temp dir (hlcore's and every
+        spawned process's)."""
+        for root, _, files in sorted(os.walk(self.tmp)):
+            for f in sorted(files):
+                if f.endswith(".log"):
+                    path = os.path.join(root, f)
+                    text = read_text(path)
+                    if text:
+                        print("---- %s (last 8000 chars):\n%s" %
+                              (os.path.relpath(path, self.tmp),
+                               text[-8000:]), flush=True)
 
     def finish(self):
         signal.alarm(0)
@@ -700,7 +904,7 @@ class Test:
                 b.close()
             except Exception:
                 pass
-        if self.failed or os.environ.get("HLTEST_DEBUG"):
+        if self.failed or _env_flag("DEBUG"):
             self._dump_logs()
         print("%s: %.1f s" % (self.name, time.monotonic() - self.t0))
         print("%d passed, %d failed" % (self.passed, self.failed), flush=True)
@@ -709,7 +913,7 @@ class Test:
 
 
 def log_level():
-    return "debug" if os.environ.get("HLTEST_DEBUG") else "info"
+    return "debug" if _env_flag("DEBUG") else "info"
 
 
 URL_RE = re.compile(r"^http://([a-z2-7]*)-([0-9a-f]{40})\.localhost:(\d+)/$")

@@ -1,0 +1,362 @@
+"""netlab: network-namespace labs for the lab tests and benches (root only),
+on top of hltest (processes, cleanup, checks).
+
+    import hltest, netlab
+    net = netlab.Net()                       # namespaces hl<pid>-<rand>-*
+    rtr = net.netns("rtr")                   # lo up; returns the full name
+    net.veth("rtr", "r-lan", "lan", "l-r")   # made inside the namespaces
+    net.lan(["a", "b"], "10.77.0.")          # a bridge LAN: eth0 10.77.0.1..
+    net.sh("rtr", "sysctl -qw net.ipv4.ip_forward=1")
+    p = net.spawn("a", [...], log="a")       # <tmp>/a.log
+    rc, out, err = net.run("b", ["curl", ...])
+    with net.inside("a"): ...                # this thread's sockets there
+    node = t.node("server", ns=net.ns("a"))  # hltest.Hlcore in a namespace
+
+    L = netlab.Lab("upnp", needs=[...])      # an hltest.Test that is a Net
+    d = netlab.DhtLab(["srv", "cli"]); d.up()   # + three dhtnodes
+
+Hosts are named by their short name ("a") or the namespace's full name.
+Every namespace has a name unique to the run and is deleted, with every
+process inside it killed, at exit, on SIGTERM/SIGHUP, on the script's
+deadline and by destroy(): a failed run leaves nothing behind (hltest's
+cleanup). Nothing is ever connected to the root namespace: veth pairs are
+created inside the lab's namespaces. Every wait is bounded.
+"""
+
+import base64
+import contextlib
+import ctypes
+import hashlib
+import http.client
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import hltest
+from hltest import Fail
+
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _setns(fd):
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, "setns: %s" % os.strerror(e))
+
+
+def usable(tools=()):
+    """None when a lab can be built here (root, ip netns, the tools),
+    else why not (for a skip)."""
+    if os.geteuid() != 0:
+        return "needs root (network namespaces)"
+    missing = [b for b in ["ip"] + list(tools) if shutil.which(b) is None]
+    if missing:
+        return "needs %s (see scripts/deps.sh test)" % ", ".join(missing)
+    return None
+
+
+def ip_cmd(args):
+    """ip ... (or any command) in the root namespace, checked."""
+    p = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=30)
+    if p.returncode != 0:
+        raise Fail("%s: exit %d: %s" % (" ".join(args), p.returncode,
+                                         p.stderr.decode(errors="replace")))
+    return p
+
+
+class Net:
+    def __init__(self, tmp=None):
+        self.tag = "hl%d-%04x" % (os.getpid(), random.getrandbits(16))
+        self.tmp = tmp or hltest.mkdtemp("netlab-")
+        os.chmod(self.tmp, 0o755)
+        self.namespaces = []
+        self.hosts = []     # on the bridge LAN, in address order
+        self.subnet = None
+        hltest.at_cleanup(self.destroy)
+
+    # ---- namespaces and links ----
+
+    def ns(self, host):
+        """The namespace of host (a short name or already a full one)."""
+        return host if host in self.namespaces else \
+            "%s-%s" % (self.tag, host)
+
+    def netns(self, host):
+        name = self.ns(host)
+        ip_cmd(["ip", "netns", "add", name])
+        self.namespaces.append(name)
+        ip_cmd(["ip", "-n", name, "link", "set", "lo", "up"])
+        return name
+
+    def veth(self, h1, if1, h2, if2):
+        """A veth pair made inside h1's namespace with its peer moved into
+        h2's, so the root namespace never holds either end."""
+        ip_cmd(["ip", "-n", self.ns(h1), "link", "add", if1, "type", "veth",
+                "peer", "name", if2, "netns", self.ns(h2)])
+
+    def lan(self, hosts, subnet):
+        """One LAN segment: a bridge in namespace "br" (snooping off: it
+        floods the group to every port, as a small switch without an IGMP
+        querier does) and a namespace per host with eth0 =
+        <subnet><n>/24, up, with a route for 224.0.0.0/4."""
+        self.subnet = subnet
+        br = self.netns("br")
+        ip_cmd(["ip", "-n", br, "link", "add", "br0", "type", "bridge",
+                "mcast_snooping", "0"])
+        ip_cmd(["ip", "-n", br, "link", "set", "br0", "up"])
+        self.hosts = list(hosts)
+        for i, h in enumerate(hosts):
+            ns = self.netns(h)
+            port = "p%d" % i
+            self.veth(br, port, ns, "eth0")
+            self.sh(br, "ip link set %s master br0; ip link set %s up" %
+                    (port, port))
+            self.sh(ns, "ip addr add %s/24 dev eth0; ip link set eth0 up; "
+                    "ip route add 224.0.0.0/4 dev eth0" % self.ip(h))
+
+    def ip(self, host):
+        """host's address on the bridge LAN."""
+        return "%s%d" % (self.subnet, self.hosts.index(host) + 1)
+
+    # ---- processes inside ----
+
+    def run(self, host, args, timeout=30, env=None, input=None):
+        """Run args inside host's namespace to completion, bounded:
+        (rc, stdout, stderr) as text."""
+        return hltest.run(args, timeout=timeout, env=env, ns=self.ns(host),
+                          input=input)
+
+    def sh(self, host, script, timeout=30, check_rc=True):
+        """Run a shell script inside host's namespace; its stdout."""
+        rc, out, err = self.run(host, ["sh", "-ec", script], timeout=timeout)
+        if check_rc and rc != 0:
+            raise Fail("in %s: %s: exit %d: %s%s" % (host, script, rc, out,
+                                                      err))
+        return out
+
+    def log_path(self, log):
+        """A log name ("fake-igd": <tmp>/fake-igd.log) or a path."""
+        return log if os.sep in log else \
+            os.path.join(self.tmp, log + ".log")
+
+    def spawn(self, host, args, log=None, **kw):
+        """Start a long-running process inside host's namespace; its
+        output goes to log (see log_path) unless stdout is given."""
+        return hltest.spawn(args, log=log and self.log_path(log),
+                            ns=self.ns(host), **kw)
+
+    def log_of(self, log):
+        return hltest.read_text(self.log_path(log))
+
+    def stop(self, p, timeout=20, sig=signal.SIGTERM):
+        return hltest.stop_proc(p, timeout, sig)
+
+    @contextlib.contextmanager
+    def inside(self, host):
+        """Run the block with this thread in host's namespace: sockets it
+        opens and processes it starts live there (and stay there). Blocks
+        may nest; each returns to the namespace it was entered from."""
+        prev = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        fd = os.open("/run/netns/%s" % self.ns(host), os.O_RDONLY)
+        try:
+            _setns(fd)
+            yield
+        finally:
+            _setns(prev)
+            os.close(fd)
+            os.close(prev)
+
+    def port_open(self, host, ip, port, timeout=0.5):
+        with self.inside(host):
+            return hltest.port_open(port, ip, timeout)
+
+    def http_backend(self, host, port, token):
+        """python3 -m http.server on 127.0.0.1:port in host's namespace,
+        serving a directory with token.txt and index.html (both holding
+        token). Waits until it answers."""
+        d = os.path.join(self.tmp, "www-%s" % port)
+        os.makedirs(d, exist_ok=True)
+        for f in ("token.txt", "index.html"):
+            with open(os.path.join(d, f), "w") as fh:
+                fh.write(token + "\n")
+        p = self.spawn(host, ["python3", "-m", "http.server", "--bind",
+                              "127.0.0.1", "--directory", d, str(port)],
+                       "backend-%s" % port)
+        hltest.wait_for(lambda: self.run(host, [
+            "curl", "-sf", "-m", "2", "http://127.0.0.1:%d/token.txt" % port],
+            timeout=5)[0] == 0, 30, "the HTTP backend in %s" % host, step=0.1)
+        return p
+
+    def destroy(self):
+        """Kill whatever runs inside (a daemon that forked too) and delete
+        every namespace. Safe to call more than once."""
+        for ns in reversed(self.namespaces):
+            pids = subprocess.run(["ip", "netns", "pids", ns],
+                                  stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (OSError, ValueError):
+                    pass
+            for _ in range(3):
+                if subprocess.run(["ip", "netns", "del", ns],
+                                  stderr=subprocess.DEVNULL).returncode == 0:
+                    break
+                time.sleep(0.2)
+        self.namespaces = []
+
+
+class Lab(hltest.Test, Net):
+    """A test (hltest.Test: cases, deadline, nodes) that is also its own
+    Net, skipped without root, ip, curl and the tools in needs."""
+
+    def __init__(self, name, needs=(), deadline=None):
+        hltest.Test.__init__(self, name, root=True,
+                             needs=["ip", "curl"] + list(needs),
+                             deadline=deadline)
+        Net.__init__(self, self.tmp)
+        print("%s: lab id %s" % (name, self.tag), flush=True)
+
+
+# ---- the DHT: an island of three dhtnodes, rolling codes, the proxy ----
+
+DHT_PORT = 4222
+PROXY_PORT = 8088
+DHT_SUBNET = "10.231.0."
+
+
+def rolling_code(keyhash, day):
+    """docs/protocol.md: BLAKE2b-256(raw20 || uint64_le(day)), first 20 bytes,
+    lowercase hex."""
+    raw = bytes.fromhex(keyhash)
+    h = hashlib.blake2b(raw + day.to_bytes(8, "little"), digest_size=32)
+    return h.hexdigest()[:40]
+
+
+def today():
+    return int(time.time() // 86400)
+
+
+def dht_key(keyhash, day=None):
+    """docs/protocol.md: SHA-1 of the 40 ASCII hex characters of the rolling
+    code, as OpenDHT's InfoHash::get(string)."""
+    if day is None:
+        day = today()
+    return hashlib.sha1(rolling_code(keyhash, day).encode()).hexdigest()
+
+
+# The test vectors of docs/protocol.md, so that this independent implementation
+# (computed from docs/protocol.md alone, not from the C code under test) is
+# itself checked before anything relies on it.
+_KH = bytes(range(20)).hex()
+assert rolling_code(_KH, 19000) == "3936c95c19f0b9f43a7cc45a6e2ca85429fc40f3"
+assert dht_key(_KH, 19000) == "167a53807b43416fb4d1b9ea83d01a0451438c31"
+assert rolling_code(_KH, 19001) == "26f55605ec3dfb7346b240fcd4c07d4bd51ab5ed"
+assert dht_key(_KH, 19001) == "796a66cf0034b18d67a8e474ed3f09b9d4dd5f09"
+
+
+class DhtLab(Net):
+    """A bridge LAN (10.231.0.0/24) of d1, d2, d3 and hosts, plus isolated
+    namespaces with nothing but loopback. up() starts `dhtnode -s` on UDP
+    4222 in d1, d2 and d3; d1 and d2 also serve the OpenDHT HTTP proxy on
+    TCP 8088."""
+
+    def __init__(self, hosts=("srv", "cli"), isolated=(), tmp=None):
+        Net.__init__(self, tmp)
+        self.hosts = ["d1", "d2", "d3"] + list(hosts)
+        self.subnet = DHT_SUBNET
+        self.isolated = list(isolated)
+
+    def up(self, dht=True):
+        self.lan(self.hosts, DHT_SUBNET)
+        for h in self.isolated:
+            self.netns(h)
+        if dht:
+            self.start_dhtnodes()
+
+    def start_dhtnodes(self):
+        boot = "%s:%d" % (self.ip("d1"), DHT_PORT)
+        for h in ("d1", "d2", "d3"):
+            args = ["dhtnode", "-s", "-p", str(DHT_PORT), "-v", "-l",
+                    self.log_path("dht-" + h)]
+            if h != "d1":
+                args += ["-b", boot]
+            if h in ("d1", "d2"):
+                args += ["--proxyserver", str(PROXY_PORT)]
+            self.spawn(h, args)
+        for h in ("d1", "d2"):
+            hltest.wait_for(lambda: self.port_open(h, self.ip(h),
+                                                   PROXY_PORT),
+                            20, "dhtnode's proxy on %s" % h, step=0.1)
+        # d2 and d3 joined through d1 once a value put at one proxy is
+        # read back at the other (a put fails with HTTP 502 while d1 knows
+        # no other node yet).
+        key = hashlib.sha1(b"dhtlab-%d" % os.getpid()).hexdigest()
+
+        def joined():
+            self.proxy_put("d1", key, b"ready", vid=1)
+            return b"ready" in self.proxy_values("d2", key)
+        hltest.wait_for(joined, 20, "the three dhtnodes forming a network",
+                        step=0.2)
+
+    def dht_log(self, h):
+        return self.log_of("dht-" + h)
+
+    # ---- the OpenDHT HTTP proxy, as any client would use it ----
+
+    def proxy_url(self, host="d2"):
+        return "http://%s:%d/" % (self.ip(host), PROXY_PORT)
+
+    def _http(self, host, method, path, body=None, timeout=10):
+        with self.inside(host):
+            c = http.client.HTTPConnection(self.ip(host), PROXY_PORT,
+                                           timeout=timeout)
+            try:
+                c.request(method, path, body=body,
+                          headers={"Content-Type": "application/json"})
+                r = c.getresponse()
+                return r.status, r.read(1 << 20)
+            except OSError as e:
+                raise Fail("%s %s at %s: %s" % (method, path, host, e))
+            finally:
+                c.close()
+
+    def proxy_get(self, host, key):
+        """GET /key/<key>: the raw answer (one JSON object a line)."""
+        status, data = self._http(host, "GET", "/key/" + key)
+        if status != 200:
+            raise Fail("GET /key/%s at %s: HTTP %d" % (key, host, status))
+        return data
+
+    def proxy_values(self, host, key):
+        """The values under key, decoded from base64."""
+        return [base64.b64decode(json.loads(line)["data"])
+                for line in self.proxy_get(host, key).splitlines()
+                if line.strip()]
+
+    def proxy_put(self, host, key, data, vid=None):
+        """POST /key/<key> a value of type 0 (as Python Hardline would)."""
+        body = json.dumps({"data": base64.b64encode(data).decode(),
+                           "id": str(vid or int.from_bytes(os.urandom(6),
+                                                           "big")),
+                           "type": 0}).encode()
+        status, answer = self._http(host, "POST", "/key/" + key, body)
+        if status != 200:
+            raise Fail("POST /key/%s at %s: HTTP %d %r" %
+                       (key, host, status, answer[:200]))
+        return answer
+
+
+def lan_lab(hosts, subnet="10.77.0."):
+    """A Net holding one bridge LAN of hosts (see Net.lan)."""
+    net = Net()
+    net.lan(hosts, subnet)
+    return net

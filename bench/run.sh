@@ -20,9 +20,11 @@
 # WRK_CONNS (32), WRK_THREADS (2), IDLE_CONNS (2000), NGINX_WORKERS (1),
 # BENCH_PARTS ("bulk rps idle", or any of these and "tunnels"),
 # BENCH_TIME_LIMIT (900), BENCH_SKIP_BUILD (set: use BUILD_DIR/hlcore as it is),
-# TUNNELS (10000), TUNNELS_STUNNEL (TUNNELS), TUNNELS_NOFILE ("1024:65536":
-# soft:hard descriptor limit both hlcore nodes start with in part 4),
-# TUNNELS_DEADLINE (300 s to open them, for each tunnel).
+# TUNNELS (10000), TUNNELS_STUNNEL (TUNNELS, or fewer if stunnel4 cannot
+# serve that many with the descriptor limit), TUNNELS_NOFILE ("1024:65536":
+# the soft:hard descriptor limit both hlcore nodes start with in part 4),
+# TUNNELS_DEADLINE (300: seconds to open all of them, per path).
+# shellcheck disable=SC2034,SC2154 # start sets pid_NAME with eval; small_url_* are read as ${!v}
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -39,7 +41,6 @@ NGINX_WORKERS=${NGINX_WORKERS:-1}
 BENCH_TIME_LIMIT=${BENCH_TIME_LIMIT:-900}
 BENCH_PARTS=${BENCH_PARTS:-bulk rps idle}
 TUNNELS=${TUNNELS:-10000}
-TUNNELS_STUNNEL=${TUNNELS_STUNNEL:-$TUNNELS}
 TUNNELS_NOFILE=${TUNNELS_NOFILE:-1024:65536}
 TUNNELS_DEADLINE=${TUNNELS_DEADLINE:-300}
 want() { case " $BENCH_PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
@@ -79,7 +80,6 @@ if want tunnels; then
 	*) die "TUNNELS_NOFILE must be SOFT:HARD (e.g. 1024:65536), not '$TUNNELS_NOFILE'" ;;
 	esac
 	at_least fd_need $((2 * TUNNELS + 1024))
-	at_least fd_need $((2 * TUNNELS_STUNNEL + 1024))
 	at_least fd_need "${TUNNELS_NOFILE#*:}"
 fi
 # Where the hard limit cannot be raised (not root, or a container without
@@ -91,17 +91,44 @@ if [ "$hard" != unlimited ] && [ "$hard" -lt "$fd_need" ] &&
 	! ulimit -Hn "$fd_need" 2>/dev/null; then
 	[ "$hard" -ge 8192 ] ||
 		die "cannot raise the descriptor limit to $fd_need (hard limit $hard); raise it (e.g. in /etc/security/limits.conf, or run as root) and retry"
-	fd_note="the hard descriptor limit is $hard here and could not be raised to $fd_need (that needs CAP_SYS_RESOURCE): a process holds at most about $((hard / 2)) tunnels"
+	fd_note="the hard descriptor limit is $hard here and could not be raised to $fd_need (that needs CAP_SYS_RESOURCE): a process holds at most about $(((hard - 20) / 2)) tunnels"
 	say "bench: $fd_note"
 	fd_need=$hard
 fi
 ulimit -Sn "$fd_need"
 [ "${TUNNELS_NOFILE#*:}" -le "$fd_need" ] || TUNNELS_NOFILE=${TUNNELS_NOFILE%:*}:$fd_need
+# stunnel4 serves at most limit * 125 / 256 clients at once ("Clients
+# allowed" in its debug log); below that, part 4 gives it a smaller N.
+stunnel_max=$((fd_need * 125 / 256))
+st_default=$TUNNELS
+[ "$TUNNELS" -le "$((stunnel_max - 64))" ] || st_default=$(((stunnel_max - 64) / 100 * 100))
+TUNNELS_STUNNEL=${TUNNELS_STUNNEL:-$st_default}
 
 # ---- processes, clean-up, time limit ----
 pids=()
+declare -A names  # by pid: the name start gave it
+crashes=          # processes that ended by a signal other than ours
 work=
 watchdog=
+reap() { # reap PID: give it 5 s to end (it has had a TERM), then KILL; report a crash
+	local rc=0
+	for _ in $(seq 1 50); do
+		kill -0 "$1" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || rc=$?
+	case $rc in
+	0 | 143) ;; # ended by itself, or by our TERM
+	137) say "bench: ${names[$1]:-$1} did not end within 5 s of a TERM; killed" ;;
+	*)
+		if [ "$rc" -gt 128 ]; then
+			crashes+="${crashes:+; }${names[$1]:-$1} ended by signal $((rc - 128)) ($(kill -l "$rc"))"
+		fi
+		say "bench: ${names[$1]:-$1} ended with status $rc"
+		;;
+	esac
+}
 cleanup() {
 	local rc=$?
 	set +e # clean up everything, whatever fails on the way
@@ -110,14 +137,7 @@ cleanup() {
 	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
 		kill "${pids[i]}" 2>/dev/null || true
 	done
-	for pid in "${pids[@]}"; do
-		for _ in $(seq 1 50); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
+	for pid in "${pids[@]}"; do reap "$pid"; done
 	[ -n "$work" ] && rm -rf "$work"
 	exit "$rc"
 }
@@ -138,6 +158,7 @@ start() {
 	shift
 	"$@" >"$work/$name.log" 2>&1 &
 	pids+=($!)
+	names[$!]=$name
 	eval "pid_$name=$!"
 }
 forget() { # forget PID: it has ended and was waited for; never signal it again
@@ -149,12 +170,7 @@ stop() { # stop NAME
 	local v=pid_$1 pid
 	pid=${!v}
 	kill "$pid" 2>/dev/null || true
-	for _ in $(seq 1 50); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
+	reap "$pid"
 	forget "$pid"
 }
 wait_port() { # wait_port PORT NAME
@@ -387,7 +403,7 @@ wrk_once() { # wrk_once PATH: one wrk run; keeps the best req/s
 	tick0[$p]=$((${tick0[$p]:-0} + $(pair_ticks "$p") - t0))
 	r=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")
 	n=$(awk '/ requests in / {print $1}' <<<"$out")
-	[ -n "$r" ] && [ -n "$n" ] || die "cannot read wrk's output on the $p path: $out"
+	if [ -z "$r" ] || [ -z "$n" ]; then die "cannot read wrk's output on the $p path: $out"; fi
 	err=$(awk '/Non-2xx|Socket errors/ {sub(/^ */, ""); printf "%s; ", $0}' <<<"$out")
 	if [ -n "$err" ]; then rps_err[$p]+="$err"; fi
 	if [ "${rps[$p]}" = - ] || [ "$r" -gt "${rps[$p]}" ]; then rps[$p]=$r; fi
@@ -531,9 +547,13 @@ if want tunnels; then
 	restart hlcore "$TUNNELS_NOFILE"
 	hl_nofile="client $(nofile_of "$pid_hl_client"), server $(nofile_of "$pid_hl_server")"
 	idle_run tunnels:hlcore "$TUNNELS" "$TUNNELS_DEADLINE" 64
+	stop hl_client # now, so that a crash on the way out is in the table
+	stop hl_server
 	restart stunnel
 	st_nofile=$(nofile_of "$pid_stunnel_client")
 	idle_run tunnels:stunnel "$TUNNELS_STUNNEL" "$TUNNELS_DEADLINE" 64
+	stop stunnel_client
+	stop stunnel_server
 fi
 
 # ---- the table ----
@@ -594,7 +614,7 @@ if want tunnels; then
 	echo "  stunnel4 (one thread per connection) started with: $st_nofile"
 	[ -z "$fd_note" ] || echo "  NOTE: $fd_note"
 	[ "$TUNNELS_STUNNEL" = "$TUNNELS" ] ||
-		echo "  stunnel holds a smaller N ($TUNNELS_STUNNEL): its RSS per tunnel is for $TUNNELS_STUNNEL tunnels"
+		echo "  stunnel gets a smaller N, $TUNNELS_STUNNEL: with $fd_need descriptors it serves at most $stunnel_max clients"
 	trow "" hlcore stunnel hlcore/stunnel
 	trow "  tunnels served" "${held[$h]} of ${asked[$h]}" "${held[$t]} of ${asked[$t]}" ""
 	trow "  seconds to open them" "${took[$h]}" "${took[$t]}" ""
@@ -615,4 +635,8 @@ if want bulk || want rps; then
 	printf '%-46s %9s %9s\n' "CPU of the tunnel pair (client + server)" stunnel hlcore
 	printf '%-46s %9s %9s\n' "  bulk: CPU seconds per GiB" "${cpu[bulk_stunnel]}" "${cpu[bulk_hlcore]}"
 	printf '%-46s %9s %9s\n' "  keep-alive: CPU microseconds per request" "${cpu[rps_stunnel]}" "${cpu[rps_hlcore]}"
+fi
+if [ -n "$crashes" ]; then
+	echo
+	echo "CRASHED: $crashes (stopped with TERM, or before)"
 fi

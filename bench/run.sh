@@ -23,7 +23,8 @@
 # TUNNELS (10000), TUNNELS_STUNNEL (TUNNELS, or fewer if stunnel4 cannot
 # serve that many with the descriptor limit), TUNNELS_NOFILE ("1024:65536":
 # the soft:hard descriptor limit both hlcore nodes start with in part 4),
-# TUNNELS_DEADLINE (300: seconds to open all of them, per path).
+# TUNNELS_DEADLINE (300: seconds to open all of them, per path),
+# TUNNELS_PARALLEL (64: how many are being opened at a time).
 # shellcheck disable=SC2034,SC2154 # start sets pid_NAME with eval; small_url_* are read as ${!v}
 set -euo pipefail
 
@@ -43,6 +44,7 @@ BENCH_PARTS=${BENCH_PARTS:-bulk rps idle}
 TUNNELS=${TUNNELS:-10000}
 TUNNELS_NOFILE=${TUNNELS_NOFILE:-1024:65536}
 TUNNELS_DEADLINE=${TUNNELS_DEADLINE:-300}
+TUNNELS_PARALLEL=${TUNNELS_PARALLEL:-64}
 want() { case " $BENCH_PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 say() { printf '%s\n' "$*" >&2; }
@@ -543,15 +545,15 @@ if want idle; then
 	idle_run idle:stunnel "$IDLE_CONNS" 120 64
 fi
 if want tunnels; then
-	say "== 4. tunnels: $TUNNELS idle tunnels (stunnel: $TUNNELS_STUNNEL), 64 at a time; hlcore nodes started with descriptor limit $TUNNELS_NOFILE (soft:hard)"
+	say "== 4. tunnels: $TUNNELS idle tunnels (stunnel: $TUNNELS_STUNNEL), $TUNNELS_PARALLEL at a time; hlcore nodes started with descriptor limit $TUNNELS_NOFILE (soft:hard)"
 	restart hlcore "$TUNNELS_NOFILE"
 	hl_nofile="client $(nofile_of "$pid_hl_client"), server $(nofile_of "$pid_hl_server")"
-	idle_run tunnels:hlcore "$TUNNELS" "$TUNNELS_DEADLINE" 64
+	idle_run tunnels:hlcore "$TUNNELS" "$TUNNELS_DEADLINE" "$TUNNELS_PARALLEL"
 	stop hl_client # now, so that a crash on the way out is in the table
 	stop hl_server
 	restart stunnel
 	st_nofile=$(nofile_of "$pid_stunnel_client")
-	idle_run tunnels:stunnel "$TUNNELS_STUNNEL" "$TUNNELS_DEADLINE" 64
+	idle_run tunnels:stunnel "$TUNNELS_STUNNEL" "$TUNNELS_DEADLINE" "$TUNNELS_PARALLEL"
 	stop stunnel_client
 	stop stunnel_server
 fi
@@ -609,7 +611,7 @@ if want tunnels; then
 	kib() { if [ "$1" = - ]; then echo -; else echo "$1 KiB"; fi; }
 	h=tunnels:hlcore t=tunnels:stunnel
 	echo
-	echo "Idle tunnels (issue 9): $TUNNELS through one hlcore client node, opened 64 at a time"
+	echo "Idle tunnels (issue 9): $TUNNELS through one hlcore client node, opened $TUNNELS_PARALLEL at a time"
 	echo "  hlcore nodes started with descriptor limit $TUNNELS_NOFILE (soft:hard), running with: $hl_nofile"
 	echo "  stunnel4 (one thread per connection) started with: $st_nofile"
 	[ -z "$fd_note" ] || echo "  NOTE: $fd_note"

@@ -616,7 +616,7 @@ if want tunnels; then
 	echo "  stunnel4 (one thread per connection) started with: $st_nofile"
 	[ -z "$fd_note" ] || echo "  NOTE: $fd_note"
 	[ "$TUNNELS_STUNNEL" = "$TUNNELS" ] ||
-		echo "  stunnel gets a smaller N, $TUNNELS_STUNNEL: with $fd_need descriptors it serves at most $stunnel_max clients"
+		echo "  stunnel gets a smaller N, $TUNNELS_STUNNEL (stunnel4 serves at most $stunnel_max clients with $fd_need descriptors)"
 	trow "" hlcore stunnel hlcore/stunnel
 	trow "  tunnels served" "${held[$h]} of ${asked[$h]}" "${held[$t]} of ${asked[$t]}" ""
 	trow "  seconds to open them" "${took[$h]}" "${took[$t]}" ""
@@ -626,6 +626,10 @@ if want tunnels; then
 	echo "  a new request while they are held:"
 	echo "    hlcore:  ${fresh[$h]}"
 	echo "    stunnel: ${fresh[$t]}"
+	for n in hl_client hl_server; do # what the nodes said, most frequent first
+		sed 's/[0-9][0-9]*/N/g' "$work/$n.log" | sort | uniq -c | sort -rn | head -n 3 |
+			awk -v n="$n" '{c = $1; sub(/^ *[0-9]+ /, ""); print "  " n " logged " c " x: " $0}'
+	done
 	served "$h"
 	served "$t"
 	if [ "${held[$h]}" = "${asked[$h]}" ]; then

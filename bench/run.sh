@@ -4,7 +4,12 @@
 #   1. bulk download MiB/s of a large file (curl, best of 3)
 #   2. keep-alive requests/s of a small file (wrk, 32 connections, 2 threads)
 #   3. RSS per idle tunnelled connection (2000 keep-alive connections held)
-# and a table with the ratios and issue 2's targets. See bench/README.md.
+# and a table with the ratios and issue 2's targets; and, when BENCH_PARTS
+# names it, issue 9's
+#   4. "tunnels": 10,000 idle tunnels through hlcore nodes started with the
+#      soft descriptor limit of a user's shell (1024): how many are served,
+#      whether a new request still is, RSS per tunnel against stunnel's.
+# See bench/README.md.
 #
 # It installs nothing: a missing tool is named with its Debian package.
 # It builds a Release hlcore into BUILD_DIR (default bench/build).
@@ -13,8 +18,14 @@
 #
 # Knobs (environment): BULK_MIB (1024), BULK_RUNS (3), WRK_SECONDS (10), WRK_RUNS (3),
 # WRK_CONNS (32), WRK_THREADS (2), IDLE_CONNS (2000), NGINX_WORKERS (1),
-# BENCH_PARTS ("bulk rps idle": which measurements), BENCH_TIME_LIMIT (900),
-# BENCH_SKIP_BUILD (set: use BUILD_DIR/hlcore as it is).
+# BENCH_PARTS ("bulk rps idle", or any of these and "tunnels"),
+# BENCH_TIME_LIMIT (900), BENCH_SKIP_BUILD (set: use BUILD_DIR/hlcore as it is),
+# TUNNELS (10000), TUNNELS_STUNNEL (TUNNELS, or fewer if stunnel4 cannot
+# serve that many with the descriptor limit), TUNNELS_NOFILE ("1024:65536":
+# the soft:hard descriptor limit both hlcore nodes start with in part 4),
+# TUNNELS_DEADLINE (300: seconds to open all of them, per path),
+# TUNNELS_PARALLEL (64: how many are being opened at a time).
+# shellcheck disable=SC2034,SC2154 # start sets pid_NAME with eval; small_url_* are read as ${!v}
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -30,6 +41,10 @@ IDLE_CONNS=${IDLE_CONNS:-2000}
 NGINX_WORKERS=${NGINX_WORKERS:-1}
 BENCH_TIME_LIMIT=${BENCH_TIME_LIMIT:-900}
 BENCH_PARTS=${BENCH_PARTS:-bulk rps idle}
+TUNNELS=${TUNNELS:-10000}
+TUNNELS_NOFILE=${TUNNELS_NOFILE:-1024:65536}
+TUNNELS_DEADLINE=${TUNNELS_DEADLINE:-300}
+TUNNELS_PARALLEL=${TUNNELS_PARALLEL:-64}
 want() { case " $BENCH_PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 say() { printf '%s\n' "$*" >&2; }
@@ -55,18 +70,67 @@ if [ ${#missing[@]} -gt 0 ]; then
 	say "    apt-get install ${missing[*]}"
 	exit 2
 fi
-# 2000 tunnelled connections take about 4000 descriptors in each hlcore.
-hard=$(ulimit -Hn)
-if [ "$hard" != unlimited ] && [ "$hard" -lt 8192 ]; then
-	ulimit -Hn 8192 2>/dev/null ||
-		die "cannot raise the descriptor limit to 8192 (hard limit $hard); raise it (e.g. in /etc/security/limits.conf) and retry"
+# N tunnelled connections take about 2N descriptors in each tunnel
+# process, N in nginx and N in idle_conns.py. Everything this starts gets
+# fd_need as its soft limit, but for part 4's hlcore nodes (TUNNELS_NOFILE).
+fd_need=8192
+at_least() { [ "$2" -le "${!1}" ] || printf -v "$1" %s "$2"; }
+want idle && at_least fd_need $((2 * IDLE_CONNS + 1024))
+if want tunnels; then
+	case $TUNNELS_NOFILE in
+	[0-9]*:[0-9]*) ;;
+	*) die "TUNNELS_NOFILE must be SOFT:HARD (e.g. 1024:65536), not '$TUNNELS_NOFILE'" ;;
+	esac
+	at_least fd_need $((2 * TUNNELS + 1024))
+	at_least fd_need "${TUNNELS_NOFILE#*:}"
 fi
-ulimit -Sn 8192
+# Where the hard limit cannot be raised (not root, or a container without
+# CAP_SYS_RESOURCE) but allows 8192, everything runs with that hard limit
+# and the table says so: part 4 then cannot hold more than about half of it.
+hard=$(ulimit -Hn)
+fd_note=
+if [ "$hard" != unlimited ] && [ "$hard" -lt "$fd_need" ] &&
+	! ulimit -Hn "$fd_need" 2>/dev/null; then
+	[ "$hard" -ge 8192 ] ||
+		die "cannot raise the descriptor limit to $fd_need (hard limit $hard); raise it (e.g. in /etc/security/limits.conf, or run as root) and retry"
+	fd_note="the hard descriptor limit is $hard here and could not be raised to $fd_need (that needs CAP_SYS_RESOURCE): a process holds at most about $(((hard - 20) / 2)) tunnels"
+	say "bench: $fd_note"
+	fd_need=$hard
+fi
+ulimit -Sn "$fd_need"
+[ "${TUNNELS_NOFILE#*:}" -le "$fd_need" ] || TUNNELS_NOFILE=${TUNNELS_NOFILE%:*}:$fd_need
+# stunnel4 serves at most limit * 125 / 256 clients at once ("Clients
+# allowed" in its debug log); below that, part 4 gives it a smaller N.
+stunnel_max=$((fd_need * 125 / 256))
+st_default=$TUNNELS
+[ "$TUNNELS" -le "$((stunnel_max - 64))" ] || st_default=$(((stunnel_max - 64) / 100 * 100))
+TUNNELS_STUNNEL=${TUNNELS_STUNNEL:-$st_default}
 
 # ---- processes, clean-up, time limit ----
 pids=()
+declare -A names  # by pid: the name start gave it
+crashes=          # processes that ended by a signal other than ours
 work=
 watchdog=
+reap() { # reap PID: give it 5 s to end (it has had a TERM), then KILL; report a crash
+	local rc=0
+	for _ in $(seq 1 50); do
+		kill -0 "$1" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || rc=$?
+	case $rc in
+	0 | 143) ;; # ended by itself, or by our TERM
+	137) say "bench: ${names[$1]:-$1} did not end within 5 s of a TERM; killed" ;;
+	*)
+		if [ "$rc" -gt 128 ]; then
+			crashes+="${crashes:+; }${names[$1]:-$1} ended by signal $((rc - 128)) ($(kill -l "$rc"))"
+		fi
+		say "bench: ${names[$1]:-$1} ended with status $rc"
+		;;
+	esac
+}
 cleanup() {
 	local rc=$?
 	set +e # clean up everything, whatever fails on the way
@@ -75,14 +139,7 @@ cleanup() {
 	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
 		kill "${pids[i]}" 2>/dev/null || true
 	done
-	for pid in "${pids[@]}"; do
-		for _ in $(seq 1 50); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
+	for pid in "${pids[@]}"; do reap "$pid"; done
 	[ -n "$work" ] && rm -rf "$work"
 	exit "$rc"
 }
@@ -103,6 +160,7 @@ start() {
 	shift
 	"$@" >"$work/$name.log" 2>&1 &
 	pids+=($!)
+	names[$!]=$name
 	eval "pid_$name=$!"
 }
 forget() { # forget PID: it has ended and was waited for; never signal it again
@@ -114,12 +172,7 @@ stop() { # stop NAME
 	local v=pid_$1 pid
 	pid=${!v}
 	kill "$pid" 2>/dev/null || true
-	for _ in $(seq 1 50); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
+	reap "$pid"
 	forget "$pid"
 }
 wait_port() { # wait_port PORT NAME
@@ -186,10 +239,10 @@ $user_line
 daemon off;
 master_process on;
 worker_processes $NGINX_WORKERS;
-worker_rlimit_nofile 8192;
+worker_rlimit_nofile $fd_need;
 pid $work/nginx.pid;
 error_log $work/nginx-error.log warn;
-events { worker_connections 8192; }
+events { worker_connections $fd_need; }
 http {
 	access_log off;
 	default_type application/octet-stream;
@@ -234,10 +287,13 @@ client = yes
 accept = 127.0.0.1:$P_SC
 connect = 127.0.0.1:$P_SS
 EOF
-start stunnel_server stunnel4 "$work/stunnel-server.conf"
-start stunnel_client stunnel4 "$work/stunnel-client.conf"
-wait_port "$P_SS" stunnel_server
-wait_port "$P_SC" stunnel_client
+start_stunnel() {
+	start stunnel_server stunnel4 "$work/stunnel-server.conf"
+	start stunnel_client stunnel4 "$work/stunnel-client.conf"
+	wait_port "$P_SS" stunnel_server
+	wait_port "$P_SC" stunnel_client
+}
+start_stunnel
 
 # ---- the hlcore pair ----
 cat >"$work/server.yaml" <<EOF
@@ -266,9 +322,14 @@ plugins:
 peers:
   $hash: ["127.0.0.1:$P_TLS"]
 EOF
-start_hlcore() {
-	start hl_server "$hlcore" -c "$work/server.yaml"
-	start hl_client "$hlcore" -c "$work/client.yaml"
+with_nofile() { # with_nofile SOFT:HARD CMD...: exec CMD with that descriptor limit
+	ulimit -Sn "${1%:*}" && ulimit -Hn "${1#*:}" && shift && exec "$@"
+}
+start_hlcore() { # start_hlcore [SOFT:HARD]: the pair, with that descriptor limit
+	local lim=()
+	[ -z "${1:-}" ] || lim=(with_nofile "$1")
+	start hl_server "${lim[@]}" "$hlcore" -c "$work/server.yaml"
+	start hl_client "${lim[@]}" "$hlcore" -c "$work/client.yaml"
 	wait_port "$P_TLS" hl_server
 	wait_port "$P_PROXY" hl_client
 }
@@ -303,7 +364,6 @@ say "== TLS: stunnel $tls_st, hlcore $tls_hl"
 declare -A bulk cpu rps rps_err tick0 work_done
 for p in direct stunnel hlcore; do bulk[$p]=-; rps[$p]=-; done
 for k in bulk_stunnel bulk_hlcore rps_stunnel rps_hlcore; do cpu[$k]=-; done
-idle_hl_c=- idle_hl_s=- idle_st_c=- idle_st_s=-
 hz=$(getconf CLK_TCK)
 pair_ticks() { # pair_ticks PATH: CPU ticks used so far by the path's tunnel pair
 	case $1 in
@@ -345,7 +405,7 @@ wrk_once() { # wrk_once PATH: one wrk run; keeps the best req/s
 	tick0[$p]=$((${tick0[$p]:-0} + $(pair_ticks "$p") - t0))
 	r=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")
 	n=$(awk '/ requests in / {print $1}' <<<"$out")
-	[ -n "$r" ] && [ -n "$n" ] || die "cannot read wrk's output on the $p path: $out"
+	if [ -z "$r" ] || [ -z "$n" ]; then die "cannot read wrk's output on the $p path: $out"; fi
 	err=$(awk '/Non-2xx|Socket errors/ {sub(/^ */, ""); printf "%s; ", $0}' <<<"$out")
 	if [ -n "$err" ]; then rps_err[$p]+="$err"; fi
 	if [ "${rps[$p]}" = - ] || [ "$r" -gt "${rps[$p]}" ]; then rps[$p]=$r; fi
@@ -382,58 +442,120 @@ if want rps; then
 	done
 fi
 
-# ---- 3. RSS per idle tunnelled connection ----
+# ---- 3. RSS per idle tunnelled connection, 4. many idle tunnels ----
 # Fresh processes, so that memory freed by the runs above (and kept by
 # malloc) does not hide what the idle connections cost.
-idle_run() { # idle_run NAME PORT HOSTHDR CLIENTPID SERVERPID -> sets idle_c idle_s
-	local name=$1 port=$2 hh=$3 cp=$4 sp=$5 c0 s0 c1 s1 fifo=$work/idle-$1.fifo line
+# Results by PART:PATH (idle:hlcore, tunnels:stunnel...): tunnels asked
+# for, held, why the others failed, seconds to open them, RSS per held
+# tunnel in the client and the server process, descriptors open in them
+# while held, and what a new request got then.
+declare -A asked held why took rss_c rss_s fds fresh
+per_tunnel() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN {if (n > 0) printf "%.1f", (b - a) / n; else print "-"}'; }
+fd_count() { local f=("/proc/$1/fd/"*); echo "${#f[@]}"; }
+nofile_of() { awk '/^Max open files/ {print $4 " soft, " $5 " hard"}' "/proc/$1/limits"; }
+fresh_request() { # fresh_request PORT HOSTHDR: is a new request served, and how fast
+	local out rc=0 code secs err
+	out=$(timeout 20 curl -sS -o /dev/null --max-time 10 -H "Host: $2" \
+		-w '%{http_code} %{time_total}' "http://127.0.0.1:$1/small.txt" 2>"$work/fresh.err") || rc=$?
+	read -r code secs <<<"$out"
+	secs=$(awk -v s="${secs:-0}" 'BEGIN {printf "%.1f ms", s * 1000}')
+	err=$(sed -n 's/^curl: //p' "$work/fresh.err" | head -n1)
+	if [ "$rc" = 0 ] && [ "$code" = 200 ]; then
+		echo "served (HTTP 200 in $secs)"
+	elif [ "$rc" = 0 ]; then
+		echo "NOT served: HTTP $code in $secs"
+	else
+		echo "NOT served: ${err:-curl exit $rc} (after $secs)"
+	fi
+}
+restart() { # restart hlcore [SOFT:HARD] | restart stunnel: a fresh pair
+	if [ "$1" = hlcore ]; then
+		stop hl_client
+		stop hl_server
+		start_hlcore "${2:-}"
+	else
+		stop stunnel_client
+		stop stunnel_server
+		start_stunnel
+	fi
+}
+# reading FIFO CMD...: exec CMD with FIFO as its input and without the
+# writing end the script holds (fd 4). (Redirecting the call to start
+# would not do: a background command's input is /dev/null unless the
+# command itself redirects it.)
+reading() {
+	exec <"$1" 4>&-
+	shift
+	exec "$@"
+}
+idle_run() { # idle_run PART:PATH N DEADLINE PARALLEL: open N, hold them, measure
+	local k=$1 n=$2 dl=$3 par=$4 port hh cp sp c0 s0 c1 s1 line name=${1/:/_}
+	local fifo=$work/${1/:/_}.fifo v=pid_${1/:/_}
+	if [ "${k#*:}" = hlcore ]; then
+		port=$P_PROXY hh=$host_hdr cp=$pid_hl_client sp=$pid_hl_server
+	else
+		port=$P_SC hh=127.0.0.1:$P_SC cp=$pid_stunnel_client sp=$pid_stunnel_server
+	fi
 	# One connection first: lazily made state (TLS contexts, DNS) is
 	# not a per-connection cost.
 	timeout 20 curl -fsS -o /dev/null -H "Host: $hh" "http://127.0.0.1:$port/small.txt" ||
-		die "$name: warm-up request failed"
+		die "$k: warm-up request failed"
 	sleep 0.5
 	c0=$(rss_kib "$cp")
 	s0=$(rss_kib "$sp")
 	mkfifo "$fifo"
 	exec 4<>"$fifo" # the connections stay open until this closes
-	start "idle_$name" python3 "$here/idle_conns.py" 127.0.0.1 "$port" \
-		"$IDLE_CONNS" "$hh" /small.txt <"$fifo"
+	start "$name" reading "$fifo" python3 "$here/idle_conns.py" --partial \
+		--deadline="$dl" 127.0.0.1 "$port" "$n" "$hh" /small.txt "$par"
 	line=
-	for _ in $(seq 1 1500); do
-		line=$(head -n1 "$work/idle_$name.log" 2>/dev/null || true)
+	for _ in $(seq 1 $(((dl + 30) * 10))); do
+		line=$(head -n1 "$work/$name.log" 2>/dev/null || true)
 		[ -n "$line" ] && break
+		if ! kill -0 "${!v}" 2>/dev/null; then # it ended: its last words
+			line=$(head -n1 "$work/$name.log" 2>/dev/null || true)
+			break
+		fi
 		sleep 0.1
 	done
 	case $line in
-	ready*) ;;
-	*) exec 4>&-; die "$name: the idle connections did not all open: ${line:-timeout}" ;;
+	ready*) held[$k]=$n why[$k]= ;;
+	held*) held[$k]=$(awk '{print $2}' <<<"$line") why[$k]=${line#*; failed } ;;
+	*) exec 4>&-; die "$k: idle_conns.py: ${line:-no answer in $((dl + 30)) s}" ;;
 	esac
+	asked[$k]=$n
+	took[$k]=$(sed -n 's/^[^(]*(\([0-9.]*\) s).*/\1/p' <<<"$line")
 	sleep 1
 	c1=$(rss_kib "$cp")
 	s1=$(rss_kib "$sp")
+	fds[$k]="$(fd_count "$cp") / $(fd_count "$sp")"
+	fresh[$k]=$(fresh_request "$port" "$hh")
 	exec 4>&-
-	local v=pid_idle_$name
 	wait "${!v}" 2>/dev/null || true
 	forget "${!v}"
-	idle_c=$(awk -v a="$c0" -v b="$c1" -v n="$IDLE_CONNS" 'BEGIN {printf "%.1f", (b - a) / n}')
-	idle_s=$(awk -v a="$s0" -v b="$s1" -v n="$IDLE_CONNS" 'BEGIN {printf "%.1f", (b - a) / n}')
-	say "   $name: client $c0 -> $c1 KiB, server $s0 -> $s1 KiB"
+	rss_c[$k]=$(per_tunnel "$c0" "$c1" "${held[$k]}")
+	rss_s[$k]=$(per_tunnel "$s0" "$s1" "${held[$k]}")
+	say "   $k: ${held[$k]} of $n held in ${took[$k]} s${why[$k]:+; failed ${why[$k]}}"
+	say "   $k: client $c0 -> $c1 KiB, server $s0 -> $s1 KiB; descriptors open ${fds[$k]}; a new request: ${fresh[$k]}"
 }
 if want idle; then
-say "== 3. idle: $IDLE_CONNS keep-alive connections held open"
-stop hl_client
-stop hl_server
-start_hlcore
-idle_run hlcore "$P_PROXY" "$host_hdr" "$pid_hl_client" "$pid_hl_server"
-idle_hl_c=$idle_c idle_hl_s=$idle_s
-stop stunnel_client
-stop stunnel_server
-start stunnel_server stunnel4 "$work/stunnel-server.conf"
-start stunnel_client stunnel4 "$work/stunnel-client.conf"
-wait_port "$P_SS" stunnel_server
-wait_port "$P_SC" stunnel_client
-idle_run stunnel "$P_SC" "127.0.0.1:$P_SC" "$pid_stunnel_client" "$pid_stunnel_server"
-idle_st_c=$idle_c idle_st_s=$idle_s
+	say "== 3. idle: $IDLE_CONNS keep-alive connections held open"
+	restart hlcore
+	idle_run idle:hlcore "$IDLE_CONNS" 120 64
+	restart stunnel
+	idle_run idle:stunnel "$IDLE_CONNS" 120 64
+fi
+if want tunnels; then
+	say "== 4. tunnels: $TUNNELS idle tunnels (stunnel: $TUNNELS_STUNNEL), $TUNNELS_PARALLEL at a time; hlcore nodes started with descriptor limit $TUNNELS_NOFILE (soft:hard)"
+	restart hlcore "$TUNNELS_NOFILE"
+	hl_nofile="client $(nofile_of "$pid_hl_client"), server $(nofile_of "$pid_hl_server")"
+	idle_run tunnels:hlcore "$TUNNELS" "$TUNNELS_DEADLINE" "$TUNNELS_PARALLEL"
+	stop hl_client # now, so that a crash on the way out is in the table
+	stop hl_server
+	restart stunnel
+	st_nofile=$(nofile_of "$pid_stunnel_client")
+	idle_run tunnels:stunnel "$TUNNELS_STUNNEL" "$TUNNELS_DEADLINE" "$TUNNELS_PARALLEL"
+	stop stunnel_client
+	stop stunnel_server
 fi
 
 # ---- the table ----
@@ -451,7 +573,9 @@ b_hd=$(ratio "${bulk[hlcore]}" "${bulk[direct]}")
 r_hs=$(ratio "${rps[hlcore]}" "${rps[stunnel]}")
 r_hd=$(ratio "${rps[hlcore]}" "${rps[direct]}")
 idle_max=-
-[ "$idle_hl_c" = - ] || idle_max=$(awk -v a="$idle_hl_c" -v b="$idle_hl_s" 'BEGIN {print (a > b) ? a : b}')
+if want idle && [ "${rss_c[idle:hlcore]}" != - ] && [ "${rss_s[idle:hlcore]}" != - ]; then
+	idle_max=$(awk -v a="${rss_c[idle:hlcore]}" -v b="${rss_s[idle:hlcore]}" 'BEGIN {print (a > b) ? a : b}')
+fi
 row() { printf '%-30s %9s %9s %9s %15s %14s   %s\n' "$@"; }
 echo
 echo "hlcore bench, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), Linux $(uname -r)"
@@ -462,17 +586,63 @@ else
 fi
 echo "$hl_what, $(stunnel4 -version 2>&1 | awk '/^stunnel/ {print $1 " " $2; exit}'), nginx $(nginx -v 2>&1 | sed 's|.*/||') ($NGINX_WORKERS worker), all on loopback"
 echo "TLS: stunnel ${tls_st:-?}; hlcore ${tls_hl:-?}"
-echo
-row "" direct stunnel hlcore hlcore/stunnel hlcore/direct "target (issue 2)"
-row "bulk MiB/s (${BULK_MIB} MiB, best of $BULK_RUNS)" "${bulk[direct]}" "${bulk[stunnel]}" "${bulk[hlcore]}" "$b_hs" "$b_hd" \
-	">= 1.5x stunnel: $(verdict "$b_hs" 1.5 ">=")"
-row "req/s (wrk -c$WRK_CONNS, best of $WRK_RUNS)" "${rps[direct]}" "${rps[stunnel]}" "${rps[hlcore]}" "$r_hs" "$r_hd" \
-	">= 1.5x stunnel: $(verdict "$r_hs" 1.5 ">=")"
-echo
-printf '%-30s %12s %12s   %s\n' "RSS per idle tunnel ($IDLE_CONNS)" "client side" "server side" "target"
-printf '%-30s %8s KiB %8s KiB   %s\n' "  hlcore" "$idle_hl_c" "$idle_hl_s" "<= 16 KiB each: $(verdict "$idle_max" 16 "<=")"
-printf '%-30s %8s KiB %8s KiB\n' "  stunnel (for comparison)" "$idle_st_c" "$idle_st_s"
-echo
-printf '%-46s %9s %9s\n' "CPU of the tunnel pair (client + server)" stunnel hlcore
-printf '%-46s %9s %9s\n' "  bulk: CPU seconds per GiB" "${cpu[bulk_stunnel]}" "${cpu[bulk_hlcore]}"
-printf '%-46s %9s %9s\n' "  keep-alive: CPU microseconds per request" "${cpu[rps_stunnel]}" "${cpu[rps_hlcore]}"
+served() { # served PART:PATH: a line if not all were served
+	[ "${held[$1]}" = "${asked[$1]}" ] ||
+		echo "  NOT all served by ${1#*:}: ${held[$1]} of ${asked[$1]}; failed ${why[$1]}"
+}
+if want bulk || want rps; then
+	echo
+	row "" direct stunnel hlcore hlcore/stunnel hlcore/direct "target (issue 2)"
+	row "bulk MiB/s (${BULK_MIB} MiB, best of $BULK_RUNS)" "${bulk[direct]}" "${bulk[stunnel]}" "${bulk[hlcore]}" "$b_hs" "$b_hd" \
+		">= 1.5x stunnel: $(verdict "$b_hs" 1.5 ">=")"
+	row "req/s (wrk -c$WRK_CONNS, best of $WRK_RUNS)" "${rps[direct]}" "${rps[stunnel]}" "${rps[hlcore]}" "$r_hs" "$r_hd" \
+		">= 1.5x stunnel: $(verdict "$r_hs" 1.5 ">=")"
+fi
+if want idle; then
+	echo
+	printf '%-30s %12s %12s   %s\n' "RSS per idle tunnel ($IDLE_CONNS)" "client side" "server side" "target"
+	printf '%-30s %8s KiB %8s KiB   %s\n' "  hlcore" "${rss_c[idle:hlcore]}" "${rss_s[idle:hlcore]}" "<= 16 KiB each: $(verdict "$idle_max" 16 "<=")"
+	printf '%-30s %8s KiB %8s KiB\n' "  stunnel (for comparison)" "${rss_c[idle:stunnel]}" "${rss_s[idle:stunnel]}"
+	served idle:hlcore
+	served idle:stunnel
+fi
+if want tunnels; then
+	trow() { printf '%-38s %18s %18s %15s\n' "$@"; }
+	kib() { if [ "$1" = - ]; then echo -; else echo "$1 KiB"; fi; }
+	h=tunnels:hlcore t=tunnels:stunnel
+	echo
+	echo "Idle tunnels (issue 9): $TUNNELS through one hlcore client node, opened $TUNNELS_PARALLEL at a time"
+	echo "  hlcore nodes started with descriptor limit $TUNNELS_NOFILE (soft:hard), running with: $hl_nofile"
+	echo "  stunnel4 (one thread per connection) started with: $st_nofile"
+	[ -z "$fd_note" ] || echo "  NOTE: $fd_note"
+	[ "$TUNNELS_STUNNEL" = "$TUNNELS" ] ||
+		echo "  stunnel gets a smaller N, $TUNNELS_STUNNEL (stunnel4 serves at most $stunnel_max clients with $fd_need descriptors)"
+	trow "" hlcore stunnel hlcore/stunnel
+	trow "  tunnels served" "${held[$h]} of ${asked[$h]}" "${held[$t]} of ${asked[$t]}" ""
+	trow "  seconds to open them" "${took[$h]}" "${took[$t]}" ""
+	trow "  RSS per served tunnel, client node" "$(kib "${rss_c[$h]}")" "$(kib "${rss_c[$t]}")" "$(ratio "${rss_c[$h]}" "${rss_c[$t]}")"
+	trow "  RSS per served tunnel, server node" "$(kib "${rss_s[$h]}")" "$(kib "${rss_s[$t]}")" "$(ratio "${rss_s[$h]}" "${rss_s[$t]}")"
+	trow "  descriptors open, client / server" "${fds[$h]}" "${fds[$t]}" ""
+	echo "  a new request while they are held:"
+	echo "    hlcore:  ${fresh[$h]}"
+	echo "    stunnel: ${fresh[$t]}"
+	for n in hl_client hl_server; do # what the nodes said, most frequent first
+		sed 's/[0-9][0-9]*/N/g' "$work/$n.log" | sort | uniq -c | sort -rn | head -n 3 |
+			awk -v n="$n" '{c = $1; sub(/^ *[0-9]+ /, ""); print "  " n " logged " c " x: " $0}'
+	done
+	served "$h"
+	served "$t"
+	if [ "${held[$h]}" = "${asked[$h]}" ]; then
+		echo "  hlcore: all $TUNNELS served"
+	fi
+fi
+if want bulk || want rps; then
+	echo
+	printf '%-46s %9s %9s\n' "CPU of the tunnel pair (client + server)" stunnel hlcore
+	printf '%-46s %9s %9s\n' "  bulk: CPU seconds per GiB" "${cpu[bulk_stunnel]}" "${cpu[bulk_hlcore]}"
+	printf '%-46s %9s %9s\n' "  keep-alive: CPU microseconds per request" "${cpu[rps_stunnel]}" "${cpu[rps_hlcore]}"
+fi
+if [ -n "$crashes" ]; then
+	echo
+	echo "CRASHED: $crashes (stopped with TERM, or before)"
+fi

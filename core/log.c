@@ -224,7 +224,10 @@ hl__vlog_site(int level, const char *who, const void *site, const char *fmt,
 		lvl = HL_LOG_DEBUG;
 	level = lvl | (level & HL_LOG_PRIVATE);
 	vsnprintf(msg, sizeof msg, fmt, ap);
-	if (!flood_admit(level, who, site ? site : fmt, msg))
+	/* Debug lines are what an admin asked for to see everything: they
+	 * are not rate-limited (debug is never the default level). */
+	if (lvl < HL_LOG_DEBUG &&
+	    !flood_admit(level, who, site ? site : fmt, msg))
 		return;
 	emit(level, who, msg);
 }

@@ -88,6 +88,16 @@ struct hl__peer_conf {
 	const struct hl_conf *node;
 };
 
+/* One entry of `forwards:`: a local port for a remote service. */
+struct hl__forward_conf {
+	char *listen; /* "ip:port", numeric */
+	char *title; /* optional; NULL: none */
+	char password[HL_PASSWORD_MAX + 1];
+	char keyhash[HL_KEYHASH_LEN + 1]; /* lowercase */
+	const struct hl_conf *node; /* the entry's map */
+	const struct hl_conf *listen_node; /* for file:line:column */
+};
+
 struct hl__config {
 	char *file;
 	struct hl_conf *root;
@@ -103,6 +113,10 @@ struct hl__config {
 	size_t nservices;
 	struct hl__peer_conf *peers;
 	size_t npeers;
+	int proxy_socks; /* proxy.socks: SOCKS5 on proxy_listen too */
+	char *socks_listen; /* proxy.socks_listen: a SOCKS5-only port */
+	struct hl__forward_conf *forwards;
+	size_t nforwards;
 };
 
 /*
@@ -128,6 +142,12 @@ const char *hl__conf_str(const struct hl_conf *node);
 size_t hl__conf_len(const struct hl_conf *node);
 const struct hl_conf *hl__conf_item(const struct hl_conf *node, size_t i);
 const char *hl__conf_key(const struct hl_conf *node, size_t i);
+/* A copy of map node `map` without the entry `key` (its children are
+ * shared, not copied): what a plugin sees when the core wants it not to
+ * listen (`hlcore connect`). Free with hl__conf_shell_free. */
+struct hl_conf *hl__conf_map_without(const struct hl_conf *map,
+                                     const char *key);
+void hl__conf_shell_free(struct hl_conf *shell);
 
 /* ---- identity.c: certificates, keyhashes, passwords ---- */
 
@@ -182,6 +202,65 @@ int hl__http_find_host(const char *buf, size_t len, const char **host,
 int hl__host_parse(const char *host, size_t len,
                    char password[HL_PASSWORD_MAX + 1],
                    char keyhash[HL_KEYHASH_LEN + 1]);
+/*
+ * Parse a service label as people write it outside a Host header:
+ * "<password>-<keyhash>", also with a ".localhost" suffix (a forward's
+ * `to:`, `hlcore connect LABEL`). No port, no spaces. Returns 0 with
+ * password and keyhash (lowercased) filled, or -1.
+ */
+int hl__label_parse(const char *label, char password[HL_PASSWORD_MAX + 1],
+                    char keyhash[HL_KEYHASH_LEN + 1]);
+
+/* ---- socks.c: the SOCKS5 front's parser (RFC 1928), pure ---- */
+
+#define HL_SOCKS_GREETING_MAX 257 /* VER NMETHODS METHODS[255] */
+#define HL_SOCKS_REQUEST_MAX 262 /* VER CMD RSV ATYP LEN NAME[255] PORT */
+
+/* SOCKS5 reply codes (RFC 1928, 6). */
+enum hl__socks_rep {
+	HL_SOCKS_SUCCEEDED = 0,
+	HL_SOCKS_GENERAL_FAILURE = 1,
+	HL_SOCKS_NOT_ALLOWED = 2, /* a name that is not a Hardline service */
+	HL_SOCKS_HOST_UNREACHABLE = 4, /* no path to the service worked */
+	HL_SOCKS_CONNECTION_REFUSED = 5, /* the service closed the tunnel */
+	HL_SOCKS_COMMAND_NOT_SUPPORTED = 7, /* BIND, UDP ASSOCIATE */
+	HL_SOCKS_ADDRESS_NOT_SUPPORTED = 8, /* IP addresses, unknown ATYP */
+};
+
+/*
+ * The client's greeting (VER NMETHODS METHODS) at buf[0..len). Returns 0
+ * when more bytes are needed; -1 when it is not a SOCKS5 greeting (the
+ * caller closes); 1 when complete and "no authentication" (0x00) is
+ * offered; 2 when complete without it (the caller answers 05 FF and
+ * closes). *used is set to the greeting's length when complete.
+ */
+int hl__socks_greeting(const unsigned char *buf, size_t len, size_t *used);
+
+struct hl__socks_request {
+	int cmd; /* 1 CONNECT, 2 BIND, 3 UDP ASSOCIATE, ... */
+	int atyp; /* 1 IPv4, 3 domain name, 4 IPv6 */
+	char name[256]; /* atyp 3: the name, NUL-ended ("" otherwise) */
+	uint16_t port;
+	int rep; /* HL_SOCKS_SUCCEEDED: go on; else the refusal to send */
+	char password[HL_PASSWORD_MAX + 1]; /* when rep is 0 */
+	char keyhash[HL_KEYHASH_LEN + 1]; /* when rep is 0 */
+};
+
+/*
+ * The request (VER CMD RSV ATYP DST.ADDR DST.PORT) at buf[0..len). Returns
+ * 0 when more bytes are needed; -1 when it is malformed (wrong version or
+ * reserved byte: the caller answers a general failure and closes); 1 when
+ * complete, with req filled and req->rep saying whether it may go on: only
+ * a CONNECT to a domain name that is a Hardline name
+ * ("<password>-<keyhash>.localhost") gets HL_SOCKS_SUCCEEDED. An unknown
+ * address type completes at once with HL_SOCKS_ADDRESS_NOT_SUPPORTED.
+ */
+int hl__socks_request(const unsigned char *buf, size_t len, size_t *used,
+                      struct hl__socks_request *req);
+/* The 10-byte reply with code rep (BND.ADDR 0.0.0.0:0). */
+void hl__socks_reply(unsigned char out[10], int rep);
+/* What a SOCKS4 client gets: 8 bytes, "request rejected" (0x5B). */
+void hl__socks4_refusal(unsigned char out[8]);
 
 /* ---- oob.c: the out-of-band line ---- */
 

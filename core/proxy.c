@@ -25,7 +25,7 @@ struct proxy_conn {
 	struct hl__live live; /* first: the list hands back this pointer */
 	struct hl__core *core;
 	struct bufferevent *browser;
-	struct hl__route *route;
+	struct hl__outbound *out;
 	char peer[HL_PEER_MAX];
 	char keyhash[HL_KEYHASH_LEN + 1];
 	char password[HL_PASSWORD_MAX + 1];
@@ -41,8 +41,8 @@ conn_free(struct proxy_conn *pc)
 	hl__live_remove(&pc->live);
 	if (pc->head_deadline != NULL)
 		event_free(pc->head_deadline);
-	if (pc->route != NULL)
-		hl__route_cancel(pc->route);
+	if (pc->out != NULL)
+		hl__outbound_cancel(pc->out);
 	if (pc->browser != NULL)
 		bufferevent_free(pc->browser);
 	free(pc);
@@ -177,74 +177,41 @@ proxy_splice_callback(void *arg, int closed_side, size_t a_to_b, size_t b_to_a)
 }
 
 static void
-proxy_oob_callback(void *arg, struct bufferevent *tunnel, struct hl__oob *oob,
-                   const char *error)
+proxy_outbound_callback(void *arg, int result, struct bufferevent *tunnel,
+                        const char *via, const char *why)
 {
 	struct proxy_conn *pc = arg;
 	struct bufferevent *browser;
-	struct hl__splice *sp;
-	struct hl__tunnel_info info;
+	char text[16384];
 
-	if (error != NULL) {
-		char text[512];
-		bufferevent_free(tunnel);
+	pc->out = NULL;
+	if (result == HL_OUT_NO_ROUTE) {
+		snprintf(
+		    text, sizeof text,
+		    "No path to the service %s worked. What was tried:\n\n%s",
+		    pc->keyhash, why);
+		conn_reply_error(pc, 502, "Bad Gateway",
+		                 "No path to the service", text);
+		return;
+	}
+	if (result != HL_OUT_OK) {
 		snprintf(text, sizeof text,
 		         "The tunnel via %s was set up, but the Hardline "
 		         "handshake failed: %s.",
-		         pc->via, error);
+		         via ? via : "no transport", why);
 		conn_reply_error(
 		    pc, 502, "Bad Gateway",
 		    "The service's node did not complete the handshake", text);
 		return;
 	}
-	if (oob->wanhosts != NULL && oob->wanhosts[0] != '\0')
-		hl__peercache_learn(pc->keyhash, oob->wanhosts);
+	snprintf(pc->via, sizeof pc->via, "%s", via);
 	browser = pc->browser;
 	pc->browser = NULL;
 	/* The splice owns pc from here; it frees it when it ends. */
 	hl__live_remove(&pc->live);
-	sp = hl__splice_new(browser, tunnel, proxy_splice_callback, pc);
-	if (sp == NULL) {
-		bufferevent_free(browser);
-		bufferevent_free(tunnel);
+	if (hl__outbound_splice(browser, tunnel, pc->keyhash, pc->peer, via,
+	                        "proxy", proxy_splice_callback, pc) == NULL)
 		free(pc);
-		return;
-	}
-	memset(&info, 0, sizeof info);
-	info.outgoing = 1;
-	info.service = "";
-	snprintf(info.keyhash, sizeof info.keyhash, "%s", pc->keyhash);
-	snprintf(info.peer, sizeof info.peer, "%s", pc->peer);
-	snprintf(info.via, sizeof info.via, "%s", pc->via);
-	hl__splice_set_info(sp, &info);
-}
-
-static void
-proxy_route_callback(void *arg, struct bufferevent *tunnel, const char *via,
-                     const char *trace)
-{
-	struct proxy_conn *pc = arg;
-	char *line, text[16384];
-
-	pc->route = NULL;
-	if (tunnel == NULL) {
-		snprintf(
-		    text, sizeof text,
-		    "No path to the service %s worked. What was tried:\n\n%s",
-		    pc->keyhash, trace);
-		conn_reply_error(pc, 502, "Bad Gateway",
-		                 "No path to the service", text);
-		return;
-	}
-	snprintf(pc->via, sizeof pc->via, "%s", via);
-	line = hl__oob_client_line(pc->password);
-	if (line == NULL) {
-		bufferevent_free(tunnel);
-		conn_free(pc);
-		return;
-	}
-	hl__oob_exchange(tunnel, line, proxy_oob_callback, pc);
-	free(line);
 }
 
 static void
@@ -257,6 +224,14 @@ head_read_callback(struct bufferevent *bev, void *arg)
 	size_t hostlen;
 	int r;
 
+	/* With proxy.socks, a first byte of 4 or 5 is SOCKS, never HTTP. */
+	if (pc->core->cfg->proxy_socks && len > 0 &&
+	    (*evbuffer_pullup(in, 1) == 4 || *evbuffer_pullup(in, 1) == 5)) {
+		pc->browser = NULL;
+		hl__socksd_take(pc->core, bev, pc->peer);
+		conn_free(pc);
+		return;
+	}
 	/* Look at the head without taking it out: it goes down the tunnel
 	 * as it came. */
 	r = hl__http_find_host((const char *)evbuffer_pullup(in, -1), len,
@@ -300,9 +275,9 @@ head_read_callback(struct bufferevent *bev, void *arg)
 	event_free(pc->head_deadline);
 	pc->head_deadline = NULL;
 	hl__debug("proxy: %s asks for %.8s", pc->peer, pc->keyhash);
-	pc->route =
-	    hl__route_start(pc->core, pc->keyhash, proxy_route_callback, pc);
-	if (pc->route == NULL)
+	pc->out = hl__outbound_start(pc->core, pc->keyhash, pc->password,
+	                             proxy_outbound_callback, pc);
+	if (pc->out == NULL)
 		conn_free(pc);
 }
 
@@ -333,7 +308,10 @@ head_event_callback(struct bufferevent *bev, short what, void *arg)
 static void
 conn_abort(struct hl__live *l)
 {
-	conn_free((struct proxy_conn *)l);
+	struct proxy_conn *pc = (struct proxy_conn *)l;
+
+	pc->out = NULL; /* on the list itself: aborted on its own */
+	conn_free(pc);
 }
 
 static void

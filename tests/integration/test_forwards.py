@@ -443,6 +443,37 @@ def admin_status():
     return text, json.loads(text)
 
 
+def dashboard():
+    """Log in with the form as a browser does; the dashboard's HTML."""
+    import http.client
+    import re
+
+    def req(method, path, cookies, body=None):
+        c = http.client.HTTPConnection("127.0.0.1", ports["admin"],
+                                       timeout=t.slow(10))
+        h = {"Cookie": "; ".join("%s=%s" % kv for kv in cookies.items())}
+        if body:
+            h["Content-Type"] = "application/x-www-form-urlencoded"
+        c.request(method, path, body=body, headers=h)
+        r = c.getresponse()
+        got = {}
+        for k, v in r.getheaders():
+            if k.lower() == "set-cookie":
+                n, _, rest = v.partition("=")
+                got[n] = rest.split(";")[0]
+        data = r.read().decode("utf-8", "replace")
+        c.close()
+        return data, got
+
+    tok = open(os.path.join(client.state_dir, "admin.token")).read().strip()
+    page, cookies = req("GET", "/login", {})
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page).group(1)
+    _, sess = req("POST", "/login", cookies, "csrf=%s&token=%s" %
+                  (csrf, tok))
+    page, _ = req("GET", "/", sess)
+    return page
+
+
 def case_admin_panel():
     if not ADMIN:
         print("  (admin-web.so not built: the panel is not checked)")
@@ -451,6 +482,13 @@ def case_admin_panel():
                                   timeout=10) as s:
         recv_until(s, b"\r\n", t.slow(10))
         text, st = admin_status()
+        page = dashboard()
+    for needle in ('id="forwards-body"', "127.0.0.1:%d" % ports["ssh"],
+                   "<td>forward 127.0.0.1:%d</td>" % ports["banner"]):
+        check_in(needle, page, "the dashboard's HTML")
+    for secret in (S["ssh"]["pw"], PY["pw"]):
+        check(secret not in page, "the dashboard", "no forward's password",
+              "a password in it")
     fw = {f["listen"]: f for f in st.get("forwards", [])}
     check_eq(len(fw), len(FWD), "forwards in /api/status")
     b = fw.get("127.0.0.1:%d" % ports["banner"], {})

@@ -194,6 +194,11 @@ proxy_outbound_callback(void *arg, int result, struct bufferevent *tunnel,
 		                 "No path to the service", text);
 		return;
 	}
+	if (result == HL_OUT_BUSY) {
+		conn_reply_error(pc, 503, "Service Unavailable",
+		                 "Too many tunnels at once", why);
+		return;
+	}
 	if (result != HL_OUT_OK) {
 		snprintf(text, sizeof text,
 		         "The tunnel via %s was set up, but the Hardline "

@@ -8,7 +8,8 @@ the proxy, a transport-tls listener, admin-web and forwards to them. Then:
 
 - the banner arrives through a forward and through `hlcore connect`
   without the client sending anything;
-- ssh logs in through a forward, and through `hlcore connect` as its
+- ssh logs in through a forward, through the proxy's SOCKS5 with
+  `nc -X 5` as its ProxyCommand, and through `hlcore connect` as its
   ProxyCommand (with no forward for it, while the client daemon with the
   same config and state_dir runs); 16 MiB go up and down over ssh intact;
 - a wrong password and an unknown keyhash are refused: connect exits
@@ -217,7 +218,7 @@ def client_config():
     cfg = {
         "state_dir": client.state_dir,
         "log": {"level": hltest.log_level()},
-        "proxy": {"listen": "127.0.0.1:%d" % ports["proxy"]},
+        "proxy": {"listen": "127.0.0.1:%d" % ports["proxy"], "socks": True},
         "plugins": plugins,
         "peers": peers,
     }
@@ -350,6 +351,23 @@ def case_ssh_connect():
                else "<pw>-<hash>"), "exit 0 and hello-42",
               "exit %d, out %r, err %r" % (r.returncode, r.stdout,
                                             r.stderr))
+
+
+def case_ssh_socks():
+    nc = shutil.which("nc")
+    if nc is None:
+        raise hltest.Fail("nc (netcat-openbsd) is not installed: "
+                          "scripts/deps.sh test installs it")
+    r = subprocess.run(
+        ["ssh"] + SSH_OPTS +
+        ["-o", "ProxyCommand=%s -X 5 -x 127.0.0.1:%d %%h %%p" %
+         (nc, ports["proxy"]),
+         "%s@%s.localhost" % (USER, label("ssh")), "echo hello-$((6*7))"],
+        stdin=subprocess.DEVNULL, capture_output=True, timeout=t.slow(60))
+    check(r.returncode == 0 and r.stdout.strip() == b"hello-42",
+          "ssh with ProxyCommand nc -X 5 through the proxy's SOCKS5",
+          "exit 0 and hello-42",
+          "exit %d, out %r, err %r" % (r.returncode, r.stdout, r.stderr))
 
 
 def case_ssh_16mib():
@@ -572,6 +590,7 @@ if t.failed == 0:
            case_banner_connect)
     t.case("ssh through a forward", case_ssh_forward)
     t.case("ssh with hlcore connect as ProxyCommand", case_ssh_connect)
+    t.case("ssh through SOCKS5 (nc -X 5 as ProxyCommand)", case_ssh_socks)
     t.case("16 MiB up and down over ssh, intact", case_ssh_16mib)
     t.case("a wrong password is refused", case_wrong_password)
     t.case("an unknown keyhash is refused, and tried again",

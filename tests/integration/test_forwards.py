@@ -421,6 +421,11 @@ def case_wrong_password():
 
 
 def case_unknown_keyhash():
+    for bad in ("example.com", "pw-%s.localhost:22" % UNKNOWN, UNKNOWN):
+        rc, out, err = client.cmd("connect", bad)
+        check(rc == 2 and "not a Hardline service name" in err,
+              "hlcore connect %s" % bad, "exit 2 saying why",
+              "exit %d: %s" % (rc, err))
     p = connect_proc("-" + UNKNOWN)
     try:
         rc = p.wait(timeout=t.slow(30))

@@ -604,8 +604,6 @@ out:
 	pthread_mutex_lock(&c->calls_lock);
 	c->stopping = 1;
 	pthread_mutex_unlock(&c->calls_lock);
-	if (k.ob != NULL && !k.ended && k.rc == 1 && k.pair[0] != NULL)
-		hl__debug("connect: stopped before the tunnel stood");
 	hl__live_abort_all(); /* the splice or the outbound, if any */
 	if (k.poll != NULL)
 		event_free(k.poll);

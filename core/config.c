@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <event2/util.h>
 #include <yaml.h>
 
 #include "hl.h"
@@ -612,10 +613,13 @@ done:
 /* ---- checks of the core's keys ---- */
 
 static const char *const top_keys[] = {
-    "state_dir", "log",      "proxy", "plugin_dir", "plugins_strict",
-    "plugins",   "services", "peers", "limits",     NULL};
+    "state_dir",      "log",     "proxy",    "plugin_dir",
+    "plugins_strict", "plugins", "services", "peers",
+    "forwards",       "limits",  NULL};
 static const char *const log_keys[] = {"level", NULL};
-static const char *const proxy_keys[] = {"listen", NULL};
+static const char *const proxy_keys[] = {"listen", "socks", "socks_listen",
+                                         NULL};
+static const char *const forward_keys[] = {"listen", "to", "title", NULL};
 static const char *const limits_keys[] = {
     "idle_timeout",        "tunnels", "tunnels_per_peer",
     "tunnels_per_service", "routes",  NULL};
@@ -815,6 +819,29 @@ check_log(struct ctx *x, struct hl__config *cfg, const struct hl_conf *m)
 	    Q(s, q));
 }
 
+/* A numeric "ip:port" to listen on; returns 0, or -1 after reporting. */
+static int
+want_listen(struct ctx *x, const struct hl_conf *c, const char *what,
+            const char *example, const char **out)
+{
+	struct sockaddr_storage ss;
+	int sslen = sizeof ss;
+	char q[72];
+
+	if (want_addr(x, c, what, example, out) < 0)
+		return -1;
+	if (evutil_parse_sockaddr_port(*out, (struct sockaddr *)&ss, &sslen) !=
+	    0) {
+		err(x, c,
+		    "%s is %s: a listening address must be an IP address "
+		    "and a port, like %s (\"[::1]:2222\" for IPv6), not a "
+		    "host name",
+		    what, Q(*out, q), example);
+		return -1;
+	}
+	return 0;
+}
+
 static void
 check_proxy(struct ctx *x, struct hl__config *cfg, const struct hl_conf *m)
 {
@@ -824,6 +851,13 @@ check_proxy(struct ctx *x, struct hl__config *cfg, const struct hl_conf *m)
 	if (!want_map(x, m, "\"proxy\"", "{ listen: \"127.0.0.1:7009\" }"))
 		return;
 	check_keys(x, m, "proxy", proxy_keys);
+	if ((l = hl__conf_get(m, "socks")) != NULL)
+		want_bool(x, l, "proxy socks", &cfg->proxy_socks);
+	if ((l = hl__conf_get(m, "socks_listen")) != NULL &&
+	    want_listen(x, l, "proxy socks_listen", "\"127.0.0.1:1080\"", &s) ==
+	        0 &&
+	    (cfg->socks_listen = strdup(s)) == NULL)
+		err(x, l, "out of memory");
 	l = hl__conf_get(m, "listen");
 	if (l == NULL)
 		return;
@@ -832,14 +866,117 @@ check_proxy(struct ctx *x, struct hl__config *cfg, const struct hl_conf *m)
 		return;
 	free(cfg->proxy_listen);
 	cfg->proxy_listen = NULL;
-	if (strcasecmp(s, "off") == 0)
+	if (strcasecmp(s, "off") == 0) {
+		if (cfg->proxy_socks)
+			err(x, l,
+			    "proxy socks: true needs the proxy's listen "
+			    "address; with listen: off, give SOCKS a port of "
+			    "its own with socks_listen");
 		return;
+	}
 	if (want_addr(x, l, "proxy listen",
 	              "\"127.0.0.1:7009\", or \"off\" for no proxy", &s) < 0)
 		return;
 	cfg->proxy_listen = strdup(s);
 	if (cfg->proxy_listen == NULL)
 		err(x, l, "out of memory");
+}
+
+/* Where an address given elsewhere in the config also listens. */
+static const char *
+listen_clash(const struct hl__config *cfg, const char *addr, size_t upto)
+{
+	if (cfg->proxy_listen != NULL && strcmp(cfg->proxy_listen, addr) == 0)
+		return "the proxy's listen address";
+	if (cfg->socks_listen != NULL && strcmp(cfg->socks_listen, addr) == 0)
+		return "the proxy's socks_listen address";
+	for (size_t i = 0; i < upto; i++)
+		if (cfg->forwards[i].listen != NULL &&
+		    strcmp(cfg->forwards[i].listen, addr) == 0)
+			return "another forward's listen address";
+	return NULL;
+}
+
+static void
+check_forward(struct ctx *x, struct hl__config *cfg, const struct hl_conf *m,
+              size_t idx)
+{
+	struct hl__forward_conf *fc = &cfg->forwards[cfg->nforwards];
+	const struct hl_conf *l, *to, *title;
+	char what[64], q[72];
+	const char *s, *clash;
+
+	snprintf(what, sizeof what, "forward %zu", idx + 1);
+	if (!want_map(x, m, what,
+	              "{ listen: \"127.0.0.1:2222\", to: "
+	              "\"<password>-<keyhash>\" }"))
+		return;
+	check_keys(x, m, what, forward_keys);
+	fc->node = m;
+	cfg->nforwards++;
+	l = hl__conf_get(m, "listen");
+	to = hl__conf_get(m, "to");
+	title = hl__conf_get(m, "title");
+	if (l == NULL)
+		err(x, m,
+		    "%s has no listen: add listen: \"127.0.0.1:PORT\", the "
+		    "local port that reaches the service",
+		    what);
+	else if (want_listen(x, l, "its listen", "\"127.0.0.1:2222\"", &s) ==
+	         0) {
+		fc->listen_node = l;
+		if ((clash = listen_clash(cfg, s, cfg->nforwards - 1)) != NULL)
+			err(x, l,
+			    "%s listens on %s, which is already %s: each "
+			    "forward needs a port of its own",
+			    what, Q(s, q), clash);
+		else if ((fc->listen = strdup(s)) == NULL)
+			err(x, l, "out of memory");
+	}
+	if (to == NULL)
+		err(x, m,
+		    "%s has no to: add to: \"<password>-<keyhash>\", the "
+		    "name of the service from its URL",
+		    what);
+	else if ((s = want_str(x, to, "its to", "\"<password>-<keyhash>\"")) !=
+	             NULL &&
+	         hl__label_parse(s, fc->password, fc->keyhash) != 0)
+		/* The value may hold a password: not repeated. */
+		err(x, to,
+		    "the to of %s is not a Hardline service name: write "
+		    "\"<password>-<keyhash>\" as in the service's URL "
+		    "http://<password>-<keyhash>.localhost:7009/ (the keyhash "
+		    "is 40 hex characters, the password a-z and 2-7, maybe "
+		    "empty)",
+		    what);
+	if (title != NULL)
+		fc->title = dup_str(x, title, "its title", "some text");
+}
+
+static void
+check_forwards(struct ctx *x, struct hl__config *cfg, const struct hl_conf *l)
+{
+	char d[80];
+
+	if (l->type == HL_CONF_SCALAR && to_node(l)->null)
+		return;
+	if (l->type != HL_CONF_LIST) {
+		err(x, l,
+		    "\"forwards\" must be a list like - { listen: "
+		    "\"127.0.0.1:2222\", to: \"<password>-<keyhash>\" }, "
+		    "not %s",
+		    describe(l, d, sizeof d));
+		return;
+	}
+	if (l->n == 0)
+		return;
+	cfg->forwards = calloc(l->n, sizeof *cfg->forwards);
+	if (cfg->forwards == NULL) {
+		err(x, l, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < l->n; i++)
+		check_forward(x, cfg, l->items[i], i);
 }
 
 /*
@@ -1285,10 +1422,21 @@ check_config(struct ctx *x, struct hl__config *cfg)
 			check_peers(x, cfg, v);
 		} else if (strcmp(k, "limits") == 0) {
 			check_limits(x, cfg, v);
+		} else if (strcmp(k, "forwards") == 0) {
+			continue; /* below, once the proxy's ports are known */
 		} else {
 			unknown_key(x, to_node(root), i, NULL, top_keys);
 		}
 	}
+	if (cfg->socks_listen != NULL && cfg->proxy_listen != NULL &&
+	    strcmp(cfg->socks_listen, cfg->proxy_listen) == 0)
+		err(x,
+		    hl__conf_get(hl__conf_get(root, "proxy"), "socks_listen"),
+		    "socks_listen is the proxy's own listen address: use "
+		    "socks: true to take SOCKS5 on that port, or give "
+		    "socks_listen a port of its own");
+	if (hl__conf_get(root, "forwards") != NULL)
+		check_forwards(x, cfg, hl__conf_get(root, "forwards"));
 }
 
 /* ---- the entry points ---- */
@@ -1415,6 +1563,12 @@ hl__config_free(struct hl__config *cfg)
 		free(cfg->peers[i].addrs);
 	}
 	free(cfg->peers);
+	for (size_t i = 0; i < cfg->nforwards; i++) {
+		free(cfg->forwards[i].listen);
+		free(cfg->forwards[i].title);
+	}
+	free(cfg->forwards);
+	free(cfg->socks_listen);
 	free(cfg->state_dir);
 	free(cfg->proxy_listen);
 	free(cfg->plugin_dir);
@@ -1475,4 +1629,52 @@ hl__conf_key(const struct hl_conf *node, size_t i)
 	if (node == NULL || node->type != HL_CONF_MAP || i >= node->n)
 		return NULL;
 	return node->keys[i];
+}
+
+struct hl_conf *
+hl__conf_map_without(const struct hl_conf *map, const char *key)
+{
+	const struct node *m = to_node(map);
+	struct node *n;
+
+	if (map == NULL || map->type != HL_CONF_MAP)
+		return NULL;
+	n = calloc(1, sizeof *n);
+	if (n == NULL)
+		return NULL;
+	n->c = *map;
+	n->c.n = 0;
+	n->c.keys = calloc(map->n ? map->n : 1, sizeof *n->c.keys);
+	n->c.items = calloc(map->n ? map->n : 1, sizeof *n->c.items);
+	n->kpos = calloc(map->n ? map->n : 1, sizeof *n->kpos);
+	if (n->c.keys == NULL || n->c.items == NULL || n->kpos == NULL) {
+		hl__conf_shell_free(&n->c);
+		return NULL;
+	}
+	for (size_t i = 0; i < map->n; i++) {
+		if (strcmp(map->keys[i], key) == 0)
+			continue;
+		n->c.keys[n->c.n] = map->keys[i];
+		n->c.items[n->c.n] = map->items[i];
+		if (m->kpos != NULL)
+			n->kpos[n->c.n] = m->kpos[i];
+		else
+			n->kpos[n->c.n] = (struct pos){map->line, map->col};
+		n->c.n++;
+	}
+	n->cap = n->c.n;
+	return &n->c;
+}
+
+void
+hl__conf_shell_free(struct hl_conf *shell)
+{
+	struct node *n = to_node(shell);
+
+	if (shell == NULL)
+		return;
+	free(n->c.keys);
+	free(n->c.items);
+	free(n->kpos);
+	free(n);
 }

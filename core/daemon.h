@@ -68,6 +68,9 @@ struct hl__stats {
 	unsigned long hints_dropped; /* addresses over a source's share */
 };
 
+struct hl__forwards;
+struct hl__socksd;
+
 struct hl__core {
 	struct event_base *base;
 	struct evdns_base *dns;
@@ -80,6 +83,8 @@ struct hl__core {
 	char *wanhosts_str; /* "a,b,c": what servers tell clients */
 	int proxy_port;
 	struct hl__proxy *proxy;
+	struct hl__forwards *forwards; /* forward.c */
+	struct hl__socksd *socksd; /* socksd.c */
 	struct event *sig_int, *sig_term;
 	/* call_on_loop */
 	pthread_mutex_t calls_lock;
@@ -218,6 +223,9 @@ struct hl__tunnel_info {
 	char peer[HL_PEER_MAX]; /* the browser, or the client node */
 	char via[96]; /* the plugin and address that won */
 	time_t started;
+	/* Outgoing: the front it came from ("proxy", "socks", "forward
+	 * 127.0.0.1:2222", "connect"); "" for incoming. */
+	char origin[64];
 };
 void hl__splice_set_info(struct hl__splice *s,
                          const struct hl__tunnel_info *info);
@@ -278,6 +286,65 @@ void hl__server_incoming(struct hl__core *c, struct bufferevent *bev,
                          const char *keyhash, const char *peer,
                          const char *via);
 void hl__server_free(void);
+
+/* ---- outbound.c: from (password, keyhash) to a tunnel ready to splice ----
+ * The one path every front takes (the HTTP proxy, SOCKS, forwards,
+ * `hlcore connect`): the router finds a tunnel, the OOB lines are
+ * exchanged with the password, the server's WANHosts are remembered. */
+
+enum hl__outbound_result {
+	HL_OUT_OK = 0,
+	HL_OUT_NO_ROUTE = 1, /* no path worked: text is the router's trace */
+	HL_OUT_HANDSHAKE = 2, /* the OOB exchange failed: text says why */
+	HL_OUT_BUSY = 3, /* waited 15 s for a slot (limits routes) or for a
+	                    busy service's node: text says which */
+};
+struct hl__outbound;
+/*
+ * Runs once, unless cancelled first, never from inside
+ * hl__outbound_start. On HL_OUT_OK, tunnel is owned by the callee (what
+ * came after the server's OOB line is in its input, reading disabled) and
+ * via names the winning transport and address; else tunnel is NULL and
+ * text says why.
+ */
+typedef void (*hl__outbound_cb)(void *arg, int result,
+                                struct bufferevent *tunnel, const char *via,
+                                const char *text);
+/* NULL when out of memory (cb never runs). */
+struct hl__outbound *hl__outbound_start(struct hl__core *c, const char *keyhash,
+                                        const char *password,
+                                        hl__outbound_cb cb, void *arg);
+/* Before cb ran: cb never runs, what it holds is freed. */
+void hl__outbound_cancel(struct hl__outbound *o);
+/* At exit, after hl__live_abort_all. */
+void hl__outbound_stop(void);
+/* Splice local to a tunnel from hl__outbound and describe it for the
+ * panel; on failure both are freed and NULL returned (cb never runs). */
+struct hl__splice *hl__outbound_splice(struct bufferevent *local,
+                                       struct bufferevent *tunnel,
+                                       const char *keyhash, const char *peer,
+                                       const char *via, const char *origin,
+                                       hl__splice_cb cb, void *arg);
+
+/* ---- forward.c: `forwards:`, a local port for a remote service ---- */
+/* Try to bind every forward's port and close it again (`check`); each
+ * failure is printed as file:line:column. Returns the failures. */
+int hl__forwards_check(const struct hl__config *cfg, FILE *errs);
+/* Open every forward's listener; on a failure print file:line:column to
+ * errs and return -1 (nothing stays open). */
+int hl__forwards_start(struct hl__core *c, FILE *errs);
+void hl__forwards_stop(struct hl__core *c);
+/* The forwards as a JSON array (json_t *), for status.c. */
+void *hl__forwards_json(struct hl__core *c);
+
+/* ---- socksd.c: the SOCKS5 front ---- */
+/* Open proxy.socks_listen's SOCKS-only listener (when configured). */
+int hl__socksd_start(struct hl__core *c);
+void hl__socksd_stop(struct hl__core *c);
+/* A connection whose first byte said SOCKS (4 or 5) on the proxy's
+ * port: socksd.c owns bev from here (what was read is in its input). */
+void hl__socksd_take(struct hl__core *c, struct bufferevent *bev,
+                     const char *peer);
 
 /* ---- proxy.c: the browser-facing proxy ---- */
 int hl__proxy_start(struct hl__core *c, const char *listen);

@@ -112,14 +112,26 @@ struct hl__limits_conf {
 	long routes; /* the proxy's routes in progress */
 };
 
+/* One entry of `forwards:`: a local port for a remote service. */
+struct hl__forward_conf {
+	char *listen; /* "ip:port", numeric */
+	char *title; /* optional; NULL: none */
+	char password[HL_PASSWORD_MAX + 1];
+	char keyhash[HL_KEYHASH_LEN + 1]; /* lowercase */
+	const struct hl_conf *node; /* the entry's map */
+	const struct hl_conf *listen_node; /* for file:line:column */
+};
+
 struct hl__config {
 	char *file;
 	struct hl_conf *root;
 	char *state_dir; /* default "./hardline-state" */
 	int log_level; /* default HL_LOG_INFO */
-	char *proxy_listen; /* NULL when "off"; default "127.0.0.1:7009" */
+	char *proxy_listen; /* NULL when "off"; default "127.0.0.1:7009"
+	                     */
 	char *plugin_dir; /* NULL: the default search */
-	int strict_plugins; /* plugins_strict: true -> a refused plugin is fatal
+	int strict_plugins; /* plugins_strict: true -> a refused plugin
+	                     * is fatal
 	                     */
 	struct hl__plugin_conf *plugins;
 	size_t nplugins;
@@ -128,16 +140,21 @@ struct hl__config {
 	struct hl__peer_conf *peers;
 	size_t npeers;
 	struct hl__limits_conf limits;
+	int proxy_socks; /* proxy.socks: SOCKS5 on proxy_listen too */
+	char *socks_listen; /* proxy.socks_listen: a SOCKS5-only port */
+	struct hl__forward_conf *forwards;
+	size_t nforwards;
 };
 
 /*
- * Parse a config from memory. Every problem is written to errs (when not
- * NULL) as one line "file:line:column: message"; *nerrors counts them.
- * Returns the config, or NULL when there was any error.
+ * Parse a config from memory. Every problem is written to errs (when
+ * not NULL) as one line "file:line:column: message"; *nerrors counts
+ * them. Returns the config, or NULL when there was any error.
  */
 struct hl__config *hl__config_parse(const char *file, const char *buf,
                                     size_t len, FILE *errs, int *nerrors);
-/* Read and parse a file; an unreadable file is one error "file: reason". */
+/* Read and parse a file; an unreadable file is one error "file:
+ * reason". */
 struct hl__config *hl__config_load(const char *file, FILE *errs, int *nerrors);
 void hl__config_free(struct hl__config *cfg);
 /* Print "file:line:column: message\n" for node to errs. */
@@ -153,6 +170,12 @@ const char *hl__conf_str(const struct hl_conf *node);
 size_t hl__conf_len(const struct hl_conf *node);
 const struct hl_conf *hl__conf_item(const struct hl_conf *node, size_t i);
 const char *hl__conf_key(const struct hl_conf *node, size_t i);
+/* A copy of map node `map` without the entry `key` (its children are
+ * shared, not copied): what a plugin sees when the core wants it not to
+ * listen (`hlcore connect`). Free with hl__conf_shell_free. */
+struct hl_conf *hl__conf_map_without(const struct hl_conf *map,
+                                     const char *key);
+void hl__conf_shell_free(struct hl_conf *shell);
 
 /* ---- identity.c: certificates, keyhashes, passwords ---- */
 
@@ -178,8 +201,9 @@ int hl__password_valid(const char *s);
 /*
  * Load the service's identity, creating it on first use: the key (ECDSA
  * P-256) is written 0600 from the moment the file exists. The layout is
- * the original's: <cert>, <cert>.private and <cert>.hash ("pw-hash"), with
- * <cert> = sc->cert or <state_dir>/<name>.cert. Returns 0, or -1 with err.
+ * the original's: <cert>, <cert>.private and <cert>.hash ("pw-hash"),
+ * with <cert> = sc->cert or <state_dir>/<name>.cert. Returns 0, or -1
+ * with err.
  */
 int hl__identity_load(const char *state_dir, const struct hl__service_conf *sc,
                       struct hl__identity *id, char *err, size_t errlen);
@@ -193,21 +217,83 @@ int hl__ct_streq(const char *a, const char *b);
 /* ---- host.c: the browser side's Host header ---- */
 
 /*
- * Find the Host header in an HTTP request head (buf holds len bytes read
- * so far). Returns 1 and sets *host, *hostlen when the head is complete and
- * has a Host; 0 when more bytes are needed; -1 when the head is complete
- * without a Host or is not HTTP.
+ * Find the Host header in an HTTP request head (buf holds len bytes
+ * read so far). Returns 1 and sets *host, *hostlen when the head is
+ * complete and has a Host; 0 when more bytes are needed; -1 when the
+ * head is complete without a Host or is not HTTP.
  */
 int hl__http_find_host(const char *buf, size_t len, const char **host,
                        size_t *hostlen);
 /*
  * Parse a Host value per docs/protocol.md ("URL and Host"): the label
- * just before "localhost", split at its last '-'. Returns 0 with password
- * and keyhash (lowercased) filled, or -1 when it is not a Hardline name.
+ * just before "localhost", split at its last '-'. Returns 0 with
+ * password and keyhash (lowercased) filled, or -1 when it is not a
+ * Hardline name.
  */
 int hl__host_parse(const char *host, size_t len,
                    char password[HL_PASSWORD_MAX + 1],
                    char keyhash[HL_KEYHASH_LEN + 1]);
+/*
+ * Parse a service label as people write it outside a Host header:
+ * "<password>-<keyhash>", also with a ".localhost" suffix (a forward's
+ * `to:`, `hlcore connect LABEL`). No port, no spaces. Returns 0 with
+ * password and keyhash (lowercased) filled, or -1.
+ */
+int hl__label_parse(const char *label, char password[HL_PASSWORD_MAX + 1],
+                    char keyhash[HL_KEYHASH_LEN + 1]);
+
+/* ---- socks.c: the SOCKS5 front's parser (RFC 1928), pure ---- */
+
+#define HL_SOCKS_GREETING_MAX 257 /* VER NMETHODS METHODS[255] */
+#define HL_SOCKS_REQUEST_MAX 262 /* VER CMD RSV ATYP LEN NAME[255] PORT */
+
+/* SOCKS5 reply codes (RFC 1928, 6). */
+enum hl__socks_rep {
+	HL_SOCKS_SUCCEEDED = 0,
+	HL_SOCKS_GENERAL_FAILURE = 1,
+	HL_SOCKS_NOT_ALLOWED = 2, /* a name that is not a Hardline service */
+	HL_SOCKS_HOST_UNREACHABLE = 4, /* no path to the service worked */
+	HL_SOCKS_CONNECTION_REFUSED = 5, /* the service closed the tunnel */
+	HL_SOCKS_COMMAND_NOT_SUPPORTED = 7, /* BIND, UDP ASSOCIATE */
+	HL_SOCKS_ADDRESS_NOT_SUPPORTED = 8, /* IP addresses, unknown ATYP */
+};
+
+/*
+ * The client's greeting (VER NMETHODS METHODS) at buf[0..len). Returns
+ * 0 when more bytes are needed; -1 when it is not a SOCKS5 greeting
+ * (the caller closes); 1 when complete and "no authentication" (0x00)
+ * is offered; 2 when complete without it (the caller answers 05 FF and
+ * closes). *used is set to the greeting's length when complete.
+ */
+int hl__socks_greeting(const unsigned char *buf, size_t len, size_t *used);
+
+struct hl__socks_request {
+	int cmd; /* 1 CONNECT, 2 BIND, 3 UDP ASSOCIATE, ... */
+	int atyp; /* 1 IPv4, 3 domain name, 4 IPv6 */
+	char name[256]; /* atyp 3: the name, NUL-ended ("" otherwise) */
+	uint16_t port;
+	int rep; /* HL_SOCKS_SUCCEEDED: go on; else the refusal to send
+	          */
+	char password[HL_PASSWORD_MAX + 1]; /* when rep is 0 */
+	char keyhash[HL_KEYHASH_LEN + 1]; /* when rep is 0 */
+};
+
+/*
+ * The request (VER CMD RSV ATYP DST.ADDR DST.PORT) at buf[0..len).
+ * Returns 0 when more bytes are needed; -1 when it is malformed (wrong
+ * version or reserved byte: the caller answers a general failure and
+ * closes); 1 when complete, with req filled and req->rep saying whether
+ * it may go on: only a CONNECT to a domain name that is a Hardline name
+ * ("<password>-<keyhash>.localhost") gets HL_SOCKS_SUCCEEDED. An
+ * unknown address type completes at once with
+ * HL_SOCKS_ADDRESS_NOT_SUPPORTED.
+ */
+int hl__socks_request(const unsigned char *buf, size_t len, size_t *used,
+                      struct hl__socks_request *req);
+/* The 10-byte reply with code rep (BND.ADDR 0.0.0.0:0). */
+void hl__socks_reply(unsigned char out[10], int rep);
+/* What a SOCKS4 client gets: 8 bytes, "request rejected" (0x5B). */
+void hl__socks4_refusal(unsigned char out[8]);
 
 /* ---- oob.c: the out-of-band line ---- */
 
@@ -215,7 +301,8 @@ struct hl__oob {
 	char password[HL_PASSWORD_MAX + 1]; /* "" when absent */
 	int has_password;
 	char *wanhosts; /* NULL when absent; malloc'd */
-	/* hlcore's refusal at a cap ("busy"): why, and when to try again. */
+	/* hlcore's refusal at a cap ("busy"): why, and when to try
+	 * again. */
 	int is_busy;
 	char busy[200];
 	int retry_ms;
@@ -229,9 +316,9 @@ void hl__oob_clear(struct hl__oob *oob);
 /* The lines to send, each ending in '\n'; malloc'd. */
 char *hl__oob_server_line(const char *wanhosts); /* NULL/"" -> "{}\n" */
 char *hl__oob_client_line(const char *password); /* NULL/"" -> "{}\n" */
-/* The server's line when it refuses a tunnel at a cap: WANHosts as usual
- * (when any), "busy" saying why and "retry_ms" when to try again; the
- * server closes the tunnel once it has gone out. */
+/* The server's line when it refuses a tunnel at a cap: WANHosts as
+ * usual (when any), "busy" saying why and "retry_ms" when to try again;
+ * the server closes the tunnel once it has gone out. */
 char *hl__oob_busy_line(const char *wanhosts, const char *why, int retry_ms);
 /*
  * Split a WANHosts value ("a:1,[v6]:2") into at most max well-formed
@@ -244,8 +331,8 @@ size_t hl__wanhosts_split(const char *s, char out[][HL_ADDR_MAX], size_t max,
 /* ---- util.c ---- */
 
 /* Split "host:port" / "[v6]:port" into host (no brackets) and port, as
- * hl_addr_split does, but the core wants a real port: 0 is malformed too.
- * Returns 0, or -1 when malformed. */
+ * hl_addr_split does, but the core wants a real port: 0 is malformed
+ * too. Returns 0, or -1 when malformed. */
 static inline int
 hl__addr_split(const char *addr, char *host, size_t hostlen, uint16_t *port)
 {
@@ -253,19 +340,22 @@ hl__addr_split(const char *addr, char *host, size_t hostlen, uint16_t *port)
 		return -1;
 	return 0;
 }
-/* Write data to path atomically (tmp, fsync, rename) with mode: the temp
- * file "<path>.tmp<pid>" is created with O_EXCL|O_NOFOLLOW and mode
- * before any byte is written (a stale one is unlinked, once). */
+/* Write data to path atomically (tmp, fsync, rename) with mode: the
+ * temp file "<path>.tmp<pid>" is created with O_EXCL|O_NOFOLLOW and
+ * mode before any byte is written (a stale one is unlinked, once). */
 int hl__write_file_atomic(const char *path, const void *data, size_t len,
                           int mode);
-/* Read a whole file (at most max bytes) into a malloc'd NUL-ended buffer. */
+/* Read a whole file (at most max bytes) into a malloc'd NUL-ended
+ * buffer. */
 char *hl__read_file(const char *path, size_t max, size_t *lenp);
 /* mkdir -p with mode for the last component. */
 int hl__mkdirs(const char *path, int mode);
 
-/* ---- loader.c: dlopen and the checks before any plugin code runs ---- */
+/* ---- loader.c: dlopen and the checks before any plugin code runs ----
+ */
 
-/* The core's record of one plugin; plugins see it as an opaque handle. */
+/* The core's record of one plugin; plugins see it as an opaque handle.
+ */
 struct hl_plugin {
 	char *path;
 	void *dl;
@@ -275,18 +365,20 @@ struct hl_plugin {
 	int priority;
 	int running; /* init succeeded and fini not yet called */
 	int disabled; /* turned off by the admin (kept in state_dir) */
-	int conf_errors; /* conf_error calls since the last init/validate */
+	int conf_errors; /* conf_error calls since the last
+	                    init/validate */
 	char error[512]; /* why it is not running, for the admin panel */
 	const struct hl_conf *conf;
 	struct hl_plugin *next;
 };
 
 /*
- * Open the shared object at path and check its descriptor without running
- * any of its code beyond the dynamic loader's. want_name, when not NULL,
- * must equal the descriptor's name. On refusal returns -1 and writes to
- * err one sentence naming the file, the value found, the value wanted and
- * the fix. On success fills p (path, dl, desc, d) and returns 0.
+ * Open the shared object at path and check its descriptor without
+ * running any of its code beyond the dynamic loader's. want_name, when
+ * not NULL, must equal the descriptor's name. On refusal returns -1 and
+ * writes to err one sentence naming the file, the value found, the
+ * value wanted and the fix. On success fills p (path, dl, desc, d) and
+ * returns 0.
  */
 int hl__plugin_open(const char *path, const char *want_name,
                     struct hl_plugin *p, char *err, size_t errlen);
@@ -295,9 +387,9 @@ void hl__plugin_close(struct hl_plugin *p);
 int hl__plugin_info(const char *path, FILE *out);
 /*
  * Where the plugin `name` is: <plugin_dir>/<name>.so when plugin_dir is
- * set; else the build tree's plugins/ beside the hlcore binary, then the
- * install dir. Returns a malloc'd path (that may not exist when nothing
- * was found: the last place looked).
+ * set; else the build tree's plugins/ beside the hlcore binary, then
+ * the install dir. Returns a malloc'd path (that may not exist when
+ * nothing was found: the last place looked).
  */
 char *hl__plugin_find(const char *plugin_dir, const char *name);
 

@@ -191,3 +191,30 @@ hl__host_parse(const char *host, size_t len, char password[HL_PASSWORD_MAX + 1],
 	memcpy(keyhash, kh, sizeof kh);
 	return 0;
 }
+
+int
+hl__label_parse(const char *label, char password[HL_PASSWORD_MAX + 1],
+                char keyhash[HL_KEYHASH_LEN + 1])
+{
+	static const char suffix[] = ".localhost";
+	char buf[HL_PASSWORD_MAX + HL_KEYHASH_LEN + sizeof suffix + 2];
+	size_t len = strlen(label), sl = sizeof suffix - 1;
+
+	password[0] = '\0';
+	keyhash[0] = '\0';
+	if (len == 0 || len > 200)
+		return -1;
+	for (size_t i = 0; i < len; i++)
+		if (label[i] == ':' || (unsigned char)label[i] <= ' ')
+			return -1;
+	if (label[len - 1] == '.')
+		len--;
+	if (len >= sl && strncasecmp(label + len - sl, suffix, sl) == 0)
+		return hl__host_parse(label, len, password, keyhash);
+	/* A bare label: exactly "<password>-<keyhash>", no other dots. */
+	if (memchr(label, '.', len) != NULL || len + sl >= sizeof buf)
+		return -1;
+	memcpy(buf, label, len);
+	memcpy(buf + len, suffix, sl + 1);
+	return hl__host_parse(buf, len + sl, password, keyhash);
+}

@@ -3,10 +3,13 @@
  *   hlcore -c FILE                run in the foreground
  *   hlcore -c FILE url NAME       print a service's shareable URL
  *   hlcore -c FILE check          validate the config and every plugin
+ *   hlcore -c FILE discover       list the services on the LAN
+ *   hlcore -c FILE connect LABEL  join stdin/stdout to a service
  *   hlcore --plugin-info FILE.so  print a plugin's descriptor
  * Exit codes: 0 fine, 1 runtime failure, 2 bad usage or config.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -14,6 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -35,6 +40,10 @@ usage(FILE *f)
 	    "every plugin\n"
 	    "       hlcore -c FILE discover      list the Hardline services "
 	    "the discovery plugins find\n"
+	    "       hlcore -c FILE connect LABEL join stdin/stdout to the "
+	    "service <password>-<keyhash>\n"
+	    "                                    (ssh -o ProxyCommand='hlcore "
+	    "-c FILE connect %%h')\n"
 	    "       hlcore --plugin-info FILE.so print a plugin's descriptor\n"
 	    "       hlcore --version | --help\n"
 	    "Exit status: 0 fine, 1 runtime failure, 2 bad usage or "
@@ -231,6 +240,7 @@ cmd_check(struct hl__core *c)
 	warn_short_passwords(c->cfg, 0);
 	refused = hl__core_load_plugins(c, 1, 0, &bad);
 
+	refused += hl__forwards_check(c->cfg, stderr);
 	if (refused > 0) {
 		fprintf(stderr, "%s: %d plugin problem%s (see above)\n",
 		        c->cfg->file, refused, refused == 1 ? "" : "s");
@@ -264,6 +274,16 @@ cmd_run(struct hl__core *c)
 		hl__warn("peers.cache will be written only at stop");
 	c->proxy_port = proxy_port_of(c->cfg);
 	hl__core_wanhosts_changed(c);
+	/* Before any plugin starts: a forward's port in use is a mistake in
+	 * the config, and nothing should run with it. */
+	if (hl__forwards_start(c, stderr) != 0) {
+		fprintf(stderr,
+		        "%s: a forward cannot listen; nothing was "
+		        "started\n",
+		        c->cfg->file);
+		hl__forwards_stop(c);
+		return 2;
+	}
 	refused = hl__core_load_plugins(c, 0, 0, &bad);
 	if (bad > 0) {
 		fprintf(stderr,
@@ -282,6 +302,10 @@ cmd_run(struct hl__core *c)
 	}
 	if (c->cfg->proxy_listen != NULL &&
 	    hl__proxy_start(c, c->cfg->proxy_listen) != 0) {
+		rc = 1;
+		goto out;
+	}
+	if (hl__socksd_start(c) != 0) {
 		rc = 1;
 		goto out;
 	}
@@ -306,9 +330,12 @@ out:
 	c->stopping = 1;
 	pthread_mutex_unlock(&c->calls_lock);
 	hl__proxy_stop(c);
+	hl__socksd_stop(c);
 	/* Close every connection while the transports that dial for them
 	 * are still loaded, then the plugins. */
 	hl__live_abort_all();
+	hl__outbound_stop();
+	hl__forwards_stop(c);
 	hl__core_unload_plugins(c);
 	hl__peercache_save();
 	hl__peercache_free();
@@ -350,6 +377,7 @@ cmd_discover(struct hl__core *c)
 		        "loaded: add discovery-lan under plugins:\n",
 		        c->cfg->file);
 		hl__live_abort_all();
+		hl__outbound_stop();
 		hl__core_unload_plugins(c);
 		return 1;
 	}
@@ -366,8 +394,326 @@ cmd_discover(struct hl__core *c)
 		printf("%-30s http://%s.localhost:%d/  %s\n", s->title,
 		       s->label, c->proxy_port, s->addr);
 	hl__live_abort_all();
+	hl__outbound_stop();
 	hl__core_unload_plugins(c);
 	return 0;
+}
+
+/* ---- hlcore -c FILE connect LABEL ---- */
+
+/* Backpressure between stdin/stdout and the splice, as in tunnel.c. */
+#define STDIO_HIGH (256 * 1024)
+
+/*
+ * stdin and stdout are two descriptors (pipes, under ssh's ProxyCommand),
+ * and a splice joins two bufferevents: the splice gets one end of a pair,
+ * and the other end is bridged here to a bufferevent reading fd 0 and one
+ * writing fd 1.
+ */
+struct stdio_link {
+	struct hl__core *core;
+	struct bufferevent *in, *out; /* fd 0 (read), fd 1 (write) */
+	struct bufferevent *pair[2]; /* [0]: the splice's; [1]: ours */
+	struct hl__outbound *ob;
+	struct event *poll; /* after the splice ended: flush, then exit */
+	char keyhash[HL_KEYHASH_LEN + 1];
+	char password[HL_PASSWORD_MAX + 1];
+	int ended; /* the splice ended */
+	int rc;
+	int flags[2]; /* fd 0 and 1 as they were */
+};
+
+static void
+link_exit(struct stdio_link *k, int rc)
+{
+	k->rc = rc;
+	event_base_loopexit(k->core->base, NULL);
+}
+
+static void
+link_in_read_callback(struct bufferevent *bev, void *arg)
+{
+	struct stdio_link *k = arg;
+	struct evbuffer *o = bufferevent_get_output(k->pair[1]);
+
+	evbuffer_add_buffer(o, bufferevent_get_input(bev));
+	if (evbuffer_get_length(o) >= STDIO_HIGH) {
+		bufferevent_disable(bev, EV_READ);
+		bufferevent_setwatermark(k->pair[1], EV_WRITE, STDIO_HIGH / 2,
+		                         0);
+	}
+}
+
+static void
+link_pair_write_callback(struct bufferevent *bev, void *arg)
+{
+	struct stdio_link *k = arg;
+
+	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+	if (!k->ended)
+		bufferevent_enable(k->in, EV_READ);
+}
+
+static void
+link_in_event_callback(struct bufferevent *bev, short what, void *arg)
+{
+	struct stdio_link *k = arg;
+
+	(void)what;
+	/* stdin closed: the splice's end sees EOF once what was read before
+	 * has gone to it. */
+	bufferevent_disable(bev, EV_READ);
+	if (k->pair[1] != NULL)
+		bufferevent_flush(k->pair[1], EV_WRITE, BEV_FINISHED);
+}
+
+static void
+link_pair_read_callback(struct bufferevent *bev, void *arg)
+{
+	struct stdio_link *k = arg;
+	struct evbuffer *o = bufferevent_get_output(k->out);
+
+	evbuffer_add_buffer(o, bufferevent_get_input(bev));
+	if (evbuffer_get_length(o) >= STDIO_HIGH) {
+		bufferevent_disable(bev, EV_READ);
+		bufferevent_setwatermark(k->out, EV_WRITE, STDIO_HIGH / 2, 0);
+	}
+}
+
+static void
+link_out_write_callback(struct bufferevent *bev, void *arg)
+{
+	struct stdio_link *k = arg;
+
+	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+	bufferevent_enable(k->pair[1], EV_READ);
+}
+
+static void
+link_out_event_callback(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	(void)what;
+	/* Whoever reads stdout went away: the other side closed. */
+	link_exit(arg, 0);
+}
+
+/* After the splice ended: once its end of the pair is gone and stdout
+ * has taken everything, exit. */
+static void
+link_poll_callback(evutil_socket_t fd, short what, void *arg)
+{
+	struct stdio_link *k = arg;
+	struct evbuffer *pin = bufferevent_get_input(k->pair[1]);
+
+	(void)fd;
+	(void)what;
+	if (bufferevent_pair_get_partner(k->pair[1]) != NULL)
+		return;
+	if (evbuffer_get_length(pin) > 0)
+		evbuffer_add_buffer(bufferevent_get_output(k->out), pin);
+	if (evbuffer_get_length(bufferevent_get_output(k->out)) == 0)
+		event_base_loopexit(k->core->base, NULL);
+}
+
+static char *
+link_splice_callback(void *arg, int closed_side, size_t a_to_b, size_t b_to_a)
+{
+	struct stdio_link *k = arg;
+	struct timeval tv = {0, 20 * 1000};
+
+	if (closed_side < 0)
+		return NULL;
+	hl__debug("connect: %.8s closed by the %s (%zu bytes up, %zu down)",
+	          k->keyhash, closed_side == 0 ? "client" : "service", a_to_b,
+	          b_to_a);
+	k->ended = 1;
+	k->rc = 0;
+	if (closed_side == 1 && b_to_a == 0) {
+		fprintf(stderr,
+		        "hlcore connect: the service %s closed the tunnel "
+		        "without sending anything: the password in the label "
+		        "is wrong (or missing), or the service's backend is "
+		        "not running\n",
+		        k->keyhash);
+		k->rc = 1;
+	}
+	bufferevent_disable(k->in, EV_READ);
+	k->poll =
+	    event_new(k->core->base, -1, EV_PERSIST, link_poll_callback, k);
+	if (k->poll != NULL)
+		event_add(k->poll, &tv);
+	else
+		event_base_loopexit(k->core->base, NULL);
+	return NULL;
+}
+
+static void
+link_outbound_callback(void *arg, int result, struct bufferevent *tunnel,
+                       const char *via, const char *text)
+{
+	struct stdio_link *k = arg;
+	struct bufferevent *p0 = k->pair[0];
+
+	k->ob = NULL;
+	if (result == HL_OUT_NO_ROUTE) {
+		fprintf(stderr,
+		        "hlcore connect: no path to the service %s worked. "
+		        "What was tried:\n%s",
+		        k->keyhash, text);
+		link_exit(k, 1);
+		return;
+	}
+	if (result != HL_OUT_OK) {
+		fprintf(stderr,
+		        "hlcore connect: the tunnel to %s via %s was set up, "
+		        "but the Hardline handshake failed: %s\n",
+		        k->keyhash, via ? via : "-", text);
+		link_exit(k, 1);
+		return;
+	}
+	hl__debug("connect: %.8s via %s", k->keyhash, via);
+	k->pair[0] = NULL; /* the splice's from here */
+	if (hl__outbound_splice(p0, tunnel, k->keyhash, "stdio", via, "connect",
+	                        link_splice_callback, k) == NULL) {
+		link_exit(k, 1);
+		return;
+	}
+	bufferevent_enable(k->in, EV_READ);
+}
+
+static int
+link_prepare_fd(int fd, int *flags)
+{
+	*flags = fcntl(fd, F_GETFL);
+	if (*flags < 0)
+		return -1;
+	return fcntl(fd, F_SETFL, *flags | O_NONBLOCK);
+}
+
+/*
+ * hlcore -c FILE connect LABEL: the router and plugins of the daemon
+ * (discovery and transports only, none of them listening), one tunnel,
+ * stdin/stdout spliced to it: for ssh's ProxyCommand.
+ */
+static int
+cmd_connect(struct hl__core *c, const char *label)
+{
+	struct stdio_link k;
+	struct hl_conf **shells = NULL;
+	const struct hl_conf **orig = NULL;
+	int bad, fdok[2] = {0, 0};
+
+	memset(&k, 0, sizeof k);
+	k.core = c;
+	k.rc = 1;
+	if (hl__label_parse(label, k.password, k.keyhash) != 0) {
+		fprintf(stderr,
+		        "hlcore connect: \"%.80s\" is not a Hardline service "
+		        "name: give <password>-<keyhash> (as in its URL "
+		        "http://<password>-<keyhash>.localhost:7009/), with "
+		        "or without .localhost\n",
+		        label);
+		return 2;
+	}
+	/* ssh shows what a ProxyCommand writes to stderr: only what went
+	 * wrong, unless the config asks for debug. */
+	if (hl__log_level == HL_LOG_INFO)
+		hl__log_level = HL_LOG_WARN;
+	if (hl__peercache_load(c->cfg->state_dir) != 0 && errno != ENOENT)
+		hl__warn("cannot read %s/peers.cache: %s", c->cfg->state_dir,
+		         strerror(errno));
+	/* No plugin listens: the daemon with this config may be running
+	 * and holds those ports. A transport without `listen` only dials. */
+	shells =
+	    calloc(c->cfg->nplugins ? c->cfg->nplugins : 1, sizeof *shells);
+	orig = calloc(c->cfg->nplugins ? c->cfg->nplugins : 1, sizeof *orig);
+	if (shells == NULL || orig == NULL) {
+		free(shells);
+		free(orig);
+		return 1;
+	}
+	for (size_t i = 0; i < c->cfg->nplugins; i++) {
+		orig[i] = c->cfg->plugins[i].node;
+		shells[i] = hl__conf_map_without(orig[i], "listen");
+		if (shells[i] != NULL)
+			c->cfg->plugins[i].node = shells[i];
+	}
+	hl__core_load_plugins(c, 0, HL_KIND_DISCOVERY | HL_KIND_TRANSPORT,
+	                      &bad);
+	if (bad > 0) {
+		k.rc = 2;
+		goto out;
+	}
+	fdok[0] = link_prepare_fd(0, &k.flags[0]) == 0;
+	fdok[1] = link_prepare_fd(1, &k.flags[1]) == 0;
+	if (!fdok[0] || !fdok[1]) {
+		fprintf(stderr,
+		        "hlcore connect: stdin or stdout is not open\n");
+		goto out;
+	}
+	k.in = bufferevent_socket_new(c->base, 0, 0);
+	k.out = bufferevent_socket_new(c->base, 1, 0);
+	if (k.in == NULL || k.out == NULL ||
+	    bufferevent_pair_new(c->base, BEV_OPT_DEFER_CALLBACKS, k.pair) !=
+	        0) {
+		fprintf(stderr, "hlcore connect: cannot watch stdin and "
+		                "stdout (a regular file or a terminal is not "
+		                "enough: use a pipe)\n");
+		goto out;
+	}
+	bufferevent_setcb(k.in, link_in_read_callback, NULL,
+	                  link_in_event_callback, &k);
+	bufferevent_setcb(k.out, NULL, link_out_write_callback,
+	                  link_out_event_callback, &k);
+	bufferevent_setcb(k.pair[1], link_pair_read_callback,
+	                  link_pair_write_callback, NULL, &k);
+	bufferevent_enable(k.out, EV_WRITE);
+	bufferevent_enable(k.pair[1], EV_READ | EV_WRITE);
+	/* stdin is read once the tunnel stands: until then what the client
+	 * sends waits in the pipe. */
+	k.ob = hl__outbound_start(c, k.keyhash, k.password,
+	                          link_outbound_callback, &k);
+	if (k.ob == NULL)
+		goto out;
+	event_base_dispatch(c->base);
+out:
+	pthread_mutex_lock(&c->calls_lock);
+	c->stopping = 1;
+	pthread_mutex_unlock(&c->calls_lock);
+	hl__live_abort_all(); /* the splice or the outbound, if any */
+	hl__outbound_stop();
+	if (k.poll != NULL)
+		event_free(k.poll);
+	if (k.in != NULL)
+		bufferevent_free(k.in);
+	if (k.out != NULL) {
+		/* What is left for stdout goes out before exit, blocking. */
+		struct evbuffer *o = bufferevent_get_output(k.out);
+		if (fdok[1])
+			fcntl(1, F_SETFL, k.flags[1]);
+		while (evbuffer_get_length(o) > 0 && evbuffer_write(o, 1) > 0)
+			;
+		bufferevent_free(k.out);
+	}
+	for (int i = 0; i < 2; i++)
+		if (k.pair[i] != NULL)
+			bufferevent_free(k.pair[i]);
+	for (int i = 0; i < 2; i++)
+		if (fdok[i])
+			fcntl(i, F_SETFL, k.flags[i]);
+	hl__core_unload_plugins(c);
+	hl__peercache_save();
+	hl__peercache_free();
+	hl__status_free();
+	for (size_t i = 0; i < c->cfg->nplugins; i++) {
+		c->cfg->plugins[i].node = orig[i];
+		hl__conf_shell_free(shells[i]);
+	}
+	free(shells);
+	free(orig);
+	memset(k.password, 0, sizeof k.password);
+	return k.rc;
 }
 
 static void
@@ -508,6 +854,9 @@ main(int argc, char **argv)
 	} else if (i < argc && strcmp(argv[i], "discover") == 0 &&
 	           i + 1 == argc) {
 		rc = cmd_discover(c);
+	} else if (i < argc && strcmp(argv[i], "connect") == 0 &&
+	           i + 2 == argc) {
+		rc = cmd_connect(c, argv[i + 1]);
 	} else if (i == argc) {
 		rc = cmd_run(c);
 	} else {

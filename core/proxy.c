@@ -30,23 +30,11 @@ struct hl__proxy {
 	unsigned long full_times;
 };
 
-/* How long a browser's request may wait for a route slot or for a busy
- * service, before it gets a 503. */
-#define SLOT_WAIT_SEC 15
-/* A 400/431 page goes out, then the rest of the request is read and
- * dropped for this long, so that the browser sees the page, not a reset. */
-#define LINGER_MS 2000
-#define LINGER_MAX (256 * 1024)
-
-static long nconns; /* proxy connections held, spliced ones included */
-static long nroutes; /* routes in progress */
-static struct proxy_conn *queue, **queue_tail = &queue; /* for a slot */
-
 struct proxy_conn {
 	struct hl__live live; /* first: the list hands back this pointer */
 	struct hl__core *core;
 	struct bufferevent *browser;
-	struct hl__route *route;
+	struct hl__outbound *out;
 	char peer[HL_PEER_MAX];
 	char keyhash[HL_KEYHASH_LEN + 1];
 	char password[HL_PASSWORD_MAX + 1];
@@ -54,18 +42,17 @@ struct proxy_conn {
 	/* The request head must be complete 10 s after the connection, not
 	 * 10 s after its last byte. */
 	struct event *head_deadline;
-	/* Waiting for a route slot or a busy service's retry, or lingering
-	 * after an error page: one timer, made when needed. */
-	struct event *wait;
-	time_t give_up; /* no more waiting for a slot after this */
-	struct proxy_conn *qnext; /* in `queue` */
-	int queued;
+	struct event *wait; /* lingering after an error page */
 	int linger; /* read and drop the rest after the error page */
 	size_t lingered;
-	char busy[200]; /* why the service was busy, for the 503 page */
 };
 
-static void start_route(struct proxy_conn *pc);
+/* A 400/431 page goes out, then the rest of the request is read and
+ * dropped for this long, so that the browser sees the page, not a reset. */
+#define LINGER_MS 2000
+#define LINGER_MAX (256 * 1024)
+
+static long nconns; /* proxy connections held, spliced ones included */
 
 static void
 listener_update(struct hl__core *c)
@@ -94,46 +81,6 @@ listener_update(struct hl__core *c)
 	}
 }
 
-static void
-queue_remove(struct proxy_conn *pc)
-{
-	struct proxy_conn **pp;
-
-	if (!pc->queued)
-		return;
-	for (pp = &queue; *pp != pc; pp = &(*pp)->qnext)
-		;
-	*pp = pc->qnext;
-	if (queue_tail == &pc->qnext)
-		queue_tail = pp;
-	pc->queued = 0;
-}
-
-/* A route ended: the first waiting requests take the free slots, from
- * the loop (this may run inside a plugin's call to the router). */
-static struct event *dequeue_ev;
-
-static void
-dequeue_callback(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	(void)arg;
-	while (queue != NULL && nroutes < hl__limits.routes) {
-		struct proxy_conn *pc = queue;
-		queue_remove(pc);
-		start_route(pc);
-	}
-}
-
-static void
-route_released(void)
-{
-	nroutes--;
-	if (queue != NULL && dequeue_ev != NULL)
-		event_active(dequeue_ev, EV_TIMEOUT, 0);
-}
-
 /* The memory of a proxy connection, whoever holds it (the splice too). */
 static void
 conn_release(struct hl__core *c, struct proxy_conn *pc)
@@ -149,13 +96,10 @@ static void
 conn_free(struct proxy_conn *pc)
 {
 	hl__live_remove(&pc->live);
-	queue_remove(pc);
 	if (pc->head_deadline != NULL)
 		event_free(pc->head_deadline);
-	if (pc->route != NULL) {
-		hl__route_cancel(pc->route);
-		route_released();
-	}
+	if (pc->out != NULL)
+		hl__outbound_cancel(pc->out);
 	if (pc->browser != NULL)
 		bufferevent_free(pc->browser);
 	conn_release(pc->core, pc);
@@ -293,8 +237,6 @@ conn_reply_error(struct proxy_conn *pc, int status, const char *reason,
 		event_free(pc->head_deadline);
 		pc->head_deadline = NULL;
 	}
-	if (pc->wait != NULL)
-		evtimer_del(pc->wait);
 	pc->linger = status == 400 || status == 431;
 	if (resp == NULL) {
 		conn_free(pc);
@@ -334,149 +276,49 @@ proxy_splice_callback(void *arg, int closed_side, size_t a_to_b, size_t b_to_a)
 }
 
 static void
-give_up_busy(struct proxy_conn *pc)
-{
-	char text[600];
-
-	snprintf(text, sizeof text,
-	         "The service %s is reachable, but its node is at a limit "
-	         "and asked to try again later%s%s%s. This proxy waited "
-	         "%d s for a slot. Reload in a moment.",
-	         pc->keyhash, pc->busy[0] ? " (\"" : "", pc->busy,
-	         pc->busy[0] ? "\")" : "", SLOT_WAIT_SEC);
-	conn_reply_error(pc, 503, "Service Unavailable", "The service is busy",
-	                 text);
-}
-
-static void
-retry_callback(evutil_socket_t fd, short what, void *arg)
-{
-	struct proxy_conn *pc = arg;
-
-	(void)fd;
-	(void)what;
-	if (pc->queued) { /* still no route slot */
-		char text[300];
-		queue_remove(pc);
-		snprintf(text, sizeof text,
-		         "This proxy has %ld routes in progress, its maximum "
-		         "(limits routes), and no slot came free within %d s. "
-		         "Reload in a moment.",
-		         nroutes, SLOT_WAIT_SEC);
-		conn_reply_error(pc, 503, "Service Unavailable",
-		                 "Too many requests at once", text);
-		return;
-	}
-	start_route(pc);
-}
-
-/* Start the route again after ms (with some jitter), if there is time. */
-static void
-retry_later(struct proxy_conn *pc, int ms)
-{
-	struct timeval tv;
-
-	if (ms < 50)
-		ms = 50;
-	if (ms > 2000)
-		ms = 2000;
-	ms += (int)(random() % 50); /* not all at once */
-	if (time(NULL) + (ms + 999) / 1000 > pc->give_up) {
-		give_up_busy(pc);
-		return;
-	}
-	if (pc->wait == NULL)
-		pc->wait = evtimer_new(pc->core->base, retry_callback, pc);
-	if (pc->wait == NULL) {
-		give_up_busy(pc);
-		return;
-	}
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	evtimer_add(pc->wait, &tv);
-}
-
-static void
-proxy_oob_callback(void *arg, struct bufferevent *tunnel, struct hl__oob *oob,
-                   const char *error)
+proxy_outbound_callback(void *arg, int result, struct bufferevent *tunnel,
+                        const char *via, const char *why)
 {
 	struct proxy_conn *pc = arg;
 	struct bufferevent *browser;
-	struct hl__splice *sp;
-	struct hl__tunnel_info info;
+	char text[16384];
 
-	if (error != NULL) {
-		char text[512];
-		bufferevent_free(tunnel);
+	pc->out = NULL;
+	if (result == HL_OUT_NO_ROUTE) {
+		snprintf(
+		    text, sizeof text,
+		    "No path to the service %s worked. What was tried:\n\n%s",
+		    pc->keyhash, why);
+		conn_reply_error(pc, 502, "Bad Gateway",
+		                 "No path to the service", text);
+		return;
+	}
+	if (result == HL_OUT_BUSY) {
+		snprintf(text, sizeof text,
+		         "The service %s is busy: %s. Reload in a moment.",
+		         pc->keyhash, why);
+		conn_reply_error(pc, 503, "Service Unavailable",
+		                 "The service is busy", text);
+		return;
+	}
+	if (result != HL_OUT_OK) {
 		snprintf(text, sizeof text,
 		         "The tunnel via %s was set up, but the Hardline "
 		         "handshake failed: %s.",
-		         pc->via, error);
+		         via ? via : "no transport", why);
 		conn_reply_error(
 		    pc, 502, "Bad Gateway",
 		    "The service's node did not complete the handshake", text);
 		return;
 	}
-	if (oob->wanhosts != NULL && oob->wanhosts[0] != '\0')
-		hl__peercache_learn(pc->keyhash, oob->wanhosts);
-	if (oob->is_busy) {
-		/* The service's node is at a cap: wait and try again. */
-		bufferevent_free(tunnel);
-		snprintf(pc->busy, sizeof pc->busy, "%s", oob->busy);
-		retry_later(pc, oob->retry_ms);
-		return;
-	}
-	if (pc->wait != NULL) {
-		event_free(pc->wait);
-		pc->wait = NULL;
-	}
+	snprintf(pc->via, sizeof pc->via, "%s", via);
 	browser = pc->browser;
 	pc->browser = NULL;
 	/* The splice owns pc from here; it frees it when it ends. */
 	hl__live_remove(&pc->live);
-	sp = hl__splice_new(browser, tunnel, proxy_splice_callback, pc);
-	if (sp == NULL) {
-		bufferevent_free(browser);
-		bufferevent_free(tunnel);
+	if (hl__outbound_splice(browser, tunnel, pc->keyhash, pc->peer, via,
+	                        "proxy", proxy_splice_callback, pc) == NULL)
 		conn_release(pc->core, pc);
-		return;
-	}
-	memset(&info, 0, sizeof info);
-	info.outgoing = 1;
-	info.service = "";
-	snprintf(info.keyhash, sizeof info.keyhash, "%s", pc->keyhash);
-	snprintf(info.peer, sizeof info.peer, "%s", pc->peer);
-	snprintf(info.via, sizeof info.via, "%s", pc->via);
-	hl__splice_set_info(sp, &info);
-}
-
-static void
-proxy_route_callback(void *arg, struct bufferevent *tunnel, const char *via,
-                     const char *trace)
-{
-	struct proxy_conn *pc = arg;
-	char *line, text[16384];
-
-	pc->route = NULL;
-	route_released();
-	if (tunnel == NULL) {
-		snprintf(
-		    text, sizeof text,
-		    "No path to the service %s worked. What was tried:\n\n%s",
-		    pc->keyhash, trace);
-		conn_reply_error(pc, 502, "Bad Gateway",
-		                 "No path to the service", text);
-		return;
-	}
-	snprintf(pc->via, sizeof pc->via, "%s", via);
-	line = hl__oob_client_line(pc->password);
-	if (line == NULL) {
-		bufferevent_free(tunnel);
-		conn_free(pc);
-		return;
-	}
-	hl__oob_exchange(tunnel, line, proxy_oob_callback, pc);
-	free(line);
 }
 
 static void
@@ -489,6 +331,14 @@ head_read_callback(struct bufferevent *bev, void *arg)
 	size_t hostlen;
 	int r;
 
+	/* With proxy.socks, a first byte of 4 or 5 is SOCKS, never HTTP. */
+	if (pc->core->cfg->proxy_socks && len > 0 &&
+	    (*evbuffer_pullup(in, 1) == 4 || *evbuffer_pullup(in, 1) == 5)) {
+		pc->browser = NULL;
+		hl__socksd_take(pc->core, bev, pc->peer);
+		conn_free(pc);
+		return;
+	}
 	/* Look at the head without taking it out: it goes down the tunnel
 	 * as it came. */
 	r = hl__http_find_host((const char *)evbuffer_pullup(in, -1), len,
@@ -532,40 +382,10 @@ head_read_callback(struct bufferevent *bev, void *arg)
 	event_free(pc->head_deadline);
 	pc->head_deadline = NULL;
 	hl__debug("proxy: %s asks for %.8s", pc->peer, pc->keyhash);
-	pc->give_up = time(NULL) + SLOT_WAIT_SEC;
-	start_route(pc);
-}
-
-/* Find a tunnel for pc, or wait for a route slot (a web page can start
- * hundreds of requests at once). */
-static void
-start_route(struct proxy_conn *pc)
-{
-	if (nroutes >= hl__limits.routes) {
-		struct timeval tv = {pc->give_up - time(NULL), 0};
-		if (pc->wait == NULL)
-			pc->wait =
-			    evtimer_new(pc->core->base, retry_callback, pc);
-		if (pc->wait == NULL || tv.tv_sec <= 0) {
-			retry_callback(-1, 0, pc);
-			return;
-		}
-		pc->queued = 1;
-		pc->qnext = NULL;
-		*queue_tail = pc;
-		queue_tail = &pc->qnext;
-		evtimer_add(pc->wait, &tv);
-		return;
-	}
-	if (pc->wait != NULL)
-		evtimer_del(pc->wait);
-	nroutes++;
-	pc->route =
-	    hl__route_start(pc->core, pc->keyhash, proxy_route_callback, pc);
-	if (pc->route == NULL) {
-		nroutes--;
+	pc->out = hl__outbound_start(pc->core, pc->keyhash, pc->password,
+	                             proxy_outbound_callback, pc);
+	if (pc->out == NULL)
 		conn_free(pc);
-	}
 }
 
 static void
@@ -595,7 +415,10 @@ head_event_callback(struct bufferevent *bev, short what, void *arg)
 static void
 conn_abort(struct hl__live *l)
 {
-	conn_free((struct proxy_conn *)l);
+	struct proxy_conn *pc = (struct proxy_conn *)l;
+
+	pc->out = NULL; /* on the list itself: aborted on its own */
+	conn_free(pc);
 }
 
 static void
@@ -713,8 +536,7 @@ hl__proxy_start(struct hl__core *c, const char *listen)
 		return -1;
 	}
 	c->proxy->pause_ev = evtimer_new(c->base, pause_done_callback, c);
-	dequeue_ev = evtimer_new(c->base, dequeue_callback, NULL);
-	if (c->proxy->pause_ev == NULL || dequeue_ev == NULL) {
+	if (c->proxy->pause_ev == NULL) {
 		hl__proxy_stop(c);
 		return -1;
 	}
@@ -734,9 +556,6 @@ hl__proxy_stop(struct hl__core *c)
 	evconnlistener_free(c->proxy->listener);
 	if (c->proxy->pause_ev != NULL)
 		event_free(c->proxy->pause_ev);
-	if (dequeue_ev != NULL)
-		event_free(dequeue_ev);
-	dequeue_ev = NULL;
 	free(c->proxy);
 	c->proxy = NULL;
 }

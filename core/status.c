@@ -147,10 +147,11 @@ add_connection(void *arg, const struct hl__tunnel_info *info, size_t a_to_b,
 	json_t *a = arg;
 
 	json_array_append_new(
-	    a, json_pack("{s:s, s:o, s:s, s:o, s:o, s:I, s:I, s:I}",
+	    a, json_pack("{s:s, s:o, s:s, s:o, s:o, s:o, s:I, s:I, s:I}",
 	                 "direction", info->outgoing ? "out" : "in", "service",
 	                 text(info->service), "keyhash", info->keyhash, "peer",
-	                 text(info->peer), "via", text(info->via),
+	                 text(info->peer), "via", text(info->via), "origin",
+	                 text(info->origin),
 	                 /* a is the browser (out) or the client node (in): what
 	                  * it sent is "up". */
 	                 "bytes_up", (json_int_t)a_to_b, "bytes_down",
@@ -242,6 +243,8 @@ hl__status_json(struct hl__core *c)
 		                 (json_int_t)(now - s->last)));
 	}
 	json_object_set_new(root, "lan", a);
+
+	json_object_set_new(root, "forwards", hl__forwards_json(c));
 
 	a = json_array();
 	hl__splice_foreach(add_connection, a);

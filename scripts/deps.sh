@@ -9,7 +9,7 @@ build=(build-essential cmake pkg-config libevent-dev libyaml-dev libssl-dev
 	libopendht-c-dev)
 test=(clang libclang-rt-14-dev clang-format iproute2 procps
 	iptables miniupnpd-iptables miniupnpc yggdrasil chromium nodejs npm
-	dhtnode)
+	dhtnode openssh-server openssh-client netcat-openbsd)
 bench=(nginx-light stunnel4 wrk)
 
 want=()

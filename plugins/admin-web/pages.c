@@ -391,10 +391,11 @@ connections(struct buf *b, json_t *list)
 
 	section(b, "connections", "Live tunnels", json_array_size(list));
 	buf_puts(b, "<table><thead><tr><th>Direction</th><th>Service</th>"
-	            "<th>Peer</th><th>Path</th><th>Sent</th><th>Received</th>"
-	            "<th>For</th></tr></thead><tbody id=\"connections-body\">");
+	            "<th>From</th><th>Peer</th><th>Path</th><th>Sent</th>"
+	            "<th>Received</th><th>For</th></tr></thead>"
+	            "<tbody id=\"connections-body\">");
 	if (json_array_size(list) == 0)
-		buf_puts(b, "<tr><td colspan=\"7\" class=\"empty\">No tunnel "
+		buf_puts(b, "<tr><td colspan=\"8\" class=\"empty\">No tunnel "
 		            "open.</td></tr>");
 	json_array_foreach(list, i, c)
 	{
@@ -412,6 +413,9 @@ connections(struct buf *b, json_t *list)
 			buf_html(b, jstr(c, "keyhash"));
 			buf_puts(b, "</code>");
 		}
+		/* Which front it came from: proxy, socks, forward <port>. */
+		buf_puts(b, "</td><td>");
+		buf_html(b, jstr(c, "origin"));
 		buf_puts(b, "</td><td><code>");
 		buf_html(b, jstr(c, "peer"));
 		buf_puts(b, "</code></td><td>");
@@ -420,6 +424,48 @@ connections(struct buf *b, json_t *list)
 		           "</td><td class=\"n\">%s</td><td class=\"n\">%s</td>"
 		           "<td class=\"n\">%s</td></tr>",
 		           up, down, dur);
+	}
+	buf_puts(b, "</tbody></table></section>\n");
+}
+
+/* `forwards:`: local ports for remote services (never their passwords). */
+static void
+forwards(struct buf *b, json_t *list)
+{
+	size_t i;
+	json_t *f;
+
+	section(b, "forwards", "Forwards", json_array_size(list));
+	buf_puts(b, "<table><thead><tr><th>Local port</th><th>Service</th>"
+	            "<th>Open</th><th>Connections</th><th>Failed</th>"
+	            "<th>Last failure</th></tr></thead>"
+	            "<tbody id=\"forwards-body\">");
+	if (json_array_size(list) == 0)
+		buf_puts(b,
+		         "<tr><td colspan=\"6\" class=\"empty\">No forward: "
+		         "list some under <code>forwards:</code> to reach any "
+		         "TCP service (SSH, a database) at a local "
+		         "port.</td></tr>");
+	json_array_foreach(list, i, f)
+	{
+		const char *title = jstr(f, "title");
+		buf_puts(b, "<tr><td><code>");
+		buf_html(b, jstr(f, "listen"));
+		buf_puts(b, "</code></td><td>");
+		if (title[0] != '\0') {
+			buf_html(b, title);
+			buf_puts(b, " ");
+		}
+		buf_puts(b, "<code class=\"small\">");
+		buf_html(b, jstr(f, "keyhash"));
+		buf_printf(b,
+		           "</code></td><td class=\"n\">%lld</td><td "
+		           "class=\"n\">%lld</td><td class=\"n\">%lld</td><td "
+		           "class=\"muted small\">",
+		           jint(f, "open"), jint(f, "accepted"),
+		           jint(f, "failed"));
+		buf_html(b, jstr(f, "last_error"));
+		buf_puts(b, "</td></tr>");
 	}
 	buf_puts(b, "</tbody></table></section>\n");
 }
@@ -526,6 +572,7 @@ page_dashboard(struct buf *b, json_t *st, const struct session *s,
 	plugins(b, json_object_get(st, "plugins"), s->csrf, self_name,
 	        caps->priority);
 	connections(b, json_object_get(st, "connections"));
+	forwards(b, json_object_get(st, "forwards"));
 	lan(b, json_object_get(st, "lan"), s->csrf, caps->browse);
 	routes(b, json_object_get(st, "routes"));
 	logs(b, json_object_get(st, "log"));

@@ -100,6 +100,44 @@ BAD = {
         "  transport-tls:\n"
         "    listen: \"localhost\"\n",
         3, '"localhost"', ["listen", "localhost"], False),
+    # forwards: and the SOCKS front (issue 12).
+    "unknown key in a forward": (
+        "forwards:\n"
+        "  - { listen: \"127.0.0.1:2222\", to: \"-b1aa4003e8bf17d4403bebd468cf53a3b575366a\", port: 22 }\n",
+        2, "port", ['unknown key "port" in forward 1', "listen, to, title"],
+        True),
+    "forward without to": (
+        "forwards:\n"
+        "  - listen: \"127.0.0.1:2222\"\n",
+        2, "listen", ["forward 1 has no to"], True),
+    "forward to something that is not a service name": (
+        "forwards:\n"
+        "  - { listen: \"127.0.0.1:2222\", to: \"example.com:22\" }\n",
+        2, '"example', ["not a Hardline service name"], True),
+    "forward listening on a host name": (
+        "forwards:\n"
+        "  - { listen: \"localhost:2222\", to: \"-b1aa4003e8bf17d4403bebd468cf53a3b575366a\" }\n",
+        2, '"localhost', ["an IP address and a port"], True),
+    "two forwards on one port": (
+        "forwards:\n"
+        "  - { listen: \"127.0.0.1:2222\", to: \"-b1aa4003e8bf17d4403bebd468cf53a3b575366a\" }\n"
+        "  - { listen: \"127.0.0.1:2222\", to: \"pw-b1aa4003e8bf17d4403bebd468cf53a3b575366a\" }\n",
+        3, '"127', ["forward 2", "another forward's listen address"], True),
+    "a forward on the proxy's port": (
+        "proxy: { listen: \"127.0.0.1:7009\" }\n"
+        "forwards:\n"
+        "  - { listen: \"127.0.0.1:7009\", to: \"-b1aa4003e8bf17d4403bebd468cf53a3b575366a\" }\n",
+        3, '"127', ["the proxy's listen address"], True),
+    "forwards as a map": (
+        "forwards:\n"
+        "  ssh: { listen: \"127.0.0.1:2222\" }\n",
+        2, "ssh", ['"forwards" must be a list', "not a map"], True),
+    "proxy socks not a boolean": (
+        "proxy: { socks: maybe }\n",
+        1, "maybe", ["proxy socks must be true or false"], True),
+    "proxy socks with the proxy off": (
+        "proxy: { socks: true, listen: \"off\" }\n",
+        1, '"off', ["socks_listen"], True),
 }
 
 

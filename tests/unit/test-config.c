@@ -739,10 +739,66 @@ test_load(void)
 	          "/nonexistent/hardline.yaml: No such file or directory\n");
 }
 
+/* forwards:, proxy.socks, and the copy without `listen` that
+ * `hlcore connect` hands plugins. */
+static void
+test_forwards(void)
+{
+	int n;
+	struct hl__config *cfg =
+	    parse("proxy: { socks: true, socks_listen: \"127.0.0.1:1080\" }\n"
+	          "plugins:\n"
+	          "  transport-tls: { priority: 5, listen: \"[::]:7008\", "
+	          "advertise: [\"198.51.100.7:7008\"] }\n"
+	          "forwards:\n"
+	          "  - { listen: \"127.0.0.1:2222\", to: "
+	          "\"pw-B1AA4003E8BF17D4403BEBD468CF53A3B575366A.localhost\", "
+	          "title: ssh }\n"
+	          "  - listen: \"[::1]:3306\"\n"
+	          "    to: \"-b1aa4003e8bf17d4403bebd468cf53a3b575366a\"\n",
+	          &n);
+	struct hl_conf *shell;
+
+	CHECK(cfg != NULL && n == 0, "forwards: %d errors: %s", n, errbuf);
+	if (cfg == NULL)
+		return;
+	CHECK_INT(cfg->proxy_socks, 1);
+	CHECK_STR(cfg->socks_listen, "127.0.0.1:1080");
+	CHECK_INT(cfg->nforwards, 2);
+	CHECK_STR(cfg->forwards[0].listen, "127.0.0.1:2222");
+	CHECK_STR(cfg->forwards[0].password, "pw");
+	CHECK_STR(cfg->forwards[0].keyhash,
+	          "b1aa4003e8bf17d4403bebd468cf53a3b575366a");
+	CHECK_STR(cfg->forwards[0].title, "ssh");
+	CHECK_INT(cfg->forwards[0].listen_node->line, 5);
+	CHECK_STR(cfg->forwards[1].listen, "[::1]:3306");
+	CHECK_STR(cfg->forwards[1].password, "");
+	CHECK(cfg->forwards[1].title == NULL, "no title");
+
+	shell = hl__conf_map_without(cfg->plugins[0].node, "listen");
+	CHECK(shell != NULL, "a copy without listen");
+	if (shell != NULL) {
+		int line, col;
+		CHECK_INT(hl__conf_len(shell), 2);
+		CHECK(hl__conf_get(shell, "listen") == NULL, "listen is gone");
+		CHECK(hl__conf_get(shell, "advertise") ==
+		          hl__conf_get(cfg->plugins[0].node, "advertise"),
+		      "the other values are shared");
+		CHECK_STR(hl__conf_key(shell, 1), "advertise");
+		hl__conf_key_pos(shell, 1, &line, &col);
+		CHECK(line == 3 && col == 54, "advertise at 3:54, got %d:%d",
+		      line, col);
+		hl__conf_shell_free(shell);
+	}
+	CHECK_INT(hl__conf_len(cfg->plugins[0].node), 3);
+	hl__config_free(cfg);
+}
+
 int
 main(void)
 {
 	test_example();
+	test_forwards();
 	test_defaults();
 	test_values();
 	test_empty();

@@ -95,11 +95,20 @@
 	}
 
 	function connections(list) {
-		if (!list.length) return '<tr><td colspan="7" class="empty">No tunnel open.</td></tr>';
+		if (!list.length) return '<tr><td colspan="8" class="empty">No tunnel open.</td></tr>';
 		return list.map((c) => `<tr><td>${c.direction === "out" ? "out (browser here)" : "in (served here)"}</td>` +
-			`<td>${c.service ? esc(c.service) : `<code>${esc(c.keyhash)}</code>`}</td>` +
+			`<td>${c.service ? esc(c.service) : `<code>${esc(c.keyhash)}</code>`}</td><td>${esc(c.origin)}</td>` +
 			`<td><code>${esc(c.peer)}</code></td><td>${esc(c.via)}</td><td class="n">${bytes(c.bytes_up)}</td>` +
 			`<td class="n">${bytes(c.bytes_down)}</td><td class="n">${duration(c.seconds)}</td></tr>`).join("");
+	}
+
+	function forwards(list) {
+		if (!list.length)
+			return '<tr><td colspan="6" class="empty">No forward: list some under <code>forwards:</code> to reach any TCP service (SSH, a database) at a local port.</td></tr>';
+		return list.map((f) => `<tr><td><code>${esc(f.listen)}</code></td>` +
+			`<td>${f.title ? esc(f.title) + " " : ""}<code class="small">${esc(f.keyhash)}</code></td>` +
+			`<td class="n">${f.open | 0}</td><td class="n">${f.accepted | 0}</td><td class="n">${f.failed | 0}</td>` +
+			`<td class="muted small">${esc(f.last_error)}</td></tr>`).join("");
 	}
 
 	function routes(list, open) {
@@ -138,6 +147,7 @@
 		put("services-body", "services", st.services || [], services);
 		put("plugins-body", "plugins", st.plugins || [], plugins);
 		put("connections-body", "connections", st.connections || [], connections);
+		put("forwards-body", "forwards", st.forwards || [], forwards);
 		put("lan-body", "lan", st.lan || [], lan);
 		const open = new Set([...document.querySelectorAll("#routes-body details[open]")].map((d) => d.dataset.key));
 		put("routes-body", "routes", st.routes || [], (l) => routes(l, open));

@@ -1,0 +1,610 @@
+#!/usr/bin/env python3
+"""Any TCP service, not only web pages: `forwards:` and `hlcore connect`.
+
+A server node serves a real OpenSSH sshd (run here on loopback with a
+generated host key), a banner-first service (it speaks before the client
+does, as SSH, SMTP and MySQL do) and an HTTP backend. A client node runs
+the proxy, a transport-tls listener, admin-web and forwards to them. Then:
+
+- the banner arrives through a forward and through `hlcore connect`
+  without the client sending anything;
+- ssh logs in through a forward, through the proxy's SOCKS5 with
+  `nc -X 5` as its ProxyCommand, and through `hlcore connect` as its
+  ProxyCommand (with no forward for it, while the client daemon with the
+  same config and state_dir runs); 16 MiB go up and down over ssh intact;
+- a wrong password and an unknown keyhash are refused: connect exits
+  non-zero saying why, a forward closes the local connection at once and
+  the next connection tries again;
+- the admin panel lists the forwards and says which forward a tunnel
+  came from;
+- a forward's port already in use is a config error naming file:line, in
+  `check` and at start;
+- the same against the independent Python server (hardline_peer.py).
+"""
+import getpass
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hltest  # noqa: E402
+from hltest import check, check_eq, check_in  # noqa: E402
+import hardline_peer as hp  # noqa: E402
+
+SSHD = "/usr/sbin/sshd"
+if not os.path.exists(SSHD) or not shutil.which("ssh"):
+    print("SKIP: openssh-server and openssh-client are needed "
+          "(scripts/deps.sh test installs them)")
+    print("0 passed, 0 failed")
+    sys.exit(hltest.SKIP)
+
+t = hltest.Test("forwards", deadline=280)
+ADMIN = os.path.exists(os.path.join(t.build_dir, "plugins", "admin-web.so"))
+backend = t.backend()
+UNKNOWN = "fedcba9876543210fedcba9876543210fedcba98"
+dead_port = hltest.free_port()
+lab = os.path.join(t.tmp, "lab")
+os.makedirs(lab)
+
+
+# ---- a banner-first service: "220 <token>\r\n" at once, then echo ----
+
+class Banner:
+    def __init__(self):
+        self.token = os.urandom(6).hex()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.addr = "127.0.0.1:%d" % self.port
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def line(self):
+        return ("220 hltest-banner %s\r\n" % self.token).encode()
+
+    def _loop(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,),
+                             daemon=True).start()
+
+    def _serve(self, c):
+        try:
+            c.settimeout(30)
+            c.sendall(self.line())
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    break
+                c.sendall(d)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+
+banner = Banner()
+
+
+# ---- a real sshd on loopback ----
+
+def keygen(path):
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
+                    path], check=True, stdout=subprocess.DEVNULL,
+                   timeout=30)
+
+
+USER = getpass.getuser()
+HOSTKEY = os.path.join(lab, "ssh_host_ed25519_key")
+USERKEY = os.path.join(lab, "id_ed25519")
+keygen(HOSTKEY)
+keygen(USERKEY)
+shutil.copy(USERKEY + ".pub", os.path.join(lab, "authorized_keys"))
+sshd_port = None
+sshd_proc = None
+
+
+def start_sshd():
+    global sshd_port, sshd_proc
+    if os.geteuid() == 0:
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+    for _ in range(4):
+        sshd_port = hltest.free_port()
+        cfg = os.path.join(lab, "sshd_config")
+        with open(cfg, "w") as f:
+            f.write("\n".join([
+                "Port %d" % sshd_port, "ListenAddress 127.0.0.1",
+                "HostKey %s" % HOSTKEY,
+                "PidFile %s" % os.path.join(lab, "sshd.pid"),
+                "AuthorizedKeysFile %s" % os.path.join(lab,
+                                                       "authorized_keys"),
+                "PubkeyAuthentication yes", "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no", "UsePAM no",
+                "StrictModes no", "PermitRootLogin prohibit-password",
+                "AllowTcpForwarding no", "X11Forwarding no", "PrintMotd no",
+                "LogLevel ERROR", ""]))
+        sshd_proc = subprocess.Popen(
+            [SSHD, "-D", "-e", "-f", cfg, "-h", HOSTKEY],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=open(os.path.join(lab, "sshd.log"), "ab"))
+        with hltest._lock:
+            hltest._procs.append(sshd_proc)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and sshd_proc.poll() is None:
+            if hltest.port_open(sshd_port):
+                return
+            time.sleep(0.05)
+        sshd_proc.kill()
+    raise hltest.Fail("sshd did not start: %s" %
+                      open(os.path.join(lab, "sshd.log")).read())
+
+
+SSH_OPTS = ["-F", "/dev/null", "-i", USERKEY, "-o", "IdentitiesOnly=yes",
+            "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+            "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "GlobalKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+            "-o", "ConnectTimeout=30"]
+
+
+def ssh_forward(port, command, stdin=None, timeout=60):
+    return subprocess.run(
+        ["ssh"] + SSH_OPTS + ["-p", str(port), "%s@127.0.0.1" % USER,
+                              command],
+        stdin=stdin or subprocess.DEVNULL, capture_output=True,
+        timeout=t.slow(timeout))
+
+
+def ssh_connect(label, command, stdin=None, timeout=60, config=None):
+    proxy = "%s -c %s connect %%h" % (t.hlcore, config or client.config_path)
+    return subprocess.run(
+        ["ssh"] + SSH_OPTS + ["-o", "ProxyCommand=" + proxy,
+                              "%s@%s" % (USER, label), command],
+        stdin=stdin or subprocess.DEVNULL, capture_output=True,
+        timeout=t.slow(timeout), env=hltest.child_env())
+
+
+# ---- the nodes ----
+
+server = t.node("server")
+client = t.node("client")
+S = {}
+ports = {}
+PY = {}
+
+
+def label(name, pw=None):
+    return "%s-%s" % (S[name]["pw"] if pw is None else pw, S[name]["hash"])
+
+
+def server_config():
+    ports["tls"] = hltest.free_port()
+    return {
+        "state_dir": server.state_dir,
+        "log": {"level": hltest.log_level()},
+        "proxy": {"listen": "off"},
+        "plugins": {"transport-tls": {
+            "listen": "127.0.0.1:%d" % ports["tls"]}},
+        "services": {
+            "ssh": {"target": "127.0.0.1:%d" % sshd_port},
+            "banner": {"target": banner.addr, "password": "none"},
+            "web": {"target": backend.addr},
+        },
+    }
+
+
+FWD = ("ssh", "banner", "web", "wrongpw", "unknown", "python")
+
+
+def client_config():
+    for k in FWD + ("proxy", "ctls", "admin"):
+        ports[k] = hltest.free_port()
+    real = "127.0.0.1:%d" % ports["tls"]
+    peers = {S[n]["hash"]: [real] for n in ("ssh", "banner", "web")}
+    peers[UNKNOWN] = [real, "127.0.0.1:%d" % dead_port]
+    peers[PY["hash"]] = ["127.0.0.1:%d" % PY["srv"].port]
+    plugins = {"transport-tls": {"listen": "127.0.0.1:%d" % ports["ctls"]}}
+    if ADMIN:
+        plugins["admin-web"] = {"listen": "127.0.0.1:%d" % ports["admin"]}
+    cfg = {
+        "state_dir": client.state_dir,
+        "log": {"level": hltest.log_level()},
+        "proxy": {"listen": "127.0.0.1:%d" % ports["proxy"], "socks": True},
+        "plugins": plugins,
+        "peers": peers,
+    }
+    text = hltest.to_yaml(cfg) + "\nforwards:\n"
+    tos = {"ssh": label("ssh"),
+           "banner": label("banner") + ".localhost",
+           "web": label("web"),
+           "wrongpw": label("ssh", pw="wrongpw"),
+           "unknown": "-" + UNKNOWN,
+           "python": "%s-%s" % (PY["pw"], PY["hash"])}
+    for k in FWD:
+        text += "  - { listen: \"127.0.0.1:%d\", to: \"%s\", title: \"%s\" }\n" \
+            % (ports[k], tos[k], k)
+    return text
+
+
+def client_listens(_cfg):
+    return [ports["proxy"]] + [ports[k] for k in FWD] + \
+        ([ports["admin"]] if ADMIN else [])
+
+
+def recv_until(s, needle, timeout):
+    s.settimeout(timeout)
+    got = b""
+    deadline = time.monotonic() + timeout
+    while needle not in got and time.monotonic() < deadline:
+        try:
+            d = s.recv(65536)
+        except socket.timeout:
+            break
+        if not d:
+            break
+        got += d
+    return got
+
+
+def closed_within(s, timeout):
+    """True when the peer closes s (EOF or reset) within timeout."""
+    s.settimeout(timeout)
+    try:
+        return s.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+# ---- cases ----
+
+def case_setup():
+    start_sshd()
+    server.write_config(server_config())
+    for name in ("ssh", "banner", "web"):
+        rc, out, err = server.cmd("url", name)
+        check(rc == 0, "hlcore url %s" % name, "exit 0", err)
+        m = hltest.URL_RE.match(out.strip())
+        S[name] = {"pw": m.group(1), "hash": m.group(2)}
+    server.start(server_config, lambda c: [ports["tls"]])
+    cert, key, pyhash = hp.make_cert(lab, "pyservice")
+    PY["hash"], PY["pw"] = pyhash, "pythonpw"
+    PY["srv"] = hp.Server(
+        {pyhash: {"cert": cert, "key": key, "password": PY["pw"],
+                  "backend": ("127.0.0.1", banner.port)}}).start()
+    client.start(client_config, client_listens)
+
+
+def case_banner_forward():
+    with socket.create_connection(("127.0.0.1", ports["banner"]),
+                                  timeout=10) as s:
+        got = recv_until(s, b"\r\n", t.slow(10))
+        check_eq(got, banner.line(),
+                 "the banner through a forward, before sending anything")
+        s.sendall(b"ping\n")
+        check_eq(recv_until(s, b"ping\n", t.slow(10)), b"ping\n",
+                 "the echo through the forward")
+
+
+def connect_proc(lbl, config=None):
+    p = subprocess.Popen(
+        [t.hlcore, "-c", config or client.config_path, "connect", lbl],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, env=hltest.child_env())
+    with hltest._lock:
+        hltest._procs.append(p)
+    return p
+
+
+def read_line(p, timeout):
+    """A line of p's stdout within timeout (b"" at EOF or timeout)."""
+    out = []
+    th = threading.Thread(target=lambda: out.append(p.stdout.readline()),
+                          daemon=True)
+    th.start()
+    th.join(timeout)
+    return out[0] if out else b""
+
+
+def case_banner_connect():
+    p = connect_proc(label("banner") + ".localhost")
+    try:
+        check_eq(read_line(p, t.slow(10)), banner.line(),
+                 "the banner through hlcore connect, before writing anything")
+        p.stdin.write(b"ping\n")
+        p.stdin.flush()
+        check_eq(read_line(p, t.slow(10)), b"ping\n", "the echo")
+        p.stdin.close()
+        rc = p.wait(timeout=t.slow(10))
+        err = p.stderr.read().decode("utf-8", "replace")
+        check(rc == 0 and "ERROR" not in err and "runtime error" not in err,
+              "hlcore connect after stdin closed", "exit 0, nothing on "
+              "stderr but maybe warnings", "exit %s: %s" % (rc, err))
+    finally:
+        if p.poll() is None:
+            p.kill()
+
+
+def case_ssh_forward():
+    r = ssh_forward(ports["ssh"], "echo hello-$((6*7))")
+    check(r.returncode == 0 and r.stdout.strip() == b"hello-42",
+          "ssh through the forward", "exit 0 and hello-42",
+          "exit %d, out %r, err %r" % (r.returncode, r.stdout, r.stderr))
+
+
+def case_ssh_connect():
+    for lbl in (label("ssh"), label("ssh") + ".localhost"):
+        r = ssh_connect(lbl, "echo hello-$((6*7))")
+        check(r.returncode == 0 and r.stdout.strip() == b"hello-42",
+              "ssh with ProxyCommand hlcore connect %%h to %s" %
+              ("<pw>-<hash>.localhost" if lbl.endswith("localhost")
+               else "<pw>-<hash>"), "exit 0 and hello-42",
+              "exit %d, out %r, err %r" % (r.returncode, r.stdout,
+                                            r.stderr))
+
+
+def case_ssh_socks():
+    nc = shutil.which("nc")
+    if nc is None:
+        raise hltest.Fail("nc (netcat-openbsd) is not installed: "
+                          "scripts/deps.sh test installs it")
+    r = subprocess.run(
+        ["ssh"] + SSH_OPTS +
+        ["-o", "ProxyCommand=%s -X 5 -x 127.0.0.1:%d %%h %%p" %
+         (nc, ports["proxy"]),
+         "%s@%s.localhost" % (USER, label("ssh")), "echo hello-$((6*7))"],
+        stdin=subprocess.DEVNULL, capture_output=True, timeout=t.slow(60))
+    check(r.returncode == 0 and r.stdout.strip() == b"hello-42",
+          "ssh with ProxyCommand nc -X 5 through the proxy's SOCKS5",
+          "exit 0 and hello-42",
+          "exit %d, out %r, err %r" % (r.returncode, r.stdout, r.stderr))
+
+
+def case_ssh_16mib():
+    data = os.urandom(16 * 1024 * 1024)
+    want = hashlib.sha256(data).hexdigest()
+    src = os.path.join(lab, "up.bin")
+    dst = os.path.join(lab, "copied.bin")
+    with open(src, "wb") as f:
+        f.write(data)
+    with open(src, "rb") as f:
+        r = ssh_forward(ports["ssh"], "cat > %s" % dst, stdin=f,
+                        timeout=120)
+    check_eq(r.returncode, 0, "ssh 'cat > file' with 16 MiB on stdin "
+             "through the forward (stderr %r)" % r.stderr)
+    with open(dst, "rb") as f:
+        check_eq(hashlib.sha256(f.read()).hexdigest(), want,
+                 "SHA-256 of the 16 MiB copied up through the forward")
+    r = ssh_connect(label("ssh"), "cat %s" % dst, timeout=120)
+    check(r.returncode == 0 and
+          hashlib.sha256(r.stdout).hexdigest() == want,
+          "16 MiB copied down with ssh through hlcore connect",
+          "exit 0 and %d bytes with SHA-256 %s" % (len(data), want),
+          "exit %d, %d bytes, err %r" % (r.returncode, len(r.stdout),
+                                          r.stderr[-500:]))
+
+
+def case_wrong_password():
+    p = connect_proc(label("ssh", pw="wrongpw"))
+    try:
+        rc = p.wait(timeout=t.slow(20))
+    except subprocess.TimeoutExpired:
+        p.kill()
+        raise hltest.Fail("connect with a wrong password did not exit "
+                          "within %d s" % t.slow(20))
+    err = p.stderr.read().decode("utf-8", "replace")
+    check(rc == 1 and "password" in err and "Sanitizer" not in err,
+          "connect with a wrong password",
+          "a non-zero exit saying the password may be wrong",
+          "exit %d: %s" % (rc, err))
+    check("wrongpw" not in err, "connect's message",
+          "not repeating the password", err)
+    with socket.create_connection(("127.0.0.1", ports["wrongpw"]),
+                                  timeout=10) as s:
+        check(closed_within(s, t.slow(10)),
+              "a forward with a wrong password", "the connection closed",
+              "still open after %d s" % t.slow(10))
+    m = client.wait_log(r"forward 127\.0\.0\.1:%d: .*without sending "
+                        r"anything" % ports["wrongpw"], 10)
+    check(m is not None, "the client's log", "the forward's failure with "
+          "its reason", client.log()[-2000:])
+
+
+def case_unknown_keyhash():
+    for bad in ("example.com", "pw-%s.localhost:22" % UNKNOWN, UNKNOWN):
+        rc, out, err = client.cmd("connect", bad)
+        check(rc == 2 and "not a Hardline service name" in err,
+              "hlcore connect %s" % bad, "exit 2 saying why",
+              "exit %d: %s" % (rc, err))
+    p = connect_proc("-" + UNKNOWN)
+    try:
+        rc = p.wait(timeout=t.slow(30))
+    except subprocess.TimeoutExpired:
+        p.kill()
+        raise hltest.Fail("connect to an unknown keyhash did not exit")
+    err = p.stderr.read().decode("utf-8", "replace")
+    check(rc == 1 and "no path to the service %s" % UNKNOWN in err and
+          "via transport-tls" in err, "connect to an unknown keyhash",
+          "exit 1 and the routing trace on stderr",
+          "exit %d: %s" % (rc, err))
+    for attempt in (1, 2):
+        t0 = time.monotonic()
+        with socket.create_connection(("127.0.0.1", ports["unknown"]),
+                                      timeout=10) as s:
+            check(closed_within(s, t.slow(10)),
+                  "forward to an unknown keyhash, connection %d" % attempt,
+                  "closed at once", "still open after %d s" % t.slow(10))
+        el = time.monotonic() - t0
+        check(el < t.slow(5), "how soon it closed", "under %d s" %
+              t.slow(5), "%.1f s" % el)
+        pat = r"forward 127\.0\.0\.1:%d: no path" % ports["unknown"]
+        deadline = time.monotonic() + t.slow(5)
+        while (len(__import__("re").findall(pat, client.log())) < attempt
+               and time.monotonic() < deadline):
+            time.sleep(0.05)
+        n = len(__import__("re").findall(pat, client.log()))
+        check(n >= attempt, "log lines for the unknown forward",
+              "%d (each connection tries again)" % attempt, n)
+
+
+def admin_status():
+    tok = open(os.path.join(client.state_dir, "admin.token")).read().strip()
+    req = urllib.request.Request(
+        "http://127.0.0.1:%d/api/status" % ports["admin"],
+        headers={"Authorization": "Bearer " + tok})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        text = r.read().decode()
+    return text, json.loads(text)
+
+
+def dashboard():
+    """Log in with the form as a browser does; the dashboard's HTML."""
+    import http.client
+    import re
+
+    def req(method, path, cookies, body=None):
+        c = http.client.HTTPConnection("127.0.0.1", ports["admin"],
+                                       timeout=t.slow(10))
+        h = {"Cookie": "; ".join("%s=%s" % kv for kv in cookies.items())}
+        if body:
+            h["Content-Type"] = "application/x-www-form-urlencoded"
+        c.request(method, path, body=body, headers=h)
+        r = c.getresponse()
+        got = {}
+        for k, v in r.getheaders():
+            if k.lower() == "set-cookie":
+                n, _, rest = v.partition("=")
+                got[n] = rest.split(";")[0]
+        data = r.read().decode("utf-8", "replace")
+        c.close()
+        return data, got
+
+    tok = open(os.path.join(client.state_dir, "admin.token")).read().strip()
+    page, cookies = req("GET", "/login", {})
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page).group(1)
+    _, sess = req("POST", "/login", cookies, "csrf=%s&token=%s" %
+                  (csrf, tok))
+    page, _ = req("GET", "/", sess)
+    return page
+
+
+def case_admin_panel():
+    if not ADMIN:
+        print("  (admin-web.so not built: the panel is not checked)")
+        return
+    with socket.create_connection(("127.0.0.1", ports["banner"]),
+                                  timeout=10) as s:
+        recv_until(s, b"\r\n", t.slow(10))
+        text, st = admin_status()
+        page = dashboard()
+    for needle in ('id="forwards-body"', "127.0.0.1:%d" % ports["ssh"],
+                   "<td>forward 127.0.0.1:%d</td>" % ports["banner"]):
+        check_in(needle, page, "the dashboard's HTML")
+    for secret in (S["ssh"]["pw"], PY["pw"]):
+        check(secret not in page, "the dashboard", "no forward's password",
+              "a password in it")
+    fw = {f["listen"]: f for f in st.get("forwards", [])}
+    check_eq(len(fw), len(FWD), "forwards in /api/status")
+    b = fw.get("127.0.0.1:%d" % ports["banner"], {})
+    check(b.get("keyhash") == S["banner"]["hash"] and
+          b.get("title") == "banner" and b.get("password") is False,
+          "the banner forward in /api/status", "its keyhash, title, "
+          "password false", b)
+    u = fw.get("127.0.0.1:%d" % ports["unknown"], {})
+    check(u.get("failed", 0) >= 2 and "no path" in u.get("last_error", ""),
+          "the unknown forward in /api/status", "failed >= 2 and its "
+          "last error", u)
+    origins = [c.get("origin") for c in st.get("connections", [])
+               if c.get("direction") == "out"]
+    check_in("forward 127.0.0.1:%d" % ports["banner"], origins,
+             "the origin of the open tunnel in /api/status connections")
+    for secret in (S["ssh"]["pw"], S["web"]["pw"], PY["pw"]):
+        check(secret not in text, "/api/status", "no forward's password",
+              "a password in it")
+    check(any(r.get("keyhash") == UNKNOWN and not r.get("ok") and
+              "transport-tls" in r.get("trace", "")
+              for r in st.get("routes", [])),
+          "the routing trace in /api/status", "the unknown keyhash's "
+          "failed route with its trace", st.get("routes"))
+
+
+def case_python_peer():
+    with socket.create_connection(("127.0.0.1", ports["python"]),
+                                  timeout=10) as s:
+        got = recv_until(s, b"\r\n", t.slow(10))
+        check_eq(got, banner.line(), "the banner through a forward to the "
+                 "Python server, before sending anything")
+        s.sendall(b"hello python\n")
+        check_eq(recv_until(s, b"python\n", t.slow(10)), b"hello python\n",
+                 "the echo through the Python server")
+    p = connect_proc("%s-%s" % (PY["pw"], PY["hash"]))
+    try:
+        check_eq(read_line(p, t.slow(10)), banner.line(),
+                 "the banner through hlcore connect to the Python server")
+        p.stdin.close()
+        check_eq(p.wait(timeout=t.slow(15)), 0, "connect's exit status")
+    finally:
+        if p.poll() is None:
+            p.kill()
+
+
+def case_port_in_use():
+    hold = socket.socket()
+    hold.bind(("127.0.0.1", 0))
+    hold.listen(1)
+    busy = hold.getsockname()[1]
+    node = t.node("busy")
+    text = ("state_dir: %s\nproxy: { listen: \"127.0.0.1:%d\" }\n"
+            "forwards:\n"
+            "  - { listen: \"127.0.0.1:%d\", to: \"-%s\" }\n"
+            "  - { listen: \"127.0.0.1:%d\", to: \"-%s\" }\n" %
+            (node.state_dir, hltest.free_port(), hltest.free_port(),
+             UNKNOWN, busy, UNKNOWN))
+    node.write_config(text)
+    try:
+        want = "%s:5:15: forward 2 cannot listen on 127.0.0.1:%d" % (
+            node.config_path, busy)
+        rc, out, err = node.cmd("check")
+        check(rc == 2 and want in err, "check with a forward's port in use",
+              "exit 2 and %r" % want, "exit %d: %s" % (rc, err))
+        rc, out, err = hltest.run([t.hlcore, "-c", node.config_path],
+                                  timeout=t.slow(20))
+        check(rc == 2 and want in err and "nothing was started" in err,
+              "starting with a forward's port in use",
+              "exit 2 and %r" % want, "exit %d: %s" % (rc, err))
+    finally:
+        hold.close()
+    rc, out, err = node.cmd("check")
+    check_eq(rc, 0, "check once the port is free (stderr %r)" % err)
+
+
+t.case("setup: sshd, banner service, server and client nodes", case_setup)
+if t.failed == 0:
+    t.case("a banner-first service through a forward", case_banner_forward)
+    t.case("a banner-first service through hlcore connect",
+           case_banner_connect)
+    t.case("ssh through a forward", case_ssh_forward)
+    t.case("ssh with hlcore connect as ProxyCommand", case_ssh_connect)
+    t.case("ssh through SOCKS5 (nc -X 5 as ProxyCommand)", case_ssh_socks)
+    t.case("16 MiB up and down over ssh, intact", case_ssh_16mib)
+    t.case("a wrong password is refused", case_wrong_password)
+    t.case("an unknown keyhash is refused, and tried again",
+           case_unknown_keyhash)
+    t.case("the admin panel lists forwards and origins", case_admin_panel)
+    t.case("forward and connect to the Python server", case_python_peer)
+    t.case("a forward's port in use is a config error", case_port_in_use)
+    t.case("the client daemon stops cleanly", client.stop_ok)
+    t.case("the server daemon stops cleanly", server.stop_ok)
+if PY.get("srv"):
+    PY["srv"].stop()
+t.finish()

@@ -127,11 +127,9 @@ struct hl__config {
 	struct hl_conf *root;
 	char *state_dir; /* default "./hardline-state" */
 	int log_level; /* default HL_LOG_INFO */
-	char *proxy_listen; /* NULL when "off"; default "127.0.0.1:7009"
-	                     */
+	char *proxy_listen; /* NULL when "off"; default "127.0.0.1:7009" */
 	char *plugin_dir; /* NULL: the default search */
-	int strict_plugins; /* plugins_strict: true -> a refused plugin
-	                     * is fatal
+	int strict_plugins; /* plugins_strict: true -> a refused plugin is fatal
 	                     */
 	struct hl__plugin_conf *plugins;
 	size_t nplugins;
@@ -147,14 +145,13 @@ struct hl__config {
 };
 
 /*
- * Parse a config from memory. Every problem is written to errs (when
- * not NULL) as one line "file:line:column: message"; *nerrors counts
- * them. Returns the config, or NULL when there was any error.
+ * Parse a config from memory. Every problem is written to errs (when not
+ * NULL) as one line "file:line:column: message"; *nerrors counts them.
+ * Returns the config, or NULL when there was any error.
  */
 struct hl__config *hl__config_parse(const char *file, const char *buf,
                                     size_t len, FILE *errs, int *nerrors);
-/* Read and parse a file; an unreadable file is one error "file:
- * reason". */
+/* Read and parse a file; an unreadable file is one error "file: reason". */
 struct hl__config *hl__config_load(const char *file, FILE *errs, int *nerrors);
 void hl__config_free(struct hl__config *cfg);
 /* Print "file:line:column: message\n" for node to errs. */
@@ -201,9 +198,8 @@ int hl__password_valid(const char *s);
 /*
  * Load the service's identity, creating it on first use: the key (ECDSA
  * P-256) is written 0600 from the moment the file exists. The layout is
- * the original's: <cert>, <cert>.private and <cert>.hash ("pw-hash"),
- * with <cert> = sc->cert or <state_dir>/<name>.cert. Returns 0, or -1
- * with err.
+ * the original's: <cert>, <cert>.private and <cert>.hash ("pw-hash"), with
+ * <cert> = sc->cert or <state_dir>/<name>.cert. Returns 0, or -1 with err.
  */
 int hl__identity_load(const char *state_dir, const struct hl__service_conf *sc,
                       struct hl__identity *id, char *err, size_t errlen);
@@ -217,18 +213,17 @@ int hl__ct_streq(const char *a, const char *b);
 /* ---- host.c: the browser side's Host header ---- */
 
 /*
- * Find the Host header in an HTTP request head (buf holds len bytes
- * read so far). Returns 1 and sets *host, *hostlen when the head is
- * complete and has a Host; 0 when more bytes are needed; -1 when the
- * head is complete without a Host or is not HTTP.
+ * Find the Host header in an HTTP request head (buf holds len bytes read
+ * so far). Returns 1 and sets *host, *hostlen when the head is complete and
+ * has a Host; 0 when more bytes are needed; -1 when the head is complete
+ * without a Host or is not HTTP.
  */
 int hl__http_find_host(const char *buf, size_t len, const char **host,
                        size_t *hostlen);
 /*
  * Parse a Host value per docs/protocol.md ("URL and Host"): the label
- * just before "localhost", split at its last '-'. Returns 0 with
- * password and keyhash (lowercased) filled, or -1 when it is not a
- * Hardline name.
+ * just before "localhost", split at its last '-'. Returns 0 with password
+ * and keyhash (lowercased) filled, or -1 when it is not a Hardline name.
  */
 int hl__host_parse(const char *host, size_t len,
                    char password[HL_PASSWORD_MAX + 1],
@@ -259,10 +254,10 @@ enum hl__socks_rep {
 };
 
 /*
- * The client's greeting (VER NMETHODS METHODS) at buf[0..len). Returns
- * 0 when more bytes are needed; -1 when it is not a SOCKS5 greeting
- * (the caller closes); 1 when complete and "no authentication" (0x00)
- * is offered; 2 when complete without it (the caller answers 05 FF and
+ * The client's greeting (VER NMETHODS METHODS) at buf[0..len). Returns 0
+ * when more bytes are needed; -1 when it is not a SOCKS5 greeting (the
+ * caller closes); 1 when complete and "no authentication" (0x00) is
+ * offered; 2 when complete without it (the caller answers 05 FF and
  * closes). *used is set to the greeting's length when complete.
  */
 int hl__socks_greeting(const unsigned char *buf, size_t len, size_t *used);
@@ -272,21 +267,19 @@ struct hl__socks_request {
 	int atyp; /* 1 IPv4, 3 domain name, 4 IPv6 */
 	char name[256]; /* atyp 3: the name, NUL-ended ("" otherwise) */
 	uint16_t port;
-	int rep; /* HL_SOCKS_SUCCEEDED: go on; else the refusal to send
-	          */
+	int rep; /* HL_SOCKS_SUCCEEDED: go on; else the refusal to send */
 	char password[HL_PASSWORD_MAX + 1]; /* when rep is 0 */
 	char keyhash[HL_KEYHASH_LEN + 1]; /* when rep is 0 */
 };
 
 /*
- * The request (VER CMD RSV ATYP DST.ADDR DST.PORT) at buf[0..len).
- * Returns 0 when more bytes are needed; -1 when it is malformed (wrong
- * version or reserved byte: the caller answers a general failure and
- * closes); 1 when complete, with req filled and req->rep saying whether
- * it may go on: only a CONNECT to a domain name that is a Hardline name
- * ("<password>-<keyhash>.localhost") gets HL_SOCKS_SUCCEEDED. An
- * unknown address type completes at once with
- * HL_SOCKS_ADDRESS_NOT_SUPPORTED.
+ * The request (VER CMD RSV ATYP DST.ADDR DST.PORT) at buf[0..len). Returns
+ * 0 when more bytes are needed; -1 when it is malformed (wrong version or
+ * reserved byte: the caller answers a general failure and closes); 1 when
+ * complete, with req filled and req->rep saying whether it may go on: only
+ * a CONNECT to a domain name that is a Hardline name
+ * ("<password>-<keyhash>.localhost") gets HL_SOCKS_SUCCEEDED. An unknown
+ * address type completes at once with HL_SOCKS_ADDRESS_NOT_SUPPORTED.
  */
 int hl__socks_request(const unsigned char *buf, size_t len, size_t *used,
                       struct hl__socks_request *req);
@@ -301,8 +294,7 @@ struct hl__oob {
 	char password[HL_PASSWORD_MAX + 1]; /* "" when absent */
 	int has_password;
 	char *wanhosts; /* NULL when absent; malloc'd */
-	/* hlcore's refusal at a cap ("busy"): why, and when to try
-	 * again. */
+	/* hlcore's refusal at a cap ("busy"): why, and when to try again. */
 	int is_busy;
 	char busy[200];
 	int retry_ms;
@@ -316,9 +308,9 @@ void hl__oob_clear(struct hl__oob *oob);
 /* The lines to send, each ending in '\n'; malloc'd. */
 char *hl__oob_server_line(const char *wanhosts); /* NULL/"" -> "{}\n" */
 char *hl__oob_client_line(const char *password); /* NULL/"" -> "{}\n" */
-/* The server's line when it refuses a tunnel at a cap: WANHosts as
- * usual (when any), "busy" saying why and "retry_ms" when to try again;
- * the server closes the tunnel once it has gone out. */
+/* The server's line when it refuses a tunnel at a cap: WANHosts as usual
+ * (when any), "busy" saying why and "retry_ms" when to try again; the
+ * server closes the tunnel once it has gone out. */
 char *hl__oob_busy_line(const char *wanhosts, const char *why, int retry_ms);
 /*
  * Split a WANHosts value ("a:1,[v6]:2") into at most max well-formed
@@ -331,8 +323,8 @@ size_t hl__wanhosts_split(const char *s, char out[][HL_ADDR_MAX], size_t max,
 /* ---- util.c ---- */
 
 /* Split "host:port" / "[v6]:port" into host (no brackets) and port, as
- * hl_addr_split does, but the core wants a real port: 0 is malformed
- * too. Returns 0, or -1 when malformed. */
+ * hl_addr_split does, but the core wants a real port: 0 is malformed too.
+ * Returns 0, or -1 when malformed. */
 static inline int
 hl__addr_split(const char *addr, char *host, size_t hostlen, uint16_t *port)
 {
@@ -340,22 +332,19 @@ hl__addr_split(const char *addr, char *host, size_t hostlen, uint16_t *port)
 		return -1;
 	return 0;
 }
-/* Write data to path atomically (tmp, fsync, rename) with mode: the
- * temp file "<path>.tmp<pid>" is created with O_EXCL|O_NOFOLLOW and
- * mode before any byte is written (a stale one is unlinked, once). */
+/* Write data to path atomically (tmp, fsync, rename) with mode: the temp
+ * file "<path>.tmp<pid>" is created with O_EXCL|O_NOFOLLOW and mode
+ * before any byte is written (a stale one is unlinked, once). */
 int hl__write_file_atomic(const char *path, const void *data, size_t len,
                           int mode);
-/* Read a whole file (at most max bytes) into a malloc'd NUL-ended
- * buffer. */
+/* Read a whole file (at most max bytes) into a malloc'd NUL-ended buffer. */
 char *hl__read_file(const char *path, size_t max, size_t *lenp);
 /* mkdir -p with mode for the last component. */
 int hl__mkdirs(const char *path, int mode);
 
-/* ---- loader.c: dlopen and the checks before any plugin code runs ----
- */
+/* ---- loader.c: dlopen and the checks before any plugin code runs ---- */
 
-/* The core's record of one plugin; plugins see it as an opaque handle.
- */
+/* The core's record of one plugin; plugins see it as an opaque handle. */
 struct hl_plugin {
 	char *path;
 	void *dl;
@@ -365,20 +354,18 @@ struct hl_plugin {
 	int priority;
 	int running; /* init succeeded and fini not yet called */
 	int disabled; /* turned off by the admin (kept in state_dir) */
-	int conf_errors; /* conf_error calls since the last
-	                    init/validate */
+	int conf_errors; /* conf_error calls since the last init/validate */
 	char error[512]; /* why it is not running, for the admin panel */
 	const struct hl_conf *conf;
 	struct hl_plugin *next;
 };
 
 /*
- * Open the shared object at path and check its descriptor without
- * running any of its code beyond the dynamic loader's. want_name, when
- * not NULL, must equal the descriptor's name. On refusal returns -1 and
- * writes to err one sentence naming the file, the value found, the
- * value wanted and the fix. On success fills p (path, dl, desc, d) and
- * returns 0.
+ * Open the shared object at path and check its descriptor without running
+ * any of its code beyond the dynamic loader's. want_name, when not NULL,
+ * must equal the descriptor's name. On refusal returns -1 and writes to
+ * err one sentence naming the file, the value found, the value wanted and
+ * the fix. On success fills p (path, dl, desc, d) and returns 0.
  */
 int hl__plugin_open(const char *path, const char *want_name,
                     struct hl_plugin *p, char *err, size_t errlen);
@@ -387,9 +374,9 @@ void hl__plugin_close(struct hl_plugin *p);
 int hl__plugin_info(const char *path, FILE *out);
 /*
  * Where the plugin `name` is: <plugin_dir>/<name>.so when plugin_dir is
- * set; else the build tree's plugins/ beside the hlcore binary, then
- * the install dir. Returns a malloc'd path (that may not exist when
- * nothing was found: the last place looked).
+ * set; else the build tree's plugins/ beside the hlcore binary, then the
+ * install dir. Returns a malloc'd path (that may not exist when nothing
+ * was found: the last place looked).
  */
 char *hl__plugin_find(const char *plugin_dir, const char *name);
 

@@ -24,7 +24,8 @@
 # serve that many with the descriptor limit), TUNNELS_NOFILE ("1024:65536":
 # the soft:hard descriptor limit both hlcore nodes start with in part 4),
 # TUNNELS_DEADLINE (300: seconds to open all of them, per path),
-# TUNNELS_PARALLEL (64: how many are being opened at a time).
+# TUNNELS_PARALLEL (64: how many are being opened at a time),
+# SERVER_LIMITS (a limits: map for the service node's config).
 # shellcheck disable=SC2034,SC2154 # start sets pid_NAME with eval; small_url_* are read as ${!v}
 set -euo pipefail
 
@@ -307,6 +308,11 @@ services:
     target: "127.0.0.1:$P_NGX"
     password: auto
 EOF
+# SERVER_LIMITS: a limits: map for the service node, e.g.
+# "{ tunnels_per_peer: 100000 }" (the bench's one client is one address).
+if [ -n "${SERVER_LIMITS:-}" ]; then
+	echo "limits: $SERVER_LIMITS" >>"$work/server.yaml"
+fi
 url=$("$hlcore" -c "$work/server.yaml" url bench) || die "hlcore url failed"
 label=${url#http://}
 label=${label%%.localhost*}

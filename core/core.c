@@ -540,13 +540,15 @@ hl__core_available_plugins(struct hl__core *c,
 #define SEEN_MAX 256
 #define SEEN_PER_HOST 16
 
-/* The length of the host part of "ip:port" / "[v6]:port". */
-static size_t
-seen_host_len(const char *addr)
+/* Whether two "host:port" addresses have the same host. */
+static int
+same_host(const char *a, const char *b)
 {
-	const char *colon = strrchr(addr, ':');
+	char ha[HL_ADDR_MAX], hb[HL_ADDR_MAX];
+	uint16_t pa, pb;
 
-	return colon != NULL ? (size_t)(colon - addr) : strlen(addr);
+	return hl_addr_split(a, ha, sizeof ha, &pa) == 0 &&
+	       hl_addr_split(b, hb, sizeof hb, &pb) == 0 && strcmp(ha, hb) == 0;
 }
 
 void
@@ -575,15 +577,14 @@ hl__core_service_seen(struct hl__core *c, struct hl_plugin *from,
 		 * share of the table, and a full table forgets its oldest
 		 * entry rather than everything new. */
 		struct hl__seen **oldest = NULL;
-		size_t same_host = 0, hl = seen_host_len(addr);
+		size_t from_host = 0;
 		for (pp = &c->seen; *pp != NULL; pp = &(*pp)->next) {
-			if (seen_host_len((*pp)->addr) == hl &&
-			    strncmp((*pp)->addr, addr, hl) == 0)
-				same_host++;
+			if (same_host((*pp)->addr, addr))
+				from_host++;
 			if (oldest == NULL || (*pp)->last <= (*oldest)->last)
 				oldest = pp;
 		}
-		if (same_host >= SEEN_PER_HOST) {
+		if (from_host >= SEEN_PER_HOST) {
 			c->stats.hints_dropped++;
 			return;
 		}

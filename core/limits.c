@@ -119,25 +119,17 @@ hl__limits_init(const struct hl__config *cfg)
 
 /* ---- sources ---- */
 
-/* The host part of "ip:port", "[v6]:port" or "[::ffff:v4]:port". */
+/* The host part of "ip:port" or "[v6]:port"; an IPv4 peer on a dual-stack
+ * listener ("[::ffff:1.2.3.4]:p") is the same source as "1.2.3.4:p". */
 static void
 host_of(const char *peer, char *out, size_t outlen)
 {
-	const char *p = peer, *end;
+	uint16_t port;
 
-	if (strncmp(p, "[::ffff:", 8) == 0 && strchr(p, '.') != NULL) {
-		p += 8;
-		end = strchr(p, ']');
-	} else if (*p == '[') {
-		end = strchr(p, ']');
-		if (end != NULL)
-			end++;
-	} else {
-		end = strrchr(p, ':');
-	}
-	if (end == NULL)
-		end = p + strlen(p);
-	snprintf(out, outlen, "%.*s", (int)(end - p), p);
+	if (hl_addr_split(peer, out, outlen, &port) != 0)
+		snprintf(out, outlen, "%s", peer); /* "?" and the like */
+	else if (strncmp(out, "::ffff:", 7) == 0 && strchr(out, '.') != NULL)
+		memmove(out, out + 7, strlen(out + 7) + 1);
 }
 
 static unsigned

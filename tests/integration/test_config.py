@@ -19,6 +19,19 @@ t = hltest.Test("config")
 # The expected column is where `where` starts on that line: the offending
 # key or value itself.
 BAD = {
+    "a limit out of range": (
+        "state_dir: ./state\n"
+        "limits:\n"
+        "  idle_timeout: 600\n"
+        "  tunnels_per_peer: 0\n",
+        4, "0", ["limits tunnels_per_peer is", "from 1 to",
+                 "or auto"], True),
+    "an unknown limit": (
+        "limits:\n"
+        "  idle_timeout: 600\n"
+        "  connections: 5\n",
+        3, "connections", ['unknown key "connections"', "tunnels_per_peer"],
+        True),
     "unknown top-level key": (
         "state_dir: ./state\n"
         "colour: blue\n",

@@ -1,0 +1,2771 @@
+/*
+ * transport-udp: Hardline tunnels over QUIC (ngtcp2 0.12 with its GnuTLS
+ * crypto helper), one UDP socket per listen address.
+ *
+ * The wire (docs/protocol.md, "QUIC tunnels"): QUIC v1, ALPN "hardline",
+ * SNI = the bare keyhash; the server presents the certificate of the
+ * service whose keyhash that is, and the client pins it by its hash in a
+ * GnuTLS verify function (no CA). One QUIC connection per (peer node,
+ * service) carries every tunnel to that service, one client-initiated
+ * bidirectional stream each, whose bytes are exactly what a transport-tls
+ * tunnel carries after its handshake (the OOB lines first), so the core's
+ * service side is the same for both transports.
+ *
+ * Streams reach the core as one end of a bufferevent pair. Flow control
+ * follows the core: received bytes are credited back to the peer
+ * (MAX_STREAM_DATA / MAX_DATA) only once the core has taken them from the
+ * pair, and bytes the core writes are taken from the pair only while the
+ * stream has room for them, so neither node buffers more than a window per
+ * stream whatever the reader's pace.
+ *
+ * Close: a FIN from the peer (or a RESET_STREAM) reaches the core as EOF
+ * on its end of the pair; the core closing its end (an EOF through
+ * bufferevent_flush(BEV_FINISHED), or simply freeing it, which a sweep
+ * notices within a second) sends what it wrote and then a FIN, and stops
+ * the peer's direction with STOP_SENDING if it is still open.
+ *
+ * Config (plugins: transport-udp:):
+ *   listen: "[::]:7008"      or a list (at most 4); none: dial only, from an
+ *                            ephemeral port
+ *   idle_timeout: 30         seconds without a packet before a connection
+ *                            is dropped (keep-alive PINGs every third of
+ *                            it while tunnels exist); 2 to 600
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <linux/errqueue.h>
+#include <netinet/udp.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/util.h>
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+#include <ngtcp2/ngtcp2_crypto_gnutls.h>
+
+/* Uses nothing newer than ABI 1.1 unless the core has it (HL_HAS). */
+#define HL_PLUGIN_ABI_MINOR 1
+#include "hardline/plugin.h"
+#include "hardline/util.h"
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+
+#define ALPN "hardline"
+#define MAX_SOCKS 4
+#define ADDR_MAX 262
+#define PEER_MAX 64
+#define CIDLEN 16 /* every connection ID this node issues */
+#define MAX_CIDS 8 /* per connection, in the demultiplexing table */
+#define CID_BUCKETS 4096
+#define HOST_BUCKETS 1024
+#define SECRET_LEN 32
+
+#define DIAL_TIMEOUT_SEC 10
+#define IDLE_TIMEOUT_DEFAULT 30
+/* Flow control: what one stream (and one connection) may have in flight
+ * towards this node before the core has taken it. ngtcp2 may grow a
+ * window up to the max when the core drains it fast. */
+#define STREAM_WINDOW (256 * 1024)
+#define STREAM_WINDOW_MAX (1024 * 1024)
+#define CONN_WINDOW (8 * 1024 * 1024)
+#define CONN_WINDOW_MAX (16 * 1024 * 1024)
+#define MAX_STREAMS_BIDI 256 /* open at once per connection */
+/* What a stream takes from the core before ngtcp2 has acknowledged it. */
+#define TX_HOLD (256 * 1024)
+#define PAIR_READ_HIGH (64 * 1024)
+#define CHUNK_SIZE (16 * 1024)
+
+/* Accepting: connections per peer address, handshakes in all. */
+#define CONNS_PER_HOST 64
+#define CONNS_MAX 4096
+#define HANDSHAKES_MAX 1024
+/* Stateless resets answered per second. */
+#define RESETS_PER_SEC 100
+
+/* Receiving: datagrams per recvmmsg, each buffer big enough for GRO. */
+#define RX_BATCH 16
+#define RX_BUF (64 * 1024)
+/* Sending: packets coalesced into one GSO send. */
+#define TX_SEGMENTS 64
+#define TX_BUF (64 * 1024)
+
+struct udp;
+struct qconn;
+
+struct sock {
+	struct udp *u;
+	int fd;
+	struct event *ev;
+	struct sockaddr_storage local;
+	socklen_t locallen;
+	int family;
+	int listening;
+	int gso; /* UDP_SEGMENT works here */
+	int blocked; /* EAGAIN: waiting for POLLOUT */
+	char name[PEER_MAX];
+};
+
+struct chunk {
+	struct chunk *next;
+	size_t len;
+	uint8_t data[CHUNK_SIZE];
+};
+
+struct qstream {
+	struct qconn *c;
+	int64_t id;
+	struct bufferevent *mine; /* NULL once closed on our side */
+	/* Bytes taken from the core, from the oldest not yet acknowledged:
+	 * head_off bytes of the first chunk are acknowledged already;
+	 * tx_len bytes are held, tx_sent of them handed to ngtcp2. */
+	struct chunk *head, *tail;
+	size_t head_off, tx_len, tx_sent;
+	uint64_t rx_uncredited; /* given to the core, not yet credited */
+	unsigned core_gone : 1; /* the core closed its end */
+	unsigned fin_queued : 1; /* send a FIN after the held bytes */
+	unsigned fin_sent : 1;
+	unsigned eof_given : 1; /* the core got EOF */
+	unsigned blocked : 1; /* stream flow control */
+	unsigned write_shut : 1; /* STOP_SENDING or reset: write no more */
+	unsigned announce : 1; /* server: to hand to the core */
+	unsigned in_ready : 1;
+	struct qstream *next, **prevp; /* the connection's streams */
+	struct qstream *rnext; /* the connection's ready list */
+};
+
+struct cident {
+	ngtcp2_cid cid;
+	struct qconn *c;
+	struct cident *next;
+};
+
+struct host {
+	unsigned char key[17];
+	unsigned nconns;
+	int refusal_logged;
+	struct host *next;
+};
+
+struct qconn {
+	struct udp *u;
+	struct sock *s;
+	ngtcp2_conn *conn;
+	gnutls_session_t tls;
+	ngtcp2_crypto_conn_ref ref;
+	int server;
+	struct sockaddr_storage remote;
+	socklen_t remotelen;
+	char keyhash[41];
+	char peer[PEER_MAX];
+	struct host *host; /* server: the peer's address entry */
+	ngtcp2_cid cids[MAX_CIDS];
+	int ncids;
+	struct event *timer;
+	struct event *write_ev;
+	struct qstream *streams;
+	size_t nstreams;
+	struct qstream *ready_head, *ready_tail;
+	struct hl_dial *waiting; /* client: dials for this connection */
+	unsigned char *cert; /* client: the server's certificate (DER) */
+	size_t certlen;
+	int handshake_done;
+	int dead; /* to free at the end of the current entry point */
+	int keepalive_on;
+	char why[256]; /* why it failed, for dials and the log */
+	ngtcp2_connection_close_error last_error;
+	struct qconn *next, **prevp;
+};
+
+enum dial_state {
+	DIAL_START,
+	DIAL_RESOLVING,
+	DIAL_RESOLVED,
+	DIAL_WAITING,
+	DIAL_DONE
+};
+
+struct hl_dial {
+	struct udp *u;
+	char keyhash[41];
+	char addr[ADDR_MAX];
+	char host[ADDR_MAX];
+	uint16_t port;
+	hl_dial_cb cb;
+	void *arg;
+	int state;
+	struct evdns_getaddrinfo_request *req;
+	struct sockaddr_storage ss; /* the lookup's answer */
+	socklen_t sslen;
+	char why[200];
+	struct event *deadline;
+	struct event *start;
+	struct qconn *c; /* DIAL_WAITING: the connection it waits for */
+	struct hl_dial *cnext, **cprevp; /* the connection's waiting list */
+	struct hl_dial *next, **prevp; /* every dial */
+};
+
+struct service {
+	char keyhash[41];
+	gnutls_certificate_credentials_t cred;
+};
+
+struct udp {
+	const struct hl_services *svc;
+	struct hl_plugin *self;
+	struct event_base *base;
+	struct sock socks[MAX_SOCKS + 1]; /* the listeners, then ephemeral */
+	size_t nsocks;
+	struct sock *ephemeral;
+	uint8_t secret[SECRET_LEN];
+	struct service *services;
+	size_t nservices;
+	gnutls_certificate_credentials_t client_cred;
+	gnutls_priority_t prio;
+	struct qconn *conns;
+	size_t nconns, nhandshakes;
+	struct cident *cids[CID_BUCKETS];
+	struct host *hosts[HOST_BUCKETS];
+	struct hl_dial *dials;
+	struct event *sweep;
+	ngtcp2_duration idle_timeout;
+	int stopping;
+	/* reset rate limit */
+	time_t reset_sec;
+	unsigned resets_this_sec;
+	uint8_t *rxbuf; /* RX_BATCH * RX_BUF */
+	uint8_t txbuf[TX_BUF];
+	/* counters, for the log at exit */
+	unsigned long dropped, retries, resets, refused_host, refused_full,
+	    refused_sni, conns_in, conns_out, streams_in, streams_out;
+};
+
+static const char priority_str[] =
+    "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:"
+    "+CHACHA20-POLY1305:+AES-256-GCM:%DISABLE_TLS13_COMPAT_MODE";
+
+static void conn_schedule_write(struct qconn *c);
+static void conn_fail(struct qconn *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void conn_free(struct qconn *c);
+static void stream_free(struct qstream *st);
+static void stream_pull(struct qstream *st);
+static void dial_finish(struct hl_dial *d, struct bufferevent *bev,
+                        const char *error);
+static void conn_serve_waiting(struct qconn *c);
+
+static ngtcp2_tstamp
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (ngtcp2_tstamp)ts.tv_sec * NGTCP2_SECONDS +
+	       (ngtcp2_tstamp)ts.tv_nsec;
+}
+
+static void
+rand_bytes(void *p, size_t n)
+{
+	(void)gnutls_rnd(GNUTLS_RND_RANDOM, p, n);
+}
+
+/* ---- the connection ID table ---- */
+
+static struct cident **
+cid_bucket(struct udp *u, const uint8_t *cid, size_t len)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ cid[i]) * 16777619u;
+	return &u->cids[h % CID_BUCKETS];
+}
+
+static struct qconn *
+cid_find(struct udp *u, const uint8_t *cid, size_t len)
+{
+	for (struct cident *e = *cid_bucket(u, cid, len); e != NULL;
+	     e = e->next)
+		if (e->cid.datalen == len && memcmp(e->cid.data, cid, len) == 0)
+			return e->c;
+	return NULL;
+}
+
+static int
+cid_add(struct qconn *c, const ngtcp2_cid *cid)
+{
+	struct udp *u = c->u;
+	struct cident **b, *e;
+
+	if (c->ncids == MAX_CIDS || cid_find(u, cid->data, cid->datalen))
+		return -1;
+	e = calloc(1, sizeof *e);
+	if (e == NULL)
+		return -1;
+	e->cid = *cid;
+	e->c = c;
+	b = cid_bucket(u, cid->data, cid->datalen);
+	e->next = *b;
+	*b = e;
+	c->cids[c->ncids++] = *cid;
+	return 0;
+}
+
+static void
+cid_remove(struct qconn *c, const ngtcp2_cid *cid)
+{
+	struct cident **pp = cid_bucket(c->u, cid->data, cid->datalen);
+
+	for (; *pp != NULL; pp = &(*pp)->next) {
+		struct cident *e = *pp;
+		if (e->c == c && ngtcp2_cid_eq(&e->cid, cid)) {
+			*pp = e->next;
+			free(e);
+			break;
+		}
+	}
+	for (int i = 0; i < c->ncids; i++)
+		if (ngtcp2_cid_eq(&c->cids[i], cid)) {
+			c->cids[i] = c->cids[--c->ncids];
+			break;
+		}
+}
+
+/* ---- peer addresses (accepting) ---- */
+
+static int
+host_key(const struct sockaddr *sa, unsigned char key[17])
+{
+	static const unsigned char mapped[12] = {0, 0, 0, 0, 0,    0,
+	                                         0, 0, 0, 0, 0xff, 0xff};
+
+	memset(key, 0, 17);
+	if (sa->sa_family == AF_INET) {
+		key[0] = 4;
+		memcpy(key + 1, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+	} else if (sa->sa_family == AF_INET6) {
+		const unsigned char *a =
+		    ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+		if (memcmp(a, mapped, 12) == 0) {
+			key[0] = 4;
+			memcpy(key + 1, a + 12, 4);
+		} else {
+			key[0] = 16;
+			memcpy(key + 1, a, 16);
+		}
+	} else
+		return -1;
+	return 0;
+}
+
+static struct host **
+host_bucket(struct udp *u, const unsigned char key[17])
+{
+	uint32_t h = 2166136261u;
+
+	for (int i = 0; i < 17; i++)
+		h = (h ^ key[i]) * 16777619u;
+	return &u->hosts[h % HOST_BUCKETS];
+}
+
+static struct host *
+host_get(struct udp *u, const struct sockaddr *sa, int create)
+{
+	unsigned char key[17];
+	struct host **b, *h;
+
+	if (host_key(sa, key) != 0)
+		return NULL;
+	b = host_bucket(u, key);
+	for (h = *b; h != NULL; h = h->next)
+		if (memcmp(h->key, key, sizeof key) == 0)
+			return h;
+	if (!create)
+		return NULL;
+	h = calloc(1, sizeof *h);
+	if (h == NULL)
+		return NULL;
+	memcpy(h->key, key, sizeof key);
+	h->next = *b;
+	*b = h;
+	return h;
+}
+
+static void
+host_release(struct udp *u, struct host *h)
+{
+	struct host **pp;
+
+	if (h->nconns != 0)
+		return;
+	for (pp = host_bucket(u, h->key); *pp != NULL; pp = &(*pp)->next)
+		if (*pp == h) {
+			*pp = h->next;
+			free(h);
+			return;
+		}
+}
+
+/* ---- sockets ---- */
+
+static void sock_event_callback(evutil_socket_t fd, short what, void *arg);
+
+static void
+sockaddr_to_sock_family(const struct sock *s, const struct sockaddr *sa,
+                        socklen_t len, struct sockaddr_storage *out,
+                        socklen_t *outlen)
+{
+	/* A dual-stack IPv6 socket reaches IPv4 peers as v4-mapped. */
+	if (s->family == AF_INET6 && sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)out;
+		memset(s6, 0, sizeof *s6);
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = s4->sin_port;
+		s6->sin6_addr.s6_addr[10] = 0xff;
+		s6->sin6_addr.s6_addr[11] = 0xff;
+		memcpy(&s6->sin6_addr.s6_addr[12], &s4->sin_addr, 4);
+		*outlen = sizeof *s6;
+		return;
+	}
+	memcpy(out, sa, len);
+	*outlen = len;
+}
+
+static int
+sock_open(struct udp *u, struct sock *s, const struct sockaddr *sa,
+          socklen_t salen, int listening)
+{
+	int fd, on = 1, off = 0, big = 8 * 1024 * 1024;
+	socklen_t len = sizeof s->local;
+
+	fd = socket(sa->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	            0);
+	if (fd < 0)
+		return -1;
+	if (sa->sa_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+	if (listening)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+	/* Bigger buffers than the default 208 KiB: a burst of a window's
+	 * worth of datagrams must not be dropped by the kernel. FORCE needs
+	 * CAP_NET_ADMIN; without it the sysctl maximum applies. */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big) != 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof big) != 0)
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+	if (bind(fd, sa, salen) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&s->local, &len) != 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	/* GRO: the kernel may hand several datagrams of one flow in one
+	 * read, with their size in a control message. */
+	setsockopt(fd, IPPROTO_UDP, UDP_GRO, &on, sizeof on);
+	/* ICMP errors (port unreachable) on the error queue, with the
+	 * address they concern: a dial to a closed port fails at once
+	 * instead of after the handshake timeout. */
+	if (sa->sa_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &on, sizeof on);
+	setsockopt(fd, IPPROTO_IP, IP_RECVERR, &on, sizeof on);
+	s->u = u;
+	s->fd = fd;
+	s->locallen = len;
+	s->family = sa->sa_family;
+	s->listening = listening;
+	s->gso = 1; /* until a send says otherwise */
+	hl_sockaddr_str((struct sockaddr *)&s->local, s->name, sizeof s->name);
+	s->ev = event_new(u->base, fd, EV_READ | EV_PERSIST,
+	                  sock_event_callback, s);
+	if (s->ev == NULL || event_add(s->ev, NULL) != 0) {
+		if (s->ev != NULL)
+			event_free(s->ev);
+		close(fd);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+sock_close(struct sock *s)
+{
+	if (s->ev != NULL)
+		event_free(s->ev);
+	if (s->fd >= 0)
+		close(s->fd);
+	s->ev = NULL;
+	s->fd = -1;
+}
+
+/* The socket a dial to sa goes out of: a listener of a fitting family
+ * (so that the peer sees the port it may know us by), else the ephemeral
+ * one, made on first use. */
+static struct sock *
+sock_for(struct udp *u, int family)
+{
+	for (size_t i = 0; i < u->nsocks; i++) {
+		struct sock *s = &u->socks[i];
+		if (s->family == family || s->family == AF_INET6)
+			return s;
+	}
+	if (u->ephemeral == NULL) {
+		struct sock *s = &u->socks[MAX_SOCKS];
+		struct sockaddr_in6 any6 = {.sin6_family = AF_INET6};
+		struct sockaddr_in any4 = {.sin_family = AF_INET};
+
+		if (sock_open(u, s, (struct sockaddr *)&any6, sizeof any6, 0) !=
+		        0 &&
+		    sock_open(u, s, (struct sockaddr *)&any4, sizeof any4, 0) !=
+		        0) {
+			u->svc->log(u->self, HL_LOG_ERROR,
+			            "cannot open a UDP socket: %s",
+			            strerror(errno));
+			return NULL;
+		}
+		u->ephemeral = s;
+		u->svc->log(u->self, HL_LOG_DEBUG,
+		            "dialling from the UDP socket %s", s->name);
+	}
+	if (u->ephemeral->family != family &&
+	    u->ephemeral->family != AF_INET6)
+		return NULL;
+	return u->ephemeral;
+}
+
+/*
+ * Send n bytes of packets to the connection's peer: one datagram, or
+ * several of segsize bytes each (the last may be shorter) with GSO where
+ * the kernel takes it, else one by one. Returns 0, or -1 with EAGAIN when
+ * the socket is full (nothing of it was sent).
+ */
+static int
+sock_send(struct sock *s, const struct sockaddr *to, socklen_t tolen,
+          const uint8_t *buf, size_t n, size_t segsize)
+{
+	struct iovec iov = {(void *)buf, n};
+	struct msghdr mh = {0};
+	union {
+		char buf[CMSG_SPACE(sizeof(uint16_t))];
+		struct cmsghdr align;
+	} cm;
+	ssize_t r;
+
+	mh.msg_name = (void *)to;
+	mh.msg_namelen = tolen;
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	if (s->gso && n > segsize) {
+		struct cmsghdr *c;
+		uint16_t seg = (uint16_t)segsize;
+		memset(&cm, 0, sizeof cm);
+		mh.msg_control = cm.buf;
+		mh.msg_controllen = sizeof cm.buf;
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_UDP;
+		c->cmsg_type = UDP_SEGMENT;
+		c->cmsg_len = CMSG_LEN(sizeof seg);
+		memcpy(CMSG_DATA(c), &seg, sizeof seg);
+		do
+			r = sendmsg(s->fd, &mh, 0);
+		while (r < 0 && errno == EINTR);
+		if (r >= 0)
+			return 0;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return -1;
+		if (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT ||
+		    errno == EOPNOTSUPP) {
+			/* No GSO on this path (device or kernel): send the
+			 * segments one by one from now on. */
+			s->gso = 0;
+			s->u->svc->log(s->u->self, HL_LOG_DEBUG,
+			               "%s: no UDP GSO (%s); sending datagrams "
+			               "one by one",
+			               s->name, strerror(errno));
+		} else
+			return 0; /* unreachable and such: QUIC recovers */
+	}
+	if (n <= segsize) {
+		do
+			r = sendto(s->fd, buf, n, 0, to, tolen);
+		while (r < 0 && errno == EINTR);
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return -1;
+		return 0;
+	}
+	{
+		struct mmsghdr mm[TX_SEGMENTS];
+		struct iovec iv[TX_SEGMENTS];
+		unsigned k = 0;
+		for (size_t off = 0; off < n && k < TX_SEGMENTS;
+		     off += segsize, k++) {
+			iv[k].iov_base = (void *)(buf + off);
+			iv[k].iov_len = n - off < segsize ? n - off : segsize;
+			memset(&mm[k], 0, sizeof mm[k]);
+			mm[k].msg_hdr.msg_name = (void *)to;
+			mm[k].msg_hdr.msg_namelen = tolen;
+			mm[k].msg_hdr.msg_iov = &iv[k];
+			mm[k].msg_hdr.msg_iovlen = 1;
+		}
+		do
+			r = sendmmsg(s->fd, mm, k, 0);
+		while (r < 0 && errno == EINTR);
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return -1;
+		/* A partial send: the rest counts as lost. */
+	}
+	return 0;
+}
+
+/* ---- GnuTLS ---- */
+
+static ngtcp2_conn *
+get_conn(ngtcp2_crypto_conn_ref *ref)
+{
+	return ((struct qconn *)ref->user_data)->conn;
+}
+
+/* Server: pick the service's certificate by SNI; fail any other name. */
+static int
+post_client_hello(gnutls_session_t session)
+{
+	ngtcp2_crypto_conn_ref *ref = gnutls_session_get_ptr(session);
+	struct qconn *c = ref->user_data;
+	struct udp *u = c->u;
+	char name[256], kh[41];
+	size_t len = sizeof name - 1;
+	unsigned type;
+
+#ifdef HL_QUIC_TEST_IMPOSTOR
+	/* The test fixture answers every name with its first service's
+	 * certificate, as an impostor would. */
+	if (u->nservices > 0) {
+		snprintf(c->keyhash, sizeof c->keyhash, "%s",
+		         u->services[0].keyhash);
+		return gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE,
+		                              u->services[0].cred);
+	}
+#endif
+	if (gnutls_server_name_get(session, name, &len, &type, 0) == 0 &&
+	    type == GNUTLS_NAME_DNS &&
+	    hl_keyhash_lower(name, strnlen(name, len), kh) == 0)
+		for (size_t i = 0; i < u->nservices; i++)
+			if (strcmp(kh, u->services[i].keyhash) == 0) {
+				snprintf(c->keyhash, sizeof c->keyhash, "%s",
+				         kh);
+				return gnutls_credentials_set(
+				    session, GNUTLS_CRD_CERTIFICATE,
+				    u->services[i].cred);
+			}
+	u->refused_sni++;
+	return GNUTLS_E_UNRECOGNIZED_NAME;
+}
+
+/* Client: pin the server's certificate by its keyhash. */
+static int
+verify_peer(gnutls_session_t session)
+{
+	ngtcp2_crypto_conn_ref *ref = gnutls_session_get_ptr(session);
+	struct qconn *c = ref->user_data;
+	unsigned n = 0;
+	const gnutls_datum_t *certs = gnutls_certificate_get_peers(session, &n);
+	char got[41];
+
+	if (certs == NULL || n == 0 || certs[0].size == 0) {
+		snprintf(c->why, sizeof c->why,
+		         "the server sent no certificate");
+		return -1;
+	}
+	c->u->svc->keyhash_of_cert(certs[0].data, certs[0].size, got);
+	if (strcmp(got, c->keyhash) != 0) {
+		snprintf(c->why, sizeof c->why,
+		         "answered with a certificate whose hash is %s, not the "
+		         "one in the URL: an impostor or a different service",
+		         got);
+		return -1;
+	}
+	free(c->cert);
+	c->cert = malloc(certs[0].size);
+	if (c->cert == NULL)
+		return -1;
+	memcpy(c->cert, certs[0].data, certs[0].size);
+	c->certlen = certs[0].size;
+	return 0;
+}
+
+static int
+tls_new(struct qconn *c)
+{
+	struct udp *u = c->u;
+	gnutls_datum_t alpn = {(unsigned char *)ALPN, sizeof ALPN - 1};
+	int rv;
+
+	rv = gnutls_init(&c->tls, c->server ? GNUTLS_SERVER : GNUTLS_CLIENT);
+	if (rv != 0) {
+		c->tls = NULL;
+		return -1;
+	}
+	if ((c->server ? ngtcp2_crypto_gnutls_configure_server_session(c->tls)
+	               : ngtcp2_crypto_gnutls_configure_client_session(
+	                     c->tls)) != 0 ||
+	    gnutls_priority_set(c->tls, u->prio) != 0 ||
+	    gnutls_alpn_set_protocols(c->tls, &alpn, 1,
+	                              GNUTLS_ALPN_MANDATORY) != 0)
+		return -1;
+	c->ref.get_conn = get_conn;
+	c->ref.user_data = c;
+	gnutls_session_set_ptr(c->tls, &c->ref);
+	if (c->server) {
+		/* No session tickets: nothing to resume, as over TLS. */
+		gnutls_handshake_set_post_client_hello_function(
+		    c->tls, post_client_hello);
+	} else {
+		if (gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE,
+		                           u->client_cred) != 0 ||
+		    gnutls_server_name_set(c->tls, GNUTLS_NAME_DNS, c->keyhash,
+		                           strlen(c->keyhash)) != 0)
+			return -1;
+		gnutls_session_set_verify_function(c->tls, verify_peer);
+	}
+	return 0;
+}
+
+/* ---- streams ---- */
+
+static void
+ready_push(struct qstream *st)
+{
+	struct qconn *c = st->c;
+
+	if (st->in_ready)
+		return;
+	st->in_ready = 1;
+	st->rnext = NULL;
+	if (c->ready_tail != NULL)
+		c->ready_tail->rnext = st;
+	else
+		c->ready_head = st;
+	c->ready_tail = st;
+}
+
+static void
+ready_drop(struct qconn *c, struct qstream *st)
+{
+	struct qstream **pp = &c->ready_head, *prev = NULL;
+
+	if (!st->in_ready)
+		return;
+	for (; *pp != NULL; prev = *pp, pp = &(*pp)->rnext)
+		if (*pp == st) {
+			*pp = st->rnext;
+			if (c->ready_tail == st)
+				c->ready_tail = prev;
+			break;
+		}
+	st->in_ready = 0;
+}
+
+/* The stream has something for ngtcp2: unsent bytes or a FIN. */
+static int
+stream_wants_write(const struct qstream *st)
+{
+	if (st->write_shut || st->fin_sent || st->blocked)
+		return 0;
+	return st->tx_len > st->tx_sent || st->fin_queued;
+}
+
+static void
+stream_credit(struct qstream *st)
+{
+	struct qconn *c = st->c;
+	size_t held;
+	uint64_t n;
+
+	if (st->mine == NULL || st->rx_uncredited == 0)
+		return;
+	held = evbuffer_get_length(bufferevent_get_output(st->mine));
+	if (held >= st->rx_uncredited)
+		return;
+	n = st->rx_uncredited - held;
+	st->rx_uncredited = held;
+	ngtcp2_conn_extend_max_stream_offset(c->conn, st->id, n);
+	ngtcp2_conn_extend_max_offset(c->conn, n);
+	conn_schedule_write(c);
+}
+
+/* Tell the core the stream ended (EOF on its end), once. */
+static void
+stream_give_eof(struct qstream *st)
+{
+	if (st->eof_given || st->mine == NULL)
+		return;
+	st->eof_given = 1;
+	if (bufferevent_pair_get_partner(st->mine) != NULL)
+		bufferevent_flush(st->mine, EV_WRITE, BEV_FINISHED);
+}
+
+/* The core closed its end: send what it wrote, then a FIN; stop the
+ * peer's direction. */
+static void
+stream_core_gone(struct qstream *st)
+{
+	struct qconn *c = st->c;
+
+	if (st->core_gone)
+		return;
+	st->core_gone = 1;
+	stream_pull(st);
+	if (!st->eof_given) {
+		/* Nobody reads what the peer sends any more. */
+		ngtcp2_conn_shutdown_stream_read(c->conn, st->id, 0);
+		st->eof_given = 1;
+	}
+	if (st->mine != NULL &&
+	    evbuffer_get_length(bufferevent_get_input(st->mine)) == 0) {
+		bufferevent_free(st->mine);
+		st->mine = NULL;
+	}
+	if (st->mine == NULL && !st->fin_queued) {
+		st->fin_queued = 1;
+		if (stream_wants_write(st))
+			ready_push(st);
+	}
+	conn_schedule_write(c);
+}
+
+/* Take what the core wrote, while the stream may hold more. */
+static void
+stream_pull(struct qstream *st)
+{
+	struct evbuffer *in;
+	int added = 0;
+
+	if (st->mine == NULL)
+		return;
+	in = bufferevent_get_input(st->mine);
+	if (st->write_shut) {
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
+	while (st->tx_len < TX_HOLD && evbuffer_get_length(in) > 0) {
+		struct chunk *t = st->tail;
+		size_t room;
+		int n;
+
+		if (t == NULL || t->len == CHUNK_SIZE) {
+			t = malloc(sizeof *t);
+			if (t == NULL)
+				break;
+			t->next = NULL;
+			t->len = 0;
+			if (st->tail != NULL)
+				st->tail->next = t;
+			else
+				st->head = t;
+			st->tail = t;
+		}
+		room = CHUNK_SIZE - t->len;
+		if (room > TX_HOLD - st->tx_len)
+			room = TX_HOLD - st->tx_len;
+		n = evbuffer_remove(in, t->data + t->len, room);
+		if (n <= 0)
+			break;
+		t->len += (size_t)n;
+		st->tx_len += (size_t)n;
+		added = 1;
+	}
+	if (st->core_gone && st->mine != NULL &&
+	    evbuffer_get_length(in) == 0) {
+		bufferevent_free(st->mine);
+		st->mine = NULL;
+		if (!st->fin_queued)
+			st->fin_queued = 1;
+		added = 1;
+	}
+	if (added && stream_wants_write(st)) {
+		ready_push(st);
+		conn_schedule_write(st->c);
+	}
+}
+
+static void
+pair_read_callback(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	stream_pull(arg);
+}
+
+static void
+pair_write_callback(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	stream_credit(arg);
+}
+
+static void
+pair_event_callback(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		stream_core_gone(arg);
+}
+
+static struct qstream *
+stream_new(struct qconn *c, int64_t id, struct bufferevent **theirs)
+{
+	struct qstream *st = calloc(1, sizeof *st);
+	struct bufferevent *pair[2];
+
+	if (st == NULL)
+		return NULL;
+	if (bufferevent_pair_new(c->u->base, BEV_OPT_DEFER_CALLBACKS, pair) !=
+	    0) {
+		free(st);
+		return NULL;
+	}
+	st->c = c;
+	st->id = id;
+	st->mine = pair[0];
+	*theirs = pair[1];
+	bufferevent_setcb(st->mine, pair_read_callback, pair_write_callback,
+	                  pair_event_callback, st);
+	bufferevent_setwatermark(st->mine, EV_READ, 0, PAIR_READ_HIGH);
+	bufferevent_enable(st->mine, EV_READ | EV_WRITE);
+	HL_LIST_INSERT(c->streams, st);
+	c->nstreams++;
+	ngtcp2_conn_set_stream_user_data(c->conn, id, st);
+	if (!c->keepalive_on) {
+		ngtcp2_conn_set_keep_alive_timeout(c->conn,
+		                                   c->u->idle_timeout / 3);
+		c->keepalive_on = 1;
+	}
+	return st;
+}
+
+static void
+stream_free(struct qstream *st)
+{
+	struct qconn *c = st->c;
+
+	ready_drop(c, st);
+	HL_LIST_REMOVE(st);
+	c->nstreams--;
+	if (c->conn != NULL)
+		ngtcp2_conn_set_stream_user_data(c->conn, st->id, NULL);
+	if (st->mine != NULL) {
+		/* The core may still hold its end: it sees EOF. */
+		stream_give_eof(st);
+		bufferevent_free(st->mine);
+	}
+	while (st->head != NULL) {
+		struct chunk *n = st->head->next;
+		free(st->head);
+		st->head = n;
+	}
+	free(st);
+	if (c->nstreams == 0 && c->keepalive_on && c->conn != NULL) {
+		/* No tunnels: let the connection idle out. */
+		ngtcp2_conn_set_keep_alive_timeout(c->conn, UINT64_MAX);
+		c->keepalive_on = 0;
+	}
+}
+
+/* ---- ngtcp2 callbacks ---- */
+
+static void
+rand_cb(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *ctx)
+{
+	(void)ctx;
+	rand_bytes(dest, len);
+}
+
+static int
+get_new_connection_id(ngtcp2_conn *conn, ngtcp2_cid *cid, uint8_t *token,
+                      size_t cidlen, void *user_data)
+{
+	struct qconn *c = user_data;
+
+	(void)conn;
+	cid->datalen = cidlen;
+	do
+		rand_bytes(cid->data, cidlen);
+	while (cid_find(c->u, cid->data, cidlen) != NULL);
+	if (ngtcp2_crypto_generate_stateless_reset_token(
+	        token, c->u->secret, sizeof c->u->secret, cid) != 0)
+		return NGTCP2_ERR_CALLBACK_FAILURE;
+	if (cid_add(c, cid) != 0)
+		return NGTCP2_ERR_CALLBACK_FAILURE;
+	return 0;
+}
+
+static int
+remove_connection_id(ngtcp2_conn *conn, const ngtcp2_cid *cid,
+                     void *user_data)
+{
+	(void)conn;
+	cid_remove(user_data, cid);
+	return 0;
+}
+
+static int
+handshake_completed(ngtcp2_conn *conn, void *user_data)
+{
+	struct qconn *c = user_data;
+
+	(void)conn;
+	c->handshake_done = 1;
+	if (c->u->nhandshakes > 0 && c->server)
+		c->u->nhandshakes--;
+	return 0;
+}
+
+static int
+stream_open_cb(ngtcp2_conn *conn, int64_t id, void *user_data)
+{
+	struct qconn *c = user_data;
+	struct bufferevent *theirs;
+	struct qstream *st;
+
+	(void)conn;
+	if (!c->server || !ngtcp2_is_bidi_stream(id))
+		return 0;
+	st = stream_new(c, id, &theirs);
+	if (st == NULL)
+		return NGTCP2_ERR_CALLBACK_FAILURE;
+	/* Handed to the core once this packet is processed: the core must
+	 * not run inside ngtcp2. theirs is found again as the partner. */
+	st->announce = 1;
+	c->u->streams_in++;
+	return 0;
+}
+
+static int
+recv_stream_data(ngtcp2_conn *conn, uint32_t flags, int64_t id,
+                 uint64_t offset, const uint8_t *data, size_t len,
+                 void *user_data, void *stream_user_data)
+{
+	struct qstream *st = stream_user_data;
+
+	(void)offset;
+	(void)user_data;
+	if (st == NULL || st->mine == NULL || st->core_gone) {
+		/* Nobody reads it: credit it at once. */
+		ngtcp2_conn_extend_max_stream_offset(conn, id, len);
+		ngtcp2_conn_extend_max_offset(conn, len);
+		return 0;
+	}
+	if (len > 0) {
+		bufferevent_write(st->mine, data, len);
+		st->rx_uncredited += len;
+		stream_credit(st);
+	}
+	if (flags & NGTCP2_STREAM_DATA_FLAG_FIN)
+		stream_give_eof(st);
+	return 0;
+}
+
+static int
+acked_stream_data_offset(ngtcp2_conn *conn, int64_t id, uint64_t offset,
+                         uint64_t len, void *user_data, void *stream_user_data)
+{
+	struct qstream *st = stream_user_data;
+
+	(void)conn;
+	(void)id;
+	(void)offset;
+	(void)user_data;
+	if (st == NULL)
+		return 0;
+	while (len > 0 && st->head != NULL) {
+		struct chunk *h = st->head;
+		size_t avail = h->len - st->head_off;
+		size_t n = len < avail ? (size_t)len : avail;
+
+		st->head_off += n;
+		st->tx_len -= n;
+		st->tx_sent -= n;
+		len -= n;
+		if (st->head_off == h->len &&
+		    (h != st->tail || h->len == CHUNK_SIZE)) {
+			st->head = h->next;
+			if (st->head == NULL)
+				st->tail = NULL;
+			free(h);
+			st->head_off = 0;
+		} else if (st->head_off == h->len && h == st->tail) {
+			/* Keep the tail chunk, emptied, for the next bytes. */
+			h->len = 0;
+			st->head_off = 0;
+		}
+	}
+	/* Room again: take more from the core. */
+	stream_pull(st);
+	return 0;
+}
+
+static int
+stream_close_cb(ngtcp2_conn *conn, uint32_t flags, int64_t id,
+                uint64_t app_error_code, void *user_data,
+                void *stream_user_data)
+{
+	struct qconn *c = user_data;
+	struct qstream *st = stream_user_data;
+
+	(void)flags;
+	(void)app_error_code;
+	if (c->server && ngtcp2_is_bidi_stream(id))
+		ngtcp2_conn_extend_max_streams_bidi(conn, 1);
+	if (st != NULL)
+		stream_free(st);
+	return 0;
+}
+
+static int
+stream_reset_cb(ngtcp2_conn *conn, int64_t id, uint64_t final_size,
+                uint64_t app_error_code, void *user_data,
+                void *stream_user_data)
+{
+	struct qstream *st = stream_user_data;
+
+	(void)conn;
+	(void)id;
+	(void)final_size;
+	(void)app_error_code;
+	(void)user_data;
+	if (st != NULL)
+		stream_give_eof(st);
+	return 0;
+}
+
+static int
+stream_stop_sending_cb(ngtcp2_conn *conn, int64_t id, uint64_t app_error_code,
+                       void *user_data, void *stream_user_data)
+{
+	struct qstream *st = stream_user_data;
+
+	(void)app_error_code;
+	(void)user_data;
+	if (st == NULL)
+		return 0;
+	/* The peer reads no more: nothing more goes its way. Its own
+	 * direction may still bring bytes, so the core gets no EOF here:
+	 * that comes with the peer's FIN. */
+	st->write_shut = 1;
+	ready_drop(st->c, st);
+	ngtcp2_conn_shutdown_stream_write(conn, id, 0);
+	return 0;
+}
+
+static int
+extend_max_stream_data_cb(ngtcp2_conn *conn, int64_t id, uint64_t max_data,
+                          void *user_data, void *stream_user_data)
+{
+	struct qstream *st = stream_user_data;
+
+	(void)conn;
+	(void)id;
+	(void)max_data;
+	(void)user_data;
+	if (st != NULL && st->blocked) {
+		st->blocked = 0;
+		if (stream_wants_write(st))
+			ready_push(st);
+	}
+	return 0;
+}
+
+static int
+extend_max_local_streams_bidi_cb(ngtcp2_conn *conn, uint64_t max_streams,
+                                 void *user_data)
+{
+	struct qconn *c = user_data;
+
+	(void)conn;
+	(void)max_streams;
+	/* Dials that found no stream free get theirs after this packet. */
+	if (c->waiting != NULL && c->handshake_done)
+		conn_schedule_write(c);
+	return 0;
+}
+
+static int
+recv_stateless_reset_cb(ngtcp2_conn *conn, const ngtcp2_pkt_stateless_reset *sr,
+                        void *user_data)
+{
+	struct qconn *c = user_data;
+
+	(void)conn;
+	(void)sr;
+	snprintf(c->why, sizeof c->why,
+	         "the peer no longer knows this QUIC connection (stateless "
+	         "reset: it restarted?)");
+	return 0;
+}
+
+static const ngtcp2_callbacks client_callbacks = {
+    .client_initial = ngtcp2_crypto_client_initial_cb,
+    .recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
+    .handshake_completed = handshake_completed,
+    .encrypt = ngtcp2_crypto_encrypt_cb,
+    .decrypt = ngtcp2_crypto_decrypt_cb,
+    .hp_mask = ngtcp2_crypto_hp_mask_cb,
+    .recv_stream_data = recv_stream_data,
+    .acked_stream_data_offset = acked_stream_data_offset,
+    .stream_close = stream_close_cb,
+    .recv_stateless_reset = recv_stateless_reset_cb,
+    .recv_retry = ngtcp2_crypto_recv_retry_cb,
+    .extend_max_local_streams_bidi = extend_max_local_streams_bidi_cb,
+    .rand = rand_cb,
+    .get_new_connection_id = get_new_connection_id,
+    .remove_connection_id = remove_connection_id,
+    .update_key = ngtcp2_crypto_update_key_cb,
+    .stream_reset = stream_reset_cb,
+    .extend_max_stream_data = extend_max_stream_data_cb,
+    .delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb,
+    .delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb,
+    .get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb,
+    .stream_stop_sending = stream_stop_sending_cb,
+    .version_negotiation = ngtcp2_crypto_version_negotiation_cb,
+};
+
+static const ngtcp2_callbacks server_callbacks = {
+    .recv_client_initial = ngtcp2_crypto_recv_client_initial_cb,
+    .recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
+    .handshake_completed = handshake_completed,
+    .encrypt = ngtcp2_crypto_encrypt_cb,
+    .decrypt = ngtcp2_crypto_decrypt_cb,
+    .hp_mask = ngtcp2_crypto_hp_mask_cb,
+    .recv_stream_data = recv_stream_data,
+    .acked_stream_data_offset = acked_stream_data_offset,
+    .stream_open = stream_open_cb,
+    .stream_close = stream_close_cb,
+    .recv_stateless_reset = recv_stateless_reset_cb,
+    .rand = rand_cb,
+    .get_new_connection_id = get_new_connection_id,
+    .remove_connection_id = remove_connection_id,
+    .update_key = ngtcp2_crypto_update_key_cb,
+    .stream_reset = stream_reset_cb,
+    .extend_max_stream_data = extend_max_stream_data_cb,
+    .delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb,
+    .delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb,
+    .get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb,
+    .stream_stop_sending = stream_stop_sending_cb,
+    .version_negotiation = ngtcp2_crypto_version_negotiation_cb,
+};
+
+/* ---- connections ---- */
+
+static void conn_timer_callback(evutil_socket_t fd, short what, void *arg);
+static void conn_write_callback(evutil_socket_t fd, short what, void *arg);
+
+static void
+conn_settings(struct udp *u, ngtcp2_settings *st, ngtcp2_transport_params *p,
+              int server)
+{
+	ngtcp2_settings_default(st);
+	st->initial_ts = now_ns();
+	st->cc_algo = NGTCP2_CC_ALGO_CUBIC;
+	st->max_window = CONN_WINDOW_MAX;
+	st->max_stream_window = STREAM_WINDOW_MAX;
+	st->handshake_timeout = DIAL_TIMEOUT_SEC * NGTCP2_SECONDS;
+	ngtcp2_transport_params_default(p);
+	p->initial_max_data = CONN_WINDOW;
+	p->initial_max_stream_data_bidi_local = STREAM_WINDOW;
+	p->initial_max_stream_data_bidi_remote = STREAM_WINDOW;
+	p->initial_max_stream_data_uni = 0;
+	p->initial_max_streams_bidi = server ? MAX_STREAMS_BIDI : 0;
+	p->initial_max_streams_uni = 0;
+	p->max_idle_timeout = u->idle_timeout;
+	p->active_connection_id_limit = 4;
+}
+
+static struct qconn *
+conn_alloc(struct udp *u, struct sock *s, const struct sockaddr *remote,
+           socklen_t remotelen, int server)
+{
+	struct qconn *c = calloc(1, sizeof *c);
+
+	if (c == NULL)
+		return NULL;
+	c->u = u;
+	c->s = s;
+	c->server = server;
+	memcpy(&c->remote, remote, remotelen);
+	c->remotelen = remotelen;
+	hl_sockaddr_str(remote, c->peer, sizeof c->peer);
+	ngtcp2_connection_close_error_default(&c->last_error);
+	c->timer = evtimer_new(u->base, conn_timer_callback, c);
+	c->write_ev = event_new(u->base, -1, 0, conn_write_callback, c);
+	if (c->timer == NULL || c->write_ev == NULL) {
+		if (c->timer)
+			event_free(c->timer);
+		if (c->write_ev)
+			event_free(c->write_ev);
+		free(c);
+		return NULL;
+	}
+	HL_LIST_INSERT(u->conns, c);
+	u->nconns++;
+	return c;
+}
+
+static struct qconn *
+conn_client_new(struct udp *u, struct sock *s, const struct sockaddr *remote,
+                socklen_t remotelen, const char *keyhash)
+{
+	struct qconn *c = conn_alloc(u, s, remote, remotelen, 0);
+	ngtcp2_cid dcid, scid;
+	ngtcp2_settings st;
+	ngtcp2_transport_params p;
+	ngtcp2_path path = {
+	    {(struct sockaddr *)&s->local, s->locallen},
+	    {(struct sockaddr *)remote, remotelen},
+	    NULL,
+	};
+
+	if (c == NULL)
+		return NULL;
+	snprintf(c->keyhash, sizeof c->keyhash, "%s", keyhash);
+	dcid.datalen = 18;
+	rand_bytes(dcid.data, dcid.datalen);
+	scid.datalen = CIDLEN;
+	do
+		rand_bytes(scid.data, scid.datalen);
+	while (cid_find(u, scid.data, scid.datalen) != NULL);
+	conn_settings(u, &st, &p, 0);
+	if (cid_add(c, &scid) != 0 ||
+	    ngtcp2_conn_client_new(&c->conn, &dcid, &scid, &path,
+	                           NGTCP2_PROTO_VER_V1, &client_callbacks, &st,
+	                           &p, NULL, c) != 0) {
+		c->conn = NULL;
+		conn_free(c);
+		return NULL;
+	}
+	if (tls_new(c) != 0) {
+		conn_free(c);
+		return NULL;
+	}
+	ngtcp2_conn_set_tls_native_handle(c->conn, c->tls);
+	u->conns_out++;
+	u->svc->log(u->self, HL_LOG_DEBUG, "QUIC connection to %s for %.8s",
+	            c->peer, keyhash);
+	return c;
+}
+
+static void
+conn_free(struct qconn *c)
+{
+	struct udp *u = c->u;
+
+	while (c->waiting != NULL) {
+		/* dial_finish takes it off c->waiting. */
+		dial_finish(c->waiting, NULL,
+		            c->why[0] ? c->why : "connection closed");
+	}
+	while (c->streams != NULL)
+		stream_free(c->streams);
+	while (c->ncids > 0)
+		cid_remove(c, &c->cids[0]);
+	if (c->server && !c->handshake_done && u->nhandshakes > 0)
+		u->nhandshakes--;
+	if (c->host != NULL) {
+		c->host->nconns--;
+		host_release(u, c->host);
+	}
+	if (c->conn != NULL)
+		ngtcp2_conn_del(c->conn);
+	if (c->tls != NULL)
+		gnutls_deinit(c->tls);
+	event_free(c->timer);
+	event_free(c->write_ev);
+	free(c->cert);
+	HL_LIST_REMOVE(c);
+	u->nconns--;
+	free(c);
+}
+
+/* The connection is over: say why, send CONNECTION_CLOSE unless the peer
+ * already ended it, and free it at the end of the current entry point. */
+static void
+conn_fail(struct qconn *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->dead)
+		return;
+	c->dead = 1;
+	if (c->why[0] == '\0') {
+		va_start(ap, fmt);
+		vsnprintf(c->why, sizeof c->why, fmt, ap);
+		va_end(ap);
+	}
+	c->u->svc->log(c->u->self, HL_LOG_DEBUG, "QUIC connection %s %s: %s",
+	               c->server ? "from" : "to", c->peer, c->why);
+	if (c->conn != NULL && !ngtcp2_conn_is_in_closing_period(c->conn) &&
+	    !ngtcp2_conn_is_in_draining_period(c->conn)) {
+		ngtcp2_path_storage ps;
+		ngtcp2_pkt_info pi;
+		ngtcp2_ssize n;
+
+		ngtcp2_path_storage_zero(&ps);
+		n = ngtcp2_conn_write_connection_close(
+		    c->conn, &ps.path, &pi, c->u->txbuf, 1452, &c->last_error,
+		    now_ns());
+		if (n > 0)
+			sock_send(c->s, (struct sockaddr *)&c->remote,
+			          c->remotelen, c->u->txbuf, (size_t)n,
+			          (size_t)n);
+	}
+}
+
+static void
+conn_reap(struct qconn *c)
+{
+	if (c->dead)
+		conn_free(c);
+}
+
+static void
+conn_schedule_write(struct qconn *c)
+{
+	if (!c->dead)
+		event_active(c->write_ev, EV_TIMEOUT, 1);
+}
+
+static void
+conn_arm_timer(struct qconn *c)
+{
+	ngtcp2_tstamp exp = ngtcp2_conn_get_expiry(c->conn), now = now_ns();
+	struct timeval tv = {0, 0};
+
+	if (exp == UINT64_MAX) {
+		evtimer_del(c->timer);
+		return;
+	}
+	if (exp > now) {
+		uint64_t us = (exp - now + 999) / 1000;
+		tv.tv_sec = (time_t)(us / 1000000);
+		tv.tv_usec = (suseconds_t)(us % 1000000);
+	}
+	evtimer_add(c->timer, &tv);
+}
+
+/* Why the peer or ngtcp2 ended it, in words for the error page. */
+static void
+conn_error_text(struct qconn *c, int rv)
+{
+	ngtcp2_connection_close_error ce;
+
+	if (c->why[0] != '\0')
+		return;
+	if (rv == NGTCP2_ERR_DRAINING) {
+		ngtcp2_conn_get_connection_close_error(c->conn, &ce);
+		if (ce.type ==
+		        NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_TRANSPORT &&
+		    ce.error_code == 0x100 + GNUTLS_A_UNRECOGNIZED_NAME)
+			snprintf(c->why, sizeof c->why,
+			         "the node there does not serve this keyhash "
+			         "(TLS alert unrecognized_name)");
+		else if (ce.type ==
+		             NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_TRANSPORT &&
+		         ce.error_code >= 0x100 && ce.error_code < 0x200)
+			snprintf(c->why, sizeof c->why,
+			         "QUIC handshake failed: the peer sent TLS alert "
+			         "%u (%s)",
+			         (unsigned)(ce.error_code - 0x100),
+			         gnutls_alert_get_strname(
+			             (gnutls_alert_description_t)(
+			                 ce.error_code - 0x100)));
+		else
+			snprintf(c->why, sizeof c->why,
+			         "the peer closed the QUIC connection (error "
+			         "0x%llx)",
+			         (unsigned long long)ce.error_code);
+	} else if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT)
+		snprintf(c->why, sizeof c->why,
+		         "no QUIC handshake within %d s (host down, port "
+		         "closed or UDP blocked?)",
+		         DIAL_TIMEOUT_SEC);
+	else if (rv == NGTCP2_ERR_IDLE_CLOSE)
+		snprintf(c->why, sizeof c->why,
+		         "nothing heard from the peer for %llu s",
+		         (unsigned long long)(c->u->idle_timeout /
+		                              NGTCP2_SECONDS));
+	else if (rv == NGTCP2_ERR_CRYPTO)
+		snprintf(c->why, sizeof c->why, "QUIC handshake failed (TLS: %s)",
+		         gnutls_alert_get_strname(
+		             (gnutls_alert_description_t)ngtcp2_conn_get_tls_alert(
+		                 c->conn)));
+	else
+		snprintf(c->why, sizeof c->why, "QUIC: %s", ngtcp2_strerror(rv));
+}
+
+/* Fill v with up to n pieces of the stream's unsent bytes. */
+static size_t
+stream_vec(struct qstream *st, ngtcp2_vec *v, size_t n)
+{
+	size_t skip = st->head_off + st->tx_sent, k = 0;
+
+	for (struct chunk *ch = st->head; ch != NULL && k < n; ch = ch->next) {
+		if (skip >= ch->len) {
+			skip -= ch->len;
+			continue;
+		}
+		v[k].base = ch->data + skip;
+		v[k].len = ch->len - skip;
+		skip = 0;
+		k++;
+	}
+	return k;
+}
+
+/*
+ * Write what ngtcp2 has to send (stream data from the ready list, ACKs,
+ * control frames), at most a send quantum, coalescing full-size packets
+ * into GSO sends.
+ */
+static void
+conn_write(struct qconn *c)
+{
+	struct udp *u = c->u;
+	ngtcp2_tstamp ts = now_ns();
+	size_t maxpkt = ngtcp2_conn_get_max_tx_udp_payload_size(c->conn);
+	size_t quantum = ngtcp2_conn_get_send_quantum(c->conn);
+	size_t maxcnt = quantum / maxpkt, pktcnt = 0;
+	size_t off = 0, seg = 0;
+	ngtcp2_path_storage ps;
+	int rounds = 0;
+
+	if (c->dead || c->s->blocked)
+		return;
+	if (maxcnt == 0)
+		maxcnt = 1;
+	if (maxcnt > TX_SEGMENTS)
+		maxcnt = TX_SEGMENTS;
+	/* Dials waiting for a stream of a ready connection. */
+	if (c->waiting != NULL && c->handshake_done)
+		conn_serve_waiting(c);
+	ngtcp2_path_storage_zero(&ps);
+	for (;;) {
+		struct qstream *st = c->ready_head;
+		ngtcp2_vec v[8];
+		size_t nv = 0;
+		int64_t sid = -1;
+		uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
+		ngtcp2_ssize ndata = -1, n;
+		ngtcp2_pkt_info pi;
+
+		if (++rounds > 10000)
+			break; /* never spin: the timer comes back */
+		if (st != NULL && !stream_wants_write(st)) {
+			ready_drop(c, st);
+			continue;
+		}
+		if (st != NULL) {
+			sid = st->id;
+			nv = stream_vec(st, v, 8);
+			if (st->fin_queued && st->mine == NULL) {
+				size_t inv = 0;
+				for (size_t i = 0; i < nv; i++)
+					inv += v[i].len;
+				if (inv == st->tx_len - st->tx_sent)
+					flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
+			}
+		}
+		if (off + maxpkt > TX_BUF) {
+			/* batch full */
+			if (sock_send(c->s, (struct sockaddr *)&c->remote,
+			              c->remotelen, u->txbuf, off, seg) != 0)
+				goto blocked;
+			off = 0;
+			seg = 0;
+		}
+		n = ngtcp2_conn_writev_stream(c->conn, &ps.path, &pi,
+		                              u->txbuf + off, maxpkt, &ndata,
+		                              flags, sid, v, nv, ts);
+		if (n < 0) {
+			if (n == NGTCP2_ERR_WRITE_MORE) {
+				st->tx_sent += (size_t)ndata;
+				if (flags & NGTCP2_WRITE_STREAM_FLAG_FIN &&
+				    st->tx_sent == st->tx_len)
+					st->fin_sent = 1;
+				if (!stream_wants_write(st))
+					ready_drop(c, st);
+				else {
+					/* next stream in turn */
+					ready_drop(c, st);
+					ready_push(st);
+				}
+				continue;
+			}
+			if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED) {
+				st->blocked = 1;
+				ready_drop(c, st);
+				continue;
+			}
+			if (n == NGTCP2_ERR_STREAM_SHUT_WR ||
+			    n == NGTCP2_ERR_STREAM_NOT_FOUND) {
+				st->write_shut = 1;
+				ready_drop(c, st);
+				continue;
+			}
+			conn_error_text(c, (int)n);
+			ngtcp2_connection_close_error_set_transport_error_liberr(
+			    &c->last_error, (int)n, NULL, 0);
+			conn_fail(c, "%s", c->why);
+			return;
+		}
+		if (ndata >= 0 && st != NULL) {
+			st->tx_sent += (size_t)ndata;
+			if (flags & NGTCP2_WRITE_STREAM_FLAG_FIN &&
+			    st->tx_sent == st->tx_len)
+				st->fin_sent = 1;
+			ready_drop(c, st);
+			if (stream_wants_write(st))
+				ready_push(st);
+		}
+		if (n == 0) {
+			if (st != NULL && ndata < 0) {
+				/* Congestion or pacing limited with data
+				 * left: the timer comes back for it. */
+			}
+			break;
+		}
+		if (seg == 0)
+			seg = (size_t)n;
+		off += (size_t)n;
+		pktcnt++;
+		if ((size_t)n < seg || (size_t)n != seg) {
+			/* A short packet ends a GSO batch. */
+			if (sock_send(c->s, (struct sockaddr *)&c->remote,
+			              c->remotelen, u->txbuf, off,
+			              (size_t)n == off ? (size_t)n : seg) != 0)
+				goto blocked;
+			off = 0;
+			seg = 0;
+		}
+		if (pktcnt >= maxcnt) {
+			if (off > 0 &&
+			    sock_send(c->s, (struct sockaddr *)&c->remote,
+			              c->remotelen, u->txbuf, off, seg) != 0)
+				goto blocked;
+			off = 0;
+			ngtcp2_conn_update_pkt_tx_time(c->conn, ts);
+			/* More may be ready: carry on from the loop. */
+			conn_schedule_write(c);
+			conn_arm_timer(c);
+			return;
+		}
+	}
+	if (off > 0 && sock_send(c->s, (struct sockaddr *)&c->remote,
+	                         c->remotelen, u->txbuf, off, seg) != 0)
+		goto blocked;
+	ngtcp2_conn_update_pkt_tx_time(c->conn, ts);
+	conn_arm_timer(c);
+	return;
+blocked:
+	/* The socket's buffer is full: what was built is lost (QUIC sends
+	 * it again), and the connections on it wait until it drains. */
+	c->s->blocked = 1;
+	event_del(c->s->ev);
+	event_assign(c->s->ev, u->base, c->s->fd, EV_READ | EV_WRITE,
+	             sock_event_callback, c->s);
+	event_add(c->s->ev, NULL);
+	ngtcp2_conn_update_pkt_tx_time(c->conn, ts);
+	conn_arm_timer(c);
+}
+
+static void
+conn_write_callback(evutil_socket_t fd, short what, void *arg)
+{
+	struct qconn *c = arg;
+
+	(void)fd;
+	(void)what;
+	conn_write(c);
+	conn_reap(c);
+}
+
+static void
+conn_timer_callback(evutil_socket_t fd, short what, void *arg)
+{
+	struct qconn *c = arg;
+	int rv;
+
+	(void)fd;
+	(void)what;
+	if (c->dead) {
+		conn_reap(c);
+		return;
+	}
+	rv = ngtcp2_conn_handle_expiry(c->conn, now_ns());
+	if (rv != 0) {
+		conn_error_text(c, rv);
+		if (rv == NGTCP2_ERR_IDLE_CLOSE ||
+		    rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT) {
+			/* Silent close: nothing to tell a peer that is
+			 * gone. */
+			c->dead = 1;
+			c->u->svc->log(c->u->self, HL_LOG_DEBUG,
+			               "QUIC connection %s %s: %s",
+			               c->server ? "from" : "to", c->peer,
+			               c->why);
+		} else {
+			ngtcp2_connection_close_error_set_transport_error_liberr(
+			    &c->last_error, rv, NULL, 0);
+			conn_fail(c, "%s", c->why);
+		}
+		conn_reap(c);
+		return;
+	}
+	conn_write(c);
+	conn_reap(c);
+}
+
+/* ---- dials ---- */
+
+/* Report the dial's result and free it. bev NULL: failed. */
+static void
+dial_finish(struct hl_dial *d, struct bufferevent *bev, const char *error)
+{
+	hl_dial_cb cb = d->cb;
+	void *arg = d->arg;
+	struct qconn *c = d->c;
+	unsigned char *cert = NULL;
+	size_t certlen = 0;
+
+	if (bev != NULL && c != NULL) {
+		cert = c->cert;
+		certlen = c->certlen;
+	}
+	if (d->c != NULL) {
+		/* in c->waiting: cnext/cprevp */
+		if (d->cnext != NULL)
+			d->cnext->cprevp = d->cprevp;
+		*d->cprevp = d->cnext;
+		d->c = NULL;
+	}
+	d->state = DIAL_DONE;
+	if (d->req != NULL) {
+		evdns_getaddrinfo_cancel(d->req);
+		d->req = NULL;
+	}
+	HL_LIST_REMOVE(d);
+	if (d->deadline != NULL)
+		event_free(d->deadline);
+	if (d->start != NULL)
+		event_free(d->start);
+	free(d);
+	cb(arg, bev, cert, certlen, bev != NULL ? NULL : error);
+}
+
+/* A ready connection: give each waiting dial a stream. */
+static void
+conn_serve_waiting(struct qconn *c)
+{
+	while (c->waiting != NULL && !c->dead) {
+		struct hl_dial *d = c->waiting;
+		struct bufferevent *theirs;
+		struct qstream *st;
+		int64_t id;
+		int rv = ngtcp2_conn_open_bidi_stream(c->conn, &id, NULL);
+
+		if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED)
+			return; /* extend_max_local_streams_bidi */
+		if (rv != 0) {
+			dial_finish(d, NULL, "cannot open a QUIC stream");
+			continue;
+		}
+		st = stream_new(c, id, &theirs);
+		if (st == NULL) {
+			ngtcp2_conn_shutdown_stream(c->conn, id, 0);
+			dial_finish(d, NULL, "out of memory");
+			continue;
+		}
+		c->u->streams_out++;
+		dial_finish(d, theirs, NULL);
+	}
+}
+
+static void
+conn_wait(struct qconn *c, struct hl_dial *d)
+{
+	d->state = DIAL_WAITING;
+	d->c = c;
+	d->cnext = c->waiting;
+	if (d->cnext != NULL)
+		d->cnext->cprevp = &d->cnext;
+	d->cprevp = &c->waiting;
+	c->waiting = d;
+	if (c->handshake_done)
+		conn_schedule_write(c);
+}
+
+static void
+dial_to(struct hl_dial *d, const struct sockaddr *sa, socklen_t salen)
+{
+	struct udp *u = d->u;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	struct sock *s = sock_for(u, sa->sa_family);
+	struct qconn *c;
+
+	if (s == NULL) {
+		dial_finish(d, NULL, "no UDP socket for this address family");
+		return;
+	}
+	sockaddr_to_sock_family(s, sa, salen, &ss, &sslen);
+	/* A live connection to that node for that service carries the new
+	 * tunnel: no handshake. */
+	for (c = u->conns; c != NULL; c = c->next)
+		if (!c->server && !c->dead && c->s == s &&
+		    c->remotelen == sslen &&
+		    memcmp(&c->remote, &ss, sslen) == 0 &&
+		    strcmp(c->keyhash, d->keyhash) == 0 &&
+		    !ngtcp2_conn_is_in_closing_period(c->conn) &&
+		    !ngtcp2_conn_is_in_draining_period(c->conn))
+			break;
+	if (c == NULL) {
+		c = conn_client_new(u, s, (struct sockaddr *)&ss, sslen,
+		                    d->keyhash);
+		if (c == NULL) {
+			dial_finish(d, NULL,
+			            "cannot start a QUIC connection (out of "
+			            "memory?)");
+			return;
+		}
+		conn_wait(c, d);
+		conn_write(c);
+		conn_reap(c);
+		return;
+	}
+	conn_wait(c, d);
+}
+
+/* The lookup's answer, kept for the start event: evdns may answer from
+ * inside evdns_getaddrinfo(), where the dial must not end yet. */
+static void
+dial_resolved(int err, struct evutil_addrinfo *ai, void *arg)
+{
+	struct hl_dial *d = arg;
+
+	d->req = NULL;
+	if (err == EVUTIL_EAI_CANCEL)
+		return;
+	if (err != 0 || ai == NULL) {
+		snprintf(d->why, sizeof d->why, "name lookup failed: %s",
+		         err ? evutil_gai_strerror(err) : "no address");
+	} else {
+		memcpy(&d->ss, ai->ai_addr, ai->ai_addrlen);
+		d->sslen = (socklen_t)ai->ai_addrlen;
+	}
+	if (ai != NULL)
+		evutil_freeaddrinfo(ai);
+	d->state = DIAL_RESOLVED;
+	event_active(d->start, EV_TIMEOUT, 1);
+}
+
+static void
+dial_start_callback(evutil_socket_t fd, short what, void *arg)
+{
+	struct hl_dial *d = arg;
+	struct sockaddr_storage ss;
+	int sslen = sizeof ss;
+	struct evutil_addrinfo hints = {0};
+	struct evdns_getaddrinfo_request *r;
+	char port[8];
+
+	(void)fd;
+	(void)what;
+	if (d->state == DIAL_RESOLVED) {
+		if (d->sslen == 0)
+			dial_finish(d, NULL, d->why);
+		else
+			dial_to(d, (struct sockaddr *)&d->ss, d->sslen);
+		return;
+	}
+	if (evutil_parse_sockaddr_port(d->addr, (struct sockaddr *)&ss,
+	                               &sslen) == 0) {
+		dial_to(d, (struct sockaddr *)&ss, (socklen_t)sslen);
+		return;
+	}
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_DGRAM;
+	hints.ai_protocol = IPPROTO_UDP;
+	snprintf(port, sizeof port, "%u", d->port);
+	d->state = DIAL_RESOLVING;
+	r = evdns_getaddrinfo(d->u->svc->dns_base(d->u->self), d->host, port,
+	                      &hints, dial_resolved, d);
+	if (d->state == DIAL_RESOLVING)
+		d->req = r; /* else it answered already (r is NULL) */
+}
+
+static void
+dial_deadline_callback(evutil_socket_t fd, short what, void *arg)
+{
+	struct hl_dial *d = arg;
+	char why[160];
+
+	(void)fd;
+	(void)what;
+	snprintf(why, sizeof why,
+	         "no QUIC connection within %d s (host down, port closed or "
+	         "UDP blocked?)",
+	         DIAL_TIMEOUT_SEC);
+	dial_finish(d, NULL, why);
+}
+
+/*
+ * "quic://host:port" is this transport's; a bare "host:port" any
+ * transport may try (over UDP here, the same port number as TCP by
+ * convention). Any other scheme is not ours: NULL.
+ */
+static const char *
+addr_for_us(const char *addr)
+{
+	const char *sep = strstr(addr, "://");
+
+	if (sep == NULL)
+		return addr;
+	if (sep - addr == 4 && strncasecmp(addr, "quic", 4) == 0)
+		return sep + 3;
+	return NULL;
+}
+
+static struct hl_dial *
+udp_dial(void *state, const char *keyhash, const char *addr, hl_dial_cb cb,
+         void *arg)
+{
+	struct udp *u = state;
+	struct hl_dial *d;
+	const char *a = addr_for_us(addr);
+	struct timeval tv = {DIAL_TIMEOUT_SEC, 0};
+	char host[ADDR_MAX];
+	uint16_t port;
+
+	if (u->stopping || a == NULL ||
+	    hl_addr_split(a, host, sizeof host, &port) != 0 || port == 0 ||
+	    strlen(keyhash) != 40)
+		return NULL;
+	d = calloc(1, sizeof *d);
+	if (d == NULL)
+		return NULL;
+	d->u = u;
+	snprintf(d->keyhash, sizeof d->keyhash, "%s", keyhash);
+	snprintf(d->addr, sizeof d->addr, "%s", a);
+	snprintf(d->host, sizeof d->host, "%s", host);
+	d->port = port;
+	d->cb = cb;
+	d->arg = arg;
+	d->deadline = evtimer_new(u->base, dial_deadline_callback, d);
+	d->start = evtimer_new(u->base, dial_start_callback, d);
+	if (d->deadline == NULL || d->start == NULL) {
+		if (d->deadline)
+			event_free(d->deadline);
+		if (d->start)
+			event_free(d->start);
+		free(d);
+		return NULL;
+	}
+	HL_LIST_INSERT(u->dials, d);
+	evtimer_add(d->deadline, &tv);
+	/* The result never comes from inside dial(): start from the loop. */
+	event_active(d->start, EV_TIMEOUT, 1);
+	return d;
+}
+
+static void
+udp_dial_cancel(void *state, struct hl_dial *d)
+{
+	(void)state;
+	if (d->c != NULL) {
+		if (d->cnext != NULL)
+			d->cnext->cprevp = d->cprevp;
+		*d->cprevp = d->cnext;
+		d->c = NULL;
+	}
+	if (d->req != NULL) {
+		struct evdns_getaddrinfo_request *r = d->req;
+		d->req = NULL;
+		/* evdns calls dial_resolved with EVUTIL_EAI_CANCEL before
+		 * this returns, while d is still there. */
+		evdns_getaddrinfo_cancel(r);
+	}
+	event_free(d->deadline);
+	event_free(d->start);
+	HL_LIST_REMOVE(d);
+	free(d);
+}
+
+/* ---- receiving ---- */
+
+static ngtcp2_tstamp
+realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (ngtcp2_tstamp)ts.tv_sec * NGTCP2_SECONDS +
+	       (ngtcp2_tstamp)ts.tv_nsec;
+}
+
+static void
+send_small(struct sock *s, const struct sockaddr *to, socklen_t tolen,
+           const uint8_t *buf, ngtcp2_ssize n)
+{
+	if (n > 0)
+		sock_send(s, to, tolen, buf, (size_t)n, (size_t)n);
+}
+
+/* Hand the streams the peer opened in this packet to the core. */
+static void
+conn_announce(struct qconn *c)
+{
+	struct udp *u = c->u;
+
+	for (struct qstream *st = c->streams; st != NULL; st = st->next) {
+		struct bufferevent *theirs;
+
+		if (!st->announce)
+			continue;
+		st->announce = 0;
+		theirs = st->mine ? bufferevent_pair_get_partner(st->mine)
+		                  : NULL;
+		if (theirs != NULL)
+			u->svc->incoming(u->self, theirs, c->keyhash, c->peer);
+	}
+}
+
+static void
+conn_read(struct qconn *c, struct sock *s, const struct sockaddr *from,
+          socklen_t fromlen, const uint8_t *data, size_t len)
+{
+	ngtcp2_path path = {
+	    {(struct sockaddr *)&s->local, s->locallen},
+	    {(struct sockaddr *)from, fromlen},
+	    NULL,
+	};
+	ngtcp2_pkt_info pi = {0};
+	int rv;
+
+	if (c->dead || ngtcp2_conn_is_in_draining_period(c->conn))
+		return;
+	rv = ngtcp2_conn_read_pkt(c->conn, &path, &pi, data, len, now_ns());
+	if (rv != 0) {
+		switch (rv) {
+		case NGTCP2_ERR_DRAINING:
+		case NGTCP2_ERR_DROP_CONN:
+		case NGTCP2_ERR_RETRY:
+			/* Closed by the peer (or a stateless reset): nothing
+			 * to send back. */
+			conn_error_text(c, rv);
+			c->dead = 1;
+			c->u->svc->log(c->u->self, HL_LOG_DEBUG,
+			               "QUIC connection %s %s: %s",
+			               c->server ? "from" : "to", c->peer,
+			               c->why);
+			return;
+		case NGTCP2_ERR_CRYPTO:
+			conn_error_text(c, rv);
+			ngtcp2_connection_close_error_set_transport_error_tls_alert(
+			    &c->last_error, ngtcp2_conn_get_tls_alert(c->conn),
+			    NULL, 0);
+			conn_fail(c, "%s", c->why);
+			return;
+		default:
+			conn_error_text(c, rv);
+			ngtcp2_connection_close_error_set_transport_error_liberr(
+			    &c->last_error, rv, NULL, 0);
+			conn_fail(c, "%s", c->why);
+			return;
+		}
+	}
+	if (c->server)
+		conn_announce(c);
+	conn_schedule_write(c);
+}
+
+static void
+send_retry(struct sock *s, const struct sockaddr *from, socklen_t fromlen,
+           const ngtcp2_pkt_hd *hd)
+{
+	struct udp *u = s->u;
+	uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN];
+	uint8_t buf[256];
+	ngtcp2_cid scid;
+	ngtcp2_ssize tlen, n;
+
+	scid.datalen = CIDLEN;
+	rand_bytes(scid.data, scid.datalen);
+	tlen = ngtcp2_crypto_generate_retry_token(
+	    token, u->secret, sizeof u->secret, hd->version, from, fromlen,
+	    &scid, &hd->dcid, realtime_ns());
+	if (tlen < 0)
+		return;
+	n = ngtcp2_crypto_write_retry(buf, sizeof buf, hd->version, &hd->scid,
+	                              &scid, &hd->dcid, token, (size_t)tlen);
+	u->retries++;
+	send_small(s, from, fromlen, buf, n);
+}
+
+static struct qconn *
+conn_server_new(struct sock *s, const struct sockaddr *from,
+                socklen_t fromlen, const ngtcp2_pkt_hd *hd,
+                const ngtcp2_cid *odcid, struct host *h)
+{
+	struct udp *u = s->u;
+	struct qconn *c = conn_alloc(u, s, from, fromlen, 1);
+	ngtcp2_cid scid;
+	ngtcp2_settings st;
+	ngtcp2_transport_params p;
+	ngtcp2_path path = {
+	    {(struct sockaddr *)&s->local, s->locallen},
+	    {(struct sockaddr *)from, fromlen},
+	    NULL,
+	};
+
+	if (c == NULL)
+		return NULL;
+	c->host = h;
+	h->nconns++;
+	u->nhandshakes++;
+	scid.datalen = CIDLEN;
+	do
+		rand_bytes(scid.data, scid.datalen);
+	while (cid_find(u, scid.data, scid.datalen) != NULL);
+	conn_settings(u, &st, &p, 1);
+	st.token = hd->token;
+	p.original_dcid = *odcid;
+	p.retry_scid = hd->dcid;
+	p.retry_scid_present = 1;
+	p.stateless_reset_token_present = 1;
+	if (ngtcp2_crypto_generate_stateless_reset_token(
+	        p.stateless_reset_token, u->secret, sizeof u->secret, &scid) !=
+	        0 ||
+	    cid_add(c, &hd->dcid) != 0 || cid_add(c, &scid) != 0 ||
+	    ngtcp2_conn_server_new(&c->conn, &hd->scid, &scid, &path,
+	                           hd->version, &server_callbacks, &st, &p,
+	                           NULL, c) != 0) {
+		c->conn = NULL;
+		conn_free(c);
+		return NULL;
+	}
+	if (tls_new(c) != 0) {
+		conn_free(c);
+		return NULL;
+	}
+	ngtcp2_conn_set_tls_native_handle(c->conn, c->tls);
+	u->conns_in++;
+	return c;
+}
+
+/* A packet for no connection of ours on a listener: a client's Initial.
+ * Its address is validated with a Retry first (no amplification), and
+ * bounded per address and in all before any state is kept. */
+static void
+accept_initial(struct sock *s, const struct sockaddr *from, socklen_t fromlen,
+               const uint8_t *data, size_t len)
+{
+	struct udp *u = s->u;
+	ngtcp2_pkt_hd hd;
+	ngtcp2_cid odcid;
+	struct host *h;
+	struct qconn *c;
+
+	if (ngtcp2_accept(&hd, data, len) != 0) {
+		u->dropped++;
+		return;
+	}
+	if (hd.token.len == 0 ||
+	    hd.token.base[0] != NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY) {
+		send_retry(s, from, fromlen, &hd);
+		return;
+	}
+	if (ngtcp2_crypto_verify_retry_token(
+	        &odcid, hd.token.base, hd.token.len, u->secret,
+	        sizeof u->secret, hd.version, from, fromlen, &hd.dcid,
+	        10 * NGTCP2_SECONDS, realtime_ns()) != 0) {
+		uint8_t buf[256];
+		send_small(s, from, fromlen, buf,
+		           ngtcp2_crypto_write_connection_close(
+		               buf, sizeof buf, hd.version, &hd.scid, &hd.dcid,
+		               NGTCP2_INVALID_TOKEN, NULL, 0));
+		u->dropped++;
+		return;
+	}
+	h = host_get(u, from, 1);
+	if (h == NULL)
+		return;
+	if (h->nconns >= CONNS_PER_HOST || u->nconns >= CONNS_MAX ||
+	    u->nhandshakes >= HANDSHAKES_MAX) {
+		if (!h->refusal_logged)
+			u->svc->log(u->self, HL_LOG_INFO,
+			            "%s: %u QUIC connections from this address "
+			            "(at most %d), %zu in all (at most %d), %zu "
+			            "handshaking (at most %d): refusing new ones "
+			            "(logged once per address)",
+			            s->name, h->nconns, CONNS_PER_HOST, u->nconns,
+			            CONNS_MAX, u->nhandshakes, HANDSHAKES_MAX);
+		h->refusal_logged = 1;
+		if (h->nconns >= CONNS_PER_HOST)
+			u->refused_host++;
+		else
+			u->refused_full++;
+		host_release(u, h);
+		return;
+	}
+	c = conn_server_new(s, from, fromlen, &hd, &odcid, h);
+	if (c == NULL) {
+		host_release(u, h);
+		return;
+	}
+	conn_read(c, s, from, fromlen, data, len);
+	conn_reap(c);
+}
+
+/* A short-header packet for no connection: this node forgot it (a
+ * restart). A stateless reset, derived from the persistent secret, tells
+ * the peer at once; smaller than what came, and rate-limited. */
+static void
+send_reset(struct sock *s, const struct sockaddr *from, socklen_t fromlen,
+           const uint8_t *dcid, size_t dcidlen, size_t len)
+{
+	struct udp *u = s->u;
+	uint8_t token[NGTCP2_STATELESS_RESET_TOKENLEN], rnd[64], buf[64];
+	ngtcp2_cid cid;
+	size_t out = len - 1 < 43 ? len - 1 : 43;
+	time_t now = time(NULL);
+
+	if (len <= 1 + NGTCP2_MIN_STATELESS_RESET_RANDLEN +
+	               NGTCP2_STATELESS_RESET_TOKENLEN)
+		return;
+	if (now != u->reset_sec) {
+		u->reset_sec = now;
+		u->resets_this_sec = 0;
+	}
+	if (u->resets_this_sec++ >= RESETS_PER_SEC)
+		return;
+	ngtcp2_cid_init(&cid, dcid, dcidlen);
+	if (ngtcp2_crypto_generate_stateless_reset_token(
+	        token, u->secret, sizeof u->secret, &cid) != 0)
+		return;
+	rand_bytes(rnd, sizeof rnd);
+	u->resets++;
+	send_small(s, from, fromlen, buf,
+	           ngtcp2_pkt_write_stateless_reset(
+	               buf, sizeof buf, token, rnd,
+	               out - 1 - NGTCP2_STATELESS_RESET_TOKENLEN));
+}
+
+static void
+dispatch(struct sock *s, const struct sockaddr *from, socklen_t fromlen,
+         const uint8_t *data, size_t len)
+{
+	struct udp *u = s->u;
+	ngtcp2_version_cid vc;
+	struct qconn *c;
+	int rv;
+
+	if (len == 0)
+		return;
+	rv = ngtcp2_pkt_decode_version_cid(&vc, data, len, CIDLEN);
+	if (rv == NGTCP2_ERR_VERSION_NEGOTIATION) {
+		uint8_t buf[128];
+		uint32_t sv[2] = {0x1a2a3a4au, NGTCP2_PROTO_VER_V1};
+		uint8_t r;
+		if (!s->listening || len < NGTCP2_MAX_UDP_PAYLOAD_SIZE)
+			return;
+		rand_bytes(&r, 1);
+		send_small(s, from, fromlen, buf,
+		           ngtcp2_pkt_write_version_negotiation(
+		               buf, sizeof buf, r, vc.scid, vc.scidlen, vc.dcid,
+		               vc.dcidlen, sv, 2));
+		return;
+	}
+	if (rv != 0) {
+		u->dropped++;
+		return;
+	}
+	c = cid_find(u, vc.dcid, vc.dcidlen);
+	if (c != NULL) {
+		conn_read(c, s, from, fromlen, data, len);
+		conn_reap(c);
+		return;
+	}
+	if (data[0] & 0x80) {
+		if (s->listening && !u->stopping)
+			accept_initial(s, from, fromlen, data, len);
+		else
+			u->dropped++;
+		return;
+	}
+	send_reset(s, from, fromlen, vc.dcid, vc.dcidlen, len);
+}
+
+/*
+ * ICMP errors from the error queue: a handshake to an address that
+ * answered "port unreachable" (or host/net unreachable) fails now.
+ * Established connections ignore them (ICMP is easy to forge; a live
+ * peer keeps answering).
+ */
+static void
+sock_read_errors(struct sock *s)
+{
+	struct udp *u = s->u;
+
+	for (int i = 0; i < 16; i++) {
+		struct sockaddr_storage to;
+		char ctl[512], dummy[64];
+		struct iovec iov = {dummy, sizeof dummy};
+		struct msghdr mh = {0};
+		struct sockaddr_storage ss;
+		socklen_t sslen;
+		int err = 0;
+
+		mh.msg_name = &to;
+		mh.msg_namelen = sizeof to;
+		mh.msg_iov = &iov;
+		mh.msg_iovlen = 1;
+		mh.msg_control = ctl;
+		mh.msg_controllen = sizeof ctl;
+		if (recvmsg(s->fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
+			return;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c != NULL;
+		     c = CMSG_NXTHDR(&mh, c)) {
+			struct sock_extended_err ee;
+			if (!((c->cmsg_level == IPPROTO_IP &&
+			       c->cmsg_type == IP_RECVERR) ||
+			      (c->cmsg_level == IPPROTO_IPV6 &&
+			       c->cmsg_type == IPV6_RECVERR)))
+				continue;
+			memcpy(&ee, CMSG_DATA(c), sizeof ee);
+			if (ee.ee_origin == SO_EE_ORIGIN_ICMP ||
+			    ee.ee_origin == SO_EE_ORIGIN_ICMP6)
+				err = (int)ee.ee_errno;
+		}
+		if (err == 0 || mh.msg_namelen == 0)
+			continue;
+		sockaddr_to_sock_family(s, (struct sockaddr *)&to,
+		                        mh.msg_namelen, &ss, &sslen);
+		for (struct qconn *c = u->conns, *next; c != NULL; c = next) {
+			next = c->next;
+			if (c->server || c->dead || c->handshake_done ||
+			    c->s != s || c->remotelen != sslen ||
+			    memcmp(&c->remote, &ss, sslen) != 0)
+				continue;
+			snprintf(c->why, sizeof c->why,
+			         "%s (ICMP): nothing listens on that UDP port, "
+			         "or the host cannot be reached",
+			         strerror(err));
+			c->dead = 1;
+			u->svc->log(u->self, HL_LOG_DEBUG,
+			            "QUIC connection to %s: %s", c->peer, c->why);
+			conn_reap(c);
+		}
+	}
+}
+
+static void
+sock_read(struct sock *s)
+{
+	struct udp *u = s->u;
+	struct mmsghdr mm[RX_BATCH];
+	struct iovec iov[RX_BATCH];
+	struct sockaddr_storage from[RX_BATCH];
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} cm[RX_BATCH];
+
+	/* Bounded work per wake-up: the loop serves the rest next round. */
+	for (int round = 0; round < 8; round++) {
+		int n;
+
+		for (int i = 0; i < RX_BATCH; i++) {
+			iov[i].iov_base = u->rxbuf + (size_t)i * RX_BUF;
+			iov[i].iov_len = RX_BUF;
+			memset(&mm[i], 0, sizeof mm[i]);
+			mm[i].msg_hdr.msg_name = &from[i];
+			mm[i].msg_hdr.msg_namelen = sizeof from[i];
+			mm[i].msg_hdr.msg_iov = &iov[i];
+			mm[i].msg_hdr.msg_iovlen = 1;
+			mm[i].msg_hdr.msg_control = cm[i].buf;
+			mm[i].msg_hdr.msg_controllen = sizeof cm[i].buf;
+		}
+		n = recvmmsg(s->fd, mm, RX_BATCH, MSG_DONTWAIT, NULL);
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+		    errno != EINTR) {
+			/* A pending ICMP error (ECONNREFUSED and such): the
+			 * details are on the error queue. */
+			sock_read_errors(s);
+			continue;
+		}
+		if (n <= 0)
+			return;
+		for (int i = 0; i < n; i++) {
+			size_t len = mm[i].msg_len, seg = len;
+			struct cmsghdr *c;
+
+			for (c = CMSG_FIRSTHDR(&mm[i].msg_hdr); c != NULL;
+			     c = CMSG_NXTHDR(&mm[i].msg_hdr, c))
+				if (c->cmsg_level == SOL_UDP &&
+				    c->cmsg_type == UDP_GRO) {
+					int g;
+					memcpy(&g, CMSG_DATA(c), sizeof g);
+					if (g > 0)
+						seg = (size_t)g;
+				}
+			/* GRO: several datagrams of seg bytes each. */
+			for (size_t off = 0; off < len; off += seg)
+				dispatch(s, (struct sockaddr *)&from[i],
+				         mm[i].msg_hdr.msg_namelen,
+				         u->rxbuf + (size_t)i * RX_BUF + off,
+				         len - off < seg ? len - off : seg);
+		}
+		if (n < RX_BATCH)
+			return;
+	}
+}
+
+static void
+sock_event_callback(evutil_socket_t fd, short what, void *arg)
+{
+	struct sock *s = arg;
+	struct udp *u = s->u;
+
+	(void)fd;
+	if ((what & EV_WRITE) && s->blocked) {
+		s->blocked = 0;
+		event_del(s->ev);
+		event_assign(s->ev, u->base, s->fd, EV_READ | EV_PERSIST,
+		             sock_event_callback, s);
+		event_add(s->ev, NULL);
+		for (struct qconn *c = u->conns; c != NULL; c = c->next)
+			if (c->s == s)
+				conn_schedule_write(c);
+	} else if (s->blocked && !(what & EV_READ)) {
+		event_add(s->ev, NULL);
+	}
+	if (what & EV_READ) {
+		sock_read_errors(s);
+		sock_read(s);
+		if (s->blocked)
+			event_add(s->ev, NULL); /* not persistent meanwhile */
+	}
+}
+
+/* ---- the sweep: streams whose core end was freed without an EOF ---- */
+
+static void
+sweep_callback(evutil_socket_t fd, short what, void *arg)
+{
+	struct udp *u = arg;
+	struct qconn *c, *next;
+
+	(void)fd;
+	(void)what;
+	for (c = u->conns; c != NULL; c = next) {
+		next = c->next;
+		for (struct qstream *st = c->streams; st != NULL;
+		     st = st->next)
+			if (st->mine != NULL && !st->core_gone &&
+			    !st->announce &&
+			    bufferevent_pair_get_partner(st->mine) == NULL)
+				stream_core_gone(st);
+		conn_reap(c);
+	}
+}
+
+/* ---- the secret (stateless resets, Retry tokens) ---- */
+
+/* Kept in state_dir so that after a restart this node's stateless resets
+ * still match the tokens its old connections gave out: peers learn at
+ * once that those connections are gone. */
+static int
+secret_load(struct udp *u)
+{
+	const char *dir =
+	    HL_HAS(u->svc, state_dir) ? u->svc->state_dir(u->self) : NULL;
+	char path[4096], tmp[4200];
+	int fd;
+
+	if (dir == NULL) {
+		rand_bytes(u->secret, sizeof u->secret);
+		return 0;
+	}
+	snprintf(path, sizeof path, "%s/transport-udp.secret", dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t r = read(fd, u->secret, sizeof u->secret);
+		close(fd);
+		if (r == (ssize_t)sizeof u->secret)
+			return 0;
+	}
+	rand_bytes(u->secret, sizeof u->secret);
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 ||
+	    write(fd, u->secret, sizeof u->secret) !=
+	        (ssize_t)sizeof u->secret ||
+	    fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+		u->svc->log(u->self, HL_LOG_WARN,
+		            "cannot keep the stateless reset secret in %s: %s "
+		            "(peers notice a restart only by timeout)",
+		            path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		unlink(tmp);
+	}
+	return 0;
+}
+
+/* ---- config, init, fini ---- */
+
+static int
+check_conf(const struct hl_services *svc, struct hl_plugin *self,
+           const struct hl_conf *conf)
+{
+	static const char *const allowed[] = {"listen", "idle_timeout", NULL};
+	const struct hl_conf *n;
+	int bad = svc->conf_check_keys(self, conf, allowed), v = 0;
+	char host[ADDR_MAX];
+	uint16_t port;
+
+	if (hl_conf_int(svc, self, conf, "idle_timeout", 2, 600, &v) != 0)
+		bad++;
+	n = svc->conf_get(conf, "listen");
+	if (n != NULL) {
+		size_t cnt = svc->conf_type(n) == HL_CONF_SCALAR ? 1
+		             : svc->conf_type(n) == HL_CONF_LIST
+		                 ? svc->conf_len(n)
+		                 : 0;
+		if (cnt == 0 || cnt > MAX_SOCKS) {
+			svc->conf_error(self, n,
+			                "listen: expected an address like "
+			                "\"[::]:7008\" or a list of at most %d",
+			                MAX_SOCKS);
+			return -1;
+		}
+		for (size_t i = 0; i < cnt; i++) {
+			const struct hl_conf *it =
+			    svc->conf_type(n) == HL_CONF_SCALAR
+			        ? n
+			        : svc->conf_item(n, i);
+			const char *s = svc->conf_str(it);
+			struct sockaddr_storage ss;
+			int sslen = sizeof ss;
+			if (s == NULL ||
+			    hl_addr_split(s, host, sizeof host, &port) != 0 ||
+			    evutil_parse_sockaddr_port(s, (struct sockaddr *)&ss,
+			                               &sslen) != 0) {
+				svc->conf_error(self, it,
+				                "listen: \"%s\" is not an address "
+				                "like \"[::]:7008\" or "
+				                "\"0.0.0.0:7008\"",
+				                s ? s : "");
+				bad++;
+			}
+		}
+	}
+	return bad ? -1 : 0;
+}
+
+static int
+open_listener(struct udp *u, const char *addr)
+{
+	struct sockaddr_storage ss;
+	int sslen = sizeof ss;
+	struct sock *s = &u->socks[u->nsocks];
+
+	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) !=
+	        0 ||
+	    sock_open(u, s, (struct sockaddr *)&ss, (socklen_t)sslen, 1) != 0) {
+		u->svc->log(u->self, HL_LOG_ERROR,
+		            "cannot listen on UDP %s: %s", addr,
+		            strerror(errno));
+		return -1;
+	}
+	u->nsocks++;
+	u->svc->log(u->self, HL_LOG_INFO, "QUIC on UDP %s", s->name);
+	return 0;
+}
+
+static int
+service_cred(struct udp *u, struct service *sv, const struct hl_identity *id)
+{
+	gnutls_datum_t cert = {(unsigned char *)id->cert_pem,
+	                       (unsigned)strlen(id->cert_pem)};
+	gnutls_datum_t key = {(unsigned char *)id->key_pem,
+	                      (unsigned)strlen(id->key_pem)};
+
+	snprintf(sv->keyhash, sizeof sv->keyhash, "%s", id->keyhash);
+	if (gnutls_certificate_allocate_credentials(&sv->cred) != 0) {
+		sv->cred = NULL;
+		return -1;
+	}
+	if (gnutls_certificate_set_x509_key_mem2(sv->cred, &cert, &key,
+	                                         GNUTLS_X509_FMT_PEM, NULL,
+	                                         0) < 0) {
+		u->svc->log(u->self, HL_LOG_ERROR,
+		            "service %s: GnuTLS cannot use its certificate or "
+		            "key",
+		            id->name);
+		return -1;
+	}
+	return 0;
+}
+
+static void udp_fini(void *state);
+
+static int
+udp_init(const struct hl_services *svc, struct hl_plugin *self,
+         const struct hl_conf *conf, void **state)
+{
+	struct udp *u;
+	const struct hl_conf *n;
+	int idle = IDLE_TIMEOUT_DEFAULT;
+	struct timeval sweep = {0, 250000};
+
+	if (check_conf(svc, self, conf) != 0)
+		return -1;
+	hl_conf_int(svc, self, conf, "idle_timeout", 2, 600, &idle);
+	u = calloc(1, sizeof *u);
+	if (u == NULL)
+		return -1;
+	for (size_t i = 0; i <= MAX_SOCKS; i++)
+		u->socks[i].fd = -1;
+	u->svc = svc;
+	u->self = self;
+	u->base = svc->event_base(self);
+	u->idle_timeout = (ngtcp2_duration)idle * NGTCP2_SECONDS;
+	u->rxbuf = malloc((size_t)RX_BATCH * RX_BUF);
+	u->sweep = event_new(u->base, -1, EV_PERSIST, sweep_callback, u);
+	if (u->rxbuf == NULL || u->sweep == NULL ||
+	    gnutls_priority_init(&u->prio, priority_str, NULL) != 0 ||
+	    gnutls_certificate_allocate_credentials(&u->client_cred) != 0)
+		goto fail;
+	event_add(u->sweep, &sweep);
+	secret_load(u);
+	u->nservices = svc->identity_count(self);
+	u->services =
+	    calloc(u->nservices ? u->nservices : 1, sizeof *u->services);
+	if (u->services == NULL)
+		goto fail;
+	for (size_t i = 0; i < u->nservices; i++)
+		if (service_cred(u, &u->services[i], svc->identity_at(self, i)) !=
+		    0)
+			goto fail;
+	n = svc->conf_get(conf, "listen");
+	if (n != NULL && svc->conf_type(n) == HL_CONF_SCALAR) {
+		if (open_listener(u, svc->conf_str(n)) != 0)
+			goto fail;
+	} else if (n != NULL) {
+		for (size_t i = 0; i < svc->conf_len(n); i++)
+			if (open_listener(u, svc->conf_str(svc->conf_item(
+			                         n, i))) != 0)
+				goto fail;
+	}
+	*state = u;
+	return 0;
+fail:
+	udp_fini(u);
+	return -1;
+}
+
+static void
+udp_fini(void *state)
+{
+	struct udp *u = state;
+
+	u->stopping = 1;
+	/* The core is stopping: dials still running end silently. */
+	while (u->dials != NULL) {
+		struct hl_dial *d = u->dials;
+		udp_dial_cancel(u, d);
+	}
+	while (u->conns != NULL) {
+		struct qconn *c = u->conns;
+		snprintf(c->why, sizeof c->why, "hlcore is stopping");
+		ngtcp2_connection_close_error_set_application_error(
+		    &c->last_error, 0, NULL, 0);
+		if (c->conn != NULL)
+			conn_fail(c, "stopping");
+		conn_free(c);
+	}
+	for (size_t i = 0; i <= MAX_SOCKS; i++)
+		if (u->socks[i].fd >= 0)
+			sock_close(&u->socks[i]);
+	for (size_t i = 0; i < u->nservices; i++)
+		if (u->services[i].cred != NULL)
+			gnutls_certificate_free_credentials(u->services[i].cred);
+	free(u->services);
+	for (size_t i = 0; i < HOST_BUCKETS; i++)
+		while (u->hosts[i] != NULL) {
+			struct host *h = u->hosts[i];
+			u->hosts[i] = h->next;
+			free(h);
+		}
+	if (u->client_cred != NULL)
+		gnutls_certificate_free_credentials(u->client_cred);
+	if (u->prio != NULL)
+		gnutls_priority_deinit(u->prio);
+	if (u->sweep != NULL)
+		event_free(u->sweep);
+	u->svc->log(u->self, HL_LOG_DEBUG,
+	            "QUIC: %lu connections accepted, %lu dialled; %lu "
+	            "streams accepted, %lu opened; %lu Retry sent, %lu "
+	            "stateless resets, %lu datagrams dropped, %lu refused "
+	            "over the per-address bound, %lu at the caps, %lu for an "
+	            "unknown name",
+	            u->conns_in, u->conns_out, u->streams_in, u->streams_out,
+	            u->retries, u->resets, u->dropped, u->refused_host,
+	            u->refused_full, u->refused_sni);
+	free(u->rxbuf);
+	free(u);
+}
+
+static int
+udp_validate(const struct hl_services *svc, struct hl_plugin *self,
+             const struct hl_conf *conf)
+{
+	return check_conf(svc, self, conf);
+}
+
+static const struct hl_transport_ops udp_transport = {
+    .size = sizeof(struct hl_transport_ops),
+    .dial = udp_dial,
+    .dial_cancel = udp_dial_cancel,
+};
+
+#ifdef HL_QUIC_TEST_IMPOSTOR
+#define PLUGIN_NAME "transport-udp-impostor"
+#else
+#define PLUGIN_NAME "transport-udp"
+#endif
+
+HL_PLUGIN(HL_KIND_TRANSPORT, .name = PLUGIN_NAME, .version = "0.1.0",
+          .description = "QUIC tunnels over UDP (ngtcp2 + GnuTLS)",
+          .default_priority = 20, .init = udp_init, .fini = udp_fini,
+          .validate = udp_validate, .transport = &udp_transport);

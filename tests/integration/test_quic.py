@@ -1,0 +1,411 @@
+#!/usr/bin/env python3
+"""QUIC tunnels (transport-udp) end to end, with transport-udp the only
+transport on both nodes: two hlcore processes, a real HTTP backend, every
+request through the client node's proxy as a browser sends it.
+
+Checks: pages for three password modes; a wrong and a missing password
+(502, the backend never contacted); a backend that is down; an impostor
+node (its certificate refused, the next candidate tried, the 502 page
+naming each QUIC attempt and why it failed); 50 tunnels at once over one
+QUIC connection; close and half-close both ways (with a raw TCP backend);
+the server restarted in the middle of a download (the download ends, the
+next request reconnects); a server that vanishes (SIGKILL) under an open
+tunnel (the tunnel ends within the idle timeout).
+"""
+import os
+import re
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+import hltest  # noqa: E402
+from hltest import Fail, check, check_eq, check_in, fetch  # noqa: E402
+
+IDLE = 3  # idle_timeout of both nodes, seconds
+t = hltest.Test("quic")
+backend = t.backend()
+dead_port = hltest.free_port()
+FIXED_PW = "s3cretpw"
+UNKNOWN = "0123456789abcdef0123456789abcdef01234567"
+
+server = t.node("server")
+impostor = t.node("impostor")
+client = t.node("client")
+S = {}
+ports = {}
+
+
+class RawBackend:
+    """A TCP backend that records what it reads and when the other side
+    closed, and in 'close' mode answers a fixed response and closes."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.mode = "read"
+        self.body = os.urandom(300000)
+        self.got = b""
+        self.eof = threading.Event()
+        threading.Thread(target=self.loop, daemon=True).start()
+
+    def loop(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,),
+                             daemon=True).start()
+
+    def serve(self, c):
+        c.settimeout(30)
+        try:
+            if self.mode == "close":
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = c.recv(4096)
+                    if not chunk:
+                        return
+                    data += chunk
+                c.sendall(b"HTTP/1.0 200 OK\r\n\r\n" + self.body)
+                c.close()
+                return
+            while True:
+                chunk = c.recv(65536)
+                if not chunk:
+                    self.eof.set()
+                    return
+                self.got += chunk
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+
+raw = RawBackend()
+
+
+def udp_listen_port():
+    # A port free for UDP (and TCP: the same number, by convention).
+    while True:
+        p = hltest.free_port()
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s.bind(("127.0.0.1", p))
+            return p
+        except OSError:
+            continue
+        finally:
+            s.close()
+
+
+def server_config():
+    ports["udp"] = ports.get("udp") or udp_listen_port()
+    return {
+        "state_dir": server.state_dir,
+        "log": {"level": "debug"},
+        "proxy": {"listen": "off"},
+        "plugins": {"transport-udp": {
+            "listen": "127.0.0.1:%d" % ports["udp"],
+            "idle_timeout": str(IDLE)}},
+        "services": {
+            "auto": {"target": backend.addr},
+            "open": {"target": backend.addr, "password": "none"},
+            "fixed": {"target": backend.addr, "password": FIXED_PW},
+            "down": {"target": "127.0.0.1:%d" % dead_port,
+                     "password": "none"},
+            "raw": {"target": "127.0.0.1:%d" % raw.port,
+                    "password": "none"},
+        },
+    }
+
+
+def impostor_config():
+    ports["imp"] = ports.get("imp") or udp_listen_port()
+    return {
+        "state_dir": impostor.state_dir,
+        "log": {"level": "debug"},
+        "proxy": {"listen": "off"},
+        # The test fixture that answers every name with its own
+        # certificate (plugins/transport-udp/CMakeLists.txt).
+        "plugins": {"transport-udp-impostor": {
+            "listen": "127.0.0.1:%d" % ports["imp"]}},
+        "services": {"other": {"target": backend.addr,
+                               "password": "none"}},
+    }
+
+
+def client_config():
+    ports["proxy"] = hltest.free_port()
+    real = "127.0.0.1:%d" % ports["udp"]
+    imp = "127.0.0.1:%d" % ports["imp"]
+    peers = {S[n]["hash"]: [real] for n in ("auto", "fixed", "down", "raw")}
+    # The impostor first: its certificate must be refused, then the
+    # real node tried.
+    peers[S["open"]["hash"]] = [imp, real]
+    peers[UNKNOWN] = [imp, "127.0.0.1:%d" % dead_port]
+    return {
+        "state_dir": client.state_dir,
+        "log": {"level": "debug"},
+        "proxy": {"listen": "127.0.0.1:%d" % ports["proxy"]},
+        "plugins": {"transport-udp": {"idle_timeout": str(IDLE)}},
+        "peers": peers,
+    }
+
+
+def host(name, pw=None):
+    s = S[name]
+    return "%s-%s.localhost:%d" % (s["pw"] if pw is None else pw, s["hash"],
+                                   ports["proxy"])
+
+
+def expect_page(r, what, path):
+    check(r.status == 200 and backend.token in r.text and
+          ("path=%s\n" % path) in r.text, what,
+          "200 with the backend's page (path %s)" % path, r)
+
+
+def start_server():
+    server.write_config(server_config())
+    server.launch(r"QUIC on UDP 127\.0\.0\.1:%d" % ports["udp"],
+                  timeout=t.slow(20))
+
+
+def case_start():
+    server.write_config(server_config())
+    for name in ("auto", "open", "fixed", "down", "raw"):
+        pw, h = server.url(name)
+        S[name] = {"pw": pw, "hash": h}
+    impostor.write_config(impostor_config())
+    S["other"] = dict(zip(("pw", "hash"), impostor.url("other")))
+    start_server()
+    impostor.launch(r"QUIC on UDP", timeout=t.slow(20))
+    client.start(client_config, lambda cfg: [ports["proxy"]])
+
+
+def case_fetch(name, path):
+    r = fetch(ports["proxy"], host(name), path, timeout=t.slow(20))
+    expect_page(r, "GET %s of %s over QUIC" % (path, name), path)
+    check_in("host=%s" % host(name), r.text, "the Host the backend saw")
+
+
+def refused(name, pw, what):
+    before = backend.count()
+    r = fetch(ports["proxy"], host(name, pw=pw), "/secret",
+              timeout=t.slow(20))
+    check(r.status == 502, what, "HTTP 502", r)
+    check_in("password", r.text, "the 502 page for %s" % what)
+    time.sleep(0.3)
+    check_eq(backend.count() - before, 0,
+             "backend connections caused by %s" % what)
+
+
+def case_passwords():
+    refused("auto", "wrongpassword", "a wrong password")
+    refused("fixed", "", "a missing password")
+    check(server.wait_log(r"auto: tunnel from .* refused: wrong password")
+          is not None, "the server's log", "'refused: wrong password'",
+          server.log()[-2000:])
+
+
+def case_backend_down():
+    r = fetch(ports["proxy"], host("down"), "/", timeout=t.slow(30))
+    check(r.status == 502, "a service whose backend is down", "HTTP 502", r)
+    check_in("closed the tunnel", r.text, "the 502 page (backend down)")
+
+
+def case_impostor():
+    # open's first candidate is the impostor: refused by the pin, then
+    # the real node.
+    r = fetch(ports["proxy"], host("open"), "/imp", timeout=t.slow(20))
+    expect_page(r, "open, past an impostor", "/imp")
+    check(client.wait_log(r"127\.0\.0\.1:%d via transport-udp failed: "
+                          r"answered with a certificate whose hash is "
+                          r"%s, not the one in the URL" %
+                          (ports["imp"], S["other"]["hash"])) is not None,
+          "the client's log", "the impostor's certificate refused",
+          client.log()[-3000:])
+    h = "-%s.localhost:%d" % (UNKNOWN, ports["proxy"])
+    t0 = time.monotonic()
+    r = fetch(ports["proxy"], h, "/", timeout=t.slow(30))
+    check(r.status == 502, "a keyhash served by nobody", "HTTP 502", r)
+    check(time.monotonic() - t0 < t.slow(5), "the time to the 502 page",
+          "under %d s (a closed UDP port fails at once)" % t.slow(5),
+          "%.1f s" % (time.monotonic() - t0))
+    for want in ("127.0.0.1:%d via transport-udp" % ports["imp"],
+                 "not the one in the URL: an impostor",
+                 "127.0.0.1:%d via transport-udp" % dead_port,
+                 "nothing listens on that UDP port"):
+        check_in(want, r.text, "the 502 page listing the QUIC attempts")
+    check(impostor.wait_log(r"tunnel from") is None, "the impostor's log",
+          "no tunnel handed to its core", "a tunnel")
+
+
+def case_parallel():
+    before = len(re.findall(r"QUIC connection to 127\.0\.0\.1:%d for %.8s" %
+                            (ports["udp"], S["auto"]["hash"]),
+                            client.log()))
+    results = [None] * 50
+    errors = []
+
+    def one(i):
+        try:
+            results[i] = fetch(ports["proxy"], host("auto"), "/p%d" % i,
+                               timeout=t.slow(30))
+        except Exception as e:  # noqa: BLE001
+            errors.append("%d: %s" % (i, e))
+
+    th = [threading.Thread(target=one, args=(i,)) for i in range(50)]
+    t0 = time.monotonic()
+    for x in th:
+        x.start()
+    for x in th:
+        x.join(t.slow(60))
+    took = time.monotonic() - t0
+    check(not errors, "50 parallel requests", "no error", errors[:5])
+    for i, r in enumerate(results):
+        expect_page(r, "parallel request %d" % i, "/p%d" % i)
+    after = len(re.findall(r"QUIC connection to 127\.0\.0\.1:%d for %.8s" %
+                           (ports["udp"], S["auto"]["hash"]), client.log()))
+    check(after - before <= 1, "QUIC connections opened for 50 tunnels",
+          "at most one (the warm one reused)", after - before)
+    print("   50 parallel tunnels in %.2f s, %d new QUIC connection(s)" %
+          (took, after - before))
+
+
+def case_close_both_ways():
+    # Server to client: the backend answers and closes; the browser gets
+    # every byte, then EOF.
+    raw.mode = "close"
+    s = socket.create_connection(("127.0.0.1", ports["proxy"]),
+                                 timeout=t.slow(20))
+    try:
+        s.sendall(("GET /c HTTP/1.0\r\nHost: %s\r\n\r\n" %
+                   host("raw")).encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        want = b"HTTP/1.0 200 OK\r\n\r\n" + raw.body
+        check(data == want, "a response closed by the backend",
+              "%d bytes then EOF" % len(want),
+              "%d bytes (%r...)" % (len(data), data[:60]))
+    finally:
+        s.close()
+    # Client to server: the browser sends and half-closes; the backend
+    # gets every byte, then EOF.
+    raw.mode = "read"
+    raw.got = b""
+    raw.eof.clear()
+    s = socket.create_connection(("127.0.0.1", ports["proxy"]),
+                                 timeout=t.slow(20))
+    try:
+        head = ("POST /h HTTP/1.1\r\nHost: %s\r\n\r\n" % host("raw")).encode()
+        body = os.urandom(200000)
+        s.sendall(head + body)
+        s.shutdown(socket.SHUT_WR)
+        check(raw.eof.wait(t.slow(10)), "the backend after the browser's "
+              "half-close", "EOF within %d s" % t.slow(10), "no EOF")
+        check(raw.got.endswith(body) and raw.got.startswith(b"POST /h"),
+              "what the backend read", "the head and all %d bytes" %
+              len(body), "%d bytes" % len(raw.got))
+    finally:
+        s.close()
+
+
+def case_restart():
+    # A download under way when the server restarts: it ends (short),
+    # and the next request works over a new connection.
+    size = 256 << 20
+    s = socket.create_connection(("127.0.0.1", ports["proxy"]),
+                                 timeout=t.slow(20))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    got = 0
+    try:
+        s.sendall(("GET /big?size=%d HTTP/1.1\r\nHost: %s\r\n\r\n" %
+                   (size, host("auto"))).encode())
+        first = s.recv(65536)
+        check(first.startswith(b"HTTP/1.1 200"), "the download", "started",
+              first[:100])
+        got = len(first)
+        server.stop_ok()
+        start_server()
+        s.settimeout(t.slow(IDLE + 10))
+        t0 = time.monotonic()
+        try:
+            while True:
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    break
+                got += len(chunk)
+        except socket.timeout:
+            raise Fail("the download still open %d s after the restart" %
+                       (time.monotonic() - t0))
+        except ConnectionResetError:
+            pass
+        check(got < size, "the interrupted download", "cut short",
+              "%d bytes" % got)
+    finally:
+        s.close()
+    t0 = time.monotonic()
+    r = fetch(ports["proxy"], host("auto"), "/after", timeout=t.slow(20))
+    expect_page(r, "a request after the restart", "/after")
+    print("   download cut at %.1f MiB; next request in %.2f s" %
+          (got / 1048576, time.monotonic() - t0))
+
+
+def case_vanished():
+    # An idle tunnel whose server node vanishes without a word: the
+    # tunnel ends within the idle timeout (keep-alives go unanswered).
+    conn = hltest.connect(ports["proxy"], timeout=t.slow(20))
+    try:
+        r = fetch(ports["proxy"], host("auto"), "/ka", conn=conn)
+        expect_page(r, "a keep-alive request", "/ka")
+        server.kill()
+        t0 = time.monotonic()
+        sock = conn.sock
+        sock.settimeout(IDLE + t.slow(5))
+        try:
+            data = sock.recv(4096)
+        except socket.timeout:
+            raise Fail("the tunnel still open %.1f s after the server "
+                       "vanished" % (time.monotonic() - t0))
+        except ConnectionResetError:
+            data = b""
+        took = time.monotonic() - t0
+        check(data == b"", "the browser side", "closed", data[:100])
+        check(took < IDLE + t.slow(3), "time to notice",
+              "under %d s" % (IDLE + t.slow(3)), "%.1f s" % took)
+        print("   tunnel closed %.1f s after the server vanished" % took)
+    finally:
+        conn.close()
+
+
+def case_stop():
+    client.stop_ok()
+    impostor.stop_ok()
+
+
+if t.case("three nodes start (QUIC only)", case_start):
+    t.case("fetch over QUIC, password auto", case_fetch, "auto", "/")
+    t.case("fetch over QUIC, password fixed", case_fetch, "fixed", "/f")
+    t.case("wrong and missing password: 502, backend untouched",
+           case_passwords)
+    t.case("backend down: 502", case_backend_down)
+    t.case("impostor refused, next candidate; 502 lists QUIC attempts",
+           case_impostor)
+    t.case("50 parallel tunnels over one connection", case_parallel)
+    t.case("close and half-close both ways", case_close_both_ways)
+    t.case("server restarted mid-transfer, then reconnects", case_restart)
+    t.case("server vanishes: the tunnel ends within the idle timeout",
+           case_vanished)
+    t.case("nodes stop cleanly", case_stop)
+t.finish()

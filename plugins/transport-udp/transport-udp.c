@@ -19,10 +19,11 @@
  * stream whatever the reader's pace.
  *
  * Close: a FIN from the peer (or a RESET_STREAM) reaches the core as EOF
- * on its end of the pair; the core closing its end (an EOF through
- * bufferevent_flush(BEV_FINISHED), or simply freeing it, which a sweep
- * notices within a second) sends what it wrote and then a FIN, and stops
- * the peer's direction with STOP_SENDING if it is still open.
+ * on its end of the pair, once every byte before it has; the core closing
+ * its end (an EOF through bufferevent_flush(BEV_FINISHED), or simply
+ * freeing it, which a sweep notices within 250 ms) sends what it wrote and
+ * then a FIN. What the peer still sends after that is dropped until its
+ * own FIN.
  *
  * Config (plugins: transport-udp:):
  *   listen: "[::]:7008"      or a list (at most 4); none: dial only, from an
@@ -142,6 +143,7 @@ struct qstream {
 	struct chunk *head, *tail;
 	size_t head_off, tx_len, tx_sent;
 	uint64_t rx_uncredited; /* given to the core, not yet credited */
+	uint64_t rx_total, tx_total; /* for the log */
 	unsigned core_gone : 1; /* the core closed its end */
 	unsigned fin_queued : 1; /* send a FIN after the held bytes */
 	unsigned fin_sent : 1;
@@ -150,6 +152,8 @@ struct qstream {
 	unsigned write_shut : 1; /* STOP_SENDING or reset: write no more */
 	unsigned announce : 1; /* server: to hand to the core */
 	unsigned in_ready : 1;
+	unsigned fin_rx : 1; /* the peer's FIN came: EOF once drained */
+	unsigned ngclosed : 1; /* ngtcp2 is done with it */
 	struct qstream *next, **prevp; /* the connection's streams */
 	struct qstream *rnext; /* the connection's ready list */
 };
@@ -270,6 +274,7 @@ static void conn_fail(struct qconn *c, const char *fmt, ...)
 static void conn_free(struct qconn *c);
 static void stream_free(struct qstream *st);
 static void stream_pull(struct qstream *st);
+static void stream_give_eof(struct qstream *st);
 static void dial_finish(struct hl_dial *d, struct bufferevent *bev,
                         const char *error);
 static void conn_serve_waiting(struct qconn *c);
@@ -460,8 +465,8 @@ sock_open(struct udp *u, struct sock *s, const struct sockaddr *sa,
 	int fd, on = 1, off = 0, big = 8 * 1024 * 1024;
 	socklen_t len = sizeof s->local;
 
-	fd = socket(sa->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	            0);
+	fd =
+	    socket(sa->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
 	if (sa->sa_family == AF_INET6)
@@ -549,8 +554,7 @@ sock_for(struct udp *u, int family)
 		u->svc->log(u->self, HL_LOG_DEBUG,
 		            "dialling from the UDP socket %s", s->name);
 	}
-	if (u->ephemeral->family != family &&
-	    u->ephemeral->family != AF_INET6)
+	if (u->ephemeral->family != family && u->ephemeral->family != AF_INET6)
 		return NULL;
 	return u->ephemeral;
 }
@@ -700,10 +704,11 @@ verify_peer(gnutls_session_t session)
 	}
 	c->u->svc->keyhash_of_cert(certs[0].data, certs[0].size, got);
 	if (strcmp(got, c->keyhash) != 0) {
-		snprintf(c->why, sizeof c->why,
-		         "answered with a certificate whose hash is %s, not the "
-		         "one in the URL: an impostor or a different service",
-		         got);
+		snprintf(
+		    c->why, sizeof c->why,
+		    "answered with a certificate whose hash is %s, not the "
+		    "one in the URL: an impostor or a different service",
+		    got);
 		return -1;
 	}
 	free(c->cert);
@@ -803,10 +808,12 @@ stream_credit(struct qstream *st)
 	size_t held;
 	uint64_t n;
 
-	if (st->mine == NULL || st->rx_uncredited == 0)
+	if (st->mine == NULL)
 		return;
 	held = evbuffer_get_length(bufferevent_get_output(st->mine));
-	if (held >= st->rx_uncredited)
+	if (held == 0 && st->fin_rx)
+		stream_give_eof(st);
+	if (st->ngclosed || st->rx_uncredited == 0 || held >= st->rx_uncredited)
 		return;
 	n = st->rx_uncredited - held;
 	st->rx_uncredited = held;
@@ -815,12 +822,18 @@ stream_credit(struct qstream *st)
 	conn_schedule_write(c);
 }
 
-/* Tell the core the stream ended (EOF on its end), once. */
+/* Tell the core the stream ended (EOF on its end), once, and only when
+ * every byte before it has moved to the core's end: a pair's
+ * BEV_FINISHED flush moves no more than the core's read watermark (4 KiB
+ * during the OOB exchange), so an early EOF would cut the stream. */
 static void
 stream_give_eof(struct qstream *st)
 {
 	if (st->eof_given || st->mine == NULL)
 		return;
+	st->fin_rx = 1;
+	if (evbuffer_get_length(bufferevent_get_output(st->mine)) > 0)
+		return; /* pair_write_callback comes back when it drained */
 	st->eof_given = 1;
 	if (bufferevent_pair_get_partner(st->mine) != NULL)
 		bufferevent_flush(st->mine, EV_WRITE, BEV_FINISHED);
@@ -836,11 +849,23 @@ stream_core_gone(struct qstream *st)
 	if (st->core_gone)
 		return;
 	st->core_gone = 1;
+	if (st->ngclosed) {
+		/* Nothing more can go either way. */
+		stream_free(st);
+		return;
+	}
 	stream_pull(st);
-	if (!st->eof_given) {
-		/* Nobody reads what the peer sends any more. */
-		ngtcp2_conn_shutdown_stream_read(c->conn, st->id, 0);
-		st->eof_given = 1;
+	/* What the peer still sends is read and dropped (and credited) until
+	 * its FIN, which comes once our FIN has closed its end. No
+	 * STOP_SENDING: the RESET_STREAM it draws from ngtcp2 0.12 can race
+	 * with stream data in one packet (a FINAL_SIZE_ERROR that kills the
+	 * whole connection), and a normal close needs neither. */
+	st->eof_given = 1;
+	if (st->rx_uncredited > 0 && !st->ngclosed) {
+		ngtcp2_conn_extend_max_stream_offset(c->conn, st->id,
+		                                     st->rx_uncredited);
+		ngtcp2_conn_extend_max_offset(c->conn, st->rx_uncredited);
+		st->rx_uncredited = 0;
 	}
 	if (st->mine != NULL &&
 	    evbuffer_get_length(bufferevent_get_input(st->mine)) == 0) {
@@ -865,7 +890,7 @@ stream_pull(struct qstream *st)
 	if (st->mine == NULL)
 		return;
 	in = bufferevent_get_input(st->mine);
-	if (st->write_shut) {
+	if (st->write_shut || st->ngclosed) {
 		evbuffer_drain(in, evbuffer_get_length(in));
 		return;
 	}
@@ -894,10 +919,10 @@ stream_pull(struct qstream *st)
 			break;
 		t->len += (size_t)n;
 		st->tx_len += (size_t)n;
+		st->tx_total += (size_t)n;
 		added = 1;
 	}
-	if (st->core_gone && st->mine != NULL &&
-	    evbuffer_get_length(in) == 0) {
+	if (st->core_gone && st->mine != NULL && evbuffer_get_length(in) == 0) {
 		bufferevent_free(st->mine);
 		st->mine = NULL;
 		if (!st->fin_queued)
@@ -920,8 +945,13 @@ pair_read_callback(struct bufferevent *bev, void *arg)
 static void
 pair_write_callback(struct bufferevent *bev, void *arg)
 {
+	struct qstream *st = arg;
+
 	(void)bev;
-	stream_credit(arg);
+	stream_credit(st);
+	/* ngtcp2 closed it while the core had bytes still to take. */
+	if (st->ngclosed && st->eof_given)
+		stream_free(st);
 }
 
 static void
@@ -969,14 +999,29 @@ stream_free(struct qstream *st)
 {
 	struct qconn *c = st->c;
 
+	c->u->svc->log(
+	    c->u->self, HL_LOG_DEBUG,
+	    "stream %lld %s %s: %llu bytes in, %llu out%s%s%s%s",
+	    (long long)st->id, c->server ? "from" : "to", c->peer,
+	    (unsigned long long)st->rx_total, (unsigned long long)st->tx_total,
+	    st->fin_rx ? ", FIN in" : "", st->fin_sent ? ", FIN out" : "",
+	    st->core_gone ? ", closed by hlcore" : "",
+	    st->mine && evbuffer_get_length(bufferevent_get_output(st->mine))
+	        ? ", bytes lost"
+	        : "");
 	ready_drop(c, st);
 	HL_LIST_REMOVE(st);
 	c->nstreams--;
-	if (c->conn != NULL)
+	if (c->conn != NULL && !st->ngclosed)
 		ngtcp2_conn_set_stream_user_data(c->conn, st->id, NULL);
 	if (st->mine != NULL) {
-		/* The core may still hold its end: it sees EOF. */
-		stream_give_eof(st);
+		/* The core may still hold its end: it sees EOF (and loses
+		 * what it did not take: the connection is gone). */
+		if (!st->eof_given &&
+		    bufferevent_pair_get_partner(st->mine) != NULL) {
+			st->eof_given = 1;
+			bufferevent_flush(st->mine, EV_WRITE, BEV_FINISHED);
+		}
 		bufferevent_free(st->mine);
 	}
 	while (st->head != NULL) {
@@ -1021,8 +1066,7 @@ get_new_connection_id(ngtcp2_conn *conn, ngtcp2_cid *cid, uint8_t *token,
 }
 
 static int
-remove_connection_id(ngtcp2_conn *conn, const ngtcp2_cid *cid,
-                     void *user_data)
+remove_connection_id(ngtcp2_conn *conn, const ngtcp2_cid *cid, void *user_data)
 {
 	(void)conn;
 	cid_remove(user_data, cid);
@@ -1062,9 +1106,9 @@ stream_open_cb(ngtcp2_conn *conn, int64_t id, void *user_data)
 }
 
 static int
-recv_stream_data(ngtcp2_conn *conn, uint32_t flags, int64_t id,
-                 uint64_t offset, const uint8_t *data, size_t len,
-                 void *user_data, void *stream_user_data)
+recv_stream_data(ngtcp2_conn *conn, uint32_t flags, int64_t id, uint64_t offset,
+                 const uint8_t *data, size_t len, void *user_data,
+                 void *stream_user_data)
 {
 	struct qstream *st = stream_user_data;
 
@@ -1077,6 +1121,7 @@ recv_stream_data(ngtcp2_conn *conn, uint32_t flags, int64_t id,
 		return 0;
 	}
 	if (len > 0) {
+		st->rx_total += len;
 		bufferevent_write(st->mine, data, len);
 		st->rx_uncredited += len;
 		stream_credit(st);
@@ -1137,8 +1182,18 @@ stream_close_cb(ngtcp2_conn *conn, uint32_t flags, int64_t id,
 	(void)app_error_code;
 	if (c->server && ngtcp2_is_bidi_stream(id))
 		ngtcp2_conn_extend_max_streams_bidi(conn, 1);
-	if (st != NULL)
-		stream_free(st);
+	if (st == NULL)
+		return 0;
+	st->ngclosed = 1;
+	ready_drop(c, st);
+	/* Bytes the core has not taken yet stay until it has (then EOF). */
+	if (st->mine != NULL && !st->core_gone && !st->eof_given &&
+	    bufferevent_pair_get_partner(st->mine) != NULL &&
+	    evbuffer_get_length(bufferevent_get_output(st->mine)) > 0) {
+		st->fin_rx = 1;
+		return 0;
+	}
+	stream_free(st);
 	return 0;
 }
 
@@ -1488,16 +1543,18 @@ conn_error_text(struct qconn *c, int rv)
 			snprintf(c->why, sizeof c->why,
 			         "the node there does not serve this keyhash "
 			         "(TLS alert unrecognized_name)");
-		else if (ce.type ==
-		             NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_TRANSPORT &&
-		         ce.error_code >= 0x100 && ce.error_code < 0x200)
-			snprintf(c->why, sizeof c->why,
-			         "QUIC handshake failed: the peer sent TLS alert "
-			         "%u (%s)",
-			         (unsigned)(ce.error_code - 0x100),
-			         gnutls_alert_get_strname(
-			             (gnutls_alert_description_t)(
-			                 ce.error_code - 0x100)));
+		else if (
+		    ce.type ==
+		        NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_TRANSPORT &&
+		    ce.error_code >= 0x100 && ce.error_code < 0x200)
+			snprintf(
+			    c->why, sizeof c->why,
+			    "QUIC handshake failed: the peer sent TLS alert "
+			    "%u (%s)",
+			    (unsigned)(ce.error_code - 0x100),
+			    gnutls_alert_get_strname(
+			        (gnutls_alert_description_t)(ce.error_code -
+			                                     0x100)));
 		else
 			snprintf(c->why, sizeof c->why,
 			         "the peer closed the QUIC connection (error "
@@ -1509,17 +1566,19 @@ conn_error_text(struct qconn *c, int rv)
 		         "closed or UDP blocked?)",
 		         DIAL_TIMEOUT_SEC);
 	else if (rv == NGTCP2_ERR_IDLE_CLOSE)
-		snprintf(c->why, sizeof c->why,
-		         "nothing heard from the peer for %llu s",
-		         (unsigned long long)(c->u->idle_timeout /
-		                              NGTCP2_SECONDS));
+		snprintf(
+		    c->why, sizeof c->why,
+		    "nothing heard from the peer for %llu s",
+		    (unsigned long long)(c->u->idle_timeout / NGTCP2_SECONDS));
 	else if (rv == NGTCP2_ERR_CRYPTO)
-		snprintf(c->why, sizeof c->why, "QUIC handshake failed (TLS: %s)",
-		         gnutls_alert_get_strname(
-		             (gnutls_alert_description_t)ngtcp2_conn_get_tls_alert(
-		                 c->conn)));
+		snprintf(
+		    c->why, sizeof c->why, "QUIC handshake failed (TLS: %s)",
+		    gnutls_alert_get_strname(
+		        (gnutls_alert_description_t)ngtcp2_conn_get_tls_alert(
+		            c->conn)));
 	else
-		snprintf(c->why, sizeof c->why, "QUIC: %s", ngtcp2_strerror(rv));
+		snprintf(c->why, sizeof c->why, "QUIC: %s",
+		         ngtcp2_strerror(rv));
 }
 
 /* Fill v with up to n pieces of the stream's unsent bytes. */
@@ -2051,8 +2110,8 @@ conn_announce(struct qconn *c)
 		if (!st->announce)
 			continue;
 		st->announce = 0;
-		theirs = st->mine ? bufferevent_pair_get_partner(st->mine)
-		                  : NULL;
+		theirs =
+		    st->mine ? bufferevent_pair_get_partner(st->mine) : NULL;
 		if (theirs != NULL)
 			u->svc->incoming(u->self, theirs, c->keyhash, c->peer);
 	}
@@ -2131,9 +2190,9 @@ send_retry(struct sock *s, const struct sockaddr *from, socklen_t fromlen,
 }
 
 static struct qconn *
-conn_server_new(struct sock *s, const struct sockaddr *from,
-                socklen_t fromlen, const ngtcp2_pkt_hd *hd,
-                const ngtcp2_cid *odcid, struct host *h)
+conn_server_new(struct sock *s, const struct sockaddr *from, socklen_t fromlen,
+                const ngtcp2_pkt_hd *hd, const ngtcp2_cid *odcid,
+                struct host *h)
 {
 	struct udp *u = s->u;
 	struct qconn *c = conn_alloc(u, s, from, fromlen, 1);
@@ -2221,13 +2280,14 @@ accept_initial(struct sock *s, const struct sockaddr *from, socklen_t fromlen,
 	if (h->nconns >= CONNS_PER_HOST || u->nconns >= CONNS_MAX ||
 	    u->nhandshakes >= HANDSHAKES_MAX) {
 		if (!h->refusal_logged)
-			u->svc->log(u->self, HL_LOG_INFO,
-			            "%s: %u QUIC connections from this address "
-			            "(at most %d), %zu in all (at most %d), %zu "
-			            "handshaking (at most %d): refusing new ones "
-			            "(logged once per address)",
-			            s->name, h->nconns, CONNS_PER_HOST, u->nconns,
-			            CONNS_MAX, u->nhandshakes, HANDSHAKES_MAX);
+			u->svc->log(
+			    u->self, HL_LOG_INFO,
+			    "%s: %u QUIC connections from this address "
+			    "(at most %d), %zu in all (at most %d), %zu "
+			    "handshaking (at most %d): refusing new ones "
+			    "(logged once per address)",
+			    s->name, h->nconns, CONNS_PER_HOST, u->nconns,
+			    CONNS_MAX, u->nhandshakes, HANDSHAKES_MAX);
 		h->refusal_logged = 1;
 		if (h->nconns >= CONNS_PER_HOST)
 			u->refused_host++;
@@ -2381,7 +2441,8 @@ sock_read_errors(struct sock *s)
 			         strerror(err));
 			c->dead = 1;
 			u->svc->log(u->self, HL_LOG_DEBUG,
-			            "QUIC connection to %s: %s", c->peer, c->why);
+			            "QUIC connection to %s: %s", c->peer,
+			            c->why);
 			conn_reap(c);
 		}
 	}
@@ -2488,12 +2549,14 @@ sweep_callback(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	for (c = u->conns; c != NULL; c = next) {
 		next = c->next;
-		for (struct qstream *st = c->streams; st != NULL;
-		     st = st->next)
+		for (struct qstream *st = c->streams, *sn; st != NULL;
+		     st = sn) {
+			sn = st->next; /* stream_core_gone may free st */
 			if (st->mine != NULL && !st->core_gone &&
 			    !st->announce &&
 			    bufferevent_pair_get_partner(st->mine) == NULL)
 				stream_core_gone(st);
+		}
 		conn_reap(c);
 	}
 }
@@ -2578,13 +2641,14 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
 			int sslen = sizeof ss;
 			if (s == NULL ||
 			    hl_addr_split(s, host, sizeof host, &port) != 0 ||
-			    evutil_parse_sockaddr_port(s, (struct sockaddr *)&ss,
-			                               &sslen) != 0) {
-				svc->conf_error(self, it,
-				                "listen: \"%s\" is not an address "
-				                "like \"[::]:7008\" or "
-				                "\"0.0.0.0:7008\"",
-				                s ? s : "");
+			    evutil_parse_sockaddr_port(
+			        s, (struct sockaddr *)&ss, &sslen) != 0) {
+				svc->conf_error(
+				    self, it,
+				    "listen: \"%s\" is not an address "
+				    "like \"[::]:7008\" or "
+				    "\"0.0.0.0:7008\"",
+				    s ? s : "");
 				bad++;
 			}
 		}
@@ -2625,9 +2689,8 @@ service_cred(struct udp *u, struct service *sv, const struct hl_identity *id)
 		sv->cred = NULL;
 		return -1;
 	}
-	if (gnutls_certificate_set_x509_key_mem2(sv->cred, &cert, &key,
-	                                         GNUTLS_X509_FMT_PEM, NULL,
-	                                         0) < 0) {
+	if (gnutls_certificate_set_x509_key_mem2(
+	        sv->cred, &cert, &key, GNUTLS_X509_FMT_PEM, NULL, 0) < 0) {
 		u->svc->log(u->self, HL_LOG_ERROR,
 		            "service %s: GnuTLS cannot use its certificate or "
 		            "key",
@@ -2674,8 +2737,8 @@ udp_init(const struct hl_services *svc, struct hl_plugin *self,
 	if (u->services == NULL)
 		goto fail;
 	for (size_t i = 0; i < u->nservices; i++)
-		if (service_cred(u, &u->services[i], svc->identity_at(self, i)) !=
-		    0)
+		if (service_cred(u, &u->services[i],
+		                 svc->identity_at(self, i)) != 0)
 			goto fail;
 	n = svc->conf_get(conf, "listen");
 	if (n != NULL && svc->conf_type(n) == HL_CONF_SCALAR) {
@@ -2683,8 +2746,8 @@ udp_init(const struct hl_services *svc, struct hl_plugin *self,
 			goto fail;
 	} else if (n != NULL) {
 		for (size_t i = 0; i < svc->conf_len(n); i++)
-			if (open_listener(u, svc->conf_str(svc->conf_item(
-			                         n, i))) != 0)
+			if (open_listener(
+			        u, svc->conf_str(svc->conf_item(n, i))) != 0)
 				goto fail;
 	}
 	*state = u;
@@ -2719,7 +2782,8 @@ udp_fini(void *state)
 			sock_close(&u->socks[i]);
 	for (size_t i = 0; i < u->nservices; i++)
 		if (u->services[i].cred != NULL)
-			gnutls_certificate_free_credentials(u->services[i].cred);
+			gnutls_certificate_free_credentials(
+			    u->services[i].cred);
 	free(u->services);
 	for (size_t i = 0; i < HOST_BUCKETS; i++)
 		while (u->hosts[i] != NULL) {

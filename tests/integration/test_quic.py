@@ -243,7 +243,7 @@ def case_impostor():
                  "127.0.0.1:%d via transport-udp" % dead_port,
                  "nothing listens on that UDP port"):
         check_in(want, r.text, "the 502 page listing the QUIC attempts")
-    check(impostor.wait_log(r"tunnel from") is None, "the impostor's log",
+    check(impostor.wait_log(r"tunnel from", timeout=0.5) is None, "the impostor's log",
           "no tunnel handed to its core", "a tunnel")
 
 

@@ -154,6 +154,9 @@ struct qstream {
 	unsigned in_ready : 1;
 	unsigned fin_rx : 1; /* the peer's FIN came: EOF once drained */
 	unsigned ngclosed : 1; /* ngtcp2 is done with it */
+	unsigned acked : 1; /* the peer acknowledged some of it */
+	unsigned moved : 1; /* carried over to a new connection once */
+	unsigned unopened : 1; /* moved, waiting for its new stream ID */
 	struct qstream *next, **prevp; /* the connection's streams */
 	struct qstream *rnext; /* the connection's ready list */
 };
@@ -190,6 +193,7 @@ struct qconn {
 	struct qstream *streams;
 	size_t nstreams;
 	struct qstream *ready_head, *ready_tail;
+	size_t nunopened; /* streams moved here, without an ID yet */
 	struct hl_dial *waiting; /* client: dials for this connection */
 	unsigned char *cert; /* client: the server's certificate (DER) */
 	size_t certlen;
@@ -278,6 +282,9 @@ static void stream_give_eof(struct qstream *st);
 static void dial_finish(struct hl_dial *d, struct bufferevent *bev,
                         const char *error);
 static void conn_serve_waiting(struct qconn *c);
+static struct qconn *conn_client_new(struct udp *u, struct sock *s,
+                                     const struct sockaddr *remote,
+                                     socklen_t remotelen, const char *keyhash);
 
 static ngtcp2_tstamp
 now_ns(void)
@@ -764,7 +771,7 @@ ready_push(struct qstream *st)
 {
 	struct qconn *c = st->c;
 
-	if (st->in_ready)
+	if (st->in_ready || st->unopened)
 		return;
 	st->in_ready = 1;
 	st->rnext = NULL;
@@ -849,7 +856,7 @@ stream_core_gone(struct qstream *st)
 	if (st->core_gone)
 		return;
 	st->core_gone = 1;
-	if (st->ngclosed) {
+	if (st->ngclosed || st->unopened) {
 		/* Nothing more can go either way. */
 		stream_free(st);
 		return;
@@ -1012,7 +1019,9 @@ stream_free(struct qstream *st)
 	ready_drop(c, st);
 	HL_LIST_REMOVE(st);
 	c->nstreams--;
-	if (c->conn != NULL && !st->ngclosed)
+	if (st->unopened)
+		c->nunopened--;
+	if (c->conn != NULL && !st->ngclosed && !st->unopened)
 		ngtcp2_conn_set_stream_user_data(c->conn, st->id, NULL);
 	if (st->mine != NULL) {
 		/* The core may still hold its end: it sees EOF (and loses
@@ -1143,6 +1152,8 @@ acked_stream_data_offset(ngtcp2_conn *conn, int64_t id, uint64_t offset,
 	(void)user_data;
 	if (st == NULL)
 		return 0;
+	if (len > 0)
+		st->acked = 1;
 	while (len > 0 && st->head != NULL) {
 		struct chunk *h = st->head;
 		size_t avail = h->len - st->head_off;
@@ -1260,7 +1271,7 @@ extend_max_local_streams_bidi_cb(ngtcp2_conn *conn, uint64_t max_streams,
 	(void)conn;
 	(void)max_streams;
 	/* Dials that found no stream free get theirs after this packet. */
-	if (c->waiting != NULL && c->handshake_done)
+	if (c->handshake_done)
 		conn_schedule_write(c);
 	return 0;
 }
@@ -1429,6 +1440,56 @@ conn_client_new(struct udp *u, struct sock *s, const struct sockaddr *remote,
 	return c;
 }
 
+/*
+ * A client connection died (a stateless reset after the server
+ * restarted, an idle timeout...). A tunnel that has heard nothing on it
+ * yet, and whose bytes were never acknowledged, lost nothing: it moves to
+ * a new connection to the same node and service (a new handshake, the
+ * same pin), once, and sends its bytes again there. That is how the first
+ * tunnel after a server restart works over a connection that looked warm.
+ */
+static void
+streams_move(struct qconn *c)
+{
+	struct qconn *nc = NULL;
+
+	if (c->server || c->u->stopping || c->cert == NULL)
+		return;
+	for (struct qstream *st = c->streams, *next; st != NULL; st = next) {
+		next = st->next;
+		if (st->moved || st->acked || st->rx_total > 0 ||
+		    st->core_gone || st->mine == NULL || st->eof_given ||
+		    bufferevent_pair_get_partner(st->mine) == NULL)
+			continue;
+		if (nc == NULL) {
+			nc = conn_client_new(c->u, c->s,
+			                     (struct sockaddr *)&c->remote,
+			                     c->remotelen, c->keyhash);
+			if (nc == NULL)
+				return;
+			c->u->svc->log(c->u->self, HL_LOG_DEBUG,
+			               "QUIC connection to %s lost (%s): its "
+			               "fresh tunnels move to a new one",
+			               c->peer, c->why);
+		}
+		ready_drop(c, st);
+		HL_LIST_REMOVE(st);
+		c->nstreams--;
+		st->c = nc;
+		st->moved = 1;
+		st->unopened = 1;
+		st->tx_sent = 0;
+		st->blocked = 0;
+		st->ngclosed = 0;
+		st->id = -1;
+		HL_LIST_INSERT(nc->streams, st);
+		nc->nstreams++;
+		nc->nunopened++;
+	}
+	if (nc != NULL)
+		conn_schedule_write(nc);
+}
+
 static void
 conn_free(struct qconn *c)
 {
@@ -1439,6 +1500,7 @@ conn_free(struct qconn *c)
 		dial_finish(c->waiting, NULL,
 		            c->why[0] ? c->why : "connection closed");
 	}
+	streams_move(c);
 	while (c->streams != NULL)
 		stream_free(c->streams);
 	while (c->ncids > 0)
@@ -1555,6 +1617,13 @@ conn_error_text(struct qconn *c, int rv)
 			    gnutls_alert_get_strname(
 			        (gnutls_alert_description_t)(ce.error_code -
 			                                     0x100)));
+		else if (
+		    ce.type ==
+		        NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION &&
+		    ce.error_code == 0)
+			snprintf(c->why, sizeof c->why,
+			         "the peer closed the QUIC connection (hlcore "
+			         "stopping there)");
 		else
 			snprintf(c->why, sizeof c->why,
 			         "the peer closed the QUIC connection (error "
@@ -1623,8 +1692,8 @@ conn_write(struct qconn *c)
 		maxcnt = 1;
 	if (maxcnt > TX_SEGMENTS)
 		maxcnt = TX_SEGMENTS;
-	/* Dials waiting for a stream of a ready connection. */
-	if (c->waiting != NULL && c->handshake_done)
+	/* Dials (and moved streams) waiting for a stream. */
+	if (c->handshake_done)
 		conn_serve_waiting(c);
 	ngtcp2_path_storage_zero(&ps);
 	for (;;) {
@@ -1844,6 +1913,26 @@ dial_finish(struct hl_dial *d, struct bufferevent *bev, const char *error)
 static void
 conn_serve_waiting(struct qconn *c)
 {
+	/* Streams moved here from a lost connection first. */
+	for (struct qstream *st = c->streams;
+	     st != NULL && !c->dead && c->nunopened > 0; st = st->next) {
+		int64_t id;
+
+		if (!st->unopened)
+			continue;
+		if (ngtcp2_conn_open_bidi_stream(c->conn, &id, st) != 0)
+			return; /* blocked: extend_max_local_streams_bidi */
+		st->id = id;
+		st->unopened = 0;
+		c->nunopened--;
+		if (!c->keepalive_on) {
+			ngtcp2_conn_set_keep_alive_timeout(
+			    c->conn, c->u->idle_timeout / 3);
+			c->keepalive_on = 1;
+		}
+		if (stream_wants_write(st))
+			ready_push(st);
+	}
 	while (c->waiting != NULL && !c->dead) {
 		struct hl_dial *d = c->waiting;
 		struct bufferevent *theirs;
@@ -2305,6 +2394,20 @@ accept_initial(struct sock *s, const struct sockaddr *from, socklen_t fromlen,
 	conn_reap(c);
 }
 
+/* At most RESETS_PER_SEC stateless resets sent, and as many unknown
+ * packets checked for one, a second. */
+static int
+reset_budget(struct udp *u)
+{
+	time_t now = time(NULL);
+
+	if (now != u->reset_sec) {
+		u->reset_sec = now;
+		u->resets_this_sec = 0;
+	}
+	return u->resets_this_sec++ < 2 * RESETS_PER_SEC;
+}
+
 /* A short-header packet for no connection: this node forgot it (a
  * restart). A stateless reset, derived from the persistent secret, tells
  * the peer at once; smaller than what came, and rate-limited. */
@@ -2316,16 +2419,10 @@ send_reset(struct sock *s, const struct sockaddr *from, socklen_t fromlen,
 	uint8_t token[NGTCP2_STATELESS_RESET_TOKENLEN], rnd[64], buf[64];
 	ngtcp2_cid cid;
 	size_t out = len - 1 < 43 ? len - 1 : 43;
-	time_t now = time(NULL);
 
 	if (len <= 1 + NGTCP2_MIN_STATELESS_RESET_RANDLEN +
-	               NGTCP2_STATELESS_RESET_TOKENLEN)
-		return;
-	if (now != u->reset_sec) {
-		u->reset_sec = now;
-		u->resets_this_sec = 0;
-	}
-	if (u->resets_this_sec++ >= RESETS_PER_SEC)
+	               NGTCP2_STATELESS_RESET_TOKENLEN ||
+	    !reset_budget(u))
 		return;
 	ngtcp2_cid_init(&cid, dcid, dcidlen);
 	if (ngtcp2_crypto_generate_stateless_reset_token(
@@ -2380,6 +2477,25 @@ dispatch(struct sock *s, const struct sockaddr *from, socklen_t fromlen,
 		else
 			u->dropped++;
 		return;
+	}
+	/* Maybe a stateless reset for one of our connections: its first
+	 * bytes are random, so it names no connection ID of ours; ngtcp2
+	 * recognises the token at its end. Tried on the connections with
+	 * that peer (bounded per second like the resets we send). */
+	if (len >= 21 && reset_budget(u)) {
+		struct sockaddr_storage ss;
+		socklen_t sslen;
+		sockaddr_to_sock_family(s, from, fromlen, &ss, &sslen);
+		for (c = u->conns; c != NULL; c = c->next) {
+			if (c->dead || c->s != s || c->remotelen != sslen ||
+			    memcmp(&c->remote, &ss, sslen) != 0)
+				continue;
+			conn_read(c, s, from, fromlen, data, len);
+			if (c->dead) {
+				conn_reap(c);
+				return;
+			}
+		}
 	}
 	send_reset(s, from, fromlen, vc.dcid, vc.dcidlen, len);
 }

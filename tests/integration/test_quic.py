@@ -360,6 +360,27 @@ def case_restart():
     expect_page(r, "a request after the restart", "/after")
     print("   download cut at %.1f MiB; next request in %.2f s" %
           (got / 1048576, time.monotonic() - t0))
+    # A crash and restart while the connection is idle (warm, no tunnel,
+    # no CONNECTION_CLOSE sent): the next tunnel goes out on the old
+    # connection, meets a stateless reset (the secret is kept in
+    # state_dir) and moves to a new connection by itself: no error page.
+    expect_page(fetch(ports["proxy"], host("auto"), "/warm",
+                      timeout=t.slow(20)), "a request warming up", "/warm")
+    server.kill()
+    start_server()
+    t0 = time.monotonic()
+    r = fetch(ports["proxy"], host("auto"), "/idle-restart",
+              timeout=t.slow(20))
+    expect_page(r, "the first request after an idle restart",
+                "/idle-restart")
+    took = time.monotonic() - t0
+    check(took < IDLE - 0.5, "the time to that page",
+          "under %.1f s (a stateless reset, not the idle timeout)" %
+          (IDLE - 0.5), "%.2f s" % took)
+    check(client.wait_log(r"stateless reset: it restarted", timeout=1)
+          is not None, "the client's log", "the old connection ended by a "
+          "stateless reset", client.log()[-2000:])
+    print("   first request after an idle restart in %.2f s" % took)
 
 
 def case_vanished():

@@ -1026,7 +1026,10 @@ stream_free(struct qstream *st)
 	if (st->mine != NULL) {
 		/* The core may still hold its end: it sees EOF (and loses
 		 * what it did not take: the connection is gone). */
-		if (!st->eof_given &&
+		/* Not when hlcore stops: the EOF is a deferred callback that
+		 * would hold the core's end (and leak it) with no loop left
+		 * to run it; the core frees its ends itself. */
+		if (!st->eof_given && !c->u->stopping &&
 		    bufferevent_pair_get_partner(st->mine) != NULL) {
 			st->eof_given = 1;
 			bufferevent_flush(st->mine, EV_WRITE, BEV_FINISHED);

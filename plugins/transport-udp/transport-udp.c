@@ -820,11 +820,13 @@ stream_credit(struct qstream *st)
 	held = evbuffer_get_length(bufferevent_get_output(st->mine));
 	if (held == 0 && st->fin_rx)
 		stream_give_eof(st);
-	if (st->ngclosed || st->rx_uncredited == 0 || held >= st->rx_uncredited)
+	if (st->rx_uncredited == 0 || held >= st->rx_uncredited)
 		return;
 	n = st->rx_uncredited - held;
 	st->rx_uncredited = held;
-	ngtcp2_conn_extend_max_stream_offset(c->conn, st->id, n);
+	/* A closed stream's bytes still count in the connection's window. */
+	if (!st->ngclosed)
+		ngtcp2_conn_extend_max_stream_offset(c->conn, st->id, n);
 	ngtcp2_conn_extend_max_offset(c->conn, n);
 	conn_schedule_write(c);
 }
@@ -1016,6 +1018,12 @@ stream_free(struct qstream *st)
 	    st->mine && evbuffer_get_length(bufferevent_get_output(st->mine))
 	        ? ", bytes lost"
 	        : "");
+	/* Bytes the core never took: the connection's window gets them
+	 * back, or it would shrink with every such stream. */
+	if (st->rx_uncredited > 0 && c->conn != NULL && !c->dead) {
+		ngtcp2_conn_extend_max_offset(c->conn, st->rx_uncredited);
+		conn_schedule_write(c);
+	}
 	ready_drop(c, st);
 	HL_LIST_REMOVE(st);
 	c->nstreams--;
@@ -1043,8 +1051,10 @@ stream_free(struct qstream *st)
 	}
 	free(st);
 	if (c->nstreams == 0 && c->keepalive_on && c->conn != NULL) {
-		/* No tunnels: let the connection idle out. */
-		ngtcp2_conn_set_keep_alive_timeout(c->conn, UINT64_MAX);
+		/* No tunnels: let the connection idle out. (0 turns it off
+		 * in ngtcp2 0.12; UINT64_MAX would overflow its expiry into
+		 * the past and send PINGs without end.) */
+		ngtcp2_conn_set_keep_alive_timeout(c->conn, 0);
 		c->keepalive_on = 0;
 	}
 }

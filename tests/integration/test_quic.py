@@ -8,7 +8,8 @@ Checks: pages for three password modes; a wrong and a missing password
 node (its certificate refused, the next candidate tried, the 502 page
 naming each QUIC attempt and why it failed); 50 tunnels at once over one
 QUIC connection; close and half-close both ways (with a raw TCP backend);
-the server restarted in the middle of a download (the download ends, the
+a slow reader of a large download (RSS bounded on both nodes, every
+byte checked); the server restarted in the middle of a download (the download ends, the
 next request reconnects); a server that vanishes (SIGKILL) under an open
 tunnel (the tunnel ends within the idle timeout).
 """
@@ -321,6 +322,67 @@ def case_close_both_ways():
         s.close()
 
 
+def case_slow_reader():
+    # 128 MiB read slowly for a while, then fast: neither node holds it
+    # (flow control follows the reader), and every byte arrives in order.
+    size = 128 << 20
+    for n in (server, client):
+        check(hltest.rss_kib(n.pid) is not None, "hlcore %s" % n.name,
+              "running", "gone")
+    expect_page(fetch(ports["proxy"], host("auto"), "/w", timeout=t.slow(20)),
+                "a warm-up", "/w")
+    r = fetch(ports["proxy"], host("auto"), "/big?size=%d" % (4 << 20),
+              timeout=t.slow(30))
+    check(r.status == 200 and len(r.body) == 4 << 20, "a 4 MiB warm-up",
+          "200 with 4 MiB", r)
+    time.sleep(0.2)
+    base = {n.name: hltest.rss_kib(n.pid) for n in (server, client)}
+    peak = dict(base)
+    s = socket.create_connection(("127.0.0.1", ports["proxy"]),
+                                 timeout=t.slow(20))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    chk = hltest.PatternChecker()
+    try:
+        s.sendall(("GET /big?size=%d HTTP/1.1\r\nHost: %s\r\n"
+                   "Connection: close\r\n\r\n" % (size, host("auto"))).encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(4096)
+            check(chunk, "the response head", "bytes", "EOF")
+            data += chunk
+        head, _, rest = data.partition(b"\r\n\r\n")
+        check(head.startswith(b"HTTP/1.1 200"), "the response", "200", head)
+        chk.feed(rest)
+        t_end = time.monotonic() + 6
+        while time.monotonic() < t_end:
+            got = s.recv(64 * 1024)
+            check(got, "the slow download", "bytes", "EOF")
+            chk.feed(got)
+            for n in (server, client):
+                peak[n.name] = max(peak[n.name], hltest.rss_kib(n.pid) or 0)
+            time.sleep(0.2)
+        with backend.lock:
+            sent = backend.big_sent
+        slow = chk.offset
+        s.settimeout(t.slow(60))
+        while chk.offset < size:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            chk.feed(chunk)
+    finally:
+        s.close()
+    check_eq(chk.offset, size, "bytes received")
+    check(chk.bad_at is None, "the body", "the backend's bytes in order",
+          "a difference at %s" % chk.bad_at)
+    grew = {k: peak[k] - base[k] for k in peak}
+    print("   slow phase: read %.1f MiB, backend had sent %.1f MiB in all; "
+          "RSS growth %s KiB" % (slow / 1048576, sent / 1048576, grew))
+    for k, v in grew.items():
+        check(v < 32 * 1024, "RSS growth of hlcore %s during the slow read" % k,
+              "under 32 MiB", "%d KiB" % v)
+
+
 def case_restart():
     # A download under way when the server restarts: it ends (short),
     # and the next request works over a new connection.
@@ -425,6 +487,8 @@ if t.case("three nodes start (QUIC only)", case_start):
            case_impostor)
     t.case("50 parallel tunnels over one connection", case_parallel)
     t.case("close and half-close both ways", case_close_both_ways)
+    t.case("slow reader, 128 MiB: RSS bounded on both nodes",
+           case_slow_reader)
     t.case("server restarted mid-transfer, then reconnects", case_restart)
     t.case("server vanishes: the tunnel ends within the idle timeout",
            case_vanished)

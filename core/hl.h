@@ -16,6 +16,15 @@
 #include "hardline/plugin.h"
 #include "hardline/util.h"
 
+/* Free every element of a list linked through ->next, head first, with
+ * fn (free, or a function taking the element); head ends NULL. */
+#define HL__LIST_FREE(head, fn)                                                \
+	while ((head) != NULL) {                                               \
+		void *hl__elem = (head);                                       \
+		(head) = (head)->next;                                         \
+		fn(hl__elem);                                                  \
+	}
+
 #define HL_VERSION "0.1.0"
 #define HL_KEYHASH_LEN 40
 #define HL_PASSWORD_MAX 22

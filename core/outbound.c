@@ -122,7 +122,7 @@ give_up(struct hl__outbound *o)
 		         "%ld routes are in progress on this node, its maximum "
 		         "(limits routes), and no slot came free within %d s",
 		         nroutes, SLOT_WAIT_SEC);
-	o->core->stats.refused_busy++;
+	hl__stats.refused_busy++;
 	outbound_free(o);
 	cb(cbarg, HL_OUT_BUSY, NULL, NULL, text);
 }

@@ -345,7 +345,7 @@ head_read_callback(struct bufferevent *bev, void *arg)
 	                       &host, &hostlen);
 	if (r == 0) {
 		if (len >= HL_HTTP_HEAD_MAX) {
-			pc->core->stats.proxy_bad_request++;
+			hl__stats.proxy_bad_request++;
 			conn_reply_error(
 			    pc, 431, "Request Header Fields Too Large",
 			    "Request head too large",
@@ -354,7 +354,7 @@ head_read_callback(struct bufferevent *bev, void *arg)
 		return;
 	}
 	if (r < 0) {
-		pc->core->stats.proxy_bad_request++;
+		hl__stats.proxy_bad_request++;
 		conn_reply_error(
 		    pc, 400, "Bad Request", "Not a Hardline request",
 		    "This is the Hardline proxy. It needs an HTTP request "
@@ -364,7 +364,7 @@ head_read_callback(struct bufferevent *bev, void *arg)
 	}
 	if (hl__host_parse(host, hostlen, pc->password, pc->keyhash) != 0) {
 		char text[600];
-		pc->core->stats.proxy_bad_request++;
+		hl__stats.proxy_bad_request++;
 		snprintf(
 		    text, sizeof text,
 		    "\"%.*s\" is not a Hardline service name. A Hardline URL "

@@ -271,7 +271,7 @@ client_read_callback(struct bufferevent *bev, void *arg)
 		if (r == 0)
 			return;
 		if (r < 0) {
-			sc->core->stats.proxy_bad_request++;
+			hl__stats.proxy_bad_request++;
 			conn_close_with(sc, NULL, 0);
 			return;
 		}
@@ -295,13 +295,13 @@ client_read_callback(struct bufferevent *bev, void *arg)
 	if (r == 0)
 		return;
 	if (r < 0) {
-		sc->core->stats.proxy_bad_request++;
+		hl__stats.proxy_bad_request++;
 		conn_refuse(sc, HL_SOCKS_GENERAL_FAILURE);
 		return;
 	}
 	evbuffer_drain(in, used);
 	if (req.rep != HL_SOCKS_SUCCEEDED) {
-		sc->core->stats.proxy_bad_request++;
+		hl__stats.proxy_bad_request++;
 		hl__info("socks: %s: refused %s (code %d)", sc->peer,
 		         req.cmd != 1    ? "a command other than CONNECT"
 		         : req.atyp != 3 ? "a destination that is not a name"

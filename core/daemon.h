@@ -22,6 +22,7 @@
  * and hears from those below through callbacks it was given.
  *
  *   live.c stats.c limits.c        bookkeeping every part may use
+ *   acceptor.c                     the fronts' listening sockets
  *   identities.c peercache.c       what the node knows
  *   loopcall.c choices.c plugins.c the plugins' lives (loader.c: dlopen)
  *   addresses.c seen.c             what plugins tell the core
@@ -117,6 +118,30 @@ long hl__source_pw_backlog(const struct hl__source *s);
  * the caller logs this wrong password itself (the first of a minute);
  * the others are counted in one line per source per minute. */
 int hl__source_pw_result(struct hl__source *s, int ok);
+
+/* ---- acceptor.c: the fronts' listening sockets ---- */
+struct hl__acceptor;
+typedef void (*hl__accept_cb)(void *arg, evutil_socket_t fd,
+                              struct sockaddr *sa, socklen_t salen);
+#define HL_LISTEN_V6ONLY 1 /* an IPv6 address takes no IPv4 */
+#define HL_LISTEN_BIND_ONLY 2 /* bind, do not listen (`check`) */
+/* A non-blocking, close-on-exec TCP socket bound to addr ("host:port")
+ * and listening (backlog 512); -1 with errno set (EINVAL: not an
+ * address). */
+int hl__listen_socket(const char *addr, int flags, struct sockaddr_storage *ss);
+/* Accept on listening socket fd (taken over, closed on failure), calling
+ * cb for each connection; who names it in the log. */
+struct hl__acceptor *hl__acceptor_new(struct event_base *base, const char *who,
+                                      int fd, hl__accept_cb cb, void *arg);
+/* hl__listen_socket + hl__acceptor_new, logging why on failure. */
+struct hl__acceptor *hl__acceptor_listen(struct event_base *base,
+                                         const char *who, const char *addr,
+                                         hl__accept_cb cb, void *arg,
+                                         struct sockaddr_storage *ss);
+/* Hold (1: stop accepting, connections wait in the kernel's queue) or
+ * release (0). */
+void hl__acceptor_hold(struct hl__acceptor *a, int hold);
+void hl__acceptor_free(struct hl__acceptor *a);
 
 /* ---- identities.c: this node's services ---- */
 /* Load (or make) the identity of every service, or of service `only`

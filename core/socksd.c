@@ -29,7 +29,7 @@
 #define EARLY_MAX (64 * 1024)
 
 struct hl__socksd {
-	struct evconnlistener *listener;
+	struct hl__acceptor *acceptor;
 };
 
 enum { GREETING, REQUEST, ROUTING, PROBING, CLOSING };
@@ -385,14 +385,13 @@ hl__socksd_take(struct hl__core *c, struct bufferevent *bev, const char *peer)
 }
 
 static void
-socksd_accept_callback(struct evconnlistener *l, evutil_socket_t fd,
-                       struct sockaddr *sa, int salen, void *arg)
+socksd_accept_callback(void *arg, evutil_socket_t fd, struct sockaddr *sa,
+                       socklen_t salen)
 {
 	struct hl__core *c = arg;
 	struct bufferevent *bev;
 	char peer[HL_PEER_MAX];
 
-	(void)l;
 	(void)salen;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
 	hl_sockaddr_str(sa, peer, sizeof peer);
@@ -402,19 +401,6 @@ socksd_accept_callback(struct evconnlistener *l, evutil_socket_t fd,
 		return;
 	}
 	hl__socksd_take(c, bev, peer);
-}
-
-static int
-is_loopback(const struct sockaddr *sa)
-{
-	if (sa->sa_family == AF_INET)
-		return (ntohl(((const struct sockaddr_in *)sa)
-		                  ->sin_addr.s_addr) >>
-		        24) == 127;
-	if (sa->sa_family == AF_INET6)
-		return IN6_IS_ADDR_LOOPBACK(
-		    &((const struct sockaddr_in6 *)sa)->sin6_addr);
-	return 0;
 }
 
 int
@@ -427,33 +413,23 @@ hl__socksd_start(struct hl__core *c)
 	if (c->cfg->proxy_socks && c->cfg->proxy_listen != NULL &&
 	    evutil_parse_sockaddr_port(c->cfg->proxy_listen,
 	                               (struct sockaddr *)&ss, &sslen) == 0 &&
-	    !is_loopback((struct sockaddr *)&ss))
+	    !hl_sockaddr_is_loopback((struct sockaddr *)&ss))
 		hl__warn("proxy: SOCKS5 on %s, beyond this machine: anyone "
 		         "who reaches it can use this node's tunnels",
 		         c->cfg->proxy_listen);
 	if (listen == NULL)
 		return 0;
-	sslen = sizeof ss;
-	if (evutil_parse_sockaddr_port(listen, (struct sockaddr *)&ss,
-	                               &sslen) != 0) {
-		hl__err("socks: cannot parse listen address \"%s\"", listen);
-		return -1;
-	}
 	c->socksd = calloc(1, sizeof *c->socksd);
 	if (c->socksd == NULL)
 		return -1;
-	c->socksd->listener = evconnlistener_new_bind(
-	    c->base, socksd_accept_callback, c,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-	    512, (struct sockaddr *)&ss, sslen);
-	if (c->socksd->listener == NULL) {
-		hl__err("socks: cannot listen on %s: %s", listen,
-		        evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	c->socksd->acceptor = hl__acceptor_listen(
+	    c->base, "socks", listen, socksd_accept_callback, c, &ss);
+	if (c->socksd->acceptor == NULL) {
 		free(c->socksd);
 		c->socksd = NULL;
 		return -1;
 	}
-	if (!is_loopback((struct sockaddr *)&ss))
+	if (!hl_sockaddr_is_loopback((struct sockaddr *)&ss))
 		hl__warn("socks: listening on %s, beyond this machine: anyone "
 		         "who reaches it can use this node's tunnels",
 		         listen);
@@ -467,7 +443,7 @@ hl__socksd_stop(struct hl__core *c)
 {
 	if (c->socksd == NULL)
 		return;
-	evconnlistener_free(c->socksd->listener);
+	hl__acceptor_free(c->socksd->acceptor);
 	free(c->socksd);
 	c->socksd = NULL;
 }

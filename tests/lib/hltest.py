@@ -308,6 +308,17 @@ def free_port(host="127.0.0.1"):
     raise Fail("no free port found")
 
 
+def fresh_ports(ports, *names):
+    """Put a new free_port() in ports[name] for each name."""
+    for name in names:
+        ports[name] = free_port()
+
+
+def local(port):
+    """The address "127.0.0.1:port", where every test listens."""
+    return "127.0.0.1:%d" % port
+
+
 def port_open(port, host="127.0.0.1", timeout=0.5):
     try:
         with socket.create_connection((host, port), timeout=timeout):
@@ -617,6 +628,57 @@ class Hlcore:
         cfg.setdefault("log", {"level": log_level()})
         self.write_config(cfg)
 
+    def base_config(self, proxy=None, **more):
+        """A config with this node's state_dir, the log level and the proxy
+        on 127.0.0.1:proxy ("off" when proxy is None), then the keys in more."""
+        cfg = {"state_dir": self.state_dir, "log": {"level": log_level()},
+               "proxy": {"listen": "off" if proxy is None else local(proxy)}}
+        cfg.update(more)
+        return cfg
+
+    def tls_server_config(self, tls, services, proxy=None, **more):
+        """base_config serving services with transport-tls listening on
+        127.0.0.1:tls."""
+        return self.base_config(proxy, plugins={"transport-tls": {
+            "listen": local(tls)}}, services=services, **more)
+
+    def tls_client_config(self, proxy, peers, **more):
+        """base_config of a client: the proxy on 127.0.0.1:proxy,
+        transport-tls that only dials out, and these peers."""
+        return self.base_config(proxy, plugins={"transport-tls": {}},
+                                peers=peers, **more)
+
+    def admin_config(self, ports, services, **more):
+        """base_config with transport-tls, the proxy and admin-web each on a
+        fresh port (ports["tls"], ports["proxy"], ports["admin"]) and
+        plugins_strict (a taken port stops hlcore, so start() retries)."""
+        fresh_ports(ports, "tls", "proxy", "admin")
+        return self.base_config(ports["proxy"], plugins_strict=True, plugins={
+            "transport-tls": {"listen": local(ports["tls"])},
+            "admin-web": {"listen": local(ports["admin"])},
+        }, services=services, **more)
+
+    def admin_token(self):
+        """The admin panel's token, from state_dir/admin.token."""
+        with open(os.path.join(self.state_dir, "admin.token")) as f:
+            return f.read().strip()
+
+    def admin_status(self, admin_port):
+        """GET /api/status from the admin panel on 127.0.0.1:admin_port
+        with this node's token; checks for 200 and returns the JSON."""
+        conn = http.client.HTTPConnection("127.0.0.1", admin_port,
+                                          timeout=self.t.slow(10))
+        try:
+            conn.request("GET", "/api/status",
+                         headers={"Authorization": "Bearer " +
+                                  self.admin_token()})
+            r = conn.getresponse()
+            body = r.read()
+        finally:
+            conn.close()
+        check(r.status == 200, "GET /api/status", "200", r.status)
+        return json.loads(body.decode("utf-8"))
+
     def cmd(self, *args, timeout=None):
         """hlcore -c <config> args...: (rc, stdout, stderr)."""
         return run([self.t.hlcore, "-c", self.config_path] + list(args),
@@ -850,6 +912,22 @@ class Test:
 
     def wait_for(self, fn, timeout, what, step=0.05):
         return wait_for(fn, timeout, what, step)
+
+    def need_built(self, *paths, hint=""):
+        """Skip the script unless every path (relative to the build dir)
+        was built."""
+        for p in paths:
+            if not os.path.exists(os.path.join(self.build_dir, p)):
+                skip("%s was not built%s" % (os.path.basename(p), hint))
+
+    def plugin_dir(self, *paths):
+        """A new plugin_dir in the temp dir with a copy of every built
+        path (relative to the build dir); returns its path."""
+        d = os.path.join(self.tmp, "plugins")
+        os.makedirs(d)
+        for p in paths:
+            shutil.copy(os.path.join(self.build_dir, p), d)
+        return d
 
     def backend(self):
         b = Backend()

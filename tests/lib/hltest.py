@@ -648,11 +648,14 @@ class Hlcore:
         return self.base_config(proxy, plugins={"transport-tls": {}},
                                 peers=peers, **more)
 
-    def admin_config(self, ports, services, **more):
+    def admin_config(self, ports, services, new_ports=True, **more):
         """base_config with transport-tls, the proxy and admin-web each on a
-        fresh port (ports["tls"], ports["proxy"], ports["admin"]) and
-        plugins_strict (a taken port stops hlcore, so start() retries)."""
-        fresh_ports(ports, "tls", "proxy", "admin")
+        port (ports["tls"], ports["proxy"], ports["admin"]; fresh ones when
+        new_ports) and plugins_strict: a port taken by someone else stops
+        hlcore (so that start() tries others), not leaves it running
+        without the panel."""
+        if new_ports:
+            fresh_ports(ports, "tls", "proxy", "admin")
         return self.base_config(ports["proxy"], plugins_strict=True, plugins={
             "transport-tls": {"listen": local(ports["tls"])},
             "admin-web": {"listen": local(ports["admin"])},

@@ -188,18 +188,11 @@ def label(name, pw=None):
 
 def server_config():
     ports["tls"] = hltest.free_port()
-    return {
-        "state_dir": server.state_dir,
-        "log": {"level": hltest.log_level()},
-        "proxy": {"listen": "off"},
-        "plugins": {"transport-tls": {
-            "listen": "127.0.0.1:%d" % ports["tls"]}},
-        "services": {
-            "ssh": {"target": "127.0.0.1:%d" % sshd_port},
-            "banner": {"target": banner.addr, "password": "none"},
-            "web": {"target": backend.addr},
-        },
-    }
+    return server.tls_server_config(ports["tls"], {
+        "ssh": {"target": hltest.local(sshd_port)},
+        "banner": {"target": banner.addr, "password": "none"},
+        "web": {"target": backend.addr},
+    })
 
 
 FWD = ("ssh", "banner", "web", "wrongpw", "unknown", "python")
@@ -215,13 +208,8 @@ def client_config():
     plugins = {"transport-tls": {"listen": "127.0.0.1:%d" % ports["ctls"]}}
     if ADMIN:
         plugins["admin-web"] = {"listen": "127.0.0.1:%d" % ports["admin"]}
-    cfg = {
-        "state_dir": client.state_dir,
-        "log": {"level": hltest.log_level()},
-        "proxy": {"listen": "127.0.0.1:%d" % ports["proxy"], "socks": True},
-        "plugins": plugins,
-        "peers": peers,
-    }
+    cfg = client.base_config(ports["proxy"], plugins=plugins, peers=peers)
+    cfg["proxy"]["socks"] = True
     text = hltest.to_yaml(cfg) + "\nforwards:\n"
     tos = {"ssh": label("ssh"),
            "banner": label("banner") + ".localhost",

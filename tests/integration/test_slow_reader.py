@@ -42,25 +42,14 @@ info = {}
 
 def server_config():
     ports["tls"] = hltest.free_port()
-    return {
-        "state_dir": server.state_dir,
-        "log": {"level": hltest.log_level()},
-        "proxy": {"listen": "off"},
-        "plugins": {"transport-tls": {
-            "listen": "127.0.0.1:%d" % ports["tls"]}},
-        "services": {"big": {"target": backend.addr, "password": "none"}},
-    }
+    return server.tls_server_config(
+        ports["tls"], {"big": {"target": backend.addr, "password": "none"}})
 
 
 def client_config():
     ports["proxy"] = hltest.free_port()
-    return {
-        "state_dir": client.state_dir,
-        "log": {"level": hltest.log_level()},
-        "proxy": {"listen": "127.0.0.1:%d" % ports["proxy"]},
-        "plugins": {"transport-tls": {}},
-        "peers": {info["hash"]: ["127.0.0.1:%d" % ports["tls"]]},
-    }
+    return client.tls_client_config(
+        ports["proxy"], {info["hash"]: [hltest.local(ports["tls"])]})
 
 
 def case_start():

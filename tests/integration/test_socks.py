@@ -69,17 +69,10 @@ PY = {}
 
 def server_config():
     ports["tls"] = hltest.free_port()
-    return {
-        "state_dir": server.state_dir,
-        "log": {"level": hltest.log_level()},
-        "proxy": {"listen": "off"},
-        "plugins": {"transport-tls": {
-            "listen": "127.0.0.1:%d" % ports["tls"]}},
-        "services": {
-            "web": {"target": backend.addr},
-            "banner": {"target": banner.addr, "password": "none"},
-        },
-    }
+    return server.tls_server_config(ports["tls"], {
+        "web": {"target": backend.addr},
+        "banner": {"target": banner.addr, "password": "none"},
+    })
 
 
 def client_config():
@@ -89,14 +82,9 @@ def client_config():
     peers = {S[n]["hash"]: [real] for n in S}
     peers[UNKNOWN] = [real, "127.0.0.1:%d" % dead_port]
     peers[PY["hash"]] = ["127.0.0.1:%d" % PY["srv"].port]
-    return {
-        "state_dir": client.state_dir,
-        "log": {"level": hltest.log_level()},
-        "proxy": {"listen": "127.0.0.1:%d" % ports["proxy"], "socks": True,
-                  "socks_listen": "127.0.0.1:%d" % ports["socks"]},
-        "plugins": {"transport-tls": {}},
-        "peers": peers,
-    }
+    cfg = client.tls_client_config(ports["proxy"], peers)
+    cfg["proxy"].update(socks=True, socks_listen=hltest.local(ports["socks"]))
+    return cfg
 
 
 def name(svc, pw=None):

@@ -47,30 +47,20 @@ CORE_REFUSAL = "refused: too many tunnels are still authenticating"
 
 def server_config(node, key, level):
     ports[key] = hltest.free_port()
-    return {
-        "state_dir": node.state_dir,
-        "log": {"level": level},
-        "plugins": {"transport-tls": {
-            "listen": "127.0.0.1:%d" % ports[key]}},
-        "proxy": {"listen": "127.0.0.1:%d" % hltest.free_port()},
-        "services": {"open": {"target": backend.addr, "password": "none"}},
+    return node.tls_server_config(
+        ports[key], {"open": {"target": backend.addr, "password": "none"}},
+        proxy=hltest.free_port(), log={"level": level},
         # The core's own caps (sized from 64 descriptors: 15 tunnels)
         # would keep the tunnels below the limit; raised here so that
         # tunnels can use up the descriptors and accept() itself fails.
-        "limits": {"tunnels": 40, "tunnels_per_peer": 40},
-    }
+        limits={"tunnels": 40, "tunnels_per_peer": 40})
 
 
 def client_config():
     ports["proxy"] = hltest.free_port()
-    return {
-        "state_dir": client.state_dir,
-        "log": {"level": hltest.log_level()},
-        "proxy": {"listen": "127.0.0.1:%d" % ports["proxy"]},
-        "plugins": {"transport-tls": {}},
-        "peers": {S["tight"]: ["127.0.0.1:%d" % ports["tight"]],
-                  S["wide"]: ["127.0.0.1:%d" % ports["wide"]]},
-    }
+    return client.tls_client_config(ports["proxy"], {
+        S["tight"]: [hltest.local(ports["tight"])],
+        S["wide"]: [hltest.local(ports["wide"])]})
 
 
 def keyhash(node):

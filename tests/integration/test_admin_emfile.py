@@ -23,7 +23,6 @@ import hltest  # noqa: E402
 from hltest import check  # noqa: E402
 
 t = hltest.Test("admin_emfile")
-t.need_built("plugins/admin-web.so")
 
 NOFILE = 64
 HOLD = 300

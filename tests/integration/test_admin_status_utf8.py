@@ -16,9 +16,7 @@ import hltest  # noqa: E402
 from hltest import check  # noqa: E402
 
 t = hltest.Test("admin_status_utf8")
-SOS = ("plugins/admin-web.so", "tests/abi/bad-utf8.so")
-t.need_built(*SOS)
-plugin_dir = t.plugin_dir(*SOS)
+plugin_dir = t.plugin_dir("plugins/admin-web.so", "tests/abi/bad-utf8.so")
 node = t.node("node")
 ports = {}
 TITLE = "\u00e9" * 300

@@ -15,9 +15,7 @@ import hltest  # noqa: E402
 from hltest import check  # noqa: E402
 
 t = hltest.Test("logflood")
-SOS = ("plugins/admin-web.so", "tests/abi/log-flood.so")
-t.need_built(*SOS)
-plugin_dir = t.plugin_dir(*SOS)
+plugin_dir = t.plugin_dir("plugins/admin-web.so", "tests/abi/log-flood.so")
 node = t.node("node")
 ports = {}
 

@@ -925,7 +925,8 @@ class Test:
 
     def plugin_dir(self, *paths):
         """A new plugin_dir in the temp dir with a copy of every built
-        path (relative to the build dir); returns its path."""
+        path (relative to the build dir; skips when one was not built)."""
+        self.need_built(*paths)
         d = os.path.join(self.tmp, "plugins")
         os.makedirs(d)
         for p in paths:

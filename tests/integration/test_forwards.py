@@ -82,10 +82,7 @@ class Banner:
         try:
             c.settimeout(30)
             c.sendall(self.line())
-            while True:
-                d = c.recv(65536)
-                if not d:
-                    break
+            for d in iter(lambda: c.recv(65536), b""):  # echo until EOF
                 c.sendall(d)
         except OSError:
             pass
@@ -243,17 +240,6 @@ def recv_until(s, needle, timeout):
     return got
 
 
-def closed_within(s, timeout):
-    """True when the peer closes s (EOF or reset) within timeout."""
-    s.settimeout(timeout)
-    try:
-        return s.recv(1) == b""
-    except ConnectionResetError:
-        return True
-    except socket.timeout:
-        return False
-
-
 # ---- cases ----
 
 def case_setup():
@@ -399,7 +385,7 @@ def case_wrong_password():
           "not repeating the password", err)
     with socket.create_connection(("127.0.0.1", ports["wrongpw"]),
                                   timeout=10) as s:
-        check(closed_within(s, t.slow(10)),
+        check(hltest.closed_within(s, t.slow(10)),
               "a forward with a wrong password", "the connection closed",
               "still open after %d s" % t.slow(10))
     m = client.wait_log(r"forward 127\.0\.0\.1:%d: .*without sending "
@@ -429,7 +415,7 @@ def case_unknown_keyhash():
         t0 = time.monotonic()
         with socket.create_connection(("127.0.0.1", ports["unknown"]),
                                       timeout=10) as s:
-            check(closed_within(s, t.slow(10)),
+            check(hltest.closed_within(s, t.slow(10)),
                   "forward to an unknown keyhash, connection %d" % attempt,
                   "closed at once", "still open after %d s" % t.slow(10))
         el = time.monotonic() - t0

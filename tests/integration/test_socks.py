@@ -23,7 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hltest  # noqa: E402
-from hltest import check, check_eq, check_in  # noqa: E402
+from hltest import check, check_eq, check_in, closed_within  # noqa: E402
 import hardline_peer as hp  # noqa: E402
 
 t = hltest.Test("socks")
@@ -112,16 +112,6 @@ def recv_n(s, n, timeout):
     return got
 
 
-def closed(s, timeout):
-    s.settimeout(timeout)
-    try:
-        return s.recv(1) == b""
-    except ConnectionResetError:
-        return True
-    except socket.timeout:
-        return False
-
-
 def request(port, cmd, atyp, addr, dport=80, timeout=20):
     """Greet, send a request; returns (method reply, reply, closed after)."""
     s = greet(port)
@@ -129,7 +119,7 @@ def request(port, cmd, atyp, addr, dport=80, timeout=20):
         m = recv_n(s, 2, t.slow(10))
         s.sendall(bytes([5, cmd, 0, atyp]) + addr + struct.pack(">H", dport))
         r = recv_n(s, 10, t.slow(timeout))
-        return m, r, closed(s, t.slow(10))
+        return m, r, closed_within(s, t.slow(10))
     finally:
         s.close()
 
@@ -202,14 +192,14 @@ def case_refusals():
     s.sendall(b"\x04\x01\x00\x50\x7f\x00\x00\x01user\x00")
     check_eq(recv_n(s, 8, t.slow(10)), b"\x00\x5b" + b"\x00" * 6,
              "the answer to SOCKS4")
-    check(closed(s, t.slow(10)), "after the SOCKS4 refusal", "closed",
+    check(closed_within(s, t.slow(10)), "after the SOCKS4 refusal", "closed",
           "open")
     s.close()
     # Only username/password offered: "no acceptable methods".
     s = greet(ports["proxy"], b"\x02")
     check_eq(recv_n(s, 2, t.slow(10)), b"\x05\xff",
              "the answer to a greeting without \"no authentication\"")
-    check(closed(s, t.slow(10)), "after 05 FF", "closed", "open")
+    check(closed_within(s, t.slow(10)), "after 05 FF", "closed", "open")
     s.close()
     cases = [
         ("BIND", 2, 3, domain(name("web")), 7),
@@ -238,7 +228,7 @@ def case_refusals():
     recv_n(s, 2, t.slow(10))
     s.sendall(b"\x04\x01\x00\x03" + domain(name("web")) + b"\x00\x50")
     r = recv_n(s, 10, t.slow(10))
-    check(r[:2] == b"\x05\x01" and closed(s, t.slow(10)),
+    check(r[:2] == b"\x05\x01" and closed_within(s, t.slow(10)),
           "a request with version 4 after a SOCKS5 greeting",
           "05 01 and closed", r)
     s.close()
@@ -249,7 +239,7 @@ def case_no_hang():
     t0 = time.monotonic()
     s = socket.create_connection(("127.0.0.1", ports["socks"]), timeout=10)
     s.sendall(b"\x05\x02\x00")  # promises two methods, sends one
-    gone = closed(s, t.slow(15))
+    gone = closed_within(s, t.slow(15))
     el = time.monotonic() - t0
     s.close()
     check(gone and el < t.slow(13), "a greeting that stops halfway",

@@ -327,6 +327,17 @@ def port_open(port, host="127.0.0.1", timeout=0.5):
         return False
 
 
+def closed_within(s, timeout):
+    """True when the peer closes socket s (EOF or reset) within timeout."""
+    s.settimeout(timeout)
+    try:
+        return s.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
 class SilentListener:
     """A TCP port that completes the TCP handshake (in the backlog) but
     never reads or answers: a TLS dial to it hangs until its own timeout."""
@@ -629,8 +640,8 @@ class Hlcore:
         self.write_config(cfg)
 
     def base_config(self, proxy=None, **more):
-        """A config with this node's state_dir, the log level and the proxy
-        on 127.0.0.1:proxy ("off" when proxy is None), then the keys in more."""
+        """A config: this node's state_dir, the log level, the proxy on
+        127.0.0.1:proxy ("off" when proxy is None), then the keys in more."""
         cfg = {"state_dir": self.state_dir, "log": {"level": log_level()},
                "proxy": {"listen": "off" if proxy is None else local(proxy)}}
         cfg.update(more)
@@ -932,6 +943,13 @@ class Test:
         for p in paths:
             shutil.copy(os.path.join(self.build_dir, p), d)
         return d
+
+    def wait_log_file(self, path, regex, timeout=10):
+        """Wait (stretched under ASan) until the file at path matches
+        regex; returns the match, Fails naming the file when it does not."""
+        return wait_for(lambda: re.search(regex, read_text(path), re.M),
+                        self.slow(timeout), "%s: log line /%s/" % (
+                            os.path.relpath(path, self.tmp), regex))
 
     def backend(self):
         b = Backend()

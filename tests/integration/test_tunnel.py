@@ -126,14 +126,8 @@ def case_modes():
 def start_nodes():
     # The server's ports were chosen by case_url; a retry picks new ones
     # (the keyhashes stay: they live in state_dir).
-    first = [True]
-
-    def scfg():
-        if first[0]:
-            first[0] = False
-            return server.cfg
-        return server_config()
-    server.start(scfg, lambda cfg: [ports["tls"], ports["sproxy"]])
+    server.start_written(server_config,
+                         lambda cfg: [ports["tls"], ports["sproxy"]])
     client.start(client_config, lambda cfg: [ports["proxy"]])
 
 

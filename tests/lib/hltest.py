@@ -723,6 +723,14 @@ class Hlcore:
         raise Fail("hlcore %s did not start (ports %s); its log:\n%s" %
                    (self.name, listens(self.cfg), short(last, 4000)))
 
+    def start_written(self, make_config, listens):
+        """start() with the config written before (its ports chosen
+        then), and make_config() with new ports on a retry after a
+        clash."""
+        written = [self.cfg]
+        return self.start(lambda: written.pop() if written else make_config(),
+                          listens)
+
     def spawn(self):
         """Start hlcore -c <config> (as written) without waiting for
         anything; its stdout and stderr go to its log."""

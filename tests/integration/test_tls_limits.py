@@ -139,29 +139,36 @@ def expect_page(r, what):
           "200 with the backend's page (token %s)" % backend.token, r)
 
 
-def case_out_of_descriptors():
-    expect_page(fetch(ports["proxy"], host("tight"), "/before",
-                      timeout=t.slow(20)), "a fetch before the flood")
+def hold_idle(n, seconds):
+    """Hold n idle connections to the tight server for seconds: (its CPU
+    seconds, the wall seconds, and the lines and bytes it logged)."""
     offset = os.path.getsize(tight.log_path)
     cpu0 = cpu_seconds(tight.pid)
     t0 = time.monotonic()
-    socks = open_idle(ports["tight"], 300)
+    socks = open_idle(ports["tight"], n)
     try:
-        time.sleep(5)
+        time.sleep(seconds)
         cpu = cpu_seconds(tight.pid) - cpu0
         wall = time.monotonic() - t0
         lines, data = log_lines_since(tight, offset)
-        check(tight.running(), "the server with 64 descriptors", "running",
-              "gone; log:\n" + data.decode("utf-8", "replace")[-3000:])
-        check(cpu / wall < 0.25, "CPU use of the server holding 300 idle "
-              "connections with 64 descriptors",
-              "well under half a core (< 0.25)",
-              "%.2f s of CPU in %.1f s" % (cpu, wall))
-        check(lines < 200, "log lines of the server meanwhile", "< 200",
-              "%d lines, beginning:\n%s" %
-              (lines, data[:3000].decode("utf-8", "replace")))
+        return cpu, wall, lines, data
     finally:
         close_all(socks)
+
+
+def case_out_of_descriptors():
+    expect_page(fetch(ports["proxy"], host("tight"), "/before",
+                      timeout=t.slow(20)), "a fetch before the flood")
+    cpu, wall, lines, data = hold_idle(300, 5)
+    check(tight.running(), "the server with 64 descriptors", "running",
+          "gone; log:\n" + data.decode("utf-8", "replace")[-3000:])
+    check(cpu / wall < 0.25, "CPU use of the server holding 300 idle "
+          "connections with 64 descriptors",
+          "well under half a core (< 0.25)",
+          "%.2f s of CPU in %.1f s" % (cpu, wall))
+    check(lines < 200, "log lines of the server meanwhile", "< 200",
+          "%d lines, beginning:\n%s" %
+          (lines, data[:3000].decode("utf-8", "replace")))
     r = fetch(ports["proxy"], host("tight"), "/after", timeout=t.slow(30))
     expect_page(r, "a fetch through a tunnel once the idle connections "
                 "are gone")
@@ -193,18 +200,8 @@ def case_tunnels_use_up_descriptors():
         check(fd_count(tight.pid) >= 62, "descriptors the server uses with "
               "%d tunnels held open" % len(conns), "all 64 (or nearly)",
               fd_count(tight.pid))
-        offset = os.path.getsize(tight.log_path)
-        cpu0 = cpu_seconds(tight.pid)
-        t0 = time.monotonic()
-        socks = open_idle(ports["tight"], 100)
-        try:
-            time.sleep(4)
-            cpu = cpu_seconds(tight.pid) - cpu0
-            wall = time.monotonic() - t0
-            lines, data = log_lines_since(tight, offset)
-            text = data.decode("utf-8", "replace")
-        finally:
-            close_all(socks)
+        cpu, wall, lines, data = hold_idle(100, 4)
+        text = data.decode("utf-8", "replace")
     finally:
         for c in conns:
             c.close()

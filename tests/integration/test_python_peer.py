@@ -300,27 +300,25 @@ def case1(backend):
           backend.connections == before + 1,
           "1 backend connection", backend.connections - before)
 
+    def refused(name, password):
+        """With this password (None: none) the tunnel to h closes with no
+        response and no backend connection: checks name-closed and
+        name-no-backend."""
+        before = backend.connections
+        r = hp.client("127.0.0.1", tls_port, h, password, REQUEST)
+        time.sleep(0.3)
+        check(name + "-closed", closed_without_response(r),
+              "the tunnel closed with no response",
+              "error=%s, stage=%s, response=%r" % (r.error, r.stage,
+                                                   r.response[:200]))
+        check(name + "-no-backend", backend.connections == before,
+              "0 backend connections", backend.connections - before)
+
     time.sleep(0.2)
-    before = backend.connections
-    r = hp.client("127.0.0.1", tls_port, h, "wrong" + pw[5:], REQUEST)
-    time.sleep(0.3)
-    check("c1/wrong-password-closed", closed_without_response(r),
-          "the tunnel closed with no response",
-          "error=%s, stage=%s, response=%r" % (r.error, r.stage,
-                                               r.response[:200]))
-    check("c1/wrong-password-no-backend", backend.connections == before,
-          "0 backend connections", backend.connections - before)
+    refused("c1/wrong-password", "wrong" + pw[5:])
+    refused("c1/missing-password", None)
 
     before = backend.connections
-    r = hp.client("127.0.0.1", tls_port, h, None, REQUEST)
-    time.sleep(0.3)
-    check("c1/missing-password-closed", closed_without_response(r),
-          "the tunnel closed with no response",
-          "error=%s, stage=%s, response=%r" % (r.error, r.stage,
-                                               r.response[:200]))
-    check("c1/missing-password-no-backend", backend.connections == before,
-          "0 backend connections", backend.connections - before)
-
     other = "%040x" % int.from_bytes(os.urandom(20), "big")
     r = hp.client("127.0.0.1", tls_port, other, pw, REQUEST, sni="hash")
     check("c1/unknown-sni", r.error and r.error.startswith("handshake"),

@@ -134,21 +134,29 @@ def case_offline_start():
              "'nothing to publish' lines of a node with empty WANHosts")
 
 
-def case_server_start():
+def start_server(name, service, tls, dht):
+    """Start node name in srv, serving service (no password) with
+    transport-tls on tls, advertised, and this dht config; its keyhash goes
+    in S[service]."""
     cfg = {"plugins": {
-        "transport-tls": {"listen": TLS, "advertise": [TLS]},
-        "dht": {"bootstrap": BOOT}},
-        "services": {"web": {"target": backend.addr, "password": "none"}}}
-    n = t.node("server")
-    nodes["server"] = (n, "srv")
+        "transport-tls": {"listen": tls, "advertise": [tls]},
+        "dht": dht},
+        "services": {service: {"target": backend.addr, "password": "none"}}}
+    n = t.node(name)
+    nodes[name] = (n, "srv")
     with lab.inside("srv"):
-        P["server"] = hltest.free_port()
+        P[name] = hltest.free_port()
     cfg.update({"state_dir": n.state_dir, "log": {"level": level()},
-                "proxy": {"listen": "127.0.0.1:%d" % P["server"]}})
+                "proxy": {"listen": "127.0.0.1:%d" % P[name]}})
     n.write_config(cfg)
-    S["web"] = keyhash_of(n, "web")
+    S[service] = keyhash_of(n, service)
     with lab.inside("srv"):
-        n.start(lambda: cfg, lambda c: [P["server"]])
+        n.start(lambda: cfg, lambda c: [P[name]])
+    return n
+
+
+def case_server_start():
+    n = start_server("server", "web", TLS, {"bootstrap": BOOT})
     m = n.wait_log(r'published "([^"]*)" for 1 service', 30)
     check(m is not None, "the server's log", 'published "%s"' % TLS,
           n.log()[-3000:])
@@ -195,20 +203,8 @@ def case_proxy_client():
 def case_proxy_server():
     # A server with no DHT node: it publishes with POST at d1's proxy; the
     # record is read at d2's and found by the native client.
-    cfg = {"plugins": {
-        "transport-tls": {"listen": TLS3, "advertise": [TLS3]},
-        "dht": {"proxy": lab.proxy_url("d1")}},
-        "services": {"web3": {"target": backend.addr, "password": "none"}}}
-    n = t.node("server3")
-    nodes["server3"] = (n, "srv")
-    with lab.inside("srv"):
-        P["server3"] = hltest.free_port()
-    cfg.update({"state_dir": n.state_dir, "log": {"level": level()},
-                "proxy": {"listen": "127.0.0.1:%d" % P["server3"]}})
-    n.write_config(cfg)
-    S["web3"] = keyhash_of(n, "web3")
-    with lab.inside("srv"):
-        n.start(lambda: cfg, lambda c: [P["server3"]])
+    n = start_server("server3", "web3", TLS3,
+                     {"proxy": lab.proxy_url("d1")})
     m = n.wait_log(r'published "([^"]*)" for 1 service', 20)
     check(m is not None and m.group(1) == TLS3, "the proxy server's log",
           'published "%s"' % TLS3, n.log()[-2000:])

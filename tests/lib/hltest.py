@@ -859,6 +859,15 @@ class Hlcore:
             except subprocess.TimeoutExpired:
                 pass
 
+    def launch_and_fetch(self, host, token, what,
+                         expected="200 with the backend's token"):
+        """launch() until the proxy listens, GET host through it and check
+        for status 200 with token in the body; returns the seconds."""
+        self.launch(r"proxy listening")
+        code, body, secs = self.fetch(host)
+        check(code == 200 and token in body, what, expected, (code, body))
+        return secs
+
     def peers_cache(self):
         return read_text(os.path.join(self.state_dir, "peers.cache"))
 

@@ -256,6 +256,7 @@ def case_setup():
     PY["srv"] = hp.Server(
         {pyhash: {"cert": cert, "key": key, "password": PY["pw"],
                   "backend": ("127.0.0.1", banner.port)}}).start()
+    hltest.at_cleanup(PY["srv"].stop)
     client.start(client_config, client_listens)
 
 
@@ -577,8 +578,5 @@ if t.failed == 0:
     t.case("the admin panel lists forwards and origins", case_admin_panel)
     t.case("forward and connect to the Python server", case_python_peer)
     t.case("a forward's port in use is a config error", case_port_in_use)
-    t.case("the client daemon stops cleanly", client.stop_ok)
-    t.case("the server daemon stops cleanly", server.stop_ok)
-if PY.get("srv"):
-    PY["srv"].stop()
+    t.case_stops_cleanly(client, server)
 t.finish()

@@ -150,6 +150,7 @@ def case_setup():
     PY["srv"] = hp.Server(
         {pyhash: {"cert": cert, "key": key, "password": PY["pw"],
                   "backend": ("127.0.0.1", backend.port)}}).start()
+    hltest.at_cleanup(PY["srv"].stop)
     client.start(client_config, lambda c: [ports["proxy"], ports["socks"]])
 
 
@@ -284,8 +285,5 @@ if t.failed == 0:
     t.case("a stalled negotiation does not hang", case_no_hang)
     t.case("curl gets failures, and the daemon lives on", case_curl_refused)
     t.case("SOCKS to the Python server", case_python)
-    t.case("the client daemon stops cleanly", client.stop_ok)
-    t.case("the server daemon stops cleanly", server.stop_ok)
-if PY.get("srv"):
-    PY["srv"].stop()
+    t.case_stops_cleanly(client, server)
 t.finish()

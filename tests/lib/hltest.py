@@ -995,6 +995,11 @@ class Test:
         print("ok   %s (%.2f s)" % (name, time.monotonic() - t0), flush=True)
         return True
 
+    def case_stops_cleanly(self, *nodes):
+        """A case per node: "the NAME daemon stops cleanly" (stop_ok)."""
+        for n in nodes:
+            self.case("the %s daemon stops cleanly" % n.name, n.stop_ok)
+
     def expect(self, name, cond, expected, got):
         """A case that is one condition: counted, printed, returned."""
         return self.case(name, check, cond, name, expected, got)

@@ -568,6 +568,22 @@ def rss_kib(pid):
 
 # ---- YAML ----
 
+def write_yaml(path, cfg):
+    """Write cfg (a dict) to path as YAML; returns path."""
+    with open(path, "w") as f:
+        f.write(to_yaml(cfg) + "\n")
+    return path
+
+
+def service_host(hlcore, config, service):
+    """hlcore -c config url service: (the Host of its URL, its keyhash)."""
+    url = subprocess.run([hlcore, "-c", config, "url", service],
+                         capture_output=True, text=True,
+                         check=True).stdout.strip()
+    host = url.split("/")[2]
+    return host, re.search(r"-([0-9a-f]{40})\.", host).group(1)
+
+
 def to_yaml(v, indent=0):
     """A config dict as block YAML (strings double-quoted, lists in flow)."""
     pad = "  " * indent

@@ -56,41 +56,7 @@ os.makedirs(lab)
 
 # ---- a banner-first service: "220 <token>\r\n" at once, then echo ----
 
-class Banner:
-    def __init__(self):
-        self.token = os.urandom(6).hex()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.addr = "127.0.0.1:%d" % self.port
-        threading.Thread(target=self._loop, daemon=True).start()
-
-    def line(self):
-        return ("220 hltest-banner %s\r\n" % self.token).encode()
-
-    def _loop(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,),
-                             daemon=True).start()
-
-    def _serve(self, c):
-        try:
-            c.settimeout(30)
-            c.sendall(self.line())
-            for d in iter(lambda: c.recv(65536), b""):  # echo until EOF
-                c.sendall(d)
-        except OSError:
-            pass
-        finally:
-            c.close()
-
-
-banner = Banner()
+banner = hltest.BannerService()
 
 
 # ---- a real sshd on loopback ----
@@ -264,7 +230,7 @@ def case_banner_forward():
     with socket.create_connection(("127.0.0.1", ports["banner"]),
                                   timeout=10) as s:
         got = recv_until(s, b"\r\n", t.slow(10))
-        check_eq(got, banner.line(),
+        check_eq(got, banner.line,
                  "the banner through a forward, before sending anything")
         s.sendall(b"ping\n")
         check_eq(recv_until(s, b"ping\n", t.slow(10)), b"ping\n",
@@ -294,7 +260,7 @@ def read_line(p, timeout):
 def case_banner_connect():
     p = connect_proc(label("banner") + ".localhost")
     try:
-        check_eq(read_line(p, t.slow(10)), banner.line(),
+        check_eq(read_line(p, t.slow(10)), banner.line,
                  "the banner through hlcore connect, before writing anything")
         p.stdin.write(b"ping\n")
         p.stdin.flush()
@@ -517,14 +483,14 @@ def case_python_peer():
     with socket.create_connection(("127.0.0.1", ports["python"]),
                                   timeout=10) as s:
         got = recv_until(s, b"\r\n", t.slow(10))
-        check_eq(got, banner.line(), "the banner through a forward to the "
+        check_eq(got, banner.line, "the banner through a forward to the "
                  "Python server, before sending anything")
         s.sendall(b"hello python\n")
         check_eq(recv_until(s, b"python\n", t.slow(10)), b"hello python\n",
                  "the echo through the Python server")
     p = connect_proc("%s-%s" % (PY["pw"], PY["hash"]))
     try:
-        check_eq(read_line(p, t.slow(10)), banner.line(),
+        check_eq(read_line(p, t.slow(10)), banner.line,
                  "the banner through hlcore connect to the Python server")
         p.stdin.close()
         check_eq(p.wait(timeout=t.slow(15)), 0, "connect's exit status")

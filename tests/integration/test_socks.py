@@ -18,7 +18,6 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -31,35 +30,7 @@ backend = t.backend()
 UNKNOWN = "fedcba9876543210fedcba9876543210fedcba98"
 dead_port = hltest.free_port()
 CURL = shutil.which("curl")
-
-
-class Banner:
-    """Says "220 <token>\\r\\n" as soon as a client connects."""
-
-    def __init__(self):
-        self.line = ("220 socks-banner %s\r\n" % os.urandom(6).hex()).encode()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.addr = "127.0.0.1:%d" % self.sock.getsockname()[1]
-        threading.Thread(target=self._loop, daemon=True).start()
-
-    def _loop(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            try:
-                c.sendall(self.line)
-                c.settimeout(10)
-                c.recv(1)
-            except OSError:
-                pass
-            c.close()
-
-
-banner = Banner()
+banner = hltest.BannerService()  # says its line first
 server = t.node("server")
 client = t.node("client")
 S = {}

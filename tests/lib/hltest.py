@@ -338,6 +338,42 @@ def closed_within(s, timeout):
         return False
 
 
+class BannerService:
+    """A banner-first TCP service on 127.0.0.1 (addr, port): says line
+    ("220 hltest-banner <token>\\r\\n") to each client at once, then echoes
+    what it gets until EOF, a thread per client."""
+
+    def __init__(self):
+        self.token = os.urandom(6).hex()
+        self.line = ("220 hltest-banner %s\r\n" % self.token).encode()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.addr = local(self.port)
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def _loop(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,),
+                             daemon=True).start()
+
+    def _serve(self, c):
+        try:
+            c.settimeout(30)
+            c.sendall(self.line)
+            for d in iter(lambda: c.recv(65536), b""):  # echo until EOF
+                c.sendall(d)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+
 class SilentListener:
     """A TCP port that completes the TCP handshake (in the backlog) but
     never reads or answers: a TLS dial to it hangs until its own timeout."""

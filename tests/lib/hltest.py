@@ -10,10 +10,12 @@ Every test script runs real hlcore processes against a real HTTP backend:
     backend = t.backend()           # threaded HTTP/1.1 server, counts conns
     node = t.node("server")
     def config():                   # called again with new ports on a clash
-        port = hltest.free_port()
-        return {"state_dir": node.state_dir, ...}
-    node.start(config, listens=lambda cfg: [port, ...])
-    r = hltest.fetch(proxy_port, "<pw>-<hash>.localhost", "/")
+        hltest.fresh_ports(ports, "tls", "proxy")     # ports = {} above
+        return node.tls_server_config(ports["tls"], {...}, ports["proxy"])
+        # (base_config: state_dir, log level, proxy; tls_client_config,
+        # admin_config: the other usual nodes)
+    node.start(config, listens=lambda cfg: [ports["tls"], ...])
+    r = hltest.fetch(ports["proxy"], "<pw>-<hash>.localhost", "/")
     t.case("name", fn)              # fn raises hltest.Fail (or anything)
     node.stop_ok()                  # SIGTERM, exit 0, no sanitizer report
     t.finish()                      # prints "N passed, N failed", exits

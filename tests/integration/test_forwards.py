@@ -56,44 +56,7 @@ os.makedirs(lab)
 
 # ---- a banner-first service: "220 <token>\r\n" at once, then echo ----
 
-class Banner:
-    def __init__(self):
-        self.token = os.urandom(6).hex()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.addr = "127.0.0.1:%d" % self.port
-        threading.Thread(target=self._loop, daemon=True).start()
-
-    def line(self):
-        return ("220 hltest-banner %s\r\n" % self.token).encode()
-
-    def _loop(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,),
-                             daemon=True).start()
-
-    def _serve(self, c):
-        try:
-            c.settimeout(30)
-            c.sendall(self.line())
-            while True:
-                d = c.recv(65536)
-                if not d:
-                    break
-                c.sendall(d)
-        except OSError:
-            pass
-        finally:
-            c.close()
-
-
-banner = Banner()
+banner = hltest.BannerService()
 
 
 # ---- a real sshd on loopback ----
@@ -188,18 +151,11 @@ def label(name, pw=None):
 
 def server_config():
     ports["tls"] = hltest.free_port()
-    return {
-        "state_dir": server.state_dir,
-        "log": {"level": hltest.log_level()},
-        "proxy": {"listen": "off"},
-        "plugins": {"transport-tls": {
-            "listen": "127.0.0.1:%d" % ports["tls"]}},
-        "services": {
-            "ssh": {"target": "127.0.0.1:%d" % sshd_port},
-            "banner": {"target": banner.addr, "password": "none"},
-            "web": {"target": backend.addr},
-        },
-    }
+    return server.tls_server_config(ports["tls"], {
+        "ssh": {"target": hltest.local(sshd_port)},
+        "banner": {"target": banner.addr, "password": "none"},
+        "web": {"target": backend.addr},
+    })
 
 
 FWD = ("ssh", "banner", "web", "wrongpw", "unknown", "python")
@@ -215,13 +171,8 @@ def client_config():
     plugins = {"transport-tls": {"listen": "127.0.0.1:%d" % ports["ctls"]}}
     if ADMIN:
         plugins["admin-web"] = {"listen": "127.0.0.1:%d" % ports["admin"]}
-    cfg = {
-        "state_dir": client.state_dir,
-        "log": {"level": hltest.log_level()},
-        "proxy": {"listen": "127.0.0.1:%d" % ports["proxy"], "socks": True},
-        "plugins": plugins,
-        "peers": peers,
-    }
+    cfg = client.base_config(ports["proxy"], plugins=plugins, peers=peers)
+    cfg["proxy"]["socks"] = True
     text = hltest.to_yaml(cfg) + "\nforwards:\n"
     tos = {"ssh": label("ssh"),
            "banner": label("banner") + ".localhost",
@@ -255,17 +206,6 @@ def recv_until(s, needle, timeout):
     return got
 
 
-def closed_within(s, timeout):
-    """True when the peer closes s (EOF or reset) within timeout."""
-    s.settimeout(timeout)
-    try:
-        return s.recv(1) == b""
-    except ConnectionResetError:
-        return True
-    except socket.timeout:
-        return False
-
-
 # ---- cases ----
 
 def case_setup():
@@ -282,6 +222,7 @@ def case_setup():
     PY["srv"] = hp.Server(
         {pyhash: {"cert": cert, "key": key, "password": PY["pw"],
                   "backend": ("127.0.0.1", banner.port)}}).start()
+    hltest.at_cleanup(PY["srv"].stop)
     client.start(client_config, client_listens)
 
 
@@ -289,7 +230,7 @@ def case_banner_forward():
     with socket.create_connection(("127.0.0.1", ports["banner"]),
                                   timeout=10) as s:
         got = recv_until(s, b"\r\n", t.slow(10))
-        check_eq(got, banner.line(),
+        check_eq(got, banner.line,
                  "the banner through a forward, before sending anything")
         s.sendall(b"ping\n")
         check_eq(recv_until(s, b"ping\n", t.slow(10)), b"ping\n",
@@ -319,7 +260,7 @@ def read_line(p, timeout):
 def case_banner_connect():
     p = connect_proc(label("banner") + ".localhost")
     try:
-        check_eq(read_line(p, t.slow(10)), banner.line(),
+        check_eq(read_line(p, t.slow(10)), banner.line,
                  "the banner through hlcore connect, before writing anything")
         p.stdin.write(b"ping\n")
         p.stdin.flush()
@@ -411,7 +352,7 @@ def case_wrong_password():
           "not repeating the password", err)
     with socket.create_connection(("127.0.0.1", ports["wrongpw"]),
                                   timeout=10) as s:
-        check(closed_within(s, t.slow(10)),
+        check(hltest.closed_within(s, t.slow(10)),
               "a forward with a wrong password", "the connection closed",
               "still open after %d s" % t.slow(10))
     m = client.wait_log(r"forward 127\.0\.0\.1:%d: .*without sending "
@@ -441,7 +382,7 @@ def case_unknown_keyhash():
         t0 = time.monotonic()
         with socket.create_connection(("127.0.0.1", ports["unknown"]),
                                       timeout=10) as s:
-            check(closed_within(s, t.slow(10)),
+            check(hltest.closed_within(s, t.slow(10)),
                   "forward to an unknown keyhash, connection %d" % attempt,
                   "closed at once", "still open after %d s" % t.slow(10))
         el = time.monotonic() - t0
@@ -542,14 +483,14 @@ def case_python_peer():
     with socket.create_connection(("127.0.0.1", ports["python"]),
                                   timeout=10) as s:
         got = recv_until(s, b"\r\n", t.slow(10))
-        check_eq(got, banner.line(), "the banner through a forward to the "
+        check_eq(got, banner.line, "the banner through a forward to the "
                  "Python server, before sending anything")
         s.sendall(b"hello python\n")
         check_eq(recv_until(s, b"python\n", t.slow(10)), b"hello python\n",
                  "the echo through the Python server")
     p = connect_proc("%s-%s" % (PY["pw"], PY["hash"]))
     try:
-        check_eq(read_line(p, t.slow(10)), banner.line(),
+        check_eq(read_line(p, t.slow(10)), banner.line,
                  "the banner through hlcore connect to the Python server")
         p.stdin.close()
         check_eq(p.wait(timeout=t.slow(15)), 0, "connect's exit status")
@@ -603,8 +544,5 @@ if t.failed == 0:
     t.case("the admin panel lists forwards and origins", case_admin_panel)
     t.case("forward and connect to the Python server", case_python_peer)
     t.case("a forward's port in use is a config error", case_port_in_use)
-    t.case("the client daemon stops cleanly", client.stop_ok)
-    t.case("the server daemon stops cleanly", server.stop_ok)
-if PY.get("srv"):
-    PY["srv"].stop()
+    t.case_stops_cleanly(client, server)
 t.finish()

@@ -38,20 +38,11 @@ PW = "rightpassword"
 
 def server_config(new_ports=True):
     if new_ports or "tls" not in ports:
-        ports["tls"] = hltest.free_port()
-        ports["sproxy"] = hltest.free_port()
-    return {
-        "state_dir": server.state_dir,
-        "log": {"level": hltest.log_level()},
-        "proxy": {"listen": "127.0.0.1:%d" % ports["sproxy"]},
-        "limits": {"idle_timeout": 3},
-        "plugins": {"transport-tls": {
-            "listen": "127.0.0.1:%d" % ports["tls"]}},
-        "services": {
-            "open": {"target": backend.addr, "password": "none"},
-            "locked": {"target": backend.addr, "password": PW},
-        },
-    }
+        hltest.fresh_ports(ports, "tls", "sproxy")
+    return server.tls_server_config(ports["tls"], {
+        "open": {"target": backend.addr, "password": "none"},
+        "locked": {"target": backend.addr, "password": PW},
+    }, proxy=ports["sproxy"], limits={"idle_timeout": 3})
 
 
 def capped_config():
@@ -64,14 +55,9 @@ def capped_config():
 def client_config(node, proxy_key, limits=None):
     def make():
         ports[proxy_key] = hltest.free_port()
-        real = "127.0.0.1:%d" % ports["tls"]
-        cfg = {
-            "state_dir": node.state_dir,
-            "log": {"level": hltest.log_level()},
-            "proxy": {"listen": "127.0.0.1:%d" % ports[proxy_key]},
-            "plugins": {"transport-tls": {}},
-            "peers": {S[n]["hash"]: [real] for n in S},
-        }
+        real = hltest.local(ports["tls"])
+        cfg = node.tls_client_config(ports[proxy_key],
+                                     {S[n]["hash"]: [real] for n in S})
         if limits:
             cfg["limits"] = limits
         return cfg

@@ -35,23 +35,14 @@ ports = {}
 
 
 def server_config():
-    ports["tls"] = hltest.free_port()
-    ports["sproxy"] = hltest.free_port()
-    return {
-        "state_dir": server.state_dir,
-        "log": {"level": hltest.log_level()},
-        "proxy": {"listen": "127.0.0.1:%d" % ports["sproxy"]},
-        "plugins": {"transport-tls": {
-            "listen": "127.0.0.1:%d" % ports["tls"]}},
-        "services": {
-            "auto": {"target": backend.addr, "title": "auto password"},
-            "open": {"target": backend.addr, "password": "none"},
-            "fixed": {"target": backend.addr, "password": FIXED_PW},
-            "down": {"target": "127.0.0.1:%d" % dead_port,
-                     "password": "none"},
-            "stagger": {"target": backend.addr, "password": "none"},
-        },
-    }
+    hltest.fresh_ports(ports, "tls", "sproxy")
+    return server.tls_server_config(ports["tls"], {
+        "auto": {"target": backend.addr, "title": "auto password"},
+        "open": {"target": backend.addr, "password": "none"},
+        "fixed": {"target": backend.addr, "password": FIXED_PW},
+        "down": {"target": hltest.local(dead_port), "password": "none"},
+        "stagger": {"target": backend.addr, "password": "none"},
+    }, proxy=ports["sproxy"])
 
 
 def client_config():
@@ -67,13 +58,7 @@ def client_config():
     peers[UNKNOWN_LISTED] = [real, dead]
     # Only the silent port: a route still dialling when SIGTERM comes.
     peers[UNKNOWN_SILENT] = ["127.0.0.1:%d" % silent.port]
-    return {
-        "state_dir": client.state_dir,
-        "log": {"level": hltest.log_level()},
-        "proxy": {"listen": "127.0.0.1:%d" % ports["proxy"]},
-        "plugins": {"transport-tls": {}},
-        "peers": peers,
-    }
+    return client.tls_client_config(ports["proxy"], peers)
 
 
 def host(name, pw=None, port=None):
@@ -141,14 +126,8 @@ def case_modes():
 def start_nodes():
     # The server's ports were chosen by case_url; a retry picks new ones
     # (the keyhashes stay: they live in state_dir).
-    first = [True]
-
-    def scfg():
-        if first[0]:
-            first[0] = False
-            return server.cfg
-        return server_config()
-    server.start(scfg, lambda cfg: [ports["tls"], ports["sproxy"]])
+    server.start_written(server_config,
+                         lambda cfg: [ports["tls"], ports["sproxy"]])
     client.start(client_config, lambda cfg: [ports["proxy"]])
 
 

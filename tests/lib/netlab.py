@@ -194,6 +194,35 @@ class Net:
             timeout=5)[0] == 0, 30, "the HTTP backend in %s" % host, step=0.1)
         return p
 
+    def start_client(self, host, hlcore, d, plugins, ready, timeout=15,
+                     **more):
+        """hlcore in host's namespace with a new state_dir in dir d, its
+        proxy on 127.0.0.1:7009, transport-tls plus plugins and the keys in
+        more; waits until its log (d/HOST.log) matches every regex in
+        ready: (the process, the log's path)."""
+        os.makedirs(d)
+        cfg = {"state_dir": os.path.join(d, "state"),
+               "log": {"level": "info"},
+               "proxy": {"listen": "127.0.0.1:7009"},
+               "plugins": dict({"transport-tls": {}}, **plugins)}
+        cfg.update(more)
+        path = hltest.write_yaml(os.path.join(d, host + ".yaml"), cfg)
+        log = os.path.join(d, host + ".log")
+        p = self.spawn(host, [hlcore, "-c", path], log=log)
+        hltest.wait_file(log, ready, timeout)
+        return p, log
+
+    def first_byte_ms(self, host, host_header, port=7009):
+        """curl GET / through the proxy on 127.0.0.1:port in host's
+        namespace: (HTTP status as text, ms to the first byte)."""
+        rc, out, err = self.run(host, [
+            "curl", "-s", "-o", "/dev/null", "-m", "10", "-H",
+            "Host: " + host_header, "-w",
+            "%{http_code} %{time_starttransfer}",
+            "http://127.0.0.1:%d/" % port], timeout=20)
+        code, ttfb = out.split()
+        return code, float(ttfb) * 1000
+
     def destroy(self):
         """Kill whatever runs inside (a daemon that forked too) and delete
         every namespace. Safe to call more than once."""

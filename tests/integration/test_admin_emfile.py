@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The admin panel when descriptors run out (DESIGN.md, Limits): hlcore
+"""The admin panel when descriptors run out (README, "Limits: what one node holds"): hlcore
 runs with a soft and hard limit of 64 descriptors, and a client opens and
 holds hundreds of connections to the panel's port. accept() then fails
 with EMFILE; hlcore must not spin on it (its CPU stays well under half a

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Repeated log lines are counted, not written (DESIGN.md, Limits). A
+"""Repeated log lines are counted, not written (README, "Limits: what one node holds"). A
 fixture plugin (log-flood) logs one line 5000 times through svc->log,
 then an unrelated line: hlcore's stderr stays short, says "(N more like
 this: ...)" once the flood is over, and the admin panel's recent log

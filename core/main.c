@@ -508,7 +508,6 @@ static char *
 link_splice_callback(void *arg, int closed_side, size_t a_to_b, size_t b_to_a)
 {
 	struct stdio_link *k = arg;
-	struct timeval tv = {0, 20 * 1000};
 
 	if (closed_side < 0)
 		return NULL;
@@ -527,11 +526,8 @@ link_splice_callback(void *arg, int closed_side, size_t a_to_b, size_t b_to_a)
 		k->rc = 1;
 	}
 	bufferevent_disable(k->in, EV_READ);
-	k->poll =
-	    event_new(k->core->base, -1, EV_PERSIST, link_poll_callback, k);
-	if (k->poll != NULL)
-		event_add(k->poll, &tv);
-	else
+	k->poll = hl__every(k->core->base, 20, link_poll_callback, k);
+	if (k->poll == NULL)
 		event_base_loopexit(k->core->base, NULL);
 	return NULL;
 }
@@ -799,12 +795,7 @@ main(int argc, char **argv)
 	c->sig_term = evsignal_new(c->base, SIGTERM, signal_callback, c);
 	evsignal_add(c->sig_int, NULL);
 	evsignal_add(c->sig_term, NULL);
-	log_flush_ev =
-	    event_new(c->base, -1, EV_PERSIST, log_flush_callback, NULL);
-	if (log_flush_ev != NULL) {
-		struct timeval sec = {1, 0};
-		event_add(log_flush_ev, &sec);
-	}
+	log_flush_ev = hl__every(c->base, 1000, log_flush_callback, NULL);
 
 	if (i < argc && strcmp(argv[i], "url") == 0 && i + 2 == argc) {
 		rc = cmd_url(c, argv[i + 1]);

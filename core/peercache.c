@@ -47,10 +47,7 @@ static time_t last_save; /* monotonic */
 static time_t
 monotonic(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
+	return (time_t)(hl__monotonic_ms() / 1000);
 }
 
 static int

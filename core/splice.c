@@ -300,18 +300,12 @@ int
 hl__splice_start(struct event_base *base)
 {
 	long idle = hl__limits.idle_timeout;
-	struct timeval tv = {idle / 8 < 1    ? 1
-	                     : idle / 8 > 60 ? 60
-	                                     : idle / 8,
-	                     0};
+	long every = idle / 8 < 1 ? 1 : idle / 8 > 60 ? 60 : idle / 8;
 
 	if (idle <= 0)
 		return 0;
-	idle_ev = event_new(base, -1, EV_PERSIST, idle_sweep_callback, NULL);
-	if (idle_ev == NULL)
-		return -1;
-	event_add(idle_ev, &tv);
-	return 0;
+	idle_ev = hl__every(base, every * 1000, idle_sweep_callback, NULL);
+	return idle_ev != NULL ? 0 : -1;
 }
 
 void

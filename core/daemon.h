@@ -47,6 +47,13 @@ struct hl__live {
 void hl__live_add(struct hl__live *l, void (*abort)(struct hl__live *));
 void hl__live_remove(struct hl__live *l);
 void hl__live_abort_all(void);
+/* Send data (len > 0) on bev, then free bev: once it has gone out, on an
+ * error, or after timeout_sec. bev is the callee's from here (on the live
+ * list meanwhile); out of memory it is freed at once. */
+void hl__close_after_write(struct bufferevent *bev, const void *data,
+                           size_t len, int timeout_sec);
+/* Connections hl__close_after_write holds now. */
+long hl__closing_count(void);
 
 /* ---- stats.c: the node's counters ---- */
 struct hl__stats {

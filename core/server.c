@@ -130,70 +130,22 @@ at_cap(const struct hl__identity *id, const struct hl__source *src, char *buf,
 
 /* ---- refusals: the busy line goes out, then the tunnel closes ---- */
 
+/* Tunnels closing after their refusal at most; more are closed at once. */
 #define REFUSING_MAX 256
-static long nrefusing;
-
-struct refusal {
-	struct hl__live live;
-	struct bufferevent *bev;
-};
-
-static void
-refusal_free(struct refusal *r)
-{
-	hl__live_remove(&r->live);
-	bufferevent_free(r->bev);
-	nrefusing--;
-	free(r);
-}
-
-static void
-refusal_abort(struct hl__live *l)
-{
-	refusal_free((struct refusal *)l);
-}
-
-static void
-refusal_write_callback(struct bufferevent *bev, void *arg)
-{
-	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		refusal_free(arg);
-}
-
-static void
-refusal_event_callback(struct bufferevent *bev, short what, void *arg)
-{
-	(void)bev;
-	(void)what;
-	refusal_free(arg);
-}
 
 static void
 refuse_busy(struct bufferevent *bev, const char *why)
 {
-	struct refusal *r = NULL;
-	struct timeval tv = {5, 0};
 	char *line = NULL;
 
 	hl__stats.refused_busy++;
-	if (nrefusing < REFUSING_MAX)
-		r = calloc(1, sizeof *r);
-	if (r != NULL)
+	if (hl__closing_count() < REFUSING_MAX)
 		line = hl__oob_busy_line(hl__wanhosts(), why, 250);
 	if (line == NULL) {
-		free(r);
 		bufferevent_free(bev);
 		return;
 	}
-	nrefusing++;
-	r->bev = bev;
-	hl__live_add(&r->live, refusal_abort);
-	bufferevent_setcb(bev, NULL, refusal_write_callback,
-	                  refusal_event_callback, r);
-	bufferevent_set_timeouts(bev, &tv, &tv);
-	bufferevent_write(bev, line, strlen(line));
-	bufferevent_enable(bev, EV_WRITE);
-	bufferevent_disable(bev, EV_READ);
+	hl__close_after_write(bev, line, strlen(line), 5);
 	free(line);
 }
 

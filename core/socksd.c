@@ -32,7 +32,7 @@ struct hl__socksd {
 	struct hl__acceptor *acceptor;
 };
 
-enum { GREETING, REQUEST, ROUTING, PROBING, CLOSING };
+enum { GREETING, REQUEST, ROUTING, PROBING };
 
 struct socks_conn {
 	struct hl__live live; /* first: the list hands back this pointer */
@@ -73,45 +73,15 @@ conn_abort(struct hl__live *l)
 	conn_free(sc);
 }
 
-static void
-closing_write_callback(struct bufferevent *bev, void *arg)
-{
-	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		conn_free(arg);
-}
-
-static void
-closing_event_callback(struct bufferevent *bev, short what, void *arg)
-{
-	(void)bev;
-	(void)what;
-	conn_free(arg);
-}
-
 /* Send data (a refusal) and close once it has gone out (within 10 s). */
 static void
 conn_close_with(struct socks_conn *sc, const void *data, size_t len)
 {
-	struct timeval tv = {10, 0};
+	struct bufferevent *client = sc->client;
 
-	sc->state = CLOSING;
-	if (sc->timer != NULL) {
-		event_free(sc->timer);
-		sc->timer = NULL;
-	}
-	if (sc->tunnel != NULL) {
-		bufferevent_free(sc->tunnel);
-		sc->tunnel = NULL;
-	}
-	bufferevent_disable(sc->client, EV_READ);
-	bufferevent_set_timeouts(sc->client, NULL, &tv);
-	bufferevent_setcb(sc->client, NULL, closing_write_callback,
-	                  closing_event_callback, sc);
-	if (len > 0)
-		bufferevent_write(sc->client, data, len);
-	bufferevent_enable(sc->client, EV_WRITE);
-	if (len == 0)
-		conn_free(sc);
+	sc->client = NULL;
+	conn_free(sc);
+	hl__close_after_write(client, data, len, 10);
 }
 
 static void

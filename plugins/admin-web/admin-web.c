@@ -672,13 +672,11 @@ lan_refresh(struct admin *a, struct MHD_Connection *c)
 {
 	char from[INET6_ADDRSTRLEN];
 	const struct sockaddr *sa;
-	struct timespec ts;
 	long long now;
 
 	if (!a->caps.browse)
 		return -1;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	now = hl_mono_ms();
 	/* A double click, or a script in a loop, makes one search: the
 	 * last one is still being answered. */
 	if (a->last_browse_ms != 0 && now - a->last_browse_ms < BROWSE_GAP_MS)
@@ -986,13 +984,10 @@ mhd_ready_callback(evutil_socket_t fd, short what, void *arg)
 		/* No connection of its own to wait for: MHD would try
 		 * accept() again at once, forever. */
 		struct timeval tv;
-		a->pause_ms = a->pause_ms == 0 ? PAUSE_MIN_MS
-		              : a->pause_ms * 2 > PAUSE_MAX_MS
-		                  ? PAUSE_MAX_MS
-		                  : a->pause_ms * 2;
+		a->pause_ms =
+		    hl_pause_next(a->pause_ms, PAUSE_MIN_MS, PAUSE_MAX_MS);
 		a->pauses++;
-		tv.tv_sec = a->pause_ms / 1000;
-		tv.tv_usec = (a->pause_ms % 1000) * 1000;
+		tv = hl_timeval_ms(a->pause_ms);
 		event_del(a->ready_ev);
 		evtimer_del(a->timer_ev);
 		evtimer_add(a->pause_ev, &tv);

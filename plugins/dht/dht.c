@@ -1391,17 +1391,11 @@ read_conf(const struct hl_services *svc, struct hl_plugin *self,
 		}
 	}
 	if (port != NULL) {
-		const char *s = svc->conf_str(port);
-		char *end = NULL;
-		long p = s ? strtol(s, &end, 10) : -1;
-		if (s == NULL || *s == '\0' || *end != '\0' || p < 0 ||
-		    p > 65535) {
-			svc->conf_error(
-			    self, port,
-			    "dht port: expected a UDP port 0-65535 (0: any)");
+		int p = 0; /* the UDP port, 0: any */
+		if (hl_conf_int(svc, self, conf, "port", 0, 65535, &p) != 0)
 			bad++;
-		} else if (d != NULL)
-			d->port = (int)p;
+		else if (d != NULL)
+			d->port = p;
 	}
 	if (boot != NULL) {
 		size_t n = svc->conf_type(boot) == HL_CONF_LIST

@@ -158,22 +158,6 @@ struct lan {
 	} st;
 };
 
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void
-ms_tv(int ms, struct timeval *tv)
-{
-	tv->tv_sec = ms / 1000;
-	tv->tv_usec = (ms % 1000) * 1000;
-}
-
 /* ---- rate limits ---- */
 
 static int
@@ -261,7 +245,7 @@ refresh_ifs(struct lan *l)
 
 	for (int i = 0; i < l->nifs; i++)
 		had += l->ifs[i].usable;
-	l->ifs_ms = now_ms();
+	l->ifs_ms = hl_mono_ms();
 	if (getifaddrs(&ifa0) != 0) {
 		l->svc->log(l->self, HL_LOG_WARN, "getifaddrs: %s",
 		            strerror(errno));
@@ -347,7 +331,7 @@ if_by_index(struct lan *l, int index)
 	for (int i = 0; i < l->nifs; i++)
 		if (l->ifs[i].index == index)
 			return &l->ifs[i];
-	if (now_ms() - l->ifs_ms >= IF_REFRESH_MIN_MS) {
+	if (hl_mono_ms() - l->ifs_ms >= IF_REFRESH_MIN_MS) {
 		refresh_ifs(l);
 		for (int i = 0; i < l->nifs; i++)
 			if (l->ifs[i].index == index)
@@ -551,7 +535,7 @@ answer_search(struct lan *l, const struct lan_packet *p,
               const struct sockaddr_in *src, struct lan_if *ifp)
 {
 	size_t n = l->svc->identity_count(l->self);
-	uint64_t now = now_ms();
+	uint64_t now = hl_mono_ms();
 	int port = 0, limited = 0;
 	char pkt[512];
 
@@ -624,7 +608,7 @@ query_timer_callback(evutil_socket_t fd, short what, void *arg)
 				send_search(lq->lan, code);
 			}
 		}
-		ms_tv(QUERY_WAIT_MS - SEARCH_REPEAT_MS, &tv);
+		tv = hl_timeval_ms(QUERY_WAIT_MS - SEARCH_REPEAT_MS);
 		evtimer_add(lq->timer, &tv);
 		return;
 	}
@@ -656,7 +640,7 @@ heard_announce(struct lan *l, const struct lan_packet *p,
                const struct sockaddr_in *src)
 {
 	char ip[INET_ADDRSTRLEN], addr[INET_ADDRSTRLEN + 8];
-	uint64_t now = now_ms();
+	uint64_t now = hl_mono_ms();
 	unsigned long seq;
 	struct lan_query *lq;
 
@@ -690,7 +674,7 @@ heard_announce(struct lan *l, const struct lan_packet *p,
 		if (!lq->answered) {
 			struct timeval tv;
 			lq->answered = 1;
-			ms_tv(QUERY_AFTER_ANSWER_MS, &tv);
+			tv = hl_timeval_ms(QUERY_AFTER_ANSWER_MS);
 			evtimer_add(lq->timer, &tv);
 		}
 		l->svc->query_candidate(l->self, lq->q, addr);
@@ -841,7 +825,7 @@ lan_query_start(void *state, struct hl_query *q)
 	unsigned char raw[20];
 	char code[41];
 	struct timeval tv;
-	uint64_t now = now_ms();
+	uint64_t now = hl_mono_ms();
 
 	if (kh == NULL || lan_hex20(kh, raw) != 0 ||
 	    l->svc->identity_find(l->self, kh) != NULL)
@@ -863,7 +847,7 @@ lan_query_start(void *state, struct hl_query *q)
 
 	lan_rolling_code(raw, (uint64_t)time(NULL) / 86400, code);
 	send_search(l, code);
-	ms_tv(SEARCH_REPEAT_MS, &tv);
+	tv = hl_timeval_ms(SEARCH_REPEAT_MS);
 	evtimer_add(lq->timer, &tv);
 
 	/* What was heard lately goes first: no need to wait for it. */
@@ -896,7 +880,7 @@ lan_browse(void *state)
 	struct timeval tv;
 
 	send_search(l, "");
-	ms_tv(SEARCH_REPEAT_MS, &tv);
+	tv = hl_timeval_ms(SEARCH_REPEAT_MS);
 	evtimer_add(l->browse_ev, &tv);
 }
 
@@ -1111,7 +1095,7 @@ lan_init(const struct hl_services *svc, struct hl_plugin *self,
 	l->browse_ev = evtimer_new(l->base, browse_repeat_callback, l);
 	if (l->refresh_ev == NULL || l->browse_ev == NULL)
 		goto fail;
-	ms_tv(IF_REFRESH_SEC * 1000, &tv);
+	tv = hl_timeval_ms(IF_REFRESH_SEC * 1000);
 	event_add(l->refresh_ev, &tv);
 	refresh_ifs(l);
 	if (usable_count(l) == 0)
@@ -1124,7 +1108,7 @@ lan_init(const struct hl_services *svc, struct hl_plugin *self,
 		    event_new(l->base, -1, EV_PERSIST, announce_callback, l);
 		if (l->announce_ev == NULL)
 			goto fail;
-		ms_tv(l->announce_interval * 1000, &tv);
+		tv = hl_timeval_ms(l->announce_interval * 1000);
 		event_add(l->announce_ev, &tv);
 		/* Once soon, from the loop: the core tells us its listeners
 		 * right after init. */

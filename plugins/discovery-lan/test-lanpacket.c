@@ -8,19 +8,9 @@
 
 #include <sodium.h>
 
+#include "check.h"
+
 #include "lanpacket.h"
-
-static int failed;
-
-#define CHECK(cond, ...)                                                       \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			failed++;                                              \
-			printf("FAIL %s:%d: ", __FILE__, __LINE__);            \
-			printf(__VA_ARGS__);                                   \
-			printf("\n");                                          \
-		}                                                              \
-	} while (0)
 
 #define H "b1aa4003e8bf17d4403bebd468cf53a3b575366a"
 
@@ -159,6 +149,5 @@ main(void)
 	test_rolling_code();
 	test_format();
 	test_parse();
-	printf("%s\n", failed ? "FAILED" : "ok");
-	return failed ? 1 : 0;
+	return check_done();
 }

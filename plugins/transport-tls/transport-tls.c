@@ -318,15 +318,6 @@ tls_dial_cancel(void *state, struct hl_dial *d)
 
 /* ---- accepting ---- */
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The peer's address without its port; an IPv4-mapped IPv6 address is
  * the IPv4 one. 0, or -1 for another family. */
 static int
@@ -509,24 +500,6 @@ sni_callback(SSL *ssl, int *alert, void *arg)
 	return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
 
-/* A printable address for the logs: "ip:port" or "[ip]:port". */
-static void
-format_addr(const struct sockaddr *sa, char *buf, size_t len)
-{
-	char ip[INET6_ADDRSTRLEN] = "?";
-
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-		evutil_inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip);
-		snprintf(buf, len, "%s:%d", ip, ntohs(s4->sin_port));
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-		evutil_inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof ip);
-		snprintf(buf, len, "[%s]:%d", ip, ntohs(s6->sin6_port));
-	} else
-		snprintf(buf, len, "?");
-}
-
 /*
  * Start the TLS handshake of an accepted socket, which must end within
  * ms (10 s from its accept). Takes the socket: on failure it is closed.
@@ -611,11 +584,10 @@ park_timer_arm(struct tls *t)
 	    evtimer_pending(t->park_timer, NULL))
 		return;
 	left = t->parked_head->accepted_ms + HANDSHAKE_TIMEOUT_SEC * 1000 -
-	       now_ms();
+	       hl_mono_ms();
 	if (left < 0)
 		left = 0;
-	tv.tv_sec = (time_t)(left / 1000);
-	tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
+	tv = hl_timeval_ms(left);
 	evtimer_add(t->park_timer, &tv);
 }
 
@@ -625,7 +597,7 @@ static void
 park_timer_callback(evutil_socket_t fd, short what, void *arg)
 {
 	struct tls *t = arg;
-	long long now = now_ms();
+	long long now = hl_mono_ms();
 	struct parked *p;
 
 	(void)fd;
@@ -652,7 +624,7 @@ park(struct tls *t, evutil_socket_t fd, struct host *h, const char *peer)
 	}
 	p->fd = fd;
 	p->host = h;
-	p->accepted_ms = now_ms();
+	p->accepted_ms = hl_mono_ms();
 	snprintf(p->peer, sizeof p->peer, "%s", peer);
 	p->prev = t->parked_tail;
 	if (p->prev)
@@ -676,7 +648,7 @@ slots_freed(struct tls *t)
 
 	if (t->stopping)
 		return;
-	now = p != NULL ? now_ms() : 0;
+	now = p != NULL ? hl_mono_ms() : 0;
 	for (; p != NULL && t->naccepting < t->handshakes_max; p = next) {
 		struct host *h = p->host;
 		long long left =
@@ -713,7 +685,7 @@ listener_accept_callback(struct evconnlistener *lev, evutil_socket_t fd,
 	(void)lev;
 	(void)salen;
 	l->accepted = 1;
-	format_addr(sa, peer, sizeof peer);
+	hl_sockaddr_str(sa, peer, sizeof peer);
 	h = host_get(t, sa);
 	if (h == NULL) {
 		evutil_closesocket(fd);
@@ -750,7 +722,7 @@ listener_resume_callback(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	l->paused = 0;
 	l->accepted = 0;
-	l->resumed_ms = now_ms();
+	l->resumed_ms = hl_mono_ms();
 	listeners_update(l->tls);
 }
 
@@ -766,12 +738,12 @@ listener_error_callback(struct evconnlistener *lev, void *arg)
 	struct listener *l = arg;
 	struct tls *t = l->tls;
 	int err = EVUTIL_SOCKET_ERROR();
-	long long now = now_ms();
+	long long now = hl_mono_ms();
 	struct timeval tv;
 	int ms;
 
 	(void)lev;
-	if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
+	if (!hl_accept_out_of_descriptors(err)) {
 		if (!l->other_logged)
 			t->svc->log(t->self, HL_LOG_WARN,
 			            "listener %s: accept failed: %s (logged "
@@ -783,7 +755,7 @@ listener_error_callback(struct evconnlistener *lev, void *arg)
 	if (l->accepted && now - l->resumed_ms >= PAUSE_MAX_MS)
 		l->pause_ms = PAUSE_MIN_MS;
 	ms = l->pause_ms;
-	l->pause_ms = ms * 2 < PAUSE_MAX_MS ? ms * 2 : PAUSE_MAX_MS;
+	l->pause_ms = hl_pause_next(ms, PAUSE_MIN_MS, PAUSE_MAX_MS);
 	l->errors++;
 	t->pauses++;
 	t->svc->log(t->self, HL_LOG_WARN,
@@ -792,8 +764,7 @@ listener_error_callback(struct evconnlistener *lev, void *arg)
 	            l->name, l->errors, ms);
 	l->paused = 1;
 	listeners_update(t);
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	tv = hl_timeval_ms(ms);
 	evtimer_add(l->resume, &tv);
 }
 
@@ -855,7 +826,7 @@ open_listener(struct tls *t, const struct hl_conf *node, const char *addr)
 	l->enabled = 1;
 	l->addr = ss;
 	l->len = len;
-	format_addr((struct sockaddr *)&ss, l->name, sizeof l->name);
+	hl_sockaddr_str((struct sockaddr *)&ss, l->name, sizeof l->name);
 	t->nlisteners++;
 	t->svc->listening(t->self, (struct sockaddr *)&ss, len, 1);
 	return 0;

@@ -121,22 +121,11 @@ struct upnp {
 	char last_problem[MSG_MAX]; /* logged once until it changes */
 };
 
+/* Seconds of CLOCK_MONOTONIC, the clock of every renew_at and retry_at. */
 static time_t
 mono_now(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
-
-static long long
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (time_t)(hl_mono_ms() / 1000);
 }
 
 /* ---- messages from the worker to the loop ---- */
@@ -302,7 +291,7 @@ static int
 natpmp_exchange(int map, uint16_t priv, uint16_t pub, uint32_t lifetime,
                 natpmpresp_t *resp, int timeout_ms)
 {
-	long long deadline = mono_ms() + timeout_ms;
+	long long deadline = hl_mono_ms() + timeout_ms;
 	natpmp_t n;
 	int r;
 
@@ -317,7 +306,7 @@ natpmp_exchange(int map, uint16_t priv, uint16_t pub, uint32_t lifetime,
 	do {
 		struct timeval tv;
 		struct pollfd pfd = {.fd = n.s, .events = POLLIN};
-		long long left = deadline - mono_ms(), wait;
+		long long left = deadline - hl_mono_ms(), wait;
 
 		if (left <= 0) {
 			r = NATPMP_TRYAGAIN;
@@ -372,7 +361,7 @@ static int
 gw_discover(struct upnp *u)
 {
 	char why_upnp[200] = "UPnP is off", why_pmp[200] = "NAT-PMP is off";
-	long long t0 = mono_ms();
+	long long t0 = hl_mono_ms();
 
 	gw_forget(u);
 	if (u->use_upnp) {
@@ -423,7 +412,7 @@ gw_discover(struct upnp *u)
 				post(u, MSG_LOG, HL_LOG_INFO,
 				     "UPnP IGD found in %lld ms: %s (our "
 				     "address %s)",
-				     mono_ms() - t0, u->urls.controlURL,
+				     hl_mono_ms() - t0, u->urls.controlURL,
 				     u->lanaddr);
 				return 0;
 			}
@@ -445,7 +434,7 @@ gw_discover(struct upnp *u)
 			post(u, MSG_LOG, HL_LOG_INFO,
 			     "NAT-PMP gateway found in %lld ms (external "
 			     "address %s)",
-			     mono_ms() - t0, u->extip);
+			     hl_mono_ms() - t0, u->extip);
 			return 0;
 		}
 		snprintf(why_pmp, sizeof why_pmp, "NAT-PMP: %s",
@@ -774,7 +763,7 @@ work(struct upnp *u)
 static void
 teardown(struct upnp *u)
 {
-	long long deadline = mono_ms() + FINI_BUDGET_MS;
+	long long deadline = hl_mono_ms() + FINI_BUDGET_MS;
 	struct mapping *m;
 
 	pthread_mutex_lock(&u->lock);
@@ -783,7 +772,7 @@ teardown(struct upnp *u)
 	pthread_mutex_unlock(&u->lock);
 	while (m != NULL) {
 		struct mapping *next = m->next;
-		if (m->method != M_NONE && mono_ms() < deadline)
+		if (m->method != M_NONE && hl_mono_ms() < deadline)
 			unmap(u, m);
 		else if (m->method != M_NONE)
 			post(u, MSG_LOG, HL_LOG_WARN,
@@ -1052,7 +1041,7 @@ static void
 upnp_fini(void *state)
 {
 	struct upnp *u = state;
-	long long t0 = mono_ms();
+	long long t0 = hl_mono_ms();
 
 	if (u->thread_started) {
 		pthread_mutex_lock(&u->lock);
@@ -1061,7 +1050,7 @@ upnp_fini(void *state)
 		pthread_mutex_unlock(&u->lock);
 		pthread_join(u->thread, NULL);
 		u->svc->log(u->self, HL_LOG_DEBUG, "stopped in %lld ms",
-		            mono_ms() - t0);
+		            hl_mono_ms() - t0);
 	}
 	/* The worker is gone: deliver what it left (logs, removals). */
 	deliver(u, take_msgs(u));

@@ -38,6 +38,7 @@
 /* Uses nothing newer than ABI 1.0, so 1.0 cores load it too. */
 #define HL_PLUGIN_ABI_MINOR 0
 #include "hardline/plugin.h"
+#include "hardline/util.h"
 
 #define ANSWER_MAX (64 * 1024)
 #define ANSWER_TIMEOUT_SEC 2
@@ -540,21 +541,10 @@ read_conf(const struct hl_services *svc, struct hl_plugin *self,
 			snprintf(y->admin, sizeof y->admin, "%s", s);
 		}
 	}
-	n = svc->conf_get(conf, "interval");
-	if (n != NULL) {
-		const char *s = svc->conf_str(n);
-		char *end;
-		long v = s ? strtol(s, &end, 10) : 0;
-		if (s == NULL || s[0] == '\0' || *end != '\0' || v < 1 ||
-		    v > 3600) {
-			svc->conf_error(
-			    self, n,
-			    "interval: expected seconds from 1 to 3600");
-			bad++;
-		} else {
-			y->interval = (int)v;
-		}
-	}
+	/* Seconds between two looks for the address. */
+	if (hl_conf_int(svc, self, conf, "interval", 1, 3600, &y->interval) !=
+	    0)
+		bad++;
 	return bad ? -1 : 0;
 }
 

@@ -3,7 +3,8 @@
  * offered once so that nobody writes them again: hex digits, keyhashes,
  * "host:port"
  * addresses and comma-separated lists of them, socket addresses as text,
- * intrusive lists, and integer config values.
+ * intrusive lists, monotonic time and pauses (a listener out of
+ * descriptors), and integer config values.
  *
  * Everything here is a static inline function or a macro: it adds no
  * symbol to the ABI, nothing to link, and no version to check. The
@@ -27,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -253,6 +256,57 @@ hl_sockaddr_is_loopback(const struct sockaddr *sa)
 		       s6->sin6_addr.s6_addr[12] == 127;
 	}
 	return 0;
+}
+
+/* ---- time ---- */
+
+/* Milliseconds of CLOCK_MONOTONIC: for deadlines and durations, never
+ * for the time of day. */
+static inline long long
+hl_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ms milliseconds (0 or more) as a struct timeval, for a timer. */
+static inline struct timeval
+hl_timeval_ms(long long ms)
+{
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	return tv;
+}
+
+/* ---- out of descriptors ---- */
+
+/*
+ * 1 when err, the errno of a failed accept(), means the process or the
+ * system ran out of descriptors or of kernel memory (EMFILE, ENFILE,
+ * ENOBUFS, ENOMEM); else 0. Then the connection stays in the backlog and
+ * the listening socket stays readable: a listener that calls accept()
+ * again at once spins, so it stops accepting for a pause (see
+ * hl_pause_next) and resumes by itself.
+ */
+static inline int
+hl_accept_out_of_descriptors(int err)
+{
+	return err == EMFILE || err == ENFILE || err == ENOBUFS ||
+	       err == ENOMEM;
+}
+
+/* The pause after one of cur ms: min when cur is 0 (or less, no pause
+ * yet), else twice cur, and never more than max. */
+static inline int
+hl_pause_next(int cur, int min, int max)
+{
+	if (cur <= 0)
+		return min;
+	return cur > max / 2 ? max : cur * 2;
 }
 
 /* ---- lists ---- */

@@ -25,12 +25,7 @@ static const char *fixture_dir = HL_ABI_FIXTURE_DIR;
 static const char *
 fixture(const char *name)
 {
-	static char paths[8][4096];
-	static int next;
-	char *p = paths[next++ % 8];
-
-	snprintf(p, sizeof paths[0], "%s/%s.so", fixture_dir, name);
-	return p;
+	return check_fmt("%s/%s.so", fixture_dir, name);
 }
 
 /* The services a fixture's init gets: only log, captured. */

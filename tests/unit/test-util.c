@@ -1,8 +1,10 @@
 /*
  * test-util.c: the SDK's helpers (hardline/util.h), as plugins and the
  * core use them: hex, keyhashes, "host:port", comma lists, socket
- * addresses as text, loopback, intrusive lists and integer settings.
+ * addresses as text, loopback, intrusive lists, monotonic time and
+ * pauses, and integer settings.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,17 +12,6 @@
 
 #include "check.h"
 #include "hl.h"
-
-/* A copy of exactly len bytes, no NUL after it, so that ASan sees any
- * read past the end. */
-static char *
-exact(const char *s, size_t len)
-{
-	char *p = malloc(len ? len : 1);
-
-	memcpy(p, s, len);
-	return p;
-}
 
 static void
 test_hex(void)
@@ -44,7 +35,8 @@ test_hex(void)
 	CHECK_INT(hl_hex_decode("00ff7fa0 and more", 4, raw), 0);
 	CHECK_INT(hl_hex_decode("00fg7fa0", 4, raw), -1);
 	CHECK_INT(hl_hex_decode("00f", 4, raw), -1); /* stops at the NUL */
-	p = exact("0", 2); /* "0" and its NUL: ASan sees a read past them */
+	p = check_exact("0",
+	                2); /* "0" and its NUL: ASan sees a read past them */
 	CHECK_INT(hl_hex_decode(p, 4, raw), -1);
 	free(p);
 	CHECK_INT(hl_hex_decode("", 0, raw), 0);
@@ -63,7 +55,7 @@ test_keyhash(void)
 
 	CHECK_INT(hl_keyhash_lower(mixed, 40, out), 0);
 	CHECK_STR(out, "b1aa4003e8bf17d4403bebd468cf53a3b575366a");
-	p = exact(mixed, 40); /* no NUL: nothing past len is read */
+	p = check_exact(mixed, 40); /* no NUL: nothing past len is read */
 	CHECK_INT(hl_keyhash_lower(p, 40, out), 0);
 	free(p);
 	CHECK_INT(hl_keyhash_lower(mixed, 39, out), -1);
@@ -149,7 +141,7 @@ test_split_next(void)
 	static const char list[] = " a:1, [v6]:2 ,,\tb:3,";
 	static const char *const want[] = {"a:1", "[v6]:2", "", "b:3", ""};
 	size_t len = sizeof list - 1, pos = 0, a, b, n = 0;
-	char *s = exact(list, len);
+	char *s = check_exact(list, len);
 
 	while (hl_split_next(s, len, &pos, &a, &b)) {
 		CHECK(n < 5 && b - a == strlen(want[n]) &&
@@ -289,6 +281,41 @@ record_conf_error(struct hl_plugin *self, const struct hl_conf *node,
 }
 
 static void
+test_time_and_pauses(void)
+{
+	static const int proxy[] = {50, 100, 200, 400, 800, 1600, 2000, 2000};
+	long long a = hl_mono_ms(), b = hl_mono_ms();
+	struct timeval tv = hl_timeval_ms(2345);
+	int ms = 0;
+
+	CHECK(a > 0 && b >= a, "hl_mono_ms went from %lld to %lld", a, b);
+	CHECK_INT(tv.tv_sec, 2);
+	CHECK_INT(tv.tv_usec, 345000);
+	tv = hl_timeval_ms(0);
+	CHECK_INT(tv.tv_sec, 0);
+	CHECK_INT(tv.tv_usec, 0);
+
+	CHECK_INT(hl_accept_out_of_descriptors(EMFILE), 1);
+	CHECK_INT(hl_accept_out_of_descriptors(ENFILE), 1);
+	CHECK_INT(hl_accept_out_of_descriptors(ENOBUFS), 1);
+	CHECK_INT(hl_accept_out_of_descriptors(ENOMEM), 1);
+	CHECK_INT(hl_accept_out_of_descriptors(ECONNABORTED), 0);
+	CHECK_INT(hl_accept_out_of_descriptors(0), 0);
+
+	/* The proxy's pauses: 50 ms doubling up to 2 s, and staying. */
+	for (size_t i = 0; i < sizeof proxy / sizeof proxy[0]; i++) {
+		ms = hl_pause_next(ms, 50, 2000);
+		CHECK_INT(ms, proxy[i]);
+	}
+	CHECK_INT(hl_pause_next(-1, 100, 3200), 100);
+	CHECK_INT(hl_pause_next(1600, 100, 3200), 3200);
+	CHECK_INT(hl_pause_next(1601, 100, 3200), 3200);
+	CHECK_INT(hl_pause_next(3200, 100, 3200), 3200);
+	CHECK_INT(hl_pause_next(2, 1, 5), 4);
+	CHECK_INT(hl_pause_next(3, 1, 5), 5);
+}
+
+static void
 test_conf_int(void)
 {
 	static const char yaml[] = "plugins:\n"
@@ -351,6 +378,7 @@ main(void)
 	test_split_next();
 	test_sockaddr();
 	test_list();
+	test_time_and_pauses();
 	test_conf_int();
 	return check_done();
 }

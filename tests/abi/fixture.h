@@ -11,12 +11,18 @@
 
 #define FIXTURE_UNUSED __attribute__((unused))
 
+/* Who fixture_init says it is ("<FIXTURE_NAME> fixture: init ran"), so
+ * that test-loader sees which init ran; define it before this header. */
+#ifndef FIXTURE_NAME
+#define FIXTURE_NAME "ABI test"
+#endif
+
 static FIXTURE_UNUSED int
 fixture_init(const struct hl_services *svc, struct hl_plugin *self,
              const struct hl_conf *conf, void **state)
 {
 	(void)conf;
-	svc->log(self, HL_LOG_INFO, "fixture init");
+	svc->log(self, HL_LOG_INFO, FIXTURE_NAME " fixture: init ran");
 	*state = NULL;
 	return 0;
 }
@@ -70,6 +76,24 @@ fixture_dial_cancel(void *state, struct hl_dial *d)
 	(void)state;
 	(void)d;
 }
+
+/* The tables of a well-formed plugin of each 1.0 kind, of the stubs. */
+static FIXTURE_UNUSED const struct hl_discovery_ops fixture_discovery = {
+    .size = sizeof fixture_discovery,
+    .query_start = fixture_query_start,
+    .query_cancel = fixture_query_cancel,
+};
+
+static FIXTURE_UNUSED const struct hl_traversal_ops fixture_traversal = {
+    .size = sizeof fixture_traversal,
+    .port_event = fixture_port_event,
+};
+
+static FIXTURE_UNUSED const struct hl_transport_ops fixture_transport = {
+    .size = sizeof fixture_transport,
+    .dial = fixture_dial,
+    .dial_cancel = fixture_dial_cancel,
+};
 
 #define FIXTURE_COMMON                                                         \
 	.version = "0", .description = "ABI test fixture",                     \

@@ -1059,23 +1059,15 @@ boot_resolve_callback(int result, char type, int count, int ttl,
 			         "name lookup of %s failed: %s",
 			         d->boot[rs->idx].host,
 			         evdns_err_to_string(result));
-	} else if (type == DNS_IPv4_A) {
+	} else if (type == DNS_IPv4_A || type == DNS_IPv6_AAAA) {
+		int family = type == DNS_IPv4_A ? AF_INET : AF_INET6;
+		size_t iplen = family == AF_INET ? 4 : 16;
 		for (int i = 0; i < count && i < 2; i++) {
-			struct sockaddr_in sin = {0};
-			sin.sin_family = AF_INET;
-			sin.sin_port = htons((uint16_t)port);
-			memcpy(&sin.sin_addr, (char *)addresses + 4 * i, 4);
-			boot_ping(d, round, (struct sockaddr *)&sin,
-			          sizeof sin);
-		}
-	} else if (type == DNS_IPv6_AAAA) {
-		for (int i = 0; i < count && i < 2; i++) {
-			struct sockaddr_in6 sin6 = {0};
-			sin6.sin6_family = AF_INET6;
-			sin6.sin6_port = htons((uint16_t)port);
-			memcpy(&sin6.sin6_addr, (char *)addresses + 16 * i, 16);
-			boot_ping(d, round, (struct sockaddr *)&sin6,
-			          sizeof sin6);
+			struct sockaddr_storage ss;
+			socklen_t len = hl_sockaddr_make(
+			    &ss, family, (char *)addresses + iplen * i,
+			    (uint16_t)port);
+			boot_ping(d, round, (struct sockaddr *)&ss, len);
 		}
 	}
 	free(rs);

@@ -507,36 +507,32 @@ report(struct upnp *u, struct mapping *m, const char *addr)
 static void
 unmap(struct upnp *u, struct mapping *m)
 {
-	char ext[8];
-	int rc;
+	const char *what = NULL; /* the kind of mapping removed */
+	char ext[8], why[MSG_MAX];
+	int rc, ok = 0;
 
 	if (m->method == M_UPNP && u->gw == M_UPNP) {
 		snprintf(ext, sizeof ext, "%u", m->extport);
 		rc = UPNP_DeletePortMapping(u->urls.controlURL,
 		                            u->data.first.servicetype, ext,
 		                            "TCP", NULL);
-		if (rc == UPNPCOMMAND_SUCCESS)
-			post(u, MSG_LOG, HL_LOG_INFO,
-			     "removed the mapping of external port %u",
-			     m->extport);
-		else
-			post(u, MSG_LOG, HL_LOG_WARN,
-			     "could not remove the mapping of external port "
-			     "%u: %s (%d)",
-			     m->extport, upnp_error_text(rc), rc);
+		ok = rc == UPNPCOMMAND_SUCCESS;
+		what = "mapping";
+		snprintf(why, sizeof why, "%s (%d)", upnp_error_text(rc), rc);
 	} else if (m->method == M_NATPMP) {
 		natpmpresp_t resp;
 		rc = natpmp_exchange(1, m->inport, 0, 0, &resp, u->discover_ms);
-		if (rc == 0)
-			post(u, MSG_LOG, HL_LOG_INFO,
-			     "removed the NAT-PMP mapping of external port %u",
-			     m->extport);
-		else
-			post(u, MSG_LOG, HL_LOG_WARN,
-			     "could not remove the NAT-PMP mapping of external "
-			     "port %u: %s",
-			     m->extport, natpmp_error_text(rc));
+		ok = rc == 0;
+		what = "NAT-PMP mapping";
+		snprintf(why, sizeof why, "%s", natpmp_error_text(rc));
 	}
+	if (what != NULL && ok)
+		post(u, MSG_LOG, HL_LOG_INFO,
+		     "removed the %s of external port %u", what, m->extport);
+	else if (what != NULL)
+		post(u, MSG_LOG, HL_LOG_WARN,
+		     "could not remove the %s of external port %u: %s", what,
+		     m->extport, why);
 	m->method = M_NONE;
 	report(u, m, "");
 }

@@ -64,6 +64,18 @@ test_keyhash(void)
 	                           40, out),
 	          -1);
 	CHECK_INT(hl_keyhash_lower("", 0, out), -1);
+
+	CHECK_INT(
+	    hl_keyhash_is_lower("b1aa4003e8bf17d4403bebd468cf53a3b575366a"), 1);
+	CHECK_INT(hl_keyhash_is_lower(mixed), 0);
+	CHECK_INT(
+	    hl_keyhash_is_lower("b1aa4003e8bf17d4403bebd468cf53a3b575366"), 0);
+	CHECK_INT(
+	    hl_keyhash_is_lower("b1aa4003e8bf17d4403bebd468cf53a3b575366aa"),
+	    0);
+	CHECK_INT(
+	    hl_keyhash_is_lower("g1aa4003e8bf17d4403bebd468cf53a3b575366a"), 0);
+	CHECK_INT(hl_keyhash_is_lower(""), 0);
 }
 
 static void
@@ -190,20 +202,18 @@ test_sockaddr(void)
 	char out[HL_SOCKADDR_STRLEN];
 
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		struct sockaddr_storage ss = {0};
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		struct sockaddr_storage ss;
 		const struct sockaddr *sa = (const struct sockaddr *)&ss;
+		unsigned char ip[16];
+		socklen_t len;
 		int lo;
 
-		ss.ss_family = (sa_family_t)cases[i].family;
-		if (cases[i].family == AF_INET) {
-			s4->sin_port = htons((uint16_t)cases[i].port);
-			inet_pton(AF_INET, cases[i].ip, &s4->sin_addr);
-		} else {
-			s6->sin6_port = htons((uint16_t)cases[i].port);
-			inet_pton(AF_INET6, cases[i].ip, &s6->sin6_addr);
-		}
+		inet_pton(cases[i].family, cases[i].ip, ip);
+		len = hl_sockaddr_make(&ss, cases[i].family, ip,
+		                       (uint16_t)cases[i].port);
+		CHECK_INT(len, cases[i].family == AF_INET
+		                   ? sizeof(struct sockaddr_in)
+		                   : sizeof(struct sockaddr_in6));
 		hl_sockaddr_str(sa, out, sizeof out);
 		CHECK(strcmp(out, cases[i].text) == 0,
 		      "%s: expected \"%s\", got \"%s\"", cases[i].ip,
@@ -215,6 +225,11 @@ test_sockaddr(void)
 			hl_sockaddr_str(sa, out, 5);
 			CHECK_STR(out, "192."); /* cut, and NUL-ended */
 		}
+	}
+	{
+		struct sockaddr_storage ss;
+		CHECK_INT(hl_sockaddr_make(&ss, AF_UNIX, "x", 1), 0);
+		CHECK_INT(ss.ss_family, 0);
 	}
 	hl_sockaddr_str((struct sockaddr *)&su, out, sizeof out);
 	CHECK_STR(out, "(unknown address family 1)");

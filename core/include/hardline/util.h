@@ -108,6 +108,18 @@ hl_keyhash_lower(const char *s, size_t len, char out[41])
 	return 0;
 }
 
+/* 1 when s is a keyhash in the services table's form: 40 lowercase hex
+ * digits and the NUL; else 0. Reads stop at the first character that is
+ * not one, so a shorter string is safe to pass. */
+static inline int
+hl_keyhash_is_lower(const char *s)
+{
+	for (size_t i = 0; i < 40; i++)
+		if (hl_hexval(s[i]) < 0 || (s[i] >= 'A' && s[i] <= 'F'))
+			return 0;
+	return s[40] == '\0';
+}
+
 /* ---- comma-separated lists ---- */
 
 /*
@@ -237,6 +249,34 @@ hl_sockaddr_str(const struct sockaddr *sa, char *out, size_t outlen)
 		snprintf(out, outlen, "(unknown address family %d)",
 		         sa->sa_family);
 	}
+}
+
+/*
+ * Fill ss with a socket address of family (AF_INET or AF_INET6) from the
+ * address's bytes in network order at ip (4 or 16 of them, as a DNS
+ * answer or getaddrinfo has them) and port (host order). Returns the
+ * address's length, or 0 for another family (ss is then zeroed).
+ */
+static inline socklen_t
+hl_sockaddr_make(struct sockaddr_storage *ss, int family, const void *ip,
+                 uint16_t port)
+{
+	memset(ss, 0, sizeof *ss);
+	if (family == AF_INET) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(port);
+		memcpy(&s4->sin_addr, ip, 4);
+		return sizeof *s4;
+	}
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(port);
+		memcpy(&s6->sin6_addr, ip, 16);
+		return sizeof *s6;
+	}
+	return 0;
 }
 
 /* 1 when sa is a loopback address: IPv4 127.0.0.0/8, IPv6 ::1, or an

@@ -43,6 +43,7 @@
 #include <sodium.h>
 
 #include "admin-web.h"
+#include "hardline/evutil.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:7010"
 #define BODY_MAX 8192 /* the biggest request body taken */
@@ -983,14 +984,12 @@ mhd_ready_callback(evutil_socket_t fd, short what, void *arg)
 	if (a->accept_failed && after == 0) {
 		/* No connection of its own to wait for: MHD would try
 		 * accept() again at once, forever. */
-		struct timeval tv;
 		a->pause_ms =
 		    hl_pause_next(a->pause_ms, PAUSE_MIN_MS, PAUSE_MAX_MS);
 		a->pauses++;
-		tv = hl_timeval_ms(a->pause_ms);
 		event_del(a->ready_ev);
 		evtimer_del(a->timer_ev);
-		evtimer_add(a->pause_ev, &tv);
+		hl_evtimer_add_ms(a->pause_ev, a->pause_ms);
 		a->svc->log(a->self, HL_LOG_WARN,
 		            "out of descriptors: accepting no connection for "
 		            "%d ms (pause %lu)",

@@ -36,6 +36,7 @@
 #include <sodium.h>
 
 #include "hardline/plugin.h"
+#include "hardline/evutil.h"
 #include "hardline/util.h"
 #include "lanpacket.h"
 
@@ -593,7 +594,6 @@ static void
 query_timer_callback(evutil_socket_t fd, short what, void *arg)
 {
 	struct lan_query *lq = arg;
-	struct timeval tv;
 
 	(void)fd;
 	(void)what;
@@ -608,8 +608,7 @@ query_timer_callback(evutil_socket_t fd, short what, void *arg)
 				send_search(lq->lan, code);
 			}
 		}
-		tv = hl_timeval_ms(QUERY_WAIT_MS - SEARCH_REPEAT_MS);
-		evtimer_add(lq->timer, &tv);
+		hl_evtimer_add_ms(lq->timer, QUERY_WAIT_MS - SEARCH_REPEAT_MS);
 		return;
 	}
 	query_finish(lq);
@@ -672,10 +671,8 @@ heard_announce(struct lan *l, const struct lan_packet *p,
 			break;
 		lq->last_report = seq;
 		if (!lq->answered) {
-			struct timeval tv;
 			lq->answered = 1;
-			tv = hl_timeval_ms(QUERY_AFTER_ANSWER_MS);
-			evtimer_add(lq->timer, &tv);
+			hl_evtimer_add_ms(lq->timer, QUERY_AFTER_ANSWER_MS);
 		}
 		l->svc->query_candidate(l->self, lq->q, addr);
 	}
@@ -824,7 +821,6 @@ lan_query_start(void *state, struct hl_query *q)
 	struct lan_query *lq;
 	unsigned char raw[20];
 	char code[41];
-	struct timeval tv;
 	uint64_t now = hl_mono_ms();
 
 	if (kh == NULL || lan_hex20(kh, raw) != 0 ||
@@ -847,8 +843,7 @@ lan_query_start(void *state, struct hl_query *q)
 
 	lan_rolling_code(raw, (uint64_t)time(NULL) / 86400, code);
 	send_search(l, code);
-	tv = hl_timeval_ms(SEARCH_REPEAT_MS);
-	evtimer_add(lq->timer, &tv);
+	hl_evtimer_add_ms(lq->timer, SEARCH_REPEAT_MS);
 
 	/* What was heard lately goes first: no need to wait for it. */
 	for (int i = 0; i < CACHE_MAX; i++) {
@@ -877,11 +872,9 @@ static void
 lan_browse(void *state)
 {
 	struct lan *l = state;
-	struct timeval tv;
 
 	send_search(l, "");
-	tv = hl_timeval_ms(SEARCH_REPEAT_MS);
-	evtimer_add(l->browse_ev, &tv);
+	hl_evtimer_add_ms(l->browse_ev, SEARCH_REPEAT_MS);
 }
 
 /* ---- the traversal facet: which ports our services listen on ---- */
@@ -1057,7 +1050,6 @@ lan_init(const struct hl_services *svc, struct hl_plugin *self,
 {
 	struct lan *l;
 	unsigned char rnd[16];
-	struct timeval tv;
 
 	if (sodium_init() < 0) {
 		svc->log(self, HL_LOG_ERROR, "libsodium failed to start");
@@ -1095,8 +1087,7 @@ lan_init(const struct hl_services *svc, struct hl_plugin *self,
 	l->browse_ev = evtimer_new(l->base, browse_repeat_callback, l);
 	if (l->refresh_ev == NULL || l->browse_ev == NULL)
 		goto fail;
-	tv = hl_timeval_ms(IF_REFRESH_SEC * 1000);
-	event_add(l->refresh_ev, &tv);
+	hl_evtimer_add_ms(l->refresh_ev, IF_REFRESH_SEC * 1000);
 	refresh_ifs(l);
 	if (usable_count(l) == 0)
 		svc->log(self, HL_LOG_WARN,
@@ -1108,8 +1099,7 @@ lan_init(const struct hl_services *svc, struct hl_plugin *self,
 		    event_new(l->base, -1, EV_PERSIST, announce_callback, l);
 		if (l->announce_ev == NULL)
 			goto fail;
-		tv = hl_timeval_ms(l->announce_interval * 1000);
-		event_add(l->announce_ev, &tv);
+		hl_evtimer_add_ms(l->announce_ev, l->announce_interval * 1000);
 		/* Once soon, from the loop: the core tells us its listeners
 		 * right after init. */
 		event_active(l->announce_ev, EV_TIMEOUT, 0);

@@ -34,6 +34,7 @@
 /* Uses nothing newer than ABI 1.0, so 1.0 cores load it too. */
 #define HL_PLUGIN_ABI_MINOR 0
 #include "hardline/plugin.h"
+#include "hardline/evutil.h"
 #include "hardline/util.h"
 
 #define HANDSHAKE_TIMEOUT_SEC 10
@@ -234,8 +235,7 @@ dial_event_callback(struct bufferevent *bev, short what, void *arg)
 			dial_unlink_free(d);
 			return;
 		}
-		bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
-		bufferevent_set_timeouts(bev, NULL, NULL);
+		hl_bufferevent_handover(bev);
 		d->bev = NULL;
 		dial_unlink_free(d);
 		cb(cbarg, bev, der, (size_t)len, NULL);
@@ -470,8 +470,7 @@ accept_event_callback(struct bufferevent *bev, short what, void *arg)
 		accepting_free(a);
 		return;
 	}
-	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
-	bufferevent_set_timeouts(bev, NULL, NULL);
+	hl_bufferevent_handover(bev);
 	a->bev = NULL;
 	{
 		char peer[PEER_MAX];
@@ -578,7 +577,6 @@ static void
 park_timer_arm(struct tls *t)
 {
 	long long left;
-	struct timeval tv;
 
 	if (t->parked_head == NULL || t->park_timer == NULL ||
 	    evtimer_pending(t->park_timer, NULL))
@@ -587,8 +585,7 @@ park_timer_arm(struct tls *t)
 	       hl_mono_ms();
 	if (left < 0)
 		left = 0;
-	tv = hl_timeval_ms(left);
-	evtimer_add(t->park_timer, &tv);
+	hl_evtimer_add_ms(t->park_timer, left);
 }
 
 /* Parked sockets share the handshake's deadline: 10 s from the accept.
@@ -739,7 +736,6 @@ listener_error_callback(struct evconnlistener *lev, void *arg)
 	struct tls *t = l->tls;
 	int err = EVUTIL_SOCKET_ERROR();
 	long long now = hl_mono_ms();
-	struct timeval tv;
 	int ms;
 
 	(void)lev;
@@ -764,8 +760,7 @@ listener_error_callback(struct evconnlistener *lev, void *arg)
 	            l->name, l->errors, ms);
 	l->paused = 1;
 	listeners_update(t);
-	tv = hl_timeval_ms(ms);
-	evtimer_add(l->resume, &tv);
+	hl_evtimer_add_ms(l->resume, ms);
 }
 
 static int

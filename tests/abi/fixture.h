@@ -77,6 +77,32 @@ fixture_dial_cancel(void *state, struct hl_dial *d)
 	(void)d;
 }
 
+/* A fixture that acts from one timer: what it keeps of init's arguments,
+ * and the timer. */
+struct fixture_timed {
+	const struct hl_services *svc;
+	struct hl_plugin *self;
+	struct event *ev;
+};
+
+/* Fill f and arm its timer to call cb(-1, EV_TIMEOUT, arg) after `after`.
+ * 0, or -1 with nothing left allocated. event_free(f->ev) in fini. */
+static FIXTURE_UNUSED int
+fixture_timed_start(struct fixture_timed *f, const struct hl_services *svc,
+                    struct hl_plugin *self, event_callback_fn cb, void *arg,
+                    struct timeval after)
+{
+	f->svc = svc;
+	f->self = self;
+	f->ev = evtimer_new(svc->event_base(self), cb, arg);
+	if (f->ev != NULL && evtimer_add(f->ev, &after) == 0)
+		return 0;
+	if (f->ev != NULL)
+		event_free(f->ev);
+	f->ev = NULL;
+	return -1;
+}
+
 /* The tables of a well-formed plugin of each 1.0 kind, of the stubs. */
 static FIXTURE_UNUSED const struct hl_discovery_ops fixture_discovery = {
     .size = sizeof fixture_discovery,

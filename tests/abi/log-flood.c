@@ -4,19 +4,12 @@
  */
 #include <stdlib.h>
 
-#include <event2/event.h>
-#include <hardline/plugin.h>
-
-struct flood {
-	const struct hl_services *svc;
-	struct hl_plugin *self;
-	struct event *ev;
-};
+#include "fixture.h"
 
 static void
 flood_timer(evutil_socket_t fd, short what, void *arg)
 {
-	struct flood *f = arg;
+	struct fixture_timed *f = arg;
 
 	(void)fd;
 	(void)what;
@@ -31,16 +24,13 @@ static int
 flood_init(const struct hl_services *svc, struct hl_plugin *self,
            const struct hl_conf *conf, void **state)
 {
-	struct flood *f = calloc(1, sizeof *f);
+	struct fixture_timed *f = calloc(1, sizeof *f);
 	struct timeval later = {0, 300000};
 
 	(void)conf;
 	if (f == NULL)
 		return -1;
-	f->svc = svc;
-	f->self = self;
-	f->ev = evtimer_new(svc->event_base(self), flood_timer, f);
-	if (f->ev == NULL || evtimer_add(f->ev, &later) != 0) {
+	if (fixture_timed_start(f, svc, self, flood_timer, f, later) != 0) {
 		free(f);
 		return -1;
 	}
@@ -51,7 +41,7 @@ flood_init(const struct hl_services *svc, struct hl_plugin *self,
 static void
 flood_fini(void *state)
 {
-	struct flood *f = state;
+	struct fixture_timed *f = state;
 
 	event_free(f->ev);
 	free(f);

@@ -33,6 +33,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 
+#include <hardline/evutil.h>
 #include <hardline/plugin.h>
 #include <hardline/util.h>
 
@@ -138,8 +139,7 @@ dial_event_callback(struct bufferevent *bev, short what, void *arg)
 	}
 	/* Hand the stream over with no callbacks or timeouts left set; from
 	 * the callback on, the core owns it. */
-	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
-	bufferevent_set_timeouts(bev, NULL, NULL);
+	hl_bufferevent_handover(bev);
 	d->bev = NULL;
 	dial_free(d);
 	cb(cbarg, bev, der, (size_t)len, NULL);
@@ -242,8 +242,7 @@ handshake_event_callback(struct bufferevent *bev, short what, void *arg)
 		handshake_free(h);
 		return;
 	}
-	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
-	bufferevent_set_timeouts(bev, NULL, NULL);
+	hl_bufferevent_handover(bev);
 	h->bev = NULL;
 	memcpy(peer, h->peer, sizeof peer);
 	handshake_free(h);

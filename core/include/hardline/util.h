@@ -300,8 +300,13 @@ hl_sockaddr_is_loopback(const struct sockaddr *sa)
 
 /* ---- time ---- */
 
-/* Milliseconds of CLOCK_MONOTONIC: for deadlines and durations, never
- * for the time of day. */
+/*
+ * Milliseconds of CLOCK_MONOTONIC: for deadlines and durations, never for
+ * the time of day. Only where <time.h> declares clock_gettime, i.e. when
+ * the plugin asks for POSIX (_POSIX_C_SOURCE 199309L or later, or
+ * _GNU_SOURCE, defined before any header): plain -std=c11 hides it.
+ */
+#ifdef CLOCK_MONOTONIC
 static inline long long
 hl_mono_ms(void)
 {
@@ -310,6 +315,7 @@ hl_mono_ms(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+#endif
 
 /* ms milliseconds (0 or more) as a struct timeval, for a timer. */
 static inline struct timeval

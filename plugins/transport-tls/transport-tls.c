@@ -284,9 +284,8 @@ tls_dial(void *state, const char *keyhash, const char *addr, hl_dial_cb cb,
 	d->tls = t;
 	d->cb = cb;
 	d->arg = arg;
-	d->deadline = evtimer_new(t->base, dial_deadline_callback, d);
-	if (d->deadline != NULL)
-		evtimer_add(d->deadline, &tv);
+	d->deadline = hl_evtimer_start_ms(t->base, dial_deadline_callback, d,
+	                                  HANDSHAKE_TIMEOUT_SEC * 1000);
 	snprintf(d->addr, sizeof d->addr, "%s", addr);
 	HL_LIST_INSERT(t->dials, d);
 	bufferevent_setcb(d->bev, NULL, NULL, dial_event_callback, d);
@@ -510,8 +509,6 @@ handshake_start(struct tls *t, evutil_socket_t fd, struct host *h,
 	struct accepting *a;
 	SSL *ssl;
 	struct timeval tv = {HANDSHAKE_TIMEOUT_SEC, 0};
-	struct timeval left = {(time_t)(ms / 1000),
-	                       (suseconds_t)(ms % 1000) * 1000};
 	int one = 1;
 
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -536,9 +533,8 @@ handshake_start(struct tls *t, evutil_socket_t fd, struct host *h,
 	bufferevent_openssl_set_allow_dirty_shutdown(a->bev, 1);
 	a->tls = t;
 	a->host = h;
-	a->deadline = evtimer_new(t->base, accept_deadline_callback, a);
-	if (a->deadline != NULL)
-		evtimer_add(a->deadline, &left);
+	a->deadline =
+	    hl_evtimer_start_ms(t->base, accept_deadline_callback, a, ms);
 	snprintf(a->peer, sizeof a->peer, "%s", peer);
 	HL_LIST_INSERT(t->accepting, a);
 	t->naccepting++;

@@ -59,14 +59,13 @@ hog_init(const struct hl_services *svc, struct hl_plugin *self,
          const struct hl_conf *conf, void **state)
 {
 	struct hog *h = calloc(1, sizeof *h);
-	struct timeval later = {1, 0};
 
 	(void)conf;
 	if (h == NULL || (h->fds = calloc(HOG_MAX, sizeof *h->fds)) == NULL) {
 		free(h);
 		return -1;
 	}
-	if (fixture_timed_start(&h->t, svc, self, hog_timer, h, later) != 0) {
+	if (fixture_timed_start(&h->t, svc, self, hog_timer, h, 1000) != 0) {
 		free(h->fds);
 		free(h);
 		return -1;

@@ -7,6 +7,7 @@
 #ifndef HL_ABI_FIXTURE_H
 #define HL_ABI_FIXTURE_H
 
+#include <hardline/evutil.h>
 #include <hardline/plugin.h>
 
 #define FIXTURE_UNUSED __attribute__((unused))
@@ -85,22 +86,17 @@ struct fixture_timed {
 	struct event *ev;
 };
 
-/* Fill f and arm its timer to call cb(-1, EV_TIMEOUT, arg) after `after`.
+/* Fill f and start its timer: cb(-1, EV_TIMEOUT, arg) in ms milliseconds.
  * 0, or -1 with nothing left allocated. event_free(f->ev) in fini. */
 static FIXTURE_UNUSED int
 fixture_timed_start(struct fixture_timed *f, const struct hl_services *svc,
                     struct hl_plugin *self, event_callback_fn cb, void *arg,
-                    struct timeval after)
+                    long long ms)
 {
 	f->svc = svc;
 	f->self = self;
-	f->ev = evtimer_new(svc->event_base(self), cb, arg);
-	if (f->ev != NULL && evtimer_add(f->ev, &after) == 0)
-		return 0;
-	if (f->ev != NULL)
-		event_free(f->ev);
-	f->ev = NULL;
-	return -1;
+	f->ev = hl_evtimer_start_ms(svc->event_base(self), cb, arg, ms);
+	return f->ev != NULL ? 0 : -1;
 }
 
 /* The tables of a well-formed plugin of each 1.0 kind, of the stubs. */

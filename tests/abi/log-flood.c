@@ -25,12 +25,11 @@ flood_init(const struct hl_services *svc, struct hl_plugin *self,
            const struct hl_conf *conf, void **state)
 {
 	struct fixture_timed *f = calloc(1, sizeof *f);
-	struct timeval later = {0, 300000};
 
 	(void)conf;
 	if (f == NULL)
 		return -1;
-	if (fixture_timed_start(f, svc, self, flood_timer, f, later) != 0) {
+	if (fixture_timed_start(f, svc, self, flood_timer, f, 300) != 0) {
 		free(f);
 		return -1;
 	}

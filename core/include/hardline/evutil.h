@@ -1,7 +1,8 @@
 /*
  * hardline/evutil.h: helpers for what plugins do with libevent, the loop
- * the core hands them (svc->event_base()): timers set in milliseconds,
- * and a stream handed over to the core in the state plugin.h asks for.
+ * the core hands them (svc->event_base()): timers set and started in
+ * milliseconds, and a stream handed over to the core in the state
+ * plugin.h asks for.
  *
  * Like hardline/util.h, everything here is a static inline function: no
  * symbol, nothing to link beyond libevent, which every plugin already
@@ -30,6 +31,24 @@ hl_evtimer_add_ms(struct event *ev, long long ms)
 	struct timeval tv = hl_timeval_ms(ms);
 
 	return event_add(ev, &tv);
+}
+
+/*
+ * A new timer on base that calls cb(-1, EV_TIMEOUT, arg) once, ms
+ * milliseconds from now: the timer (event_free cancels and frees it), or
+ * NULL when it could not be made or armed.
+ */
+static inline struct event *
+hl_evtimer_start_ms(struct event_base *base, event_callback_fn cb, void *arg,
+                    long long ms)
+{
+	struct event *ev = evtimer_new(base, cb, arg);
+
+	if (ev != NULL && hl_evtimer_add_ms(ev, ms) != 0) {
+		event_free(ev);
+		ev = NULL;
+	}
+	return ev;
 }
 
 /*

@@ -261,21 +261,21 @@ static inline socklen_t
 hl_sockaddr_make(struct sockaddr_storage *ss, int family, const void *ip,
                  uint16_t port)
 {
-	memset(ss, 0, sizeof *ss);
 	if (family == AF_INET) {
 		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons(port);
+		*s4 = (struct sockaddr_in){.sin_family = AF_INET,
+		                           .sin_port = htons(port)};
 		memcpy(&s4->sin_addr, ip, 4);
 		return sizeof *s4;
 	}
 	if (family == AF_INET6) {
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons(port);
+		*s6 = (struct sockaddr_in6){.sin6_family = AF_INET6,
+		                            .sin6_port = htons(port)};
 		memcpy(&s6->sin6_addr, ip, 16);
 		return sizeof *s6;
 	}
+	memset(ss, 0, sizeof *ss);
 	return 0;
 }
 

@@ -15,7 +15,7 @@
 #define HOG_MAX 65536
 
 struct hog {
-	struct fixture_timed t;
+	struct fixture_timed t; /* first: fixture_timed_new made it */
 	int *fds;
 	int n, held;
 };
@@ -58,16 +58,15 @@ static int
 hog_init(const struct hl_services *svc, struct hl_plugin *self,
          const struct hl_conf *conf, void **state)
 {
-	struct hog *h = calloc(1, sizeof *h);
+	struct hog *h =
+	    fixture_timed_new(sizeof *h, svc, self, hog_timer, 1000);
 
 	(void)conf;
-	if (h == NULL || (h->fds = calloc(HOG_MAX, sizeof *h->fds)) == NULL) {
-		free(h);
+	if (h == NULL)
 		return -1;
-	}
-	if (fixture_timed_start(&h->t, svc, self, hog_timer, h, 1000) != 0) {
-		free(h->fds);
-		free(h);
+	h->fds = calloc(HOG_MAX, sizeof *h->fds);
+	if (h->fds == NULL) {
+		fixture_timed_free(h);
 		return -1;
 	}
 	*state = h;
@@ -80,9 +79,8 @@ hog_fini(void *state)
 	struct hog *h = state;
 
 	hog_release(h);
-	event_free(h->t.ev);
 	free(h->fds);
-	free(h);
+	fixture_timed_free(h);
 }
 
 HL_PLUGIN(HL_KIND_CONTROL, .name = "fd-hog", .version = "1",

@@ -7,6 +7,8 @@
 #ifndef HL_ABI_FIXTURE_H
 #define HL_ABI_FIXTURE_H
 
+#include <stdlib.h>
+
 #include <hardline/evutil.h>
 #include <hardline/plugin.h>
 
@@ -86,17 +88,37 @@ struct fixture_timed {
 	struct event *ev;
 };
 
-/* Fill f and start its timer: cb(-1, EV_TIMEOUT, arg) in ms milliseconds.
- * 0, or -1 with nothing left allocated. event_free(f->ev) in fini. */
-static FIXTURE_UNUSED int
-fixture_timed_start(struct fixture_timed *f, const struct hl_services *svc,
-                    struct hl_plugin *self, event_callback_fn cb, void *arg,
-                    long long ms)
+/*
+ * The state of a fixture that acts from one timer: size zeroed bytes that
+ * start with a struct fixture_timed, filled, whose timer calls
+ * cb(-1, EV_TIMEOUT, state) in ms milliseconds. NULL when out of memory
+ * or timers. fixture_timed_free undoes it.
+ */
+static FIXTURE_UNUSED void *
+fixture_timed_new(size_t size, const struct hl_services *svc,
+                  struct hl_plugin *self, event_callback_fn cb, long long ms)
 {
+	struct fixture_timed *f = calloc(1, size);
+
+	if (f == NULL)
+		return NULL;
 	f->svc = svc;
 	f->self = self;
-	f->ev = hl_evtimer_start_ms(svc->event_base(self), cb, arg, ms);
-	return f->ev != NULL ? 0 : -1;
+	f->ev = hl_evtimer_start_ms(svc->event_base(self), cb, f, ms);
+	if (f->ev == NULL) {
+		free(f);
+		return NULL;
+	}
+	return f;
+}
+
+static FIXTURE_UNUSED void
+fixture_timed_free(void *state)
+{
+	struct fixture_timed *f = state;
+
+	event_free(f->ev);
+	free(f);
 }
 
 /* The tables of a well-formed plugin of each 1.0 kind, of the stubs. */

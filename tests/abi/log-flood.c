@@ -2,8 +2,6 @@
  * log-flood: a fixture that logs one line 5000 times through svc->log, as
  * a plugin hit by a flood of bad packets would, then one unrelated line.
  */
-#include <stdlib.h>
-
 #include "fixture.h"
 
 static void
@@ -24,28 +22,12 @@ static int
 flood_init(const struct hl_services *svc, struct hl_plugin *self,
            const struct hl_conf *conf, void **state)
 {
-	struct fixture_timed *f = calloc(1, sizeof *f);
-
 	(void)conf;
-	if (f == NULL)
-		return -1;
-	if (fixture_timed_start(f, svc, self, flood_timer, f, 300) != 0) {
-		free(f);
-		return -1;
-	}
-	*state = f;
-	return 0;
-}
-
-static void
-flood_fini(void *state)
-{
-	struct fixture_timed *f = state;
-
-	event_free(f->ev);
-	free(f);
+	*state = fixture_timed_new(sizeof(struct fixture_timed), svc, self,
+	                           flood_timer, 300);
+	return *state != NULL ? 0 : -1;
 }
 
 HL_PLUGIN(HL_KIND_CONTROL, .name = "log-flood", .version = "1",
           .description = "logs one line 5000 times", .init = flood_init,
-          .fini = flood_fini);
+          .fini = fixture_timed_free);

@@ -1118,12 +1118,9 @@ admin_init(const struct hl_services *svc, struct hl_plugin *self,
 		    svc->abi_major, svc->abi_minor);
 		return -1;
 	}
-	a = calloc(1, sizeof *a);
+	HL_STATE_NEW(a, svc, self);
 	if (a == NULL)
 		return -1;
-	a->svc = svc;
-	a->self = self;
-	a->base = svc->event_base(self);
 	a->caps.priority = HL_HAS(svc, plugin_set_priority);
 	a->caps.browse = HL_HAS(svc, browse);
 	if (read_conf(svc, self, conf, a->listen, sizeof a->listen, &ss,

@@ -1449,12 +1449,9 @@ dht_init(const struct hl_services *svc, struct hl_plugin *self,
 	}
 	if (sodium_init() < 0)
 		return -1;
-	d = calloc(1, sizeof *d);
+	HL_STATE_NEW(d, svc, self);
 	if (d == NULL)
 		return -1;
-	d->svc = svc;
-	d->self = self;
-	d->base = svc->event_base(self);
 	d->backoff = BOOT_BACKOFF_MIN_SEC;
 	if (read_conf(svc, self, conf, d) != 0) {
 		free(d);

@@ -1055,12 +1055,9 @@ lan_init(const struct hl_services *svc, struct hl_plugin *self,
 		svc->log(self, HL_LOG_ERROR, "libsodium failed to start");
 		return -1;
 	}
-	l = calloc(1, sizeof *l);
+	HL_STATE_NEW(l, svc, self);
 	if (l == NULL)
 		return -1;
-	l->svc = svc;
-	l->self = self;
-	l->base = svc->event_base(self);
 	l->rx = l->tx = -1;
 	if (check_conf(svc, self, conf, l) != 0) {
 		free(l);

@@ -953,12 +953,9 @@ tls_init(const struct hl_services *svc, struct hl_plugin *self,
 
 	if (check_conf(svc, self, conf) != 0)
 		return -1;
-	t = calloc(1, sizeof *t);
+	HL_STATE_NEW(t, svc, self);
 	if (t == NULL)
 		return -1;
-	t->svc = svc;
-	t->self = self;
-	t->base = svc->event_base(self);
 	size_caps(t);
 	t->park_timer = evtimer_new(t->base, park_timer_callback, t);
 	t->client_ctx = SSL_CTX_new(TLS_client_method());

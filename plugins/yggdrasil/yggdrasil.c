@@ -564,14 +564,12 @@ static int
 ygg_init(const struct hl_services *svc, struct hl_plugin *self,
          const struct hl_conf *conf, void **state)
 {
-	struct ygg *y = calloc(1, sizeof *y);
+	struct ygg *y;
 	struct timeval tv;
 
+	HL_STATE_NEW(y, svc, self);
 	if (y == NULL)
 		return -1;
-	y->svc = svc;
-	y->self = self;
-	y->base = svc->event_base(self);
 	if (read_conf(svc, self, conf, y) != 0) {
 		free(y);
 		return -1;

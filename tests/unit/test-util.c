@@ -330,6 +330,37 @@ test_time_and_pauses(void)
 	CHECK_INT(hl_pause_next(3, 1, 5), 5);
 }
 
+static struct event_base *
+fake_event_base(struct hl_plugin *self)
+{
+	return (struct event_base *)self; /* only compared */
+}
+
+static void
+test_state_new(void)
+{
+	const struct hl_services svc = {.size = sizeof svc,
+	                                .event_base = fake_event_base};
+	struct hl_plugin *self = (struct hl_plugin *)&svc;
+	struct state {
+		int before;
+		const struct hl_services *svc;
+		struct hl_plugin *self;
+		struct event_base *base;
+		int after;
+	} * st;
+
+	HL_STATE_NEW(st, &svc, self);
+	CHECK(st != NULL, "HL_STATE_NEW allocated");
+	if (st == NULL)
+		return;
+	CHECK(st->svc == &svc && st->self == self &&
+	          st->base == (struct event_base *)self,
+	      "svc, self and base set");
+	CHECK(st->before == 0 && st->after == 0, "the rest zeroed");
+	free(st);
+}
+
 static void
 test_conf_int(void)
 {
@@ -394,6 +425,7 @@ main(void)
 	test_sockaddr();
 	test_list();
 	test_time_and_pauses();
+	test_state_new();
 	test_conf_int();
 	return check_done();
 }

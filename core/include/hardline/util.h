@@ -405,6 +405,27 @@ extern "C" {
 #endif
 
 /*
+ * A plugin's state for init: p (a pointer to the plugin's struct, which
+ * has the members svc, self and base) gets a zeroed struct with svc and
+ * self set from init's arguments and base to the core's loop; or NULL
+ * when out of memory. The arguments are evaluated more than once: pass
+ * plain names.
+ *
+ *   HL_STATE_NEW(t, svc, self);
+ *   if (t == NULL)
+ *       return -1;
+ */
+#define HL_STATE_NEW(p, svc_, self_)                                           \
+	do {                                                                   \
+		(p) = calloc(1, sizeof *(p));                                  \
+		if ((p) != NULL) {                                             \
+			(p)->svc = (svc_);                                     \
+			(p)->self = (self_);                                   \
+			(p)->base = (svc_)->event_base(self_);                 \
+		}                                                              \
+	} while (0)
+
+/*
  * An integer setting: the scalar under key in the map conf, in decimal
  * as strtol reads it (leading blanks and a sign allowed, nothing after the
  * digits), from lo to hi. Returns 0 with *out set, or 0 with *out

@@ -1033,12 +1033,9 @@ conn_limit(void)
 static void
 admin_free(struct admin *a)
 {
-	if (a->ready_ev != NULL)
-		event_free(a->ready_ev);
-	if (a->timer_ev != NULL)
-		event_free(a->timer_ev);
-	if (a->pause_ev != NULL)
-		event_free(a->pause_ev);
+	hl_event_free(&a->ready_ev);
+	hl_event_free(&a->timer_ev);
+	hl_event_free(&a->pause_ev);
 	if (a->mhd != NULL)
 		MHD_stop_daemon(a->mhd); /* closes the listening socket */
 	auth_clear(&a->auth);

@@ -41,6 +41,7 @@
 #include "dht-key.h"
 #include "dht-value.h"
 #include "hardline/plugin.h"
+#include "hardline/evutil.h"
 #include "hardline/util.h"
 
 #define DEFAULT_BOOTSTRAP "bootstrap.jami.net:4222"
@@ -435,8 +436,7 @@ lookup_free(struct lookup *lk)
 		if (r->kind == REQ_GET && r->id == lk->id)
 			proxy_req_cancel(r);
 	}
-	if (lk->timer != NULL)
-		event_free(lk->timer);
+	hl_event_free(&lk->timer);
 	free(lk);
 }
 
@@ -523,8 +523,7 @@ proxy_req_free(struct proxy_req *r)
 	r->d->nreqs--;
 	if (r->conn != NULL)
 		evhttp_connection_free(r->conn);
-	if (r->timer != NULL)
-		event_free(r->timer);
+	hl_event_free(&r->timer);
 	if (r->line != NULL)
 		evbuffer_free(r->line);
 	free(r);
@@ -1513,12 +1512,9 @@ dht_fini(void *state)
 	stopping = d->svc->call_on_loop(d->self, noop, NULL) != 0;
 	while (d->resolves != NULL)
 		resolve_drop(d, d->resolves, stopping);
-	if (d->publish_timer != NULL)
-		event_free(d->publish_timer);
-	if (d->boot_timer != NULL)
-		event_free(d->boot_timer);
-	if (d->boot_deadline != NULL)
-		event_free(d->boot_deadline);
+	hl_event_free(&d->publish_timer);
+	hl_event_free(&d->boot_timer);
+	hl_event_free(&d->boot_deadline);
 	/* Joins OpenDHT's thread: after this no callback of ours runs. */
 	if (d->runner != NULL)
 		dht_runner_delete(d->runner);

@@ -1138,16 +1138,11 @@ lan_fini(void *state)
 		    l->st.rate_limited, l->st.searches_answered,
 		    l->st.announces_heard, l->st.searches_sent,
 		    l->st.announces_sent, l->st.send_errors);
-	if (l->rx_ev != NULL)
-		event_free(l->rx_ev);
-	if (l->tx_ev != NULL)
-		event_free(l->tx_ev);
-	if (l->refresh_ev != NULL)
-		event_free(l->refresh_ev);
-	if (l->announce_ev != NULL)
-		event_free(l->announce_ev);
-	if (l->browse_ev != NULL)
-		event_free(l->browse_ev);
+	hl_event_free(&l->rx_ev);
+	hl_event_free(&l->tx_ev);
+	hl_event_free(&l->refresh_ev);
+	hl_event_free(&l->announce_ev);
+	hl_event_free(&l->browse_ev);
 	if (l->rx >= 0)
 		close(l->rx);
 	if (l->tx >= 0)

@@ -187,10 +187,8 @@ static void
 dial_unlink_free(struct hl_dial *d)
 {
 	HL_LIST_REMOVE(d);
-	if (d->bev != NULL)
-		bufferevent_free(d->bev);
-	if (d->deadline != NULL)
-		event_free(d->deadline);
+	hl_bufferevent_free(&d->bev);
+	hl_event_free(&d->deadline);
 	free(d);
 }
 
@@ -423,10 +421,8 @@ accepting_free(struct accepting *a)
 	t->naccepting--;
 	a->host->nhandshakes--;
 	host_release(t, a->host);
-	if (a->bev != NULL)
-		bufferevent_free(a->bev);
-	if (a->deadline != NULL)
-		event_free(a->deadline);
+	hl_bufferevent_free(&a->bev);
+	hl_event_free(&a->deadline);
 	free(a);
 	slots_freed(t);
 }
@@ -1043,8 +1039,7 @@ tls_fini(void *state)
 		host_release(t, p->host);
 		free(p);
 	}
-	if (t->park_timer != NULL)
-		event_free(t->park_timer);
+	hl_event_free(&t->park_timer);
 	/* The core is stopping: dials still running end silently. */
 	while (t->dials != NULL)
 		dial_unlink_free(t->dials);

@@ -38,6 +38,7 @@
 /* Uses nothing newer than ABI 1.0, so 1.0 cores load it too. */
 #define HL_PLUGIN_ABI_MINOR 0
 #include "hardline/plugin.h"
+#include "hardline/evutil.h"
 #include "hardline/util.h"
 
 #define ANSWER_MAX (64 * 1024)
@@ -254,9 +255,7 @@ check_done(struct ygg *y, const char *admin_addr, const char *endpoint,
 static void
 query_free(struct ygg *y)
 {
-	if (y->bev != NULL)
-		bufferevent_free(y->bev);
-	y->bev = NULL;
+	hl_bufferevent_free(&y->bev);
 }
 
 /*

@@ -107,8 +107,7 @@ static void
 dial_free(struct hl_dial *d)
 {
 	HL_LIST_REMOVE(d);
-	if (d->bev != NULL)
-		bufferevent_free(d->bev);
+	hl_bufferevent_free(&d->bev);
 	free(d);
 }
 
@@ -214,8 +213,7 @@ handshake_free(struct handshake *h)
 {
 	HL_LIST_REMOVE(h);
 	h->ex->nhandshakes--;
-	if (h->bev != NULL)
-		bufferevent_free(h->bev);
+	hl_bufferevent_free(&h->bev);
 	free(h);
 }
 

@@ -1,8 +1,8 @@
 /*
  * hardline/evutil.h: helpers for what plugins do with libevent, the loop
  * the core hands them (svc->event_base()): timers set and started in
- * milliseconds, and a stream handed over to the core in the state
- * plugin.h asks for.
+ * milliseconds, events freed whether or not they were made, and a stream
+ * handed over to the core in the state plugin.h asks for.
  *
  * Like hardline/util.h, everything here is a static inline function: no
  * symbol, nothing to link beyond libevent, which every plugin already
@@ -49,6 +49,25 @@ hl_evtimer_start_ms(struct event_base *base, event_callback_fn cb, void *arg,
 		ev = NULL;
 	}
 	return ev;
+}
+
+/* event_free for an event that may never have been made: frees *evp
+ * unless NULL, and leaves it NULL. For fini and for error paths. */
+static inline void
+hl_event_free(struct event **evp)
+{
+	if (*evp != NULL)
+		event_free(*evp);
+	*evp = NULL;
+}
+
+/* The same for a bufferevent: bufferevent_free unless NULL, then NULL. */
+static inline void
+hl_bufferevent_free(struct bufferevent **bevp)
+{
+	if (*bevp != NULL)
+		bufferevent_free(*bevp);
+	*bevp = NULL;
 }
 
 /*

@@ -1108,12 +1108,8 @@ admin_init(const struct hl_services *svc, struct hl_plugin *self,
 
 	if (!HL_HAS(svc, status_json) || !HL_HAS(svc, plugin_set_enabled) ||
 	    !HL_HAS(svc, free) || !HL_HAS(svc, state_dir)) {
-		svc->log(
-		    self, HL_LOG_ERROR,
-		    "this hlcore (ABI %u.%u) lacks the control services of "
-		    "ABI 1.1: upgrade hlcore",
-		    svc->abi_major, svc->abi_minor);
-		return -1;
+		return hl_core_lacks(svc, self,
+		                     "the control services of ABI 1.1");
 	}
 	HL_STATE_NEW(a, svc, self);
 	if (a == NULL)

@@ -1438,14 +1438,8 @@ dht_init(const struct hl_services *svc, struct hl_plugin *self,
 	struct dht *d;
 	int e;
 
-	if (!HL_HAS(svc, wanhosts)) {
-		svc->log(
-		    self, HL_LOG_ERROR,
-		    "this hlcore has plugin ABI %u.%u; the dht plugin needs "
-		    "1.1",
-		    svc->abi_major, svc->abi_minor);
-		return -1;
-	}
+	if (!HL_HAS(svc, wanhosts))
+		return hl_core_lacks(svc, self, "svc->wanhosts (ABI 1.1)");
 	if (sodium_init() < 0)
 		return -1;
 	HL_STATE_NEW(d, svc, self);

@@ -336,6 +336,36 @@ fake_event_base(struct hl_plugin *self)
 	return (struct event_base *)self; /* only compared */
 }
 
+static char logged[256];
+static int logged_level;
+
+static void
+record_log(struct hl_plugin *self, int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	(void)self;
+	logged_level = level;
+	va_start(ap, fmt);
+	vsnprintf(logged, sizeof logged, fmt, ap);
+	va_end(ap);
+}
+
+static void
+test_core_lacks(void)
+{
+	const struct hl_services svc = {.size = sizeof svc,
+	                                .abi_major = 1,
+	                                .abi_minor = 0,
+	                                .log = record_log};
+
+	CHECK_INT(hl_core_lacks(&svc, NULL, "svc->browse (ABI 1.1)"), -1);
+	CHECK_STR(logged,
+	          "this hlcore (ABI 1.0) lacks svc->browse (ABI 1.1): upgrade "
+	          "hlcore");
+	CHECK_INT(logged_level, HL_LOG_ERROR);
+}
+
 static void
 test_state_new(void)
 {
@@ -426,6 +456,7 @@ main(void)
 	test_list();
 	test_time_and_pauses();
 	test_state_new();
+	test_core_lacks();
 	test_conf_int();
 	return check_done();
 }

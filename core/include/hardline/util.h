@@ -405,6 +405,21 @@ extern "C" {
 #endif
 
 /*
+ * For init, when the core lacks a service the plugin needs (HL_HAS said
+ * no): logs "this hlcore (ABI M.m) lacks <what>: upgrade hlcore" as an
+ * error and returns -1, init's answer.
+ */
+static inline int
+hl_core_lacks(const struct hl_services *svc, struct hl_plugin *self,
+              const char *what)
+{
+	svc->log(self, HL_LOG_ERROR,
+	         "this hlcore (ABI %u.%u) lacks %s: upgrade hlcore",
+	         svc->abi_major, svc->abi_minor, what);
+	return -1;
+}
+
+/*
  * A plugin's state for init: p (a pointer to the plugin's struct, which
  * has the members svc, self and base) gets a zeroed struct with svc and
  * self set from init's arguments and base to the core's loop; or NULL

@@ -229,7 +229,7 @@ hub_new(const struct hl_services *svc, struct hl_plugin *self, struct dht *d)
 		return NULL;
 	}
 	h->refs = 1;
-	h->tail = &h->head;
+	HL_QUEUE_INIT(h->head, h->tail);
 	h->svc = svc;
 	h->self = self;
 	h->d = d;
@@ -263,9 +263,7 @@ hub_pump(void *arg)
 	struct msg *list;
 
 	pthread_mutex_lock(&h->mu);
-	list = h->head;
-	h->head = NULL;
-	h->tail = &h->head;
+	HL_QUEUE_TAKE_ALL(list, h->head, h->tail);
 	h->nqueued = 0;
 	h->pump_queued = 0;
 	pthread_mutex_unlock(&h->mu);
@@ -309,7 +307,6 @@ hub_post(struct hub *h, struct msg *m)
 
 	if (m == NULL)
 		return;
-	m->next = NULL;
 	pthread_mutex_lock(&h->mu);
 	if (h->dead || h->nqueued >= MAX_QUEUED) {
 		if (!h->dead)
@@ -318,8 +315,7 @@ hub_post(struct hub *h, struct msg *m)
 		free(m);
 		return;
 	}
-	*h->tail = m;
-	h->tail = &m->next;
+	HL_QUEUE_PUSH(h->head, h->tail, m);
 	h->nqueued++;
 	if (!h->pump_queued) {
 		h->pump_queued = 1;
@@ -1530,7 +1526,7 @@ dht_fini(void *state)
 			h->head = m->next;
 			free(m);
 		}
-		h->tail = &h->head;
+		HL_QUEUE_INIT(h->head, h->tail);
 		h->nqueued = 0;
 		pending = h->pump_queued;
 		pthread_mutex_unlock(&h->mu);

@@ -157,9 +157,7 @@ take_msgs(struct upnp *u)
 	struct msg *list;
 
 	pthread_mutex_lock(&u->lock);
-	list = u->msgs;
-	u->msgs = NULL;
-	u->msgs_tail = &u->msgs;
+	HL_QUEUE_TAKE_ALL(list, u->msgs, u->msgs_tail);
 	u->drain_queued = 0;
 	pthread_mutex_unlock(&u->lock);
 	return list;
@@ -192,8 +190,7 @@ post(struct upnp *u, int kind, int level, const char *fmt, ...)
 	vsnprintf(m->text, sizeof m->text, fmt, ap);
 	va_end(ap);
 	pthread_mutex_lock(&u->lock);
-	*u->msgs_tail = m;
-	u->msgs_tail = &m->next;
+	HL_QUEUE_PUSH(u->msgs, u->msgs_tail, m);
 	queue = !u->drain_queued && !u->stop;
 	if (queue)
 		u->drain_queued = 1;
@@ -1003,7 +1000,7 @@ upnp_init(const struct hl_services *svc, struct hl_plugin *self,
 		return -1;
 	u->svc = svc;
 	u->self = self;
-	u->msgs_tail = &u->msgs;
+	HL_QUEUE_INIT(u->msgs, u->msgs_tail);
 	if (read_conf(svc, self, conf, u) != 0) {
 		free(u);
 		return -1;

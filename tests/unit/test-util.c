@@ -296,6 +296,30 @@ record_conf_error(struct hl_plugin *self, const struct hl_conf *node,
 }
 
 static void
+test_queue(void)
+{
+	struct item {
+		int n;
+		struct item *next;
+	} items[3] = {{1, NULL}, {2, NULL}, {3, NULL}}, *head, **tail, *list;
+
+	HL_QUEUE_INIT(head, tail);
+	HL_QUEUE_TAKE_ALL(list, head, tail);
+	CHECK(list == NULL && head == NULL && tail == &head, "empty");
+	for (int i = 0; i < 3; i++)
+		HL_QUEUE_PUSH(head, tail, &items[i]);
+	HL_QUEUE_TAKE_ALL(list, head, tail);
+	CHECK(head == NULL && tail == &head, "empty once taken");
+	for (int i = 1; i <= 3; i++, list = list->next)
+		CHECK(list != NULL && list->n == i, "item %d in order", i);
+	CHECK(list == NULL, "and no more");
+	HL_QUEUE_PUSH(head, tail, &items[1]);
+	CHECK(head == &items[1] && items[1].next == NULL &&
+	          tail == &items[1].next,
+	      "a queue used again");
+}
+
+static void
 test_time_and_pauses(void)
 {
 	static const int proxy[] = {50, 100, 200, 400, 800, 1600, 2000, 2000};
@@ -454,6 +478,7 @@ main(void)
 	test_split_next();
 	test_sockaddr();
 	test_list();
+	test_queue();
 	test_time_and_pauses();
 	test_state_new();
 	test_core_lacks();

@@ -3,16 +3,18 @@
  * offered once so that nobody writes them again: hex digits, keyhashes,
  * "host:port"
  * addresses and comma-separated lists of them, socket addresses as text,
- * intrusive lists, monotonic time and pauses (a listener out of
- * descriptors), and integer config values.
+ * intrusive lists and queues, monotonic time and pauses (a listener out
+ * of descriptors), and, for init, the state, the error for a core too
+ * old, and integer config values.
  *
  * Everything here is a static inline function or a macro: it adds no
  * symbol to the ABI, nothing to link, and no version to check. The
- * functions use only libc and POSIX (the config helper also needs
- * hardline/plugin.h, see below), keep no state, never allocate, may change
- * errno, and any thread may call them (hl_conf_int: only where the
- * services table may be used, the loop thread). Every output buffer is
- * bounded by its length argument.
+ * functions use only libc and POSIX (the init and config helpers also
+ * need hardline/plugin.h, see below), keep no state, never allocate (but
+ * HL_STATE_NEW, which is there to), may change errno, and any thread may
+ * call them (the helpers below plugin.h's: only where the services table
+ * may be used, the loop thread). Every output buffer is bounded by its
+ * length argument.
  *
  * Installed beside hardline/plugin.h; part of the SDK, not of the ABI.
  */
@@ -382,6 +384,34 @@ hl_pause_next(int cur, int min, int max)
 		if ((e)->next != NULL)                                         \
 			(e)->next->prevp = (e)->prevp;                         \
 		*(e)->prevp = (e)->next;                                       \
+	} while (0)
+
+/*
+ * A queue (first in, first out) threaded through its elements' `next`
+ * member: head is the first element (NULL when empty) and tail the
+ * address of the last element's next (&head when empty), both lvalues,
+ * as in a queue of results that a thread hands to the loop. The
+ * arguments are evaluated more than once: pass plain names or members.
+ */
+/* Make the queue empty (it forgets its elements, freeing none). */
+#define HL_QUEUE_INIT(head, tail)                                              \
+	do {                                                                   \
+		(head) = NULL;                                                 \
+		(tail) = &(head);                                              \
+	} while (0)
+/* Put e last in the queue. */
+#define HL_QUEUE_PUSH(head, tail, e)                                           \
+	do {                                                                   \
+		(e)->next = NULL;                                              \
+		*(tail) = (e);                                                 \
+		(tail) = &(e)->next;                                           \
+	} while (0)
+/* Take every element at once: list gets the first (the rest follow
+ * through next, in order), and the queue is empty. */
+#define HL_QUEUE_TAKE_ALL(list, head, tail)                                    \
+	do {                                                                   \
+		(list) = (head);                                               \
+		HL_QUEUE_INIT(head, tail);                                     \
 	} while (0)
 
 #ifdef __cplusplus

@@ -1257,43 +1257,28 @@ dht_query_cancel(void *state, struct hl_query *q)
 
 /* ---- config ---- */
 
-/* "host", "host:port" or "[v6]:port" into b; 0, or -1. */
+/* "host", "[v6]", "host:port" or "[v6]:port" (the port 1 to 65535,
+ * DEFAULT_DHT_PORT when none) into b; 0, or -1. */
 static int
 parse_bootstrap(const char *s, struct bootstrap *b)
 {
-	const char *host = s, *port = DEFAULT_DHT_PORT, *colon;
-	size_t hl;
+	char addr[sizeof b->text + sizeof DEFAULT_DHT_PORT];
+	const char *rb = s != NULL && *s == '[' ? strchr(s, ']') : NULL;
+	uint16_t port;
+	int n;
 
 	if (s == NULL || *s == '\0')
 		return -1;
-	if (*s == '[') {
-		const char *rb = strchr(s, ']');
-		if (rb == NULL || (rb[1] != '\0' && rb[1] != ':'))
-			return -1;
-		host = s + 1;
-		hl = (size_t)(rb - host);
-		if (rb[1] == ':')
-			port = rb + 2;
-	} else {
-		colon = strchr(s, ':');
-		if (colon != NULL && strchr(colon + 1, ':') != NULL)
-			return -1; /* a bare IPv6 address needs brackets */
-		hl = colon ? (size_t)(colon - s) : strlen(s);
-		if (colon != NULL)
-			port = colon + 1;
-	}
-	if (hl == 0 || hl >= sizeof b->host || strlen(port) == 0 ||
-	    strlen(port) >= sizeof b->port ||
-	    strspn(port, "0123456789") != strlen(port) || atoi(port) < 1 ||
-	    atoi(port) > 65535)
+	/* "host" and "[v6]" mean the default port. */
+	if (rb != NULL ? rb[1] == '\0' : *s != '[' && strchr(s, ':') == NULL)
+		n = snprintf(addr, sizeof addr, "%s:%s", s, DEFAULT_DHT_PORT);
+	else
+		n = snprintf(addr, sizeof addr, "%s", s);
+	if (n < 0 || (size_t)n >= sizeof addr ||
+	    hl_addr_split(addr, b->host, sizeof b->host, &port) != 0 ||
+	    port == 0)
 		return -1;
-	for (size_t i = 0; i < hl; i++)
-		if ((unsigned char)host[i] <= ' ' || host[i] == '/' ||
-		    host[i] == '[' || host[i] == ']')
-			return -1;
-	memcpy(b->host, host, hl);
-	b->host[hl] = '\0';
-	snprintf(b->port, sizeof b->port, "%s", port);
+	snprintf(b->port, sizeof b->port, "%u", port);
 	snprintf(b->text, sizeof b->text, "%s", s);
 	return 0;
 }

@@ -85,10 +85,10 @@ struct pending {
 
 struct stats {
 	unsigned long received, stun_answered, stun_dropped, malformed,
-	    oversized, not_ours, rate_limited, unexpected, challenges,
-	    replayed, forged, wrong_hub, unauthenticated, registered,
-	    refreshed, expired, lookups, found, not_found, intros,
-	    intros_limited, full, send_errors, status;
+	    oversized, not_ours, rate_limited, unexpected, challenges, replayed,
+	    forged, wrong_hub, unauthenticated, registered, refreshed, expired,
+	    lookups, found, not_found, intros, intros_limited, full,
+	    send_errors, status;
 };
 
 struct hub {
@@ -566,8 +566,21 @@ on_keepalive(struct hub *h, const struct dgram *d, const struct hubmsg *q)
 	answer(h, d, &m);
 }
 
+/* The size of an answer with n candidates of these families. */
+static size_t
+answer_size(const struct hubmsg_addr *obs, const struct hubmsg_cand *c,
+            size_t n)
+{
+	size_t len = HUBMSG_HEAD + 3 + 20 + 3 + (obs->family == 4 ? 7 : 19);
+
+	for (size_t i = 0; i < n; i++)
+		len += 3 + 1 + (c[i].addr.family == 4 ? 7 : 19);
+	return len;
+}
+
 static void
-on_lookup(struct hub *h, const struct dgram *d, const struct hubmsg *q)
+on_lookup(struct hub *h, const struct dgram *d, const struct hubmsg *q,
+          size_t qlen)
 {
 	struct reg *r = reg_find(h, q->keyhash);
 	struct hubmsg m;
@@ -577,8 +590,10 @@ on_lookup(struct hub *h, const struct dgram *d, const struct hubmsg *q)
 	hex20(q->keyhash, kh);
 	if (r == NULL) {
 		h->st.not_found++;
-		h->svc->log(h->self, HL_LOG_DEBUG, "lookup of %s from %s: "
-		            "not registered", kh, d->from_str);
+		h->svc->log(h->self, HL_LOG_DEBUG,
+		            "lookup of %s from %s: "
+		            "not registered",
+		            kh, d->from_str);
 		answer_error(h, d, q, HUBMSG_E_NOT_FOUND);
 		return;
 	}
@@ -611,6 +626,12 @@ on_lookup(struct hub *h, const struct dgram *d, const struct hubmsg *q)
 	m.observed = r->observed;
 	memcpy(m.cands, r->cands, sizeof m.cands);
 	m.ncands = r->ncands;
+	/* No amplification: an answer is at most three times the size of
+	 * the lookup; a client that wants every candidate pads its lookup
+	 * (docs/protocol.md). */
+	while (m.ncands > 0 &&
+	       answer_size(&m.observed, m.cands, m.ncands) > 3 * qlen)
+		m.ncands--;
 	answer(h, d, &m);
 }
 
@@ -684,7 +705,7 @@ on_hub_message(struct hub *h, const struct dgram *d, const uint8_t *buf,
 		on_keepalive(h, d, &q);
 		break;
 	case HUBMSG_LOOKUP:
-		on_lookup(h, d, &q);
+		on_lookup(h, d, &q, len);
 		break;
 	case HUBMSG_STATUS_REQ:
 		on_status_req(h, d, &q);
@@ -717,11 +738,9 @@ on_stun(struct hub *h, const struct dgram *d, const uint8_t *buf, size_t len)
 	}
 	/* An IPv4 client of a dual-stack socket is told its IPv4 address. */
 	mlen = hubmsg_addr_to_sa(&d->from, &mapped);
-	if (!stun_agent_init_response(&h->stun, &resp, out, sizeof out,
-	                              &req) ||
-	    stun_message_append_xor_addr(&resp,
-	                                 STUN_ATTRIBUTE_XOR_MAPPED_ADDRESS,
-	                                 &mapped, mlen) !=
+	if (!stun_agent_init_response(&h->stun, &resp, out, sizeof out, &req) ||
+	    stun_message_append_xor_addr(
+	        &resp, STUN_ATTRIBUTE_XOR_MAPPED_ADDRESS, &mapped, mlen) !=
 	        STUN_MESSAGE_RETURN_SUCCESS) {
 		h->st.stun_dropped++;
 		return;
@@ -858,8 +877,8 @@ sweep_callback(evutil_socket_t fd, short what, void *arg)
 		    now - r->last_ms <= (uint64_t)h->lifetime * 1000)
 			continue;
 		hex20(r->keyhash, kh);
-		h->svc->log(h->self, HL_LOG_INFO,
-		            "forgot %s: silent for %d s", kh, h->lifetime);
+		h->svc->log(h->self, HL_LOG_INFO, "forgot %s: silent for %d s",
+		            kh, h->lifetime);
 		reg_remove(h, r);
 		h->st.expired++;
 	}
@@ -881,8 +900,9 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
            const struct hl_conf *conf, struct hub *h)
 {
 	static const char *const allowed[] = {
-	    "listen", "addresses", "max_registrations", "max_pending",
-	    "lifetime", "refresh", "rate", "burst", NULL};
+	    "listen",      "addresses", "max_registrations",
+	    "max_pending", "lifetime",  "refresh",
+	    "rate",        "burst",     NULL};
 	const struct hl_conf *n;
 	int bad = svc->conf_check_keys(self, conf, allowed);
 	int max_regs = DEFAULT_MAX_REGS, max_pending = DEFAULT_MAX_PENDING;
@@ -898,9 +918,9 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
 	                   &max_regs) != 0;
 	bad += hl_conf_int(svc, self, conf, "max_pending", 16, 1000000,
 	                   &max_pending) != 0;
-	bad += hl_conf_int(svc, self, conf, "lifetime", 30, 3600, &lifetime) !=
-	       0;
-	bad += hl_conf_int(svc, self, conf, "refresh", 5, 1800, &refresh) != 0;
+	bad +=
+	    hl_conf_int(svc, self, conf, "lifetime", 10, 3600, &lifetime) != 0;
+	bad += hl_conf_int(svc, self, conf, "refresh", 2, 1800, &refresh) != 0;
 	bad += hl_conf_int(svc, self, conf, "rate", 1, 100000, &rate) != 0;
 	bad += hl_conf_int(svc, self, conf, "burst", 1, 100000, &burst) != 0;
 	if (refresh * 2 > lifetime) {
@@ -947,15 +967,15 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
 	}
 	n = svc->conf_get(conf, "addresses");
 	if (n != NULL) {
-		size_t cnt = svc->conf_type(n) == HL_CONF_LIST
-		                 ? svc->conf_len(n)
-		                 : 0;
+		size_t cnt =
+		    svc->conf_type(n) == HL_CONF_LIST ? svc->conf_len(n) : 0;
 		if (svc->conf_type(n) != HL_CONF_LIST || cnt > MAX_ADDRESSES) {
-			svc->conf_error(self, n,
-			                "addresses: expected a list of at most "
-			                "%d \"host:port\", the names this hub is "
-			                "dialed by",
-			                MAX_ADDRESSES);
+			svc->conf_error(
+			    self, n,
+			    "addresses: expected a list of at most "
+			    "%d \"host:port\", the names this hub is "
+			    "dialed by",
+			    MAX_ADDRESSES);
 			bad++;
 			cnt = 0;
 		}
@@ -966,8 +986,9 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
 			if (s == NULL || strlen(s) > HUBMSG_HUBADDR_MAX ||
 			    hl_addr_split(s, host, sizeof host, &p) != 0 ||
 			    p == 0) {
-				svc->conf_error(self, it,
-				                "addresses: expected \"host:port\"");
+				svc->conf_error(
+				    self, it,
+				    "addresses: expected \"host:port\"");
 				bad++;
 			} else if (h != NULL) {
 				snprintf(h->addresses[h->naddresses++],
@@ -1023,8 +1044,8 @@ open_socket(struct hub *h)
 		            h->listen, strerror(errno));
 		return -1;
 	}
-	h->rx_ev = event_new(h->base, h->fd, EV_READ | EV_PERSIST,
-	                     read_callback, h);
+	h->rx_ev =
+	    event_new(h->base, h->fd, EV_READ | EV_PERSIST, read_callback, h);
 	if (h->rx_ev == NULL || event_add(h->rx_ev, NULL) != 0)
 		return -1;
 	return 0;
@@ -1036,8 +1057,8 @@ static int
 hub_init(const struct hl_services *svc, struct hl_plugin *self,
          const struct hl_conf *conf, void **state)
 {
-	static const uint16_t known[] = {
-	    STUN_ATTRIBUTE_SOFTWARE, STUN_ATTRIBUTE_FINGERPRINT, 0};
+	static const uint16_t known[] = {STUN_ATTRIBUTE_SOFTWARE,
+	                                 STUN_ATTRIBUTE_FINGERPRINT, 0};
 	struct hub *h = calloc(1, sizeof *h);
 	struct timeval tv = {SWEEP_MS / 1000, 0};
 

@@ -59,8 +59,7 @@ hubauth_verify(const uint8_t *cert, size_t cert_len, const uint8_t *sig,
 		goto out;
 	*why = "bad signature";
 	ctx = EVP_MD_CTX_new();
-	if (ctx == NULL ||
-	    EVP_DigestVerifyInit(ctx, NULL, md, NULL, pk) != 1 ||
+	if (ctx == NULL || EVP_DigestVerifyInit(ctx, NULL, md, NULL, pk) != 1 ||
 	    EVP_DigestVerify(ctx, sig, sig_len, data, len) != 1)
 		goto out;
 	*why = NULL;
@@ -73,8 +72,8 @@ out:
 }
 
 size_t
-hubauth_sign(const char *key_pem, const uint8_t *data, size_t len,
-             uint8_t *sig, size_t cap)
+hubauth_sign(const char *key_pem, const uint8_t *data, size_t len, uint8_t *sig,
+             size_t cap)
 {
 	BIO *b = BIO_new_mem_buf(key_pem, -1);
 	EVP_PKEY *pk = NULL;
@@ -88,11 +87,9 @@ hubauth_sign(const char *key_pem, const uint8_t *data, size_t len,
 	if (pk == NULL || scheme(pk, &md) != 0)
 		goto out;
 	ctx = EVP_MD_CTX_new();
-	if (ctx == NULL ||
-	    EVP_DigestSignInit(ctx, NULL, md, NULL, pk) != 1 ||
+	if (ctx == NULL || EVP_DigestSignInit(ctx, NULL, md, NULL, pk) != 1 ||
 	    EVP_DigestSign(ctx, NULL, &siglen, data, len) != 1 ||
-	    siglen > cap ||
-	    EVP_DigestSign(ctx, sig, &siglen, data, len) != 1)
+	    siglen > cap || EVP_DigestSign(ctx, sig, &siglen, data, len) != 1)
 		goto out;
 	n = siglen;
 out:

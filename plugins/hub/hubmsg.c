@@ -23,8 +23,8 @@ static const struct {
     [HUBMSG_REGISTER] = {A(KEYHASH) | A(NONCE) | A(CERT) | A(SIGNATURE) |
                              A(HUB_ADDR),
                          A(CANDIDATE)},
-    [HUBMSG_REGISTERED] = {A(KEYHASH) | A(TOKEN) | A(OBSERVED) |
-                               A(LIFETIME) | A(REFRESH),
+    [HUBMSG_REGISTERED] = {A(KEYHASH) | A(TOKEN) | A(OBSERVED) | A(LIFETIME) |
+                               A(REFRESH),
                            0},
     [HUBMSG_KEEPALIVE] = {A(KEYHASH) | A(TOKEN), A(CANDIDATE)},
     [HUBMSG_KEEPALIVE_ACK] = {A(KEYHASH) | A(OBSERVED), 0},
@@ -222,8 +222,7 @@ hub_addr_ok(const char *s)
 	} while (0)
 
 int
-hubmsg_parse(const uint8_t *buf, size_t len, struct hubmsg *m,
-             const char **why)
+hubmsg_parse(const uint8_t *buf, size_t len, struct hubmsg *m, const char **why)
 {
 	size_t pos = HUBMSG_HEAD;
 
@@ -435,7 +434,8 @@ hubmsg_format(const struct hubmsg *m, uint8_t *out, size_t cap)
 	}
 	if (have & A(HUB_ADDR)) {
 		size_t n = strnlen(m->hub_addr, sizeof m->hub_addr);
-		if (n < 1 || n > HUBMSG_HUBADDR_MAX || !hub_addr_ok(m->hub_addr))
+		if (n < 1 || n > HUBMSG_HUBADDR_MAX ||
+		    !hub_addr_ok(m->hub_addr))
 			return 0;
 		attr_bytes(&o, HUBMSG_A_HUB_ADDR, m->hub_addr, n);
 	}
@@ -481,8 +481,8 @@ hubmsg_signed_data(const uint8_t nonce[HUBMSG_NONCE_LEN],
                    uint8_t *out, size_t cap)
 {
 	static const char ctx[] = "hardline-hub-register-v1"; /* + its NUL */
-	size_t n = strlen(hub_addr), len = sizeof ctx + HUBMSG_NONCE_LEN + 20 +
-	                                   1 + n;
+	size_t n = strlen(hub_addr),
+	       len = sizeof ctx + HUBMSG_NONCE_LEN + 20 + 1 + n;
 
 	if (n > HUBMSG_HUBADDR_MAX || len > cap)
 		return 0;

@@ -34,8 +34,7 @@ static int failed;
 static const struct {
 	const char *name, *hex;
 } vectors[] = {
-    {"challenge-request",
-     "0b0101000001020304050607010014" KH},
+    {"challenge-request", "0b0101000001020304050607010014" KH},
     {"challenge", "0b0102000001020304050607010014" KH
                   "020010101112131415161718191a1b1c1d1e1f"},
     {"registered", "0b0104000001020304050607010014" KH
@@ -120,7 +119,8 @@ build(const char *name, struct hubmsg *m)
 		m->type = HUBMSG_KEEPALIVE_ACK;
 		m->have |= HUBMSG_BIT(HUBMSG_A_OBSERVED);
 	} else if (strcmp(name, "lookup") == 0) {
-		static const uint8_t v6[16] = {0x20, 0x01, 0x0d, 0xb8, [15] = 1};
+		static const uint8_t v6[16] = {0x20, 0x01, 0x0d,
+		                               0xb8, [15] = 1};
 		m->type = HUBMSG_LOOKUP;
 		m->cands[0].kind = HUBMSG_CAND_HOST;
 		set_addr(&m->cands[0].addr, 10, 1, 0, 2, 5000);
@@ -173,8 +173,8 @@ test_vectors(void)
 		build(vectors[i].name, &m);
 		n = hubmsg_format(&m, out, sizeof out);
 		hl_hex_encode(out, n, hex);
-		CHECK(n == wn && memcmp(out, want, n) == 0,
-		      "%s: formatted %s", vectors[i].name, hex);
+		CHECK(n == wn && memcmp(out, want, n) == 0, "%s: formatted %s",
+		      vectors[i].name, hex);
 		CHECK(hubmsg_parse(want, wn, &p, &why) == 0, "%s: parse: %s",
 		      vectors[i].name, why);
 		CHECK(p.type == m.type && p.ncands == m.ncands &&
@@ -263,8 +263,8 @@ test_register(void)
 	CHECK(hubauth_verify(m.cert, m.cert_len, bad, m.sig_len, data, dn,
 	                     &why) != 0,
 	      "a flipped signature bit refused");
-	CHECK(hubauth_verify(m.cert, m.cert_len - 1, m.sig, m.sig_len, data,
-	                     dn, &why) != 0,
+	CHECK(hubauth_verify(m.cert, m.cert_len - 1, m.sig, m.sig_len, data, dn,
+	                     &why) != 0,
 	      "a cut certificate refused");
 }
 

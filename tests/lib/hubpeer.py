@@ -370,9 +370,15 @@ class Peer:
         attrs += [cand_attr(*c) for c in cands]
         return self.ask(Message(KEEPALIVE, attrs=attrs), (KEEPALIVE_ACK,))
 
-    def lookup(self, keyhash, cands=()):
+    def lookup(self, keyhash, cands=(), pad=True):
+        """A LOOKUP, padded (an attribute 0x80) to 80 bytes so that the
+        hub's answer may hold all 8 candidates (it answers at most three
+        times what it was sent)."""
         attrs = [(A_KEYHASH, bytes.fromhex(keyhash))]
         attrs += [cand_attr(*c) for c in cands]
+        size = len(Message(LOOKUP, attrs=attrs).encode())
+        if pad and size < 80:
+            attrs.append((0x80, bytes(max(0, 80 - size - 3))))
         return self.ask(Message(LOOKUP, attrs=attrs), (LOOKUP_ANSWER,))
 
     def status(self):

@@ -31,6 +31,7 @@
 #include <event2/event.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <sodium.h>
 #include <stun/stunagent.h>
 #include <stun/stunmessage.h>
 
@@ -112,6 +113,8 @@ struct hub {
 	int *heads; /* hash buckets of regs */
 	int nheads;
 	int nregs;
+	int free_head; /* unused regs, chained through next */
+	unsigned char hash_key[crypto_shorthash_KEYBYTES];
 	struct pending *pending;
 	int pending_next;
 	struct bucket buckets[BUCKETS];
@@ -186,13 +189,17 @@ bucket_for(struct hub *h, const struct hubmsg_addr *a)
 
 /* ---- registrations ---- */
 
+/* The hash chain of a keyhash: SipHash with a key of this run, so that
+ * nobody can make certificates whose keyhashes share a chain. */
 static int
 head_of(struct hub *h, const uint8_t *kh)
 {
-	uint32_t x;
+	unsigned char out[crypto_shorthash_BYTES];
+	uint64_t x;
 
-	memcpy(&x, kh, 4); /* a hash already */
-	return (int)(x % (uint32_t)h->nheads);
+	crypto_shorthash(out, kh, 20, h->hash_key);
+	memcpy(&x, out, sizeof x);
+	return (int)(x % (uint64_t)h->nheads);
 }
 
 static struct reg *
@@ -208,23 +215,20 @@ reg_find(struct hub *h, const uint8_t *kh)
 static struct reg *
 reg_new(struct hub *h, const uint8_t *kh)
 {
-	int b = head_of(h, kh);
+	int b = head_of(h, kh), i = h->free_head;
+	struct reg *r;
 
-	if (h->nregs >= h->max_regs)
+	if (i < 0)
 		return NULL;
-	for (int i = 0; i < h->max_regs; i++) {
-		struct reg *r = &h->regs[i];
-		if (r->used)
-			continue;
-		memset(r, 0, sizeof *r);
-		r->used = 1;
-		memcpy(r->keyhash, kh, 20);
-		r->next = h->heads[b];
-		h->heads[b] = i;
-		h->nregs++;
-		return r;
-	}
-	return NULL;
+	r = &h->regs[i];
+	h->free_head = r->next;
+	memset(r, 0, sizeof *r);
+	r->used = 1;
+	memcpy(r->keyhash, kh, 20);
+	r->next = h->heads[b];
+	h->heads[b] = i;
+	h->nregs++;
+	return r;
 }
 
 static void
@@ -238,6 +242,8 @@ reg_remove(struct hub *h, struct reg *r)
 	if (*pp == idx)
 		*pp = r->next;
 	r->used = 0;
+	r->next = h->free_head;
+	h->free_head = idx;
 	h->nregs--;
 }
 
@@ -257,6 +263,7 @@ send_raw(struct hub *h, const uint8_t *buf, size_t len,
 		struct cmsghdr align;
 	} cb;
 	struct msghdr mh;
+	ssize_t n;
 
 	memset(&mh, 0, sizeof mh);
 	memset(&cb, 0, sizeof cb);
@@ -291,7 +298,15 @@ send_raw(struct hub *h, const uint8_t *buf, size_t len,
 		c->cmsg_len = CMSG_LEN(sizeof pi);
 		memcpy(CMSG_DATA(c), &pi, sizeof pi);
 	}
-	if (sendmsg(h->fd, &mh, MSG_DONTWAIT) < 0) {
+	n = sendmsg(h->fd, &mh, MSG_DONTWAIT);
+	if (n < 0 && errno == EINVAL && mh.msg_control != NULL) {
+		/* The local address cannot be a source (it was a broadcast
+		 * address, or is gone): let the kernel choose. */
+		mh.msg_control = NULL;
+		mh.msg_controllen = 0;
+		n = sendmsg(h->fd, &mh, MSG_DONTWAIT);
+	}
+	if (n < 0) {
 		char a[HL_SOCKADDR_STRLEN];
 		h->st.send_errors++;
 		hl_sockaddr_str((const struct sockaddr *)to, a, sizeof a);
@@ -355,13 +370,20 @@ answer_error(struct hub *h, const struct dgram *d, const struct hubmsg *q,
 static void
 on_challenge_req(struct hub *h, const struct dgram *d, const struct hubmsg *q)
 {
-	struct pending *p = &h->pending[h->pending_next];
+	uint32_t slot = (uint32_t)h->pending_next;
+	struct pending *p = &h->pending[slot];
 	struct hubmsg m;
 
 	/* A ring: the oldest challenge makes room (the rate limit per source
-	 * keeps one sender from flushing it quickly). */
+	 * keeps one sender from flushing it quickly). The nonce starts with
+	 * its slot, so that a registration finds it at once; the other 12
+	 * bytes are random. */
 	h->pending_next = (h->pending_next + 1) % h->max_pending;
-	if (RAND_bytes(p->nonce, sizeof p->nonce) != 1) {
+	p->nonce[0] = (uint8_t)(slot >> 24);
+	p->nonce[1] = (uint8_t)(slot >> 16);
+	p->nonce[2] = (uint8_t)(slot >> 8);
+	p->nonce[3] = (uint8_t)slot;
+	if (RAND_bytes(p->nonce + 4, sizeof p->nonce - 4) != 1) {
 		p->expires_ms = 0;
 		return;
 	}
@@ -384,19 +406,23 @@ on_challenge_req(struct hub *h, const struct dgram *d, const struct hubmsg *q)
 static int
 pending_take(struct hub *h, const struct dgram *d, const struct hubmsg *q)
 {
-	for (int i = 0; i < h->max_pending; i++) {
-		struct pending *p = &h->pending[i];
-		int ok;
-		if (p->expires_ms == 0 ||
-		    CRYPTO_memcmp(p->nonce, q->nonce, sizeof p->nonce) != 0)
-			continue;
-		ok = p->expires_ms > d->now &&
-		     memcmp(p->keyhash, q->keyhash, 20) == 0 &&
-		     hubmsg_addr_eq(&p->src, &d->from);
-		p->expires_ms = 0;
-		return ok ? 0 : -1;
-	}
-	return -1;
+	uint32_t slot = (uint32_t)q->nonce[0] << 24 |
+	                (uint32_t)q->nonce[1] << 16 |
+	                (uint32_t)q->nonce[2] << 8 | q->nonce[3];
+	struct pending *p;
+	int ok;
+
+	if (slot >= (uint32_t)h->max_pending)
+		return -1;
+	p = &h->pending[slot];
+	if (p->expires_ms == 0 ||
+	    CRYPTO_memcmp(p->nonce, q->nonce, sizeof p->nonce) != 0)
+		return -1;
+	ok = p->expires_ms > d->now &&
+	     memcmp(p->keyhash, q->keyhash, 20) == 0 &&
+	     hubmsg_addr_eq(&p->src, &d->from);
+	p->expires_ms = 0;
+	return ok ? 0 : -1;
 }
 
 /* 1 when the node signed an address this hub answers at: one of the
@@ -914,9 +940,9 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
 	struct sockaddr_storage ss;
 	socklen_t sslen = 0;
 
-	bad += hl_conf_int(svc, self, conf, "max_registrations", 1, 1000000,
+	bad += hl_conf_int(svc, self, conf, "max_registrations", 1, 262144,
 	                   &max_regs) != 0;
-	bad += hl_conf_int(svc, self, conf, "max_pending", 16, 1000000,
+	bad += hl_conf_int(svc, self, conf, "max_pending", 16, 262144,
 	                   &max_pending) != 0;
 	bad +=
 	    hl_conf_int(svc, self, conf, "lifetime", 10, 3600, &lifetime) != 0;
@@ -1064,6 +1090,11 @@ hub_init(const struct hl_services *svc, struct hl_plugin *self,
 
 	if (h == NULL)
 		return -1;
+	if (sodium_init() < 0) {
+		svc->log(self, HL_LOG_ERROR, "libsodium failed to start");
+		free(h);
+		return -1;
+	}
 	h->svc = svc;
 	h->self = self;
 	h->base = svc->event_base(self);
@@ -1080,6 +1111,10 @@ hub_init(const struct hl_services *svc, struct hl_plugin *self,
 		goto fail;
 	for (int i = 0; i < h->nheads; i++)
 		h->heads[i] = -1;
+	for (int i = 0; i < h->max_regs; i++)
+		h->regs[i].next = i + 1 < h->max_regs ? i + 1 : -1;
+	h->free_head = 0;
+	randombytes_buf(h->hash_key, sizeof h->hash_key);
 	stun_agent_init(&h->stun, known, STUN_COMPATIBILITY_RFC5389,
 	                STUN_AGENT_USAGE_IGNORE_CREDENTIALS);
 	if (open_socket(h) != 0)

@@ -345,6 +345,43 @@ def case_restart():
              ("127.0.0.1", svc.port), "found after the new registration")
 
 
+def case_dual_stack():
+    """A hub on [::] serves IPv4 and IPv6: each is told its own address
+    (IPv4 as IPv4, not ::ffff:), and a registration signed for either
+    local address is ours."""
+    n = t.node("hub6")
+    port = udp_port()
+    n.configure({"proxy": {"listen": "off"},
+                 "plugins": {"hub": {"listen": "[::]:%d" % port}}})
+    n.launch(r"rendezvous hub on UDP \[::\]:%d" % port)
+    p4 = Peer(("127.0.0.1", port), timeout=t.slow(1.0))
+    p6 = Peer(("::1", port), timeout=t.slow(1.0))
+    try:
+        check_eq(p4.stun(), ("127.0.0.1", p4.port), "STUN over IPv4")
+        check_eq(p6.stun(), ("::1", p6.port), "STUN over IPv6")
+        k4, k6 = Key.new(), Key.new()
+        m = p4.register(k4)
+        check_eq((m.type, m.observed), (hubpeer.REGISTERED,
+                                        ("127.0.0.1", p4.port)),
+                 "registration over IPv4 (error %s)" % m.error)
+        m = p6.register(k6)
+        check_eq((m.type, m.observed), (hubpeer.REGISTERED,
+                                        ("::1", p6.port)),
+                 "registration over IPv6, signed for [::1] (error %s)" %
+                 m.error)
+        a = p6.lookup(k4.keyhash)
+        check_eq(a.observed, ("127.0.0.1", p4.port),
+                 "an IPv4 service looked up over IPv6")
+        intro = p4.wait_message(hubpeer.INTRO, t.slow(3))
+        check(intro is not None and intro.observed == ("::1", p6.port),
+              "INTRO to the IPv4 service", "the IPv6 client's address",
+              intro and intro.observed)
+    finally:
+        p4.close()
+        p6.close()
+    n.stop_ok()
+
+
 def case_rate_limit():
     """One address sending far beyond rate/burst gets dropped, and the
     drops are counted (a hub restarted with rate 20, burst 40)."""
@@ -428,6 +465,7 @@ t.case("keep-alive with and without the token", case_keepalive)
 t.case("bad input dropped and counted", case_bad_input)
 t.case("silent nodes forgotten, kept-alive ones kept", case_forgotten)
 t.case("hub restart: register again", case_restart)
+t.case("dual stack [::]: IPv4 and IPv6 clients", case_dual_stack)
 t.case("rate limit per address", case_rate_limit)
 t.case("counters at exit, clean stop", case_status_loopback_only)
 t.case("hlcore check of hub configs", case_check)

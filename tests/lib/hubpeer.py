@@ -258,13 +258,14 @@ class Peer:
     "host:port" text signed in a REGISTER (default: the hub's ip:port).
     bind: a local (ip, port), default any."""
 
-    def __init__(self, hub, hub_addr=None, bind=("0.0.0.0", 0),
-                 timeout=1.0, tries=3):
+    def __init__(self, hub, hub_addr=None, bind=None, timeout=1.0,
+                 tries=3):
         self.hub = hub
-        self.hub_addr = hub_addr or "%s:%d" % hub
-        fam = socket.AF_INET6 if ":" in hub[0] else socket.AF_INET
-        self.sock = socket.socket(fam, socket.SOCK_DGRAM)
-        self.sock.bind(bind)
+        v6 = ":" in hub[0]
+        self.hub_addr = hub_addr or ("[%s]:%d" if v6 else "%s:%d") % hub
+        self.sock = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET,
+                                  socket.SOCK_DGRAM)
+        self.sock.bind(bind or (("::", 0) if v6 else ("0.0.0.0", 0)))
         self.timeout = timeout
         self.tries = tries
         self.inbox = []   # hub messages that were not the awaited answer

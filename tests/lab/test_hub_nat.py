@@ -22,6 +22,9 @@ Lab 1, r1 "cone" and r2 "symmetric":
 - the status request is answered over the hub host's loopback only;
 - coturn runs in the hub host and answers STUN there; a TURN allocation
   from behind the symmetric NAT works (turnutils_uclient);
+- hub-probe (hubclient.c, the node's side in C that transport-udp
+  reuses) asks hub A and coturn: "cone" in h1, "symmetric" in h2, and
+  registers the vector key from h2 at the mapping hub A's STUN named;
 - a simultaneous exchange of datagrams between the homes' public
   addresses from the hub's answers does not get through (symmetric NAT),
   as the router counters show.
@@ -39,7 +42,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
 import hltest  # noqa: E402
 import hubpeer  # noqa: E402
 import netlab  # noqa: E402
-from hltest import check, check_eq  # noqa: E402
+from hltest import check, check_eq, check_in  # noqa: E402
 from hubpeer import Key, Peer  # noqa: E402
 
 t = hltest.Test("hub_nat", root=True,
@@ -209,6 +212,47 @@ def case_coturn():
           "%d: %s" % (rc, (out + err)[-1500:]))
 
 
+def probe(L, h, *args):
+    """hub-probe (hubclient.c, the node's side transport-udp uses) in a
+    home, from UDP port 5001: its output lines."""
+    exe = os.path.join(t.build_dir, "tests", "hub-probe")
+    rc, out, err = L.run(h, [exe, "--bind", "%s:5001" % L.home_ip(h)] +
+                         list(args), timeout=t.slow(20))
+    check(rc == 0, "hub-probe in %s" % h, "exit 0", "%d: %s" % (rc,
+                                                              out + err))
+    print("     hub-probe in %s: %s" % (h, "; ".join(out.splitlines())),
+          flush=True)
+    return out.splitlines()
+
+
+def case_probe():
+    """The C client side against hub A and coturn: it tells the cone
+    from the symmetric NAT, and registers through the symmetric NAT at
+    the very mapping that hub A's STUN answer named."""
+    L = S["L"]
+    stun = ["--stun", "%s:%d" % HUB_A, "--stun", "%s:3478" % netlab.HUB_IP]
+    out = probe(L, "h1", *stun)
+    check_eq([x for x in out if x.startswith(("mapped", "nat", "host"))],
+             ["host %s:5001" % L.home_ip("h1"),
+              "mapped %s:%d %s:5001" % (HUB_A + (L.router_ip("r1"),)),
+              "mapped %s:3478 %s:5001" % (netlab.HUB_IP,
+                                          L.router_ip("r1")),
+              "nat cone (endpoint-independent mapping)"], "h1's probe")
+    vec = os.path.join(t.source_dir, "tests", "vectors")
+    out = probe(L, "h2", *stun, "--hub", "%s:%d" % HUB_A,
+                "--cert", os.path.join(vec, "keyhash.cert"),
+                "--key", os.path.join(vec, "keyhash.cert.private"))
+    check_in("nat symmetric (a mapping per destination)", out,
+             "h2's probe")
+    m = [x.split()[2] for x in out if x.startswith("mapped %s:%d" % HUB_A)]
+    check(m and m[0].startswith(L.router_ip("r2") + ":"), "h2's mapping "
+          "at hub A", "at r2's address", out)
+    check_in("registered 4edde683894d49d6c60b396ebe3c05deb97d4ab3 %s" %
+             m[0], out, "h2's registration by hub-probe")
+    S["hubs"][0].expect_log(r"registered 4edde683894d49d6c60b396ebe3c05deb9"
+                            r"7d4ab3 from %s " % m[0].replace(".", r"\."))
+
+
 def case_no_punch_symmetric():
     L = S["L"]
     before1, before2 = L.counts("r1"), L.counts("r2")
@@ -266,6 +310,8 @@ t.case("STUN from two hubs: cone keeps the port, symmetric does not",
        case_stun_mapping)
 t.case("status over the hub host's loopback only", case_status)
 t.case("coturn in the hub host: STUN and a TURN allocation", case_coturn)
+t.case("hubclient.c (hub-probe): NAT kinds, a registration in C",
+       case_probe)
 t.case("no direct exchange through the symmetric NAT",
        case_no_punch_symmetric)
 t.case("lab 1 down", case_teardown)

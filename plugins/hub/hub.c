@@ -70,6 +70,7 @@ struct reg {
 	uint8_t token[HUBMSG_TOKEN_LEN];
 	struct sockaddr_storage sa; /* where it registered from */
 	socklen_t salen;
+	struct sockaddr_storage local; /* the hub's address it dialed */
 	struct hubmsg_addr observed;
 	struct hubmsg_cand cands[HUBMSG_CANDS_MAX];
 	size_t ncands;
@@ -530,6 +531,7 @@ on_register(struct hub *h, const struct dgram *d, const struct hubmsg *q)
 	}
 	r->sa = d->src;
 	r->salen = d->srclen;
+	r->local = d->local;
 	r->observed = d->from;
 	memcpy(r->cands, q->cands, sizeof r->cands);
 	r->ncands = q->ncands;
@@ -578,6 +580,7 @@ on_keepalive(struct hub *h, const struct dgram *d, const struct hubmsg *q)
 		return;
 	}
 	r->last_ms = d->now;
+	r->local = d->local;
 	if (q->ncands > 0) {
 		memcpy(r->cands, q->cands, sizeof r->cands);
 		r->ncands = q->ncands;
@@ -635,7 +638,9 @@ on_lookup(struct hub *h, const struct dgram *d, const struct hubmsg *q,
 		m.observed = d->from;
 		memcpy(m.cands, q->cands, sizeof m.cands);
 		m.ncands = q->ncands;
-		send_msg(h, &m, &r->sa, r->salen, NULL);
+		/* From the address the node keeps its mapping open to: a
+		 * NAT that filters by address drops anything else. */
+		send_msg(h, &m, &r->sa, r->salen, &r->local);
 		h->st.intros++;
 	} else {
 		h->st.intros_limited++;

@@ -157,6 +157,29 @@ def case_lookup():
              "h2's candidates in INTRO")
 
 
+def case_second_address():
+    """Hub A listens on 0.0.0.0, and the hub host has two addresses: a
+    node that dials 11.0.0.4:7777 registers (signed for that address) and
+    gets its answers and INTROs from 11.0.0.4, or its NAT, filtering by
+    address, would drop them."""
+    L = S["L"]
+    key = Key.new()
+    with L.inside("h1"):
+        p = Peer((netlab.HUB_IP2, HUB_A[1]), bind=(L.home_ip("h1"), 5002),
+                 timeout=t.slow(1.0))
+    S["peers"].append(p)
+    m = p.register(key)
+    check_eq((m.type, m.observed), (hubpeer.REGISTERED,
+                                    (L.router_ip("r1"), 5002)),
+             "registration at hub A's second address (error %s)" % m.error)
+    a = S["pb"].lookup(key.keyhash)
+    check_eq(a.observed, (L.router_ip("r1"), 5002), "lookup through the "
+             "first address")
+    intro = p.wait_message(hubpeer.INTRO, t.slow(3))
+    check(intro is not None and intro.observed == S["obs_b"],
+          "INTRO through h1's NAT from the address h1 dialed", "one", intro)
+
+
 def case_stun_mapping():
     L = S["L"]
     a1, a2 = S["pa"].stun(HUB_A), S["pa"].stun(HUB_B)
@@ -181,7 +204,7 @@ def case_status():
         local = Peer(("127.0.0.1", HUB_A[1]), timeout=t.slow(1.0))
     st = local.status()
     local.close()
-    check_eq(st["registrations"], 2, "registrations in the hub's status")
+    check_eq(st["registrations"], 3, "registrations in the hub's status")
     check(st["stun_answered"] >= 2 and st["lookups"] >= 1 and
           st["intros"] >= 1, "status counters", "STUN, lookups, intros",
           st)
@@ -306,6 +329,8 @@ def case_punch_cones():
 t.case("lab 1 (cone, symmetric): build, two hubs", case_build)
 t.case("registrations through the NATs: public addresses", case_register)
 t.case("lookup and INTRO through the NATs", case_lookup)
+t.case("a hub on 0.0.0.0 answers from the address dialed",
+       case_second_address)
 t.case("STUN from two hubs: cone keeps the port, symmetric does not",
        case_stun_mapping)
 t.case("status over the hub host's loopback only", case_status)

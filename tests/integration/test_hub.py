@@ -12,7 +12,9 @@ refused with their error codes; keep-alives work with the token and are
 refused without it; a silent registration is forgotten after `lifetime`;
 a restarted hub asks for a new registration; STUN binding answers carry
 the sender's address; malformed, oversized and foreign datagrams are
-dropped and counted, a flood from one address is rate-limited; the
+dropped and counted, a flood from one address is rate-limited, and so
+are INTROs to one service; full tables (registrations, pending nonces)
+refuse what does not fit; a hub on [::] serves IPv4 and IPv6; the
 counters come through the loopback status request and the log; bad
 configs are refused by `hlcore check`.
 """
@@ -53,13 +55,12 @@ def udp_port():
     raise hltest.Fail("no free UDP port")
 
 
-def start_hub(rate=200, burst=400):
+def start_hub(rate=200, burst=400, **more):
     S.setdefault("port", udp_port())
-    hub.configure({"proxy": {"listen": "off"},
-                   "plugins": {"hub": {
-                       "listen": "127.0.0.1:%d" % S["port"],
-                       "lifetime": LIFETIME, "refresh": 5,
-                       "rate": rate, "burst": burst}}})
+    conf = {"listen": "127.0.0.1:%d" % S["port"], "lifetime": LIFETIME,
+            "refresh": 5, "rate": rate, "burst": burst}
+    conf.update(more)
+    hub.configure({"proxy": {"listen": "off"}, "plugins": {"hub": conf}})
     hub.launch(r"rendezvous hub on UDP 127\.0\.0\.1:%d" % S["port"])
 
 
@@ -345,6 +346,53 @@ def case_restart():
              ("127.0.0.1", svc.port), "found after the new registration")
 
 
+def case_intro_limit():
+    """A burst of lookups for one service: at most 10 INTROs (then 5 a
+    second) reach it; every lookup is still answered."""
+    key = Key.new()
+    svc = peer()
+    check_eq(svc.register(key).type, hubpeer.REGISTERED, "registration")
+    before = status()
+    cli = peer()
+    answered = sum(1 for _ in range(20)
+                   if cli.lookup(key.keyhash).type == hubpeer.LOOKUP_ANSWER)
+    check_eq(answered, 20, "lookups answered")
+    intros = 0
+    while svc.wait_message(hubpeer.INTRO, 0.3) is not None:
+        intros += 1
+    after = status()
+    check(10 <= intros <= 13, "INTROs to the service", "10 and a few "
+          "refilled", intros)
+    check_eq(after["intros_limited"] - before["intros_limited"],
+             20 - intros, "intros_limited counter")
+
+
+def case_tables_full():
+    """A hub restarted with max_registrations 2 and max_pending 16: a
+    third keyhash is refused (error full) while the two registered ones
+    may register again; the 17th challenge pushes out the first nonce."""
+    hub.stop_ok()
+    start_hub(max_registrations=2, max_pending=16)
+    keys = [Key.new() for _ in range(3)]
+    p = peer()
+    check_eq([p.register(k).type for k in keys[:2]],
+             [hubpeer.REGISTERED] * 2, "two registrations")
+    m = p.register(keys[2])
+    check_eq((m.type, m.error), (hubpeer.ERROR, hubpeer.E_FULL),
+             "a third keyhash")
+    check_eq(p.register(keys[0]).type, hubpeer.REGISTERED,
+             "a registered keyhash again, the table full")
+    check_eq(status()["full"], 1, "full counter")
+    first = p.challenge(keys[1].keyhash)
+    for _ in range(16):
+        p.challenge(keys[1].keyhash)
+    m = p.ask(p.register_message(keys[1], first), (hubpeer.REGISTERED,))
+    check_eq((m.type, m.error), (hubpeer.ERROR, hubpeer.E_BAD_NONCE),
+             "the nonce pushed out by 16 newer ones")
+    hub.stop_ok()
+    start_hub()
+
+
 def case_dual_stack():
     """A hub on [::] serves IPv4 and IPv6: each is told its own address
     (IPv4 as IPv4, not ::ffff:), and a registration signed for either
@@ -465,6 +513,8 @@ t.case("keep-alive with and without the token", case_keepalive)
 t.case("bad input dropped and counted", case_bad_input)
 t.case("silent nodes forgotten, kept-alive ones kept", case_forgotten)
 t.case("hub restart: register again", case_restart)
+t.case("INTROs to one service rate-limited", case_intro_limit)
+t.case("tables full: registrations, pending nonces", case_tables_full)
 t.case("dual stack [::]: IPv4 and IPv6 clients", case_dual_stack)
 t.case("rate limit per address", case_rate_limit)
 t.case("counters at exit, clean stop", case_status_loopback_only)

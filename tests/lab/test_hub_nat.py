@@ -155,6 +155,11 @@ def case_lookup():
     check_eq(intro.observed, S["obs_b"], "h2's public address in INTRO")
     check_eq(intro.candidates, [(hubpeer.HOST, L.home_ip("h2"), PORT)],
              "h2's candidates in INTRO")
+    # The keep-alive from behind the symmetric NAT keeps its mapping.
+    k = S["pb"].keepalive(S["kb"].keyhash)
+    check(k is not None and k.type == hubpeer.KEEPALIVE_ACK and
+          k.observed == S["obs_b"], "h2's keep-alive", "an ACK naming "
+          "the registered mapping", k and (k.type, k.observed))
 
 
 def case_second_address():
@@ -328,7 +333,7 @@ def case_punch_cones():
 
 t.case("lab 1 (cone, symmetric): build, two hubs", case_build)
 t.case("registrations through the NATs: public addresses", case_register)
-t.case("lookup and INTRO through the NATs", case_lookup)
+t.case("lookup, INTRO and keep-alive through the NATs", case_lookup)
 t.case("a hub on 0.0.0.0 answers from the address dialed",
        case_second_address)
 t.case("STUN from two hubs: cone keeps the port, symmetric does not",

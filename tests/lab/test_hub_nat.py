@@ -30,7 +30,8 @@ Lab 1, r1 "cone" and r2 "symmetric":
   as the router counters show.
 Lab 2, both "cone": the same exchange gets through in both directions,
 and each router's counters show datagrams forwarded from the other
-router's address (a direct path, not via the hub host).
+router's address (a direct path, not via the hub host); with the hubs
+stopped it still does.
 """
 import os
 import socket
@@ -329,6 +330,17 @@ def case_punch_cones():
           "router (a direct path)", (c1, c2))
     check_eq(c1.get(netlab.HUB_IP2, (0, 0))[0], 0,
              "r1: nothing from hub B (it was never asked)")
+    # The hubs are not on the path: with both stopped, the homes still
+    # reach each other, and nothing more comes from the hub host.
+    for n in S["hubs"]:
+        n.stop_ok()
+    hub_before = c1.get(netlab.HUB_IP, (0, 0))[0]
+    got_a, got_b = exchange(L, pa, pb)
+    c1b = L.counts("r1")
+    check_eq((got_a, got_b), ({S["obs_b"]}, {S["obs_a"]}),
+             "the exchange with the hubs stopped")
+    check_eq(c1b.get(netlab.HUB_IP, (0, 0))[0], hub_before,
+             "r1: datagrams from the hub host meanwhile")
 
 
 t.case("lab 1 (cone, symmetric): build, two hubs", case_build)

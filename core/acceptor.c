@@ -63,26 +63,21 @@ error_callback(struct evconnlistener *l, void *arg)
 {
 	struct hl__acceptor *a = arg;
 	int e = EVUTIL_SOCKET_ERROR();
-	struct timeval tv;
 
 	(void)l;
-	if (e != EMFILE && e != ENFILE && e != ENOBUFS && e != ENOMEM) {
+	if (!hl_accept_out_of_descriptors(e)) {
 		hl__warn("%s: accept failed: %s", a->who,
 		         evutil_socket_error_to_string(e));
 		return;
 	}
 	a->emfile++;
-	a->pause_ms = a->pause_ms == 0      ? 50
-	              : a->pause_ms >= 1000 ? 2000
-	                                    : a->pause_ms * 2;
+	a->pause_ms = hl_pause_next(a->pause_ms, 50, 2000);
 	update(a, 1);
 	hl__warn("%s: out of descriptors (%s; %lu times so far): not "
 	         "accepting for %d ms",
 	         a->who, evutil_socket_error_to_string(e), a->emfile,
 	         a->pause_ms);
-	tv.tv_sec = a->pause_ms / 1000;
-	tv.tv_usec = (a->pause_ms % 1000) * 1000;
-	evtimer_add(a->resume, &tv);
+	hl_evtimer_add_ms(a->resume, a->pause_ms);
 }
 
 struct hl__acceptor *
@@ -178,7 +173,6 @@ hl__acceptor_free(struct hl__acceptor *a)
 		return;
 	if (a->lev != NULL)
 		evconnlistener_free(a->lev);
-	if (a->resume != NULL)
-		event_free(a->resume);
+	hl_event_free(&a->resume);
 	free(a);
 }

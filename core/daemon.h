@@ -15,6 +15,7 @@
 #include <event2/event.h>
 
 #include "hl.h"
+#include "hardline/evutil.h"
 
 /*
  * The parts, in the order they build on each other: a file calls only

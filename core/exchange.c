@@ -35,10 +35,8 @@ oob_finish(struct oob_exchange *x, const char *error)
 	struct hl__oob oob = x->oob;
 
 	hl__live_remove(&x->live);
-	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
-	bufferevent_set_timeouts(bev, NULL, NULL);
-	if (x->deadline != NULL)
-		event_free(x->deadline);
+	hl_bufferevent_handover(bev);
+	hl_event_free(&x->deadline);
 	free(x);
 	if (error != NULL) {
 		hl__oob_clear(&oob);
@@ -119,8 +117,7 @@ oob_abort(struct hl__live *l)
 
 	bufferevent_free(x->bev);
 	hl__oob_clear(&x->oob);
-	if (x->deadline != NULL)
-		event_free(x->deadline);
+	hl_event_free(&x->deadline);
 	free(x);
 }
 

@@ -61,8 +61,7 @@ fwd_conn_free(struct fwd_conn *fcn)
 	hl__live_remove(&fcn->live);
 	if (fcn->out != NULL)
 		hl__outbound_cancel(fcn->out);
-	if (fcn->local != NULL)
-		bufferevent_free(fcn->local);
+	hl_bufferevent_free(&fcn->local);
 	free(fcn);
 }
 

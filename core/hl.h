@@ -352,8 +352,6 @@ int hl__write_file_atomic(const char *path, const void *data, size_t len,
 char *hl__read_file(const char *path, size_t max, size_t *lenp);
 /* mkdir -p with mode for the last component. */
 int hl__mkdirs(const char *path, int mode);
-/* Milliseconds on the monotonic clock (never goes back). */
-long long hl__monotonic_ms(void);
 /* A timer that calls fn(arg) every ms milliseconds from now until freed
  * (event_free); NULL when out of memory. */
 struct event *hl__every(struct event_base *base, long ms,

@@ -210,7 +210,7 @@ pw_delay(const struct hl__source *s)
 long
 hl__source_pw_wait(struct hl__source *s)
 {
-	long long now = hl__monotonic_ms();
+	long long now = hl_mono_ms();
 	long long at = s->pw_next > now ? s->pw_next : now;
 
 	/* The checks take turns: this one at `at`, the next one the
@@ -233,7 +233,7 @@ pw_log(struct hl__source *s, time_t now)
 long
 hl__source_pw_backlog(const struct hl__source *s)
 {
-	long long now = hl__monotonic_ms();
+	long long now = hl_mono_ms();
 
 	return s->pw_next > now ? (long)((s->pw_next - now) / 1000) : 0;
 }
@@ -250,8 +250,8 @@ hl__source_pw_result(struct hl__source *s, int ok)
 	}
 	s->pw_fails++;
 	s->pw_last = now;
-	if (s->pw_next < hl__monotonic_ms() + pw_delay(s) * 1000)
-		s->pw_next = hl__monotonic_ms() + pw_delay(s) * 1000;
+	if (s->pw_next < hl_mono_ms() + pw_delay(s) * 1000)
+		s->pw_next = hl_mono_ms() + pw_delay(s) * 1000;
 	/* One line per source per minute: the first is the caller's, the
 	 * rest are counted and told by the sweep. */
 	if (now - s->pw_logged >= 60) {

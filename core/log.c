@@ -78,7 +78,7 @@ hl__log_recent(void (*fn)(void *arg, time_t t, int level, const char *text),
 static time_t
 monotonic(void)
 {
-	return (time_t)(hl__monotonic_ms() / 1000);
+	return (time_t)(hl_mono_ms() / 1000);
 }
 
 /* Write one line: msg is the message (made printable here), who may be

@@ -131,7 +131,6 @@ hl__loopcall_free(void)
 	queue_tail = &queue;
 	closed = 0;
 	pthread_mutex_unlock(&lock);
-	if (calls_ev != NULL)
-		event_free(calls_ev);
+	hl_event_free(&calls_ev);
 	calls_ev = NULL;
 }

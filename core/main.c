@@ -664,10 +664,8 @@ out:
 	stop_now();
 	hl__live_abort_all(); /* the splice or the outbound, if any */
 	hl__outbound_stop();
-	if (k.poll != NULL)
-		event_free(k.poll);
-	if (k.in != NULL)
-		bufferevent_free(k.in);
+	hl_event_free(&k.poll);
+	hl_bufferevent_free(&k.in);
 	if (k.out != NULL) {
 		/* What is left for stdout goes out before exit, blocking. */
 		struct evbuffer *o = bufferevent_get_output(k.out);
@@ -678,8 +676,7 @@ out:
 		bufferevent_free(k.out);
 	}
 	for (int i = 0; i < 2; i++)
-		if (k.pair[i] != NULL)
-			bufferevent_free(k.pair[i]);
+		hl_bufferevent_free(&k.pair[i]);
 	for (int i = 0; i < 2; i++)
 		if (fdok[i])
 			fcntl(i, F_SETFL, k.flags[i]);
@@ -704,13 +701,10 @@ core_free(struct hl__core *c)
 	hl__addresses_free();
 	hl__identities_free();
 	hl__loopcall_free();
-	if (log_flush_ev != NULL)
-		event_free(log_flush_ev);
+	hl_event_free(&log_flush_ev);
 	log_flush_ev = NULL;
-	if (c->sig_int)
-		event_free(c->sig_int);
-	if (c->sig_term)
-		event_free(c->sig_term);
+	hl_event_free(&c->sig_int);
+	hl_event_free(&c->sig_term);
 	if (c->dns)
 		evdns_base_free(c->dns, 0);
 	if (c->base)

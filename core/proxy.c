@@ -81,8 +81,7 @@ listener_update(struct hl__core *c)
 static void
 conn_release(struct hl__core *c, struct proxy_conn *pc)
 {
-	if (pc->wait != NULL)
-		event_free(pc->wait);
+	hl_event_free(&pc->wait);
 	free(pc);
 	nconns--;
 	listener_update(c);
@@ -92,12 +91,10 @@ static void
 conn_free(struct proxy_conn *pc)
 {
 	hl__live_remove(&pc->live);
-	if (pc->head_deadline != NULL)
-		event_free(pc->head_deadline);
+	hl_event_free(&pc->head_deadline);
 	if (pc->out != NULL)
 		hl__outbound_cancel(pc->out);
-	if (pc->browser != NULL)
-		bufferevent_free(pc->browser);
+	hl_bufferevent_free(&pc->browser);
 	conn_release(pc->core, pc);
 }
 

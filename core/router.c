@@ -234,10 +234,8 @@ route_free(struct hl__route *r)
 			                                     q);
 		free(q);
 	}
-	if (r->stagger != NULL)
-		event_free(r->stagger);
-	if (r->deadline != NULL)
-		event_free(r->deadline);
+	hl_event_free(&r->stagger);
+	hl_event_free(&r->deadline);
 	free(r);
 }
 

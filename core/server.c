@@ -155,12 +155,9 @@ incoming_free(struct incoming *in)
 	hl__live_remove(&in->live);
 	count(in, in->established, -1);
 	hl__source_put(in->src);
-	if (in->pw_wait != NULL)
-		event_free(in->pw_wait);
-	if (in->tunnel != NULL)
-		bufferevent_free(in->tunnel);
-	if (in->backend != NULL)
-		bufferevent_free(in->backend);
+	hl_event_free(&in->pw_wait);
+	hl_bufferevent_free(&in->tunnel);
+	hl_bufferevent_free(&in->backend);
 	sodium_memzero(in->password, sizeof in->password);
 	free(in);
 }

@@ -52,14 +52,11 @@ static void
 conn_free(struct socks_conn *sc)
 {
 	hl__live_remove(&sc->live);
-	if (sc->timer != NULL)
-		event_free(sc->timer);
+	hl_event_free(&sc->timer);
 	if (sc->out != NULL)
 		hl__outbound_cancel(sc->out);
-	if (sc->tunnel != NULL)
-		bufferevent_free(sc->tunnel);
-	if (sc->client != NULL)
-		bufferevent_free(sc->client);
+	hl_bufferevent_free(&sc->tunnel);
+	hl_bufferevent_free(&sc->client);
 	memset(sc->password, 0, sizeof sc->password);
 	free(sc);
 }

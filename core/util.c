@@ -146,15 +146,6 @@ hl__mkdirs(const char *path, int mode)
 	return 0;
 }
 
-long long
-hl__monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 struct event *
 hl__every(struct event_base *base, long ms,
           void (*fn)(evutil_socket_t, short, void *), void *arg)

@@ -89,8 +89,7 @@ struct cache_entry {
 
 struct bucket {
 	struct in_addr src;
-	int64_t milli;
-	uint64_t last_ms;
+	struct hl_rate rate;
 };
 
 struct svc_codes {
@@ -145,7 +144,7 @@ struct lan {
 	struct cache_entry cache[CACHE_MAX];
 	struct bucket answer_src[RATE_SOURCES];
 	struct bucket heard_src[RATE_SOURCES];
-	struct bucket answer_all;
+	struct hl_rate answer_all;
 
 	struct lan_query *queries;
 	unsigned long announce_seq;
@@ -161,25 +160,6 @@ struct lan {
 
 /* ---- rate limits ---- */
 
-static int
-bucket_take(struct bucket *b, int burst, int per_sec, uint64_t now)
-{
-	int64_t cap = (int64_t)burst * 1000;
-
-	if (b->last_ms == 0) {
-		b->milli = cap;
-	} else {
-		b->milli += (int64_t)(now - b->last_ms) * per_sec;
-		if (b->milli > cap)
-			b->milli = cap;
-	}
-	b->last_ms = now;
-	if (b->milli < 1000)
-		return 0;
-	b->milli -= 1000;
-	return 1;
-}
-
 /* The source's bucket, taking over the longest-idle one when new. */
 static struct bucket *
 bucket_for(struct bucket *tab, struct in_addr src)
@@ -187,9 +167,9 @@ bucket_for(struct bucket *tab, struct in_addr src)
 	struct bucket *oldest = &tab[0];
 
 	for (int i = 0; i < RATE_SOURCES; i++) {
-		if (tab[i].last_ms != 0 && tab[i].src.s_addr == src.s_addr)
+		if (tab[i].rate.last_ms != 0 && tab[i].src.s_addr == src.s_addr)
 			return &tab[i];
-		if (tab[i].last_ms < oldest->last_ms)
+		if (tab[i].rate.last_ms < oldest->rate.last_ms)
 			oldest = &tab[i];
 	}
 	memset(oldest, 0, sizeof *oldest);
@@ -557,11 +537,11 @@ answer_search(struct lan *l, const struct lan_packet *p,
 			continue;
 		if (port == 0) {
 			/* Once per search, whatever it matches. */
-			if (!bucket_take(
-			        bucket_for(l->answer_src, src->sin_addr),
+			if (!hl_rate_take(
+			        &bucket_for(l->answer_src, src->sin_addr)->rate,
 			        ANSWER_BURST, ANSWER_PER_SEC, now) ||
-			    !bucket_take(&l->answer_all, ANSWER_ALL_BURST,
-			                 ANSWER_ALL_PER_SEC, now)) {
+			    !hl_rate_take(&l->answer_all, ANSWER_ALL_BURST,
+			                  ANSWER_ALL_PER_SEC, now)) {
 				limited = 1;
 				break;
 			}
@@ -643,8 +623,8 @@ heard_announce(struct lan *l, const struct lan_packet *p,
 	unsigned long seq;
 	struct lan_query *lq;
 
-	if (!bucket_take(bucket_for(l->heard_src, src->sin_addr), HEARD_BURST,
-	                 HEARD_PER_SEC, now)) {
+	if (!hl_rate_take(&bucket_for(l->heard_src, src->sin_addr)->rate,
+	                  HEARD_BURST, HEARD_PER_SEC, now)) {
 		l->st.rate_limited++;
 		return;
 	}

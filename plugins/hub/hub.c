@@ -59,8 +59,7 @@
 
 struct bucket {
 	struct hubmsg_addr src; /* port 0: keyed by IP only */
-	int64_t milli;
-	uint64_t last_ms;
+	struct hl_rate rate;
 };
 
 struct reg {
@@ -75,7 +74,7 @@ struct reg {
 	struct hubmsg_cand cands[HUBMSG_CANDS_MAX];
 	size_t ncands;
 	uint64_t last_ms;
-	struct bucket intro;
+	struct hl_rate intro;
 };
 
 struct pending {
@@ -143,25 +142,6 @@ hex20(const uint8_t *raw, char out[41])
 
 /* ---- rate limits ---- */
 
-static int
-bucket_take(struct bucket *b, int burst, int per_sec, uint64_t now)
-{
-	int64_t cap = (int64_t)burst * 1000;
-
-	if (b->last_ms == 0) {
-		b->milli = cap;
-	} else {
-		b->milli += (int64_t)(now - b->last_ms) * per_sec;
-		if (b->milli > cap)
-			b->milli = cap;
-	}
-	b->last_ms = now;
-	if (b->milli < 1000)
-		return 0;
-	b->milli -= 1000;
-	return 1;
-}
-
 /* The bucket of a source IP: a set of BUCKET_WAYS chosen by a hash of the
  * address, the least recently used of them taken over when it is new. */
 static struct bucket *
@@ -176,10 +156,11 @@ bucket_for(struct hub *h, const struct hubmsg_addr *a)
 	set = &h->buckets[(x % (BUCKETS / BUCKET_WAYS)) * BUCKET_WAYS];
 	old = &set[0];
 	for (int i = 0; i < BUCKET_WAYS; i++) {
-		if (set[i].last_ms != 0 && set[i].src.family == a->family &&
+		if (set[i].rate.last_ms != 0 &&
+		    set[i].src.family == a->family &&
 		    memcmp(set[i].src.ip, a->ip, n) == 0)
 			return &set[i];
-		if (set[i].last_ms < old->last_ms)
+		if (set[i].rate.last_ms < old->rate.last_ms)
 			old = &set[i];
 	}
 	memset(old, 0, sizeof *old);
@@ -628,7 +609,7 @@ on_lookup(struct hub *h, const struct dgram *d, const struct hubmsg *q,
 	}
 	h->st.found++;
 	/* The service node learns who wants it and where to punch. */
-	if (bucket_take(&r->intro, INTRO_BURST, INTRO_PER_SEC, d->now)) {
+	if (hl_rate_take(&r->intro, INTRO_BURST, INTRO_PER_SEC, d->now)) {
 		memset(&m, 0, sizeof m);
 		m.type = HUBMSG_INTRO;
 		memcpy(m.txid, q->txid, sizeof m.txid);
@@ -804,7 +785,8 @@ handle(struct hub *h, struct dgram *d, const uint8_t *buf, size_t len)
 		h->st.not_ours++;
 		return;
 	}
-	if (!bucket_take(bucket_for(h, &d->from), h->burst, h->rate, d->now)) {
+	if (!hl_rate_take(&bucket_for(h, &d->from)->rate, h->burst, h->rate,
+	                  d->now)) {
 		h->st.rate_limited++;
 		return;
 	}

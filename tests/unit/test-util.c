@@ -469,6 +469,25 @@ test_conf_int(void)
 	hl__config_free(cfg);
 }
 
+/* A token bucket: the burst at once, then per_sec a second, never more
+ * than the burst however long it stayed unused. */
+static void
+test_rate(void)
+{
+	struct hl_rate b = {0, 0};
+	int ok = 0;
+
+	for (int i = 0; i < 5; i++)
+		ok += hl_rate_take(&b, 3, 2, 1000);
+	CHECK_INT(ok, 3);
+	CHECK_INT(hl_rate_take(&b, 3, 2, 1400), 0); /* 0.8 of a token */
+	CHECK_INT(hl_rate_take(&b, 3, 2, 1500), 1); /* one after 0.5 s */
+	ok = 0;
+	for (int i = 0; i < 5; i++)
+		ok += hl_rate_take(&b, 3, 2, 100000); /* idle: full, no more */
+	CHECK_INT(ok, 3);
+}
+
 int
 main(void)
 {
@@ -483,5 +502,6 @@ main(void)
 	test_state_new();
 	test_core_lacks();
 	test_conf_int();
+	test_rate();
 	return check_done();
 }

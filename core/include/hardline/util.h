@@ -357,6 +357,39 @@ hl_pause_next(int cur, int min, int max)
 	return cur > max / 2 ? max : cur * 2;
 }
 
+/* ---- rate limits ---- */
+
+/*
+ * A token bucket: up to `burst` events at once, then `per_sec` a second.
+ * Zero-initialised it is full; last_ms is 0 until its first use (so a
+ * table of them can tell a free slot). Pass the same burst and per_sec
+ * each time, and now_ms from one monotonic clock (hl_mono_ms()).
+ */
+struct hl_rate {
+	int64_t milli; /* tokens, in thousandths */
+	uint64_t last_ms;
+};
+
+/* 1: an event may go now (a token taken); 0: over the rate. */
+static inline int
+hl_rate_take(struct hl_rate *b, int burst, int per_sec, uint64_t now_ms)
+{
+	int64_t cap = (int64_t)burst * 1000;
+
+	if (b->last_ms == 0) {
+		b->milli = cap;
+	} else {
+		b->milli += (int64_t)(now_ms - b->last_ms) * per_sec;
+		if (b->milli > cap)
+			b->milli = cap;
+	}
+	b->last_ms = now_ms;
+	if (b->milli < 1000)
+		return 0;
+	b->milli -= 1000;
+	return 1;
+}
+
 /* ---- lists ---- */
 
 /*

@@ -13,22 +13,11 @@
 #include <stun/stunagent.h>
 #include <stun/stunmessage.h>
 
+#include "check.h"
 #include "hardline/util.h"
 #include "hubauth.h"
 #include "hubclient.h"
 #include "hubmsg.h"
-
-static int failed;
-
-#define CHECK(cond, ...)                                                       \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			failed++;                                              \
-			printf("FAIL %s:%d: ", __FILE__, __LINE__);            \
-			printf(__VA_ARGS__);                                   \
-			printf("\n");                                          \
-		}                                                              \
-	} while (0)
 
 #define KH "4edde683894d49d6c60b396ebe3c05deb97d4ab3"
 
@@ -258,10 +247,5 @@ main(void)
 	test_stun();
 	test_nat_kind();
 	test_host();
-	if (failed) {
-		printf("%d checks failed\n", failed);
-		return 1;
-	}
-	printf("test-hubclient: all passed\n");
-	return 0;
+	return check_done();
 }

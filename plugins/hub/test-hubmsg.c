@@ -11,21 +11,10 @@
 
 #include <sodium.h>
 
+#include "check.h"
 #include "hardline/util.h"
 #include "hubauth.h"
 #include "hubmsg.h"
-
-static int failed;
-
-#define CHECK(cond, ...)                                                       \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			failed++;                                              \
-			printf("FAIL %s:%d: ", __FILE__, __LINE__);            \
-			printf(__VA_ARGS__);                                   \
-			printf("\n");                                          \
-		}                                                              \
-	} while (0)
 
 #define KH "4edde683894d49d6c60b396ebe3c05deb97d4ab3"
 
@@ -414,10 +403,5 @@ main(void)
 	test_register();
 	test_sign();
 	test_refused();
-	if (failed) {
-		printf("%d checks failed\n", failed);
-		return 1;
-	}
-	printf("test-hubmsg: all passed\n");
-	return 0;
+	return check_done();
 }

@@ -231,6 +231,22 @@ reg_remove(struct hub *h, struct reg *r)
 
 /* ---- sending ---- */
 
+/* One control message (level, type, data) in buf, for sendmsg. */
+static void
+set_control(struct msghdr *mh, char *buf, int level, int type, const void *data,
+            size_t len)
+{
+	struct cmsghdr *c;
+
+	mh->msg_control = buf;
+	mh->msg_controllen = CMSG_SPACE(len);
+	c = CMSG_FIRSTHDR(mh);
+	c->cmsg_level = level;
+	c->cmsg_type = type;
+	c->cmsg_len = CMSG_LEN(len);
+	memcpy(CMSG_DATA(c), data, len);
+}
+
 /* Send from the local address the asker used (a hub with several
  * addresses must answer from the one that was dialed, or NATs drop the
  * answer): local is that address, or NULL. */
@@ -255,30 +271,17 @@ send_raw(struct hub *h, const uint8_t *buf, size_t len,
 	mh.msg_iovlen = 1;
 	if (local != NULL && local->ss_family == AF_INET &&
 	    h->family == AF_INET) {
-		struct cmsghdr *c;
 		struct in_pktinfo pi;
 		memset(&pi, 0, sizeof pi);
 		pi.ipi_spec_dst = ((const struct sockaddr_in *)local)->sin_addr;
-		mh.msg_control = cb.b;
-		mh.msg_controllen = CMSG_SPACE(sizeof pi);
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = IPPROTO_IP;
-		c->cmsg_type = IP_PKTINFO;
-		c->cmsg_len = CMSG_LEN(sizeof pi);
-		memcpy(CMSG_DATA(c), &pi, sizeof pi);
+		set_control(&mh, cb.b, IPPROTO_IP, IP_PKTINFO, &pi, sizeof pi);
 	} else if (local != NULL && local->ss_family == AF_INET6 &&
 	           h->family == AF_INET6) {
-		struct cmsghdr *c;
 		struct in6_pktinfo pi;
 		memset(&pi, 0, sizeof pi);
 		pi.ipi6_addr = ((const struct sockaddr_in6 *)local)->sin6_addr;
-		mh.msg_control = cb.b;
-		mh.msg_controllen = CMSG_SPACE(sizeof pi);
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = IPPROTO_IPV6;
-		c->cmsg_type = IPV6_PKTINFO;
-		c->cmsg_len = CMSG_LEN(sizeof pi);
-		memcpy(CMSG_DATA(c), &pi, sizeof pi);
+		set_control(&mh, cb.b, IPPROTO_IPV6, IPV6_PKTINFO, &pi,
+		            sizeof pi);
 	}
 	n = sendmsg(h->fd, &mh, MSG_DONTWAIT);
 	if (n < 0 && errno == EINVAL && mh.msg_control != NULL) {

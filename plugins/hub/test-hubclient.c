@@ -24,27 +24,6 @@
 static const uint8_t txid[8] = {0, 1, 2, 3, 4, 5, 6, 7};
 static uint8_t kh[20], nonce[16], token[16];
 
-static size_t
-read_file(const char *name, char *out, size_t cap)
-{
-	const char *src = getenv("HL_SOURCE_DIR");
-	char path[4096];
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof path, "%s/tests/vectors/%s", src ? src : "..",
-	         name);
-	f = fopen(path, "rb");
-	if (f == NULL) {
-		CHECK(0, "cannot open %s (set HL_SOURCE_DIR)", path);
-		return 0;
-	}
-	n = fread(out, 1, cap - 1, f);
-	out[n] = '\0';
-	fclose(f);
-	return n;
-}
-
 static void
 v4(struct hubmsg_addr *a, const char *ip, int port)
 {
@@ -67,12 +46,12 @@ test_messages(void)
 	char got[2 * HUBMSG_MAX + 1];
 
 	/* The certificate from the REGISTER vector. */
-	hn = read_file("hub-register.hex", hex, sizeof hex);
+	hn = check_read_vector("hub-register.hex", hex, sizeof hex);
 	while (hn > 0 && (hex[hn - 1] == '\n' || hex[hn - 1] == '\r'))
 		hn--;
 	CHECK(hl_hex_decode(hex, hn / 2, cert) == 0, "vector hex");
 	CHECK(hubmsg_parse(cert, hn / 2, &v, &why) == 0, "vector: %s", why);
-	read_file("keyhash.cert.private", pem, sizeof pem);
+	check_read_vector("keyhash.cert.private", pem, sizeof pem);
 
 	c[0].kind = HUBMSG_CAND_HOST;
 	v4(&c[0].addr, "10.1.0.2", 5000);

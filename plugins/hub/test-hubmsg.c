@@ -177,31 +177,15 @@ test_vectors(void)
 	}
 }
 
+/* The hex file tests/vectors/<name>, decoded into out. */
 static size_t
 read_vector(const char *name, uint8_t *out, size_t cap)
 {
-	const char *src = getenv("HL_SOURCE_DIR");
-	char path[4096], *hex;
-	FILE *f;
-	long len;
-	size_t n = 0;
+	static char hex[2 * HUBMSG_MAX + 8];
 
-	snprintf(path, sizeof path, "%s/tests/vectors/%s", src ? src : "..",
-	         name);
-	f = fopen(path, "rb");
-	if (f == NULL) {
-		CHECK(0, "cannot open %s (set HL_SOURCE_DIR)", path);
+	if (check_read_vector(name, hex, sizeof hex) == 0)
 		return 0;
-	}
-	fseek(f, 0, SEEK_END);
-	len = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	hex = calloc(1, (size_t)len + 1);
-	if (hex != NULL && fread(hex, 1, (size_t)len, f) == (size_t)len)
-		n = unhex(hex, out, cap);
-	free(hex);
-	fclose(f);
-	return n;
+	return unhex(hex, out, cap);
 }
 
 static void

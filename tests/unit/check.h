@@ -76,6 +76,32 @@ check_fmt(const char *fmt, ...)
 	return b;
 }
 
+/*
+ * The file tests/vectors/<name> (under $HL_SOURCE_DIR, else ".."), NUL
+ * added, into out (cap bytes with the NUL); returns its length, or 0
+ * after a failed CHECK when it cannot be read.
+ */
+static inline size_t
+check_read_vector(const char *name, char *out, size_t cap)
+{
+	const char *src = getenv("HL_SOURCE_DIR");
+	char path[4096];
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof path, "%s/tests/vectors/%s", src ? src : "..",
+	         name);
+	f = fopen(path, "rb");
+	if (f == NULL) {
+		CHECK(0, "cannot open %s (set HL_SOURCE_DIR)", path);
+		return 0;
+	}
+	n = fread(out, 1, cap - 1, f);
+	out[n] = '\0';
+	fclose(f);
+	return n;
+}
+
 static inline int
 check_done(void)
 {

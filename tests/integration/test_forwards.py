@@ -227,6 +227,7 @@ def case_setup():
 
 
 def case_banner_forward():
+    """a banner-first service through a forward"""
     with socket.create_connection(("127.0.0.1", ports["banner"]),
                                   timeout=10) as s:
         got = recv_until(s, b"\r\n", t.slow(10))
@@ -258,6 +259,7 @@ def read_line(p, timeout):
 
 
 def case_banner_connect():
+    """a banner-first service through hlcore connect"""
     p = connect_proc(label("banner") + ".localhost")
     try:
         check_eq(read_line(p, t.slow(10)), banner.line,
@@ -277,6 +279,7 @@ def case_banner_connect():
 
 
 def case_ssh_forward():
+    """ssh through a forward"""
     r = ssh_forward(ports["ssh"], "echo hello-$((6*7))")
     check(r.returncode == 0 and r.stdout.strip() == b"hello-42",
           "ssh through the forward", "exit 0 and hello-42",
@@ -284,6 +287,7 @@ def case_ssh_forward():
 
 
 def case_ssh_connect():
+    """ssh with hlcore connect as ProxyCommand"""
     for lbl in (label("ssh"), label("ssh") + ".localhost"):
         r = ssh_connect(lbl, "echo hello-$((6*7))")
         check(r.returncode == 0 and r.stdout.strip() == b"hello-42",
@@ -295,6 +299,7 @@ def case_ssh_connect():
 
 
 def case_ssh_socks():
+    """ssh through SOCKS5 (nc -X 5 as ProxyCommand)"""
     nc = shutil.which("nc")
     if nc is None:
         raise hltest.Fail("nc (netcat-openbsd) is not installed: "
@@ -312,6 +317,7 @@ def case_ssh_socks():
 
 
 def case_ssh_16mib():
+    """16 MiB up and down over ssh, intact"""
     data = os.urandom(16 * 1024 * 1024)
     want = hashlib.sha256(data).hexdigest()
     src = os.path.join(lab, "up.bin")
@@ -336,6 +342,7 @@ def case_ssh_16mib():
 
 
 def case_wrong_password():
+    """a wrong password is refused"""
     p = connect_proc(label("ssh", pw="wrongpw"))
     try:
         rc = p.wait(timeout=t.slow(20))
@@ -362,6 +369,7 @@ def case_wrong_password():
 
 
 def case_unknown_keyhash():
+    """an unknown keyhash is refused, and tried again"""
     for bad in ("example.com", "pw-%s.localhost:22" % UNKNOWN, UNKNOWN):
         rc, out, err = client.cmd("connect", bad)
         check(rc == 2 and "not a Hardline service name" in err,
@@ -440,6 +448,7 @@ def dashboard():
 
 
 def case_admin_panel():
+    """the admin panel lists forwards and origins"""
     if not ADMIN:
         print("  (admin-web.so not built: the panel is not checked)")
         return
@@ -480,6 +489,7 @@ def case_admin_panel():
 
 
 def case_python_peer():
+    """forward and connect to the Python server"""
     with socket.create_connection(("127.0.0.1", ports["python"]),
                                   timeout=10) as s:
         got = recv_until(s, b"\r\n", t.slow(10))
@@ -500,6 +510,7 @@ def case_python_peer():
 
 
 def case_port_in_use():
+    """a forward's port in use is a config error"""
     hold = socket.socket()
     hold.bind(("127.0.0.1", 0))
     hold.listen(1)
@@ -531,18 +542,10 @@ def case_port_in_use():
 
 t.case("setup: sshd, banner service, server and client nodes", case_setup)
 if t.failed == 0:
-    t.case("a banner-first service through a forward", case_banner_forward)
-    t.case("a banner-first service through hlcore connect",
-           case_banner_connect)
-    t.case("ssh through a forward", case_ssh_forward)
-    t.case("ssh with hlcore connect as ProxyCommand", case_ssh_connect)
-    t.case("ssh through SOCKS5 (nc -X 5 as ProxyCommand)", case_ssh_socks)
-    t.case("16 MiB up and down over ssh, intact", case_ssh_16mib)
-    t.case("a wrong password is refused", case_wrong_password)
-    t.case("an unknown keyhash is refused, and tried again",
-           case_unknown_keyhash)
-    t.case("the admin panel lists forwards and origins", case_admin_panel)
-    t.case("forward and connect to the Python server", case_python_peer)
-    t.case("a forward's port in use is a config error", case_port_in_use)
+    t.cases(
+        case_banner_forward, case_banner_connect, case_ssh_forward,
+        case_ssh_connect, case_ssh_socks, case_ssh_16mib, case_wrong_password,
+        case_unknown_keyhash, case_admin_panel, case_python_peer,
+        case_port_in_use)
     t.case_stops_cleanly(client, server)
 t.finish()

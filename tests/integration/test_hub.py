@@ -75,6 +75,7 @@ def status():
 
 
 def case_start():
+    """start a hub"""
     start_hub()
     S["key"] = Key.load(os.path.join(VEC, "keyhash.cert"),
                         os.path.join(VEC, "keyhash.cert.private"))
@@ -83,7 +84,9 @@ def case_start():
 
 
 def case_vectors():
-    """hubpeer's codec gives docs/protocol.md's vector bytes, and parses
+    """the protocol document's vectors in Python
+
+    hubpeer's codec gives docs/protocol.md's vector bytes, and parses
     the REGISTER vector; the document holds them."""
     doc = hltest.read_text(os.path.join(t.source_dir, "docs",
                                         "protocol.md"))
@@ -108,12 +111,14 @@ def case_vectors():
 
 
 def case_stun():
+    """STUN binding answer"""
     p = peer()
     got = p.stun()
     check_eq(got, ("127.0.0.1", p.port), "XOR-MAPPED-ADDRESS")
 
 
 def case_register():
+    """register with proof of the key"""
     svc = S["svc"] = peer()
     cands = [(hubpeer.HOST, "10.1.0.2", 5000), (hubpeer.SRFLX, "11.0.0.2",
                                                  5000)]
@@ -131,6 +136,7 @@ def case_register():
 
 
 def case_lookup():
+    """lookup: candidates both ways, INTRO"""
     cli = peer()
     mine = [(hubpeer.HOST, "10.2.0.2", 6000),
             (hubpeer.HOST, "2001:db8::2", 6000)]
@@ -152,7 +158,9 @@ def case_lookup():
 
 
 def case_amplification():
-    """An answer is at most three times the lookup: eight IPv6
+    """no amplification: answers at most 3x the lookup
+
+    An answer is at most three times the lookup: eight IPv6
     candidates only come back to a padded lookup."""
     key = Key.new()
     eight = [(hubpeer.HOST, "2001:db8::%d" % i, 7000 + i)
@@ -177,6 +185,7 @@ def case_amplification():
 
 
 def case_not_found():
+    """lookup of an unknown keyhash"""
     a = peer().lookup("00" * 20)
     check(a is not None and a.type == hubpeer.ERROR and
           a.error == hubpeer.E_NOT_FOUND, "lookup of an unknown keyhash",
@@ -184,7 +193,9 @@ def case_not_found():
 
 
 def case_replay():
-    """The very REGISTER datagram again, from the same socket: its nonce
+    """replayed registration refused
+
+    The very REGISTER datagram again, from the same socket: its nonce
     is used up."""
     before = status()
     svc = S["svc"]
@@ -210,6 +221,7 @@ def case_replay():
 
 
 def case_forged():
+    """forged registrations refused"""
     before = status()
     mallory = Key.new()
     p = peer()
@@ -242,7 +254,9 @@ def case_forged():
 
 
 def case_rsa():
-    """An RSA 2048 certificate (Python Hardline's kind) registers too."""
+    """an RSA key registers
+
+    An RSA 2048 certificate (Python Hardline's kind) registers too."""
     key = Key.new("rsa")
     p = peer()
     m = p.register(key)
@@ -251,6 +265,7 @@ def case_rsa():
 
 
 def case_keepalive():
+    """keep-alive with and without the token"""
     svc = S["svc"]
     kh = S["key"].keyhash
     a = svc.keepalive(kh, cands=[(hubpeer.HOST, "10.1.0.2", 5001)])
@@ -274,7 +289,9 @@ def case_keepalive():
 
 
 def case_forgotten():
-    """A registration kept alive stays; a silent one is forgotten after
+    """silent nodes forgotten, kept-alive ones kept
+
+    A registration kept alive stays; a silent one is forgotten after
     `lifetime` (the sweep runs every 5 s)."""
     quiet, alive = Key.new(), Key.new()
     pq, pa = peer(), peer()
@@ -300,6 +317,7 @@ def case_forgotten():
 
 
 def case_bad_input():
+    """bad input dropped and counted"""
     before = status()
     p = peer()
     bad = [b"\x0b\x01\x07\x00" + b"\x00" * 8 + b"\x01\x00\x14" + b"\x00" * 5,
@@ -330,7 +348,9 @@ def case_bad_input():
 
 
 def case_restart():
-    """A restarted hub knows nobody: a keep-alive gets ERROR unknown and
+    """hub restart: register again
+
+    A restarted hub knows nobody: a keep-alive gets ERROR unknown and
     a new registration heals it."""
     hub.stop_ok()
     svc = S["svc"]
@@ -347,7 +367,9 @@ def case_restart():
 
 
 def case_intro_limit():
-    """A burst of lookups for one service: at most 10 INTROs (then 5 a
+    """INTROs to one service rate-limited
+
+    A burst of lookups for one service: at most 10 INTROs (then 5 a
     second) reach it; every lookup is still answered."""
     key = Key.new()
     svc = peer()
@@ -368,7 +390,9 @@ def case_intro_limit():
 
 
 def case_tables_full():
-    """A hub restarted with max_registrations 2 and max_pending 16: a
+    """tables full: registrations, pending nonces
+
+    A hub restarted with max_registrations 2 and max_pending 16: a
     third keyhash is refused (error full) while the two registered ones
     may register again; the 17th challenge pushes out the first nonce."""
     hub.stop_ok()
@@ -394,7 +418,9 @@ def case_tables_full():
 
 
 def case_dual_stack():
-    """A hub on [::] serves IPv4 and IPv6: each is told its own address
+    """dual stack [::]: IPv4 and IPv6 clients
+
+    A hub on [::] serves IPv4 and IPv6: each is told its own address
     (IPv4 as IPv4, not ::ffff:), and a registration signed for either
     local address is ours."""
     n = t.node("hub6")
@@ -431,7 +457,9 @@ def case_dual_stack():
 
 
 def case_rate_limit():
-    """One address sending far beyond rate/burst gets dropped, and the
+    """rate limit per address
+
+    One address sending far beyond rate/burst gets dropped, and the
     drops are counted (a hub restarted with rate 20, burst 40)."""
     hub.stop_ok()
     start_hub(rate=20, burst=40)
@@ -461,6 +489,7 @@ def case_rate_limit():
 def case_status_loopback_only():
     # hubpeer.status() over loopback works (every case above used it);
     # the log has the counters at exit.
+    """counters at exit, clean stop"""
     hub.stop_ok()
     check(re.search(r"counters at exit: \{\"registrations\":\d+",
                     hub.run_log()), "the counters in the log at exit",
@@ -468,6 +497,7 @@ def case_status_loopback_only():
 
 
 def case_check():
+    """hlcore check of hub configs"""
     bad = {
         "no listen": {"hub": {}},
         "refresh over half the lifetime": {
@@ -498,25 +528,10 @@ def case_check():
     check_eq(rc, 0, "hlcore check of a good hub config: %s" % (out + err))
 
 
-t.case("start a hub", case_start)
-t.case("the protocol document's vectors in Python", case_vectors)
-t.case("STUN binding answer", case_stun)
-t.case("register with proof of the key", case_register)
-t.case("lookup: candidates both ways, INTRO", case_lookup)
-t.case("no amplification: answers at most 3x the lookup",
-       case_amplification)
-t.case("lookup of an unknown keyhash", case_not_found)
-t.case("replayed registration refused", case_replay)
-t.case("forged registrations refused", case_forged)
-t.case("an RSA key registers", case_rsa)
-t.case("keep-alive with and without the token", case_keepalive)
-t.case("bad input dropped and counted", case_bad_input)
-t.case("silent nodes forgotten, kept-alive ones kept", case_forgotten)
-t.case("hub restart: register again", case_restart)
-t.case("INTROs to one service rate-limited", case_intro_limit)
-t.case("tables full: registrations, pending nonces", case_tables_full)
-t.case("dual stack [::]: IPv4 and IPv6 clients", case_dual_stack)
-t.case("rate limit per address", case_rate_limit)
-t.case("counters at exit, clean stop", case_status_loopback_only)
-t.case("hlcore check of hub configs", case_check)
+t.cases(
+    case_start, case_vectors, case_stun, case_register, case_lookup,
+    case_amplification, case_not_found, case_replay, case_forged, case_rsa,
+    case_keepalive, case_bad_input, case_forgotten, case_restart,
+    case_intro_limit, case_tables_full, case_dual_stack, case_rate_limit,
+    case_status_loopback_only, case_check)
 t.finish()

@@ -126,6 +126,7 @@ def case_setup():
 
 
 def case_curl():
+    """curl --socks5-hostname reaches a service"""
     if CURL is None:
         raise hltest.Fail("curl is not installed (scripts/deps.sh build)")
     for what, port in (("the proxy's port", ports["proxy"]),
@@ -145,6 +146,7 @@ def case_curl():
 
 
 def case_banner():
+    """a banner-first service through SOCKS"""
     s = greet(ports["socks"])
     try:
         check_eq(recv_n(s, 2, t.slow(10)), b"\x05\x00", "method reply")
@@ -159,6 +161,7 @@ def case_banner():
 
 def case_refusals():
     # SOCKS4: "request rejected or failed" (0x5B), then closed.
+    """every other request is refused with its code"""
     s = socket.create_connection(("127.0.0.1", ports["socks"]),
                                  timeout=10)
     s.sendall(b"\x04\x01\x00\x50\x7f\x00\x00\x01user\x00")
@@ -208,6 +211,7 @@ def case_refusals():
 
 def case_no_hang():
     # A client that stops halfway is closed within the 10 s deadline.
+    """a stalled negotiation does not hang"""
     t0 = time.monotonic()
     s = socket.create_connection(("127.0.0.1", ports["socks"]), timeout=10)
     s.sendall(b"\x05\x02\x00")  # promises two methods, sends one
@@ -219,6 +223,7 @@ def case_no_hang():
 
 
 def case_curl_refused():
+    """curl gets failures, and the daemon lives on"""
     r = curl(ports["socks"], "http://%s/" % name("web", pw="wrongpw"))
     check(r.returncode != 0, "curl through SOCKS with a wrong password",
           "a failure", r)
@@ -234,6 +239,7 @@ def case_curl_refused():
 
 
 def case_python():
+    """SOCKS to the Python server"""
     r = curl(ports["proxy"], "http://%s-%s.localhost/py" %
              (PY["pw"], PY["hash"]))
     out = r.stdout.decode("utf-8", "replace")
@@ -250,11 +256,8 @@ def case_python():
 
 t.case("setup", case_setup)
 if t.failed == 0:
-    t.case("curl --socks5-hostname reaches a service", case_curl)
-    t.case("a banner-first service through SOCKS", case_banner)
-    t.case("every other request is refused with its code", case_refusals)
-    t.case("a stalled negotiation does not hang", case_no_hang)
-    t.case("curl gets failures, and the daemon lives on", case_curl_refused)
-    t.case("SOCKS to the Python server", case_python)
+    t.cases(
+        case_curl, case_banner, case_refusals, case_no_hang, case_curl_refused,
+        case_python)
     t.case_stops_cleanly(client, server)
 t.finish()

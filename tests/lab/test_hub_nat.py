@@ -108,6 +108,7 @@ def exchange(L, pa, pb):
 # ---- lab 1: cone and symmetric ----
 
 def case_build():
+    """lab 1 (cone, symmetric): build, two hubs"""
     L = S["L"] = netlab.homes_lab("cone", "symmetric")
     S["hubs"] = start_hubs(L)
     S["ka"], S["kb"] = Key.new(), Key.new()
@@ -116,6 +117,7 @@ def case_build():
 
 
 def case_register():
+    """registrations through the NATs: public addresses"""
     L = S["L"]
     ma = S["pa"].register(S["ka"], cands=[(hubpeer.HOST, L.home_ip("h1"),
                                            PORT)])
@@ -143,6 +145,7 @@ def case_register():
 
 
 def case_lookup():
+    """lookup, INTRO and keep-alive through the NATs"""
     L = S["L"]
     a = S["pb"].lookup(S["ka"].keyhash, cands=[(hubpeer.HOST,
                                                 L.home_ip("h2"), PORT)])
@@ -164,7 +167,9 @@ def case_lookup():
 
 
 def case_second_address():
-    """Hub A listens on 0.0.0.0, and the hub host has two addresses: a
+    """a hub on 0.0.0.0 answers from the address dialed
+
+    Hub A listens on 0.0.0.0, and the hub host has two addresses: a
     node that dials 11.0.0.4:7777 registers (signed for that address) and
     gets its answers and INTROs from 11.0.0.4, or its NAT, filtering by
     address, would drop them."""
@@ -187,6 +192,7 @@ def case_second_address():
 
 
 def case_stun_mapping():
+    """STUN from two hubs: cone keeps the port, symmetric does not"""
     L = S["L"]
     a1, a2 = S["pa"].stun(HUB_A), S["pa"].stun(HUB_B)
     b1, b2 = S["pb"].stun(HUB_A), S["pb"].stun(HUB_B)
@@ -205,6 +211,7 @@ def case_stun_mapping():
 
 
 def case_status():
+    """status over the hub host's loopback only"""
     L = S["L"]
     with L.inside("hub"):
         local = Peer(("127.0.0.1", HUB_A[1]), timeout=t.slow(1.0))
@@ -226,6 +233,7 @@ def case_status():
 
 
 def case_coturn():
+    """coturn in the hub host: STUN and a TURN allocation"""
     L = S["L"]
     L.coturn()
     mapped = S["pa"].stun(("11.0.0.1", 3478))
@@ -255,7 +263,9 @@ def probe(L, h, *args):
 
 
 def case_probe():
-    """The C client side against hub A and coturn: it tells the cone
+    """hubclient.c (hub-probe): NAT kinds, a registration in C
+
+    The C client side against hub A and coturn: it tells the cone
     from the symmetric NAT, and registers through the symmetric NAT at
     the very mapping that hub A's STUN answer named."""
     L = S["L"]
@@ -283,6 +293,7 @@ def case_probe():
 
 
 def case_no_punch_symmetric():
+    """no direct exchange through the symmetric NAT"""
     L = S["L"]
     before1, before2 = L.counts("r1"), L.counts("r2")
     got_a, got_b = exchange(L, S["pa"], S["pb"])
@@ -300,6 +311,7 @@ def case_no_punch_symmetric():
 
 
 def case_teardown():
+    """lab 1 down"""
     for n in S["hubs"]:
         n.stop_ok()
     for p in S.pop("peers", []):
@@ -310,6 +322,7 @@ def case_teardown():
 # ---- lab 2: cone and cone ----
 
 def case_punch_cones():
+    """lab 2 (cone, cone): a direct exchange, router counters"""
     L = S["L"] = netlab.homes_lab("cone", "cone")
     S["hubs"] = start_hubs(L)
     pa, pb = home_peer(L, "h1"), home_peer(L, "h2")
@@ -343,20 +356,8 @@ def case_punch_cones():
              "r1: datagrams from the hub host meanwhile")
 
 
-t.case("lab 1 (cone, symmetric): build, two hubs", case_build)
-t.case("registrations through the NATs: public addresses", case_register)
-t.case("lookup, INTRO and keep-alive through the NATs", case_lookup)
-t.case("a hub on 0.0.0.0 answers from the address dialed",
-       case_second_address)
-t.case("STUN from two hubs: cone keeps the port, symmetric does not",
-       case_stun_mapping)
-t.case("status over the hub host's loopback only", case_status)
-t.case("coturn in the hub host: STUN and a TURN allocation", case_coturn)
-t.case("hubclient.c (hub-probe): NAT kinds, a registration in C",
-       case_probe)
-t.case("no direct exchange through the symmetric NAT",
-       case_no_punch_symmetric)
-t.case("lab 1 down", case_teardown)
-t.case("lab 2 (cone, cone): a direct exchange, router counters",
-       case_punch_cones)
+t.cases(
+    case_build, case_register, case_lookup, case_second_address,
+    case_stun_mapping, case_status, case_coturn, case_probe,
+    case_no_punch_symmetric, case_teardown, case_punch_cones)
 t.finish()

@@ -1049,6 +1049,15 @@ class Test:
         print("ok   %s (%.2f s)" % (name, time.monotonic() - t0), flush=True)
         return True
 
+    def cases(self, *fns):
+        """Run each fn as a case named by the first line of its docstring
+        (its name without one); True when every one passed."""
+        ok = True
+        for fn in fns:
+            doc = (fn.__doc__ or fn.__name__).strip().split("\n")[0]
+            ok = self.case(doc, fn) and ok
+        return ok
+
     def case_stops_cleanly(self, *nodes):
         """A case per node: "the NAME daemon stops cleanly" (stop_ok)."""
         for n in nodes:

@@ -418,31 +418,33 @@ wrk_once() { # wrk_once PATH: one wrk run; keeps the best req/s
 	work_done[$p]=$((${work_done[$p]:-0} + n))
 }
 cpu_reset() { for p in direct stunnel hlcore; do tick0[$p]=0; work_done[$p]=0; done; }
+best_of_rounds() { # best_of_rounds ROUNDS ONCE RESULTS UNIT: cpu_reset, then ROUNDS rounds of ONCE on each path, saying the best of each so far
+	local rounds=$1 once=$2 unit=$4 round p
+	local -n best_so_far=$3
+	cpu_reset
+	for round in $(seq 1 "$rounds"); do
+		for p in direct stunnel hlcore; do "$once" "$p"; done
+		say "   round $round: direct ${best_so_far[direct]}, stunnel ${best_so_far[stunnel]}, hlcore ${best_so_far[hlcore]} $unit (best so far)"
+	done
+}
+cpu_per_work() { # cpu_per_work PART SCALE FORMAT: cpu[PART_PATH] for stunnel and hlcore, CPU seconds of the pair per unit of work done times SCALE
+	local p
+	for p in stunnel hlcore; do
+		cpu[$1_$p]=$(awk -v t="${tick0[$p]}" -v hz="$hz" -v w="${work_done[$p]}" -v s="$2" \
+			"BEGIN {printf \"$3\", s * t / hz / w}")
+	done
+}
 
 if want bulk; then
 	say "== 1. bulk: ${BULK_MIB} MiB with curl, $BULK_RUNS rounds, best kept"
-	cpu_reset
-	for round in $(seq 1 "$BULK_RUNS"); do
-		for p in direct stunnel hlcore; do bulk_once "$p"; done
-		say "   round $round: direct ${bulk[direct]}, stunnel ${bulk[stunnel]}, hlcore ${bulk[hlcore]} MiB/s (best so far)"
-	done
-	for p in stunnel hlcore; do # CPU seconds of the pair per GiB carried
-		cpu[bulk_$p]=$(awk -v t="${tick0[$p]}" -v hz="$hz" -v b="${work_done[$p]}" \
-			'BEGIN {printf "%.2f", t / hz / (b / 1073741824)}')
-	done
+	best_of_rounds "$BULK_RUNS" bulk_once bulk MiB/s
+	cpu_per_work bulk 1073741824 %.2f # CPU seconds of the pair per GiB carried
 fi
 
 if want rps; then
 	say "== 2. keep-alive: wrk -t$WRK_THREADS -c$WRK_CONNS -d${WRK_SECONDS}s on a 100-byte file, $WRK_RUNS rounds, best kept"
-	cpu_reset
-	for round in $(seq 1 "$WRK_RUNS"); do
-		for p in direct stunnel hlcore; do wrk_once "$p"; done
-		say "   round $round: direct ${rps[direct]}, stunnel ${rps[stunnel]}, hlcore ${rps[hlcore]} req/s (best so far)"
-	done
-	for p in stunnel hlcore; do # CPU microseconds of the pair per request
-		cpu[rps_$p]=$(awk -v t="${tick0[$p]}" -v hz="$hz" -v n="${work_done[$p]}" \
-			'BEGIN {printf "%.1f", 1e6 * t / hz / n}')
-	done
+	best_of_rounds "$WRK_RUNS" wrk_once rps req/s
+	cpu_per_work rps 1e6 %.1f # CPU microseconds of the pair per request
 	for p in direct stunnel hlcore; do
 		if [ -n "${rps_err[$p]:-}" ]; then say "   ERRORS on the $p path: ${rps_err[$p]}"; fi
 	done

@@ -1065,21 +1065,34 @@ parse_priority(const char *s, int *out)
 	return 0;
 }
 
+/* A section that maps names to entries (plugins, services, peers): check
+ * that it is a map and make room for one entry of `size` bytes per key.
+ * Returns the room (calloc'd), or NULL when there is nothing to read
+ * (not a map, empty, or out of memory, each reported). */
+static void *
+want_named_entries(struct ctx *x, const struct hl_conf *m, const char *what,
+                   const char *example, size_t size)
+{
+	void *room;
+
+	if (!want_map(x, m, what, example) || m->n == 0)
+		return NULL;
+	room = calloc(m->n, size);
+	if (room == NULL)
+		err(x, m, "out of memory");
+	return room;
+}
+
 static void
 check_plugins(struct ctx *x, struct hl__config *cfg, const struct hl_conf *m)
 {
 	const struct node *mn = to_node(m);
 
-	if (!want_map(x, m, "\"plugins\"",
-	              "{ transport-tls: { priority: 10 } }"))
+	cfg->plugins = want_named_entries(x, m, "\"plugins\"",
+	                                  "{ transport-tls: { priority: 10 } }",
+	                                  sizeof *cfg->plugins);
+	if (cfg->plugins == NULL)
 		return;
-	if (m->n == 0)
-		return;
-	cfg->plugins = calloc(m->n, sizeof *cfg->plugins);
-	if (cfg->plugins == NULL) {
-		err(x, m, "out of memory");
-		return;
-	}
 	for (size_t i = 0; i < m->n; i++) {
 		const char *name = m->keys[i];
 		const struct hl_conf *v = m->items[i], *pr;
@@ -1243,16 +1256,11 @@ check_services(struct ctx *x, struct hl__config *cfg, const struct hl_conf *m)
 {
 	const struct node *mn = to_node(m);
 
-	if (!want_map(x, m, "\"services\"",
-	              "{ wiki: { target: \"127.0.0.1:8080\" } }"))
+	cfg->services = want_named_entries(
+	    x, m, "\"services\"", "{ wiki: { target: \"127.0.0.1:8080\" } }",
+	    sizeof *cfg->services);
+	if (cfg->services == NULL)
 		return;
-	if (m->n == 0)
-		return;
-	cfg->services = calloc(m->n, sizeof *cfg->services);
-	if (cfg->services == NULL) {
-		err(x, m, "out of memory");
-		return;
-	}
 	for (size_t i = 0; i < m->n; i++) {
 		const char *name = m->keys[i];
 		char q[72], what[96];
@@ -1334,16 +1342,11 @@ check_peers(struct ctx *x, struct hl__config *cfg, const struct hl_conf *m)
 {
 	const struct node *mn = to_node(m);
 
-	if (!want_map(x, m, "\"peers\"",
-	              "{ <keyhash>: [\"198.51.100.7:7008\"] }"))
+	cfg->peers = want_named_entries(
+	    x, m, "\"peers\"", "{ <keyhash>: [\"198.51.100.7:7008\"] }",
+	    sizeof *cfg->peers);
+	if (cfg->peers == NULL)
 		return;
-	if (m->n == 0)
-		return;
-	cfg->peers = calloc(m->n, sizeof *cfg->peers);
-	if (cfg->peers == NULL) {
-		err(x, m, "out of memory");
-		return;
-	}
 	for (size_t i = 0; i < m->n; i++) {
 		const struct hl_conf *v = m->items[i];
 		struct hl__peer_conf *pc = &cfg->peers[cfg->npeers];

@@ -1,7 +1,7 @@
 /*
- * daemon.h: the running daemon's parts (core.c, services.c, router.c,
- * proxy.c, tunnel.c, server.c, peercache.c). hl.h holds the parts that
- * unit tests and fuzz targets use on their own.
+ * daemon.h: the running daemon's parts, one section per file. hl.h holds
+ * the parsers and helpers that unit tests and fuzz targets use on their
+ * own. docs/architecture.md follows a request through these files.
  */
 #ifndef HL_DAEMON_H
 #define HL_DAEMON_H
@@ -15,13 +15,32 @@
 #include <event2/event.h>
 
 #include "hl.h"
+#include "hardline/evutil.h"
 
 /*
- * Every object that owns a connection (a proxy request, an OOB exchange,
- * a service-side tunnel, a splice) is on one list, so that a clean stop
- * closes them all. abort frees the object and whatever it owns at that
- * moment, and calls no callback.
+ * The parts, in the order they build on each other: a file calls only
+ * files above it in this list (hl.h's parsers and helpers are above all),
+ * and hears from those below through callbacks it was given.
+ *
+ *   live.c stats.c limits.c        bookkeeping every part may use
+ *   acceptor.c                     the fronts' listening sockets
+ *   identities.c peercache.c       what the node knows
+ *   loopcall.c choices.c plugins.c the plugins' lives (loader.c: dlopen)
+ *   addresses.c seen.c             what plugins tell the core
+ *   exchange.c splice.c            a tunnel's first line, then its bytes
+ *   router.c                       from a keyhash to a tunnel
+ *   server.c                       the service side of a tunnel
+ *   outbound.c                     the client side every front shares
+ *   forward.c socksd.c proxy.c     the fronts
+ *   status.c                       reads them all, for the admin panel
+ *   services.c                     struct hl_services: plugins' way in
+ *   main.c                         wires them together, runs the loop
  */
+
+/* ---- live.c: every object that owns a connection ----
+ * (a proxy request, an OOB exchange, a service-side tunnel, a splice) is
+ * on one list, so that a clean stop closes them all. abort frees the
+ * object and whatever it owns at that moment, and calls no callback. */
 struct hl__live {
 	struct hl__live *next, **prevp;
 	void (*abort)(struct hl__live *self);
@@ -29,37 +48,15 @@ struct hl__live {
 void hl__live_add(struct hl__live *l, void (*abort)(struct hl__live *));
 void hl__live_remove(struct hl__live *l);
 void hl__live_abort_all(void);
+/* Send data (len > 0) on bev, then free bev: once it has gone out, on an
+ * error, or after timeout_sec. bev is the callee's from here (on the live
+ * list meanwhile); out of memory it is freed at once. */
+void hl__close_after_write(struct bufferevent *bev, const void *data,
+                           size_t len, int timeout_sec);
+/* Connections hl__close_after_write holds now. */
+long hl__closing_count(void);
 
-struct hl__listener {
-	struct sockaddr_storage ss;
-	socklen_t len;
-	struct hl_plugin *owner;
-	struct hl__listener *next;
-};
-
-struct hl__wanhost {
-	char addr[HL_ADDR_MAX];
-	struct hl_plugin *owner; /* NULL: from the core's own config */
-	struct hl__wanhost *next;
-};
-
-struct hl__loop_call {
-	void (*fn)(void *);
-	void *arg;
-	struct hl_plugin *owner; /* its calls are dropped when it stops */
-	struct hl__loop_call *next;
-};
-
-/* A Hardline service seen on the network (service_seen). */
-struct hl__seen {
-	char title[128];
-	char label[HL_PASSWORD_MAX + HL_KEYHASH_LEN + 2];
-	char addr[HL_ADDR_MAX];
-	char source[64];
-	time_t last;
-	struct hl__seen *next;
-};
-
+/* ---- stats.c: the node's counters ---- */
 struct hl__stats {
 	unsigned long tunnels_in, tunnels_out;
 	unsigned long bad_password, bad_oob, backend_failed;
@@ -67,37 +64,22 @@ struct hl__stats {
 	unsigned long refused_busy; /* tunnels refused at a cap ("busy") */
 	unsigned long hints_dropped; /* addresses over a source's share */
 };
+extern struct hl__stats hl__stats;
 
 struct hl__forwards;
 struct hl__socksd;
 
+/* What main.c builds and the fronts share: the loop and the config. */
 struct hl__core {
 	struct event_base *base;
 	struct evdns_base *dns;
 	struct hl__config *cfg;
-	struct hl__identity *ids;
-	size_t nids;
-	struct hl_plugin *plugins; /* sorted by priority, lower first */
-	struct hl__listener *listeners;
-	struct hl__wanhost *wanhosts;
-	char *wanhosts_str; /* "a,b,c": what servers tell clients */
 	int proxy_port;
 	struct hl__proxy *proxy;
 	struct hl__forwards *forwards; /* forward.c */
 	struct hl__socksd *socksd; /* socksd.c */
 	struct event *sig_int, *sig_term;
-	/* call_on_loop */
-	pthread_mutex_t calls_lock;
-	struct hl__loop_call *calls, **calls_tail;
-	/* The batch calls_callback is running: a call in it may stop a
-	 * plugin, whose calls still in it are then dropped (plugin_stop). */
-	struct hl__loop_call *calls_running;
-	struct event *calls_ev;
 	int stopping;
-	struct hl__stats stats;
-	struct hl__seen *seen;
-	size_t nseen;
-	struct hl_conf empty_conf; /* for plugins enabled with no settings */
 };
 
 /* ---- limits.c: what one node holds ---- */
@@ -145,7 +127,75 @@ long hl__source_pw_backlog(const struct hl__source *s);
  * the others are counted in one line per source per minute. */
 int hl__source_pw_result(struct hl__source *s, int ok);
 
-/* ---- core.c ---- */
+/* ---- acceptor.c: the fronts' listening sockets ---- */
+struct hl__acceptor;
+typedef void (*hl__accept_cb)(void *arg, evutil_socket_t fd,
+                              struct sockaddr *sa, socklen_t salen);
+#define HL_LISTEN_V6ONLY 1 /* an IPv6 address takes no IPv4 */
+#define HL_LISTEN_BIND_ONLY 2 /* bind, do not listen (`check`) */
+/* A non-blocking, close-on-exec TCP socket bound to addr ("host:port")
+ * and listening (backlog 512); -1 with errno set (EINVAL: not an
+ * address). */
+int hl__listen_socket(const char *addr, int flags, struct sockaddr_storage *ss);
+/* Accept on listening socket fd (taken over, closed on failure), calling
+ * cb for each connection; who names it in the log. */
+struct hl__acceptor *hl__acceptor_new(struct event_base *base, const char *who,
+                                      int fd, hl__accept_cb cb, void *arg);
+/* hl__listen_socket + hl__acceptor_new, logging why on failure. */
+struct hl__acceptor *hl__acceptor_listen(struct event_base *base,
+                                         const char *who, const char *addr,
+                                         hl__accept_cb cb, void *arg,
+                                         struct sockaddr_storage *ss);
+/* Hold (1: stop accepting, connections wait in the kernel's queue) or
+ * release (0). */
+void hl__acceptor_hold(struct hl__acceptor *a, int hold);
+void hl__acceptor_free(struct hl__acceptor *a);
+
+/* ---- identities.c: this node's services ---- */
+/* Load (or make) the identity of every service, or of service `only`
+ * ((size_t)-1: all); logs why and returns -1 on failure. */
+int hl__identities_load(const struct hl__config *cfg, size_t only);
+size_t hl__identities_count(void);
+struct hl__identity *hl__identities_at(size_t i);
+/* The identity whose keyhash this is (any case), or NULL. */
+struct hl__identity *hl__identities_find(const char *keyhash);
+void hl__identities_free(void);
+
+/* ---- loopcall.c: svc->call_on_loop ---- */
+int hl__loopcall_init(struct event_base *base);
+/* From any thread; -1 when closed (stopping) or out of memory. */
+int hl__loopcall_add(struct hl_plugin *owner, void (*fn)(void *), void *arg);
+/* Drop owner's calls not yet run (it stopped). */
+void hl__loopcall_drop(struct hl_plugin *owner);
+/* Refuse new calls from now on (the daemon is stopping). */
+void hl__loopcall_close(void);
+void hl__loopcall_free(void);
+
+/* ---- choices.c: <state_dir>/plugins.state ---- */
+#define HL_CHOICES_MAX 128
+struct hl__choice {
+	char name[64];
+	int on; /* 1 on, 0 off, -1 no choice */
+	int priority; /* -1: as the config says */
+};
+size_t hl__choices_read(const char *state_dir, struct hl__choice *out,
+                        size_t max);
+/* Keep a choice: on is 0 or 1, or -1 to keep; priority -1 keeps it. */
+int hl__choice_write(const char *state_dir, const char *name, int on,
+                     int priority);
+
+/* ---- plugins.c: the plugins' lives ---- */
+/* What the parts above must hear of a plugin (main.c wires them). */
+struct hl__plugin_hooks {
+	void (*started)(struct hl_plugin *p); /* after its init */
+	void (*stopping)(struct hl_plugin *p); /* before its fini */
+	void (*stopped)(struct hl_plugin *p); /* after its fini */
+};
+void hl__plugins_init(const struct hl_services *svc,
+                      const struct hl__config *cfg,
+                      const struct hl__plugin_hooks *hooks);
+/* The plugins, in priority order (lower first), through ->next. */
+struct hl_plugin *hl__plugins_first(void);
 /*
  * Load every plugin the config names (and those enabled in the admin
  * panel), check them and their settings (validate), and start them unless
@@ -153,36 +203,73 @@ int hl__source_pw_result(struct hl__source *s, int ok);
  * kinds set, only plugins of those kinds start (`discover`). Returns the
  * number of plugins refused, failed or with bad settings.
  */
-int hl__core_load_plugins(struct hl__core *c, int check_only, uint32_t kinds,
-                          int *bad_settings);
+int hl__plugins_load(int check_only, uint32_t kinds, int *bad_settings);
 /* Stop every plugin (fini); the records stay, still loaded. */
-void hl__core_unload_plugins(struct hl__core *c);
+void hl__plugins_unload(void);
 /* Free the records and dlclose: only after event_base_free(). */
-void hl__core_close_plugins(struct hl__core *c);
-int hl__core_set_priority(struct hl__core *c, const char *name, int priority,
-                          char *err, size_t errlen);
+void hl__plugins_close(void);
+int hl__plugins_set_priority(const char *name, int priority, char *err,
+                             size_t errlen);
+int hl__plugins_set_enabled(const char *name, int enabled, char *err,
+                            size_t errlen);
 /* Ask every discovery plugin that can to look for every service now;
  * returns how many were asked (0: none can list services). */
-int hl__core_browse(struct hl__core *c);
-int hl__core_set_enabled(struct hl__core *c, const char *name, int enabled,
-                         char *err, size_t errlen);
+int hl__plugins_browse(void);
 /* The plugin files found in the plugin directories, for the panel:
  * calls fn for each name not already loaded. */
-void hl__core_available_plugins(struct hl__core *c,
-                                void (*fn)(void *arg, const char *name,
-                                           const char *path),
-                                void *arg);
-void hl__core_service_seen(struct hl__core *c, struct hl_plugin *from,
-                           const char *title, const char *label,
-                           const char *addr);
-struct hl__identity *hl__core_identity(struct hl__core *c, const char *keyhash);
-void hl__core_wanhosts_changed(struct hl__core *c);
+void hl__plugins_available(void (*fn)(void *arg, const char *name,
+                                      const char *path),
+                           void *arg);
 
-/* ---- services.c: struct hl_services for plugins ---- */
-void hl__services_listening(struct hl_plugin *self, const struct sockaddr *sa,
-                            socklen_t salen, int open);
+/* ---- addresses.c: the node's listeners and WANHosts ---- */
+struct hl__listener {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	struct hl_plugin *owner;
+	struct hl__listener *next;
+};
+struct hl__wanhost {
+	char addr[HL_ADDR_MAX];
+	struct hl_plugin *owner; /* NULL: from the core's own config */
+	struct hl__wanhost *next;
+};
+/* A transport opened (open 1) or closed a listener: record it and tell
+ * every other traversal plugin. */
+void hl__listener_event(struct hl_plugin *owner, const struct sockaddr *sa,
+                        socklen_t salen, int open);
+/* Tell traversal plugin p of every listener open now (not its own). */
+void hl__listeners_replay(struct hl_plugin *p);
+const struct hl__listener *hl__listeners_first(void);
+/* 1: added (call hl__wanhosts_changed), 0: known already, -1: not an
+ * address. */
+int hl__wanhost_add(struct hl_plugin *owner, const char *addr);
+void hl__wanhost_remove(struct hl_plugin *owner, const char *addr);
+/* Forget owner's WANHosts; 1 when there were any. */
+int hl__wanhosts_forget(struct hl_plugin *owner);
+/* Rebuild the WANHosts string and tell every plugin. */
+void hl__wanhosts_changed(void);
+/* Tell plugin p the WANHosts (an events table's HL_EVENT_WANHOSTS). */
+void hl__wanhosts_send(struct hl_plugin *p);
+/* "a,b,c": what servers tell clients; "" when none. */
+const char *hl__wanhosts(void);
+const struct hl__wanhost *hl__wanhosts_first(void);
+void hl__addresses_free(void);
 
-/* ---- tunnel.c: the OOB exchange and the splice ---- */
+/* ---- seen.c: services seen on the network (svc->service_seen) ---- */
+struct hl__seen {
+	char title[128];
+	char label[HL_PASSWORD_MAX + HL_KEYHASH_LEN + 2];
+	char addr[HL_ADDR_MAX];
+	char source[64];
+	time_t last;
+	struct hl__seen *next;
+};
+void hl__seen_add(const char *source, const char *title, const char *label,
+                  const char *addr);
+const struct hl__seen *hl__seen_first(void);
+void hl__seen_free(void);
+
+/* ---- exchange.c: the OOB lines on a fresh tunnel ---- */
 
 /*
  * Exchange OOB lines over a fresh tunnel: send `line`, read the peer's
@@ -196,6 +283,7 @@ typedef void (*hl__oob_cb)(void *arg, struct bufferevent *bev,
 void hl__oob_exchange(struct bufferevent *bev, const char *line, hl__oob_cb cb,
                       void *arg);
 
+/* ---- splice.c: a tunnel joined to a local connection ---- */
 struct hl__splice;
 /*
  * Why a splice ended. hl__splice_cb runs once when either side closed or
@@ -252,17 +340,16 @@ void hl__route_cancel(struct hl__route *r);
  * and queries (they fail as "turned off"); after, move routes on. */
 void hl__router_plugin_stopping(struct hl_plugin *p);
 void hl__router_plugin_stopped(void);
+/* How the last 32 routes ended, newest first (via "" when none worked;
+ * trace lists the attempts), for the admin panel. */
+void hl__router_recent(void (*fn)(void *arg, time_t t, const char *keyhash,
+                                  const char *via, const char *trace),
+                       void *arg);
+void hl__router_free(void);
 /* Discovery plugins' results (services.c forwards here). */
 const char *hl__query_keyhash(const struct hl_query *q);
 void hl__query_candidate(struct hl_query *q, const char *addr);
 void hl__query_done(struct hl_query *q);
-
-/* ---- status.c: what the admin panel shows ---- */
-/* Remember how a route ended (the last 32 are kept). */
-void hl__status_route(const char *keyhash, const char *via, const char *trace);
-/* The node's state as a JSON object; malloc'd. */
-char *hl__status_json(struct hl__core *c);
-void hl__status_free(void);
 
 /* ---- peercache.c: remembered WANHosts ---- */
 int hl__peercache_load(const char *state_dir);
@@ -349,5 +436,13 @@ void hl__socksd_take(struct hl__core *c, struct bufferevent *bev,
 /* ---- proxy.c: the browser-facing proxy ---- */
 int hl__proxy_start(struct hl__core *c, const char *listen);
 void hl__proxy_stop(struct hl__core *c);
+
+/* ---- status.c: what the admin panel shows ---- */
+/* The node's state as a JSON object; malloc'd. */
+char *hl__status_json(struct hl__core *c);
+
+/* ---- services.c: struct hl_services (hl.h), plugins' way in ---- */
+/* The daemon the services serve (NULL: none, at exit). */
+void hl__services_bind(struct hl__core *c);
 
 #endif /* HL_DAEMON_H */

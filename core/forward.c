@@ -29,8 +29,7 @@
 struct forward {
 	const struct hl__forward_conf *fc;
 	struct hl__core *core;
-	struct evconnlistener *listener;
-	struct event *resume; /* out of descriptors: accept again later */
+	struct hl__acceptor *acceptor;
 	char origin[64]; /* "forward <listen>" */
 	unsigned long accepted, failed, open;
 	char last_error[256];
@@ -62,8 +61,7 @@ fwd_conn_free(struct fwd_conn *fcn)
 	hl__live_remove(&fcn->live);
 	if (fcn->out != NULL)
 		hl__outbound_cancel(fcn->out);
-	if (fcn->local != NULL)
-		bufferevent_free(fcn->local);
+	hl_bufferevent_free(&fcn->local);
 	free(fcn);
 }
 
@@ -180,14 +178,13 @@ local_event_callback(struct bufferevent *bev, short what, void *arg)
 }
 
 static void
-forward_accept_callback(struct evconnlistener *l, evutil_socket_t fd,
-                        struct sockaddr *sa, int salen, void *arg)
+forward_accept_callback(void *arg, evutil_socket_t fd, struct sockaddr *sa,
+                        socklen_t salen)
 {
 	struct forward *f = arg;
 	struct hl__core *c = f->core;
 	struct fwd_conn *fcn = calloc(1, sizeof *fcn);
 
-	(void)l;
 	(void)salen;
 	if (fcn == NULL) {
 		evutil_closesocket(fd);
@@ -218,62 +215,6 @@ forward_accept_callback(struct evconnlistener *l, evutil_socket_t fd,
 }
 
 static void
-forward_resume_callback(evutil_socket_t fd, short what, void *arg)
-{
-	struct forward *f = arg;
-
-	(void)fd;
-	(void)what;
-	evconnlistener_enable(f->listener);
-}
-
-/* accept() failed (out of descriptors, most likely): pause for a second
- * rather than spin on a listener that stays readable. */
-static void
-forward_error_callback(struct evconnlistener *l, void *arg)
-{
-	struct forward *f = arg;
-	struct timeval tv = {1, 0};
-	int e = EVUTIL_SOCKET_ERROR();
-
-	hl__warn("%s: accept failed: %s; pausing for 1 s", f->origin,
-	         evutil_socket_error_to_string(e));
-	evconnlistener_disable(l);
-	evtimer_add(f->resume, &tv);
-}
-
-/* A socket bound to fc's address (listening when do_listen), or -1 with
- * errno set. */
-static int
-bind_socket(const struct hl__forward_conf *fc, int do_listen)
-{
-	struct sockaddr_storage ss;
-	int sslen = sizeof ss, fd, e;
-
-	if (evutil_parse_sockaddr_port(fc->listen, (struct sockaddr *)&ss,
-	                               &sslen) != 0) {
-		errno = EINVAL;
-		return -1;
-	}
-	fd =
-	    socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &(int){1}, sizeof(int));
-	if (ss.ss_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &(int){1},
-		           sizeof(int));
-	if (bind(fd, (struct sockaddr *)&ss, (socklen_t)sslen) != 0 ||
-	    (do_listen && listen(fd, 512) != 0)) {
-		e = errno;
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	return fd;
-}
-
-static void
 report_bind(FILE *errs, const struct hl__forward_conf *fc, size_t i, int e)
 {
 	const struct hl_conf *at = fc->listen_node ? fc->listen_node : fc->node;
@@ -289,10 +230,13 @@ report_bind(FILE *errs, const struct hl__forward_conf *fc, size_t i, int e)
 int
 hl__forwards_check(const struct hl__config *cfg, FILE *errs)
 {
+	struct sockaddr_storage ss;
 	int bad = 0;
 
 	for (size_t i = 0; i < cfg->nforwards; i++) {
-		int fd = bind_socket(&cfg->forwards[i], 0);
+		int fd = hl__listen_socket(
+		    cfg->forwards[i].listen,
+		    HL_LISTEN_V6ONLY | HL_LISTEN_BIND_ONLY, &ss);
 		if (fd < 0) {
 			report_bind(errs, &cfg->forwards[i], i, errno);
 			bad++;
@@ -303,26 +247,11 @@ hl__forwards_check(const struct hl__config *cfg, FILE *errs)
 	return bad;
 }
 
-static int
-is_loopback(const char *listen)
-{
-	struct sockaddr_storage ss;
-	int sslen = sizeof ss;
-
-	if (evutil_parse_sockaddr_port(listen, (struct sockaddr *)&ss,
-	                               &sslen) != 0)
-		return 0;
-	if (ss.ss_family == AF_INET)
-		return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >>
-		        24) == 127;
-	return ss.ss_family == AF_INET6 &&
-	       IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&ss)->sin6_addr);
-}
-
 int
 hl__forwards_start(struct hl__core *c, FILE *errs)
 {
 	const struct hl__config *cfg = c->cfg;
+	struct sockaddr_storage ss;
 	struct hl__forwards *fw;
 
 	if (cfg->nforwards == 0)
@@ -345,23 +274,16 @@ hl__forwards_start(struct hl__core *c, FILE *errs)
 		snprintf(f->origin, sizeof f->origin, "forward %s",
 		         f->fc->listen);
 		fw->n++;
-		fd = bind_socket(f->fc, 1);
+		fd = hl__listen_socket(f->fc->listen, HL_LISTEN_V6ONLY, &ss);
 		if (fd < 0) {
 			report_bind(errs, f->fc, i, errno);
 			return -1;
 		}
-		f->listener = evconnlistener_new(
-		    c->base, forward_accept_callback, f,
-		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
-		f->resume = evtimer_new(c->base, forward_resume_callback, f);
-		if (f->listener == NULL || f->resume == NULL) {
-			if (f->listener == NULL)
-				close(fd);
+		f->acceptor = hl__acceptor_new(c->base, f->origin, fd,
+		                               forward_accept_callback, f);
+		if (f->acceptor == NULL)
 			return -1;
-		}
-		evconnlistener_set_error_cb(f->listener,
-		                            forward_error_callback);
-		if (!is_loopback(f->fc->listen))
+		if (!hl_sockaddr_is_loopback((struct sockaddr *)&ss))
 			hl__warn("%s: listening beyond this machine: anyone "
 			         "who reaches it reaches the service %.8s "
 			         "(its password is in the config)",
@@ -383,10 +305,7 @@ hl__forwards_stop(struct hl__core *c)
 	if (fw == NULL)
 		return;
 	for (size_t i = 0; i < fw->n; i++) {
-		if (fw->f[i].listener != NULL)
-			evconnlistener_free(fw->f[i].listener);
-		if (fw->f[i].resume != NULL)
-			event_free(fw->f[i].resume);
+		hl__acceptor_free(fw->f[i].acceptor);
 	}
 	free(fw->f);
 	free(fw);

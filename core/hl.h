@@ -13,8 +13,19 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include <event2/event.h>
+
 #include "hardline/plugin.h"
 #include "hardline/util.h"
+
+/* Free every element of a list linked through ->next, head first, with
+ * fn (free, or a function taking the element); head ends NULL. */
+#define HL__LIST_FREE(head, fn)                                                \
+	while ((head) != NULL) {                                               \
+		void *hl__elem = (head);                                       \
+		(head) = (head)->next;                                         \
+		fn(hl__elem);                                                  \
+	}
 
 #define HL_VERSION "0.1.0"
 #define HL_KEYHASH_LEN 40
@@ -341,6 +352,10 @@ int hl__write_file_atomic(const char *path, const void *data, size_t len,
 char *hl__read_file(const char *path, size_t max, size_t *lenp);
 /* mkdir -p with mode for the last component. */
 int hl__mkdirs(const char *path, int mode);
+/* A timer that calls fn(arg) every ms milliseconds from now until freed
+ * (event_free); NULL when out of memory. */
+struct event *hl__every(struct event_base *base, long ms,
+                        void (*fn)(evutil_socket_t, short, void *), void *arg);
 
 /* ---- loader.c: dlopen and the checks before any plugin code runs ---- */
 

@@ -207,19 +207,10 @@ pw_delay(const struct hl__source *s)
 	                                  : PW_DELAY_MAX;
 }
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 long
 hl__source_pw_wait(struct hl__source *s)
 {
-	long long now = now_ms();
+	long long now = hl_mono_ms();
 	long long at = s->pw_next > now ? s->pw_next : now;
 
 	/* The checks take turns: this one at `at`, the next one the
@@ -242,7 +233,7 @@ pw_log(struct hl__source *s, time_t now)
 long
 hl__source_pw_backlog(const struct hl__source *s)
 {
-	long long now = now_ms();
+	long long now = hl_mono_ms();
 
 	return s->pw_next > now ? (long)((s->pw_next - now) / 1000) : 0;
 }
@@ -259,8 +250,8 @@ hl__source_pw_result(struct hl__source *s, int ok)
 	}
 	s->pw_fails++;
 	s->pw_last = now;
-	if (s->pw_next < now_ms() + pw_delay(s) * 1000)
-		s->pw_next = now_ms() + pw_delay(s) * 1000;
+	if (s->pw_next < hl_mono_ms() + pw_delay(s) * 1000)
+		s->pw_next = hl_mono_ms() + pw_delay(s) * 1000;
 	/* One line per source per minute: the first is the caller's, the
 	 * rest are counted and told by the sweep. */
 	if (now - s->pw_logged >= 60) {
@@ -294,13 +285,8 @@ sweep_callback(evutil_socket_t fd, short what, void *arg)
 int
 hl__limits_start(struct event_base *base)
 {
-	struct timeval tv = {SWEEP_SEC, 0};
-
-	sweep_ev = event_new(base, -1, EV_PERSIST, sweep_callback, NULL);
-	if (sweep_ev == NULL)
-		return -1;
-	event_add(sweep_ev, &tv);
-	return 0;
+	sweep_ev = hl__every(base, SWEEP_SEC * 1000L, sweep_callback, NULL);
+	return sweep_ev != NULL ? 0 : -1;
 }
 
 void

@@ -78,10 +78,7 @@ hl__log_recent(void (*fn)(void *arg, time_t t, int level, const char *text),
 static time_t
 monotonic(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
+	return (time_t)(hl_mono_ms() / 1000);
 }
 
 /* Write one line: msg is the message (made printable here), who may be

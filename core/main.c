@@ -50,31 +50,6 @@ usage(FILE *f)
 	    "config.\n");
 }
 
-static void
-calls_callback(evutil_socket_t fd, short what, void *arg)
-{
-	struct hl__core *c = arg;
-
-	(void)fd;
-	(void)what;
-	pthread_mutex_lock(&c->calls_lock);
-	c->calls_running = c->calls;
-	c->calls = NULL;
-	c->calls_tail = &c->calls;
-	/* One at a time off the batch, under the lock: a call may stop a
-	 * plugin, and plugin_stop then takes that plugin's calls out of
-	 * c->calls_running, so that none runs after its fini (plugin.h). */
-	while (c->calls_running != NULL) {
-		struct hl__loop_call *call = c->calls_running;
-		c->calls_running = call->next;
-		pthread_mutex_unlock(&c->calls_lock);
-		call->fn(call->arg);
-		free(call);
-		pthread_mutex_lock(&c->calls_lock);
-	}
-	pthread_mutex_unlock(&c->calls_lock);
-}
-
 /* Every second: summaries of repeated log lines whose flood is over. */
 static struct event *log_flush_ev;
 
@@ -110,24 +85,50 @@ signal_callback(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(c->base, NULL);
 }
 
-static int
-load_identities(struct hl__core *c)
+/* ---- what the parts must hear of a plugin starting or stopping ---- */
+static int stopping; /* the daemon is stopping: no more routes, no events */
+
+static void
+stop_now(void)
 {
-	c->ids =
-	    calloc(c->cfg->nservices ? c->cfg->nservices : 1, sizeof *c->ids);
-	if (c->ids == NULL)
-		return -1;
-	for (size_t i = 0; i < c->cfg->nservices; i++) {
-		char err[512];
-		if (hl__identity_load(c->cfg->state_dir, &c->cfg->services[i],
-		                      &c->ids[i], err, sizeof err) != 0) {
-			hl__err("%s", err);
-			return -1;
-		}
-		c->nids++;
-	}
-	return 0;
+	stopping = 1;
+	hl__loopcall_close();
 }
+
+/* Tell it what it would have heard had it always run. */
+static void
+plugin_started_hook(struct hl_plugin *p)
+{
+	hl__listeners_replay(p);
+	hl__wanhosts_send(p);
+}
+
+/* End what the router holds of it while it can still cancel. */
+static void
+plugin_stopping_hook(struct hl_plugin *p)
+{
+	hl__router_plugin_stopping(p);
+}
+
+/* Addresses it told the core about are no longer this node's; routes
+ * waiting for it move on. */
+static void
+plugin_stopped_hook(struct hl_plugin *p)
+{
+	int changed = hl__wanhosts_forget(p);
+
+	if (stopping)
+		return;
+	if (changed)
+		hl__wanhosts_changed();
+	hl__router_plugin_stopped();
+}
+
+static const struct hl__plugin_hooks plugin_hooks = {
+    .started = plugin_started_hook,
+    .stopping = plugin_stopping_hook,
+    .stopped = plugin_stopped_hook,
+};
 
 static int
 prepare_state_dir(const char *dir)
@@ -166,18 +167,10 @@ cmd_url(struct hl__core *c, const char *name)
 			continue;
 		if (prepare_state_dir(c->cfg->state_dir) != 0)
 			return 1;
-		c->ids = calloc(1, sizeof *c->ids);
-		if (c->ids == NULL)
+		if (hl__identities_load(c->cfg, i) != 0)
 			return 1;
-		char err[512];
-		if (hl__identity_load(c->cfg->state_dir, &c->cfg->services[i],
-		                      &c->ids[0], err, sizeof err) != 0) {
-			hl__err("%s", err);
-			return 1;
-		}
-		c->nids = 1;
-		hl__identity_url(&c->ids[0], proxy_port_of(c->cfg), url,
-		                 sizeof url);
+		hl__identity_url(hl__identities_at(0), proxy_port_of(c->cfg),
+		                 url, sizeof url);
 		printf("%s\n", url);
 		return 0;
 	}
@@ -238,7 +231,7 @@ cmd_check(struct hl__core *c)
 	int bad, refused;
 
 	warn_short_passwords(c->cfg, 0);
-	refused = hl__core_load_plugins(c, 1, 0, &bad);
+	refused = hl__plugins_load(1, 0, &bad);
 
 	refused += hl__forwards_check(c->cfg, stderr);
 	if (refused > 0) {
@@ -260,7 +253,7 @@ cmd_run(struct hl__core *c)
 	warn_short_passwords(c->cfg, 1);
 	if (prepare_state_dir(c->cfg->state_dir) != 0)
 		return 1;
-	if (load_identities(c) != 0)
+	if (hl__identities_load(c->cfg, (size_t)-1) != 0)
 		return 1;
 	/* Before any plugin starts: they size their own caps from it. */
 	hl__limits_init(c->cfg);
@@ -273,7 +266,7 @@ cmd_run(struct hl__core *c)
 	if (hl__peercache_start(c->base) != 0)
 		hl__warn("peers.cache will be written only at stop");
 	c->proxy_port = proxy_port_of(c->cfg);
-	hl__core_wanhosts_changed(c);
+	hl__wanhosts_changed();
 	/* Before any plugin starts: a forward's port in use is a mistake in
 	 * the config, and nothing should run with it. */
 	if (hl__forwards_start(c, stderr) != 0) {
@@ -284,7 +277,7 @@ cmd_run(struct hl__core *c)
 		hl__forwards_stop(c);
 		return 2;
 	}
-	refused = hl__core_load_plugins(c, 0, 0, &bad);
+	refused = hl__plugins_load(0, 0, &bad);
 	if (bad > 0) {
 		fprintf(stderr,
 		        "%s: %d plugin%s with wrong settings; nothing "
@@ -309,10 +302,10 @@ cmd_run(struct hl__core *c)
 		rc = 1;
 		goto out;
 	}
-	for (size_t i = 0; i < c->nids; i++) {
+	for (size_t i = 0; i < hl__identities_count(); i++) {
 		/* The password is a secret: the log names the service by its
 		 * keyhash; `hlcore -c FILE url NAME` prints the whole URL. */
-		const struct hl__identity *id = &c->ids[i];
+		const struct hl__identity *id = hl__identities_at(i);
 		hl__info(
 		    "serving %s (%s -> %s) at http://%s-%s.localhost:%d/%s",
 		    id->pub.name, c->cfg->services[i].title,
@@ -321,14 +314,12 @@ cmd_run(struct hl__core *c)
 		    c->proxy_port,
 		    id->password[0] ? " (hlcore url prints it whole)" : "");
 	}
-	if (c->nids > 0 && c->listeners == NULL)
+	if (hl__identities_count() > 0 && hl__listeners_first() == NULL)
 		hl__warn("services are configured but no transport listens: "
 		         "give transport-tls a listen: address");
 	event_base_dispatch(c->base);
 out:
-	pthread_mutex_lock(&c->calls_lock);
-	c->stopping = 1;
-	pthread_mutex_unlock(&c->calls_lock);
+	stop_now();
 	hl__proxy_stop(c);
 	hl__socksd_stop(c);
 	/* Close every connection while the transports that dial for them
@@ -336,10 +327,10 @@ out:
 	hl__live_abort_all();
 	hl__outbound_stop();
 	hl__forwards_stop(c);
-	hl__core_unload_plugins(c);
+	hl__plugins_unload();
 	hl__peercache_save();
 	hl__peercache_free();
-	hl__status_free();
+	hl__router_free();
 	hl__splice_stop();
 	hl__server_free();
 	hl__limits_stop();
@@ -364,38 +355,35 @@ cmd_discover(struct hl__core *c)
 	int browsers, bad;
 
 	c->proxy_port = proxy_port_of(c->cfg);
-	hl__core_load_plugins(c, 0, HL_KIND_DISCOVERY, &bad);
+	hl__plugins_load(0, HL_KIND_DISCOVERY, &bad);
 	if (bad > 0)
 		return 2;
-	browsers = hl__core_browse(c);
+	browsers = hl__plugins_browse();
 	if (browsers == 0) {
-		pthread_mutex_lock(&c->calls_lock);
-		c->stopping = 1;
-		pthread_mutex_unlock(&c->calls_lock);
+		stop_now();
 		fprintf(stderr,
 		        "%s: no discovery plugin that can list services is "
 		        "loaded: add discovery-lan under plugins:\n",
 		        c->cfg->file);
 		hl__live_abort_all();
 		hl__outbound_stop();
-		hl__core_unload_plugins(c);
+		hl__plugins_unload();
 		return 1;
 	}
 	done = evtimer_new(c->base, discover_done_callback, c->base);
 	evtimer_add(done, &tv);
 	event_base_dispatch(c->base);
 	event_free(done);
-	pthread_mutex_lock(&c->calls_lock);
-	c->stopping = 1;
-	pthread_mutex_unlock(&c->calls_lock);
-	if (c->seen == NULL)
+	stop_now();
+	if (hl__seen_first() == NULL)
 		printf("No Hardline service answered within 2 s.\n");
-	for (struct hl__seen *s = c->seen; s != NULL; s = s->next)
+	for (const struct hl__seen *s = hl__seen_first(); s != NULL;
+	     s = s->next)
 		printf("%-30s http://%s.localhost:%d/  %s\n", s->title,
 		       s->label, c->proxy_port, s->addr);
 	hl__live_abort_all();
 	hl__outbound_stop();
-	hl__core_unload_plugins(c);
+	hl__plugins_unload();
 	return 0;
 }
 
@@ -520,7 +508,6 @@ static char *
 link_splice_callback(void *arg, int closed_side, size_t a_to_b, size_t b_to_a)
 {
 	struct stdio_link *k = arg;
-	struct timeval tv = {0, 20 * 1000};
 
 	if (closed_side < 0)
 		return NULL;
@@ -539,11 +526,8 @@ link_splice_callback(void *arg, int closed_side, size_t a_to_b, size_t b_to_a)
 		k->rc = 1;
 	}
 	bufferevent_disable(k->in, EV_READ);
-	k->poll =
-	    event_new(k->core->base, -1, EV_PERSIST, link_poll_callback, k);
-	if (k->poll != NULL)
-		event_add(k->poll, &tv);
-	else
+	k->poll = hl__every(k->core->base, 20, link_poll_callback, k);
+	if (k->poll == NULL)
 		event_base_loopexit(k->core->base, NULL);
 	return NULL;
 }
@@ -639,8 +623,7 @@ cmd_connect(struct hl__core *c, const char *label)
 		if (shells[i] != NULL)
 			c->cfg->plugins[i].node = shells[i];
 	}
-	hl__core_load_plugins(c, 0, HL_KIND_DISCOVERY | HL_KIND_TRANSPORT,
-	                      &bad);
+	hl__plugins_load(0, HL_KIND_DISCOVERY | HL_KIND_TRANSPORT, &bad);
 	if (bad > 0) {
 		k.rc = 2;
 		goto out;
@@ -678,15 +661,11 @@ cmd_connect(struct hl__core *c, const char *label)
 		goto out;
 	event_base_dispatch(c->base);
 out:
-	pthread_mutex_lock(&c->calls_lock);
-	c->stopping = 1;
-	pthread_mutex_unlock(&c->calls_lock);
+	stop_now();
 	hl__live_abort_all(); /* the splice or the outbound, if any */
 	hl__outbound_stop();
-	if (k.poll != NULL)
-		event_free(k.poll);
-	if (k.in != NULL)
-		bufferevent_free(k.in);
+	hl_event_free(&k.poll);
+	hl_bufferevent_free(&k.in);
 	if (k.out != NULL) {
 		/* What is left for stdout goes out before exit, blocking. */
 		struct evbuffer *o = bufferevent_get_output(k.out);
@@ -697,15 +676,14 @@ out:
 		bufferevent_free(k.out);
 	}
 	for (int i = 0; i < 2; i++)
-		if (k.pair[i] != NULL)
-			bufferevent_free(k.pair[i]);
+		hl_bufferevent_free(&k.pair[i]);
 	for (int i = 0; i < 2; i++)
 		if (fdok[i])
 			fcntl(i, F_SETFL, k.flags[i]);
-	hl__core_unload_plugins(c);
+	hl__plugins_unload();
 	hl__peercache_save();
 	hl__peercache_free();
-	hl__status_free();
+	hl__router_free();
 	for (size_t i = 0; i < c->cfg->nplugins; i++) {
 		c->cfg->plugins[i].node = orig[i];
 		hl__conf_shell_free(shells[i]);
@@ -719,48 +697,20 @@ out:
 static void
 core_free(struct hl__core *c)
 {
-	while (c->seen != NULL) {
-		struct hl__seen *s = c->seen;
-		c->seen = s->next;
-		free(s);
-	}
-	while (c->listeners != NULL) {
-		struct hl__listener *l = c->listeners;
-		c->listeners = l->next;
-		free(l);
-	}
-	while (c->wanhosts != NULL) {
-		struct hl__wanhost *w = c->wanhosts;
-		c->wanhosts = w->next;
-		free(w);
-	}
-	free(c->wanhosts_str);
-	/* Calls queued for the loop that never ran: their plugins are gone,
-	 * so they are dropped, not run. */
-	while (c->calls != NULL) {
-		struct hl__loop_call *call = c->calls;
-		c->calls = call->next;
-		free(call);
-	}
-	for (size_t i = 0; i < c->nids; i++)
-		hl__identity_clear(&c->ids[i]);
-	free(c->ids);
-	if (c->calls_ev)
-		event_free(c->calls_ev);
-	if (log_flush_ev != NULL)
-		event_free(log_flush_ev);
+	hl__seen_free();
+	hl__addresses_free();
+	hl__identities_free();
+	hl__loopcall_free();
+	hl_event_free(&log_flush_ev);
 	log_flush_ev = NULL;
-	if (c->sig_int)
-		event_free(c->sig_int);
-	if (c->sig_term)
-		event_free(c->sig_term);
+	hl_event_free(&c->sig_int);
+	hl_event_free(&c->sig_term);
 	if (c->dns)
 		evdns_base_free(c->dns, 0);
 	if (c->base)
 		event_base_free(c->base);
-	hl__core_close_plugins(c); /* after the base: see core.c */
+	hl__plugins_close(); /* after the base: see plugins.c */
 	hl__config_free(c->cfg);
-	pthread_mutex_destroy(&c->calls_lock);
 	free(c);
 }
 
@@ -806,9 +756,7 @@ main(int argc, char **argv)
 	c = calloc(1, sizeof *c);
 	if (c == NULL)
 		return 1;
-	pthread_mutex_init(&c->calls_lock, NULL);
-	c->calls_tail = &c->calls;
-	hl__core = c;
+	hl__services_bind(c);
 	c->cfg = hl__config_load(cfgfile, stderr, &nerr);
 	if (c->cfg == NULL) {
 		fprintf(stderr, "%s: %d error%s; nothing was started\n",
@@ -835,17 +783,13 @@ main(int argc, char **argv)
 	                                     EVDNS_BASE_DISABLE_WHEN_INACTIVE);
 	if (c->dns == NULL)
 		c->dns = evdns_base_new(c->base, 0); /* no resolv.conf */
-	c->calls_ev = event_new(c->base, -1, 0, calls_callback, c);
+	hl__loopcall_init(c->base);
+	hl__plugins_init(&hl__services, c->cfg, &plugin_hooks);
 	c->sig_int = evsignal_new(c->base, SIGINT, signal_callback, c);
 	c->sig_term = evsignal_new(c->base, SIGTERM, signal_callback, c);
 	evsignal_add(c->sig_int, NULL);
 	evsignal_add(c->sig_term, NULL);
-	log_flush_ev =
-	    event_new(c->base, -1, EV_PERSIST, log_flush_callback, NULL);
-	if (log_flush_ev != NULL) {
-		struct timeval sec = {1, 0};
-		event_add(log_flush_ev, &sec);
-	}
+	log_flush_ev = hl__every(c->base, 1000, log_flush_callback, NULL);
 
 	if (i < argc && strcmp(argv[i], "url") == 0 && i + 2 == argc) {
 		rc = cmd_url(c, argv[i + 1]);
@@ -864,7 +808,7 @@ main(int argc, char **argv)
 		rc = 2;
 	}
 	core_free(c);
-	hl__core = NULL;
+	hl__services_bind(NULL);
 	hl__log_flush(1); /* the counts of floods still going on */
 	return rc;
 }

@@ -97,8 +97,7 @@ outbound_free(struct hl__outbound *o)
 		hl__route_cancel(o->route);
 		route_released(o->core);
 	}
-	if (o->wait != NULL)
-		event_free(o->wait);
+	hl_event_free(&o->wait);
 	/* The password is a secret: not left in freed memory. */
 	memset(o->password, 0, sizeof o->password);
 	free(o);
@@ -122,7 +121,7 @@ give_up(struct hl__outbound *o)
 		         "%ld routes are in progress on this node, its maximum "
 		         "(limits routes), and no slot came free within %d s",
 		         nroutes, SLOT_WAIT_SEC);
-	o->core->stats.refused_busy++;
+	hl__stats.refused_busy++;
 	outbound_free(o);
 	cb(cbarg, HL_OUT_BUSY, NULL, NULL, text);
 }
@@ -322,8 +321,7 @@ hl__outbound_cancel(struct hl__outbound *o)
 void
 hl__outbound_stop(void)
 {
-	if (dequeue_ev != NULL)
-		event_free(dequeue_ev);
+	hl_event_free(&dequeue_ev);
 	dequeue_ev = NULL;
 }
 

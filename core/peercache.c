@@ -47,10 +47,7 @@ static time_t last_save; /* monotonic */
 static time_t
 monotonic(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
+	return (time_t)(hl_mono_ms() / 1000);
 }
 
 static int
@@ -314,8 +311,7 @@ hl__peercache_get(const char *keyhash, char out[][HL_ADDR_MAX], size_t max)
 void
 hl__peercache_free(void)
 {
-	if (save_ev != NULL)
-		event_free(save_ev);
+	hl_event_free(&save_ev);
 	save_ev = NULL;
 	dirty = 0;
 	last_save = 0;

@@ -20,12 +20,8 @@
 #include "daemon.h"
 
 struct hl__proxy {
-	struct evconnlistener *listener;
-	/* Descriptors ran out: not accepting for pause_ms. */
-	struct event *pause_ev;
-	int pause_ms;
-	unsigned long emfile; /* accepts that failed for lack of them */
-	int full; /* disabled: hl__limits.proxy_conns connections held */
+	struct hl__acceptor *acceptor;
+	int full; /* held: hl__limits.proxy_conns connections held */
 	time_t full_logged; /* a line a minute about it at most */
 	unsigned long full_times;
 };
@@ -59,13 +55,13 @@ listener_update(struct hl__core *c)
 {
 	struct hl__proxy *p = c->proxy;
 
-	if (p == NULL || p->pause_ms > 0)
+	if (p == NULL)
 		return;
 	if (!p->full && nconns >= hl__limits.proxy_conns) {
 		time_t now = time(NULL);
 		p->full = 1;
 		p->full_times++;
-		evconnlistener_disable(p->listener);
+		hl__acceptor_hold(p->acceptor, 1);
 		if (now - p->full_logged >= 60) {
 			hl__warn(
 			    "proxy: %ld connections held, the maximum "
@@ -77,7 +73,7 @@ listener_update(struct hl__core *c)
 		}
 	} else if (p->full && nconns < hl__limits.proxy_conns * 9 / 10) {
 		p->full = 0;
-		evconnlistener_enable(p->listener);
+		hl__acceptor_hold(p->acceptor, 0);
 	}
 }
 
@@ -85,8 +81,7 @@ listener_update(struct hl__core *c)
 static void
 conn_release(struct hl__core *c, struct proxy_conn *pc)
 {
-	if (pc->wait != NULL)
-		event_free(pc->wait);
+	hl_event_free(&pc->wait);
 	free(pc);
 	nconns--;
 	listener_update(c);
@@ -96,12 +91,10 @@ static void
 conn_free(struct proxy_conn *pc)
 {
 	hl__live_remove(&pc->live);
-	if (pc->head_deadline != NULL)
-		event_free(pc->head_deadline);
+	hl_event_free(&pc->head_deadline);
 	if (pc->out != NULL)
 		hl__outbound_cancel(pc->out);
-	if (pc->browser != NULL)
-		bufferevent_free(pc->browser);
+	hl_bufferevent_free(&pc->browser);
 	conn_release(pc->core, pc);
 }
 
@@ -345,7 +338,7 @@ head_read_callback(struct bufferevent *bev, void *arg)
 	                       &host, &hostlen);
 	if (r == 0) {
 		if (len >= HL_HTTP_HEAD_MAX) {
-			pc->core->stats.proxy_bad_request++;
+			hl__stats.proxy_bad_request++;
 			conn_reply_error(
 			    pc, 431, "Request Header Fields Too Large",
 			    "Request head too large",
@@ -354,7 +347,7 @@ head_read_callback(struct bufferevent *bev, void *arg)
 		return;
 	}
 	if (r < 0) {
-		pc->core->stats.proxy_bad_request++;
+		hl__stats.proxy_bad_request++;
 		conn_reply_error(
 		    pc, 400, "Bad Request", "Not a Hardline request",
 		    "This is the Hardline proxy. It needs an HTTP request "
@@ -364,7 +357,7 @@ head_read_callback(struct bufferevent *bev, void *arg)
 	}
 	if (hl__host_parse(host, hostlen, pc->password, pc->keyhash) != 0) {
 		char text[600];
-		pc->core->stats.proxy_bad_request++;
+		hl__stats.proxy_bad_request++;
 		snprintf(
 		    text, sizeof text,
 		    "\"%.*s\" is not a Hardline service name. A Hardline URL "
@@ -422,20 +415,18 @@ conn_abort(struct hl__live *l)
 }
 
 static void
-proxy_accept_callback(struct evconnlistener *l, evutil_socket_t fd,
-                      struct sockaddr *sa, int salen, void *arg)
+proxy_accept_callback(void *arg, evutil_socket_t fd, struct sockaddr *sa,
+                      socklen_t salen)
 {
 	struct hl__core *c = arg;
 	struct proxy_conn *pc = calloc(1, sizeof *pc);
 	struct timeval tv = {HL_HTTP_HEAD_TIMEOUT_SEC, 0};
 
-	(void)l;
 	(void)salen;
 	if (pc == NULL) {
 		evutil_closesocket(fd);
 		return;
 	}
-	c->proxy->pause_ms = 0; /* descriptors again */
 	nconns++;
 	pc->core = c;
 	listener_update(c);
@@ -464,83 +455,21 @@ proxy_accept_callback(struct evconnlistener *l, evutil_socket_t fd,
 	bufferevent_enable(pc->browser, EV_READ | EV_WRITE);
 }
 
-static void
-pause_done_callback(evutil_socket_t fd, short what, void *arg)
-{
-	struct hl__core *c = arg;
-
-	(void)fd;
-	(void)what;
-	/* pause_ms stays until an accept succeeds: a failure right away
-	 * pauses twice as long. */
-	if (!c->proxy->full)
-		evconnlistener_enable(c->proxy->listener);
-}
-
-/*
- * accept() failed. Out of descriptors, the listening socket stays
- * readable and libevent would call accept() again at once, forever: stop
- * accepting for a short pause that grows while it lasts (50 ms to 2 s),
- * log once a pause, and resume by itself.
- */
-static void
-accept_error_callback(struct evconnlistener *l, void *arg)
-{
-	struct hl__core *c = arg;
-	struct hl__proxy *p = c->proxy;
-	int e = EVUTIL_SOCKET_ERROR();
-	struct timeval tv;
-
-	if (e != EMFILE && e != ENFILE && e != ENOBUFS && e != ENOMEM) {
-		hl__warn("proxy: accept failed: %s",
-		         evutil_socket_error_to_string(e));
-		return;
-	}
-	p->emfile++;
-	p->pause_ms = p->pause_ms == 0      ? 50
-	              : p->pause_ms >= 1000 ? 2000
-	                                    : p->pause_ms * 2;
-	evconnlistener_disable(l);
-	hl__warn("proxy: out of descriptors (%s; %lu times so far, %ld "
-	         "connections held): not accepting for %d ms",
-	         evutil_socket_error_to_string(e), p->emfile, nconns,
-	         p->pause_ms);
-	tv.tv_sec = p->pause_ms / 1000;
-	tv.tv_usec = (p->pause_ms % 1000) * 1000;
-	evtimer_add(p->pause_ev, &tv);
-}
-
 int
 hl__proxy_start(struct hl__core *c, const char *listen)
 {
 	struct sockaddr_storage ss;
-	int sslen = sizeof ss;
 
-	if (evutil_parse_sockaddr_port(listen, (struct sockaddr *)&ss,
-	                               &sslen) != 0) {
-		hl__err("proxy: cannot parse listen address \"%s\"", listen);
-		return -1;
-	}
 	c->proxy = calloc(1, sizeof *c->proxy);
 	if (c->proxy == NULL)
 		return -1;
-	c->proxy->listener = evconnlistener_new_bind(
-	    c->base, proxy_accept_callback, c,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-	    512, (struct sockaddr *)&ss, sslen);
-	if (c->proxy->listener == NULL) {
-		hl__err("proxy: cannot listen on %s: %s", listen,
-		        evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	c->proxy->acceptor = hl__acceptor_listen(c->base, "proxy", listen,
+	                                         proxy_accept_callback, c, &ss);
+	if (c->proxy->acceptor == NULL) {
 		free(c->proxy);
 		c->proxy = NULL;
 		return -1;
 	}
-	c->proxy->pause_ev = evtimer_new(c->base, pause_done_callback, c);
-	if (c->proxy->pause_ev == NULL) {
-		hl__proxy_stop(c);
-		return -1;
-	}
-	evconnlistener_set_error_cb(c->proxy->listener, accept_error_callback);
 	c->proxy_port = ntohs(ss.ss_family == AF_INET6
 	                          ? ((struct sockaddr_in6 *)&ss)->sin6_port
 	                          : ((struct sockaddr_in *)&ss)->sin_port);
@@ -553,9 +482,7 @@ hl__proxy_stop(struct hl__core *c)
 {
 	if (c->proxy == NULL)
 		return;
-	evconnlistener_free(c->proxy->listener);
-	if (c->proxy->pause_ev != NULL)
-		event_free(c->proxy->pause_ev);
+	hl__acceptor_free(c->proxy->acceptor);
 	free(c->proxy);
 	c->proxy = NULL;
 }

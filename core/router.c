@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/bufferevent.h>
 
@@ -22,6 +23,54 @@
  * source gets this many in a route, so that no source can use up its
  * attempts. The config's peers: and this node's own are not bounded. */
 #define ROUTE_MAX_PER_SOURCE 16
+
+/* ---- how the last routes ended, for the admin panel ---- */
+#define RECENT_MAX 32
+
+static struct recent_route {
+	time_t t;
+	char keyhash[HL_KEYHASH_LEN + 1];
+	char via[160];
+	char *trace;
+} recent[RECENT_MAX];
+static size_t recent_next, recent_count;
+
+static void
+recent_add(const char *keyhash, const char *via, const char *trace)
+{
+	struct recent_route *r = &recent[recent_next];
+
+	free(r->trace);
+	r->t = time(NULL);
+	snprintf(r->keyhash, sizeof r->keyhash, "%s", keyhash);
+	snprintf(r->via, sizeof r->via, "%s", via ? via : "");
+	r->trace = strdup(trace ? trace : "");
+	recent_next = (recent_next + 1) % RECENT_MAX;
+	if (recent_count < RECENT_MAX)
+		recent_count++;
+}
+
+void
+hl__router_recent(void (*fn)(void *arg, time_t t, const char *keyhash,
+                             const char *via, const char *trace),
+                  void *arg)
+{
+	for (size_t i = 0; i < recent_count; i++) {
+		const struct recent_route *r =
+		    &recent[(recent_next + RECENT_MAX - 1 - i) % RECENT_MAX];
+		fn(arg, r->t, r->keyhash, r->via, r->trace ? r->trace : "");
+	}
+}
+
+void
+hl__router_free(void)
+{
+	for (size_t i = 0; i < RECENT_MAX; i++) {
+		free(recent[i].trace);
+		recent[i].trace = NULL;
+	}
+	recent_count = recent_next = 0;
+}
 
 enum attempt_state { PENDING, RUNNING, DONE };
 
@@ -66,11 +115,11 @@ static struct hl__route *routes;
 static void route_kick(struct hl__route *r);
 
 static int
-transport_count(struct hl__core *c)
+transport_count(void)
 {
 	int n = 0;
 
-	for (struct hl_plugin *p = c->plugins; p != NULL; p = p->next)
+	for (struct hl_plugin *p = hl__plugins_first(); p != NULL; p = p->next)
 		if (p->running && p->d.transport != NULL)
 			n++;
 	return n;
@@ -122,13 +171,14 @@ route_add_candidate(struct hl__route *r, const char *addr, const char *source)
 	}
 	if (strcmp(source, "peers:") != 0 && strcmp(source, "this node") != 0 &&
 	    from_source(r, source, addr) >= ROUTE_MAX_PER_SOURCE) {
-		r->core->stats.hints_dropped++;
+		hl__stats.hints_dropped++;
 		hl__debug("route %.8s: %s gave more than %d addresses: "
 		          "ignoring \"%s\"",
 		          r->keyhash, source, ROUTE_MAX_PER_SOURCE, addr);
 		return;
 	}
-	for (struct hl_plugin *t = r->core->plugins; t != NULL; t = t->next) {
+	for (struct hl_plugin *t = hl__plugins_first(); t != NULL;
+	     t = t->next) {
 		struct attempt *a, **pp;
 		int dup = 0;
 
@@ -167,11 +217,8 @@ route_free(struct hl__route *r)
 	struct attempt *a, *an;
 	struct hl_query *q, *qn;
 
-	if (r->prevp != NULL) {
-		if (r->next != NULL)
-			r->next->prevp = r->prevp;
-		*r->prevp = r->next;
-	}
+	if (r->prevp != NULL)
+		HL_LIST_REMOVE(r);
 
 	for (a = r->attempts; a != NULL; a = an) {
 		an = a->next;
@@ -187,10 +234,8 @@ route_free(struct hl__route *r)
 			                                     q);
 		free(q);
 	}
-	if (r->stagger != NULL)
-		event_free(r->stagger);
-	if (r->deadline != NULL)
-		event_free(r->deadline);
+	hl_event_free(&r->stagger);
+	hl_event_free(&r->deadline);
 	free(r);
 }
 
@@ -211,7 +256,7 @@ route_trace(struct hl__route *r)
 			len += (size_t)w_ < cap - len ? (size_t)w_             \
 			                              : cap - len - 1;         \
 	} while (0)
-	if (transport_count(r->core) == 0)
+	if (transport_count() == 0)
 		ADD("No transport plugin is loaded, so nothing can be dialled: "
 		    "add transport-tls under plugins: in the config.\n");
 	for (struct attempt *a = r->attempts; a != NULL; a = a->next) {
@@ -241,8 +286,8 @@ route_fail(struct hl__route *r)
 	char *trace = route_trace(r);
 
 	r->finished = 1;
-	r->core->stats.proxy_no_route++;
-	hl__status_route(r->keyhash, NULL, trace ? trace : "");
+	hl__stats.proxy_no_route++;
+	recent_add(r->keyhash, NULL, trace ? trace : "");
 	r->cb(r->arg, NULL, NULL, trace ? trace : "out of memory\n");
 	free(trace);
 	route_free(r);
@@ -283,12 +328,11 @@ attempt_dial_callback(void *arg, struct bufferevent *bev,
 			snprintf(via, sizeof via, "%s %s", a->transport->d.name,
 			         a->addr);
 			r->finished = 1;
-			r->core->stats.tunnels_out++;
+			hl__stats.tunnels_out++;
 			hl__debug("route %.8s: won by %s", r->keyhash, via);
 			{
 				char *trace = route_trace(r);
-				hl__status_route(r->keyhash, via,
-				                 trace ? trace : "");
+				recent_add(r->keyhash, via, trace ? trace : "");
 				free(trace);
 			}
 			r->cb(r->arg, bev, via, NULL);
@@ -390,11 +434,12 @@ route_deadline_callback(evutil_socket_t fd, short what, void *arg)
 static void
 route_add_self(struct hl__route *r)
 {
-	if (hl__core_identity(r->core, r->keyhash) == NULL)
+	if (hl__identities_find(r->keyhash) == NULL)
 		return;
 	/* One of ours: dial our own listeners over loopback, so the path is
 	 * the same as from any other node. */
-	for (struct hl__listener *l = r->core->listeners; l; l = l->next) {
+	for (const struct hl__listener *l = hl__listeners_first(); l;
+	     l = l->next) {
 		struct sockaddr_storage ss = l->ss;
 		char addr[HL_ADDR_MAX];
 
@@ -429,11 +474,7 @@ hl__route_start(struct hl__core *c, const char *keyhash, hl__route_cb cb,
 	if (r == NULL)
 		return NULL;
 	r->core = c;
-	r->next = routes;
-	if (r->next != NULL)
-		r->next->prevp = &r->next;
-	r->prevp = &routes;
-	routes = r;
+	HL_LIST_INSERT(routes, r);
 	snprintf(r->keyhash, sizeof r->keyhash, "%s", keyhash);
 	r->cb = cb;
 	r->arg = arg;
@@ -449,7 +490,8 @@ hl__route_start(struct hl__core *c, const char *keyhash, hl__route_cb cb,
 	r->starting = 1;
 
 	/* The discovery plugins first, as they may take a while. */
-	for (struct hl_plugin *p = c->plugins; p != NULL; p = p->next) {
+	for (struct hl_plugin *p = hl__plugins_first(); p != NULL;
+	     p = p->next) {
 		struct hl_query *q;
 
 		if (!p->running || p->d.discovery == NULL)

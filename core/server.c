@@ -46,15 +46,17 @@ static long (*svc_count)[2];
 static size_t nsvc_count;
 
 static long *
-service_count(struct hl__core *c, const struct hl__identity *id)
+service_count(const struct hl__identity *id)
 {
-	size_t i = (size_t)(id - c->ids);
+	size_t n = hl__identities_count(), i = 0;
 
+	while (i < n && hl__identities_at(i) != id)
+		i++;
 	if (svc_count == NULL) {
-		svc_count = calloc(c->nids ? c->nids : 1, sizeof *svc_count);
+		svc_count = calloc(n ? n : 1, sizeof *svc_count);
 		if (svc_count == NULL)
 			return NULL;
-		nsvc_count = c->nids;
+		nsvc_count = n;
 	}
 	return i < nsvc_count ? svc_count[i] : NULL;
 }
@@ -63,7 +65,7 @@ service_count(struct hl__core *c, const struct hl__identity *id)
 static void
 count(struct incoming *in, int established, int delta)
 {
-	long *sc = service_count(in->core, in->id);
+	long *sc = service_count(in->id);
 
 	if (established) {
 		ntunnels += delta;
@@ -78,11 +80,11 @@ count(struct incoming *in, int established, int delta)
 
 /* A reason to refuse a tunnel from src to id now, or NULL. */
 static const char *
-at_cap(struct hl__core *c, const struct hl__identity *id,
-       const struct hl__source *src, char *buf, size_t len)
+at_cap(const struct hl__identity *id, const struct hl__source *src, char *buf,
+       size_t len)
 {
 	const struct hl__limits *L = &hl__limits;
-	long *sc = service_count(c, id);
+	long *sc = service_count(id);
 
 	if (src == NULL)
 		return "this node tracks too many peer addresses";
@@ -128,70 +130,22 @@ at_cap(struct hl__core *c, const struct hl__identity *id,
 
 /* ---- refusals: the busy line goes out, then the tunnel closes ---- */
 
+/* Tunnels closing after their refusal at most; more are closed at once. */
 #define REFUSING_MAX 256
-static long nrefusing;
-
-struct refusal {
-	struct hl__live live;
-	struct bufferevent *bev;
-};
 
 static void
-refusal_free(struct refusal *r)
+refuse_busy(struct bufferevent *bev, const char *why)
 {
-	hl__live_remove(&r->live);
-	bufferevent_free(r->bev);
-	nrefusing--;
-	free(r);
-}
-
-static void
-refusal_abort(struct hl__live *l)
-{
-	refusal_free((struct refusal *)l);
-}
-
-static void
-refusal_write_callback(struct bufferevent *bev, void *arg)
-{
-	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		refusal_free(arg);
-}
-
-static void
-refusal_event_callback(struct bufferevent *bev, short what, void *arg)
-{
-	(void)bev;
-	(void)what;
-	refusal_free(arg);
-}
-
-static void
-refuse_busy(struct hl__core *c, struct bufferevent *bev, const char *why)
-{
-	struct refusal *r = NULL;
-	struct timeval tv = {5, 0};
 	char *line = NULL;
 
-	c->stats.refused_busy++;
-	if (nrefusing < REFUSING_MAX)
-		r = calloc(1, sizeof *r);
-	if (r != NULL)
-		line = hl__oob_busy_line(c->wanhosts_str, why, 250);
+	hl__stats.refused_busy++;
+	if (hl__closing_count() < REFUSING_MAX)
+		line = hl__oob_busy_line(hl__wanhosts(), why, 250);
 	if (line == NULL) {
-		free(r);
 		bufferevent_free(bev);
 		return;
 	}
-	nrefusing++;
-	r->bev = bev;
-	hl__live_add(&r->live, refusal_abort);
-	bufferevent_setcb(bev, NULL, refusal_write_callback,
-	                  refusal_event_callback, r);
-	bufferevent_set_timeouts(bev, &tv, &tv);
-	bufferevent_write(bev, line, strlen(line));
-	bufferevent_enable(bev, EV_WRITE);
-	bufferevent_disable(bev, EV_READ);
+	hl__close_after_write(bev, line, strlen(line), 5);
 	free(line);
 }
 
@@ -201,12 +155,9 @@ incoming_free(struct incoming *in)
 	hl__live_remove(&in->live);
 	count(in, in->established, -1);
 	hl__source_put(in->src);
-	if (in->pw_wait != NULL)
-		event_free(in->pw_wait);
-	if (in->tunnel != NULL)
-		bufferevent_free(in->tunnel);
-	if (in->backend != NULL)
-		bufferevent_free(in->backend);
+	hl_event_free(&in->pw_wait);
+	hl_bufferevent_free(&in->tunnel);
+	hl_bufferevent_free(&in->backend);
 	sodium_memzero(in->password, sizeof in->password);
 	free(in);
 }
@@ -269,7 +220,7 @@ backend_event_callback(struct bufferevent *bev, short what, void *arg)
 		hl__splice_set_info(sp, &info);
 		return;
 	}
-	in->core->stats.backend_failed++;
+	hl__stats.backend_failed++;
 	hl__warn("%s: backend %s is not answering (%s): closing the tunnel "
 	         "from %s",
 	         in->id->pub.name, in->target,
@@ -338,7 +289,7 @@ check_password(struct incoming *in)
 		connect_backend(in);
 		return;
 	}
-	in->core->stats.bad_password++;
+	hl__stats.bad_password++;
 	/* A missing password is a visitor who does not know there is one;
 	 * a wrong one may be a guess: those slow down per source. */
 	if (!in->has_password)
@@ -397,7 +348,7 @@ void
 hl__server_incoming(struct hl__core *c, struct bufferevent *bev,
                     const char *keyhash, const char *peer, const char *via)
 {
-	struct hl__identity *id = hl__core_identity(c, keyhash);
+	struct hl__identity *id = hl__identities_find(keyhash);
 	struct hl__source *src;
 	struct incoming *in;
 	const char *why;
@@ -411,16 +362,16 @@ hl__server_incoming(struct hl__core *c, struct bufferevent *bev,
 		return;
 	}
 	src = hl__source_get(peer ? peer : "?");
-	why = at_cap(c, id, src, whybuf, sizeof whybuf);
+	why = at_cap(id, src, whybuf, sizeof whybuf);
 	if (why != NULL) {
 		hl__info("%s: tunnel from %s refused: %s", id->pub.name,
 		         peer ? peer : "?", why);
 		hl__source_put(src);
-		refuse_busy(c, bev, why);
+		refuse_busy(bev, why);
 		return;
 	}
 	in = calloc(1, sizeof *in);
-	line = hl__oob_server_line(c->wanhosts_str);
+	line = hl__oob_server_line(hl__wanhosts());
 	if (in == NULL || line == NULL) {
 		free(in);
 		free(line);
@@ -428,7 +379,7 @@ hl__server_incoming(struct hl__core *c, struct bufferevent *bev,
 		bufferevent_free(bev);
 		return;
 	}
-	c->stats.tunnels_in++;
+	hl__stats.tunnels_in++;
 	in->core = c;
 	in->id = id;
 	in->src = src;

@@ -11,6 +11,15 @@
 
 #include "daemon.h"
 
+/* What the services need of the running daemon; set by main.c. */
+static struct hl__core *core;
+
+void
+hl__services_bind(struct hl__core *c)
+{
+	core = c;
+}
+
 static void
 svc_log(struct hl_plugin *self, int level, const char *fmt, ...)
 {
@@ -25,44 +34,20 @@ static struct event_base *
 svc_event_base(struct hl_plugin *self)
 {
 	(void)self;
-	return hl__core->base;
+	return core->base;
 }
 
 static struct evdns_base *
 svc_dns_base(struct hl_plugin *self)
 {
 	(void)self;
-	return hl__core->dns;
+	return core->dns;
 }
 
 static int
 svc_call_on_loop(struct hl_plugin *self, void (*fn)(void *), void *arg)
 {
-	struct hl__core *c = hl__core;
-	struct hl__loop_call *call;
-
-	(void)self;
-	if (c == NULL || c->calls_ev == NULL)
-		return -1;
-	call = malloc(sizeof *call);
-	if (call == NULL)
-		return -1;
-	call->fn = fn;
-	call->arg = arg;
-	call->owner = self;
-	call->next = NULL;
-	pthread_mutex_lock(&c->calls_lock);
-	if (c->stopping) {
-		pthread_mutex_unlock(&c->calls_lock);
-		free(call);
-		return -1;
-	}
-	*c->calls_tail = call;
-	c->calls_tail = &call->next;
-	pthread_mutex_unlock(&c->calls_lock);
-	/* Thread-safe: the loop was made with evthread_use_pthreads(). */
-	event_active(c->calls_ev, EV_READ, 0);
-	return 0;
+	return hl__loopcall_add(self, fn, arg);
 }
 
 static void
@@ -121,16 +106,16 @@ static size_t
 svc_identity_count(struct hl_plugin *self)
 {
 	(void)self;
-	return hl__core ? hl__core->nids : 0;
+	return hl__identities_count();
 }
 
 static const struct hl_identity *
 svc_identity_at(struct hl_plugin *self, size_t i)
 {
+	const struct hl__identity *id = hl__identities_at(i);
+
 	(void)self;
-	if (hl__core == NULL || i >= hl__core->nids)
-		return NULL;
-	return &hl__core->ids[i].pub;
+	return id ? &id->pub : NULL;
 }
 
 static const struct hl_identity *
@@ -139,9 +124,7 @@ svc_identity_find(struct hl_plugin *self, const char *keyhash)
 	struct hl__identity *id;
 
 	(void)self;
-	if (hl__core == NULL)
-		return NULL;
-	id = hl__core_identity(hl__core, keyhash);
+	id = hl__identities_find(keyhash);
 	return id ? &id->pub : NULL;
 }
 
@@ -149,7 +132,7 @@ static void
 svc_incoming(struct hl_plugin *self, struct bufferevent *bev,
              const char *keyhash, const char *peer)
 {
-	hl__server_incoming(hl__core, bev, keyhash, peer,
+	hl__server_incoming(core, bev, keyhash, peer,
 	                    self ? self->d.name : NULL);
 }
 
@@ -185,76 +168,49 @@ svc_candidate_learned(struct hl_plugin *self, const char *keyhash,
 static void
 svc_wanhost_add(struct hl_plugin *self, const char *addr)
 {
-	struct hl__core *c = hl__core;
-	struct hl__wanhost *w, **pp;
-	char host[HL_ADDR_MAX];
-	uint16_t port;
+	int added = hl__wanhost_add(self, addr);
 
-	if (hl__addr_split(addr, host, sizeof host, &port) != 0) {
+	if (added < 0)
 		svc_log(self, HL_LOG_WARN, "ignoring malformed WANHost \"%s\"",
 		        addr);
-		return;
-	}
-	for (w = c->wanhosts; w != NULL; w = w->next)
-		if (strcmp(w->addr, addr) == 0)
-			return;
-	w = calloc(1, sizeof *w);
-	if (w == NULL)
-		return;
-	snprintf(w->addr, sizeof w->addr, "%s", addr);
-	w->owner = self;
-	for (pp = &c->wanhosts; *pp != NULL; pp = &(*pp)->next)
-		;
-	*pp = w;
-	svc_log(self, HL_LOG_INFO, "reachable at %s", addr);
-	hl__core_wanhosts_changed(c);
+	else if (added > 0)
+		hl__wanhosts_changed();
 }
 
 static void
 svc_wanhost_remove(struct hl_plugin *self, const char *addr)
 {
-	struct hl__core *c = hl__core;
-
-	for (struct hl__wanhost **pp = &c->wanhosts; *pp != NULL;
-	     pp = &(*pp)->next) {
-		struct hl__wanhost *w = *pp;
-		if (w->owner == self && strcmp(w->addr, addr) == 0) {
-			*pp = w->next;
-			free(w);
-			hl__core_wanhosts_changed(c);
-			return;
-		}
-	}
+	hl__wanhost_remove(self, addr);
 }
 
 static const char *
 svc_wanhosts(struct hl_plugin *self)
 {
 	(void)self;
-	return hl__core && hl__core->wanhosts_str ? hl__core->wanhosts_str : "";
+	return hl__wanhosts();
 }
 
 static void
 svc_service_seen(struct hl_plugin *self, const char *title, const char *label,
                  const char *addr)
 {
-	if (hl__core == NULL || label == NULL || addr == NULL)
+	if (label == NULL || addr == NULL)
 		return;
-	hl__core_service_seen(hl__core, self, title, label, addr);
+	hl__seen_add(self ? self->d.name : "core", title, label, addr);
 }
 
 static char *
 svc_status_json(struct hl_plugin *self)
 {
 	(void)self;
-	return hl__core ? hl__status_json(hl__core) : NULL;
+	return core ? hl__status_json(core) : NULL;
 }
 
 static int
 svc_plugin_set_enabled(struct hl_plugin *self, const char *name, int enabled,
                        char *err, size_t errlen)
 {
-	if (hl__core == NULL || name == NULL) {
+	if (core == NULL || name == NULL) {
 		snprintf(err, errlen, "hlcore is not running");
 		return -1;
 	}
@@ -265,7 +221,7 @@ svc_plugin_set_enabled(struct hl_plugin *self, const char *name, int enabled,
 		         name);
 		return -1;
 	}
-	return hl__core_set_enabled(hl__core, name, enabled, err, errlen);
+	return hl__plugins_set_enabled(name, enabled, err, errlen);
 }
 
 static int
@@ -273,19 +229,18 @@ svc_plugin_set_priority(struct hl_plugin *self, const char *name, int priority,
                         char *err, size_t errlen)
 {
 	(void)self;
-	if (hl__core == NULL || name == NULL) {
+	if (core == NULL || name == NULL) {
 		snprintf(err, errlen, "hlcore is not running");
 		return -1;
 	}
-	return hl__core_set_priority(hl__core, name, priority, err, errlen);
+	return hl__plugins_set_priority(name, priority, err, errlen);
 }
 
 static void
 svc_browse(struct hl_plugin *self)
 {
 	(void)self;
-	if (hl__core != NULL)
-		hl__core_browse(hl__core);
+	hl__plugins_browse();
 }
 
 static void
@@ -298,45 +253,14 @@ static const char *
 svc_state_dir(struct hl_plugin *self)
 {
 	(void)self;
-	return hl__core ? hl__core->cfg->state_dir : NULL;
+	return core ? core->cfg->state_dir : NULL;
 }
 
-void
-hl__services_listening(struct hl_plugin *self, const struct sockaddr *sa,
-                       socklen_t salen, int open)
+static void
+svc_listening(struct hl_plugin *self, const struct sockaddr *sa,
+              socklen_t salen, int open)
 {
-	struct hl__core *c = hl__core;
-	char addr[HL_ADDR_MAX];
-
-	if (salen > sizeof(struct sockaddr_storage))
-		return;
-	hl_sockaddr_str(sa, addr, sizeof addr);
-	if (open) {
-		struct hl__listener *l = calloc(1, sizeof *l), **pp;
-		if (l == NULL)
-			return;
-		memcpy(&l->ss, sa, salen);
-		l->len = salen;
-		l->owner = self;
-		for (pp = &c->listeners; *pp != NULL; pp = &(*pp)->next)
-			;
-		*pp = l;
-		svc_log(self, HL_LOG_INFO, "listening on %s", addr);
-	} else {
-		for (struct hl__listener **pp = &c->listeners; *pp != NULL;
-		     pp = &(*pp)->next) {
-			struct hl__listener *l = *pp;
-			if (l->owner == self && l->len == salen &&
-			    memcmp(&l->ss, sa, salen) == 0) {
-				*pp = l->next;
-				free(l);
-				break;
-			}
-		}
-	}
-	for (struct hl_plugin *p = c->plugins; p != NULL; p = p->next)
-		if (p->running && p->d.traversal != NULL && p != self)
-			p->d.traversal->port_event(p->state, sa, salen, open);
+	hl__listener_event(self, sa, salen, open);
 }
 
 const struct hl_services hl__services = {
@@ -361,7 +285,7 @@ const struct hl_services hl__services = {
     .identity_find = svc_identity_find,
     .keyhash_of_cert = hl__keyhash,
     .incoming = svc_incoming,
-    .listening = hl__services_listening,
+    .listening = svc_listening,
     .query_keyhash = svc_query_keyhash,
     .query_candidate = svc_query_candidate,
     .query_done = svc_query_done,

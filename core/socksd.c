@@ -29,10 +29,10 @@
 #define EARLY_MAX (64 * 1024)
 
 struct hl__socksd {
-	struct evconnlistener *listener;
+	struct hl__acceptor *acceptor;
 };
 
-enum { GREETING, REQUEST, ROUTING, PROBING, CLOSING };
+enum { GREETING, REQUEST, ROUTING, PROBING };
 
 struct socks_conn {
 	struct hl__live live; /* first: the list hands back this pointer */
@@ -52,14 +52,11 @@ static void
 conn_free(struct socks_conn *sc)
 {
 	hl__live_remove(&sc->live);
-	if (sc->timer != NULL)
-		event_free(sc->timer);
+	hl_event_free(&sc->timer);
 	if (sc->out != NULL)
 		hl__outbound_cancel(sc->out);
-	if (sc->tunnel != NULL)
-		bufferevent_free(sc->tunnel);
-	if (sc->client != NULL)
-		bufferevent_free(sc->client);
+	hl_bufferevent_free(&sc->tunnel);
+	hl_bufferevent_free(&sc->client);
 	memset(sc->password, 0, sizeof sc->password);
 	free(sc);
 }
@@ -73,45 +70,15 @@ conn_abort(struct hl__live *l)
 	conn_free(sc);
 }
 
-static void
-closing_write_callback(struct bufferevent *bev, void *arg)
-{
-	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		conn_free(arg);
-}
-
-static void
-closing_event_callback(struct bufferevent *bev, short what, void *arg)
-{
-	(void)bev;
-	(void)what;
-	conn_free(arg);
-}
-
 /* Send data (a refusal) and close once it has gone out (within 10 s). */
 static void
 conn_close_with(struct socks_conn *sc, const void *data, size_t len)
 {
-	struct timeval tv = {10, 0};
+	struct bufferevent *client = sc->client;
 
-	sc->state = CLOSING;
-	if (sc->timer != NULL) {
-		event_free(sc->timer);
-		sc->timer = NULL;
-	}
-	if (sc->tunnel != NULL) {
-		bufferevent_free(sc->tunnel);
-		sc->tunnel = NULL;
-	}
-	bufferevent_disable(sc->client, EV_READ);
-	bufferevent_set_timeouts(sc->client, NULL, &tv);
-	bufferevent_setcb(sc->client, NULL, closing_write_callback,
-	                  closing_event_callback, sc);
-	if (len > 0)
-		bufferevent_write(sc->client, data, len);
-	bufferevent_enable(sc->client, EV_WRITE);
-	if (len == 0)
-		conn_free(sc);
+	sc->client = NULL;
+	conn_free(sc);
+	hl__close_after_write(client, data, len, 10);
 }
 
 static void
@@ -271,7 +238,7 @@ client_read_callback(struct bufferevent *bev, void *arg)
 		if (r == 0)
 			return;
 		if (r < 0) {
-			sc->core->stats.proxy_bad_request++;
+			hl__stats.proxy_bad_request++;
 			conn_close_with(sc, NULL, 0);
 			return;
 		}
@@ -295,13 +262,13 @@ client_read_callback(struct bufferevent *bev, void *arg)
 	if (r == 0)
 		return;
 	if (r < 0) {
-		sc->core->stats.proxy_bad_request++;
+		hl__stats.proxy_bad_request++;
 		conn_refuse(sc, HL_SOCKS_GENERAL_FAILURE);
 		return;
 	}
 	evbuffer_drain(in, used);
 	if (req.rep != HL_SOCKS_SUCCEEDED) {
-		sc->core->stats.proxy_bad_request++;
+		hl__stats.proxy_bad_request++;
 		hl__info("socks: %s: refused %s (code %d)", sc->peer,
 		         req.cmd != 1    ? "a command other than CONNECT"
 		         : req.atyp != 3 ? "a destination that is not a name"
@@ -385,14 +352,13 @@ hl__socksd_take(struct hl__core *c, struct bufferevent *bev, const char *peer)
 }
 
 static void
-socksd_accept_callback(struct evconnlistener *l, evutil_socket_t fd,
-                       struct sockaddr *sa, int salen, void *arg)
+socksd_accept_callback(void *arg, evutil_socket_t fd, struct sockaddr *sa,
+                       socklen_t salen)
 {
 	struct hl__core *c = arg;
 	struct bufferevent *bev;
 	char peer[HL_PEER_MAX];
 
-	(void)l;
 	(void)salen;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
 	hl_sockaddr_str(sa, peer, sizeof peer);
@@ -402,19 +368,6 @@ socksd_accept_callback(struct evconnlistener *l, evutil_socket_t fd,
 		return;
 	}
 	hl__socksd_take(c, bev, peer);
-}
-
-static int
-is_loopback(const struct sockaddr *sa)
-{
-	if (sa->sa_family == AF_INET)
-		return (ntohl(((const struct sockaddr_in *)sa)
-		                  ->sin_addr.s_addr) >>
-		        24) == 127;
-	if (sa->sa_family == AF_INET6)
-		return IN6_IS_ADDR_LOOPBACK(
-		    &((const struct sockaddr_in6 *)sa)->sin6_addr);
-	return 0;
 }
 
 int
@@ -427,33 +380,23 @@ hl__socksd_start(struct hl__core *c)
 	if (c->cfg->proxy_socks && c->cfg->proxy_listen != NULL &&
 	    evutil_parse_sockaddr_port(c->cfg->proxy_listen,
 	                               (struct sockaddr *)&ss, &sslen) == 0 &&
-	    !is_loopback((struct sockaddr *)&ss))
+	    !hl_sockaddr_is_loopback((struct sockaddr *)&ss))
 		hl__warn("proxy: SOCKS5 on %s, beyond this machine: anyone "
 		         "who reaches it can use this node's tunnels",
 		         c->cfg->proxy_listen);
 	if (listen == NULL)
 		return 0;
-	sslen = sizeof ss;
-	if (evutil_parse_sockaddr_port(listen, (struct sockaddr *)&ss,
-	                               &sslen) != 0) {
-		hl__err("socks: cannot parse listen address \"%s\"", listen);
-		return -1;
-	}
 	c->socksd = calloc(1, sizeof *c->socksd);
 	if (c->socksd == NULL)
 		return -1;
-	c->socksd->listener = evconnlistener_new_bind(
-	    c->base, socksd_accept_callback, c,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-	    512, (struct sockaddr *)&ss, sslen);
-	if (c->socksd->listener == NULL) {
-		hl__err("socks: cannot listen on %s: %s", listen,
-		        evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	c->socksd->acceptor = hl__acceptor_listen(
+	    c->base, "socks", listen, socksd_accept_callback, c, &ss);
+	if (c->socksd->acceptor == NULL) {
 		free(c->socksd);
 		c->socksd = NULL;
 		return -1;
 	}
-	if (!is_loopback((struct sockaddr *)&ss))
+	if (!hl_sockaddr_is_loopback((struct sockaddr *)&ss))
 		hl__warn("socks: listening on %s, beyond this machine: anyone "
 		         "who reaches it can use this node's tunnels",
 		         listen);
@@ -467,7 +410,7 @@ hl__socksd_stop(struct hl__core *c)
 {
 	if (c->socksd == NULL)
 		return;
-	evconnlistener_free(c->socksd->listener);
+	hl__acceptor_free(c->socksd->acceptor);
 	free(c->socksd);
 	c->socksd = NULL;
 }

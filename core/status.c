@@ -10,41 +10,6 @@
 
 #include "daemon.h"
 
-#define ROUTES_MAX 32
-
-static struct route_record {
-	time_t t;
-	char keyhash[HL_KEYHASH_LEN + 1];
-	char via[160];
-	char *trace;
-} routes[ROUTES_MAX];
-static size_t routes_next, routes_count;
-
-void
-hl__status_route(const char *keyhash, const char *via, const char *trace)
-{
-	struct route_record *r = &routes[routes_next];
-
-	free(r->trace);
-	r->t = time(NULL);
-	snprintf(r->keyhash, sizeof r->keyhash, "%s", keyhash);
-	snprintf(r->via, sizeof r->via, "%s", via ? via : "");
-	r->trace = strdup(trace ? trace : "");
-	routes_next = (routes_next + 1) % ROUTES_MAX;
-	if (routes_count < ROUTES_MAX)
-		routes_count++;
-}
-
-void
-hl__status_free(void)
-{
-	for (size_t i = 0; i < ROUTES_MAX; i++) {
-		free(routes[i].trace);
-		routes[i].trace = NULL;
-	}
-	routes_count = routes_next = 0;
-}
-
 /* The length of the well-formed UTF-8 character at p (RFC 3629: no
  * overlong forms, no surrogates, nothing past U+10FFFF), or 0. */
 static size_t
@@ -160,6 +125,18 @@ add_connection(void *arg, const struct hl__tunnel_info *info, size_t a_to_b,
 }
 
 static void
+add_route(void *arg, time_t t, const char *keyhash, const char *via,
+          const char *trace)
+{
+	json_t *a = arg;
+
+	json_array_append_new(a, json_pack("{s:I, s:s, s:b, s:o, s:o}", "time",
+	                                   (json_int_t)t, "keyhash", keyhash,
+	                                   "ok", via[0] != '\0', "via",
+	                                   text(via), "trace", text(trace)));
+}
+
+static void
 add_log(void *arg, time_t t, int level, const char *line)
 {
 	json_t *a = arg;
@@ -195,13 +172,14 @@ hl__status_json(struct hl__core *c)
 	json_object_set_new(root, "proxy_port", json_integer(c->proxy_port));
 
 	a = json_array();
-	for (struct hl__wanhost *w = c->wanhosts; w != NULL; w = w->next)
+	for (const struct hl__wanhost *w = hl__wanhosts_first(); w != NULL;
+	     w = w->next)
 		json_array_append_new(a, text(w->addr));
 	json_object_set_new(root, "wanhosts", a);
 
 	a = json_array();
-	for (size_t i = 0; i < c->nids; i++) {
-		const struct hl__identity *id = &c->ids[i];
+	for (size_t i = 0; i < hl__identities_count(); i++) {
+		const struct hl__identity *id = hl__identities_at(i);
 		const struct hl__service_conf *sc = &c->cfg->services[i];
 		char url[256];
 		hl__identity_url(id, c->proxy_port, url, sizeof url);
@@ -215,7 +193,7 @@ hl__status_json(struct hl__core *c)
 	json_object_set_new(root, "services", a);
 
 	a = json_array();
-	for (struct hl_plugin *p = c->plugins; p != NULL; p = p->next)
+	for (struct hl_plugin *p = hl__plugins_first(); p != NULL; p = p->next)
 		json_array_append_new(
 		    a,
 		    json_pack("{s:o, s:o, s:o, s:o, s:i, s:b, s:b, s:b, s:o, "
@@ -227,11 +205,12 @@ hl__status_json(struct hl__core *c)
 		              p->priority, "loaded", 1, "enabled", !p->disabled,
 		              "running", p->running, "path", text(p->path),
 		              "error", text(p->error)));
-	hl__core_available_plugins(c, add_available, a);
+	hl__plugins_available(add_available, a);
 	json_object_set_new(root, "plugins", a);
 
 	a = json_array();
-	for (struct hl__seen *s = c->seen; s != NULL; s = s->next) {
+	for (const struct hl__seen *s = hl__seen_first(); s != NULL;
+	     s = s->next) {
 		char url[256];
 		snprintf(url, sizeof url, "http://%s.localhost:%d/", s->label,
 		         c->proxy_port);
@@ -251,15 +230,7 @@ hl__status_json(struct hl__core *c)
 	json_object_set_new(root, "connections", a);
 
 	a = json_array();
-	for (size_t i = 0; i < routes_count; i++) {
-		size_t k = (routes_next + ROUTES_MAX - 1 - i) % ROUTES_MAX;
-		struct route_record *r = &routes[k];
-		json_array_append_new(
-		    a, json_pack("{s:I, s:s, s:b, s:o, s:o}", "time",
-		                 (json_int_t)r->t, "keyhash", r->keyhash, "ok",
-		                 r->via[0] != '\0', "via", text(r->via),
-		                 "trace", text(r->trace)));
-	}
+	hl__router_recent(add_route, a);
 	json_object_set_new(root, "routes", a);
 
 	a = json_array();
@@ -269,15 +240,16 @@ hl__status_json(struct hl__core *c)
 	json_object_set_new(
 	    root, "stats",
 	    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
-	              "tunnels_in", (json_int_t)c->stats.tunnels_in,
-	              "tunnels_out", (json_int_t)c->stats.tunnels_out,
-	              "bad_password", (json_int_t)c->stats.bad_password,
-	              "bad_oob", (json_int_t)c->stats.bad_oob, "backend_failed",
-	              (json_int_t)c->stats.backend_failed, "proxy_bad_request",
-	              (json_int_t)c->stats.proxy_bad_request, "proxy_no_route",
-	              (json_int_t)c->stats.proxy_no_route, "refused_busy",
-	              (json_int_t)c->stats.refused_busy, "hints_dropped",
-	              (json_int_t)c->stats.hints_dropped));
+	              "tunnels_in", (json_int_t)hl__stats.tunnels_in,
+	              "tunnels_out", (json_int_t)hl__stats.tunnels_out,
+	              "bad_password", (json_int_t)hl__stats.bad_password,
+	              "bad_oob", (json_int_t)hl__stats.bad_oob,
+	              "backend_failed", (json_int_t)hl__stats.backend_failed,
+	              "proxy_bad_request",
+	              (json_int_t)hl__stats.proxy_bad_request, "proxy_no_route",
+	              (json_int_t)hl__stats.proxy_no_route, "refused_busy",
+	              (json_int_t)hl__stats.refused_busy, "hints_dropped",
+	              (json_int_t)hl__stats.hints_dropped));
 	json_object_set_new(
 	    root, "limits",
 	    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "descriptors",

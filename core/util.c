@@ -1,10 +1,11 @@
-/* util.c: files. */
+/* util.c: files, the monotonic clock, repeating timers. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hl.h"
@@ -143,4 +144,18 @@ hl__mkdirs(const char *path, int mode)
 	if (mkdir(buf, mode) != 0 && errno != EEXIST)
 		return -1;
 	return 0;
+}
+
+struct event *
+hl__every(struct event_base *base, long ms,
+          void (*fn)(evutil_socket_t, short, void *), void *arg)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	struct event *ev = event_new(base, -1, EV_PERSIST, fn, arg);
+
+	if (ev != NULL && event_add(ev, &tv) != 0) {
+		event_free(ev);
+		ev = NULL;
+	}
+	return ev;
 }

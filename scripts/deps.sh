@@ -6,10 +6,11 @@ set -euo pipefail
 build=(build-essential cmake pkg-config libevent-dev libyaml-dev libssl-dev
 	libsodium-dev libjansson-dev python3 curl openssl
 	libminiupnpc-dev libnatpmp-dev libmicrohttpd-dev libqrencode-dev
-	libopendht-c-dev)
+	libopendht-c-dev libnice-dev)
 test=(clang libclang-rt-14-dev clang-format iproute2 procps
 	iptables miniupnpd-iptables miniupnpc yggdrasil chromium nodejs npm
-	dhtnode openssh-server openssh-client netcat-openbsd)
+	dhtnode openssh-server openssh-client netcat-openbsd coturn
+	python3-cryptography)
 bench=(nginx-light stunnel4 wrk)
 
 want=()

@@ -13,10 +13,8 @@ to d3), "proxy" (dhtnode's HTTP proxy on d2) and "peers" (a peers: entry,
 no lookup), so the differences are what the lookups cost. Prints every
 run and the medians."""
 import os
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,10 +27,6 @@ import netlab  # noqa: E402
 MODES = ("native", "proxy", "peers")
 
 
-def yaml(d):
-    return hltest.to_yaml(d)
-
-
 def main():
     hlcore, runs = sys.argv[1], int(sys.argv[2])
     why = netlab.usable(["dhtnode"])
@@ -40,37 +34,23 @@ def main():
         raise SystemExit("bench: %s" % why)
     tmp = tempfile.mkdtemp(prefix="hlbench-dht-")
     lab = netlab.DhtLab(hosts=("srv", "cli"))
-    logs = []
     try:
         lab.up()
         srv = lab.ip("srv")
-        www = os.path.join(tmp, "www")
-        os.makedirs(www)
-        with open(os.path.join(www, "index.html"), "w") as f:
-            f.write("hello from srv\n")
-        lab.spawn("srv", [sys.executable, "-m", "http.server", "8080",
-                          "--bind", "127.0.0.1", "--directory", www])
-        s_cfg = os.path.join(tmp, "srv.yaml")
-        with open(s_cfg, "w") as f:
-            f.write(yaml({
-                "state_dir": os.path.join(tmp, "srv-state"),
-                "log": {"level": "info"},
-                "proxy": {"listen": "off"},
-                "plugins": {
-                    "transport-tls": {"listen": "%s:7008" % srv,
-                                      "advertise": ["%s:7008" % srv]},
-                    "dht": {"bootstrap": ["%s:4222" % lab.ip("d1")]}},
-                "services": {"wiki": {"target": "127.0.0.1:8080",
-                                      "title": "Bench wiki"}}}) + "\n")
-        url = subprocess.run([hlcore, "-c", s_cfg, "url", "wiki"],
-                             capture_output=True, text=True,
-                             check=True).stdout.strip()
-        host = url.split("/")[2]
-        keyhash = re.search(r"-([0-9a-f]{40})\.", host).group(1)
+        lab.http_backend("srv", 8080, "hello from srv")
+        s_cfg = hltest.write_yaml(os.path.join(tmp, "srv.yaml"), {
+            "state_dir": os.path.join(tmp, "srv-state"),
+            "log": {"level": "info"},
+            "proxy": {"listen": "off"},
+            "plugins": {
+                "transport-tls": {"listen": "%s:7008" % srv,
+                                  "advertise": ["%s:7008" % srv]},
+                "dht": {"bootstrap": ["%s:4222" % lab.ip("d1")]}},
+            "services": {"wiki": {"target": "127.0.0.1:8080",
+                                  "title": "Bench wiki"}}})
+        host, keyhash = hltest.service_host(hlcore, s_cfg, "wiki")
         s_log = os.path.join(tmp, "srv.log")
-        logs.append(s_log)
-        with open(s_log, "ab") as lf:
-            lab.spawn("srv", [hlcore, "-c", s_cfg], stdout=lf, stderr=lf)
+        lab.spawn("srv", [hlcore, "-c", s_cfg], log=s_log)
         hltest.wait_file(s_log, [r"published \""], 15)
         # The record is in the DHT (read at d2's proxy) before run 1.
         key = netlab.dht_key(keyhash)
@@ -83,41 +63,25 @@ def main():
 
         def one(i, mode):
             d = os.path.join(tmp, "%s-%d" % (mode, i))
-            os.makedirs(d)
-            cfg = {"state_dir": os.path.join(d, "state"),
-                   "log": {"level": "info"},
-                   "proxy": {"listen": "127.0.0.1:7009"},
-                   "plugins": {"transport-tls": {}}}
             if mode == "native":
-                cfg["plugins"]["dht"] = {
-                    "bootstrap": ["%s:4222" % lab.ip("d3")]}
+                p, log = lab.start_client(
+                    "cli", hlcore, d,
+                    {"dht": {"bootstrap": ["%s:4222" % lab.ip("d3")]}},
+                    [r"proxy listening", r"joined the DHT"], 30)
             elif mode == "proxy":
-                cfg["plugins"]["dht"] = {"proxy": lab.proxy_url("d2")}
+                p, log = lab.start_client(
+                    "cli", hlcore, d, {"dht": {"proxy": lab.proxy_url("d2")}},
+                    [r"proxy listening"])
             else:
-                cfg["peers"] = {keyhash: ["%s:7008" % srv]}
-            path = os.path.join(d, "cli.yaml")
-            with open(path, "w") as f:
-                f.write(yaml(cfg) + "\n")
-            log = os.path.join(d, "cli.log")
-            with open(log, "ab") as lf:
-                p = lab.spawn("cli", [hlcore, "-c", path], stdout=lf,
-                              stderr=lf)
-            hltest.wait_file(log, [r"proxy listening"], 15)
-            if mode == "native":
-                hltest.wait_file(log, [r"joined the DHT"], 15)
-            with lab.inside("cli"):
-                out = subprocess.run([
-                    "curl", "-s", "-o", "/dev/null", "-m", "10", "-H",
-                    "Host: " + host, "-w",
-                    "%{http_code} %{time_starttransfer}",
-                    "http://127.0.0.1:7009/"], capture_output=True,
-                    text=True, timeout=20).stdout
-            hltest.stop_proc(p, 10)
-            code, ttfb = out.split()
+                p, log = lab.start_client(
+                    "cli", hlcore, d, {}, [r"proxy listening"],
+                    peers={keyhash: ["%s:7008" % srv]})
+            code, ms = lab.first_byte_ms("cli", host)
+            lab.stop(p, 10)
             if code != "200":
                 raise SystemExit("bench: run %d (%s): HTTP %s; see %s" %
                                  (i, mode, code, log))
-            return float(ttfb) * 1000
+            return ms
 
         res = {m: [] for m in MODES}
         for i in range(runs):

@@ -8,22 +8,15 @@ from curl's start to the first byte of the answer). The same is done with
 a `peers:` entry instead of discovery, so the difference is what discovery
 costs. Prints every run and the medians."""
 import os
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "..", "..", "tests", "lib"))
 import hltest  # noqa: E402
 import netlab  # noqa: E402
-
-
-def yaml(d):
-    return hltest.to_yaml(d)
 
 
 def main():
@@ -34,67 +27,38 @@ def main():
     tmp = tempfile.mkdtemp(prefix="hlbench-lan-")
     lab = netlab.lan_lab(["a", "b"])
     try:
-        www = os.path.join(tmp, "www")
-        os.makedirs(www)
-        with open(os.path.join(www, "index.html"), "w") as f:
-            f.write("hello from a\n")
-        lab.spawn("a", [sys.executable, "-m", "http.server", "8080",
-                        "--bind", "127.0.0.1", "--directory", www],
-                  log=os.path.join(tmp, "http.log"))
-        a_cfg = os.path.join(tmp, "a.yaml")
-        with open(a_cfg, "w") as f:
-            f.write(yaml({
-                "state_dir": os.path.join(tmp, "a-state"),
-                "log": {"level": "info"},
-                "proxy": {"listen": "off"},
-                "plugins": {"transport-tls": {"listen": "[::]:7008"},
-                            "discovery-lan": {}},
-                "services": {"wiki": {"target": "127.0.0.1:8080",
-                                      "title": "Bench wiki"}}}) + "\n")
-        url = subprocess.run([hlcore, "-c", a_cfg, "url", "wiki"],
-                             capture_output=True, text=True,
-                             check=True).stdout.strip()
-        host = url.split("/")[2]
-        keyhash = re.search(r"-([0-9a-f]{40})\.", host).group(1)
+        # The backend is up (it answers) before the first run.
+        lab.http_backend("a", 8080, "hello from a")
+        a_cfg = hltest.write_yaml(os.path.join(tmp, "a.yaml"), {
+            "state_dir": os.path.join(tmp, "a-state"),
+            "log": {"level": "info"},
+            "proxy": {"listen": "off"},
+            "plugins": {"transport-tls": {"listen": "[::]:7008"},
+                        "discovery-lan": {}},
+            "services": {"wiki": {"target": "127.0.0.1:8080",
+                                  "title": "Bench wiki"}}})
+        host, keyhash = hltest.service_host(hlcore, a_cfg, "wiki")
         lab.spawn("a", [hlcore, "-c", a_cfg], log=os.path.join(tmp, "a.log"))
-        hltest.wait_file(os.path.join(tmp, "a.log"), [r"searching and answering",
-                                              r"listening on \[::\]:7008"])
-        # The backend is up before the first run.
-        for _ in range(100):
-            rc, out, _ = lab.run("a", ["curl", "-s", "-m", "1",
-                                       "http://127.0.0.1:8080/"], timeout=5)
-            if rc == 0:
-                break
-            time.sleep(0.05)
+        hltest.wait_file(os.path.join(tmp, "a.log"),
+                         [r"searching and answering",
+                          r"listening on \[::\]:7008"])
 
         def one(i, mode):
             d = os.path.join(tmp, "%s-%d" % (mode, i))
-            os.makedirs(d)
-            cfg = {"state_dir": os.path.join(d, "state"),
-                   "log": {"level": "info"},
-                   "proxy": {"listen": "127.0.0.1:7009"},
-                   "plugins": {"transport-tls": {}}}
             if mode == "lan":
-                cfg["plugins"]["discovery-lan"] = {}
+                p, log = lab.start_client(
+                    "b", hlcore, d, {"discovery-lan": {}},
+                    [r"proxy listening", r"searching and answering"], 10)
             else:
-                cfg["peers"] = {keyhash: ["%s:7008" % lab.ip("a")]}
-            path = os.path.join(d, "b.yaml")
-            with open(path, "w") as f:
-                f.write(yaml(cfg) + "\n")
-            log = os.path.join(d, "b.log")
-            p = lab.spawn("b", [hlcore, "-c", path], log=log)
-            hltest.wait_file(log, [r"proxy listening"] +
-                     ([r"searching and answering"] if mode == "lan" else []))
-            rc, out, err = lab.run("b", [
-                "curl", "-s", "-o", "/dev/null", "-m", "10", "-H",
-                "Host: " + host, "-w", "%{http_code} %{time_starttransfer}",
-                "http://127.0.0.1:7009/"], timeout=20)
+                p, log = lab.start_client(
+                    "b", hlcore, d, {}, [r"proxy listening"], 10,
+                    peers={keyhash: ["%s:7008" % lab.ip("a")]})
+            code, ms = lab.first_byte_ms("b", host)
             lab.stop(p)
-            code, ttfb = out.split()
             if code != "200":
                 raise SystemExit("bench: run %d (%s): HTTP %s; see %s" %
                                  (i, mode, code, log))
-            return float(ttfb) * 1000
+            return ms
 
         res = {"lan": [], "peers": []}
         for i in range(runs):

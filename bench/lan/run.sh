@@ -8,16 +8,5 @@
 # without it, a Release build is made in bench/lan/build.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-src=$(cd "$here/../.." && pwd)
-build=${1:-$here/build}
-RUNS=${RUNS:-15}
-
-[ "$(id -u)" -eq 0 ] || { echo "bench/lan: needs root (network namespaces)" >&2; exit 2; }
-for t in ip curl python3 cmake; do
-	command -v "$t" >/dev/null || { echo "bench/lan: $t is missing" >&2; exit 2; }
-done
-if [ ! -x "$build/hlcore" ] || [ ! -f "$build/plugins/discovery-lan.so" ]; then
-	cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DHL_TESTS=OFF >/dev/null
-	cmake --build "$build" -j"$(nproc)" >/dev/null
-fi
-exec timeout 600 python3 "$here/bench.py" "$build/hlcore" "$RUNS"
+. "$here/../lab.sh"
+lab_bench lan discovery-lan.so "${1:-$here/build}" ip curl python3 cmake

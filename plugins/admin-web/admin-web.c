@@ -43,6 +43,7 @@
 #include <sodium.h>
 
 #include "admin-web.h"
+#include "hardline/evutil.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:7010"
 #define BODY_MAX 8192 /* the biggest request body taken */
@@ -672,13 +673,11 @@ lan_refresh(struct admin *a, struct MHD_Connection *c)
 {
 	char from[INET6_ADDRSTRLEN];
 	const struct sockaddr *sa;
-	struct timespec ts;
 	long long now;
 
 	if (!a->caps.browse)
 		return -1;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	now = hl_mono_ms();
 	/* A double click, or a script in a loop, makes one search: the
 	 * last one is still being answered. */
 	if (a->last_browse_ms != 0 && now - a->last_browse_ms < BROWSE_GAP_MS)
@@ -985,17 +984,12 @@ mhd_ready_callback(evutil_socket_t fd, short what, void *arg)
 	if (a->accept_failed && after == 0) {
 		/* No connection of its own to wait for: MHD would try
 		 * accept() again at once, forever. */
-		struct timeval tv;
-		a->pause_ms = a->pause_ms == 0 ? PAUSE_MIN_MS
-		              : a->pause_ms * 2 > PAUSE_MAX_MS
-		                  ? PAUSE_MAX_MS
-		                  : a->pause_ms * 2;
+		a->pause_ms =
+		    hl_pause_next(a->pause_ms, PAUSE_MIN_MS, PAUSE_MAX_MS);
 		a->pauses++;
-		tv.tv_sec = a->pause_ms / 1000;
-		tv.tv_usec = (a->pause_ms % 1000) * 1000;
 		event_del(a->ready_ev);
 		evtimer_del(a->timer_ev);
-		evtimer_add(a->pause_ev, &tv);
+		hl_evtimer_add_ms(a->pause_ev, a->pause_ms);
 		a->svc->log(a->self, HL_LOG_WARN,
 		            "out of descriptors: accepting no connection for "
 		            "%d ms (pause %lu)",
@@ -1039,12 +1033,9 @@ conn_limit(void)
 static void
 admin_free(struct admin *a)
 {
-	if (a->ready_ev != NULL)
-		event_free(a->ready_ev);
-	if (a->timer_ev != NULL)
-		event_free(a->timer_ev);
-	if (a->pause_ev != NULL)
-		event_free(a->pause_ev);
+	hl_event_free(&a->ready_ev);
+	hl_event_free(&a->timer_ev);
+	hl_event_free(&a->pause_ev);
 	if (a->mhd != NULL)
 		MHD_stop_daemon(a->mhd); /* closes the listening socket */
 	auth_clear(&a->auth);
@@ -1117,19 +1108,12 @@ admin_init(const struct hl_services *svc, struct hl_plugin *self,
 
 	if (!HL_HAS(svc, status_json) || !HL_HAS(svc, plugin_set_enabled) ||
 	    !HL_HAS(svc, free) || !HL_HAS(svc, state_dir)) {
-		svc->log(
-		    self, HL_LOG_ERROR,
-		    "this hlcore (ABI %u.%u) lacks the control services of "
-		    "ABI 1.1: upgrade hlcore",
-		    svc->abi_major, svc->abi_minor);
-		return -1;
+		return hl_core_lacks(svc, self,
+		                     "the control services of ABI 1.1");
 	}
-	a = calloc(1, sizeof *a);
+	HL_STATE_NEW(a, svc, self);
 	if (a == NULL)
 		return -1;
-	a->svc = svc;
-	a->self = self;
-	a->base = svc->event_base(self);
 	a->caps.priority = HL_HAS(svc, plugin_set_priority);
 	a->caps.browse = HL_HAS(svc, browse);
 	if (read_conf(svc, self, conf, a->listen, sizeof a->listen, &ss,

@@ -18,13 +18,29 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* The reference's decoding of a field's value v[0..n): '+' is a space,
+ * %XX the byte XX when both digits are in the value; -1 for a NUL or
+ * when it does not fit out with its NUL. */
 static int
-hex(char c)
+ref_decode(const char *v, size_t n, char *out, size_t outlen)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = (char)(c | 0x20);
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+	size_t o = 0;
+
+	for (size_t j = 0; j < n; j++) {
+		unsigned char byte = (unsigned char)v[j];
+		if (v[j] == '+')
+			byte = ' ';
+		else if (v[j] == '%' && n - j > 2 &&
+		         hl_hex_decode(v + j + 1, 1, &byte) == 0)
+			j += 2;
+		else if (v[j] == '%')
+			byte = '%';
+		if (byte == '\0' || o + 1 >= outlen)
+			return -1;
+		out[o++] = (char)byte;
+	}
+	out[o] = '\0';
+	return 0;
 }
 
 /* The reference: *rawlen is the length of the field's value as sent. */
@@ -39,24 +55,9 @@ ref_form_get(const char *s, size_t len, const char *key, char *out,
 		size_t end = amp ? (size_t)(amp - s) : len;
 		if (end - i > klen && memcmp(s + i, key, klen) == 0 &&
 		    s[i + klen] == '=') {
-			size_t o = 0;
 			*rawlen = end - i - klen - 1;
-			for (size_t j = i + klen + 1; j < end; j++) {
-				char c = s[j];
-				if (c == '+')
-					c = ' ';
-				else if (c == '%' && j + 2 < end &&
-				         hex(s[j + 1]) >= 0 &&
-				         hex(s[j + 2]) >= 0)
-					c = (char)(hex(s[j + 1]) << 4 |
-					           hex(s[j + 2])),
-					j += 2;
-				if (c == '\0' || o + 1 >= outlen)
-					return -1;
-				out[o++] = c;
-			}
-			out[o] = '\0';
-			return 0;
+			return ref_decode(s + i + klen + 1, *rawlen, out,
+			                  outlen);
 		}
 		if (amp == NULL)
 			break;

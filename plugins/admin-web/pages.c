@@ -184,6 +184,16 @@ section_with_button(struct buf *b, const char *id, const char *title,
 	           label);
 }
 
+/* The start of a section's body: open (a table's head, a div), then
+ * empty, the line that says so, when list has no item. */
+static void
+body_open(struct buf *b, json_t *list, const char *open, const char *empty)
+{
+	buf_puts(b, open);
+	if (json_array_size(list) == 0)
+		buf_puts(b, empty);
+}
+
 static void
 services(struct buf *b, json_t *list)
 {
@@ -191,11 +201,10 @@ services(struct buf *b, json_t *list)
 	json_t *s;
 
 	section(b, "services", "Services", json_array_size(list));
-	buf_puts(b, "<div id=\"services-body\" class=\"cards\">");
-	if (json_array_size(list) == 0)
-		buf_puts(b, "<p class=\"empty\">This node serves nothing: add "
-		            "a service under <code>services:</code> in the "
-		            "config.</p>");
+	body_open(b, list, "<div id=\"services-body\" class=\"cards\">",
+	          "<p class=\"empty\">This node serves nothing: add "
+	          "a service under <code>services:</code> in the "
+	          "config.</p>");
 	json_array_foreach(list, i, s)
 	{
 		const char *name = jstr(s, "name"), *title = jstr(s, "title");
@@ -351,13 +360,13 @@ lan(struct buf *b, json_t *list, const char *csrf, int can_browse)
 		                    "Refresh", csrf);
 	else
 		section(b, "lan", "On the LAN", json_array_size(list));
-	buf_puts(b, "<table><thead><tr><th>Service</th><th>Address</th>"
-	            "<th>Heard via</th><th>Last heard</th></tr></thead>"
-	            "<tbody id=\"lan-body\">");
-	if (json_array_size(list) == 0)
-		buf_puts(b, "<tr><td colspan=\"4\" class=\"empty\">No Hardline "
-		            "service seen yet (a discovery plugin such as "
-		            "discovery-lan finds them).</td></tr>");
+	body_open(b, list,
+	          "<table><thead><tr><th>Service</th><th>Address</th>"
+	          "<th>Heard via</th><th>Last heard</th></tr></thead>"
+	          "<tbody id=\"lan-body\">",
+	          "<tr><td colspan=\"4\" class=\"empty\">No Hardline "
+	          "service seen yet (a discovery plugin such as "
+	          "discovery-lan finds them).</td></tr>");
 	json_array_foreach(list, i, s)
 	{
 		const char *title = jstr(s, "title"), *url = jstr(s, "url");
@@ -390,13 +399,13 @@ connections(struct buf *b, json_t *list)
 	char up[32], down[32], dur[64];
 
 	section(b, "connections", "Live tunnels", json_array_size(list));
-	buf_puts(b, "<table><thead><tr><th>Direction</th><th>Service</th>"
-	            "<th>From</th><th>Peer</th><th>Path</th><th>Sent</th>"
-	            "<th>Received</th><th>For</th></tr></thead>"
-	            "<tbody id=\"connections-body\">");
-	if (json_array_size(list) == 0)
-		buf_puts(b, "<tr><td colspan=\"8\" class=\"empty\">No tunnel "
-		            "open.</td></tr>");
+	body_open(b, list,
+	          "<table><thead><tr><th>Direction</th><th>Service</th>"
+	          "<th>From</th><th>Peer</th><th>Path</th><th>Sent</th>"
+	          "<th>Received</th><th>For</th></tr></thead>"
+	          "<tbody id=\"connections-body\">",
+	          "<tr><td colspan=\"8\" class=\"empty\">No tunnel "
+	          "open.</td></tr>");
 	json_array_foreach(list, i, c)
 	{
 		int out = strcmp(jstr(c, "direction"), "out") == 0;
@@ -436,16 +445,15 @@ forwards(struct buf *b, json_t *list)
 	json_t *f;
 
 	section(b, "forwards", "Forwards", json_array_size(list));
-	buf_puts(b, "<table><thead><tr><th>Local port</th><th>Service</th>"
-	            "<th>Open</th><th>Connections</th><th>Failed</th>"
-	            "<th>Last failure</th></tr></thead>"
-	            "<tbody id=\"forwards-body\">");
-	if (json_array_size(list) == 0)
-		buf_puts(b,
-		         "<tr><td colspan=\"6\" class=\"empty\">No forward: "
-		         "list some under <code>forwards:</code> to reach any "
-		         "TCP service (SSH, a database) at a local "
-		         "port.</td></tr>");
+	body_open(b, list,
+	          "<table><thead><tr><th>Local port</th><th>Service</th>"
+	          "<th>Open</th><th>Connections</th><th>Failed</th>"
+	          "<th>Last failure</th></tr></thead>"
+	          "<tbody id=\"forwards-body\">",
+	          "<tr><td colspan=\"6\" class=\"empty\">No forward: "
+	          "list some under <code>forwards:</code> to reach any "
+	          "TCP service (SSH, a database) at a local "
+	          "port.</td></tr>");
 	json_array_foreach(list, i, f)
 	{
 		const char *title = jstr(f, "title");
@@ -478,9 +486,8 @@ routes(struct buf *b, json_t *list)
 	char t[32];
 
 	section(b, "routes", "Recent routing", json_array_size(list));
-	buf_puts(b, "<div id=\"routes-body\">");
-	if (json_array_size(list) == 0)
-		buf_puts(b, "<p class=\"empty\">No connection routed yet.</p>");
+	body_open(b, list, "<div id=\"routes-body\">",
+	          "<p class=\"empty\">No connection routed yet.</p>");
 	json_array_foreach(list, i, r)
 	{
 		int ok = jbool(r, "ok");

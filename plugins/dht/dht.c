@@ -41,6 +41,7 @@
 #include "dht-key.h"
 #include "dht-value.h"
 #include "hardline/plugin.h"
+#include "hardline/evutil.h"
 #include "hardline/util.h"
 
 #define DEFAULT_BOOTSTRAP "bootstrap.jami.net:4222"
@@ -228,7 +229,7 @@ hub_new(const struct hl_services *svc, struct hl_plugin *self, struct dht *d)
 		return NULL;
 	}
 	h->refs = 1;
-	h->tail = &h->head;
+	HL_QUEUE_INIT(h->head, h->tail);
 	h->svc = svc;
 	h->self = self;
 	h->d = d;
@@ -262,9 +263,7 @@ hub_pump(void *arg)
 	struct msg *list;
 
 	pthread_mutex_lock(&h->mu);
-	list = h->head;
-	h->head = NULL;
-	h->tail = &h->head;
+	HL_QUEUE_TAKE_ALL(list, h->head, h->tail);
 	h->nqueued = 0;
 	h->pump_queued = 0;
 	pthread_mutex_unlock(&h->mu);
@@ -308,7 +307,6 @@ hub_post(struct hub *h, struct msg *m)
 
 	if (m == NULL)
 		return;
-	m->next = NULL;
 	pthread_mutex_lock(&h->mu);
 	if (h->dead || h->nqueued >= MAX_QUEUED) {
 		if (!h->dead)
@@ -317,8 +315,7 @@ hub_post(struct hub *h, struct msg *m)
 		free(m);
 		return;
 	}
-	*h->tail = m;
-	h->tail = &m->next;
+	HL_QUEUE_PUSH(h->head, h->tail, m);
 	h->nqueued++;
 	if (!h->pump_queued) {
 		h->pump_queued = 1;
@@ -435,8 +432,7 @@ lookup_free(struct lookup *lk)
 		if (r->kind == REQ_GET && r->id == lk->id)
 			proxy_req_cancel(r);
 	}
-	if (lk->timer != NULL)
-		event_free(lk->timer);
+	hl_event_free(&lk->timer);
 	free(lk);
 }
 
@@ -523,8 +519,7 @@ proxy_req_free(struct proxy_req *r)
 	r->d->nreqs--;
 	if (r->conn != NULL)
 		evhttp_connection_free(r->conn);
-	if (r->timer != NULL)
-		event_free(r->timer);
+	hl_event_free(&r->timer);
 	if (r->line != NULL)
 		evbuffer_free(r->line);
 	free(r);
@@ -1059,23 +1054,15 @@ boot_resolve_callback(int result, char type, int count, int ttl,
 			         "name lookup of %s failed: %s",
 			         d->boot[rs->idx].host,
 			         evdns_err_to_string(result));
-	} else if (type == DNS_IPv4_A) {
+	} else if (type == DNS_IPv4_A || type == DNS_IPv6_AAAA) {
+		int family = type == DNS_IPv4_A ? AF_INET : AF_INET6;
+		size_t iplen = family == AF_INET ? 4 : 16;
 		for (int i = 0; i < count && i < 2; i++) {
-			struct sockaddr_in sin = {0};
-			sin.sin_family = AF_INET;
-			sin.sin_port = htons((uint16_t)port);
-			memcpy(&sin.sin_addr, (char *)addresses + 4 * i, 4);
-			boot_ping(d, round, (struct sockaddr *)&sin,
-			          sizeof sin);
-		}
-	} else if (type == DNS_IPv6_AAAA) {
-		for (int i = 0; i < count && i < 2; i++) {
-			struct sockaddr_in6 sin6 = {0};
-			sin6.sin6_family = AF_INET6;
-			sin6.sin6_port = htons((uint16_t)port);
-			memcpy(&sin6.sin6_addr, (char *)addresses + 16 * i, 16);
-			boot_ping(d, round, (struct sockaddr *)&sin6,
-			          sizeof sin6);
+			struct sockaddr_storage ss;
+			socklen_t len = hl_sockaddr_make(
+			    &ss, family, (char *)addresses + iplen * i,
+			    (uint16_t)port);
+			boot_ping(d, round, (struct sockaddr *)&ss, len);
 		}
 	}
 	free(rs);
@@ -1270,43 +1257,28 @@ dht_query_cancel(void *state, struct hl_query *q)
 
 /* ---- config ---- */
 
-/* "host", "host:port" or "[v6]:port" into b; 0, or -1. */
+/* "host", "[v6]", "host:port" or "[v6]:port" (the port 1 to 65535,
+ * DEFAULT_DHT_PORT when none) into b; 0, or -1. */
 static int
 parse_bootstrap(const char *s, struct bootstrap *b)
 {
-	const char *host = s, *port = DEFAULT_DHT_PORT, *colon;
-	size_t hl;
+	char addr[sizeof b->text + sizeof DEFAULT_DHT_PORT];
+	const char *rb = s != NULL && *s == '[' ? strchr(s, ']') : NULL;
+	uint16_t port;
+	int n;
 
 	if (s == NULL || *s == '\0')
 		return -1;
-	if (*s == '[') {
-		const char *rb = strchr(s, ']');
-		if (rb == NULL || (rb[1] != '\0' && rb[1] != ':'))
-			return -1;
-		host = s + 1;
-		hl = (size_t)(rb - host);
-		if (rb[1] == ':')
-			port = rb + 2;
-	} else {
-		colon = strchr(s, ':');
-		if (colon != NULL && strchr(colon + 1, ':') != NULL)
-			return -1; /* a bare IPv6 address needs brackets */
-		hl = colon ? (size_t)(colon - s) : strlen(s);
-		if (colon != NULL)
-			port = colon + 1;
-	}
-	if (hl == 0 || hl >= sizeof b->host || strlen(port) == 0 ||
-	    strlen(port) >= sizeof b->port ||
-	    strspn(port, "0123456789") != strlen(port) || atoi(port) < 1 ||
-	    atoi(port) > 65535)
+	/* "host" and "[v6]" mean the default port. */
+	if (rb != NULL ? rb[1] == '\0' : *s != '[' && strchr(s, ':') == NULL)
+		n = snprintf(addr, sizeof addr, "%s:%s", s, DEFAULT_DHT_PORT);
+	else
+		n = snprintf(addr, sizeof addr, "%s", s);
+	if (n < 0 || (size_t)n >= sizeof addr ||
+	    hl_addr_split(addr, b->host, sizeof b->host, &port) != 0 ||
+	    port == 0)
 		return -1;
-	for (size_t i = 0; i < hl; i++)
-		if ((unsigned char)host[i] <= ' ' || host[i] == '/' ||
-		    host[i] == '[' || host[i] == ']')
-			return -1;
-	memcpy(b->host, host, hl);
-	b->host[hl] = '\0';
-	snprintf(b->port, sizeof b->port, "%s", port);
+	snprintf(b->port, sizeof b->port, "%u", port);
 	snprintf(b->text, sizeof b->text, "%s", s);
 	return 0;
 }
@@ -1391,17 +1363,11 @@ read_conf(const struct hl_services *svc, struct hl_plugin *self,
 		}
 	}
 	if (port != NULL) {
-		const char *s = svc->conf_str(port);
-		char *end = NULL;
-		long p = s ? strtol(s, &end, 10) : -1;
-		if (s == NULL || *s == '\0' || *end != '\0' || p < 0 ||
-		    p > 65535) {
-			svc->conf_error(
-			    self, port,
-			    "dht port: expected a UDP port 0-65535 (0: any)");
+		int p = 0; /* the UDP port, 0: any */
+		if (hl_conf_int(svc, self, conf, "port", 0, 65535, &p) != 0)
 			bad++;
-		} else if (d != NULL)
-			d->port = (int)p;
+		else if (d != NULL)
+			d->port = p;
 	}
 	if (boot != NULL) {
 		size_t n = svc->conf_type(boot) == HL_CONF_LIST
@@ -1453,22 +1419,13 @@ dht_init(const struct hl_services *svc, struct hl_plugin *self,
 	struct dht *d;
 	int e;
 
-	if (!HL_HAS(svc, wanhosts)) {
-		svc->log(
-		    self, HL_LOG_ERROR,
-		    "this hlcore has plugin ABI %u.%u; the dht plugin needs "
-		    "1.1",
-		    svc->abi_major, svc->abi_minor);
-		return -1;
-	}
+	if (!HL_HAS(svc, wanhosts))
+		return hl_core_lacks(svc, self, "svc->wanhosts (ABI 1.1)");
 	if (sodium_init() < 0)
 		return -1;
-	d = calloc(1, sizeof *d);
+	HL_STATE_NEW(d, svc, self);
 	if (d == NULL)
 		return -1;
-	d->svc = svc;
-	d->self = self;
-	d->base = svc->event_base(self);
 	d->backoff = BOOT_BACKOFF_MIN_SEC;
 	if (read_conf(svc, self, conf, d) != 0) {
 		free(d);
@@ -1530,12 +1487,9 @@ dht_fini(void *state)
 	stopping = d->svc->call_on_loop(d->self, noop, NULL) != 0;
 	while (d->resolves != NULL)
 		resolve_drop(d, d->resolves, stopping);
-	if (d->publish_timer != NULL)
-		event_free(d->publish_timer);
-	if (d->boot_timer != NULL)
-		event_free(d->boot_timer);
-	if (d->boot_deadline != NULL)
-		event_free(d->boot_deadline);
+	hl_event_free(&d->publish_timer);
+	hl_event_free(&d->boot_timer);
+	hl_event_free(&d->boot_deadline);
 	/* Joins OpenDHT's thread: after this no callback of ours runs. */
 	if (d->runner != NULL)
 		dht_runner_delete(d->runner);
@@ -1557,7 +1511,7 @@ dht_fini(void *state)
 			h->head = m->next;
 			free(m);
 		}
-		h->tail = &h->head;
+		HL_QUEUE_INIT(h->head, h->tail);
 		h->nqueued = 0;
 		pending = h->pump_queued;
 		pthread_mutex_unlock(&h->mu);

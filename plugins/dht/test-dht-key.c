@@ -7,20 +7,10 @@
 
 #include <sodium.h>
 
+#include "check.h"
+
 #include "dht-key.h"
 #include "dht-value.h"
-
-static int failed;
-
-#define CHECK(cond, ...)                                                       \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			failed++;                                              \
-			printf("FAIL %s:%d: ", __FILE__, __LINE__);            \
-			printf(__VA_ARGS__);                                   \
-			printf("\n");                                          \
-		}                                                              \
-	} while (0)
 
 static void
 check_str(const char *got, const char *want, const char *what)
@@ -226,6 +216,5 @@ main(void)
 	test_parse();
 	test_make();
 	test_proxy_line();
-	printf("%s\n", failed ? "FAILED" : "ok");
-	return failed ? 1 : 0;
+	return check_done();
 }

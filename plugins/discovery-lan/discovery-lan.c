@@ -36,6 +36,7 @@
 #include <sodium.h>
 
 #include "hardline/plugin.h"
+#include "hardline/evutil.h"
 #include "hardline/util.h"
 #include "lanpacket.h"
 
@@ -88,8 +89,7 @@ struct cache_entry {
 
 struct bucket {
 	struct in_addr src;
-	int64_t milli;
-	uint64_t last_ms;
+	struct hl_rate rate;
 };
 
 struct svc_codes {
@@ -144,7 +144,7 @@ struct lan {
 	struct cache_entry cache[CACHE_MAX];
 	struct bucket answer_src[RATE_SOURCES];
 	struct bucket heard_src[RATE_SOURCES];
-	struct bucket answer_all;
+	struct hl_rate answer_all;
 
 	struct lan_query *queries;
 	unsigned long announce_seq;
@@ -158,42 +158,7 @@ struct lan {
 	} st;
 };
 
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void
-ms_tv(int ms, struct timeval *tv)
-{
-	tv->tv_sec = ms / 1000;
-	tv->tv_usec = (ms % 1000) * 1000;
-}
-
 /* ---- rate limits ---- */
-
-static int
-bucket_take(struct bucket *b, int burst, int per_sec, uint64_t now)
-{
-	int64_t cap = (int64_t)burst * 1000;
-
-	if (b->last_ms == 0) {
-		b->milli = cap;
-	} else {
-		b->milli += (int64_t)(now - b->last_ms) * per_sec;
-		if (b->milli > cap)
-			b->milli = cap;
-	}
-	b->last_ms = now;
-	if (b->milli < 1000)
-		return 0;
-	b->milli -= 1000;
-	return 1;
-}
 
 /* The source's bucket, taking over the longest-idle one when new. */
 static struct bucket *
@@ -202,9 +167,9 @@ bucket_for(struct bucket *tab, struct in_addr src)
 	struct bucket *oldest = &tab[0];
 
 	for (int i = 0; i < RATE_SOURCES; i++) {
-		if (tab[i].last_ms != 0 && tab[i].src.s_addr == src.s_addr)
+		if (tab[i].rate.last_ms != 0 && tab[i].src.s_addr == src.s_addr)
 			return &tab[i];
-		if (tab[i].last_ms < oldest->last_ms)
+		if (tab[i].rate.last_ms < oldest->rate.last_ms)
 			oldest = &tab[i];
 	}
 	memset(oldest, 0, sizeof *oldest);
@@ -261,7 +226,7 @@ refresh_ifs(struct lan *l)
 
 	for (int i = 0; i < l->nifs; i++)
 		had += l->ifs[i].usable;
-	l->ifs_ms = now_ms();
+	l->ifs_ms = hl_mono_ms();
 	if (getifaddrs(&ifa0) != 0) {
 		l->svc->log(l->self, HL_LOG_WARN, "getifaddrs: %s",
 		            strerror(errno));
@@ -347,7 +312,7 @@ if_by_index(struct lan *l, int index)
 	for (int i = 0; i < l->nifs; i++)
 		if (l->ifs[i].index == index)
 			return &l->ifs[i];
-	if (now_ms() - l->ifs_ms >= IF_REFRESH_MIN_MS) {
+	if (hl_mono_ms() - l->ifs_ms >= IF_REFRESH_MIN_MS) {
 		refresh_ifs(l);
 		for (int i = 0; i < l->nifs; i++)
 			if (l->ifs[i].index == index)
@@ -551,7 +516,7 @@ answer_search(struct lan *l, const struct lan_packet *p,
               const struct sockaddr_in *src, struct lan_if *ifp)
 {
 	size_t n = l->svc->identity_count(l->self);
-	uint64_t now = now_ms();
+	uint64_t now = hl_mono_ms();
 	int port = 0, limited = 0;
 	char pkt[512];
 
@@ -572,11 +537,11 @@ answer_search(struct lan *l, const struct lan_packet *p,
 			continue;
 		if (port == 0) {
 			/* Once per search, whatever it matches. */
-			if (!bucket_take(
-			        bucket_for(l->answer_src, src->sin_addr),
+			if (!hl_rate_take(
+			        &bucket_for(l->answer_src, src->sin_addr)->rate,
 			        ANSWER_BURST, ANSWER_PER_SEC, now) ||
-			    !bucket_take(&l->answer_all, ANSWER_ALL_BURST,
-			                 ANSWER_ALL_PER_SEC, now)) {
+			    !hl_rate_take(&l->answer_all, ANSWER_ALL_BURST,
+			                  ANSWER_ALL_PER_SEC, now)) {
 				limited = 1;
 				break;
 			}
@@ -609,7 +574,6 @@ static void
 query_timer_callback(evutil_socket_t fd, short what, void *arg)
 {
 	struct lan_query *lq = arg;
-	struct timeval tv;
 
 	(void)fd;
 	(void)what;
@@ -624,8 +588,7 @@ query_timer_callback(evutil_socket_t fd, short what, void *arg)
 				send_search(lq->lan, code);
 			}
 		}
-		ms_tv(QUERY_WAIT_MS - SEARCH_REPEAT_MS, &tv);
-		evtimer_add(lq->timer, &tv);
+		hl_evtimer_add_ms(lq->timer, QUERY_WAIT_MS - SEARCH_REPEAT_MS);
 		return;
 	}
 	query_finish(lq);
@@ -656,12 +619,12 @@ heard_announce(struct lan *l, const struct lan_packet *p,
                const struct sockaddr_in *src)
 {
 	char ip[INET_ADDRSTRLEN], addr[INET_ADDRSTRLEN + 8];
-	uint64_t now = now_ms();
+	uint64_t now = hl_mono_ms();
 	unsigned long seq;
 	struct lan_query *lq;
 
-	if (!bucket_take(bucket_for(l->heard_src, src->sin_addr), HEARD_BURST,
-	                 HEARD_PER_SEC, now)) {
+	if (!hl_rate_take(&bucket_for(l->heard_src, src->sin_addr)->rate,
+	                  HEARD_BURST, HEARD_PER_SEC, now)) {
 		l->st.rate_limited++;
 		return;
 	}
@@ -688,10 +651,8 @@ heard_announce(struct lan *l, const struct lan_packet *p,
 			break;
 		lq->last_report = seq;
 		if (!lq->answered) {
-			struct timeval tv;
 			lq->answered = 1;
-			ms_tv(QUERY_AFTER_ANSWER_MS, &tv);
-			evtimer_add(lq->timer, &tv);
+			hl_evtimer_add_ms(lq->timer, QUERY_AFTER_ANSWER_MS);
 		}
 		l->svc->query_candidate(l->self, lq->q, addr);
 	}
@@ -840,8 +801,7 @@ lan_query_start(void *state, struct hl_query *q)
 	struct lan_query *lq;
 	unsigned char raw[20];
 	char code[41];
-	struct timeval tv;
-	uint64_t now = now_ms();
+	uint64_t now = hl_mono_ms();
 
 	if (kh == NULL || lan_hex20(kh, raw) != 0 ||
 	    l->svc->identity_find(l->self, kh) != NULL)
@@ -863,8 +823,7 @@ lan_query_start(void *state, struct hl_query *q)
 
 	lan_rolling_code(raw, (uint64_t)time(NULL) / 86400, code);
 	send_search(l, code);
-	ms_tv(SEARCH_REPEAT_MS, &tv);
-	evtimer_add(lq->timer, &tv);
+	hl_evtimer_add_ms(lq->timer, SEARCH_REPEAT_MS);
 
 	/* What was heard lately goes first: no need to wait for it. */
 	for (int i = 0; i < CACHE_MAX; i++) {
@@ -893,11 +852,9 @@ static void
 lan_browse(void *state)
 {
 	struct lan *l = state;
-	struct timeval tv;
 
 	send_search(l, "");
-	ms_tv(SEARCH_REPEAT_MS, &tv);
-	evtimer_add(l->browse_ev, &tv);
+	hl_evtimer_add_ms(l->browse_ev, SEARCH_REPEAT_MS);
 }
 
 /* ---- the traversal facet: which ports our services listen on ---- */
@@ -1073,18 +1030,14 @@ lan_init(const struct hl_services *svc, struct hl_plugin *self,
 {
 	struct lan *l;
 	unsigned char rnd[16];
-	struct timeval tv;
 
 	if (sodium_init() < 0) {
 		svc->log(self, HL_LOG_ERROR, "libsodium failed to start");
 		return -1;
 	}
-	l = calloc(1, sizeof *l);
+	HL_STATE_NEW(l, svc, self);
 	if (l == NULL)
 		return -1;
-	l->svc = svc;
-	l->self = self;
-	l->base = svc->event_base(self);
 	l->rx = l->tx = -1;
 	if (check_conf(svc, self, conf, l) != 0) {
 		free(l);
@@ -1111,8 +1064,7 @@ lan_init(const struct hl_services *svc, struct hl_plugin *self,
 	l->browse_ev = evtimer_new(l->base, browse_repeat_callback, l);
 	if (l->refresh_ev == NULL || l->browse_ev == NULL)
 		goto fail;
-	ms_tv(IF_REFRESH_SEC * 1000, &tv);
-	event_add(l->refresh_ev, &tv);
+	hl_evtimer_add_ms(l->refresh_ev, IF_REFRESH_SEC * 1000);
 	refresh_ifs(l);
 	if (usable_count(l) == 0)
 		svc->log(self, HL_LOG_WARN,
@@ -1124,8 +1076,7 @@ lan_init(const struct hl_services *svc, struct hl_plugin *self,
 		    event_new(l->base, -1, EV_PERSIST, announce_callback, l);
 		if (l->announce_ev == NULL)
 			goto fail;
-		ms_tv(l->announce_interval * 1000, &tv);
-		event_add(l->announce_ev, &tv);
+		hl_evtimer_add_ms(l->announce_ev, l->announce_interval * 1000);
 		/* Once soon, from the loop: the core tells us its listeners
 		 * right after init. */
 		event_active(l->announce_ev, EV_TIMEOUT, 0);
@@ -1167,16 +1118,11 @@ lan_fini(void *state)
 		    l->st.rate_limited, l->st.searches_answered,
 		    l->st.announces_heard, l->st.searches_sent,
 		    l->st.announces_sent, l->st.send_errors);
-	if (l->rx_ev != NULL)
-		event_free(l->rx_ev);
-	if (l->tx_ev != NULL)
-		event_free(l->tx_ev);
-	if (l->refresh_ev != NULL)
-		event_free(l->refresh_ev);
-	if (l->announce_ev != NULL)
-		event_free(l->announce_ev);
-	if (l->browse_ev != NULL)
-		event_free(l->browse_ev);
+	hl_event_free(&l->rx_ev);
+	hl_event_free(&l->tx_ev);
+	hl_event_free(&l->refresh_ev);
+	hl_event_free(&l->announce_ev);
+	hl_event_free(&l->browse_ev);
 	if (l->rx >= 0)
 		close(l->rx);
 	if (l->tx >= 0)

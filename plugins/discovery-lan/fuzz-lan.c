@@ -9,17 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lanpacket.h"
+#include "hardline/util.h"
 
-static int
-lower_hex(const char *s)
-{
-	for (int i = 0; i < 40; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') ||
-		      (s[i] >= 'a' && s[i] <= 'f')))
-			return 0;
-	return s[40] == '\0';
-}
+#include "lanpacket.h"
 
 static int
 no_ctl(const char *s)
@@ -40,12 +32,12 @@ check_fields(const struct lan_packet *p)
 	    strlen(p->title) > LAN_TITLE_MAX)
 		abort();
 	if (p->kind == LAN_SEARCH) {
-		if (p->infohash[0] != '\0' && !lower_hex(p->infohash))
+		if (p->infohash[0] != '\0' && !hl_keyhash_is_lower(p->infohash))
 			abort();
 		return;
 	}
-	if (!lower_hex(p->keyhash) || p->port < 1 || p->port > 65535 ||
-	    strlen(p->password) > LAN_PASSWORD_MAX)
+	if (!hl_keyhash_is_lower(p->keyhash) || p->port < 1 ||
+	    p->port > 65535 || strlen(p->password) > LAN_PASSWORD_MAX)
 		abort();
 	for (const char *c = p->password; *c; c++)
 		if (!((*c >= 'a' && *c <= 'z') || (*c >= '2' && *c <= '7')))

@@ -8,19 +8,9 @@
 
 #include <sodium.h>
 
+#include "check.h"
+
 #include "lanpacket.h"
-
-static int failed;
-
-#define CHECK(cond, ...)                                                       \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			failed++;                                              \
-			printf("FAIL %s:%d: ", __FILE__, __LINE__);            \
-			printf(__VA_ARGS__);                                   \
-			printf("\n");                                          \
-		}                                                              \
-	} while (0)
 
 #define H "b1aa4003e8bf17d4403bebd468cf53a3b575366a"
 
@@ -119,34 +109,33 @@ test_parse(void)
 	      "a bare hash is read as -<hash>; names in any case (%s)", why);
 
 	/* Refused. */
-	CHECK(parse("HARDLINE-SEARCH * HTTP/1.1\nInfohash: \n\n\n", &p, &why) ==
-	          -1,
-	      "LF-only lines");
-	CHECK(parse("HARDLINE-SEARCH * HTTP/1.0\r\nInfohash: \r\n\r\n", &p,
-	            &why) == -1,
-	      "another first line");
-	CHECK(parse("HARDLINE-SEARCH * HTTP/1.1\r\nInfohash: abc\r\n\r\n", &p,
-	            &why) == -1,
-	      "a search for something that is not 40 hex");
-	CHECK(parse("HARDLINE-SERVICE * HTTP/1.1\r\nPort: 7008\r\nPort: 7009"
-	            "\r\nInfohash: -" H "\r\n\r\n",
-	            &p, &why) == -1,
-	      "a field given twice");
-	CHECK(parse("HARDLINE-SERVICE * HTTP/1.1\r\nInfohash: -" H "\r\n\r\n",
-	            &p, &why) == -1,
-	      "an announce without a Port");
-	CHECK(parse("HARDLINE-SERVICE * HTTP/1.1\r\nPort: 65536\r\n"
-	            "Infohash: -" H "\r\n\r\n",
-	            &p, &why) == -1,
-	      "Port 65536");
-	CHECK(parse("HARDLINE-SERVICE * HTTP/1.1\r\nPort: 7008\r\n"
-	            "Infohash: Sesame-" H "\r\n\r\n",
-	            &p, &why) == -1,
-	      "a password with an upper-case letter");
-	CHECK(parse("HARDLINE-SERVICE * HTTP/1.1\r\nPort: 7008\r\n"
-	            "Infohash: -" H "\r\n",
-	            &p, &why) == -1,
-	      "no blank line after the fields");
+	static const struct {
+		const char *packet, *what;
+	} refused[] = {
+	    {"HARDLINE-SEARCH * HTTP/1.1\nInfohash: \n\n\n", "LF-only lines"},
+	    {"HARDLINE-SEARCH * HTTP/1.0\r\nInfohash: \r\n\r\n",
+	     "another first line"},
+	    {"HARDLINE-SEARCH * HTTP/1.1\r\nInfohash: abc\r\n\r\n",
+	     "a search for something that is not 40 hex"},
+	    {"HARDLINE-SERVICE * HTTP/1.1\r\nPort: 7008\r\nPort: 7009"
+	     "\r\nInfohash: -" H "\r\n\r\n",
+	     "a field given twice"},
+	    {"HARDLINE-SERVICE * HTTP/1.1\r\nInfohash: -" H "\r\n\r\n",
+	     "an announce without a Port"},
+	    {"HARDLINE-SERVICE * HTTP/1.1\r\nPort: 65536\r\n"
+	     "Infohash: -" H "\r\n\r\n",
+	     "Port 65536"},
+	    {"HARDLINE-SERVICE * HTTP/1.1\r\nPort: 7008\r\n"
+	     "Infohash: Sesame-" H "\r\n\r\n",
+	     "a password with an upper-case letter"},
+	    {"HARDLINE-SERVICE * HTTP/1.1\r\nPort: 7008\r\n"
+	     "Infohash: -" H "\r\n",
+	     "no blank line after the fields"},
+	};
+
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+		CHECK(parse(refused[i].packet, &p, &why) == -1, "refused: %s",
+		      refused[i].what);
 }
 
 int
@@ -159,6 +148,5 @@ main(void)
 	test_rolling_code();
 	test_format();
 	test_parse();
-	printf("%s\n", failed ? "FAILED" : "ok");
-	return failed ? 1 : 0;
+	return check_done();
 }

@@ -34,6 +34,7 @@
 /* Uses nothing newer than ABI 1.0, so 1.0 cores load it too. */
 #define HL_PLUGIN_ABI_MINOR 0
 #include "hardline/plugin.h"
+#include "hardline/evutil.h"
 #include "hardline/util.h"
 
 #define HANDSHAKE_TIMEOUT_SEC 10
@@ -186,10 +187,8 @@ static void
 dial_unlink_free(struct hl_dial *d)
 {
 	HL_LIST_REMOVE(d);
-	if (d->bev != NULL)
-		bufferevent_free(d->bev);
-	if (d->deadline != NULL)
-		event_free(d->deadline);
+	hl_bufferevent_free(&d->bev);
+	hl_event_free(&d->deadline);
 	free(d);
 }
 
@@ -234,8 +233,7 @@ dial_event_callback(struct bufferevent *bev, short what, void *arg)
 			dial_unlink_free(d);
 			return;
 		}
-		bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
-		bufferevent_set_timeouts(bev, NULL, NULL);
+		hl_bufferevent_handover(bev);
 		d->bev = NULL;
 		dial_unlink_free(d);
 		cb(cbarg, bev, der, (size_t)len, NULL);
@@ -284,9 +282,8 @@ tls_dial(void *state, const char *keyhash, const char *addr, hl_dial_cb cb,
 	d->tls = t;
 	d->cb = cb;
 	d->arg = arg;
-	d->deadline = evtimer_new(t->base, dial_deadline_callback, d);
-	if (d->deadline != NULL)
-		evtimer_add(d->deadline, &tv);
+	d->deadline = hl_evtimer_start_ms(t->base, dial_deadline_callback, d,
+	                                  HANDSHAKE_TIMEOUT_SEC * 1000);
 	snprintf(d->addr, sizeof d->addr, "%s", addr);
 	HL_LIST_INSERT(t->dials, d);
 	bufferevent_setcb(d->bev, NULL, NULL, dial_event_callback, d);
@@ -317,15 +314,6 @@ tls_dial_cancel(void *state, struct hl_dial *d)
 }
 
 /* ---- accepting ---- */
-
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* The peer's address without its port; an IPv4-mapped IPv6 address is
  * the IPv4 one. 0, or -1 for another family. */
@@ -433,10 +421,8 @@ accepting_free(struct accepting *a)
 	t->naccepting--;
 	a->host->nhandshakes--;
 	host_release(t, a->host);
-	if (a->bev != NULL)
-		bufferevent_free(a->bev);
-	if (a->deadline != NULL)
-		event_free(a->deadline);
+	hl_bufferevent_free(&a->bev);
+	hl_event_free(&a->deadline);
 	free(a);
 	slots_freed(t);
 }
@@ -479,8 +465,7 @@ accept_event_callback(struct bufferevent *bev, short what, void *arg)
 		accepting_free(a);
 		return;
 	}
-	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
-	bufferevent_set_timeouts(bev, NULL, NULL);
+	hl_bufferevent_handover(bev);
 	a->bev = NULL;
 	{
 		char peer[PEER_MAX];
@@ -509,24 +494,6 @@ sni_callback(SSL *ssl, int *alert, void *arg)
 	return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
 
-/* A printable address for the logs: "ip:port" or "[ip]:port". */
-static void
-format_addr(const struct sockaddr *sa, char *buf, size_t len)
-{
-	char ip[INET6_ADDRSTRLEN] = "?";
-
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-		evutil_inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip);
-		snprintf(buf, len, "%s:%d", ip, ntohs(s4->sin_port));
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-		evutil_inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof ip);
-		snprintf(buf, len, "[%s]:%d", ip, ntohs(s6->sin6_port));
-	} else
-		snprintf(buf, len, "?");
-}
-
 /*
  * Start the TLS handshake of an accepted socket, which must end within
  * ms (10 s from its accept). Takes the socket: on failure it is closed.
@@ -538,8 +505,6 @@ handshake_start(struct tls *t, evutil_socket_t fd, struct host *h,
 	struct accepting *a;
 	SSL *ssl;
 	struct timeval tv = {HANDSHAKE_TIMEOUT_SEC, 0};
-	struct timeval left = {(time_t)(ms / 1000),
-	                       (suseconds_t)(ms % 1000) * 1000};
 	int one = 1;
 
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -564,9 +529,8 @@ handshake_start(struct tls *t, evutil_socket_t fd, struct host *h,
 	bufferevent_openssl_set_allow_dirty_shutdown(a->bev, 1);
 	a->tls = t;
 	a->host = h;
-	a->deadline = evtimer_new(t->base, accept_deadline_callback, a);
-	if (a->deadline != NULL)
-		evtimer_add(a->deadline, &left);
+	a->deadline =
+	    hl_evtimer_start_ms(t->base, accept_deadline_callback, a, ms);
 	snprintf(a->peer, sizeof a->peer, "%s", peer);
 	HL_LIST_INSERT(t->accepting, a);
 	t->naccepting++;
@@ -605,18 +569,15 @@ static void
 park_timer_arm(struct tls *t)
 {
 	long long left;
-	struct timeval tv;
 
 	if (t->parked_head == NULL || t->park_timer == NULL ||
 	    evtimer_pending(t->park_timer, NULL))
 		return;
 	left = t->parked_head->accepted_ms + HANDSHAKE_TIMEOUT_SEC * 1000 -
-	       now_ms();
+	       hl_mono_ms();
 	if (left < 0)
 		left = 0;
-	tv.tv_sec = (time_t)(left / 1000);
-	tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
-	evtimer_add(t->park_timer, &tv);
+	hl_evtimer_add_ms(t->park_timer, left);
 }
 
 /* Parked sockets share the handshake's deadline: 10 s from the accept.
@@ -625,7 +586,7 @@ static void
 park_timer_callback(evutil_socket_t fd, short what, void *arg)
 {
 	struct tls *t = arg;
-	long long now = now_ms();
+	long long now = hl_mono_ms();
 	struct parked *p;
 
 	(void)fd;
@@ -652,7 +613,7 @@ park(struct tls *t, evutil_socket_t fd, struct host *h, const char *peer)
 	}
 	p->fd = fd;
 	p->host = h;
-	p->accepted_ms = now_ms();
+	p->accepted_ms = hl_mono_ms();
 	snprintf(p->peer, sizeof p->peer, "%s", peer);
 	p->prev = t->parked_tail;
 	if (p->prev)
@@ -676,7 +637,7 @@ slots_freed(struct tls *t)
 
 	if (t->stopping)
 		return;
-	now = p != NULL ? now_ms() : 0;
+	now = p != NULL ? hl_mono_ms() : 0;
 	for (; p != NULL && t->naccepting < t->handshakes_max; p = next) {
 		struct host *h = p->host;
 		long long left =
@@ -713,7 +674,7 @@ listener_accept_callback(struct evconnlistener *lev, evutil_socket_t fd,
 	(void)lev;
 	(void)salen;
 	l->accepted = 1;
-	format_addr(sa, peer, sizeof peer);
+	hl_sockaddr_str(sa, peer, sizeof peer);
 	h = host_get(t, sa);
 	if (h == NULL) {
 		evutil_closesocket(fd);
@@ -750,7 +711,7 @@ listener_resume_callback(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	l->paused = 0;
 	l->accepted = 0;
-	l->resumed_ms = now_ms();
+	l->resumed_ms = hl_mono_ms();
 	listeners_update(l->tls);
 }
 
@@ -766,12 +727,11 @@ listener_error_callback(struct evconnlistener *lev, void *arg)
 	struct listener *l = arg;
 	struct tls *t = l->tls;
 	int err = EVUTIL_SOCKET_ERROR();
-	long long now = now_ms();
-	struct timeval tv;
+	long long now = hl_mono_ms();
 	int ms;
 
 	(void)lev;
-	if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
+	if (!hl_accept_out_of_descriptors(err)) {
 		if (!l->other_logged)
 			t->svc->log(t->self, HL_LOG_WARN,
 			            "listener %s: accept failed: %s (logged "
@@ -783,7 +743,7 @@ listener_error_callback(struct evconnlistener *lev, void *arg)
 	if (l->accepted && now - l->resumed_ms >= PAUSE_MAX_MS)
 		l->pause_ms = PAUSE_MIN_MS;
 	ms = l->pause_ms;
-	l->pause_ms = ms * 2 < PAUSE_MAX_MS ? ms * 2 : PAUSE_MAX_MS;
+	l->pause_ms = hl_pause_next(ms, PAUSE_MIN_MS, PAUSE_MAX_MS);
 	l->errors++;
 	t->pauses++;
 	t->svc->log(t->self, HL_LOG_WARN,
@@ -792,9 +752,7 @@ listener_error_callback(struct evconnlistener *lev, void *arg)
 	            l->name, l->errors, ms);
 	l->paused = 1;
 	listeners_update(t);
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
-	evtimer_add(l->resume, &tv);
+	hl_evtimer_add_ms(l->resume, ms);
 }
 
 static int
@@ -855,7 +813,7 @@ open_listener(struct tls *t, const struct hl_conf *node, const char *addr)
 	l->enabled = 1;
 	l->addr = ss;
 	l->len = len;
-	format_addr((struct sockaddr *)&ss, l->name, sizeof l->name);
+	hl_sockaddr_str((struct sockaddr *)&ss, l->name, sizeof l->name);
 	t->nlisteners++;
 	t->svc->listening(t->self, (struct sockaddr *)&ss, len, 1);
 	return 0;
@@ -991,12 +949,9 @@ tls_init(const struct hl_services *svc, struct hl_plugin *self,
 
 	if (check_conf(svc, self, conf) != 0)
 		return -1;
-	t = calloc(1, sizeof *t);
+	HL_STATE_NEW(t, svc, self);
 	if (t == NULL)
 		return -1;
-	t->svc = svc;
-	t->self = self;
-	t->base = svc->event_base(self);
 	size_caps(t);
 	t->park_timer = evtimer_new(t->base, park_timer_callback, t);
 	t->client_ctx = SSL_CTX_new(TLS_client_method());
@@ -1084,8 +1039,7 @@ tls_fini(void *state)
 		host_release(t, p->host);
 		free(p);
 	}
-	if (t->park_timer != NULL)
-		event_free(t->park_timer);
+	hl_event_free(&t->park_timer);
 	/* The core is stopping: dials still running end silently. */
 	while (t->dials != NULL)
 		dial_unlink_free(t->dials);

@@ -121,22 +121,11 @@ struct upnp {
 	char last_problem[MSG_MAX]; /* logged once until it changes */
 };
 
+/* Seconds of CLOCK_MONOTONIC, the clock of every renew_at and retry_at. */
 static time_t
 mono_now(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
-
-static long long
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (time_t)(hl_mono_ms() / 1000);
 }
 
 /* ---- messages from the worker to the loop ---- */
@@ -168,9 +157,7 @@ take_msgs(struct upnp *u)
 	struct msg *list;
 
 	pthread_mutex_lock(&u->lock);
-	list = u->msgs;
-	u->msgs = NULL;
-	u->msgs_tail = &u->msgs;
+	HL_QUEUE_TAKE_ALL(list, u->msgs, u->msgs_tail);
 	u->drain_queued = 0;
 	pthread_mutex_unlock(&u->lock);
 	return list;
@@ -203,8 +190,7 @@ post(struct upnp *u, int kind, int level, const char *fmt, ...)
 	vsnprintf(m->text, sizeof m->text, fmt, ap);
 	va_end(ap);
 	pthread_mutex_lock(&u->lock);
-	*u->msgs_tail = m;
-	u->msgs_tail = &m->next;
+	HL_QUEUE_PUSH(u->msgs, u->msgs_tail, m);
 	queue = !u->drain_queued && !u->stop;
 	if (queue)
 		u->drain_queued = 1;
@@ -302,7 +288,7 @@ static int
 natpmp_exchange(int map, uint16_t priv, uint16_t pub, uint32_t lifetime,
                 natpmpresp_t *resp, int timeout_ms)
 {
-	long long deadline = mono_ms() + timeout_ms;
+	long long deadline = hl_mono_ms() + timeout_ms;
 	natpmp_t n;
 	int r;
 
@@ -317,7 +303,7 @@ natpmp_exchange(int map, uint16_t priv, uint16_t pub, uint32_t lifetime,
 	do {
 		struct timeval tv;
 		struct pollfd pfd = {.fd = n.s, .events = POLLIN};
-		long long left = deadline - mono_ms(), wait;
+		long long left = deadline - hl_mono_ms(), wait;
 
 		if (left <= 0) {
 			r = NATPMP_TRYAGAIN;
@@ -372,7 +358,7 @@ static int
 gw_discover(struct upnp *u)
 {
 	char why_upnp[200] = "UPnP is off", why_pmp[200] = "NAT-PMP is off";
-	long long t0 = mono_ms();
+	long long t0 = hl_mono_ms();
 
 	gw_forget(u);
 	if (u->use_upnp) {
@@ -423,7 +409,7 @@ gw_discover(struct upnp *u)
 				post(u, MSG_LOG, HL_LOG_INFO,
 				     "UPnP IGD found in %lld ms: %s (our "
 				     "address %s)",
-				     mono_ms() - t0, u->urls.controlURL,
+				     hl_mono_ms() - t0, u->urls.controlURL,
 				     u->lanaddr);
 				return 0;
 			}
@@ -445,7 +431,7 @@ gw_discover(struct upnp *u)
 			post(u, MSG_LOG, HL_LOG_INFO,
 			     "NAT-PMP gateway found in %lld ms (external "
 			     "address %s)",
-			     mono_ms() - t0, u->extip);
+			     hl_mono_ms() - t0, u->extip);
 			return 0;
 		}
 		snprintf(why_pmp, sizeof why_pmp, "NAT-PMP: %s",
@@ -518,36 +504,32 @@ report(struct upnp *u, struct mapping *m, const char *addr)
 static void
 unmap(struct upnp *u, struct mapping *m)
 {
-	char ext[8];
-	int rc;
+	const char *what = NULL; /* the kind of mapping removed */
+	char ext[8], why[MSG_MAX];
+	int rc, ok = 0;
 
 	if (m->method == M_UPNP && u->gw == M_UPNP) {
 		snprintf(ext, sizeof ext, "%u", m->extport);
 		rc = UPNP_DeletePortMapping(u->urls.controlURL,
 		                            u->data.first.servicetype, ext,
 		                            "TCP", NULL);
-		if (rc == UPNPCOMMAND_SUCCESS)
-			post(u, MSG_LOG, HL_LOG_INFO,
-			     "removed the mapping of external port %u",
-			     m->extport);
-		else
-			post(u, MSG_LOG, HL_LOG_WARN,
-			     "could not remove the mapping of external port "
-			     "%u: %s (%d)",
-			     m->extport, upnp_error_text(rc), rc);
+		ok = rc == UPNPCOMMAND_SUCCESS;
+		what = "mapping";
+		snprintf(why, sizeof why, "%s (%d)", upnp_error_text(rc), rc);
 	} else if (m->method == M_NATPMP) {
 		natpmpresp_t resp;
 		rc = natpmp_exchange(1, m->inport, 0, 0, &resp, u->discover_ms);
-		if (rc == 0)
-			post(u, MSG_LOG, HL_LOG_INFO,
-			     "removed the NAT-PMP mapping of external port %u",
-			     m->extport);
-		else
-			post(u, MSG_LOG, HL_LOG_WARN,
-			     "could not remove the NAT-PMP mapping of external "
-			     "port %u: %s",
-			     m->extport, natpmp_error_text(rc));
+		ok = rc == 0;
+		what = "NAT-PMP mapping";
+		snprintf(why, sizeof why, "%s", natpmp_error_text(rc));
 	}
+	if (what != NULL && ok)
+		post(u, MSG_LOG, HL_LOG_INFO,
+		     "removed the %s of external port %u", what, m->extport);
+	else if (what != NULL)
+		post(u, MSG_LOG, HL_LOG_WARN,
+		     "could not remove the %s of external port %u: %s", what,
+		     m->extport, why);
 	m->method = M_NONE;
 	report(u, m, "");
 }
@@ -774,7 +756,7 @@ work(struct upnp *u)
 static void
 teardown(struct upnp *u)
 {
-	long long deadline = mono_ms() + FINI_BUDGET_MS;
+	long long deadline = hl_mono_ms() + FINI_BUDGET_MS;
 	struct mapping *m;
 
 	pthread_mutex_lock(&u->lock);
@@ -783,7 +765,7 @@ teardown(struct upnp *u)
 	pthread_mutex_unlock(&u->lock);
 	while (m != NULL) {
 		struct mapping *next = m->next;
-		if (m->method != M_NONE && mono_ms() < deadline)
+		if (m->method != M_NONE && hl_mono_ms() < deadline)
 			unmap(u, m);
 		else if (m->method != M_NONE)
 			post(u, MSG_LOG, HL_LOG_WARN,
@@ -1018,7 +1000,7 @@ upnp_init(const struct hl_services *svc, struct hl_plugin *self,
 		return -1;
 	u->svc = svc;
 	u->self = self;
-	u->msgs_tail = &u->msgs;
+	HL_QUEUE_INIT(u->msgs, u->msgs_tail);
 	if (read_conf(svc, self, conf, u) != 0) {
 		free(u);
 		return -1;
@@ -1052,7 +1034,7 @@ static void
 upnp_fini(void *state)
 {
 	struct upnp *u = state;
-	long long t0 = mono_ms();
+	long long t0 = hl_mono_ms();
 
 	if (u->thread_started) {
 		pthread_mutex_lock(&u->lock);
@@ -1061,7 +1043,7 @@ upnp_fini(void *state)
 		pthread_mutex_unlock(&u->lock);
 		pthread_join(u->thread, NULL);
 		u->svc->log(u->self, HL_LOG_DEBUG, "stopped in %lld ms",
-		            mono_ms() - t0);
+		            hl_mono_ms() - t0);
 	}
 	/* The worker is gone: deliver what it left (logs, removals). */
 	deliver(u, take_msgs(u));

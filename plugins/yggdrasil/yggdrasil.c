@@ -38,6 +38,8 @@
 /* Uses nothing newer than ABI 1.0, so 1.0 cores load it too. */
 #define HL_PLUGIN_ABI_MINOR 0
 #include "hardline/plugin.h"
+#include "hardline/evutil.h"
+#include "hardline/util.h"
 
 #define ANSWER_MAX (64 * 1024)
 #define ANSWER_TIMEOUT_SEC 2
@@ -253,9 +255,7 @@ check_done(struct ygg *y, const char *admin_addr, const char *endpoint,
 static void
 query_free(struct ygg *y)
 {
-	if (y->bev != NULL)
-		bufferevent_free(y->bev);
-	y->bev = NULL;
+	hl_bufferevent_free(&y->bev);
 }
 
 /*
@@ -540,21 +540,10 @@ read_conf(const struct hl_services *svc, struct hl_plugin *self,
 			snprintf(y->admin, sizeof y->admin, "%s", s);
 		}
 	}
-	n = svc->conf_get(conf, "interval");
-	if (n != NULL) {
-		const char *s = svc->conf_str(n);
-		char *end;
-		long v = s ? strtol(s, &end, 10) : 0;
-		if (s == NULL || s[0] == '\0' || *end != '\0' || v < 1 ||
-		    v > 3600) {
-			svc->conf_error(
-			    self, n,
-			    "interval: expected seconds from 1 to 3600");
-			bad++;
-		} else {
-			y->interval = (int)v;
-		}
-	}
+	/* Seconds between two looks for the address. */
+	if (hl_conf_int(svc, self, conf, "interval", 1, 3600, &y->interval) !=
+	    0)
+		bad++;
 	return bad ? -1 : 0;
 }
 
@@ -574,14 +563,12 @@ static int
 ygg_init(const struct hl_services *svc, struct hl_plugin *self,
          const struct hl_conf *conf, void **state)
 {
-	struct ygg *y = calloc(1, sizeof *y);
+	struct ygg *y;
 	struct timeval tv;
 
+	HL_STATE_NEW(y, svc, self);
 	if (y == NULL)
 		return -1;
-	y->svc = svc;
-	y->self = self;
-	y->base = svc->event_base(self);
 	if (read_conf(svc, self, conf, y) != 0) {
 		free(y);
 		return -1;

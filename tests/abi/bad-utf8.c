@@ -5,7 +5,7 @@
  */
 #include <string.h>
 
-#include <hardline/plugin.h>
+#include "fixture.h"
 
 static int
 bad_init(const struct hl_services *svc, struct hl_plugin *self,
@@ -31,12 +31,6 @@ bad_init(const struct hl_services *svc, struct hl_plugin *self,
 	return 0;
 }
 
-static void
-bad_fini(void *state)
-{
-	(void)state;
-}
-
 HL_PLUGIN(HL_KIND_CONTROL, .name = "bad-utf8", .version = "1",
           .description = "hands the core text that is not UTF-8",
-          .init = bad_init, .fini = bad_fini);
+          .init = bad_init, .fini = fixture_fini);

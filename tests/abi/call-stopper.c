@@ -3,7 +3,7 @@
  * call-victim off, as the admin panel's toggle does. Queued before
  * call-victim's own calls, it runs first in the same batch.
  */
-#include <hardline/plugin.h>
+#include "fixture.h"
 
 static const struct hl_services *svc;
 
@@ -31,12 +31,6 @@ stopper_init(const struct hl_services *s, struct hl_plugin *self,
 	return svc->call_on_loop(self, stop_victim, self);
 }
 
-static void
-stopper_fini(void *state)
-{
-	(void)state;
-}
-
 HL_PLUGIN(HL_KIND_CONTROL, .name = "call-stopper", .version = "1",
           .description = "turns call-victim off from a call on the loop",
-          .init = stopper_init, .fini = stopper_fini);
+          .init = stopper_init, .fini = fixture_fini);

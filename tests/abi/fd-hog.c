@@ -10,15 +10,12 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include <event2/event.h>
-#include <hardline/plugin.h>
+#include "fixture.h"
 
 #define HOG_MAX 65536
 
 struct hog {
-	const struct hl_services *svc;
-	struct hl_plugin *self;
-	struct event *ev;
+	struct fixture_timed t; /* first: fixture_timed_new made it */
 	int *fds;
 	int n, held;
 };
@@ -41,7 +38,8 @@ hog_timer(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (h->held) {
 		hog_release(h);
-		h->svc->log(h->self, HL_LOG_INFO, "released the descriptors");
+		h->t.svc->log(h->t.self, HL_LOG_INFO,
+		              "released the descriptors");
 		return;
 	}
 	while (h->n < HOG_MAX) {
@@ -51,29 +49,24 @@ hog_timer(evutil_socket_t fd, short what, void *arg)
 		h->fds[h->n++] = d;
 	}
 	h->held = 1;
-	h->svc->log(h->self, HL_LOG_INFO, "holding %d descriptors (%s)", h->n,
-	            errno == EMFILE ? "EMFILE" : "stopped early");
-	evtimer_add(h->ev, &hold);
+	h->t.svc->log(h->t.self, HL_LOG_INFO, "holding %d descriptors (%s)",
+	              h->n, errno == EMFILE ? "EMFILE" : "stopped early");
+	evtimer_add(h->t.ev, &hold);
 }
 
 static int
 hog_init(const struct hl_services *svc, struct hl_plugin *self,
          const struct hl_conf *conf, void **state)
 {
-	struct hog *h = calloc(1, sizeof *h);
-	struct timeval later = {1, 0};
+	struct hog *h =
+	    fixture_timed_new(sizeof *h, svc, self, hog_timer, 1000);
 
 	(void)conf;
-	if (h == NULL || (h->fds = calloc(HOG_MAX, sizeof *h->fds)) == NULL) {
-		free(h);
+	if (h == NULL)
 		return -1;
-	}
-	h->svc = svc;
-	h->self = self;
-	h->ev = evtimer_new(svc->event_base(self), hog_timer, h);
-	if (h->ev == NULL || evtimer_add(h->ev, &later) != 0) {
-		free(h->fds);
-		free(h);
+	h->fds = calloc(HOG_MAX, sizeof *h->fds);
+	if (h->fds == NULL) {
+		fixture_timed_free(h);
 		return -1;
 	}
 	*state = h;
@@ -86,9 +79,8 @@ hog_fini(void *state)
 	struct hog *h = state;
 
 	hog_release(h);
-	event_free(h->ev);
 	free(h->fds);
-	free(h);
+	fixture_timed_free(h);
 }
 
 HL_PLUGIN(HL_KIND_CONTROL, .name = "fd-hog", .version = "1",

@@ -2,21 +2,12 @@
  * log-flood: a fixture that logs one line 5000 times through svc->log, as
  * a plugin hit by a flood of bad packets would, then one unrelated line.
  */
-#include <stdlib.h>
-
-#include <event2/event.h>
-#include <hardline/plugin.h>
-
-struct flood {
-	const struct hl_services *svc;
-	struct hl_plugin *self;
-	struct event *ev;
-};
+#include "fixture.h"
 
 static void
 flood_timer(evutil_socket_t fd, short what, void *arg)
 {
-	struct flood *f = arg;
+	struct fixture_timed *f = arg;
 
 	(void)fd;
 	(void)what;
@@ -31,32 +22,12 @@ static int
 flood_init(const struct hl_services *svc, struct hl_plugin *self,
            const struct hl_conf *conf, void **state)
 {
-	struct flood *f = calloc(1, sizeof *f);
-	struct timeval later = {0, 300000};
-
 	(void)conf;
-	if (f == NULL)
-		return -1;
-	f->svc = svc;
-	f->self = self;
-	f->ev = evtimer_new(svc->event_base(self), flood_timer, f);
-	if (f->ev == NULL || evtimer_add(f->ev, &later) != 0) {
-		free(f);
-		return -1;
-	}
-	*state = f;
-	return 0;
-}
-
-static void
-flood_fini(void *state)
-{
-	struct flood *f = state;
-
-	event_free(f->ev);
-	free(f);
+	*state = fixture_timed_new(sizeof(struct fixture_timed), svc, self,
+	                           flood_timer, 300);
+	return *state != NULL ? 0 : -1;
 }
 
 HL_PLUGIN(HL_KIND_CONTROL, .name = "log-flood", .version = "1",
           .description = "logs one line 5000 times", .init = flood_init,
-          .fini = flood_fini);
+          .fini = fixture_timed_free);

@@ -25,12 +25,7 @@ static const char *fixture_dir = HL_ABI_FIXTURE_DIR;
 static const char *
 fixture(const char *name)
 {
-	static char paths[8][4096];
-	static int next;
-	char *p = paths[next++ % 8];
-
-	snprintf(p, sizeof paths[0], "%s/%s.so", fixture_dir, name);
-	return p;
+	return check_fmt("%s/%s.so", fixture_dir, name);
 }
 
 /* The services a fixture's init gets: only log, captured. */
@@ -271,31 +266,36 @@ test_each_check(void)
 		*trav = orig_trav;                                             \
 		*tran = orig_tran;                                             \
 	} while (0)
+/* Load mutable with stmt's change: refused, the message holding each
+ * string given; then mend it. */
+#define BROKEN(stmt, ...)                                                      \
+	do {                                                                   \
+		stmt;                                                          \
+		REFUSED(path, "mutable", __VA_ARGS__);                         \
+		RESTORE();                                                     \
+	} while (0)
+/* Load mutable as changed: it loads; then mend it. */
+#define STILL_LOADS()                                                          \
+	do {                                                                   \
+		if (LOADS(path, "mutable", &p) == 0)                           \
+			hl__plugin_close(&p);                                  \
+		RESTORE();                                                     \
+	} while (0)
 
-	if (LOADS(path, "mutable", &p) == 0)
-		hl__plugin_close(&p);
+	STILL_LOADS();
 
 	REFUSED(path, "other-name", "\"mutable\"", "\"other-name\"");
 
-	m->head.magic = 0;
-	REFUSED(path, "mutable", "0x00000000", "0x484c504e");
-	RESTORE();
+	BROKEN(m->head.magic = 0, "0x00000000", "0x484c504e");
 
-	m->head.abi_major = 0;
-	REFUSED(path, "mutable", "ABI 0.x", "speaks 1.", "rebuild the plugin");
-	RESTORE();
+	BROKEN(m->head.abi_major = 0, "ABI 0.x", "speaks 1.",
+	       "rebuild the plugin");
 
-	m->head.abi_major = 3;
-	REFUSED(path, "mutable", "ABI 3.x", "speaks 1.", "upgrade hlcore");
-	RESTORE();
+	BROKEN(m->head.abi_major = 3, "ABI 3.x", "speaks 1.", "upgrade hlcore");
 
-	m->head.abi_minor = 77;
-	REFUSED(path, "mutable", "needs ABI 1.77", "this hlcore has 1.");
-	RESTORE();
+	BROKEN(m->head.abi_minor = 77, "needs ABI 1.77", "this hlcore has 1.");
 
-	m->head.size = 70000;
-	REFUSED(path, "mutable", "70000 bytes", "65536");
-	RESTORE();
+	BROKEN(m->head.size = 70000, "70000 bytes", "65536");
 
 	/* Bigger than the symbol (its size may include a sanitizer's
 	 * redzone, hence no exact number for it). */
@@ -304,17 +304,13 @@ test_each_check(void)
 	REFUSED(path, "mutable", want, "symbol is only");
 	RESTORE();
 
-	m->name = NULL;
-	REFUSED(path, "mutable", "no name", ".name");
-	RESTORE();
+	BROKEN(m->name = NULL, "no name", ".name");
 
 	m->name = "Bad_Name";
 	REFUSED(path, NULL, "\"Bad_Name\"", "[a-z0-9-]+");
 	RESTORE();
 
-	m->init = NULL;
-	REFUSED(path, "mutable", "no init", ".init");
-	RESTORE();
+	BROKEN(m->init = NULL, "no init", ".init");
 
 	m->libevent_version = 0x02020100;
 	snprintf(want, sizeof want, "this hlcore uses libevent %lu.%lu",
@@ -341,13 +337,9 @@ test_each_check(void)
 	REFUSED(path, "mutable", "no kind", "HL_KIND_");
 	RESTORE();
 
-	m->head.kinds |= 0x100;
-	REFUSED(path, "mutable", "0x107", "unknown bits 0x100", "0xf");
-	RESTORE();
+	BROKEN(m->head.kinds |= 0x100, "0x107", "unknown bits 0x100", "0xf");
 
-	m->discovery = NULL;
-	REFUSED(path, "mutable", "no discovery table", "HL_KIND_DISCOVERY");
-	RESTORE();
+	BROKEN(m->discovery = NULL, "no discovery table", "HL_KIND_DISCOVERY");
 
 	disc->size = 8;
 	/* The least a 1.x plugin lays out is the 1.0 table. */
@@ -358,52 +350,36 @@ test_each_check(void)
 	        "sizeof(struct hl_discovery_ops)");
 	RESTORE();
 
-	disc->query_start = NULL;
-	REFUSED(path, "mutable", "no query_start op");
-	RESTORE();
+	BROKEN(disc->query_start = NULL, "no query_start op");
 
-	disc->query_cancel = NULL;
-	REFUSED(path, "mutable", "no query_cancel op");
-	RESTORE();
+	BROKEN(disc->query_cancel = NULL, "no query_cancel op");
 
-	trav->size = 0;
-	REFUSED(path, "mutable", "traversal table says it is 0 bytes");
-	RESTORE();
+	BROKEN(trav->size = 0, "traversal table says it is 0 bytes");
 
-	trav->port_event = NULL;
-	REFUSED(path, "mutable", "no port_event op");
-	RESTORE();
+	BROKEN(trav->port_event = NULL, "no port_event op");
 
-	tran->dial_cancel = NULL;
-	REFUSED(path, "mutable", "no dial_cancel op");
-	RESTORE();
+	BROKEN(tran->dial_cancel = NULL, "no dial_cancel op");
 
 	/* A table for a kind not declared would be silently ignored. */
-	m->head.kinds = HL_KIND_DISCOVERY;
-	REFUSED(path, "mutable", "has a traversal table",
-	        "declares only kinds discovery", "HL_KIND_TRAVERSAL");
-	RESTORE();
+	BROKEN(m->head.kinds = HL_KIND_DISCOVERY, "has a traversal table",
+	       "declares only kinds discovery", "HL_KIND_TRAVERSAL");
 
-	m->reserved[2] = m;
-	REFUSED(path, "mutable", "reserved[2]", "NULL");
-	RESTORE();
+	BROKEN(m->reserved[2] = m, "reserved[2]", "NULL");
 
 	/* A control plugin has no facet table in 1.0, so no ops to check. */
 	m->head.kinds = HL_KIND_CONTROL;
 	m->discovery = NULL;
 	m->traversal = NULL;
 	m->transport = NULL;
-	if (LOADS(path, "mutable", &p) == 0)
-		hl__plugin_close(&p);
-	RESTORE();
+	STILL_LOADS();
 
 	/* Optional parts may be missing. */
 	m->version = NULL;
 	m->description = NULL;
 	m->fini = NULL;
-	if (LOADS(path, "mutable", &p) == 0)
-		hl__plugin_close(&p);
-	RESTORE();
+	STILL_LOADS();
+#undef BROKEN
+#undef STILL_LOADS
 #undef RESTORE
 	dlclose(dl);
 }

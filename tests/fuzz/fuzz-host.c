@@ -8,16 +8,6 @@
 
 #include "hl.h"
 
-static int
-is_lower_hex(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') ||
-		      (s[i] >= 'a' && s[i] <= 'f')))
-			return 0;
-	return s[n] == '\0';
-}
-
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -47,16 +37,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (host < buf || host + hostlen > buf + size)
 			abort();
 		if (hl__host_parse(host, hostlen, pw, kh) == 0) {
-			if (!hl__password_valid(pw) ||
-			    !is_lower_hex(kh, HL_KEYHASH_LEN))
+			if (!hl__password_valid(pw) || !hl_keyhash_is_lower(kh))
 				abort();
 		}
 	}
 
 	/* The whole input as a Host value too. */
 	if (hl__host_parse(buf, size, pw, kh) == 0) {
-		if (!hl__password_valid(pw) ||
-		    !is_lower_hex(kh, HL_KEYHASH_LEN))
+		if (!hl__password_valid(pw) || !hl_keyhash_is_lower(kh))
 			abort();
 	}
 	free(buf);

@@ -8,16 +8,6 @@
 
 #include "hl.h"
 
-static int
-is_lower_hex(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') ||
-		      (s[i] >= 'a' && s[i] <= 'f')))
-			return 0;
-	return s[n] == '\0';
-}
-
 static void
 check_request(const unsigned char *buf, size_t size)
 {
@@ -33,7 +23,7 @@ check_request(const unsigned char *buf, size_t size)
 		if (req.rep == HL_SOCKS_SUCCEEDED &&
 		    (req.cmd != 1 || req.atyp != 3 ||
 		     !hl__password_valid(req.password) ||
-		     !is_lower_hex(req.keyhash, HL_KEYHASH_LEN)))
+		     !hl_keyhash_is_lower(req.keyhash)))
 			abort();
 		if (req.rep != HL_SOCKS_SUCCEEDED && req.keyhash[0] != '\0')
 			abort();

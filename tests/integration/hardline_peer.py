@@ -133,6 +133,21 @@ def relay(tls, plain, timeout=IO_TIMEOUT):
     return up, down
 
 
+def server_handshake(ctx, conn, tl, rec):
+    """The TLS server side of a handshake on conn: the TLS socket, or None
+    with the SNI seen (tl.sni) and the error noted in rec."""
+    tls = ctx.wrap_socket(conn, server_side=True,
+                          do_handshake_on_connect=False)
+    try:
+        tls.do_handshake()
+    except (ssl.SSLError, OSError) as e:
+        rec["sni"] = tl.sni
+        rec["result"] = "handshake-failed"
+        rec["error"] = str(e)
+        return None
+    return tls
+
+
 class _Listener:
     """Accept loop(s) on one or more ports, one thread per connection."""
 
@@ -250,14 +265,8 @@ class Server(_Listener):
     def handle(self, conn, rec):
         self._tl.sni = None
         self._tl.sni_refused = False
-        tls = self.base.wrap_socket(conn, server_side=True,
-                                    do_handshake_on_connect=False)
-        try:
-            tls.do_handshake()
-        except (ssl.SSLError, OSError) as e:
-            rec["sni"] = self._tl.sni
-            rec["result"] = "handshake-failed"
-            rec["error"] = str(e)
+        tls = server_handshake(self.base, conn, self._tl, rec)
+        if tls is None:
             return
         sni = self._tl.sni
         rec["sni"] = sni
@@ -371,14 +380,8 @@ class ImpostorServer(_Listener):
 
     def handle(self, conn, rec):
         self._tl.sni = None
-        tls = self.ctx.wrap_socket(conn, server_side=True,
-                                   do_handshake_on_connect=False)
-        try:
-            tls.do_handshake()
-        except (ssl.SSLError, OSError) as e:
-            rec["sni"] = self._tl.sni
-            rec["result"] = "handshake-failed"
-            rec["error"] = str(e)
+        tls = server_handshake(self.ctx, conn, self._tl, rec)
+        if tls is None:
             return
         rec["sni"] = self._tl.sni
         rec["received"] = b""

@@ -26,10 +26,7 @@ import hltest  # noqa: E402
 from hltest import Fail, check, check_eq, check_in  # noqa: E402
 
 t = hltest.Test("admin_api")
-if not os.path.exists(os.path.join(t.build_dir, "plugins", "admin-web.so")):
-    print("SKIP: admin-web.so was not built (libmicrohttpd-dev missing?)")
-    print("0 passed, 0 failed")
-    sys.exit(hltest.SKIP)
+t.need_built("plugins/admin-web.so", hint=" (libmicrohttpd-dev missing?)")
 
 backend = t.backend()
 node = t.node("node")
@@ -39,27 +36,15 @@ S = {}  # what the test learned: token, url, host, keyhash
 BAD_LOGINS = []  # when this test sent a wrong token to /login
 
 
-def make_config():
-    ports["tls"] = hltest.free_port()
-    ports["proxy"] = hltest.free_port()
-    ports["admin"] = hltest.free_port()
-    return config()
+def make_config(new_ports=True):
+    return node.admin_config(
+        ports, {"wiki": {"target": backend.addr, "title": TITLE}},
+        new_ports=new_ports)
 
 
 def config():
-    return {
-        "state_dir": node.state_dir,
-        "log": {"level": hltest.log_level()},
-        "proxy": {"listen": "127.0.0.1:%d" % ports["proxy"]},
-        # A port taken by someone else must stop hlcore (so that hltest
-        # tries other ports), not leave it running without the panel.
-        "plugins_strict": True,
-        "plugins": {
-            "transport-tls": {"listen": "127.0.0.1:%d" % ports["tls"]},
-            "admin-web": {"listen": "127.0.0.1:%d" % ports["admin"]},
-        },
-        "services": {"wiki": {"target": backend.addr, "title": TITLE}},
-    }
+    """make_config() on the ports chosen before."""
+    return make_config(new_ports=False)
 
 
 class R:

@@ -55,21 +55,9 @@ out_dir = os.path.join(t.build_dir, "test-output")
 
 
 def make_config():
-    ports["tls"] = hltest.free_port()
-    ports["proxy"] = hltest.free_port()
-    ports["admin"] = hltest.free_port()
-    return {
-        "state_dir": node.state_dir,
-        "log": {"level": hltest.log_level()},
-        "proxy": {"listen": "127.0.0.1:%d" % ports["proxy"]},
-        "plugins_strict": True,
-        "plugins": {
-            "transport-tls": {"listen": "127.0.0.1:%d" % ports["tls"]},
-            "admin-web": {"listen": "127.0.0.1:%d" % ports["admin"]},
-        },
-        "services": {"wiki": {"target": backend.addr, "title": TITLE}},
-        "peers": {UNKNOWN: ["127.0.0.1:%d" % dead_port]},
-    }
+    return node.admin_config(
+        ports, {"wiki": {"target": backend.addr, "title": TITLE}},
+        peers={UNKNOWN: [hltest.local(dead_port)]})
 
 
 def case_start():

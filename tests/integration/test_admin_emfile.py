@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The admin panel when descriptors run out (DESIGN.md, Limits): hlcore
+"""The admin panel when descriptors run out (README, "Limits: what one node holds"): hlcore
 runs with a soft and hard limit of 64 descriptors, and a client opens and
 holds hundreds of connections to the panel's port. accept() then fails
 with EMFILE; hlcore must not spin on it (its CPU stays well under half a
@@ -23,10 +23,6 @@ import hltest  # noqa: E402
 from hltest import check  # noqa: E402
 
 t = hltest.Test("admin_emfile")
-if not os.path.exists(os.path.join(t.build_dir, "plugins", "admin-web.so")):
-    print("SKIP: admin-web.so was not built")
-    print("0 passed, 0 failed")
-    sys.exit(hltest.SKIP)
 
 NOFILE = 64
 HOLD = 300
@@ -34,9 +30,7 @@ HOG_SO = os.path.join(t.build_dir, "tests", "abi", "fd-hog.so")
 node = t.node("node")
 hogged = t.node("hogged")
 ports = {}
-plugin_dir = os.path.join(t.tmp, "plugins")
-os.makedirs(plugin_dir)
-shutil.copy(os.path.join(t.build_dir, "plugins", "admin-web.so"), plugin_dir)
+plugin_dir = t.plugin_dir("plugins/admin-web.so")
 if os.path.isfile(HOG_SO):
     shutil.copy(HOG_SO, plugin_dir)
 
@@ -47,17 +41,11 @@ def limit_fds():
 
 def config(n=node, hog=False):
     ports["admin"] = hltest.free_port()
-    plugins = {"admin-web": {"listen": "127.0.0.1:%d" % ports["admin"]}}
+    plugins = {"admin-web": {"listen": hltest.local(ports["admin"])}}
     if hog:
         plugins["fd-hog"] = {}
-    return {
-        "state_dir": n.state_dir,
-        "log": {"level": hltest.log_level()},
-        "proxy": {"listen": "off"},
-        "plugin_dir": plugin_dir,
-        "plugins_strict": True,
-        "plugins": plugins,
-    }
+    return n.base_config(plugin_dir=plugin_dir, plugins_strict=True,
+                         plugins=plugins)
 
 
 def cpu_and_lines(n, seconds=2):

@@ -62,9 +62,7 @@ def wait_for(fn, what, timeout):
 
 
 def wait_log(name, regex, timeout=10):
-    return wait_for(lambda: re.search(regex, read(path(name + ".log")),
-                                      re.M),
-                    "hlcore %s: log line /%s/" % (name, regex), timeout)
+    return t.wait_log_file(path(name + ".log"), regex, timeout)
 
 
 def start(name, cfg, ready):

@@ -8,10 +8,7 @@ of 2-byte characters, so that the recent log cuts one of their "serving"
 lines inside a character. Every one must be in /api/status, with U+FFFD
 where the bad bytes were.
 """
-import http.client
-import json
 import os
-import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -19,18 +16,7 @@ import hltest  # noqa: E402
 from hltest import check  # noqa: E402
 
 t = hltest.Test("admin_status_utf8")
-ADMIN_SO = os.path.join(t.build_dir, "plugins", "admin-web.so")
-FIXTURE = os.path.join(t.build_dir, "tests", "abi", "bad-utf8.so")
-for so in (ADMIN_SO, FIXTURE):
-    if not os.path.isfile(so):
-        print("SKIP: %s was not built" % so)
-        print("0 passed, 0 failed")
-        sys.exit(hltest.SKIP)
-
-plugin_dir = os.path.join(t.tmp, "plugins")
-os.makedirs(plugin_dir)
-shutil.copy(ADMIN_SO, plugin_dir)
-shutil.copy(FIXTURE, plugin_dir)
+plugin_dir = t.plugin_dir("plugins/admin-web.so", "tests/abi/bad-utf8.so")
 node = t.node("node")
 ports = {}
 TITLE = "\u00e9" * 300
@@ -38,44 +24,21 @@ TITLE = "\u00e9" * 300
 
 def config():
     ports["admin"] = hltest.free_port()
-    return {
-        "state_dir": node.state_dir,
-        "log": {"level": hltest.log_level()},
-        "proxy": {"listen": "off"},
-        "plugin_dir": plugin_dir,
-        "plugins_strict": True,
-        "plugins": {
-            "admin-web": {"listen": "127.0.0.1:%d" % ports["admin"]},
-            "bad-utf8": {},
-        },
+    return node.base_config(
+        plugin_dir=plugin_dir, plugins_strict=True,
+        plugins={"admin-web": {"listen": hltest.local(ports["admin"])},
+                 "bad-utf8": {}},
         # "serving a (" and "serving bb (": one of the two lines is cut
         # at an odd offset into the title, inside a character.
-        "services": {"a": {"target": "127.0.0.1:9", "title": TITLE},
-                     "bb": {"target": "127.0.0.1:9", "title": TITLE}},
-    }
-
-
-def status():
-    with open(os.path.join(node.state_dir, "admin.token")) as f:
-        token = f.read().strip()
-    conn = http.client.HTTPConnection("127.0.0.1", ports["admin"],
-                                      timeout=t.slow(10))
-    try:
-        conn.request("GET", "/api/status",
-                     headers={"Authorization": "Bearer " + token})
-        r = conn.getresponse()
-        body = r.read()
-    finally:
-        conn.close()
-    check(r.status == 200, "GET /api/status", "200", r.status)
-    return json.loads(body.decode("utf-8"))
+        services={"a": {"target": "127.0.0.1:9", "title": TITLE},
+                  "bb": {"target": "127.0.0.1:9", "title": TITLE}})
 
 
 def case_every_entry_is_there():
     node.start(config, lambda cfg: [ports["admin"]])
     check(node.wait_log(r"admin-web: first start") is not None,
           "the log", "admin-web's first start", node.log()[-3000:])
-    st = status()
+    st = node.admin_status(ports["admin"])
     lan = {s["label"][-1]: s for s in st["lan"]}
     check(set(lan) == {"1", "2"}, "the LAN services in /api/status",
           "both the fixture reported", st["lan"])

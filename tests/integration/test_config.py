@@ -193,6 +193,7 @@ def case_bad(name, text, line, needle, words, run_too):
 
 
 def case_several_errors():
+    """several errors are all reported"""
     path = write("several", "colour: blue\n"
                  "log: { level: loud }\n"
                  "services:\n"
@@ -206,6 +207,7 @@ def case_several_errors():
 
 
 def case_good_check():
+    """check on a good config: exit 0"""
     path = write("good", "state_dir: ./state\n"
                  "log: { level: warn }\n"
                  "proxy: { listen: \"127.0.0.1:7009\" }\n"
@@ -232,6 +234,7 @@ def case_good_check():
 
 
 def case_short_password_warning():
+    """check warns of a fixed password shorter than 8 characters"""
     text = ("state_dir: ./state\n"
             "services:\n"
             "  wiki:\n"
@@ -257,6 +260,7 @@ def case_short_password_warning():
 
 def case_example_config():
     # The shipped example must pass check too (plugins from the build tree).
+    """check on etc/hardline.yaml: exit 0"""
     path = os.path.join(t.source_dir, "etc", "hardline.yaml")
     if not os.path.exists(path):
         return
@@ -266,6 +270,7 @@ def case_example_config():
 
 
 def case_command_line():
+    """command line: --help, --version, no args, errors"""
     rc, out, err = hl("--help")
     check(rc == 0 and "usage" in out and "--plugin-info" in out, "--help",
           "exit 0 and the usage on stdout", "exit %s: %s%s" % (rc, out, err))
@@ -294,11 +299,7 @@ def case_command_line():
 for name, (text, line, needle, words, run_too) in BAD.items():
     t.case("bad config: %s (line %d)" % (name, line), case_bad, name,
            text, line, needle, words, run_too)
-t.case("several errors are all reported", case_several_errors)
-t.case("check on a good config: exit 0", case_good_check)
-t.case("check on etc/hardline.yaml: exit 0", case_example_config)
-t.case("check warns of a fixed password shorter than 8 characters",
-       case_short_password_warning)
-t.case("command line: --help, --version, no args, errors",
-       case_command_line)
+t.cases(
+    case_several_errors, case_good_check, case_example_config,
+    case_short_password_warning, case_command_line)
 t.finish()

@@ -56,44 +56,7 @@ os.makedirs(lab)
 
 # ---- a banner-first service: "220 <token>\r\n" at once, then echo ----
 
-class Banner:
-    def __init__(self):
-        self.token = os.urandom(6).hex()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.addr = "127.0.0.1:%d" % self.port
-        threading.Thread(target=self._loop, daemon=True).start()
-
-    def line(self):
-        return ("220 hltest-banner %s\r\n" % self.token).encode()
-
-    def _loop(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,),
-                             daemon=True).start()
-
-    def _serve(self, c):
-        try:
-            c.settimeout(30)
-            c.sendall(self.line())
-            while True:
-                d = c.recv(65536)
-                if not d:
-                    break
-                c.sendall(d)
-        except OSError:
-            pass
-        finally:
-            c.close()
-
-
-banner = Banner()
+banner = hltest.BannerService()
 
 
 # ---- a real sshd on loopback ----
@@ -188,18 +151,11 @@ def label(name, pw=None):
 
 def server_config():
     ports["tls"] = hltest.free_port()
-    return {
-        "state_dir": server.state_dir,
-        "log": {"level": hltest.log_level()},
-        "proxy": {"listen": "off"},
-        "plugins": {"transport-tls": {
-            "listen": "127.0.0.1:%d" % ports["tls"]}},
-        "services": {
-            "ssh": {"target": "127.0.0.1:%d" % sshd_port},
-            "banner": {"target": banner.addr, "password": "none"},
-            "web": {"target": backend.addr},
-        },
-    }
+    return server.tls_server_config(ports["tls"], {
+        "ssh": {"target": hltest.local(sshd_port)},
+        "banner": {"target": banner.addr, "password": "none"},
+        "web": {"target": backend.addr},
+    })
 
 
 FWD = ("ssh", "banner", "web", "wrongpw", "unknown", "python")
@@ -215,13 +171,8 @@ def client_config():
     plugins = {"transport-tls": {"listen": "127.0.0.1:%d" % ports["ctls"]}}
     if ADMIN:
         plugins["admin-web"] = {"listen": "127.0.0.1:%d" % ports["admin"]}
-    cfg = {
-        "state_dir": client.state_dir,
-        "log": {"level": hltest.log_level()},
-        "proxy": {"listen": "127.0.0.1:%d" % ports["proxy"], "socks": True},
-        "plugins": plugins,
-        "peers": peers,
-    }
+    cfg = client.base_config(ports["proxy"], plugins=plugins, peers=peers)
+    cfg["proxy"]["socks"] = True
     text = hltest.to_yaml(cfg) + "\nforwards:\n"
     tos = {"ssh": label("ssh"),
            "banner": label("banner") + ".localhost",
@@ -255,17 +206,6 @@ def recv_until(s, needle, timeout):
     return got
 
 
-def closed_within(s, timeout):
-    """True when the peer closes s (EOF or reset) within timeout."""
-    s.settimeout(timeout)
-    try:
-        return s.recv(1) == b""
-    except ConnectionResetError:
-        return True
-    except socket.timeout:
-        return False
-
-
 # ---- cases ----
 
 def case_setup():
@@ -282,14 +222,16 @@ def case_setup():
     PY["srv"] = hp.Server(
         {pyhash: {"cert": cert, "key": key, "password": PY["pw"],
                   "backend": ("127.0.0.1", banner.port)}}).start()
+    hltest.at_cleanup(PY["srv"].stop)
     client.start(client_config, client_listens)
 
 
 def case_banner_forward():
+    """a banner-first service through a forward"""
     with socket.create_connection(("127.0.0.1", ports["banner"]),
                                   timeout=10) as s:
         got = recv_until(s, b"\r\n", t.slow(10))
-        check_eq(got, banner.line(),
+        check_eq(got, banner.line,
                  "the banner through a forward, before sending anything")
         s.sendall(b"ping\n")
         check_eq(recv_until(s, b"ping\n", t.slow(10)), b"ping\n",
@@ -317,9 +259,10 @@ def read_line(p, timeout):
 
 
 def case_banner_connect():
+    """a banner-first service through hlcore connect"""
     p = connect_proc(label("banner") + ".localhost")
     try:
-        check_eq(read_line(p, t.slow(10)), banner.line(),
+        check_eq(read_line(p, t.slow(10)), banner.line,
                  "the banner through hlcore connect, before writing anything")
         p.stdin.write(b"ping\n")
         p.stdin.flush()
@@ -336,6 +279,7 @@ def case_banner_connect():
 
 
 def case_ssh_forward():
+    """ssh through a forward"""
     r = ssh_forward(ports["ssh"], "echo hello-$((6*7))")
     check(r.returncode == 0 and r.stdout.strip() == b"hello-42",
           "ssh through the forward", "exit 0 and hello-42",
@@ -343,6 +287,7 @@ def case_ssh_forward():
 
 
 def case_ssh_connect():
+    """ssh with hlcore connect as ProxyCommand"""
     for lbl in (label("ssh"), label("ssh") + ".localhost"):
         r = ssh_connect(lbl, "echo hello-$((6*7))")
         check(r.returncode == 0 and r.stdout.strip() == b"hello-42",
@@ -354,6 +299,7 @@ def case_ssh_connect():
 
 
 def case_ssh_socks():
+    """ssh through SOCKS5 (nc -X 5 as ProxyCommand)"""
     nc = shutil.which("nc")
     if nc is None:
         raise hltest.Fail("nc (netcat-openbsd) is not installed: "
@@ -371,6 +317,7 @@ def case_ssh_socks():
 
 
 def case_ssh_16mib():
+    """16 MiB up and down over ssh, intact"""
     data = os.urandom(16 * 1024 * 1024)
     want = hashlib.sha256(data).hexdigest()
     src = os.path.join(lab, "up.bin")
@@ -395,6 +342,7 @@ def case_ssh_16mib():
 
 
 def case_wrong_password():
+    """a wrong password is refused"""
     p = connect_proc(label("ssh", pw="wrongpw"))
     try:
         rc = p.wait(timeout=t.slow(20))
@@ -411,7 +359,7 @@ def case_wrong_password():
           "not repeating the password", err)
     with socket.create_connection(("127.0.0.1", ports["wrongpw"]),
                                   timeout=10) as s:
-        check(closed_within(s, t.slow(10)),
+        check(hltest.closed_within(s, t.slow(10)),
               "a forward with a wrong password", "the connection closed",
               "still open after %d s" % t.slow(10))
     m = client.wait_log(r"forward 127\.0\.0\.1:%d: .*without sending "
@@ -421,6 +369,7 @@ def case_wrong_password():
 
 
 def case_unknown_keyhash():
+    """an unknown keyhash is refused, and tried again"""
     for bad in ("example.com", "pw-%s.localhost:22" % UNKNOWN, UNKNOWN):
         rc, out, err = client.cmd("connect", bad)
         check(rc == 2 and "not a Hardline service name" in err,
@@ -441,7 +390,7 @@ def case_unknown_keyhash():
         t0 = time.monotonic()
         with socket.create_connection(("127.0.0.1", ports["unknown"]),
                                       timeout=10) as s:
-            check(closed_within(s, t.slow(10)),
+            check(hltest.closed_within(s, t.slow(10)),
                   "forward to an unknown keyhash, connection %d" % attempt,
                   "closed at once", "still open after %d s" % t.slow(10))
         el = time.monotonic() - t0
@@ -499,6 +448,7 @@ def dashboard():
 
 
 def case_admin_panel():
+    """the admin panel lists forwards and origins"""
     if not ADMIN:
         print("  (admin-web.so not built: the panel is not checked)")
         return
@@ -539,17 +489,18 @@ def case_admin_panel():
 
 
 def case_python_peer():
+    """forward and connect to the Python server"""
     with socket.create_connection(("127.0.0.1", ports["python"]),
                                   timeout=10) as s:
         got = recv_until(s, b"\r\n", t.slow(10))
-        check_eq(got, banner.line(), "the banner through a forward to the "
+        check_eq(got, banner.line, "the banner through a forward to the "
                  "Python server, before sending anything")
         s.sendall(b"hello python\n")
         check_eq(recv_until(s, b"python\n", t.slow(10)), b"hello python\n",
                  "the echo through the Python server")
     p = connect_proc("%s-%s" % (PY["pw"], PY["hash"]))
     try:
-        check_eq(read_line(p, t.slow(10)), banner.line(),
+        check_eq(read_line(p, t.slow(10)), banner.line,
                  "the banner through hlcore connect to the Python server")
         p.stdin.close()
         check_eq(p.wait(timeout=t.slow(15)), 0, "connect's exit status")
@@ -559,6 +510,7 @@ def case_python_peer():
 
 
 def case_port_in_use():
+    """a forward's port in use is a config error"""
     hold = socket.socket()
     hold.bind(("127.0.0.1", 0))
     hold.listen(1)
@@ -590,21 +542,10 @@ def case_port_in_use():
 
 t.case("setup: sshd, banner service, server and client nodes", case_setup)
 if t.failed == 0:
-    t.case("a banner-first service through a forward", case_banner_forward)
-    t.case("a banner-first service through hlcore connect",
-           case_banner_connect)
-    t.case("ssh through a forward", case_ssh_forward)
-    t.case("ssh with hlcore connect as ProxyCommand", case_ssh_connect)
-    t.case("ssh through SOCKS5 (nc -X 5 as ProxyCommand)", case_ssh_socks)
-    t.case("16 MiB up and down over ssh, intact", case_ssh_16mib)
-    t.case("a wrong password is refused", case_wrong_password)
-    t.case("an unknown keyhash is refused, and tried again",
-           case_unknown_keyhash)
-    t.case("the admin panel lists forwards and origins", case_admin_panel)
-    t.case("forward and connect to the Python server", case_python_peer)
-    t.case("a forward's port in use is a config error", case_port_in_use)
-    t.case("the client daemon stops cleanly", client.stop_ok)
-    t.case("the server daemon stops cleanly", server.stop_ok)
-if PY.get("srv"):
-    PY["srv"].stop()
+    t.cases(
+        case_banner_forward, case_banner_connect, case_ssh_forward,
+        case_ssh_connect, case_ssh_socks, case_ssh_16mib, case_wrong_password,
+        case_unknown_keyhash, case_admin_panel, case_python_peer,
+        case_port_in_use)
+    t.case_stops_cleanly(client, server)
 t.finish()

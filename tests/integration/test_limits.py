@@ -38,20 +38,11 @@ PW = "rightpassword"
 
 def server_config(new_ports=True):
     if new_ports or "tls" not in ports:
-        ports["tls"] = hltest.free_port()
-        ports["sproxy"] = hltest.free_port()
-    return {
-        "state_dir": server.state_dir,
-        "log": {"level": hltest.log_level()},
-        "proxy": {"listen": "127.0.0.1:%d" % ports["sproxy"]},
-        "limits": {"idle_timeout": 3},
-        "plugins": {"transport-tls": {
-            "listen": "127.0.0.1:%d" % ports["tls"]}},
-        "services": {
-            "open": {"target": backend.addr, "password": "none"},
-            "locked": {"target": backend.addr, "password": PW},
-        },
-    }
+        hltest.fresh_ports(ports, "tls", "sproxy")
+    return server.tls_server_config(ports["tls"], {
+        "open": {"target": backend.addr, "password": "none"},
+        "locked": {"target": backend.addr, "password": PW},
+    }, proxy=ports["sproxy"], limits={"idle_timeout": 3})
 
 
 def capped_config():
@@ -64,14 +55,9 @@ def capped_config():
 def client_config(node, proxy_key, limits=None):
     def make():
         ports[proxy_key] = hltest.free_port()
-        real = "127.0.0.1:%d" % ports["tls"]
-        cfg = {
-            "state_dir": node.state_dir,
-            "log": {"level": hltest.log_level()},
-            "proxy": {"listen": "127.0.0.1:%d" % ports[proxy_key]},
-            "plugins": {"transport-tls": {}},
-            "peers": {S[n]["hash"]: [real] for n in S},
-        }
+        real = hltest.local(ports["tls"])
+        cfg = node.tls_client_config(ports[proxy_key],
+                                     {S[n]["hash"]: [real] for n in S})
         if limits:
             cfg["limits"] = limits
         return cfg
@@ -154,6 +140,7 @@ def case_start():
 
 
 def case_burst():
+    """burst: 300 tunnels 64 at a time, all served"""
     held = Held(ports["proxy"], host("open")).open(300, 64)
     try:
         check(not held.errors, "300 keep-alive tunnels opened 64 at a time "
@@ -166,6 +153,7 @@ def case_burst():
 
 
 def case_routes_cap():
+    """routes: 4 on the proxy, 40 requests at once"""
     with ThreadPoolExecutor(40) as ex:
         rs = list(ex.map(lambda i: fetch(ports["small"], host("open"),
                                          "/img%d" % i), range(40)))
@@ -175,6 +163,7 @@ def case_routes_cap():
 
 
 def case_idle_timeout():
+    """idle tunnels close, busy ones stay"""
     quiet = socket.create_connection(("127.0.0.1", ports["proxy"]),
                                      timeout=20)
     busy = hltest.connect(ports["proxy"], 20)
@@ -209,6 +198,7 @@ def case_idle_timeout():
 
 
 def case_password_backoff():
+    """wrong passwords back off per source"""
     times = []
     for i in range(6):
         r = fetch(ports["proxy"], host("locked", "wrongguess"), "/g%d" % i)
@@ -228,6 +218,7 @@ def case_password_backoff():
 
 
 def case_busy_waits():
+    """at a cap the client waits, then 503 busy"""
     server.stop_ok()
     server.start(capped_config, lambda c: [ports["tls"]])
     held = Held(ports["proxy"], host("open")).open(4, 4)
@@ -269,6 +260,7 @@ def cpu_ticks(pid):
 
 
 def case_out_of_descriptors():
+    """out of descriptors: no busy loop, serves again"""
     node = t.node("tiny")
     node.nofile = (64, 64)
     node.start(client_config(node, "tiny"), lambda c: [ports["tiny"]])
@@ -309,6 +301,7 @@ def case_out_of_descriptors():
 def case_linger():
     # A request with no Host and a large body: the 400 page must arrive
     # whole, not cut by a reset for the unread body.
+    """400/431 pages arrive whole"""
     data = b"POST / HTTP/1.1\r\nContent-Length: 300000\r\n\r\n" + \
         b"x" * 300000
     status, text = hltest.raw_request(ports["proxy"], data, timeout=20)
@@ -322,14 +315,10 @@ def case_linger():
 
 try:
     if t.case("start: the limits are logged", case_start):
-        t.case("burst: 300 tunnels 64 at a time, all served", case_burst)
-        t.case("routes: 4 on the proxy, 40 requests at once", case_routes_cap)
-        t.case("idle tunnels close, busy ones stay", case_idle_timeout)
-        t.case("wrong passwords back off per source", case_password_backoff)
-        t.case("at a cap the client waits, then 503 busy", case_busy_waits)
-        t.case("400/431 pages arrive whole", case_linger)
-        t.case("out of descriptors: no busy loop, serves again",
-               case_out_of_descriptors)
+        t.cases(
+            case_burst, case_routes_cap, case_idle_timeout,
+            case_password_backoff, case_busy_waits, case_linger,
+            case_out_of_descriptors)
         client.stop_ok()
         small.stop_ok()
         server.stop_ok()

@@ -1,16 +1,13 @@
 #!/usr/bin/env python3
-"""Repeated log lines are counted, not written (DESIGN.md, Limits). A
+"""Repeated log lines are counted, not written (README, "Limits: what one node holds"). A
 fixture plugin (log-flood) logs one line 5000 times through svc->log,
 then an unrelated line: hlcore's stderr stays short, says "(N more like
 this: ...)" once the flood is over, and the admin panel's recent log
 (/api/status) still holds the unrelated line and the lines from before
 the flood (the startup lines), which a flood used to push out.
 """
-import http.client
-import json
 import os
 import re
-import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -18,51 +15,17 @@ import hltest  # noqa: E402
 from hltest import check  # noqa: E402
 
 t = hltest.Test("logflood")
-ADMIN_SO = os.path.join(t.build_dir, "plugins", "admin-web.so")
-FIXTURE = os.path.join(t.build_dir, "tests", "abi", "log-flood.so")
-for so in (ADMIN_SO, FIXTURE):
-    if not os.path.isfile(so):
-        print("SKIP: %s was not built" % so)
-        print("0 passed, 0 failed")
-        sys.exit(hltest.SKIP)
-
-plugin_dir = os.path.join(t.tmp, "plugins")
-os.makedirs(plugin_dir)
-shutil.copy(ADMIN_SO, plugin_dir)
-shutil.copy(FIXTURE, plugin_dir)
+plugin_dir = t.plugin_dir("plugins/admin-web.so", "tests/abi/log-flood.so")
 node = t.node("node")
 ports = {}
 
 
 def config():
     ports["admin"] = hltest.free_port()
-    return {
-        "state_dir": node.state_dir,
-        "log": {"level": "info"},
-        "proxy": {"listen": "off"},
-        "plugin_dir": plugin_dir,
-        "plugins_strict": True,
-        "plugins": {
-            "admin-web": {"listen": "127.0.0.1:%d" % ports["admin"]},
-            "log-flood": {},
-        },
-    }
-
-
-def status():
-    with open(os.path.join(node.state_dir, "admin.token")) as f:
-        token = f.read().strip()
-    conn = http.client.HTTPConnection("127.0.0.1", ports["admin"],
-                                      timeout=t.slow(10))
-    try:
-        conn.request("GET", "/api/status",
-                     headers={"Authorization": "Bearer " + token})
-        r = conn.getresponse()
-        body = r.read()
-    finally:
-        conn.close()
-    check(r.status == 200, "GET /api/status", "200", r.status)
-    return json.loads(body.decode("utf-8"))
+    return node.base_config(
+        log={"level": "info"}, plugin_dir=plugin_dir, plugins_strict=True,
+        plugins={"admin-web": {"listen": hltest.local(ports["admin"])},
+                 "log-flood": {}})
 
 
 def case_flood_is_counted():
@@ -79,7 +42,7 @@ def case_flood_is_counted():
                       r"packet \d+ from 192\.0\.2\.\d+ dropped\)", 20)
     check(m is not None and m.group(1) == "4990", "the summary line",
           "(4990 more like this: malformed packet ...)", node.log()[-2000:])
-    texts = [e["text"] for e in status()["log"]]
+    texts = [e["text"] for e in node.admin_status(ports["admin"])["log"]]
     check(any(x == "log-flood: after the flood: an unrelated line"
               for x in texts), "/api/status's log",
           "the unrelated line logged after the flood", texts[-20:])

@@ -116,6 +116,7 @@ def check_refusals(log, what):
 
 
 def case_runs_without_them():
+    """broken plugins refused, one line each; hlcore keeps serving"""
     node.start(config, lambda cfg: [ports["tls"], ports["proxy"]])
     log = node.log()
     check_refusals(log, "hlcore's log")
@@ -140,10 +141,12 @@ def case_runs_without_them():
 
 
 def case_stop():
+    """SIGTERM: exit 0"""
     node.stop_ok()
 
 
 def case_strict():
+    """plugins_strict: true: exit 2"""
     strict = t.node("strict")
     cfg = config(strict=True)
     cfg["state_dir"] = strict.state_dir
@@ -162,6 +165,7 @@ def case_strict():
 
 
 def case_check():
+    """check: exit 2, each plugin named"""
     node.write_config(config())
     rc, out, err = node.cmd("check")
     check_eq(rc, 2, "exit status of check with broken plugins")
@@ -170,6 +174,7 @@ def case_check():
 
 
 def case_check_good():
+    """check with good plugins only: exit 0"""
     cfg = config()
     for name in list(BROKEN) + [MISSING]:
         del cfg["plugins"][name]
@@ -180,6 +185,7 @@ def case_check_good():
 
 
 def case_plugin_info():
+    """--plugin-info: a descriptor, or exit 2 and why"""
     rc, out, err = hltest.run([t.hlcore, "--plugin-info", TLS_SO])
     check(rc == 0, "--plugin-info transport-tls.so", "exit 0",
           "exit %s: %s%s" % (rc, out, err))
@@ -216,12 +222,7 @@ def case_plugin_info():
 
 
 if t.case("plugin_dir with transport-tls and the fixtures", case_setup):
-    t.case("broken plugins refused, one line each; hlcore keeps serving",
-           case_runs_without_them)
-    t.case("SIGTERM: exit 0", case_stop)
-    t.case("plugins_strict: true: exit 2", case_strict)
-    t.case("check: exit 2, each plugin named", case_check)
-    t.case("check with good plugins only: exit 0", case_check_good)
-    t.case("--plugin-info: a descriptor, or exit 2 and why",
-           case_plugin_info)
+    t.cases(
+        case_runs_without_them, case_stop, case_strict, case_check,
+        case_check_good, case_plugin_info)
 t.finish()

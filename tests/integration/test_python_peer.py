@@ -152,6 +152,14 @@ def http_get(port, host_header, timeout=15):
     return int(m.group(1)), body.decode("utf-8", "replace")
 
 
+def check_listening(name, port, proc, expected):
+    """check(name) that proc listens on port within 10 s (expected: what
+    should listen); the result of the check."""
+    return check(name, wait_port(port, proc), expected,
+                 "exit %s" % proc.poll() if proc.poll() is not None
+                 else "not listening after 10 s")
+
+
 def wait_port(port, proc, timeout=10):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -266,10 +274,8 @@ def case1(backend):
           "a generated 13-character password", repr(pw))
 
     p = start_hlcore(cfg, "c1-server")
-    if not check("c1/start", wait_port(tls_port, p),
-                 "hlcore listening on 127.0.0.1:%d" % tls_port,
-                 "exit %s" % p.poll() if p.poll() is not None
-                 else "not listening after 10 s"):
+    if not check_listening("c1/start", tls_port, p,
+                           "hlcore listening on 127.0.0.1:%d" % tls_port):
         return
 
     before = backend.connections
@@ -300,27 +306,25 @@ def case1(backend):
           backend.connections == before + 1,
           "1 backend connection", backend.connections - before)
 
+    def refused(name, password):
+        """With this password (None: none) the tunnel to h closes with no
+        response and no backend connection: checks name-closed and
+        name-no-backend."""
+        before = backend.connections
+        r = hp.client("127.0.0.1", tls_port, h, password, REQUEST)
+        time.sleep(0.3)
+        check(name + "-closed", closed_without_response(r),
+              "the tunnel closed with no response",
+              "error=%s, stage=%s, response=%r" % (r.error, r.stage,
+                                                   r.response[:200]))
+        check(name + "-no-backend", backend.connections == before,
+              "0 backend connections", backend.connections - before)
+
     time.sleep(0.2)
-    before = backend.connections
-    r = hp.client("127.0.0.1", tls_port, h, "wrong" + pw[5:], REQUEST)
-    time.sleep(0.3)
-    check("c1/wrong-password-closed", closed_without_response(r),
-          "the tunnel closed with no response",
-          "error=%s, stage=%s, response=%r" % (r.error, r.stage,
-                                               r.response[:200]))
-    check("c1/wrong-password-no-backend", backend.connections == before,
-          "0 backend connections", backend.connections - before)
+    refused("c1/wrong-password", "wrong" + pw[5:])
+    refused("c1/missing-password", None)
 
     before = backend.connections
-    r = hp.client("127.0.0.1", tls_port, h, None, REQUEST)
-    time.sleep(0.3)
-    check("c1/missing-password-closed", closed_without_response(r),
-          "the tunnel closed with no response",
-          "error=%s, stage=%s, response=%r" % (r.error, r.stage,
-                                               r.response[:200]))
-    check("c1/missing-password-no-backend", backend.connections == before,
-          "0 backend connections", backend.connections - before)
-
     other = "%040x" % int.from_bytes(os.urandom(20), "big")
     r = hp.client("127.0.0.1", tls_port, other, pw, REQUEST, sni="hash")
     check("c1/unknown-sni", r.error and r.error.startswith("handshake"),
@@ -350,10 +354,8 @@ def case2(backend, pysrv, pyhash, pypw):
                        proxy_port=proxy, tls={},
                        peers={pyhash: ["127.0.0.1:%d" % port_a]})
     p = start_hlcore(cfg, "c2-client")
-    if not check("c2/start", wait_port(proxy, p),
-                 "the proxy listening on 127.0.0.1:%d" % proxy,
-                 "exit %s" % p.poll() if p.poll() is not None
-                 else "not listening after 10 s"):
+    if not check_listening("c2/start", proxy, p,
+                           "the proxy listening on 127.0.0.1:%d" % proxy):
         return
     host = "%s-%s.localhost:%d" % (pypw, pyhash, proxy)
     n0 = len(pysrv.entries())
@@ -406,9 +408,8 @@ def case2(backend, pysrv, pyhash, pypw):
     cfg2 = write_config(os.path.join(d, "hardline2.yaml"), state,
                         proxy_port=proxy, tls={})
     p = start_hlcore(cfg2, "c2-client-restart")
-    if not check("c2/restart", wait_port(proxy, p),
-                 "the proxy listening again", "exit %s" % p.poll()
-                 if p.poll() is not None else "not listening after 10 s"):
+    if not check_listening("c2/restart", proxy, p,
+                           "the proxy listening again"):
         return
     n0 = len(pysrv.entries())
     status, body = http_get(proxy, host)
@@ -440,9 +441,8 @@ def case3(backend, pysrv, pyhash, pypw, impostor):
                            os.path.join(d, "state"), proxy_port=proxy,
                            tls={}, peers={pyhash: peers})
         p = start_hlcore(cfg, "c3-" + sub)
-        if not check("c3/%s-start" % sub, wait_port(proxy, p),
-                     "the proxy listening", "exit %s" % p.poll()
-                     if p.poll() is not None else "not listening after 10 s"):
+        if not check_listening("c3/%s-start" % sub, proxy, p,
+                               "the proxy listening"):
             continue
         host = "%s-%s.localhost:%d" % (pypw, pyhash, proxy)
         i0 = len(impostor.entries())

@@ -23,10 +23,7 @@ import hltest  # noqa: E402
 from hltest import check, check_eq, check_in  # noqa: E402
 
 t = hltest.Test("robustness")
-if not os.path.exists(os.path.join(t.build_dir, "plugins", "admin-web.so")):
-    print("SKIP: admin-web.so was not built")
-    print("0 passed, 0 failed")
-    sys.exit(hltest.SKIP)
+t.need_built("plugins/admin-web.so")
 
 backend = t.backend()
 node = t.node("node")
@@ -37,21 +34,9 @@ S = {}
 
 
 def make_config():
-    ports["tls"] = hltest.free_port()
-    ports["proxy"] = hltest.free_port()
-    ports["admin"] = hltest.free_port()
-    return {
-        "state_dir": node.state_dir,
-        "log": {"level": hltest.log_level()},
-        "proxy": {"listen": "127.0.0.1:%d" % ports["proxy"]},
-        "plugins_strict": True,
-        "plugins": {
-            "transport-tls": {"listen": "127.0.0.1:%d" % ports["tls"]},
-            "admin-web": {"listen": "127.0.0.1:%d" % ports["admin"]},
-        },
-        "services": {"wiki": {"target": backend.addr, "password": "none"}},
-        "peers": {OTHER: ["127.0.0.1:%d" % silent.port]},
-    }
+    return node.admin_config(
+        ports, {"wiki": {"target": backend.addr, "password": "none"}},
+        peers={OTHER: [hltest.local(silent.port)]})
 
 
 def api(method, path, body=None):
@@ -71,8 +56,7 @@ def api(method, path, body=None):
 def case_start():
     node.start(make_config, lambda cfg: [ports["tls"], ports["proxy"],
                                          ports["admin"]])
-    with open(os.path.join(node.state_dir, "admin.token")) as f:
-        S["token"] = f.read().strip()
+    S["token"] = node.admin_token()
     rc, out, err = node.cmd("url", "wiki")
     check_eq(rc, 0, "hlcore url wiki")
     url = out.strip()

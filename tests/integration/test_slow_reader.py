@@ -42,41 +42,20 @@ info = {}
 
 def server_config():
     ports["tls"] = hltest.free_port()
-    return {
-        "state_dir": server.state_dir,
-        "log": {"level": hltest.log_level()},
-        "proxy": {"listen": "off"},
-        "plugins": {"transport-tls": {
-            "listen": "127.0.0.1:%d" % ports["tls"]}},
-        "services": {"big": {"target": backend.addr, "password": "none"}},
-    }
+    return server.tls_server_config(
+        ports["tls"], {"big": {"target": backend.addr, "password": "none"}})
 
 
 def client_config():
     ports["proxy"] = hltest.free_port()
-    return {
-        "state_dir": client.state_dir,
-        "log": {"level": hltest.log_level()},
-        "proxy": {"listen": "127.0.0.1:%d" % ports["proxy"]},
-        "plugins": {"transport-tls": {}},
-        "peers": {info["hash"]: ["127.0.0.1:%d" % ports["tls"]]},
-    }
+    return client.tls_client_config(
+        ports["proxy"], {info["hash"]: [hltest.local(ports["tls"])]})
 
 
 def case_start():
     server.write_config(server_config())
-    rc, out, err = server.cmd("url", "big")
-    m = hltest.URL_RE.match(out.strip())
-    check(rc == 0 and m is not None, "hlcore url big", "a URL", out + err)
-    info["hash"] = m.group(2)
-    first = [True]
-
-    def scfg():
-        if first[0]:
-            first[0] = False
-            return server.cfg
-        return server_config()
-    server.start(scfg, lambda cfg: [ports["tls"]])
+    _, info["hash"] = server.url("big")
+    server.start_written(server_config, lambda cfg: [ports["tls"]])
     client.start(client_config, lambda cfg: [ports["proxy"]])
     info["host"] = "-%s.localhost:%d" % (info["hash"], ports["proxy"])
     # Warm up (TLS contexts, first buffers), then take the baseline.
@@ -109,16 +88,27 @@ def read_head(sock):
     return head.decode("latin-1"), rest
 
 
-def case_slow_then_fast():
+def get_big(size):
+    """GET /big?size=SIZE through the client's proxy, on a socket with a
+    small receive buffer (so the kernel soaks up little of the body):
+    (socket, response head, the body bytes read with it)."""
     sock = socket.create_connection(("127.0.0.1", ports["proxy"]),
                                     timeout=t.slow(20))
-    # A small receive buffer, so the kernel soaks up little of it.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
     try:
         sock.sendall(("GET /big?size=%d HTTP/1.1\r\nHost: %s\r\n"
                       "Connection: close\r\n\r\n" %
-                      (SIZE, info["host"])).encode())
+                      (size, info["host"])).encode())
         head, rest = read_head(sock)
+    except BaseException:
+        sock.close()
+        raise
+    return sock, head, rest
+
+
+def case_slow_then_fast():
+    sock, head, rest = get_big(SIZE)
+    try:
         check(head.startswith("HTTP/1.1 200") and
               ("Content-Length: %d" % SIZE) in head,
               "the response head", "200 with Content-Length %d" % SIZE,
@@ -200,14 +190,8 @@ def case_paused_reader():
     # handshake timeouts (10 s), then goes on: nothing is cut, nothing
     # piles up.
     size = 32 * 1024 * 1024
-    sock = socket.create_connection(("127.0.0.1", ports["proxy"]),
-                                    timeout=t.slow(20))
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    sock, head, rest = get_big(size)
     try:
-        sock.sendall(("GET /big?size=%d HTTP/1.1\r\nHost: %s\r\n"
-                      "Connection: close\r\n\r\n" %
-                      (size, info["host"])).encode())
-        head, rest = read_head(sock)
         check(head.startswith("HTTP/1.1 200"), "the response head", "200",
               head)
         chk = hltest.PatternChecker()

@@ -18,12 +18,11 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hltest  # noqa: E402
-from hltest import check, check_eq, check_in  # noqa: E402
+from hltest import check, check_eq, check_in, closed_within  # noqa: E402
 import hardline_peer as hp  # noqa: E402
 
 t = hltest.Test("socks")
@@ -31,35 +30,7 @@ backend = t.backend()
 UNKNOWN = "fedcba9876543210fedcba9876543210fedcba98"
 dead_port = hltest.free_port()
 CURL = shutil.which("curl")
-
-
-class Banner:
-    """Says "220 <token>\\r\\n" as soon as a client connects."""
-
-    def __init__(self):
-        self.line = ("220 socks-banner %s\r\n" % os.urandom(6).hex()).encode()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.addr = "127.0.0.1:%d" % self.sock.getsockname()[1]
-        threading.Thread(target=self._loop, daemon=True).start()
-
-    def _loop(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            try:
-                c.sendall(self.line)
-                c.settimeout(10)
-                c.recv(1)
-            except OSError:
-                pass
-            c.close()
-
-
-banner = Banner()
+banner = hltest.BannerService()  # says its line first
 server = t.node("server")
 client = t.node("client")
 S = {}
@@ -69,17 +40,10 @@ PY = {}
 
 def server_config():
     ports["tls"] = hltest.free_port()
-    return {
-        "state_dir": server.state_dir,
-        "log": {"level": hltest.log_level()},
-        "proxy": {"listen": "off"},
-        "plugins": {"transport-tls": {
-            "listen": "127.0.0.1:%d" % ports["tls"]}},
-        "services": {
-            "web": {"target": backend.addr},
-            "banner": {"target": banner.addr, "password": "none"},
-        },
-    }
+    return server.tls_server_config(ports["tls"], {
+        "web": {"target": backend.addr},
+        "banner": {"target": banner.addr, "password": "none"},
+    })
 
 
 def client_config():
@@ -89,14 +53,9 @@ def client_config():
     peers = {S[n]["hash"]: [real] for n in S}
     peers[UNKNOWN] = [real, "127.0.0.1:%d" % dead_port]
     peers[PY["hash"]] = ["127.0.0.1:%d" % PY["srv"].port]
-    return {
-        "state_dir": client.state_dir,
-        "log": {"level": hltest.log_level()},
-        "proxy": {"listen": "127.0.0.1:%d" % ports["proxy"], "socks": True,
-                  "socks_listen": "127.0.0.1:%d" % ports["socks"]},
-        "plugins": {"transport-tls": {}},
-        "peers": peers,
-    }
+    cfg = client.tls_client_config(ports["proxy"], peers)
+    cfg["proxy"].update(socks=True, socks_listen=hltest.local(ports["socks"]))
+    return cfg
 
 
 def name(svc, pw=None):
@@ -124,16 +83,6 @@ def recv_n(s, n, timeout):
     return got
 
 
-def closed(s, timeout):
-    s.settimeout(timeout)
-    try:
-        return s.recv(1) == b""
-    except ConnectionResetError:
-        return True
-    except socket.timeout:
-        return False
-
-
 def request(port, cmd, atyp, addr, dport=80, timeout=20):
     """Greet, send a request; returns (method reply, reply, closed after)."""
     s = greet(port)
@@ -141,7 +90,7 @@ def request(port, cmd, atyp, addr, dport=80, timeout=20):
         m = recv_n(s, 2, t.slow(10))
         s.sendall(bytes([5, cmd, 0, atyp]) + addr + struct.pack(">H", dport))
         r = recv_n(s, 10, t.slow(timeout))
-        return m, r, closed(s, t.slow(10))
+        return m, r, closed_within(s, t.slow(10))
     finally:
         s.close()
 
@@ -172,10 +121,12 @@ def case_setup():
     PY["srv"] = hp.Server(
         {pyhash: {"cert": cert, "key": key, "password": PY["pw"],
                   "backend": ("127.0.0.1", backend.port)}}).start()
+    hltest.at_cleanup(PY["srv"].stop)
     client.start(client_config, lambda c: [ports["proxy"], ports["socks"]])
 
 
 def case_curl():
+    """curl --socks5-hostname reaches a service"""
     if CURL is None:
         raise hltest.Fail("curl is not installed (scripts/deps.sh build)")
     for what, port in (("the proxy's port", ports["proxy"]),
@@ -195,6 +146,7 @@ def case_curl():
 
 
 def case_banner():
+    """a banner-first service through SOCKS"""
     s = greet(ports["socks"])
     try:
         check_eq(recv_n(s, 2, t.slow(10)), b"\x05\x00", "method reply")
@@ -209,19 +161,20 @@ def case_banner():
 
 def case_refusals():
     # SOCKS4: "request rejected or failed" (0x5B), then closed.
+    """every other request is refused with its code"""
     s = socket.create_connection(("127.0.0.1", ports["socks"]),
                                  timeout=10)
     s.sendall(b"\x04\x01\x00\x50\x7f\x00\x00\x01user\x00")
     check_eq(recv_n(s, 8, t.slow(10)), b"\x00\x5b" + b"\x00" * 6,
              "the answer to SOCKS4")
-    check(closed(s, t.slow(10)), "after the SOCKS4 refusal", "closed",
+    check(closed_within(s, t.slow(10)), "after the SOCKS4 refusal", "closed",
           "open")
     s.close()
     # Only username/password offered: "no acceptable methods".
     s = greet(ports["proxy"], b"\x02")
     check_eq(recv_n(s, 2, t.slow(10)), b"\x05\xff",
              "the answer to a greeting without \"no authentication\"")
-    check(closed(s, t.slow(10)), "after 05 FF", "closed", "open")
+    check(closed_within(s, t.slow(10)), "after 05 FF", "closed", "open")
     s.close()
     cases = [
         ("BIND", 2, 3, domain(name("web")), 7),
@@ -250,7 +203,7 @@ def case_refusals():
     recv_n(s, 2, t.slow(10))
     s.sendall(b"\x04\x01\x00\x03" + domain(name("web")) + b"\x00\x50")
     r = recv_n(s, 10, t.slow(10))
-    check(r[:2] == b"\x05\x01" and closed(s, t.slow(10)),
+    check(r[:2] == b"\x05\x01" and closed_within(s, t.slow(10)),
           "a request with version 4 after a SOCKS5 greeting",
           "05 01 and closed", r)
     s.close()
@@ -258,10 +211,11 @@ def case_refusals():
 
 def case_no_hang():
     # A client that stops halfway is closed within the 10 s deadline.
+    """a stalled negotiation does not hang"""
     t0 = time.monotonic()
     s = socket.create_connection(("127.0.0.1", ports["socks"]), timeout=10)
     s.sendall(b"\x05\x02\x00")  # promises two methods, sends one
-    gone = closed(s, t.slow(15))
+    gone = closed_within(s, t.slow(15))
     el = time.monotonic() - t0
     s.close()
     check(gone and el < t.slow(13), "a greeting that stops halfway",
@@ -269,6 +223,7 @@ def case_no_hang():
 
 
 def case_curl_refused():
+    """curl gets failures, and the daemon lives on"""
     r = curl(ports["socks"], "http://%s/" % name("web", pw="wrongpw"))
     check(r.returncode != 0, "curl through SOCKS with a wrong password",
           "a failure", r)
@@ -284,6 +239,7 @@ def case_curl_refused():
 
 
 def case_python():
+    """SOCKS to the Python server"""
     r = curl(ports["proxy"], "http://%s-%s.localhost/py" %
              (PY["pw"], PY["hash"]))
     out = r.stdout.decode("utf-8", "replace")
@@ -300,14 +256,8 @@ def case_python():
 
 t.case("setup", case_setup)
 if t.failed == 0:
-    t.case("curl --socks5-hostname reaches a service", case_curl)
-    t.case("a banner-first service through SOCKS", case_banner)
-    t.case("every other request is refused with its code", case_refusals)
-    t.case("a stalled negotiation does not hang", case_no_hang)
-    t.case("curl gets failures, and the daemon lives on", case_curl_refused)
-    t.case("SOCKS to the Python server", case_python)
-    t.case("the client daemon stops cleanly", client.stop_ok)
-    t.case("the server daemon stops cleanly", server.stop_ok)
-if PY.get("srv"):
-    PY["srv"].stop()
+    t.cases(
+        case_curl, case_banner, case_refusals, case_no_hang, case_curl_refused,
+        case_python)
+    t.case_stops_cleanly(client, server)
 t.finish()

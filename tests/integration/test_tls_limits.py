@@ -47,30 +47,20 @@ CORE_REFUSAL = "refused: too many tunnels are still authenticating"
 
 def server_config(node, key, level):
     ports[key] = hltest.free_port()
-    return {
-        "state_dir": node.state_dir,
-        "log": {"level": level},
-        "plugins": {"transport-tls": {
-            "listen": "127.0.0.1:%d" % ports[key]}},
-        "proxy": {"listen": "127.0.0.1:%d" % hltest.free_port()},
-        "services": {"open": {"target": backend.addr, "password": "none"}},
+    return node.tls_server_config(
+        ports[key], {"open": {"target": backend.addr, "password": "none"}},
+        proxy=hltest.free_port(), log={"level": level},
         # The core's own caps (sized from 64 descriptors: 15 tunnels)
         # would keep the tunnels below the limit; raised here so that
         # tunnels can use up the descriptors and accept() itself fails.
-        "limits": {"tunnels": 40, "tunnels_per_peer": 40},
-    }
+        limits={"tunnels": 40, "tunnels_per_peer": 40})
 
 
 def client_config():
     ports["proxy"] = hltest.free_port()
-    return {
-        "state_dir": client.state_dir,
-        "log": {"level": hltest.log_level()},
-        "proxy": {"listen": "127.0.0.1:%d" % ports["proxy"]},
-        "plugins": {"transport-tls": {}},
-        "peers": {S["tight"]: ["127.0.0.1:%d" % ports["tight"]],
-                  S["wide"]: ["127.0.0.1:%d" % ports["wide"]]},
-    }
+    return client.tls_client_config(ports["proxy"], {
+        S["tight"]: [hltest.local(ports["tight"])],
+        S["wide"]: [hltest.local(ports["wide"])]})
 
 
 def keyhash(node):
@@ -149,29 +139,36 @@ def expect_page(r, what):
           "200 with the backend's page (token %s)" % backend.token, r)
 
 
-def case_out_of_descriptors():
-    expect_page(fetch(ports["proxy"], host("tight"), "/before",
-                      timeout=t.slow(20)), "a fetch before the flood")
+def hold_idle(n, seconds):
+    """Hold n idle connections to the tight server for seconds: (its CPU
+    seconds, the wall seconds, and the lines and bytes it logged)."""
     offset = os.path.getsize(tight.log_path)
     cpu0 = cpu_seconds(tight.pid)
     t0 = time.monotonic()
-    socks = open_idle(ports["tight"], 300)
+    socks = open_idle(ports["tight"], n)
     try:
-        time.sleep(5)
+        time.sleep(seconds)
         cpu = cpu_seconds(tight.pid) - cpu0
         wall = time.monotonic() - t0
         lines, data = log_lines_since(tight, offset)
-        check(tight.running(), "the server with 64 descriptors", "running",
-              "gone; log:\n" + data.decode("utf-8", "replace")[-3000:])
-        check(cpu / wall < 0.25, "CPU use of the server holding 300 idle "
-              "connections with 64 descriptors",
-              "well under half a core (< 0.25)",
-              "%.2f s of CPU in %.1f s" % (cpu, wall))
-        check(lines < 200, "log lines of the server meanwhile", "< 200",
-              "%d lines, beginning:\n%s" %
-              (lines, data[:3000].decode("utf-8", "replace")))
+        return cpu, wall, lines, data
     finally:
         close_all(socks)
+
+
+def case_out_of_descriptors():
+    expect_page(fetch(ports["proxy"], host("tight"), "/before",
+                      timeout=t.slow(20)), "a fetch before the flood")
+    cpu, wall, lines, data = hold_idle(300, 5)
+    check(tight.running(), "the server with 64 descriptors", "running",
+          "gone; log:\n" + data.decode("utf-8", "replace")[-3000:])
+    check(cpu / wall < 0.25, "CPU use of the server holding 300 idle "
+          "connections with 64 descriptors",
+          "well under half a core (< 0.25)",
+          "%.2f s of CPU in %.1f s" % (cpu, wall))
+    check(lines < 200, "log lines of the server meanwhile", "< 200",
+          "%d lines, beginning:\n%s" %
+          (lines, data[:3000].decode("utf-8", "replace")))
     r = fetch(ports["proxy"], host("tight"), "/after", timeout=t.slow(30))
     expect_page(r, "a fetch through a tunnel once the idle connections "
                 "are gone")
@@ -203,18 +200,8 @@ def case_tunnels_use_up_descriptors():
         check(fd_count(tight.pid) >= 62, "descriptors the server uses with "
               "%d tunnels held open" % len(conns), "all 64 (or nearly)",
               fd_count(tight.pid))
-        offset = os.path.getsize(tight.log_path)
-        cpu0 = cpu_seconds(tight.pid)
-        t0 = time.monotonic()
-        socks = open_idle(ports["tight"], 100)
-        try:
-            time.sleep(4)
-            cpu = cpu_seconds(tight.pid) - cpu0
-            wall = time.monotonic() - t0
-            lines, data = log_lines_since(tight, offset)
-            text = data.decode("utf-8", "replace")
-        finally:
-            close_all(socks)
+        cpu, wall, lines, data = hold_idle(100, 4)
+        text = data.decode("utf-8", "replace")
     finally:
         for c in conns:
             c.close()

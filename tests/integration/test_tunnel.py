@@ -35,23 +35,14 @@ ports = {}
 
 
 def server_config():
-    ports["tls"] = hltest.free_port()
-    ports["sproxy"] = hltest.free_port()
-    return {
-        "state_dir": server.state_dir,
-        "log": {"level": hltest.log_level()},
-        "proxy": {"listen": "127.0.0.1:%d" % ports["sproxy"]},
-        "plugins": {"transport-tls": {
-            "listen": "127.0.0.1:%d" % ports["tls"]}},
-        "services": {
-            "auto": {"target": backend.addr, "title": "auto password"},
-            "open": {"target": backend.addr, "password": "none"},
-            "fixed": {"target": backend.addr, "password": FIXED_PW},
-            "down": {"target": "127.0.0.1:%d" % dead_port,
-                     "password": "none"},
-            "stagger": {"target": backend.addr, "password": "none"},
-        },
-    }
+    hltest.fresh_ports(ports, "tls", "sproxy")
+    return server.tls_server_config(ports["tls"], {
+        "auto": {"target": backend.addr, "title": "auto password"},
+        "open": {"target": backend.addr, "password": "none"},
+        "fixed": {"target": backend.addr, "password": FIXED_PW},
+        "down": {"target": hltest.local(dead_port), "password": "none"},
+        "stagger": {"target": backend.addr, "password": "none"},
+    }, proxy=ports["sproxy"])
 
 
 def client_config():
@@ -67,13 +58,7 @@ def client_config():
     peers[UNKNOWN_LISTED] = [real, dead]
     # Only the silent port: a route still dialling when SIGTERM comes.
     peers[UNKNOWN_SILENT] = ["127.0.0.1:%d" % silent.port]
-    return {
-        "state_dir": client.state_dir,
-        "log": {"level": hltest.log_level()},
-        "proxy": {"listen": "127.0.0.1:%d" % ports["proxy"]},
-        "plugins": {"transport-tls": {}},
-        "peers": peers,
-    }
+    return client.tls_client_config(ports["proxy"], peers)
 
 
 def host(name, pw=None, port=None):
@@ -141,14 +126,8 @@ def case_modes():
 def start_nodes():
     # The server's ports were chosen by case_url; a retry picks new ones
     # (the keyhashes stay: they live in state_dir).
-    first = [True]
-
-    def scfg():
-        if first[0]:
-            first[0] = False
-            return server.cfg
-        return server_config()
-    server.start(scfg, lambda cfg: [ports["tls"], ports["sproxy"]])
+    server.start_written(server_config,
+                         lambda cfg: [ports["tls"], ports["sproxy"]])
     client.start(client_config, lambda cfg: [ports["proxy"]])
 
 
@@ -175,6 +154,7 @@ def case_fetch(name, path):
 
 
 def case_hash_any_case():
+    """hash in any case, www. prefix"""
     s = S["open"]
     h = "-%s.LOCALHOST:%d" % (s["hash"].upper(), ports["proxy"])
     r = fetch(ports["proxy"], h, "/upper", timeout=t.slow(20))
@@ -197,6 +177,7 @@ def refused(name, pw, what):
 
 
 def case_wrong_password():
+    """wrong password: 502, backend untouched"""
     refused("auto", "wrongpassword", "a wrong password")
     check(server.wait_log(r"auto: tunnel from .* refused: wrong password")
           is not None, "the server's log", "a line 'refused: wrong password'",
@@ -204,6 +185,7 @@ def case_wrong_password():
 
 
 def case_missing_password():
+    """missing password: 502, backend untouched"""
     refused("auto", "", "a missing password")
     refused("fixed", "", "a missing fixed password")
     check(server.wait_log(r"refused: missing password") is not None,
@@ -212,6 +194,7 @@ def case_missing_password():
 
 
 def case_backend_down():
+    """backend down: 502 'closed the tunnel'"""
     r = fetch(ports["proxy"], host("down"), "/", timeout=t.slow(30))
     check(r.status == 502, "a service whose backend is down", "HTTP 502", r)
     check_in("closed the tunnel", r.text, "the 502 page (backend down)")
@@ -222,6 +205,7 @@ def case_backend_down():
 
 
 def case_keep_alive():
+    """keep-alive: several requests on one connection"""
     before = backend.count()
     conn = hltest.connect(ports["proxy"], timeout=t.slow(20))
     try:
@@ -242,6 +226,7 @@ def case_keep_alive():
 
 
 def case_not_hardline():
+    """not a Hardline Host: 400 with an explanation"""
     for h in ("example.com", "localhost:%d" % ports["proxy"],
               "nohash.localhost", "pw-1234.localhost",
               "pw-%s.example.com" % S["open"]["hash"]):
@@ -257,6 +242,7 @@ def case_not_hardline():
 
 
 def case_head_too_large():
+    """request head over 16 KiB: 431"""
     head = ("GET / HTTP/1.1\r\nHost: %s\r\n" % host("open")).encode()
     head += b"X-Filler: " + b"a" * (17 * 1024) + b"\r\n\r\n"
     before = backend.count()
@@ -267,6 +253,7 @@ def case_head_too_large():
 
 
 def case_unknown_keyhash():
+    """unknown keyhash: 502 listing the attempts"""
     h = "-%s.localhost:%d" % (UNKNOWN_LISTED, ports["proxy"])
     r = fetch(ports["proxy"], h, "/", timeout=t.slow(30))
     check(r.status == 502, "a keyhash no node serves", "HTTP 502", r)
@@ -282,6 +269,7 @@ def case_unknown_keyhash():
 
 
 def case_stagger():
+    """dead candidates first: still works, fast"""
     r = fetch(ports["proxy"], host("stagger"), "/stagger",
               timeout=t.slow(30))
     expect_page(r, "stagger (dead and silent candidates first)", "/stagger")
@@ -294,6 +282,7 @@ def case_stagger():
 def case_self_route():
     # The server node's own proxy reaches its own service over its own
     # listener (the same path as from any other node).
+    """a node reaches its own service"""
     r = fetch(ports["sproxy"], host("fixed", port=ports["sproxy"]), "/self",
               timeout=t.slow(20))
     expect_page(r, "fixed through the serving node's own proxy", "/self")
@@ -303,6 +292,7 @@ def case_sigterm_busy():
     # SIGTERM while the daemons hold every kind of connection: an idle
     # keep-alive tunnel, a download under way, a request head half sent,
     # a route still dialling. Both must exit 0 at once, without leaks.
+    """SIGTERM with connections open: both exit 0"""
     held = []
     try:
         conn = hltest.connect(ports["proxy"], timeout=t.slow(20))
@@ -346,25 +336,11 @@ try:
             t.case("fetch, password auto", case_fetch, "auto", "/")
             t.case("fetch, password none", case_fetch, "open", "/a/b?c=d")
             t.case("fetch, password fixed", case_fetch, "fixed", "/fixed")
-            t.case("hash in any case, www. prefix", case_hash_any_case)
-            t.case("wrong password: 502, backend untouched",
-                   case_wrong_password)
-            t.case("missing password: 502, backend untouched",
-                   case_missing_password)
-            t.case("backend down: 502 'closed the tunnel'",
-                   case_backend_down)
-            t.case("keep-alive: several requests on one connection",
-                   case_keep_alive)
-            t.case("not a Hardline Host: 400 with an explanation",
-                   case_not_hardline)
-            t.case("request head over 16 KiB: 431", case_head_too_large)
-            t.case("unknown keyhash: 502 listing the attempts",
-                   case_unknown_keyhash)
-            t.case("dead candidates first: still works, fast",
-                   case_stagger)
-            t.case("a node reaches its own service", case_self_route)
-            t.case("SIGTERM with connections open: both exit 0",
-                   case_sigterm_busy)
+            t.cases(
+                case_hash_any_case, case_wrong_password, case_missing_password,
+                case_backend_down, case_keep_alive, case_not_hardline,
+                case_head_too_large, case_unknown_keyhash, case_stagger,
+                case_self_route, case_sigterm_busy)
 finally:
     silent.close()
 t.finish()

@@ -272,35 +272,38 @@ def role_probe(args):
     print(json.dumps(out), flush=True)
 
 
-def role_sniff_group(args):
-    """Every datagram sent to the group, as a host on the LAN hears it:
-    one JSON line each in args["out"]."""
-    s = group_socket(args["ip"])
-    f = open(args["out"], "a")
-    end = time.monotonic() + args["lifetime"]
-    print("sniffing", flush=True)
+def capture(s, f, ready, lifetime, record):
+    """For lifetime seconds, write record(s) to file f each time socket s
+    has a packet; prints ready first (the parent waits for it)."""
+    end = time.monotonic() + lifetime
+    print(ready, flush=True)
     while time.monotonic() < end:
         r, _, _ = select.select([s], [], [], 0.5)
         if r:
-            data, src = s.recvfrom(65536)
-            f.write(json.dumps({"src": src[0], "data": base64.b64encode(
-                data).decode()}) + "\n")
+            f.write(record(s))
             f.flush()
+
+
+def role_sniff_group(args):
+    """Every datagram sent to the group, as a host on the LAN hears it:
+    one JSON line each in args["out"]."""
+    def record(s):
+        data, src = s.recvfrom(65536)
+        return json.dumps({"src": src[0], "data": base64.b64encode(
+            data).decode()}) + "\n"
+    capture(group_socket(args["ip"]), open(args["out"], "a"), "sniffing",
+            args["lifetime"], record)
 
 
 def role_sniff_bridge(args):
     """Every frame on every port of the bridge (AF_PACKET, ETH_P_ALL), to
     args["out"] as length-prefixed records."""
-    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
-    f = open(args["out"], "ab")
-    end = time.monotonic() + args["lifetime"]
-    print("capturing", flush=True)
-    while time.monotonic() < end:
-        r, _, _ = select.select([s], [], [], 0.5)
-        if r:
-            data = s.recv(65536)
-            f.write(struct.pack("<I", len(data)) + data)
-            f.flush()
+    def record(s):
+        data = s.recv(65536)
+        return struct.pack("<I", len(data)) + data
+    capture(socket.socket(socket.AF_PACKET, socket.SOCK_RAW,
+                          socket.htons(3)),
+            open(args["out"], "ab"), "capturing", args["lifetime"], record)
 
 
 ROLES = {"serve": role_serve, "probe": role_probe,
@@ -351,9 +354,7 @@ def main():
         return hltest.wait_for(fn, t.slow(timeout), what)
 
     def wait_log(name, regex, timeout=10):
-        return wait_for(lambda: re.search(regex, read(path(name + ".log")),
-                                          re.M),
-                        "hlcore %s: log line /%s/" % (name, regex), timeout)
+        return t.wait_log_file(path(name + ".log"), regex, timeout)
 
     def start_hlcore(name, host, cfg, ready):
         c = write_cfg(name, cfg)

@@ -21,6 +21,22 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 # ---- the fake IGD (runs in the router namespace) ----
 
+def device_list(kind, service, service_id, url, scpd, inner=""):
+    """A <deviceList> with one <device> of this kind, which has one service
+    (at /ctl/url and /evt/url) and then the inner XML."""
+    return ("<deviceList><device>\n"
+            "<deviceType>urn:schemas-upnp-org:device:%s:1</deviceType>\n"
+            "<serviceList><service>\n"
+            "<serviceType>urn:schemas-upnp-org:service:%s:1</serviceType>\n"
+            "<serviceId>urn:upnp-org:serviceId:%s</serviceId>\n"
+            "<controlURL>/ctl/%s</controlURL>"
+            "<eventSubURL>/evt/%s</eventSubURL>\n"
+            "<SCPDURL>/%s</SCPDURL>\n"
+            "</service></serviceList>\n%s"
+            "</device></deviceList>\n" %
+            (kind, service, service_id, url, url, scpd, inner))
+
+
 DESC = """<?xml version="1.0"?>
 <root xmlns="urn:schemas-upnp-org:device-1-0">
 <specVersion><major>1</major><minor>0</minor></specVersion>
@@ -28,27 +44,11 @@ DESC = """<?xml version="1.0"?>
 <deviceType>urn:schemas-upnp-org:device:InternetGatewayDevice:1</deviceType>
 <friendlyName>garbage router</friendlyName>
 <UDN>uuid:11111111-2222-3333-4444-555555555555</UDN>
-<deviceList><device>
-<deviceType>urn:schemas-upnp-org:device:WANDevice:1</deviceType>
-<serviceList><service>
-<serviceType>urn:schemas-upnp-org:service:WANCommonInterfaceConfig:1</serviceType>
-<serviceId>urn:upnp-org:serviceId:WANCommonIFC1</serviceId>
-<controlURL>/ctl/CmnIfCfg</controlURL><eventSubURL>/evt/CmnIfCfg</eventSubURL>
-<SCPDURL>/WANCfg.xml</SCPDURL>
-</service></serviceList>
-<deviceList><device>
-<deviceType>urn:schemas-upnp-org:device:WANConnectionDevice:1</deviceType>
-<serviceList><service>
-<serviceType>urn:schemas-upnp-org:service:WANIPConnection:1</serviceType>
-<serviceId>urn:upnp-org:serviceId:WANIPConn1</serviceId>
-<controlURL>/ctl/IPConn</controlURL><eventSubURL>/evt/IPConn</eventSubURL>
-<SCPDURL>/WANIPCn.xml</SCPDURL>
-</service></serviceList>
-</device></deviceList>
-</device></deviceList>
-</device>
-</root>
-"""
+""" + device_list(
+    "WANDevice", "WANCommonInterfaceConfig", "WANCommonIFC1", "CmnIfCfg",
+    "WANCfg.xml", device_list("WANConnectionDevice", "WANIPConnection",
+                              "WANIPConn1", "IPConn", "WANIPCn.xml")) + \
+    "</device>\n</root>\n"
 
 
 def soap(action, body):

@@ -141,10 +141,7 @@ def advertised():
 
 def visit_over_ipv4():
     client.configure(client_config())
-    client.launch(r"proxy listening")
-    code, body, secs = client.fetch(S["host"])
-    check(code == 200 and TOKEN in body, "GET over IPv4",
-          "200 with the backend's token", (code, body))
+    client.launch_and_fetch(S["host"], TOKEN, "GET over IPv4")
     client.stop_ok()
     cache = client.peers_cache()
     want = "[%s]:7008" % ygg["y1"]["addr"]
@@ -162,10 +159,9 @@ def mesh_after_ipv4_dropped():
     check(not tcp_reaches(y2, V4_SERVER, 7008, 1.0),
           "TCP from y2 to %s:7008 after the DROP rule" % V4_SERVER,
           "no connection", "a connection")
-    client.launch(r"proxy listening")
-    code, body, secs = client.fetch(S["host"])
-    check(code == 200 and TOKEN in body, "GET with IPv4 dropped",
-          "200 with the backend's token (through the mesh)", (code, body))
+    secs = client.launch_and_fetch(
+        S["host"], TOKEN, "GET with IPv4 dropped",
+        "200 with the backend's token (through the mesh)")
     limit = L.slow(1.5)
     print("     fetched through the mesh in %.3f s with IPv4 dropped" % secs,
           flush=True)

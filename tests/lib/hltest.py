@@ -10,10 +10,12 @@ Every test script runs real hlcore processes against a real HTTP backend:
     backend = t.backend()           # threaded HTTP/1.1 server, counts conns
     node = t.node("server")
     def config():                   # called again with new ports on a clash
-        port = hltest.free_port()
-        return {"state_dir": node.state_dir, ...}
-    node.start(config, listens=lambda cfg: [port, ...])
-    r = hltest.fetch(proxy_port, "<pw>-<hash>.localhost", "/")
+        hltest.fresh_ports(ports, "tls", "proxy")     # ports = {} above
+        return node.tls_server_config(ports["tls"], {...}, ports["proxy"])
+        # (base_config: state_dir, log level, proxy; tls_client_config,
+        # admin_config: the other usual nodes)
+    node.start(config, listens=lambda cfg: [ports["tls"], ...])
+    r = hltest.fetch(ports["proxy"], "<pw>-<hash>.localhost", "/")
     t.case("name", fn)              # fn raises hltest.Fail (or anything)
     node.stop_ok()                  # SIGTERM, exit 0, no sanitizer report
     t.finish()                      # prints "N passed, N failed", exits
@@ -308,12 +310,70 @@ def free_port(host="127.0.0.1"):
     raise Fail("no free port found")
 
 
+def fresh_ports(ports, *names):
+    """Put a new free_port() in ports[name] for each name."""
+    for name in names:
+        ports[name] = free_port()
+
+
+def local(port):
+    """The address "127.0.0.1:port", where every test listens."""
+    return "127.0.0.1:%d" % port
+
+
 def port_open(port, host="127.0.0.1", timeout=0.5):
     try:
         with socket.create_connection((host, port), timeout=timeout):
             return True
     except OSError:
         return False
+
+
+def closed_within(s, timeout):
+    """True when the peer closes socket s (EOF or reset) within timeout."""
+    s.settimeout(timeout)
+    try:
+        return s.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+class BannerService:
+    """A banner-first TCP service on 127.0.0.1 (addr, port): says line
+    ("220 hltest-banner <token>\\r\\n") to each client at once, then echoes
+    what it gets until EOF, a thread per client."""
+
+    def __init__(self):
+        self.token = os.urandom(6).hex()
+        self.line = ("220 hltest-banner %s\r\n" % self.token).encode()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.addr = local(self.port)
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def _loop(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,),
+                             daemon=True).start()
+
+    def _serve(self, c):
+        try:
+            c.settimeout(30)
+            c.sendall(self.line)
+            for d in iter(lambda: c.recv(65536), b""):  # echo until EOF
+                c.sendall(d)
+        except OSError:
+            pass
+        finally:
+            c.close()
 
 
 class SilentListener:
@@ -546,6 +606,22 @@ def rss_kib(pid):
 
 # ---- YAML ----
 
+def write_yaml(path, cfg):
+    """Write cfg (a dict) to path as YAML; returns path."""
+    with open(path, "w") as f:
+        f.write(to_yaml(cfg) + "\n")
+    return path
+
+
+def service_host(hlcore, config, service):
+    """hlcore -c config url service: (the Host of its URL, its keyhash)."""
+    url = subprocess.run([hlcore, "-c", config, "url", service],
+                         capture_output=True, text=True,
+                         check=True).stdout.strip()
+    host = url.split("/")[2]
+    return host, re.search(r"-([0-9a-f]{40})\.", host).group(1)
+
+
 def to_yaml(v, indent=0):
     """A config dict as block YAML (strings double-quoted, lists in flow)."""
     pad = "  " * indent
@@ -617,6 +693,60 @@ class Hlcore:
         cfg.setdefault("log", {"level": log_level()})
         self.write_config(cfg)
 
+    def base_config(self, proxy=None, **more):
+        """A config: this node's state_dir, the log level, the proxy on
+        127.0.0.1:proxy ("off" when proxy is None), then the keys in more."""
+        cfg = {"state_dir": self.state_dir, "log": {"level": log_level()},
+               "proxy": {"listen": "off" if proxy is None else local(proxy)}}
+        cfg.update(more)
+        return cfg
+
+    def tls_server_config(self, tls, services, proxy=None, **more):
+        """base_config serving services with transport-tls listening on
+        127.0.0.1:tls."""
+        return self.base_config(proxy, plugins={"transport-tls": {
+            "listen": local(tls)}}, services=services, **more)
+
+    def tls_client_config(self, proxy, peers, **more):
+        """base_config of a client: the proxy on 127.0.0.1:proxy,
+        transport-tls that only dials out, and these peers."""
+        return self.base_config(proxy, plugins={"transport-tls": {}},
+                                peers=peers, **more)
+
+    def admin_config(self, ports, services, new_ports=True, **more):
+        """base_config with transport-tls, the proxy and admin-web each on a
+        port (ports["tls"], ports["proxy"], ports["admin"]; fresh ones when
+        new_ports) and plugins_strict: a port taken by someone else stops
+        hlcore (so that start() tries others), not leaves it running
+        without the panel."""
+        if new_ports:
+            fresh_ports(ports, "tls", "proxy", "admin")
+        return self.base_config(ports["proxy"], plugins_strict=True, plugins={
+            "transport-tls": {"listen": local(ports["tls"])},
+            "admin-web": {"listen": local(ports["admin"])},
+        }, services=services, **more)
+
+    def admin_token(self):
+        """The admin panel's token, from state_dir/admin.token."""
+        with open(os.path.join(self.state_dir, "admin.token")) as f:
+            return f.read().strip()
+
+    def admin_status(self, admin_port):
+        """GET /api/status from the admin panel on 127.0.0.1:admin_port
+        with this node's token; checks for 200 and returns the JSON."""
+        conn = http.client.HTTPConnection("127.0.0.1", admin_port,
+                                          timeout=self.t.slow(10))
+        try:
+            conn.request("GET", "/api/status",
+                         headers={"Authorization": "Bearer " +
+                                  self.admin_token()})
+            r = conn.getresponse()
+            body = r.read()
+        finally:
+            conn.close()
+        check(r.status == 200, "GET /api/status", "200", r.status)
+        return json.loads(body.decode("utf-8"))
+
     def cmd(self, *args, timeout=None):
         """hlcore -c <config> args...: (rc, stdout, stderr)."""
         return run([self.t.hlcore, "-c", self.config_path] + list(args),
@@ -646,6 +776,14 @@ class Hlcore:
                 break
         raise Fail("hlcore %s did not start (ports %s); its log:\n%s" %
                    (self.name, listens(self.cfg), short(last, 4000)))
+
+    def start_written(self, make_config, listens):
+        """start() with the config written before (its ports chosen
+        then), and make_config() with new ports on a retry after a
+        clash."""
+        written = [self.cfg]
+        return self.start(lambda: written.pop() if written else make_config(),
+                          listens)
 
     def spawn(self):
         """Start hlcore -c <config> (as written) without waiting for
@@ -775,6 +913,15 @@ class Hlcore:
             except subprocess.TimeoutExpired:
                 pass
 
+    def launch_and_fetch(self, host, token, what,
+                         expected="200 with the backend's token"):
+        """launch() until the proxy listens, GET host through it and check
+        for status 200 with token in the body; returns the seconds."""
+        self.launch(r"proxy listening")
+        code, body, secs = self.fetch(host)
+        check(code == 200 and token in body, what, expected, (code, body))
+        return secs
+
     def peers_cache(self):
         return read_text(os.path.join(self.state_dir, "peers.cache"))
 
@@ -851,6 +998,30 @@ class Test:
     def wait_for(self, fn, timeout, what, step=0.05):
         return wait_for(fn, timeout, what, step)
 
+    def need_built(self, *paths, hint=""):
+        """Skip the script unless every path (relative to the build dir)
+        was built."""
+        for p in paths:
+            if not os.path.exists(os.path.join(self.build_dir, p)):
+                skip("%s was not built%s" % (os.path.basename(p), hint))
+
+    def plugin_dir(self, *paths):
+        """A new plugin_dir in the temp dir with a copy of every built
+        path (relative to the build dir; skips when one was not built)."""
+        self.need_built(*paths)
+        d = os.path.join(self.tmp, "plugins")
+        os.makedirs(d)
+        for p in paths:
+            shutil.copy(os.path.join(self.build_dir, p), d)
+        return d
+
+    def wait_log_file(self, path, regex, timeout=10):
+        """Wait (stretched under ASan) until the file at path matches
+        regex; returns the match, Fails naming the file when it does not."""
+        return wait_for(lambda: re.search(regex, read_text(path), re.M),
+                        self.slow(timeout), "%s: log line /%s/" % (
+                            os.path.relpath(path, self.tmp), regex))
+
     def backend(self):
         b = Backend()
         self.backends.append(b)
@@ -877,6 +1048,20 @@ class Test:
         self.passed += 1
         print("ok   %s (%.2f s)" % (name, time.monotonic() - t0), flush=True)
         return True
+
+    def cases(self, *fns):
+        """Run each fn as a case named by the first line of its docstring
+        (its name without one); True when every one passed."""
+        ok = True
+        for fn in fns:
+            doc = (fn.__doc__ or fn.__name__).strip().split("\n")[0]
+            ok = self.case(doc, fn) and ok
+        return ok
+
+    def case_stops_cleanly(self, *nodes):
+        """A case per node: "the NAME daemon stops cleanly" (stop_ok)."""
+        for n in nodes:
+            self.case("the %s daemon stops cleanly" % n.name, n.stop_ok)
 
     def expect(self, name, cond, expected, got):
         """A case that is one condition: counted, printed, returned."""

@@ -194,6 +194,35 @@ class Net:
             timeout=5)[0] == 0, 30, "the HTTP backend in %s" % host, step=0.1)
         return p
 
+    def start_client(self, host, hlcore, d, plugins, ready, timeout=15,
+                     **more):
+        """hlcore in host's namespace with a new state_dir in dir d, its
+        proxy on 127.0.0.1:7009, transport-tls plus plugins and the keys in
+        more; waits until its log (d/HOST.log) matches every regex in
+        ready: (the process, the log's path)."""
+        os.makedirs(d)
+        cfg = {"state_dir": os.path.join(d, "state"),
+               "log": {"level": "info"},
+               "proxy": {"listen": "127.0.0.1:7009"},
+               "plugins": dict({"transport-tls": {}}, **plugins)}
+        cfg.update(more)
+        path = hltest.write_yaml(os.path.join(d, host + ".yaml"), cfg)
+        log = os.path.join(d, host + ".log")
+        p = self.spawn(host, [hlcore, "-c", path], log=log)
+        hltest.wait_file(log, ready, timeout)
+        return p, log
+
+    def first_byte_ms(self, host, host_header, port=7009):
+        """curl GET / through the proxy on 127.0.0.1:port in host's
+        namespace: (HTTP status as text, ms to the first byte)."""
+        rc, out, err = self.run(host, [
+            "curl", "-s", "-o", "/dev/null", "-m", "10", "-H",
+            "Host: " + host_header, "-w",
+            "%{http_code} %{time_starttransfer}",
+            "http://127.0.0.1:%d/" % port], timeout=20)
+        code, ttfb = out.split()
+        return code, float(ttfb) * 1000
+
     def destroy(self):
         """Kill whatever runs inside (a daemon that forked too) and delete
         every namespace. Safe to call more than once."""
@@ -360,3 +389,126 @@ def lan_lab(hosts, subnet="10.77.0."):
     net = Net()
     net.lan(hosts, subnet)
     return net
+
+
+# ---- two homes behind NATs, a hub host (docs: LAB.md, "Two homes behind
+# NATs, a hub and a TURN relay") ----
+
+HUB_IP = "11.0.0.1"
+HUB_IP2 = "11.0.0.4"   # a second address of the hub host: a second hub
+HOMES = {  # home host -> (its router, router's public, LAN subnet prefix)
+    "h1": ("r1", "11.0.0.2", "10.1.0."),
+    "h2": ("r2", "11.0.0.3", "10.2.0."),
+}
+NAT_KINDS = ("cone", "symmetric")
+
+
+class HomesLab(Net):
+    """The public "internet" 11.0.0.0/24 on a bridge (namespace br): the hub
+    host `hub` (11.0.0.1 and 11.0.0.4) and two home routers r1 (11.0.0.2)
+    and r2 (11.0.0.3), each with interfaces `wan` and `lan` and one home
+    host behind it: h1 (10.1.0.2, router 10.1.0.1) behind r1, h2
+    (10.2.0.2) behind r2.
+
+    Each router NATs with iptables-legacy MASQUERADE: "cone" keeps the
+    source port where it can (endpoint-independent mapping),
+    "symmetric" uses --random-fully (a new port per destination). Both
+    filter as home routers do: from wan to lan only replies
+    (ESTABLISHED,RELATED), and unsolicited UDP to the router itself is
+    dropped (see LAB.md for why that rule matters in a lab).
+
+    Counters: chain HLCOUNT in each router's FORWARD, one rule per source
+    public address, counts what it forwards from wan into the home:
+    counts("r1") -> {"11.0.0.1": (packets, bytes), "11.0.0.3": ...}.
+    Cleanup (namespaces, processes inside) is Net's."""
+
+    def __init__(self, nat=("cone", "cone"), tmp=None):
+        Net.__init__(self, tmp)
+        for n in nat:
+            if n not in NAT_KINDS:
+                raise ValueError("nat kind %r: one of %s" % (n, NAT_KINDS))
+        self.nat = {"r1": nat[0], "r2": nat[1]}
+        self.public = [HUB_IP, HUB_IP2] + [HOMES[h][1] for h in HOMES]
+
+    def up(self):
+        br = self.netns("br")
+        ip_cmd(["ip", "-n", br, "link", "add", "br0", "type", "bridge"])
+        ip_cmd(["ip", "-n", br, "link", "set", "br0", "up"])
+        hub = self.netns("hub")
+        self.veth(hub, "wan", br, "p-hub")
+        self.sh(br, "ip link set p-hub master br0; ip link set p-hub up")
+        self.sh(hub, "ip addr add %s/24 dev wan; ip addr add %s/24 dev wan; "
+                "ip link set wan up" % (HUB_IP, HUB_IP2))
+        for h, (r, pub, pre) in sorted(HOMES.items()):
+            rns = self.netns(r)
+            hns = self.netns(h)
+            self.veth(rns, "wan", br, "p-" + r)
+            self.sh(br, "ip link set p-%s master br0; ip link set p-%s up" %
+                    (r, r))
+            self.veth(rns, "lan", hns, "eth0")
+            self.sh(rns, "ip addr add %s/24 dev wan; ip link set wan up; "
+                    "ip addr add %s1/24 dev lan; ip link set lan up; "
+                    "sysctl -qw net.ipv4.ip_forward=1" % (pub, pre))
+            self.sh(hns, "ip addr add %s2/24 dev eth0; ip link set eth0 up; "
+                    "ip route add default via %s1" % (pre, pre))
+            self.sh(rns, self._nat_rules(self.nat[r]))
+        return self
+
+    def _nat_rules(self, kind):
+        rnd = " --random-fully" if kind == "symmetric" else ""
+        count = "".join("\n$I -A HLCOUNT -s %s -j RETURN" % a
+                        for a in self.public)
+        return """I=iptables-legacy
+$I -t nat -A POSTROUTING -o wan -j MASQUERADE%s
+$I -N HLCOUNT
+$I -A FORWARD -i wan -o lan -j HLCOUNT%s
+$I -A FORWARD -i lan -o wan -j ACCEPT
+$I -A FORWARD -i wan -o lan -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+$I -A FORWARD -i wan -o lan -j DROP
+$I -A INPUT -i wan -p udp -m conntrack --ctstate NEW -j DROP""" % (rnd, count)
+
+    def home_ip(self, h):
+        return HOMES[h][2] + "2"
+
+    def router_ip(self, r_or_h):
+        """The public address of a router (r1) or of a home's router
+        (h1)."""
+        for h, (r, pub, _) in HOMES.items():
+            if r_or_h in (h, r):
+                return pub
+        raise KeyError(r_or_h)
+
+    def counts(self, router):
+        """What router forwarded from wan into its home, per public source
+        address: {addr: (packets, bytes)}."""
+        out = self.sh(router, "iptables-legacy -L HLCOUNT -v -n -x")
+        got = {}
+        for line in out.splitlines():
+            f = line.split()
+            if len(f) >= 8 and f[0].isdigit() and f[2] == "RETURN" and \
+                    f[7] in self.public:
+                got[f[7]] = (int(f[0]), int(f[1]))
+        return got
+
+    def coturn(self, user="u", password="p", port=3478):
+        """coturn's turnserver in the hub host on HUB_IP:port (UDP and
+        TCP), long-term credentials user:password, realm "hardline",
+        relay ports 49152-49200; waits until it listens. Its log:
+        <tmp>/coturn.log."""
+        p = self.spawn("hub", [
+            "turnserver", "-n", "--listening-ip", HUB_IP,
+            "--listening-port", str(port), "--relay-ip", HUB_IP,
+            "--lt-cred-mech", "--user", "%s:%s" % (user, password),
+            "--realm", "hardline", "--no-tls", "--no-dtls", "--no-cli",
+            "--simple-log", "--log-file", "stdout", "--min-port", "49152",
+            "--max-port", "49200", "--pidfile",
+            os.path.join(self.tmp, "coturn.pid")], log="coturn")
+        hltest.wait_for(lambda: self.port_open("hub", HUB_IP, port), 20,
+                        "coturn listening on %s:%d" % (HUB_IP, port),
+                        step=0.1)
+        return p
+
+
+def homes_lab(nat1="cone", nat2="cone", tmp=None):
+    """A HomesLab built and up: r1 with NAT kind nat1, r2 with nat2."""
+    return HomesLab((nat1, nat2), tmp).up()

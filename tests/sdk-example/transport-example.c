@@ -33,6 +33,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 
+#include <hardline/evutil.h>
 #include <hardline/plugin.h>
 #include <hardline/util.h>
 
@@ -106,8 +107,7 @@ static void
 dial_free(struct hl_dial *d)
 {
 	HL_LIST_REMOVE(d);
-	if (d->bev != NULL)
-		bufferevent_free(d->bev);
+	hl_bufferevent_free(&d->bev);
 	free(d);
 }
 
@@ -138,8 +138,7 @@ dial_event_callback(struct bufferevent *bev, short what, void *arg)
 	}
 	/* Hand the stream over with no callbacks or timeouts left set; from
 	 * the callback on, the core owns it. */
-	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
-	bufferevent_set_timeouts(bev, NULL, NULL);
+	hl_bufferevent_handover(bev);
 	d->bev = NULL;
 	dial_free(d);
 	cb(cbarg, bev, der, (size_t)len, NULL);
@@ -214,8 +213,7 @@ handshake_free(struct handshake *h)
 {
 	HL_LIST_REMOVE(h);
 	h->ex->nhandshakes--;
-	if (h->bev != NULL)
-		bufferevent_free(h->bev);
+	hl_bufferevent_free(&h->bev);
 	free(h);
 }
 
@@ -242,8 +240,7 @@ handshake_event_callback(struct bufferevent *bev, short what, void *arg)
 		handshake_free(h);
 		return;
 	}
-	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
-	bufferevent_set_timeouts(bev, NULL, NULL);
+	hl_bufferevent_handover(bev);
 	h->bev = NULL;
 	memcpy(peer, h->peer, sizeof peer);
 	handshake_free(h);

@@ -6,7 +6,9 @@
 #ifndef HL_TEST_CHECK_H
 #define HL_TEST_CHECK_H
 
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int check_passed, check_failed;
@@ -36,6 +38,69 @@ static int check_passed, check_failed;
 		long g_ = (long)(got), w_ = (long)(want);                      \
 		CHECK(g_ == w_, "%s: expected %ld, got %ld", #got, w_, g_);    \
 	} while (0)
+
+/*
+ * A copy of exactly len bytes of p on the heap, no NUL after them, so
+ * that ASan sees any read past the end of what a parser was given. Free
+ * it. Exits when out of memory.
+ */
+static inline void *
+check_exact(const void *p, size_t len)
+{
+	void *b = malloc(len ? len : 1);
+
+	if (b == NULL) {
+		perror("check_exact");
+		exit(2);
+	}
+	memcpy(b, p, len);
+	return b;
+}
+
+/*
+ * printf into one of 8 static buffers taken in turn, so that a call's
+ * result (a path, say) stays valid through the next 7 calls: enough for
+ * the arguments of one call.
+ */
+static inline __attribute__((format(printf, 1, 2))) const char *
+check_fmt(const char *fmt, ...)
+{
+	static char bufs[8][4096];
+	static int next;
+	char *b = bufs[next++ % 8];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(b, sizeof bufs[0], fmt, ap);
+	va_end(ap);
+	return b;
+}
+
+/*
+ * The file tests/vectors/<name> (under $HL_SOURCE_DIR, else ".."), NUL
+ * added, into out (cap bytes with the NUL); returns its length, or 0
+ * after a failed CHECK when it cannot be read.
+ */
+static inline size_t
+check_read_vector(const char *name, char *out, size_t cap)
+{
+	const char *src = getenv("HL_SOURCE_DIR");
+	char path[4096];
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof path, "%s/tests/vectors/%s", src ? src : "..",
+	         name);
+	f = fopen(path, "rb");
+	if (f == NULL) {
+		CHECK(0, "cannot open %s (set HL_SOURCE_DIR)", path);
+		return 0;
+	}
+	n = fread(out, 1, cap - 1, f);
+	out[n] = '\0';
+	fclose(f);
+	return n;
+}
 
 static inline int
 check_done(void)

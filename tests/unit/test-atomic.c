@@ -18,12 +18,7 @@ static char dir[] = "/tmp/hl-test-util-XXXXXX";
 static const char *
 at(const char *name)
 {
-	static char paths[4][4096];
-	static int next;
-	char *p = paths[next++ % 4];
-
-	snprintf(p, sizeof paths[0], "%s/%s", dir, name);
-	return p;
+	return check_fmt("%s/%s", dir, name);
 }
 
 static const char *

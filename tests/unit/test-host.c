@@ -19,10 +19,9 @@ find(const char *req, char *host, size_t hostlen)
 	size_t n = 0;
 	int rc;
 
-	/* A copy of exactly strlen bytes, so ASan sees any read past it. */
 	size_t len = strlen(req);
-	char *buf = malloc(len ? len : 1);
-	memcpy(buf, req, len);
+	char *buf = check_exact(req, len);
+
 	rc = hl__http_find_host(buf, len, &h, &n);
 	host[0] = '\0';
 	if (rc == 1) {
@@ -41,11 +40,9 @@ parse(const char *host, char pw[HL_PASSWORD_MAX + 1],
       char kh[HL_KEYHASH_LEN + 1])
 {
 	size_t len = strlen(host);
-	char *buf = malloc(len ? len : 1);
-	int rc;
+	char *buf = check_exact(host, len);
+	int rc = hl__host_parse(buf, len, pw, kh);
 
-	memcpy(buf, host, len);
-	rc = hl__host_parse(buf, len, pw, kh);
 	free(buf);
 	return rc;
 }

@@ -1,7 +1,7 @@
 /*
- * test-log.c: repeated log lines are counted, not written (DESIGN.md,
- * Limits): a call site that logs the same line thousands of times writes
- * a burst, then one "(N more like this: ...)" line when flushed, and the
+ * test-log.c: repeated log lines are counted, not written (README, "Limits:
+ * what one node holds"): a call site that logs the same line thousands of times
+ * writes a burst, then one "(N more like this: ...)" line when flushed, and the
  * other lines still reach the recent log that the admin panel shows.
  */
 #include <pthread.h>

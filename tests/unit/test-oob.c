@@ -14,11 +14,9 @@ static int
 parse(const char *s, struct hl__oob *o)
 {
 	size_t len = strlen(s);
-	char *buf = malloc(len ? len : 1);
-	int rc;
+	char *buf = check_exact(s, len);
+	int rc = hl__oob_parse(buf, len, o);
 
-	memcpy(buf, s, len);
-	rc = hl__oob_parse(buf, len, o);
 	free(buf);
 	return rc;
 }

@@ -16,11 +16,9 @@
 static int
 greeting(const char *msg, size_t len, size_t *used)
 {
-	unsigned char *b = malloc(len ? len : 1);
-	int r;
+	unsigned char *b = check_exact(msg, len);
+	int r = hl__socks_greeting(b, len, used);
 
-	memcpy(b, msg, len);
-	r = hl__socks_greeting(b, len, used);
 	free(b);
 	return r;
 }
@@ -29,11 +27,9 @@ static int
 request(const unsigned char *msg, size_t len, size_t *used,
         struct hl__socks_request *req)
 {
-	unsigned char *b = malloc(len ? len : 1);
-	int r;
+	unsigned char *b = check_exact(msg, len);
+	int r = hl__socks_request(b, len, used, req);
 
-	memcpy(b, msg, len);
-	r = hl__socks_request(b, len, used, req);
 	free(b);
 	return r;
 }

@@ -1,8 +1,10 @@
 /*
  * test-util.c: the SDK's helpers (hardline/util.h), as plugins and the
  * core use them: hex, keyhashes, "host:port", comma lists, socket
- * addresses as text, loopback, intrusive lists and integer settings.
+ * addresses as text, loopback, intrusive lists, monotonic time and
+ * pauses, and integer settings.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,17 +12,6 @@
 
 #include "check.h"
 #include "hl.h"
-
-/* A copy of exactly len bytes, no NUL after it, so that ASan sees any
- * read past the end. */
-static char *
-exact(const char *s, size_t len)
-{
-	char *p = malloc(len ? len : 1);
-
-	memcpy(p, s, len);
-	return p;
-}
 
 static void
 test_hex(void)
@@ -44,7 +35,8 @@ test_hex(void)
 	CHECK_INT(hl_hex_decode("00ff7fa0 and more", 4, raw), 0);
 	CHECK_INT(hl_hex_decode("00fg7fa0", 4, raw), -1);
 	CHECK_INT(hl_hex_decode("00f", 4, raw), -1); /* stops at the NUL */
-	p = exact("0", 2); /* "0" and its NUL: ASan sees a read past them */
+	p = check_exact("0",
+	                2); /* "0" and its NUL: ASan sees a read past them */
 	CHECK_INT(hl_hex_decode(p, 4, raw), -1);
 	free(p);
 	CHECK_INT(hl_hex_decode("", 0, raw), 0);
@@ -63,7 +55,7 @@ test_keyhash(void)
 
 	CHECK_INT(hl_keyhash_lower(mixed, 40, out), 0);
 	CHECK_STR(out, "b1aa4003e8bf17d4403bebd468cf53a3b575366a");
-	p = exact(mixed, 40); /* no NUL: nothing past len is read */
+	p = check_exact(mixed, 40); /* no NUL: nothing past len is read */
 	CHECK_INT(hl_keyhash_lower(p, 40, out), 0);
 	free(p);
 	CHECK_INT(hl_keyhash_lower(mixed, 39, out), -1);
@@ -72,6 +64,18 @@ test_keyhash(void)
 	                           40, out),
 	          -1);
 	CHECK_INT(hl_keyhash_lower("", 0, out), -1);
+
+	CHECK_INT(
+	    hl_keyhash_is_lower("b1aa4003e8bf17d4403bebd468cf53a3b575366a"), 1);
+	CHECK_INT(hl_keyhash_is_lower(mixed), 0);
+	CHECK_INT(
+	    hl_keyhash_is_lower("b1aa4003e8bf17d4403bebd468cf53a3b575366"), 0);
+	CHECK_INT(
+	    hl_keyhash_is_lower("b1aa4003e8bf17d4403bebd468cf53a3b575366aa"),
+	    0);
+	CHECK_INT(
+	    hl_keyhash_is_lower("g1aa4003e8bf17d4403bebd468cf53a3b575366a"), 0);
+	CHECK_INT(hl_keyhash_is_lower(""), 0);
 }
 
 static void
@@ -149,7 +153,7 @@ test_split_next(void)
 	static const char list[] = " a:1, [v6]:2 ,,\tb:3,";
 	static const char *const want[] = {"a:1", "[v6]:2", "", "b:3", ""};
 	size_t len = sizeof list - 1, pos = 0, a, b, n = 0;
-	char *s = exact(list, len);
+	char *s = check_exact(list, len);
 
 	while (hl_split_next(s, len, &pos, &a, &b)) {
 		CHECK(n < 5 && b - a == strlen(want[n]) &&
@@ -198,20 +202,18 @@ test_sockaddr(void)
 	char out[HL_SOCKADDR_STRLEN];
 
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		struct sockaddr_storage ss = {0};
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		struct sockaddr_storage ss;
 		const struct sockaddr *sa = (const struct sockaddr *)&ss;
+		unsigned char ip[16];
+		socklen_t len;
 		int lo;
 
-		ss.ss_family = (sa_family_t)cases[i].family;
-		if (cases[i].family == AF_INET) {
-			s4->sin_port = htons((uint16_t)cases[i].port);
-			inet_pton(AF_INET, cases[i].ip, &s4->sin_addr);
-		} else {
-			s6->sin6_port = htons((uint16_t)cases[i].port);
-			inet_pton(AF_INET6, cases[i].ip, &s6->sin6_addr);
-		}
+		inet_pton(cases[i].family, cases[i].ip, ip);
+		len = hl_sockaddr_make(&ss, cases[i].family, ip,
+		                       (uint16_t)cases[i].port);
+		CHECK_INT(len, cases[i].family == AF_INET
+		                   ? sizeof(struct sockaddr_in)
+		                   : sizeof(struct sockaddr_in6));
 		hl_sockaddr_str(sa, out, sizeof out);
 		CHECK(strcmp(out, cases[i].text) == 0,
 		      "%s: expected \"%s\", got \"%s\"", cases[i].ip,
@@ -223,6 +225,11 @@ test_sockaddr(void)
 			hl_sockaddr_str(sa, out, 5);
 			CHECK_STR(out, "192."); /* cut, and NUL-ended */
 		}
+	}
+	{
+		struct sockaddr_storage ss;
+		CHECK_INT(hl_sockaddr_make(&ss, AF_UNIX, "x", 1), 0);
+		CHECK_INT(ss.ss_family, 0);
 	}
 	hl_sockaddr_str((struct sockaddr *)&su, out, sizeof out);
 	CHECK_STR(out, "(unknown address family 1)");
@@ -289,6 +296,126 @@ record_conf_error(struct hl_plugin *self, const struct hl_conf *node,
 }
 
 static void
+test_queue(void)
+{
+	struct item {
+		int n;
+		struct item *next;
+	} items[3] = {{1, NULL}, {2, NULL}, {3, NULL}}, *head, **tail, *list;
+
+	HL_QUEUE_INIT(head, tail);
+	HL_QUEUE_TAKE_ALL(list, head, tail);
+	CHECK(list == NULL && head == NULL && tail == &head, "empty");
+	for (int i = 0; i < 3; i++)
+		HL_QUEUE_PUSH(head, tail, &items[i]);
+	HL_QUEUE_TAKE_ALL(list, head, tail);
+	CHECK(head == NULL && tail == &head, "empty once taken");
+	for (int i = 1; i <= 3; i++, list = list->next)
+		CHECK(list != NULL && list->n == i, "item %d in order", i);
+	CHECK(list == NULL, "and no more");
+	HL_QUEUE_PUSH(head, tail, &items[1]);
+	CHECK(head == &items[1] && items[1].next == NULL &&
+	          tail == &items[1].next,
+	      "a queue used again");
+}
+
+static void
+test_time_and_pauses(void)
+{
+	static const int proxy[] = {50, 100, 200, 400, 800, 1600, 2000, 2000};
+	long long a = hl_mono_ms(), b = hl_mono_ms();
+	struct timeval tv = hl_timeval_ms(2345);
+	int ms = 0;
+
+	CHECK(a > 0 && b >= a, "hl_mono_ms went from %lld to %lld", a, b);
+	CHECK_INT(tv.tv_sec, 2);
+	CHECK_INT(tv.tv_usec, 345000);
+	tv = hl_timeval_ms(0);
+	CHECK_INT(tv.tv_sec, 0);
+	CHECK_INT(tv.tv_usec, 0);
+
+	CHECK_INT(hl_accept_out_of_descriptors(EMFILE), 1);
+	CHECK_INT(hl_accept_out_of_descriptors(ENFILE), 1);
+	CHECK_INT(hl_accept_out_of_descriptors(ENOBUFS), 1);
+	CHECK_INT(hl_accept_out_of_descriptors(ENOMEM), 1);
+	CHECK_INT(hl_accept_out_of_descriptors(ECONNABORTED), 0);
+	CHECK_INT(hl_accept_out_of_descriptors(0), 0);
+
+	/* The proxy's pauses: 50 ms doubling up to 2 s, and staying. */
+	for (size_t i = 0; i < sizeof proxy / sizeof proxy[0]; i++) {
+		ms = hl_pause_next(ms, 50, 2000);
+		CHECK_INT(ms, proxy[i]);
+	}
+	CHECK_INT(hl_pause_next(-1, 100, 3200), 100);
+	CHECK_INT(hl_pause_next(1600, 100, 3200), 3200);
+	CHECK_INT(hl_pause_next(1601, 100, 3200), 3200);
+	CHECK_INT(hl_pause_next(3200, 100, 3200), 3200);
+	CHECK_INT(hl_pause_next(2, 1, 5), 4);
+	CHECK_INT(hl_pause_next(3, 1, 5), 5);
+}
+
+static struct event_base *
+fake_event_base(struct hl_plugin *self)
+{
+	return (struct event_base *)self; /* only compared */
+}
+
+static char logged[256];
+static int logged_level;
+
+static void
+record_log(struct hl_plugin *self, int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	(void)self;
+	logged_level = level;
+	va_start(ap, fmt);
+	vsnprintf(logged, sizeof logged, fmt, ap);
+	va_end(ap);
+}
+
+static void
+test_core_lacks(void)
+{
+	const struct hl_services svc = {.size = sizeof svc,
+	                                .abi_major = 1,
+	                                .abi_minor = 0,
+	                                .log = record_log};
+
+	CHECK_INT(hl_core_lacks(&svc, NULL, "svc->browse (ABI 1.1)"), -1);
+	CHECK_STR(logged,
+	          "this hlcore (ABI 1.0) lacks svc->browse (ABI 1.1): upgrade "
+	          "hlcore");
+	CHECK_INT(logged_level, HL_LOG_ERROR);
+}
+
+static void
+test_state_new(void)
+{
+	const struct hl_services svc = {.size = sizeof svc,
+	                                .event_base = fake_event_base};
+	struct hl_plugin *self = (struct hl_plugin *)&svc;
+	struct state {
+		int before;
+		const struct hl_services *svc;
+		struct hl_plugin *self;
+		struct event_base *base;
+		int after;
+	} * st;
+
+	HL_STATE_NEW(st, &svc, self);
+	CHECK(st != NULL, "HL_STATE_NEW allocated");
+	if (st == NULL)
+		return;
+	CHECK(st->svc == &svc && st->self == self &&
+	          st->base == (struct event_base *)self,
+	      "svc, self and base set");
+	CHECK(st->before == 0 && st->after == 0, "the rest zeroed");
+	free(st);
+}
+
+static void
 test_conf_int(void)
 {
 	static const char yaml[] = "plugins:\n"
@@ -342,6 +469,25 @@ test_conf_int(void)
 	hl__config_free(cfg);
 }
 
+/* A token bucket: the burst at once, then per_sec a second, never more
+ * than the burst however long it stayed unused. */
+static void
+test_rate(void)
+{
+	struct hl_rate b = {0, 0};
+	int ok = 0;
+
+	for (int i = 0; i < 5; i++)
+		ok += hl_rate_take(&b, 3, 2, 1000);
+	CHECK_INT(ok, 3);
+	CHECK_INT(hl_rate_take(&b, 3, 2, 1400), 0); /* 0.8 of a token */
+	CHECK_INT(hl_rate_take(&b, 3, 2, 1500), 1); /* one after 0.5 s */
+	ok = 0;
+	for (int i = 0; i < 5; i++)
+		ok += hl_rate_take(&b, 3, 2, 100000); /* idle: full, no more */
+	CHECK_INT(ok, 3);
+}
+
 int
 main(void)
 {
@@ -351,6 +497,11 @@ main(void)
 	test_split_next();
 	test_sockaddr();
 	test_list();
+	test_queue();
+	test_time_and_pauses();
+	test_state_new();
+	test_core_lacks();
 	test_conf_int();
+	test_rate();
 	return check_done();
 }

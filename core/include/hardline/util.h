@@ -3,15 +3,18 @@
  * offered once so that nobody writes them again: hex digits, keyhashes,
  * "host:port"
  * addresses and comma-separated lists of them, socket addresses as text,
- * intrusive lists, and integer config values.
+ * intrusive lists and queues, monotonic time and pauses (a listener out
+ * of descriptors), and, for init, the state, the error for a core too
+ * old, and integer config values.
  *
  * Everything here is a static inline function or a macro: it adds no
  * symbol to the ABI, nothing to link, and no version to check. The
- * functions use only libc and POSIX (the config helper also needs
- * hardline/plugin.h, see below), keep no state, never allocate, may change
- * errno, and any thread may call them (hl_conf_int: only where the
- * services table may be used, the loop thread). Every output buffer is
- * bounded by its length argument.
+ * functions use only libc and POSIX (the init and config helpers also
+ * need hardline/plugin.h, see below), keep no state, never allocate (but
+ * HL_STATE_NEW, which is there to), may change errno, and any thread may
+ * call them (the helpers below plugin.h's: only where the services table
+ * may be used, the loop thread). Every output buffer is bounded by its
+ * length argument.
  *
  * Installed beside hardline/plugin.h; part of the SDK, not of the ABI.
  */
@@ -27,6 +30,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -103,6 +108,18 @@ hl_keyhash_lower(const char *s, size_t len, char out[41])
 	}
 	out[40] = '\0';
 	return 0;
+}
+
+/* 1 when s is a keyhash in the services table's form: 40 lowercase hex
+ * digits and the NUL; else 0. Reads stop at the first character that is
+ * not one, so a shorter string is safe to pass. */
+static inline int
+hl_keyhash_is_lower(const char *s)
+{
+	for (size_t i = 0; i < 40; i++)
+		if (hl_hexval(s[i]) < 0 || (s[i] >= 'A' && s[i] <= 'F'))
+			return 0;
+	return s[40] == '\0';
 }
 
 /* ---- comma-separated lists ---- */
@@ -236,6 +253,34 @@ hl_sockaddr_str(const struct sockaddr *sa, char *out, size_t outlen)
 	}
 }
 
+/*
+ * Fill ss with a socket address of family (AF_INET or AF_INET6) from the
+ * address's bytes in network order at ip (4 or 16 of them, as a DNS
+ * answer or getaddrinfo has them) and port (host order). Returns the
+ * address's length, or 0 for another family (ss is then zeroed).
+ */
+static inline socklen_t
+hl_sockaddr_make(struct sockaddr_storage *ss, int family, const void *ip,
+                 uint16_t port)
+{
+	if (family == AF_INET) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+		*s4 = (struct sockaddr_in){.sin_family = AF_INET,
+		                           .sin_port = htons(port)};
+		memcpy(&s4->sin_addr, ip, 4);
+		return sizeof *s4;
+	}
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+		*s6 = (struct sockaddr_in6){.sin6_family = AF_INET6,
+		                            .sin6_port = htons(port)};
+		memcpy(&s6->sin6_addr, ip, 16);
+		return sizeof *s6;
+	}
+	memset(ss, 0, sizeof *ss);
+	return 0;
+}
+
 /* 1 when sa is a loopback address: IPv4 127.0.0.0/8, IPv6 ::1, or an
  * IPv4-mapped 127.0.0.0/8; else 0 (other families included). */
 static inline int
@@ -253,6 +298,96 @@ hl_sockaddr_is_loopback(const struct sockaddr *sa)
 		       s6->sin6_addr.s6_addr[12] == 127;
 	}
 	return 0;
+}
+
+/* ---- time ---- */
+
+/*
+ * Milliseconds of CLOCK_MONOTONIC: for deadlines and durations, never for
+ * the time of day. Only where <time.h> declares clock_gettime, i.e. when
+ * the plugin asks for POSIX (_POSIX_C_SOURCE 199309L or later, or
+ * _GNU_SOURCE, defined before any header): plain -std=c11 hides it.
+ */
+#ifdef CLOCK_MONOTONIC
+static inline long long
+hl_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+#endif
+
+/* ms milliseconds (0 or more) as a struct timeval, for a timer. */
+static inline struct timeval
+hl_timeval_ms(long long ms)
+{
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	return tv;
+}
+
+/* ---- out of descriptors ---- */
+
+/*
+ * 1 when err, the errno of a failed accept(), means the process or the
+ * system ran out of descriptors or of kernel memory (EMFILE, ENFILE,
+ * ENOBUFS, ENOMEM); else 0. Then the connection stays in the backlog and
+ * the listening socket stays readable: a listener that calls accept()
+ * again at once spins, so it stops accepting for a pause (see
+ * hl_pause_next) and resumes by itself.
+ */
+static inline int
+hl_accept_out_of_descriptors(int err)
+{
+	return err == EMFILE || err == ENFILE || err == ENOBUFS ||
+	       err == ENOMEM;
+}
+
+/* The pause after one of cur ms: min when cur is 0 (or less, no pause
+ * yet), else twice cur, and never more than max. */
+static inline int
+hl_pause_next(int cur, int min, int max)
+{
+	if (cur <= 0)
+		return min;
+	return cur > max / 2 ? max : cur * 2;
+}
+
+/* ---- rate limits ---- */
+
+/*
+ * A token bucket: up to `burst` events at once, then `per_sec` a second.
+ * Zero-initialised it is full; last_ms is 0 until its first use (so a
+ * table of them can tell a free slot). Pass the same burst and per_sec
+ * each time, and now_ms from one monotonic clock (hl_mono_ms()).
+ */
+struct hl_rate {
+	int64_t milli; /* tokens, in thousandths */
+	uint64_t last_ms;
+};
+
+/* 1: an event may go now (a token taken); 0: over the rate. */
+static inline int
+hl_rate_take(struct hl_rate *b, int burst, int per_sec, uint64_t now_ms)
+{
+	int64_t cap = (int64_t)burst * 1000;
+
+	if (b->last_ms == 0) {
+		b->milli = cap;
+	} else {
+		b->milli += (int64_t)(now_ms - b->last_ms) * per_sec;
+		if (b->milli > cap)
+			b->milli = cap;
+	}
+	b->last_ms = now_ms;
+	if (b->milli < 1000)
+		return 0;
+	b->milli -= 1000;
+	return 1;
 }
 
 /* ---- lists ---- */
@@ -284,6 +419,34 @@ hl_sockaddr_is_loopback(const struct sockaddr *sa)
 		*(e)->prevp = (e)->next;                                       \
 	} while (0)
 
+/*
+ * A queue (first in, first out) threaded through its elements' `next`
+ * member: head is the first element (NULL when empty) and tail the
+ * address of the last element's next (&head when empty), both lvalues,
+ * as in a queue of results that a thread hands to the loop. The
+ * arguments are evaluated more than once: pass plain names or members.
+ */
+/* Make the queue empty (it forgets its elements, freeing none). */
+#define HL_QUEUE_INIT(head, tail)                                              \
+	do {                                                                   \
+		(head) = NULL;                                                 \
+		(tail) = &(head);                                              \
+	} while (0)
+/* Put e last in the queue. */
+#define HL_QUEUE_PUSH(head, tail, e)                                           \
+	do {                                                                   \
+		(e)->next = NULL;                                              \
+		*(tail) = (e);                                                 \
+		(tail) = &(e)->next;                                           \
+	} while (0)
+/* Take every element at once: list gets the first (the rest follow
+ * through next, in order), and the queue is empty. */
+#define HL_QUEUE_TAKE_ALL(list, head, tail)                                    \
+	do {                                                                   \
+		(list) = (head);                                               \
+		HL_QUEUE_INIT(head, tail);                                     \
+	} while (0)
+
 #ifdef __cplusplus
 }
 #endif
@@ -303,6 +466,42 @@ hl_sockaddr_is_loopback(const struct sockaddr *sa)
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/*
+ * For init, when the core lacks a service the plugin needs (HL_HAS said
+ * no): logs "this hlcore (ABI M.m) lacks <what>: upgrade hlcore" as an
+ * error and returns -1, init's answer.
+ */
+static inline int
+hl_core_lacks(const struct hl_services *svc, struct hl_plugin *self,
+              const char *what)
+{
+	svc->log(self, HL_LOG_ERROR,
+	         "this hlcore (ABI %u.%u) lacks %s: upgrade hlcore",
+	         svc->abi_major, svc->abi_minor, what);
+	return -1;
+}
+
+/*
+ * A plugin's state for init: p (a pointer to the plugin's struct, which
+ * has the members svc, self and base) gets a zeroed struct with svc and
+ * self set from init's arguments and base to the core's loop; or NULL
+ * when out of memory. The arguments are evaluated more than once: pass
+ * plain names.
+ *
+ *   HL_STATE_NEW(t, svc, self);
+ *   if (t == NULL)
+ *       return -1;
+ */
+#define HL_STATE_NEW(p, svc_, self_)                                           \
+	do {                                                                   \
+		(p) = calloc(1, sizeof *(p));                                  \
+		if ((p) != NULL) {                                             \
+			(p)->svc = (svc_);                                     \
+			(p)->self = (self_);                                   \
+			(p)->base = (svc_)->event_base(self_);                 \
+		}                                                              \
+	} while (0)
 
 /*
  * An integer setting: the scalar under key in the map conf, in decimal

@@ -13,22 +13,33 @@
 static struct hl__listener *listeners;
 static struct hl__wanhost *wanhosts;
 static char *wanhosts_str; /* "a,b,c" */
+static char *endpoints_str; /* "quic://a:1,..." */
 
+/* A 1.2 traversal plugin hears of every listener with its protocol; an
+ * older one (port_event only) of TCP listeners, all it knew of. */
 static void
 tell_traversal(struct hl_plugin *p, const struct sockaddr *sa, socklen_t salen,
-               int open)
+               int proto, int open)
 {
-	if (p->running && p->d.traversal != NULL)
-		p->d.traversal->port_event(p->state, sa, salen, open);
+	const struct hl_traversal_ops *t = p->d.traversal;
+
+	if (!p->running || t == NULL)
+		return;
+	if (HL_STRUCT_HAS(t, struct hl_traversal_ops, port_event_proto) &&
+	    t->port_event_proto != NULL)
+		t->port_event_proto(p->state, sa, salen, proto, open);
+	else if (proto == HL_PROTO_TCP)
+		t->port_event(p->state, sa, salen, open);
 }
 
 void
 hl__listener_event(struct hl_plugin *owner, const struct sockaddr *sa,
-                   socklen_t salen, int open)
+                   socklen_t salen, int proto, int open)
 {
 	char addr[HL_ADDR_MAX];
 
-	if (salen > sizeof(struct sockaddr_storage))
+	if (salen > sizeof(struct sockaddr_storage) ||
+	    (proto != HL_PROTO_TCP && proto != HL_PROTO_UDP))
 		return;
 	hl_sockaddr_str(sa, addr, sizeof addr);
 	if (open) {
@@ -37,17 +48,20 @@ hl__listener_event(struct hl_plugin *owner, const struct sockaddr *sa,
 			return;
 		memcpy(&l->ss, sa, salen);
 		l->len = salen;
+		l->proto = proto;
 		l->owner = owner;
 		for (pp = &listeners; *pp != NULL; pp = &(*pp)->next)
 			;
 		*pp = l;
 		hl__log(HL_LOG_INFO, owner ? owner->d.name : "core",
-		        "listening on %s", addr);
+		        "listening on %s%s", addr,
+		        proto == HL_PROTO_UDP ? " (UDP)" : "");
 	} else {
 		for (struct hl__listener **pp = &listeners; *pp != NULL;
 		     pp = &(*pp)->next) {
 			struct hl__listener *l = *pp;
 			if (l->owner == owner && l->len == salen &&
+			    l->proto == proto &&
 			    memcmp(&l->ss, sa, salen) == 0) {
 				*pp = l->next;
 				free(l);
@@ -57,7 +71,7 @@ hl__listener_event(struct hl_plugin *owner, const struct sockaddr *sa,
 	}
 	for (struct hl_plugin *p = hl__plugins_first(); p != NULL; p = p->next)
 		if (p != owner)
-			tell_traversal(p, sa, salen, open);
+			tell_traversal(p, sa, salen, proto, open);
 }
 
 void
@@ -65,7 +79,8 @@ hl__listeners_replay(struct hl_plugin *p)
 {
 	for (struct hl__listener *l = listeners; l != NULL; l = l->next)
 		if (l->owner != p)
-			tell_traversal(p, (struct sockaddr *)&l->ss, l->len, 1);
+			tell_traversal(p, (struct sockaddr *)&l->ss, l->len,
+			               l->proto, 1);
 }
 
 const struct hl__listener *
@@ -89,20 +104,31 @@ hl__wanhosts_changed(void)
 	size_t len = 1;
 	char *s;
 
+	char *e;
+
 	for (struct hl__wanhost *w = wanhosts; w != NULL; w = w->next)
 		len += strlen(w->addr) + 1;
 	s = malloc(len);
-	if (s == NULL)
+	e = malloc(len);
+	if (s == NULL || e == NULL) {
+		free(s);
+		free(e);
 		return;
-	s[0] = '\0';
+	}
+	s[0] = e[0] = '\0';
+	/* Typed endpoints never go into WANHosts, which Python peers read
+	 * (and which the DHT record carries): only bare TCP host:port. */
 	for (struct hl__wanhost *w = wanhosts; w != NULL; w = w->next) {
-		if (s[0] != '\0')
-			strcat(s, ",");
-		strcat(s, w->addr);
+		char *to = w->typed ? e : s;
+		if (to[0] != '\0')
+			strcat(to, ",");
+		strcat(to, w->addr);
 	}
 	free(wanhosts_str);
 	wanhosts_str = s;
-	hl__debug("WANHosts now \"%s\"", s);
+	free(endpoints_str);
+	endpoints_str = e;
+	hl__debug("WANHosts now \"%s\"; endpoints \"%s\"", s, e);
 	for (struct hl_plugin *p = hl__plugins_first(); p != NULL; p = p->next)
 		hl__wanhosts_send(p);
 }
@@ -171,6 +197,42 @@ hl__wanhosts(void)
 	return wanhosts_str ? wanhosts_str : "";
 }
 
+const char *
+hl__endpoints(void)
+{
+	return endpoints_str ? endpoints_str : "";
+}
+
+int
+hl__endpoint_add(struct hl_plugin *owner, const char *uri)
+{
+	struct hl__wanhost *w, **pp;
+
+	if (uri == NULL || hl__endpoint_check(uri, strlen(uri)) != 0)
+		return -1;
+	for (w = wanhosts; w != NULL; w = w->next)
+		if (strcmp(w->addr, uri) == 0)
+			return 0;
+	w = calloc(1, sizeof *w);
+	if (w == NULL)
+		return 0;
+	snprintf(w->addr, sizeof w->addr, "%s", uri);
+	w->typed = 1;
+	w->owner = owner;
+	for (pp = &wanhosts; *pp != NULL; pp = &(*pp)->next)
+		;
+	*pp = w;
+	if (owner != NULL)
+		hl__log(HL_LOG_INFO, owner->d.name, "reachable at %s", uri);
+	return 1;
+}
+
+void
+hl__endpoint_remove(struct hl_plugin *owner, const char *uri)
+{
+	hl__wanhost_remove(owner, uri);
+}
+
 const struct hl__wanhost *
 hl__wanhosts_first(void)
 {
@@ -184,4 +246,6 @@ hl__addresses_free(void)
 	HL__LIST_FREE(wanhosts, free);
 	free(wanhosts_str);
 	wanhosts_str = NULL;
+	free(endpoints_str);
+	endpoints_str = NULL;
 }

@@ -1289,7 +1289,22 @@ peer_add_addr(struct ctx *x, struct hl__peer_conf *pc, const struct hl_conf *a)
 
 	snprintf(what, sizeof what, "the address of peer %.12s...",
 	         pc->keyhash);
-	if (want_addr(x, a, what, "\"198.51.100.7:7008\"", &s) < 0)
+	/* A typed endpoint ("quic://198.51.100.7:7008") names the one
+	 * transport that dials it; a bare host:port is for every transport
+	 * that dials host:port. */
+	s = a->type == HL_CONF_SCALAR ? hl__conf_str(a) : NULL;
+	if (s != NULL && strstr(s, "://") != NULL) {
+		char q[72];
+		if (hl__endpoint_check(s, strlen(s)) != 0) {
+			err(x, a,
+			    "%s is %s, not an address: \"host:port\" (for "
+			    "every transport) or \"quic://host:port\" / "
+			    "\"tls://host:port\" (for one; the port 1 to "
+			    "65535, an IPv6 address in brackets)",
+			    what, Q(s, q));
+			return -1;
+		}
+	} else if (want_addr(x, a, what, "\"198.51.100.7:7008\"", &s) < 0)
 		return -1;
 	if ((pc->addrs[pc->naddrs] = strdup(s)) == NULL) {
 		err(x, a, "out of memory");

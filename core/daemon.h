@@ -225,18 +225,20 @@ void hl__plugins_available(void (*fn)(void *arg, const char *name,
 struct hl__listener {
 	struct sockaddr_storage ss;
 	socklen_t len;
+	int proto; /* enum hl_proto */
 	struct hl_plugin *owner;
 	struct hl__listener *next;
 };
 struct hl__wanhost {
 	char addr[HL_ADDR_MAX];
+	int typed; /* a typed endpoint ("quic://..."), never in WANHosts */
 	struct hl_plugin *owner; /* NULL: from the core's own config */
 	struct hl__wanhost *next;
 };
 /* A transport opened (open 1) or closed a listener: record it and tell
  * every other traversal plugin. */
 void hl__listener_event(struct hl_plugin *owner, const struct sockaddr *sa,
-                        socklen_t salen, int open);
+                        socklen_t salen, int proto, int open);
 /* Tell traversal plugin p of every listener open now (not its own). */
 void hl__listeners_replay(struct hl_plugin *p);
 const struct hl__listener *hl__listeners_first(void);
@@ -252,6 +254,11 @@ void hl__wanhosts_changed(void);
 void hl__wanhosts_send(struct hl_plugin *p);
 /* "a,b,c": what servers tell clients; "" when none. */
 const char *hl__wanhosts(void);
+/* Typed endpoints (svc->endpoint_add): 1 added, 0 known, -1 malformed. */
+int hl__endpoint_add(struct hl_plugin *owner, const char *uri);
+void hl__endpoint_remove(struct hl_plugin *owner, const char *uri);
+/* "quic://a:1,quic://b:2": the OOB field Endpoints; "" when none. */
+const char *hl__endpoints(void);
 const struct hl__wanhost *hl__wanhosts_first(void);
 void hl__addresses_free(void);
 

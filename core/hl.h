@@ -305,6 +305,7 @@ struct hl__oob {
 	char password[HL_PASSWORD_MAX + 1]; /* "" when absent */
 	int has_password;
 	char *wanhosts; /* NULL when absent; malloc'd */
+	char *endpoints; /* "Endpoints" (hlcore only); NULL when absent */
 	/* hlcore's refusal at a cap ("busy"): why, and when to try again. */
 	int is_busy;
 	char busy[200];
@@ -317,7 +318,9 @@ struct hl__oob {
 int hl__oob_parse(const char *line, size_t len, struct hl__oob *out);
 void hl__oob_clear(struct hl__oob *oob);
 /* The lines to send, each ending in '\n'; malloc'd. */
-char *hl__oob_server_line(const char *wanhosts); /* NULL/"" -> "{}\n" */
+/* WANHosts, and (hlcore's own field, which Python peers ignore) the
+ * typed endpoints; a NULL or "" value is left out. */
+char *hl__oob_server_line(const char *wanhosts, const char *endpoints);
 char *hl__oob_client_line(const char *password); /* NULL/"" -> "{}\n" */
 /* The server's line when it refuses a tunnel at a cap: WANHosts as usual
  * (when any), "busy" saying why and "retry_ms" when to try again; the
@@ -330,6 +333,19 @@ char *hl__oob_busy_line(const char *wanhosts, const char *why, int retry_ms);
  */
 size_t hl__wanhosts_split(const char *s, char out[][HL_ADDR_MAX], size_t max,
                           int *bad);
+/*
+ * A typed endpoint, s[0..len) (docs/protocol.md, "Endpoints"):
+ * <scheme>://<rest>, the scheme [a-z][a-z0-9+.-]* of at most 15 chars,
+ * the rest 1 or more printable ASCII chars without blanks, commas or
+ * quotes, at most HL_ADDR_MAX - 1 in all; for the schemes whose rest is an
+ * address (quic, tls) a host:port with a port from 1. 0, or -1.
+ */
+int hl__endpoint_check(const char *s, size_t len);
+/* The Endpoints field split like WANHosts (at most max, bad ones skipped
+ * and counted); with any_bare, bare host:port entries are kept too (the
+ * peer cache holds both). */
+size_t hl__endpoints_split(const char *s, char out[][HL_ADDR_MAX], size_t max,
+                           int any_bare, int *bad);
 
 /* ---- util.c ---- */
 

@@ -226,10 +226,13 @@ check_desc(const char *path, const char *want_name, struct hl_plugin *p,
 		    EV_MINOR(LIBEVENT_VERSION_NUMBER));
 		return -1;
 	}
-	if (SSL_MAJOR(d->openssl_version) !=
-	        SSL_MAJOR(OPENSSL_VERSION_NUMBER) ||
-	    SSL_MINOR(d->openssl_version) !=
-	        SSL_MINOR(OPENSSL_VERSION_NUMBER)) {
+	/* 1.2: a plugin that hands no OpenSSL object across the ABI (its
+	 * TLS is GnuTLS, or none) is not held to OpenSSL's version. */
+	if (!(d->flags & HL_PLUGIN_NO_OPENSSL) &&
+	    (SSL_MAJOR(d->openssl_version) !=
+	         SSL_MAJOR(OPENSSL_VERSION_NUMBER) ||
+	     SSL_MINOR(d->openssl_version) !=
+	         SSL_MINOR(OPENSSL_VERSION_NUMBER))) {
 		refuse(err, errlen, path,
 		       "built against OpenSSL %u.%u, but this hlcore uses "
 		       "OpenSSL %u.%u: rebuild the plugin against the OpenSSL "
@@ -605,7 +608,10 @@ hl__plugin_info(const char *path, FILE *out)
 	}
 	d = &p.d;
 	kinds_str(d->head.kinds, ks, sizeof ks);
-	openssl_version_str(d->openssl_version, ssl, sizeof ssl);
+	if (d->flags & HL_PLUGIN_NO_OPENSSL)
+		snprintf(ssl, sizeof ssl, "none (passes no OpenSSL object)");
+	else
+		openssl_version_str(d->openssl_version, ssl, sizeof ssl);
 	openssl_version_str(OPENSSL_VERSION_NUMBER, core_ssl, sizeof core_ssl);
 
 	fprintf(out, "file:             %s\n", path);

@@ -51,6 +51,18 @@ hl__oob_parse(const char *line, size_t len, struct hl__oob *out)
 		memcpy(out->wanhosts, s, n + 1);
 	}
 
+	v = json_object_get(root, "Endpoints");
+	if (v != NULL) {
+		const char *s = json_string_value(v);
+		size_t n = json_string_length(v);
+		if (!json_is_string(v) || strlen(s) != n)
+			goto bad;
+		out->endpoints = malloc(n + 1);
+		if (out->endpoints == NULL)
+			goto bad;
+		memcpy(out->endpoints, s, n + 1);
+	}
+
 	/* hlcore's refusal at a cap: {"busy":"<why>","retry_ms":N}. */
 	v = json_object_get(root, "busy");
 	if (v != NULL) {
@@ -84,6 +96,7 @@ hl__oob_clear(struct hl__oob *oob)
 	if (oob == NULL)
 		return;
 	free(oob->wanhosts);
+	free(oob->endpoints);
 	memset(oob, 0, sizeof *oob);
 }
 
@@ -125,9 +138,20 @@ one_field_line(const char *key, const char *value)
 }
 
 char *
-hl__oob_server_line(const char *wanhosts)
+hl__oob_server_line(const char *wanhosts, const char *endpoints)
 {
-	return one_field_line("WANHosts", wanhosts);
+	json_t *obj;
+
+	if (endpoints == NULL || endpoints[0] == '\0')
+		return one_field_line("WANHosts", wanhosts);
+	obj = json_object();
+	return json_line(
+	    obj, obj != NULL &&
+	             (wanhosts == NULL || wanhosts[0] == '\0' ||
+	              json_object_set_new(obj, "WANHosts",
+	                                  json_string(wanhosts)) == 0) &&
+	             json_object_set_new(obj, "Endpoints",
+	                                 json_string(endpoints)) == 0);
 }
 
 char *
@@ -177,6 +201,73 @@ hl__wanhosts_split(const char *s, char out[][HL_ADDR_MAX], size_t max, int *bad)
 			} else {
 				nbad++;
 			}
+		}
+	}
+	if (bad != NULL)
+		*bad = nbad;
+	return count;
+}
+
+int
+hl__endpoint_check(const char *s, size_t len)
+{
+	size_t i = 0, sl;
+	char rest[HL_ADDR_MAX], host[HL_ADDR_MAX];
+	uint16_t port;
+
+	if (s == NULL || len >= HL_ADDR_MAX)
+		return -1;
+	if (len == 0 || !(s[0] >= 'a' && s[0] <= 'z'))
+		return -1;
+	while (i < len &&
+	       ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
+	        s[i] == '+' || s[i] == '.' || s[i] == '-'))
+		i++;
+	sl = i;
+	if (sl > 15 || len - i < 4 || memcmp(s + i, "://", 3) != 0)
+		return -1;
+	for (i += 3; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c <= ' ' || c >= 0x7f || c == ',' || c == '"' || c == '\\')
+			return -1;
+	}
+	if ((sl == 4 && memcmp(s, "quic", 4) == 0) ||
+	    (sl == 3 && memcmp(s, "tls", 3) == 0)) {
+		memcpy(rest, s + sl + 3, len - sl - 3);
+		rest[len - sl - 3] = '\0';
+		if (hl__addr_split(rest, host, sizeof host, &port) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+size_t
+hl__endpoints_split(const char *s, char out[][HL_ADDR_MAX], size_t max,
+                    int any_bare, int *bad)
+{
+	size_t count = 0, len = s != NULL ? strlen(s) : 0, pos = 0, a, b;
+	int nbad = 0;
+
+	while (count < max && hl_split_next(s, len, &pos, &a, &b)) {
+		char entry[HL_ADDR_MAX], host[HL_ADDR_MAX];
+		uint16_t port;
+		size_t n = b - a;
+
+		if (n == 0)
+			continue;
+		if (n >= HL_ADDR_MAX) {
+			nbad++;
+			continue;
+		}
+		memcpy(entry, s + a, n);
+		entry[n] = '\0';
+		if (hl__endpoint_check(entry, n) == 0 ||
+		    (any_bare && memchr(entry, '/', n) == NULL &&
+		     hl__addr_split(entry, host, sizeof host, &port) == 0)) {
+			memcpy(out[count], entry, n + 1);
+			count++;
+		} else {
+			nbad++;
 		}
 	}
 	if (bad != NULL)

@@ -186,8 +186,21 @@ outbound_oob_callback(void *arg, struct bufferevent *tunnel,
 		cb(cbarg, HL_OUT_HANDSHAKE, NULL, via, error);
 		return;
 	}
-	if (oob->wanhosts != NULL && oob->wanhosts[0] != '\0')
-		hl__peercache_learn(o->keyhash, oob->wanhosts);
+	if ((oob->wanhosts != NULL && oob->wanhosts[0] != '\0') ||
+	    (oob->endpoints != NULL && oob->endpoints[0] != '\0')) {
+		/* Remembered together: the typed endpoints after the
+		 * WANHosts (the cache is hlcore's own). */
+		size_t n = (oob->wanhosts ? strlen(oob->wanhosts) : 0) +
+		           (oob->endpoints ? strlen(oob->endpoints) : 0) + 2;
+		char *all = malloc(n);
+		if (all != NULL) {
+			snprintf(all, n, "%s,%s",
+			         oob->wanhosts ? oob->wanhosts : "",
+			         oob->endpoints ? oob->endpoints : "");
+			hl__peercache_learn(o->keyhash, all);
+			free(all);
+		}
+	}
 	if (oob->is_busy) {
 		/* The service's node is at a cap: wait and try again (with
 		 * some jitter, so that not all come back at once). */

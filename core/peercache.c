@@ -163,8 +163,8 @@ hl__peercache_load(const char *state_dir)
 		e = get_entry(kh, 0);
 		if (e != NULL) {
 			e->seen = (time_t)seen;
-			e->naddrs = hl__wanhosts_split(addrs, e->addrs,
-			                               HL_WANHOSTS_MAX, &bad);
+			e->naddrs = hl__endpoints_split(
+			    addrs, e->addrs, HL_WANHOSTS_MAX, 1, &bad);
 		}
 		free(addrs);
 	}
@@ -248,7 +248,9 @@ hl__peercache_learn(const char *keyhash, const char *wanhosts)
 
 	if (!keyhash_ok(keyhash) || wanhosts == NULL)
 		return;
-	n = hl__wanhosts_split(wanhosts, addrs, HL_WANHOSTS_MAX, &bad);
+	/* WANHosts and typed endpoints ("quic://..."), as the tunnel's OOB
+	 * line gave them. */
+	n = hl__endpoints_split(wanhosts, addrs, HL_WANHOSTS_MAX, 1, &bad);
 	if (n == 0)
 		return;
 	e = get_entry(keyhash, 0);

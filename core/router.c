@@ -81,6 +81,7 @@ struct attempt {
 	char addr[HL_ADDR_MAX];
 	char source[64];
 	int seq;
+	int relay; /* its scheme is one of the transport's relay_schemes */
 	int state;
 	char result[256];
 	struct attempt *next;
@@ -107,6 +108,10 @@ struct hl__route {
 	struct event *deadline;
 	int finished;
 	int starting; /* in hl__route_start: no attempt starts yet */
+	/* Candidates no loaded transport takes ("tls://x" without
+	 * transport-tls), for the error page; the first few. */
+	char untaken[4][HL_ADDR_MAX];
+	int nuntaken;
 	struct hl__route *next, **prevp; /* every route under way */
 };
 
@@ -125,10 +130,13 @@ transport_count(void)
 	return n;
 }
 
-/* Order: transport priority first, then the order candidates came in. */
+/* Order: direct before relayed (ABI 1.2 relay_schemes), then transport
+ * priority, then the order candidates came in. */
 static int
 attempt_before(const struct attempt *a, const struct attempt *b)
 {
+	if (a->relay != b->relay)
+		return b->relay;
 	if (a->transport->priority != b->transport->priority)
 		return a->transport->priority < b->transport->priority;
 	return a->seq < b->seq;
@@ -155,15 +163,61 @@ from_source(const struct hl__route *r, const char *source, const char *addr)
 	return n;
 }
 
+/* The scheme of a candidate: "quic" for "quic://...", "" for a bare
+ * host:port. */
+static void
+candidate_scheme(const char *addr, char *out, size_t outlen)
+{
+	const char *sep = strstr(addr, "://");
+	size_t n = sep != NULL ? (size_t)(sep - addr) : 0;
+
+	if (n >= outlen)
+		n = outlen - 1;
+	memcpy(out, addr, n);
+	out[n] = '\0';
+}
+
+static int
+in_list(const char *const *list, const char *scheme)
+{
+	for (; list != NULL && *list != NULL; list++)
+		if (strcmp(*list, scheme) == 0)
+			return 1;
+	return 0;
+}
+
+/* Does transport t take candidates of this scheme, and are they relayed?
+ * A 1.1 transport (no schemes) takes bare host:port only. */
+static int
+transport_takes(const struct hl_plugin *t, const char *scheme, int *relay)
+{
+	const struct hl_transport_ops *o = t->d.transport;
+	int has = HL_STRUCT_HAS(o, struct hl_transport_ops, schemes) &&
+	          o->schemes != NULL;
+
+	*relay = 0;
+	if (!has)
+		return scheme[0] == '\0';
+	if (!in_list(o->schemes, scheme))
+		return 0;
+	*relay = HL_STRUCT_HAS(o, struct hl_transport_ops, relay_schemes) &&
+	         in_list(o->relay_schemes, scheme);
+	return 1;
+}
+
 static void
 route_add_candidate(struct hl__route *r, const char *addr, const char *source)
 {
-	char host[HL_ADDR_MAX];
+	char host[HL_ADDR_MAX], scheme[16];
 	uint16_t port;
+	int taken = 0;
 
 	if (r->finished)
 		return;
-	if (hl__addr_split(addr, host, sizeof host, &port) != 0) {
+	candidate_scheme(addr, scheme, sizeof scheme);
+	if (scheme[0] != '\0'
+	        ? hl__endpoint_check(addr, strlen(addr)) != 0
+	        : hl__addr_split(addr, host, sizeof host, &port) != 0) {
 		hl__debug("route %.8s: ignoring malformed address \"%s\" from "
 		          "%s",
 		          r->keyhash, addr, source);
@@ -180,10 +234,12 @@ route_add_candidate(struct hl__route *r, const char *addr, const char *source)
 	for (struct hl_plugin *t = hl__plugins_first(); t != NULL;
 	     t = t->next) {
 		struct attempt *a, **pp;
-		int dup = 0;
+		int dup = 0, relay;
 
-		if (!t->running || t->d.transport == NULL)
+		if (!t->running || t->d.transport == NULL ||
+		    !transport_takes(t, scheme, &relay))
 			continue;
+		taken = 1;
 		for (a = r->attempts; a != NULL; a = a->next)
 			if (a->transport == t && strcmp(a->addr, addr) == 0)
 				dup = 1;
@@ -197,6 +253,7 @@ route_add_candidate(struct hl__route *r, const char *addr, const char *source)
 		snprintf(a->addr, sizeof a->addr, "%s", addr);
 		snprintf(a->source, sizeof a->source, "%s", source);
 		a->seq = r->ncandidates;
+		a->relay = relay;
 		a->state = PENDING;
 		/* Insert among the pending ones by priority; running and
 		 * finished attempts keep their place at the front. */
@@ -206,6 +263,14 @@ route_add_candidate(struct hl__route *r, const char *addr, const char *source)
 		a->next = *pp;
 		*pp = a;
 		r->nattempts++;
+	}
+	if (!taken && r->nuntaken < 4) {
+		int known = 0;
+		for (int i = 0; i < r->nuntaken; i++)
+			known |= strcmp(r->untaken[i], addr) == 0;
+		if (!known)
+			snprintf(r->untaken[r->nuntaken++],
+			         sizeof r->untaken[0], "%s", addr);
 	}
 	r->ncandidates++;
 	route_kick(r);
@@ -267,6 +332,10 @@ route_trace(struct hl__route *r)
 		    : a->state == RUNNING ? "still trying at the deadline"
 		                          : a->result);
 	}
+	for (int i = 0; i < r->nuntaken; i++)
+		ADD("%s (address from a candidate source): no transport "
+		    "loaded here dials such an address\n",
+		    r->untaken[i]);
 	for (struct hl_query *q = r->queries; q != NULL; q = q->next)
 		if (!q->found)
 			ADD("discovery by %s: %s\n", q->plugin->d.name,
@@ -441,7 +510,28 @@ route_add_self(struct hl__route *r)
 	for (const struct hl__listener *l = hl__listeners_first(); l;
 	     l = l->next) {
 		struct sockaddr_storage ss = l->ss;
-		char addr[HL_ADDR_MAX];
+		char addr[HL_ADDR_MAX], a[HL_ADDR_MAX];
+		const char *prefix = "";
+
+		/* A UDP listener is its transport's: "quic://" for
+		 * transport-udp (its first scheme), not a bare address that
+		 * transport-tls would try over TCP. */
+		if (l->proto == HL_PROTO_UDP) {
+			const struct hl_transport_ops *o =
+			    l->owner ? l->owner->d.transport : NULL;
+			if (o == NULL ||
+			    !HL_STRUCT_HAS(o, struct hl_transport_ops,
+			                   schemes) ||
+			    o->schemes == NULL)
+				continue;
+			for (const char *const *sc = o->schemes; *sc; sc++)
+				if ((*sc)[0] != '\0') {
+					prefix = *sc;
+					break;
+				}
+			if (prefix[0] == '\0')
+				continue;
+		}
 
 		if (ss.ss_family == AF_INET) {
 			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
@@ -450,15 +540,18 @@ route_add_self(struct hl__route *r)
 		} else if (ss.ss_family == AF_INET6) {
 			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
 			if (IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr)) {
-				char v4[32];
-				snprintf(v4, sizeof v4, "127.0.0.1:%u",
+				char v4[64];
+				snprintf(v4, sizeof v4, "%s%s127.0.0.1:%u",
+				         prefix, prefix[0] ? "://" : "",
 				         ntohs(s6->sin6_port));
 				route_add_candidate(r, v4, "this node");
 				s6->sin6_addr = in6addr_loopback;
 			}
 		}
 		hl_sockaddr_str((struct sockaddr *)&ss, addr, sizeof addr);
-		route_add_candidate(r, addr, "this node");
+		snprintf(a, sizeof a, "%s%s%s", prefix, prefix[0] ? "://" : "",
+		         addr);
+		route_add_candidate(r, a, "this node");
 	}
 }
 

@@ -371,7 +371,7 @@ hl__server_incoming(struct hl__core *c, struct bufferevent *bev,
 		return;
 	}
 	in = calloc(1, sizeof *in);
-	line = hl__oob_server_line(hl__wanhosts());
+	line = hl__oob_server_line(hl__wanhosts(), hl__endpoints());
 	if (in == NULL || line == NULL) {
 		free(in);
 		free(line);

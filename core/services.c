@@ -260,7 +260,57 @@ static void
 svc_listening(struct hl_plugin *self, const struct sockaddr *sa,
               socklen_t salen, int open)
 {
-	hl__listener_event(self, sa, salen, open);
+	hl__listener_event(self, sa, salen, HL_PROTO_TCP, open);
+}
+
+static void
+svc_listening_proto(struct hl_plugin *self, const struct sockaddr *sa,
+                    socklen_t salen, int proto, int open)
+{
+	if (proto != HL_PROTO_TCP && proto != HL_PROTO_UDP) {
+		svc_log(self, HL_LOG_WARN,
+		        "listening_proto: unknown protocol %d (ignored)",
+		        proto);
+		return;
+	}
+	hl__listener_event(self, sa, salen, proto, open);
+}
+
+/* A relayed tunnel is counted on its own for the per-address limits: its
+ * peer string, whole and marked, is the source (not the relay's IP). */
+static void
+svc_incoming_flags(struct hl_plugin *self, struct bufferevent *bev,
+                   const char *keyhash, const char *peer, unsigned flags)
+{
+	char p[HL_PEER_MAX];
+
+	if (flags & HL_INCOMING_RELAYED) {
+		snprintf(p, sizeof p, "relayed %s", peer ? peer : "?");
+		peer = p;
+	}
+	hl__server_incoming(core, bev, keyhash, peer,
+	                    self ? self->d.name : NULL);
+}
+
+static void
+svc_endpoint_add(struct hl_plugin *self, const char *uri)
+{
+	int added = hl__endpoint_add(self, uri);
+
+	if (added < 0)
+		svc_log(self, HL_LOG_WARN,
+		        "ignoring malformed endpoint \"%s\" (expected "
+		        "scheme://...)",
+		        uri ? uri : "(null)");
+	else if (added > 0)
+		hl__wanhosts_changed();
+}
+
+static void
+svc_endpoint_remove(struct hl_plugin *self, const char *uri)
+{
+	if (uri != NULL)
+		hl__endpoint_remove(self, uri);
 }
 
 const struct hl_services hl__services = {
@@ -300,4 +350,8 @@ const struct hl_services hl__services = {
     .state_dir = svc_state_dir,
     .plugin_set_priority = svc_plugin_set_priority,
     .browse = svc_browse,
+    .listening_proto = svc_listening_proto,
+    .incoming_flags = svc_incoming_flags,
+    .endpoint_add = svc_endpoint_add,
+    .endpoint_remove = svc_endpoint_remove,
 };

@@ -99,13 +99,26 @@ splice_free_side(struct hl__splice *s, int i)
 	}
 }
 
+/* Close a side in the normal course (not at exit): a tunnel that is one
+ * end of a bufferevent pair (a QUIC stream, a relayed stream) gets an EOF
+ * first, the ABI 1.2 stream contract (hardline/plugin.h, "Tunnels that are
+ * not sockets"): freeing a pair end alone tells the other end nothing. */
+static void
+splice_close_side(struct hl__splice *s, int i)
+{
+	if (s->bev[i] != NULL &&
+	    bufferevent_pair_get_partner(s->bev[i]) != NULL)
+		bufferevent_flush(s->bev[i], EV_WRITE, BEV_FINISHED);
+	splice_free_side(s, i);
+}
+
 static void
 splice_drained_close_callback(struct bufferevent *bev, void *arg)
 {
 	struct hl__splice *s = arg;
 
 	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
-		splice_free_side(s, side_of(s, bev));
+		splice_close_side(s, side_of(s, bev));
 		splice_maybe_free(s);
 	}
 }
@@ -231,7 +244,7 @@ splice_event_callback(struct bufferevent *bev, short what, void *arg)
 		if (s->cb != NULL)
 			last = s->cb(s->arg, i, s->moved[0], s->moved[1]);
 	}
-	splice_free_side(s, i);
+	splice_close_side(s, i);
 	if (s->bev[o] != NULL) {
 		struct bufferevent *ob = s->bev[o];
 		if (last != NULL && o == 0)
@@ -246,7 +259,7 @@ splice_event_callback(struct bufferevent *bev, short what, void *arg)
 			bufferevent_disable(ob, EV_READ);
 			bufferevent_enable(ob, EV_WRITE);
 		} else {
-			splice_free_side(s, o);
+			splice_close_side(s, o);
 		}
 	} else {
 		free(last);
@@ -290,8 +303,8 @@ idle_sweep_callback(evutil_socket_t fd, short what, void *arg)
 		s->ended = 1;
 		if (s->cb != NULL)
 			free(s->cb(s->arg, 0, s->moved[0], s->moved[1]));
-		splice_free_side(s, 0);
-		splice_free_side(s, 1);
+		splice_close_side(s, 0);
+		splice_close_side(s, 1);
 		splice_maybe_free(s);
 	}
 }

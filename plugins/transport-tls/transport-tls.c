@@ -262,6 +262,10 @@ tls_dial(void *state, const char *keyhash, const char *addr, hl_dial_cb cb,
 	SSL *ssl;
 	struct timeval tv = {HANDSHAKE_TIMEOUT_SEC, 0};
 
+	/* "tls://host:port" names this transport (ABI 1.2 schemes); a bare
+	 * host:port is for every transport. */
+	if (strncmp(addr, "tls://", 6) == 0)
+		addr += 6;
 	if (hl_addr_split(addr, host, sizeof host, &port) != 0 || port == 0)
 		return NULL;
 	d = calloc(1, sizeof *d);
@@ -1069,10 +1073,14 @@ tls_validate(const struct hl_services *svc, struct hl_plugin *self,
 	return check_conf(svc, self, conf);
 }
 
+/* Read by 1.2 cores only; older ones give it bare addresses. */
+static const char *const tls_schemes[] = {"", "tls", NULL};
+
 static const struct hl_transport_ops tls_transport = {
     .size = sizeof(struct hl_transport_ops),
     .dial = tls_dial,
     .dial_cancel = tls_dial_cancel,
+    .schemes = tls_schemes,
 };
 
 HL_PLUGIN(

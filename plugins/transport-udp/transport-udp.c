@@ -31,6 +31,8 @@
  *   idle_timeout: 30         seconds without a packet before a connection
  *                            is dropped (keep-alive PINGs every third of
  *                            it while tunnels exist); 2 to 600
+ *   advertise: ["198.51.100.7:7008"]  UDP ports forwarded by hand: told to
+ *                            hlcore clients as "quic://..." endpoints
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -60,8 +62,11 @@
 #include <ngtcp2/ngtcp2_crypto.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 
-/* Uses nothing newer than ABI 1.1 unless the core has it (HL_HAS). */
-#define HL_PLUGIN_ABI_MINOR 1
+/* ABI 1.2: no OpenSSL object crosses the ABI (GnuTLS does the TLS), its
+ * listeners are UDP (listening_proto), and its candidates are "quic://"
+ * and bare host:port (schemes). */
+#define HL_PLUGIN_ABI_MINOR 2
+#define HL_PLUGIN_WITHOUT_OPENSSL
 #include "hardline/plugin.h"
 #include "hardline/util.h"
 
@@ -2739,7 +2744,8 @@ static int
 check_conf(const struct hl_services *svc, struct hl_plugin *self,
            const struct hl_conf *conf)
 {
-	static const char *const allowed[] = {"listen", "idle_timeout", NULL};
+	static const char *const allowed[] = {"listen", "idle_timeout",
+	                                      "advertise", NULL};
 	const struct hl_conf *n;
 	int bad = svc->conf_check_keys(self, conf, allowed), v = 0;
 	char host[ADDR_MAX];
@@ -2747,6 +2753,37 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
 
 	if (hl_conf_int(svc, self, conf, "idle_timeout", 2, 600, &v) != 0)
 		bad++;
+	n = svc->conf_get(conf, "advertise");
+	if (n != NULL) {
+		size_t cnt = svc->conf_type(n) == HL_CONF_SCALAR ? 1
+		             : svc->conf_type(n) == HL_CONF_LIST
+		                 ? svc->conf_len(n)
+		                 : 0;
+		if (cnt == 0) {
+			svc->conf_error(
+			    self, n,
+			    "advertise: expected \"host:port\" or a "
+			    "list of them");
+			bad++;
+		}
+		for (size_t i = 0; i < cnt; i++) {
+			const struct hl_conf *it =
+			    svc->conf_type(n) == HL_CONF_SCALAR
+			        ? n
+			        : svc->conf_item(n, i);
+			const char *s = svc->conf_str(it);
+			if (s == NULL ||
+			    hl_addr_split(s, host, sizeof host, &port) != 0 ||
+			    port == 0 || strlen(s) > 200) {
+				svc->conf_error(
+				    self, it,
+				    "advertise: expected \"host:port\" "
+				    "(the UDP port forwarded to this "
+				    "node)");
+				bad++;
+			}
+		}
+	}
 	n = svc->conf_get(conf, "listen");
 	if (n != NULL) {
 		size_t cnt = svc->conf_type(n) == HL_CONF_SCALAR ? 1
@@ -2802,6 +2839,10 @@ open_listener(struct udp *u, const char *addr)
 	}
 	u->nsocks++;
 	u->svc->log(u->self, HL_LOG_INFO, "QUIC on UDP %s", s->name);
+	/* The core records it as UDP, so that upnp maps it as UDP. */
+	if (HL_HAS(u->svc, listening_proto))
+		u->svc->listening_proto(u->self, (struct sockaddr *)&s->local,
+		                        s->locallen, HL_PROTO_UDP, 1);
 	return 0;
 }
 
@@ -2879,6 +2920,18 @@ udp_init(const struct hl_services *svc, struct hl_plugin *self,
 			        u, svc->conf_str(svc->conf_item(n, i))) != 0)
 				goto fail;
 	}
+	n = svc->conf_get(conf, "advertise");
+	for (size_t i = 0;
+	     n != NULL && HL_HAS(svc, endpoint_add) &&
+	     i < (svc->conf_type(n) == HL_CONF_SCALAR ? 1 : svc->conf_len(n));
+	     i++) {
+		char ep[256];
+		snprintf(ep, sizeof ep, "quic://%s",
+		         svc->conf_str(svc->conf_type(n) == HL_CONF_SCALAR
+		                           ? n
+		                           : svc->conf_item(n, i)));
+		svc->endpoint_add(self, ep);
+	}
 	*state = u;
 	return 0;
 fail:
@@ -2906,9 +2959,16 @@ udp_fini(void *state)
 			conn_fail(c, "stopping");
 		conn_free(c);
 	}
-	for (size_t i = 0; i <= MAX_SOCKS; i++)
-		if (u->socks[i].fd >= 0)
-			sock_close(&u->socks[i]);
+	for (size_t i = 0; i <= MAX_SOCKS; i++) {
+		struct sock *s = &u->socks[i];
+		if (s->fd < 0)
+			continue;
+		if (s->listening && HL_HAS(u->svc, listening_proto))
+			u->svc->listening_proto(u->self,
+			                        (struct sockaddr *)&s->local,
+			                        s->locallen, HL_PROTO_UDP, 0);
+		sock_close(s);
+	}
 	for (size_t i = 0; i < u->nservices; i++)
 		if (u->services[i].cred != NULL)
 			gnutls_certificate_free_credentials(
@@ -2946,10 +3006,15 @@ udp_validate(const struct hl_services *svc, struct hl_plugin *self,
 	return check_conf(svc, self, conf);
 }
 
+/* Bare host:port (the same port number as TCP, by convention) and
+ * "quic://host:port". */
+static const char *const udp_schemes[] = {"", "quic", NULL};
+
 static const struct hl_transport_ops udp_transport = {
     .size = sizeof(struct hl_transport_ops),
     .dial = udp_dial,
     .dial_cancel = udp_dial_cancel,
+    .schemes = udp_schemes,
 };
 
 #ifdef HL_QUIC_TEST_IMPOSTOR

@@ -1,8 +1,10 @@
 /*
- * upnp: maps this node's listening TCP ports on the home router, through
- * UPnP IGD (miniupnpc) or, when no IGD answers, NAT-PMP (libnatpmp), and
- * tells the core the router's external address and port, which become
- * WANHosts.
+ * upnp: maps this node's listening TCP ports, and (ABI 1.2) the UDP ports
+ * of transport-udp, on the home router, through UPnP IGD (miniupnpc) or,
+ * when no IGD answers, NAT-PMP (libnatpmp), and tells the core the
+ * router's external address and port: a WANHost for TCP, a typed endpoint
+ * "quic://ip:port" for UDP (never a WANHost, which Python peers read).
+ * A UDP port asks for the same external port first, like a TCP one.
  *
  * Threads. miniupnpc and libnatpmp block, so one worker thread of this
  * plugin does every network call: discovery, mapping, renewal, deletion.
@@ -36,7 +38,8 @@
 #include <miniupnpc/upnperrors.h>
 #include <natpmp.h>
 
-/* Uses nothing newer than ABI 1.0, so 1.0 cores load it too. */
+/* Needs nothing newer than ABI 1.0, so 1.0 cores load it too (they only
+ * tell it of TCP listeners; 1.2 cores call port_event_proto). */
 #define HL_PLUGIN_ABI_MINOR 0
 #include "hardline/plugin.h"
 #include "hardline/util.h"
@@ -69,6 +72,7 @@ static const char *const search_types[] = {
 struct mapping {
 	struct sockaddr_storage ss;
 	socklen_t len;
+	int udp; /* a UDP listener (transport-udp's QUIC) */
 	int closed;
 	/* Worker-owned. */
 	uint16_t inport;
@@ -83,7 +87,7 @@ struct mapping {
 	struct mapping *next;
 };
 
-enum msg_kind { MSG_LOG, MSG_ADD, MSG_REMOVE };
+enum msg_kind { MSG_LOG, MSG_ADD, MSG_REMOVE, MSG_ADD_EP, MSG_REMOVE_EP };
 
 struct msg {
 	int kind;
@@ -144,6 +148,14 @@ deliver(struct upnp *u, struct msg *list)
 			break;
 		case MSG_REMOVE:
 			u->svc->wanhost_remove(u->self, list->text);
+			break;
+		case MSG_ADD_EP:
+			if (HL_HAS(u->svc, endpoint_add))
+				u->svc->endpoint_add(u->self, list->text);
+			break;
+		case MSG_REMOVE_EP:
+			if (HL_HAS(u->svc, endpoint_remove))
+				u->svc->endpoint_remove(u->self, list->text);
 			break;
 		}
 		free(list);
@@ -285,8 +297,8 @@ gw_forget(struct upnp *u)
  * with resp filled, or a NATPMP_ERR_* code (NATPMP_TRYAGAIN: no answer).
  */
 static int
-natpmp_exchange(int map, uint16_t priv, uint16_t pub, uint32_t lifetime,
-                natpmpresp_t *resp, int timeout_ms)
+natpmp_exchange(int map, int udp, uint16_t priv, uint16_t pub,
+                uint32_t lifetime, natpmpresp_t *resp, int timeout_ms)
 {
 	long long deadline = hl_mono_ms() + timeout_ms;
 	natpmp_t n;
@@ -295,8 +307,9 @@ natpmp_exchange(int map, uint16_t priv, uint16_t pub, uint32_t lifetime,
 	r = initnatpmp(&n, 0, 0);
 	if (r < 0)
 		return r;
-	r = map ? sendnewportmappingrequest(&n, NATPMP_PROTOCOL_TCP, priv, pub,
-	                                    lifetime)
+	r = map ? sendnewportmappingrequest(
+	              &n, udp ? NATPMP_PROTOCOL_UDP : NATPMP_PROTOCOL_TCP, priv,
+	              pub, lifetime)
 	        : sendpublicaddressrequest(&n);
 	if (r < 0)
 		goto out;
@@ -422,7 +435,7 @@ gw_discover(struct upnp *u)
 	}
 	if (u->use_natpmp) {
 		natpmpresp_t resp;
-		int r = natpmp_exchange(0, 0, 0, 0, &resp, u->discover_ms);
+		int r = natpmp_exchange(0, 0, 0, 0, 0, &resp, u->discover_ms);
 
 		if (r == 0 && resp.type == NATPMP_RESPTYPE_PUBLICADDRESS) {
 			inet_ntop(AF_INET, &resp.pnu.publicaddress.addr,
@@ -461,7 +474,7 @@ gw_extip(struct upnp *u)
 		}
 	} else {
 		natpmpresp_t resp;
-		int r = natpmp_exchange(0, 0, 0, 0, &resp, u->discover_ms);
+		int r = natpmp_exchange(0, 0, 0, 0, 0, &resp, u->discover_ms);
 		if (r != 0 || resp.type != NATPMP_RESPTYPE_PUBLICADDRESS) {
 			problem(u, "NAT-PMP: no external address: %s",
 			        r ? natpmp_error_text(r) : "a bad answer");
@@ -492,13 +505,23 @@ gw_extip(struct upnp *u)
 static void
 report(struct upnp *u, struct mapping *m, const char *addr)
 {
+	char ep[80];
+
 	if (strcmp(m->reported, addr) == 0)
 		return;
-	if (m->reported[0] != '\0')
-		post(u, MSG_REMOVE, 0, "%s", m->reported);
+	/* A UDP port is transport-udp's: a typed endpoint, so that neither
+	 * a Python peer nor transport-tls tries it over TCP. */
+	if (m->reported[0] != '\0') {
+		snprintf(ep, sizeof ep, "quic://%s", m->reported);
+		post(u, m->udp ? MSG_REMOVE_EP : MSG_REMOVE, 0, "%s",
+		     m->udp ? ep : m->reported);
+	}
 	snprintf(m->reported, sizeof m->reported, "%s", addr);
-	if (addr[0] != '\0')
-		post(u, MSG_ADD, 0, "%s", addr);
+	if (addr[0] != '\0') {
+		snprintf(ep, sizeof ep, "quic://%s", addr);
+		post(u, m->udp ? MSG_ADD_EP : MSG_ADD, 0, "%s",
+		     m->udp ? ep : addr);
+	}
 }
 
 static void
@@ -512,13 +535,14 @@ unmap(struct upnp *u, struct mapping *m)
 		snprintf(ext, sizeof ext, "%u", m->extport);
 		rc = UPNP_DeletePortMapping(u->urls.controlURL,
 		                            u->data.first.servicetype, ext,
-		                            "TCP", NULL);
+		                            m->udp ? "UDP" : "TCP", NULL);
 		ok = rc == UPNPCOMMAND_SUCCESS;
 		what = "mapping";
 		snprintf(why, sizeof why, "%s (%d)", upnp_error_text(rc), rc);
 	} else if (m->method == M_NATPMP) {
 		natpmpresp_t resp;
-		rc = natpmp_exchange(1, m->inport, 0, 0, &resp, u->discover_ms);
+		rc = natpmp_exchange(1, m->udp, m->inport, 0, 0, &resp,
+		                     u->discover_ms);
 		ok = rc == 0;
 		what = "NAT-PMP mapping";
 		snprintf(why, sizeof why, "%s", natpmp_error_text(rc));
@@ -552,9 +576,9 @@ map_upnp(struct upnp *u, struct mapping *m)
 		snprintf(ext, sizeof ext, "%u", p);
 		snprintf(lease, sizeof lease, "%d",
 		         m->permanent ? 0 : u->lease);
-		rc = UPNP_AddPortMapping(u->urls.controlURL,
-		                         u->data.first.servicetype, ext, in,
-		                         client, DESC, "TCP", NULL, lease);
+		rc = UPNP_AddPortMapping(
+		    u->urls.controlURL, u->data.first.servicetype, ext, in,
+		    client, DESC, m->udp ? "UDP" : "TCP", NULL, lease);
 		if (rc == 725 && !m->permanent) {
 			/* OnlyPermanentLeasesSupported: ask again for lease 0
 			 * (removed at exit, re-added now and then). */
@@ -562,7 +586,8 @@ map_upnp(struct upnp *u, struct mapping *m)
 			snprintf(lease, sizeof lease, "0");
 			rc = UPNP_AddPortMapping(
 			    u->urls.controlURL, u->data.first.servicetype, ext,
-			    in, client, DESC, "TCP", NULL, lease);
+			    in, client, DESC, m->udp ? "UDP" : "TCP", NULL,
+			    lease);
 		}
 		if (rc == UPNPCOMMAND_SUCCESS) {
 			int renewed = m->method == M_UPNP;
@@ -572,10 +597,11 @@ map_upnp(struct upnp *u, struct mapping *m)
 			    mono_now() +
 			    (m->permanent ? PERMANENT_RECHECK : u->lease / 2);
 			post(u, MSG_LOG, HL_LOG_INFO,
-			     "%s external port %u -> %s:%u over UPnP "
+			     "%s external %s port %u -> %s:%u over UPnP "
 			     "(lease %s s)",
-			     renewed ? "renewed" : "mapped", p, client,
-			     m->inport, lease);
+			     renewed ? "renewed" : "mapped",
+			     m->udp ? "UDP" : "TCP", p, client, m->inport,
+			     lease);
 			return 0;
 		}
 		if (rc != 718) /* ConflictInMappingEntry: try the next */
@@ -605,12 +631,14 @@ map_natpmp(struct upnp *u, struct mapping *m)
 {
 	natpmpresp_t resp;
 	uint16_t want = m->method == M_NATPMP ? m->extport : m->inport;
-	int r = natpmp_exchange(1, m->inport, want, (uint32_t)u->lease, &resp,
-	                        u->discover_ms);
+	int r = natpmp_exchange(1, m->udp, m->inport, want, (uint32_t)u->lease,
+	                        &resp, u->discover_ms);
 	uint32_t life;
 	int renewed = m->method == M_NATPMP;
 
-	if (r != 0 || resp.type != NATPMP_RESPTYPE_TCPPORTMAPPING ||
+	if (r != 0 ||
+	    resp.type != (m->udp ? NATPMP_RESPTYPE_UDPPORTMAPPING
+	                         : NATPMP_RESPTYPE_TCPPORTMAPPING) ||
 	    resp.pnu.newportmapping.privateport != m->inport ||
 	    resp.pnu.newportmapping.mappedpublicport == 0) {
 		problem(u, "NAT-PMP: mapping port %u failed: %s", m->inport,
@@ -629,9 +657,9 @@ map_natpmp(struct upnp *u, struct mapping *m)
 	m->extport = resp.pnu.newportmapping.mappedpublicport;
 	m->renew_at = mono_now() + life / 2;
 	post(u, MSG_LOG, HL_LOG_INFO,
-	     "%s external port %u -> port %u over NAT-PMP (lease %u s)",
-	     renewed ? "renewed" : "mapped", m->extport, m->inport,
-	     (unsigned)life);
+	     "%s external %s port %u -> port %u over NAT-PMP (lease %u s)",
+	     renewed ? "renewed" : "mapped", m->udp ? "UDP" : "TCP", m->extport,
+	     m->inport, (unsigned)life);
 	return 0;
 }
 
@@ -851,10 +879,9 @@ listener_target(const struct sockaddr *sa, uint16_t *port, char *inaddr,
 }
 
 static void
-upnp_port_event(void *state, const struct sockaddr *sa, socklen_t salen,
-                int open)
+port_event(struct upnp *u, const struct sockaddr *sa, socklen_t salen, int udp,
+           int open)
 {
-	struct upnp *u = state;
 	struct mapping *m, **pp;
 	char inaddr[INET_ADDRSTRLEN];
 	uint16_t port;
@@ -865,7 +892,7 @@ upnp_port_event(void *state, const struct sockaddr *sa, socklen_t salen,
 	if (!open) {
 		pthread_mutex_lock(&u->lock);
 		for (m = u->maps; m != NULL; m = m->next)
-			if (!m->closed && m->len == salen &&
+			if (!m->closed && m->len == salen && m->udp == udp &&
 			    memcmp(&m->ss, sa, salen) == 0)
 				m->closed = 1;
 		pthread_mutex_unlock(&u->lock);
@@ -887,12 +914,13 @@ upnp_port_event(void *state, const struct sockaddr *sa, socklen_t salen,
 	}
 	pthread_mutex_lock(&u->lock);
 	for (pp = &u->maps; *pp != NULL; pp = &(*pp)->next) {
-		if (!(*pp)->closed && (*pp)->inport == port) {
+		if (!(*pp)->closed && (*pp)->inport == port &&
+		    (*pp)->udp == udp) {
 			pthread_mutex_unlock(&u->lock);
-			u->svc->log(
-			    u->self, HL_LOG_INFO,
-			    "port %u is mapped already for another listener",
-			    port);
+			u->svc->log(u->self, HL_LOG_INFO,
+			            "%s port %u is mapped already for another "
+			            "listener",
+			            udp ? "UDP" : "TCP", port);
 			return;
 		}
 		n++;
@@ -905,11 +933,29 @@ upnp_port_event(void *state, const struct sockaddr *sa, socklen_t salen,
 	}
 	memcpy(&m->ss, sa, salen);
 	m->len = salen;
+	m->udp = udp;
 	m->inport = port;
 	snprintf(m->inaddr, sizeof m->inaddr, "%s", inaddr);
 	*pp = m;
 	pthread_mutex_unlock(&u->lock);
 	wake(u);
+}
+
+/* A 1.0/1.1 core: TCP listeners only. */
+static void
+upnp_port_event(void *state, const struct sockaddr *sa, socklen_t salen,
+                int open)
+{
+	port_event(state, sa, salen, 0, open);
+}
+
+/* A 1.2 core: every listener, with its protocol. */
+static void
+upnp_port_event_proto(void *state, const struct sockaddr *sa, socklen_t salen,
+                      int proto, int open)
+{
+	if (proto == HL_PROTO_TCP || proto == HL_PROTO_UDP)
+		port_event(state, sa, salen, proto == HL_PROTO_UDP, open);
 }
 
 /* ---- config ---- */
@@ -1060,6 +1106,7 @@ upnp_fini(void *state)
 static const struct hl_traversal_ops upnp_traversal = {
     .size = sizeof(struct hl_traversal_ops),
     .port_event = upnp_port_event,
+    .port_event_proto = upnp_port_event_proto,
 };
 
 HL_PLUGIN(HL_KIND_TRAVERSAL, .name = "upnp", .version = "0.1.0",

@@ -12,9 +12,14 @@ static struct hl_discovery_ops mutable_discovery = {
     .query_cancel = fixture_query_cancel,
 };
 static struct hl_traversal_ops mutable_traversal = {
-    sizeof(struct hl_traversal_ops), fixture_port_event};
+    .size = sizeof(struct hl_traversal_ops),
+    .port_event = fixture_port_event,
+};
 static struct hl_transport_ops mutable_transport = {
-    sizeof(struct hl_transport_ops), fixture_dial, fixture_dial_cancel};
+    .size = sizeof(struct hl_transport_ops),
+    .dial = fixture_dial,
+    .dial_cancel = fixture_dial_cancel,
+};
 
 HL_EXPORT extern struct hl_plugin_desc hardline_plugin;
 HL_EXPORT struct hl_plugin_desc hardline_plugin = {

@@ -35,7 +35,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				if (strlen(out[i]) >= HL_ADDR_MAX)
 					abort();
 			/* What we would send back parses to the same. */
-			s = hl__oob_server_line(oob.wanhosts);
+			s = hl__oob_server_line(oob.wanhosts, NULL);
 			if (s != NULL) {
 				struct hl__oob again = {0};
 				size_t sl = strlen(s);

@@ -146,11 +146,15 @@ def client_config():
     ports["proxy"] = hltest.free_port()
     real = "127.0.0.1:%d" % ports["udp"]
     imp = "127.0.0.1:%d" % ports["imp"]
-    peers = {S[n]["hash"]: [real] for n in ("auto", "fixed", "down", "raw")}
+    peers = {S[n]["hash"]: [real] for n in ("auto", "down", "raw")}
+    # A typed endpoint (ABI 1.2): for transport-udp only.
+    peers[S["fixed"]["hash"]] = ["quic://" + real]
     # The impostor first: its certificate must be refused, then the
     # real node tried.
     peers[S["open"]["hash"]] = [imp, real]
-    peers[UNKNOWN] = [imp, "127.0.0.1:%d" % dead_port]
+    # tls:// names a transport this node has not loaded: listed on the
+    # 502 page, never dialled.
+    peers[UNKNOWN] = [imp, "127.0.0.1:%d" % dead_port, "tls://127.0.0.1:1"]
     return {
         "state_dir": client.state_dir,
         "log": {"level": "debug"},
@@ -242,7 +246,9 @@ def case_impostor():
     for want in ("127.0.0.1:%d via transport-udp" % ports["imp"],
                  "not the one in the URL: an impostor",
                  "127.0.0.1:%d via transport-udp" % dead_port,
-                 "nothing listens on that UDP port"):
+                 "nothing listens on that UDP port",
+                 "tls://127.0.0.1:1 (address from a candidate source): no "
+                 "transport loaded here dials such an address"):
         check_in(want, r.text, "the 502 page listing the QUIC attempts")
     check(impostor.wait_log(r"tunnel from", timeout=0.5) is None, "the impostor's log",
           "no tunnel handed to its core", "a tunnel")

@@ -167,6 +167,12 @@ test_busy(void)
 	free(s);
 }
 
+static char *
+server_line(const char *wanhosts)
+{
+	return hl__oob_server_line(wanhosts, NULL);
+}
+
 static void
 test_lines(void)
 {
@@ -174,9 +180,9 @@ test_lines(void)
 		char *(*line)(const char *);
 		const char *value, *want;
 	} lines[] = {
-	    {hl__oob_server_line, NULL, "{}\n"},
-	    {hl__oob_server_line, "", "{}\n"},
-	    {hl__oob_server_line, "1.2.3.4:7008,[200:1::2]:7008",
+	    {server_line, NULL, "{}\n"},
+	    {server_line, "", "{}\n"},
+	    {server_line, "1.2.3.4:7008,[200:1::2]:7008",
 	     "{\"WANHosts\":\"1.2.3.4:7008,[200:1::2]:7008\"}\n"},
 	    {hl__oob_client_line, NULL, "{}\n"},
 	    {hl__oob_client_line, "", "{}\n"},
@@ -200,7 +206,7 @@ test_lines(void)
 	free(s);
 
 	/* A value that needs escaping comes back as it was. */
-	s = hl__oob_server_line("a\"b\\c:1");
+	s = server_line("a\"b\\c:1");
 	CHECK_STR(s, "{\"WANHosts\":\"a\\\"b\\\\c:1\"}\n");
 	CHECK_INT(hl__oob_parse(s, strlen(s) - 1, &o), 0);
 	CHECK_STR(o.wanhosts, "a\"b\\c:1");
@@ -208,7 +214,7 @@ test_lines(void)
 	free(s);
 
 	/* Only one '\n', at the end. */
-	s = hl__oob_server_line("x:1\ny:2");
+	s = server_line("x:1\ny:2");
 	CHECK(s != NULL && strchr(s, '\n') == s + strlen(s) - 1,
 	      "one newline in \"%s\"", s ? s : "(null)");
 	free(s);
@@ -273,6 +279,55 @@ test_wanhosts(void)
 	}
 }
 
+/* docs/protocol.md, "Endpoints": the vectors it states. */
+static void
+test_endpoints(void)
+{
+	char out[HL_WANHOSTS_MAX][HL_ADDR_MAX];
+	struct hl__oob o;
+	size_t n;
+	int bad = -1;
+	char *s;
+
+	s = hl__oob_server_line("198.51.100.7:7008",
+	                        "quic://198.51.100.7:7008");
+	CHECK_STR(s, "{\"WANHosts\":\"198.51.100.7:7008\",\"Endpoints\":"
+	             "\"quic://198.51.100.7:7008\"}\n");
+	CHECK_INT(hl__oob_parse(s, strlen(s) - 1, &o), 0);
+	CHECK_STR(o.wanhosts, "198.51.100.7:7008");
+	CHECK_STR(o.endpoints, "quic://198.51.100.7:7008");
+	hl__oob_clear(&o);
+	free(s);
+	s = hl__oob_server_line(NULL, "quic://[2001:db8::1]:7008");
+	CHECK_STR(s, "{\"Endpoints\":\"quic://[2001:db8::1]:7008\"}\n");
+	free(s);
+	/* Not a string: the line is malformed, as for WANHosts. */
+	CHECK_INT(hl__oob_parse("{\"Endpoints\":1}", 15, &o), -1);
+
+	n = hl__endpoints_split(" quic://1.2.3.4:7008 ,,hub://hub.example:7777,"
+	                        "1.2.3.4:7008,quic://1.2.3.4:0,QUIC://a:1,"
+	                        "quic://host.example:9,quic://::1:5,x://,"
+	                        "relay://turn.example:3478/abc",
+	                        out, HL_WANHOSTS_MAX, 0, &bad);
+	CHECK_INT((int)n, 4);
+	CHECK_INT(bad, 5);
+	CHECK_STR(out[0], "quic://1.2.3.4:7008");
+	CHECK_STR(out[1], "hub://hub.example:7777");
+	CHECK_STR(out[2], "quic://host.example:9");
+	CHECK_STR(out[3], "relay://turn.example:3478/abc");
+	/* The peer cache keeps bare addresses beside them. */
+	n = hl__endpoints_split("1.2.3.4:7008,quic://1.2.3.4:7008,a/b:1", out,
+	                        HL_WANHOSTS_MAX, 1, &bad);
+	CHECK_INT((int)n, 2);
+	CHECK_INT(bad, 1);
+	CHECK_STR(out[0], "1.2.3.4:7008");
+	CHECK_STR(out[1], "quic://1.2.3.4:7008");
+	CHECK_INT(hl__endpoint_check("quic://1.2.3.4:7008", 19), 0);
+	CHECK_INT(hl__endpoint_check("quic://1.2.3.4:7008 ", 20), -1);
+	CHECK_INT(hl__endpoint_check("abcdefghijklmnop://x", 20), -1);
+	CHECK_INT(hl__endpoint_check("abcdefghijklmno://x", 19), 0);
+}
+
 int
 main(void)
 {
@@ -280,5 +335,6 @@ main(void)
 	test_lines();
 	test_busy();
 	test_wanhosts();
+	test_endpoints();
 	return check_done();
 }

@@ -42,6 +42,15 @@
  *        browse. Log level flag HL_LOG_PRIVATE.
  *        struct hl_discovery_ops: browse (optional).
  *        struct hl_plugin_desc: events facet (was reserved[0]).
+ *   1.2  enum hl_proto. struct hl_services: listening_proto,
+ *        incoming_flags (HL_INCOMING_RELAYED), endpoint_add,
+ *        endpoint_remove. struct hl_traversal_ops: port_event_proto
+ *        (optional). struct hl_transport_ops: schemes, relay_schemes
+ *        (optional). struct hl_plugin_desc: flags (HL_PLUGIN_NO_OPENSSL,
+ *        set by defining HL_PLUGIN_WITHOUT_OPENSSL). The stream contract
+ *        for tunnels that are bufferevent pairs ("Tunnels that are not
+ *        sockets", below); 1.2 cores close such a tunnel with a
+ *        BEV_FINISHED flush before freeing it.
  */
 #ifndef HARDLINE_PLUGIN_H
 #define HARDLINE_PLUGIN_H
@@ -51,7 +60,19 @@
 #include <sys/socket.h>
 
 #include <event2/event.h>
+/* A plugin that hands no OpenSSL object across the ABI (its TLS is
+ * GnuTLS, or none) defines HL_PLUGIN_WITHOUT_OPENSSL before including this
+ * header: it then needs no OpenSSL headers, and a 1.2 core does not hold
+ * it to the OpenSSL version the core was built with. Such a plugin needs
+ * ABI 1.2 (HL_PLUGIN_ABI_MINOR 2 or more). */
+#ifndef HL_PLUGIN_WITHOUT_OPENSSL
 #include <openssl/opensslv.h>
+#define HL_PLUGIN_OPENSSL_VERSION_ OPENSSL_VERSION_NUMBER
+#define HL_PLUGIN_FLAGS_ 0u
+#else
+#define HL_PLUGIN_OPENSSL_VERSION_ 0ul
+#define HL_PLUGIN_FLAGS_ HL_PLUGIN_NO_OPENSSL
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -59,7 +80,7 @@ extern "C" {
 
 #define HL_ABI_MAGIC 0x484c504eu /* "HLPN" */
 #define HL_ABI_MAJOR 1
-#define HL_ABI_MINOR 1
+#define HL_ABI_MINOR 2
 
 /* The lowest ABI minor this plugin needs; define it before including this
  * header to load into older 1.x cores when you use no newer member. */
@@ -280,7 +301,70 @@ struct hl_services {
 	/* Control: ask every discovery plugin to look for every service now
 	 * (their answers come as service_seen, i.e. in status_json's lan). */
 	void (*browse)(struct hl_plugin *self);
+
+	/* ---- 1.2 ---- */
+
+	/* Transports: as listening(), for a listener of protocol proto
+	 * (enum hl_proto). listening() means HL_PROTO_TCP. Traversal plugins
+	 * hear of it through port_event_proto (port_event only for TCP). */
+	void (*listening_proto)(struct hl_plugin *self,
+	                        const struct sockaddr *sa, socklen_t salen,
+	                        int proto, int open);
+	/* Transports: as incoming(), with flags (enum hl_incoming_flag).
+	 * HL_INCOMING_RELAYED: the tunnel came through a relay, so peer is
+	 * not one machine's address; the core then counts it on its own
+	 * (peer must then name the relayed client, e.g. "relay:<id>"),
+	 * rather than lumping every relayed client into the relay's
+	 * address for the per-address limits. */
+	void (*incoming_flags)(struct hl_plugin *self, struct bufferevent *bev,
+	                       const char *keyhash, const char *peer,
+	                       unsigned flags);
+	/* Transports and traversal: a typed endpoint where this node's
+	 * services can be reached ("quic://198.51.100.7:7008"; later
+	 * "hub://...", "relay://..."), or one that no longer works. The
+	 * core tells hlcore clients (the OOB field "Endpoints", which Python
+	 * peers ignore); it never goes into WANHosts. At most 255 chars:
+	 * <scheme>://<rest>, the scheme [a-z][a-z0-9+.-]* (at most 15), the
+	 * rest printable ASCII without blanks or commas. */
+	void (*endpoint_add)(struct hl_plugin *self, const char *uri);
+	void (*endpoint_remove)(struct hl_plugin *self, const char *uri);
 };
+
+/* 1.2: the protocol of a listener (IP protocol numbers). */
+enum hl_proto {
+	HL_PROTO_TCP = 6,
+	HL_PROTO_UDP = 17,
+};
+
+/* 1.2: flags of incoming_flags(). */
+enum hl_incoming_flag {
+	HL_INCOMING_RELAYED = 1u << 0,
+};
+
+/*
+ * Tunnels that are not sockets (1.2 states what 1.0 did implicitly).
+ * A transport whose tunnels are not TCP/TLS sockets (a QUIC stream, a
+ * relayed stream) hands the core one end of a pair made with
+ * bufferevent_pair_new(svc->event_base(self), BEV_OPT_DEFER_CALLBACKS, p)
+ * and keeps the other end. Then:
+ *  - The peer closed (FIN): the plugin calls bufferevent_flush(its end,
+ *    EV_WRITE, BEV_FINISHED) once every byte before the close has moved
+ *    to the core's end (its output is empty): a FINISHED flush moves no
+ *    more than the core's read high watermark, and the core stops reading
+ *    at the EOF. The core sees EOF, sends what it holds and closes.
+ *  - The core closed its end: a 1.2 core calls bufferevent_flush(its
+ *    end, EV_WRITE, BEV_FINISHED) before bufferevent_free(), so the
+ *    plugin's event callback sees BEV_EVENT_EOF (after the bytes the core
+ *    wrote). A pair end freed without that tells the other end nothing:
+ *    with older cores (and as a safety net) watch for
+ *    bufferevent_pair_get_partner(your end) becoming NULL.
+ *  - There is no half-close across the pair: EOF either way ends the
+ *    tunnel once the bytes before it have been delivered.
+ *  - Backpressure: bytes the plugin writes wait in its end's output until
+ *    the core reads them; credit the peer (flow control) only as that
+ *    output drains, and set a read high watermark on your end so that
+ *    what the core writes waits in the core's end.
+ */
 
 /* True when the core's services table has `member` (and it is set). */
 #define HL_HAS(svc, member)                                                    \
@@ -339,6 +423,11 @@ struct hl_traversal_ops {
 	size_t size;
 	void (*port_event)(void *state, const struct sockaddr *sa,
 	                   socklen_t salen, int open);
+	/* 1.2 (optional): when set, the core calls this instead of
+	 * port_event for every listener, with its protocol (enum hl_proto);
+	 * without it, port_event hears of TCP listeners only. */
+	void (*port_event_proto)(void *state, const struct sockaddr *sa,
+	                         socklen_t salen, int proto, int open);
 };
 
 /*
@@ -358,6 +447,15 @@ struct hl_transport_ops {
 	struct hl_dial *(*dial)(void *state, const char *keyhash,
 	                        const char *addr, hl_dial_cb cb, void *arg);
 	void (*dial_cancel)(void *state, struct hl_dial *d);
+	/* 1.2 (optional): the candidates this transport is given, a
+	 * NULL-ended list of schemes ("quic" for "quic://host:port"), ""
+	 * standing for a bare "host:port". dial() then gets the candidate
+	 * as written, scheme included. NULL (or a 1.1 plugin): bare
+	 * addresses only. */
+	const char *const *schemes;
+	/* 1.2 (optional): those of its schemes whose candidates go through
+	 * a relay: the router tries them after every direct candidate. */
+	const char *const *relay_schemes;
 };
 
 /* The frozen head of every descriptor, for every major version. */
@@ -402,6 +500,16 @@ struct hl_plugin_desc {
 	/* 1.1: was reserved[0] (NULL in a 1.0 plugin). */
 	const struct hl_events_ops *events;
 	const void *reserved[3]; /* must be NULL; later facets go here */
+	/* 1.2: enum hl_plugin_flag bits (0 in older plugins). */
+	uint32_t flags;
+};
+
+/* 1.2: descriptor flags. */
+enum hl_plugin_flag {
+	/* The plugin passes no OpenSSL object across the ABI: the loader
+	 * does not compare its OpenSSL version (HL_PLUGIN_WITHOUT_OPENSSL
+	 * sets it). */
+	HL_PLUGIN_NO_OPENSSL = 1u << 0,
 };
 
 #if defined(__GNUC__)
@@ -424,7 +532,8 @@ struct hl_plugin_desc {
 	    .head = {HL_ABI_MAGIC, HL_ABI_MAJOR, HL_PLUGIN_ABI_MINOR,          \
 	             (uint32_t)sizeof(struct hl_plugin_desc), (kind_bits)},    \
 	    .libevent_version = LIBEVENT_VERSION_NUMBER,                       \
-	    .openssl_version = OPENSSL_VERSION_NUMBER,                         \
+	    .openssl_version = HL_PLUGIN_OPENSSL_VERSION_,                     \
+	    .flags = HL_PLUGIN_FLAGS_,                                         \
 	    __VA_ARGS__}
 
 #ifdef __cplusplus

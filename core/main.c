@@ -328,6 +328,11 @@ out:
 	hl__outbound_stop();
 	hl__forwards_stop(c);
 	hl__plugins_unload();
+	/* A bufferevent freed while one of its deferred callbacks was still
+	 * queued (a pair end between a transport and a tunnel, at the stop)
+	 * is finalised by that callback: one round of the loop runs it (its
+	 * user callbacks are gone by now), or LeakSanitizer sees it leak. */
+	event_base_loop(c->base, EVLOOP_NONBLOCK);
 	hl__peercache_save();
 	hl__peercache_free();
 	hl__router_free();

@@ -6,7 +6,8 @@ set -euo pipefail
 build=(build-essential cmake pkg-config libevent-dev libyaml-dev libssl-dev
 	libsodium-dev libjansson-dev python3 curl openssl
 	libminiupnpc-dev libnatpmp-dev libmicrohttpd-dev libqrencode-dev
-	libopendht-c-dev libnice-dev)
+	libopendht-c-dev libnice-dev libngtcp2-dev libngtcp2-crypto-gnutls-dev
+	libgnutls28-dev)
 test=(clang libclang-rt-14-dev clang-format iproute2 procps
 	iptables miniupnpd-iptables miniupnpc yggdrasil chromium nodejs npm
 	dhtnode openssh-server openssh-client netcat-openbsd coturn

@@ -13,7 +13,8 @@ learns its WANHosts, which must hold the router's external address
 state_dir and no peers:, still fetches through the mapped port; after the
 server's SIGTERM the mapping is gone. Once over UPnP (natpmp: false), once
 over NAT-PMP (upnp: false); then, with port 7008 taken on the router by
-another host, the server maps the next port, 7009.
+another host, the server maps the next port, 7009; then transport-udp's
+UDP port 7008 is mapped too and used over QUIC from the WAN.
 """
 import os
 import re
@@ -90,15 +91,15 @@ def upnpc(*args):
     return L.run(lan2, ["upnpc", "-u", ROOTDESC] + list(args), timeout=20)
 
 
-def mappings(with_lease=False):
-    """upnpc -l in lan2: the router's list of TCP mappings, as
+def mappings(with_lease=False, proto="TCP"):
+    """upnpc -l in lan2: the router's list of TCP (or UDP) mappings, as
     [(ext port, internal client, internal port)], or with the lease time
     left as a fourth item."""
     rc, out, err = upnpc("-l")
     check(rc == 0 and "Local LAN ip address" in out, "upnpc -l in lan2",
           "a listing from the IGD", out + err)
     found = [(int(m.group(1)), m.group(2), int(m.group(3)), int(m.group(4)))
-             for m in re.finditer(r"TCP\s+(\d+)->([0-9.]+):(\d+)\s+"
+             for m in re.finditer(proto + r"\s+(\d+)->([0-9.]+):(\d+)\s+"
                                   r"'[^']*'\s+'[^']*'\s+(\d+)", out)]
     return found if with_lease else [f[:3] for f in found]
 
@@ -180,7 +181,7 @@ def variant(mode):
         client.stop_ok()
 
     def renewed():
-        server.expect_log(r"renewed external port 7008 -> %s:7008 over UPnP "
+        server.expect_log(r"renewed external TCP port 7008 -> %s:7008 over UPnP "
                         r"\(lease 60 s\)" % re.escape(LAN1), 45)
         m = [x for x in mappings(with_lease=True) if x[0] == 7008]
         check(len(m) == 1 and m[0][3] > 45, "the mapping after its renewal",
@@ -225,6 +226,65 @@ def next_port():
           "the router's mappings after the server's SIGTERM",
           "lan2's 7008 only", m)
     upnpc("-d", "7008", "TCP")
+
+
+def udp_mapping():
+    """transport-udp's UDP port is mapped too (same external port first),
+    reported as the typed endpoint quic://<ext>:7008 (not a WANHost);
+    a client that visited once over QUIC on the LAN learns it and, from
+    the WAN with transport-udp only, fetches through the mapped UDP
+    port; SIGTERM removes both mappings."""
+    server.configure({
+        "proxy": {"listen": "off"},
+        "plugins": {
+            "transport-tls": {"listen": "[::]:7008"},
+            "transport-udp": {"listen": "[::]:7008"},
+            "upnp": {"natpmp": False},
+        },
+        "services": {"web": {"target": "127.0.0.1:8080"}},
+    })
+    server.launch()
+    server.expect_log(r"reachable at quic://%s:7008" % re.escape(EXT), 25)
+    server.expect_log(r"reachable at %s:7008" % re.escape(EXT), 25)
+    m = mappings(proto="UDP")
+    check((7008, LAN1, 7008) in m, "the router's UDP mappings",
+          "UDP 7008->%s:7008" % LAN1, m)
+    check((7008, LAN1, 7008) in mappings(), "the router's TCP mappings",
+          "TCP 7008->%s:7008 as well" % LAN1, mappings())
+    import shutil
+    shutil.rmtree(client.state_dir, ignore_errors=True)
+    client.ns = lan2
+    client.configure({
+        "proxy": {"listen": "127.0.0.1:7009"},
+        "plugins": {"transport-udp": {}},
+        "peers": {S["kh"]: ["quic://%s:7008" % LAN1]},
+    })
+    client.launch_and_fetch(S["host"], TOKEN, "GET over QUIC on the LAN")
+    client.stop_ok()
+    cache = client.peers_cache()
+    check(re.search(r"^%s \d+ .*\bquic://%s:7008\b" %
+                    (S["kh"], re.escape(EXT)), cache, re.M),
+          "the client's peers.cache after a QUIC visit",
+          "the typed endpoint quic://%s:7008" % EXT, cache)
+    client.ns = wan
+    client.configure({
+        "log": {"level": "debug"},
+        "proxy": {"listen": "127.0.0.1:7009"},
+        "plugins": {"transport-udp": {}},
+    })
+    secs = client.launch_and_fetch(
+        S["host"], TOKEN, "GET over QUIC from the WAN, remembered endpoint")
+    print("     udp: fetched over QUIC from the WAN in %.3f s" % secs,
+          flush=True)
+    check(re.search(r"won by transport-udp (quic://)?%s:7008" %
+                    re.escape(EXT), client.log()),
+          "the client's route", "won by transport-udp at %s:7008" % EXT,
+          client.log()[-2000:])
+    client.stop_ok()
+    server.stop_ok()
+    check(all(e != 7008 for e, _, _ in mappings(proto="UDP")),
+          "the router's UDP mappings after the server's SIGTERM",
+          "no mapping of port 7008", mappings(proto="UDP"))
 
 
 def start_miniupnpd():
@@ -280,6 +340,8 @@ if L.case("the lab: NAT router with miniupnpd, two LAN hosts, a WAN host",
     variant("natpmp")
     L.case("upnp: port 7008 taken on the router: the next port is mapped",
            next_port)
+    L.case("upnp: transport-udp's UDP port mapped, a quic:// endpoint "
+           "used from the WAN", udp_mapping)
     L.case("upnp: no router at first: retried until it answers",
            router_comes_later)
     L.case("upnp: bad settings are refused by hlcore check", bad_config)

@@ -96,7 +96,8 @@
 #define STREAM_WINDOW_MAX (1024 * 1024)
 #define CONN_WINDOW (8 * 1024 * 1024)
 #define CONN_WINDOW_MAX (16 * 1024 * 1024)
-#define MAX_STREAMS_BIDI 256 /* open at once per connection */
+#define MAX_STREAMS_BIDI 16384 /* open at once per connection: the core's
+                                 * limits bound tunnels per peer */
 /* What a stream takes from the core before ngtcp2 has acknowledged it. */
 #define TX_HOLD (256 * 1024)
 #define PAIR_READ_HIGH (64 * 1024)
@@ -1181,16 +1182,13 @@ acked_stream_data_offset(ngtcp2_conn *conn, int64_t id, uint64_t offset,
 		st->tx_len -= n;
 		st->tx_sent -= n;
 		len -= n;
-		if (st->head_off == h->len &&
-		    (h != st->tail || h->len == CHUNK_SIZE)) {
+		/* Fully acknowledged: freed, the tail too (an idle tunnel
+		 * keeps no buffer). */
+		if (st->head_off == h->len) {
 			st->head = h->next;
 			if (st->head == NULL)
 				st->tail = NULL;
 			free(h);
-			st->head_off = 0;
-		} else if (st->head_off == h->len && h == st->tail) {
-			/* Keep the tail chunk, emptied, for the next bytes. */
-			h->len = 0;
 			st->head_off = 0;
 		}
 	}

@@ -323,7 +323,7 @@ struct hl_services {
 	 * services can be reached ("quic://198.51.100.7:7008"; later
 	 * "hub://...", "relay://..."), or one that no longer works. The
 	 * core tells hlcore clients (the OOB field "Endpoints", which Python
-	 * peers ignore); it never goes into WANHosts. At most 255 chars:
+	 * peers ignore); it never goes into WANHosts. At most 261 chars:
 	 * <scheme>://<rest>, the scheme [a-z][a-z0-9+.-]* (at most 15), the
 	 * rest printable ASCII without blanks or commas. */
 	void (*endpoint_add)(struct hl_plugin *self, const char *uri);

@@ -8,6 +8,8 @@ Checks: pages for three password modes; a wrong and a missing password
 node (its certificate refused, the next candidate tried, the 502 page
 naming each QUIC attempt and why it failed); 50 tunnels at once over one
 QUIC connection; close and half-close both ways (with a raw TCP backend);
+a node with both transports (a bare candidate tried over both, a quic://
+one over QUIC only);
 a slow reader of a large download (RSS bounded on both nodes, every
 byte checked); the server restarted in the middle of a download (the download ends, the
 next request reconnects); a server that vanishes (SIGKILL) under an open
@@ -478,6 +480,45 @@ def case_vanished():
         conn.close()
 
 
+def case_both_transports():
+    # A node with both transports: a bare host:port goes to each (TCP and
+    # UDP, same port number). Nothing listens on TCP there, so TLS is
+    # refused and QUIC wins; a quic:// candidate goes to transport-udp
+    # only.
+    both = t.node("both")
+    pb = {}
+
+    def cfg():
+        pb["proxy"] = hltest.free_port()
+        return {"state_dir": both.state_dir, "log": {"level": "debug"},
+                "proxy": {"listen": "127.0.0.1:%d" % pb["proxy"]},
+                "plugins": {"transport-tls": {}, "transport-udp": {}},
+                "peers": {S["auto"]["hash"]: ["127.0.0.1:%d" % ports["udp"]],
+                          S["fixed"]["hash"]:
+                              ["quic://127.0.0.1:%d" % ports["udp"]]}}
+    both.start(cfg, lambda c: [pb["proxy"]])
+    try:
+        h = "%s-%s.localhost:%d" % (S["auto"]["pw"], S["auto"]["hash"],
+                                    pb["proxy"])
+        expect_page(fetch(pb["proxy"], h, "/both", timeout=t.slow(20)),
+                    "a bare candidate, both transports", "/both")
+        log = both.log()
+        for want in (r"trying 127\.0\.0\.1:%d via transport-tls" % ports["udp"],
+                     r"won by transport-udp 127\.0\.0\.1:%d" % ports["udp"]):
+            check(re.search(want, log), "the route of a bare candidate",
+                  want, log[-2000:])
+        h = "%s-%s.localhost:%d" % (S["fixed"]["pw"], S["fixed"]["hash"],
+                                    pb["proxy"])
+        expect_page(fetch(pb["proxy"], h, "/typed", timeout=t.slow(20)),
+                    "a quic:// candidate", "/typed")
+        check(re.search(r"trying quic://127\.0\.0\.1:%d via transport-tls" %
+                        ports["udp"], both.log()) is None,
+              "transport-tls", "never given a quic:// candidate",
+              both.log()[-2000:])
+    finally:
+        both.stop_ok()
+
+
 def case_stop():
     client.stop_ok()
     impostor.stop_ok()
@@ -493,6 +534,8 @@ if t.case("three nodes start (QUIC only)", case_start):
            case_impostor)
     t.case("50 parallel tunnels over one connection", case_parallel)
     t.case("close and half-close both ways", case_close_both_ways)
+    t.case("both transports: bare raced over both, quic:// to QUIC only",
+           case_both_transports)
     t.case("slow reader, 128 MiB: RSS bounded on both nodes",
            case_slow_reader)
     t.case("server restarted mid-transfer, then reconnects", case_restart)

@@ -116,7 +116,8 @@ def server_config():
         "proxy": {"listen": "off"},
         "plugins": {"transport-udp": {
             "listen": "127.0.0.1:%d" % ports["udp"],
-            "idle_timeout": str(IDLE)}},
+            "idle_timeout": str(IDLE),
+            "advertise": "127.0.0.1:%d" % ports["udp"]}},
         "services": {
             "auto": {"target": backend.addr},
             "open": {"target": backend.addr, "password": "none"},
@@ -211,6 +212,23 @@ def refused(name, pw, what):
     time.sleep(0.3)
     check_eq(backend.count() - before, 0,
              "backend connections caused by %s" % what)
+
+
+def case_endpoints():
+    # advertise: becomes a typed endpoint: in the OOB field Endpoints for
+    # hlcore clients (remembered in peers.cache), never in WANHosts.
+    ep = "quic://127.0.0.1:%d" % ports["udp"]
+    check(server.wait_log(r'WANHosts now ""; endpoints "%s"' % re.escape(ep))
+          is not None, "the server's log", "WANHosts empty, endpoint %s" % ep,
+          server.log()[-2000:])
+    expect_page(fetch(ports["proxy"], host("auto"), "/ep", timeout=t.slow(20)),
+                "a visit", "/ep")
+    client.stop_ok()
+    cache = client.peers_cache()
+    check(re.search(r"^%s \d+ %s$" % (S["auto"]["hash"], re.escape(ep)),
+                    cache, re.M), "the client's peers.cache",
+          "the typed endpoint %s" % ep, cache)
+    client.start(client_config, lambda cfg: [ports["proxy"]])
 
 
 def case_passwords():
@@ -527,6 +545,8 @@ def case_stop():
 if t.case("three nodes start (QUIC only)", case_start):
     t.case("fetch over QUIC, password auto", case_fetch, "auto", "/")
     t.case("fetch over QUIC, password fixed", case_fetch, "fixed", "/f")
+    t.case("advertise: a quic:// endpoint, told and remembered, not a WANHost",
+           case_endpoints)
     t.case("wrong and missing password: 502, backend untouched",
            case_passwords)
     t.case("backend down: 502", case_backend_down)

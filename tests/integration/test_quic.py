@@ -185,6 +185,20 @@ def start_server():
                   timeout=t.slow(20))
 
 
+def case_bad_config():
+    bad = os.path.join(t.tmp, "bad-udp.yaml")
+    with open(bad, "w") as f:
+        f.write("plugins:\n  transport-udp: { listen: \"nope\", "
+                "idle_timeout: 1, advertise: [\"1.2.3.4:0\"], hubs: [] }\n")
+    rc, out, err = hltest.run([t.hlcore, "-c", bad, "check"],
+                              timeout=t.slow(30))
+    check(rc == 2 and re.search(r"bad-udp.yaml:2:\d+: .*listen", err) and
+          "idle_timeout" in err and "advertise" in err and "hubs" in err,
+          "hlcore check with bad transport-udp settings",
+          "exit 2 naming listen, idle_timeout, advertise and hubs (not a "
+          "key yet) at file:line:column", "exit %d: %s" % (rc, err))
+
+
 def case_start():
     server.write_config(server_config())
     for name in ("auto", "open", "fixed", "down", "raw"):
@@ -542,6 +556,7 @@ def case_stop():
     impostor.stop_ok()
 
 
+t.case("bad transport-udp settings: hlcore check names each", case_bad_config)
 if t.case("three nodes start (QUIC only)", case_start):
     t.case("fetch over QUIC, password auto", case_fetch, "auto", "/")
     t.case("fetch over QUIC, password fixed", case_fetch, "fixed", "/f")

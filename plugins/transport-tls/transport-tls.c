@@ -73,10 +73,9 @@ struct service_ctx {
 /* Handshakes and parked sockets of one peer address (its IP, any port).
  * Freed when it has neither. */
 struct host {
-	unsigned char key[17]; /* the family's size, then the address */
+	struct hl_addr_rec rec; /* first: the table's part */
 	unsigned nhandshakes, nparked;
 	int refusal_logged;
-	struct host *next; /* in its bucket */
 };
 
 /* A handshake must end 10 s after the accept: bufferevent timeouts alone
@@ -142,7 +141,7 @@ struct tls {
 	size_t parked_max, parked_per_host;
 	struct accepting *accepting;
 	size_t naccepting;
-	struct host *hosts[HOST_BUCKETS];
+	struct hl_addr_rec *hosts[HOST_BUCKETS];
 	struct parked *parked_head, *parked_tail;
 	size_t nparked;
 	struct event *park_timer; /* the oldest parked socket's deadline */
@@ -319,79 +318,22 @@ tls_dial_cancel(void *state, struct hl_dial *d)
 
 /* ---- accepting ---- */
 
-/* The peer's address without its port; an IPv4-mapped IPv6 address is
- * the IPv4 one. 0, or -1 for another family. */
-static int
-host_key(const struct sockaddr *sa, unsigned char key[17])
-{
-	static const unsigned char mapped[12] = {0, 0, 0, 0, 0,    0,
-	                                         0, 0, 0, 0, 0xff, 0xff};
-
-	memset(key, 0, 17);
-	if (sa->sa_family == AF_INET) {
-		key[0] = 4;
-		memcpy(key + 1, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-	} else if (sa->sa_family == AF_INET6) {
-		const unsigned char *a =
-		    ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-		if (memcmp(a, mapped, 12) == 0) {
-			key[0] = 4;
-			memcpy(key + 1, a + 12, 4);
-		} else {
-			key[0] = 16;
-			memcpy(key + 1, a, 16);
-		}
-	} else
-		return -1;
-	return 0;
-}
-
-static struct host **
-host_bucket(struct tls *t, const unsigned char key[17])
-{
-	uint32_t h = 2166136261u; /* FNV-1a */
-
-	for (int i = 0; i < 17; i++)
-		h = (h ^ key[i]) * 16777619u;
-	return &t->hosts[h % HOST_BUCKETS];
-}
-
-/* The peer's entry, made when it has none; NULL when out of memory. */
+/* The peer's record (by address, not port: hl_addr_rec_get), made when it has none (create); NULL when out of
+ * memory. */
 static struct host *
-host_get(struct tls *t, const struct sockaddr *sa)
+host_get(struct tls *x, const struct sockaddr *sa, int create)
 {
-	unsigned char key[17];
-	struct host **b, *h;
-
-	if (host_key(sa, key) != 0)
-		return NULL;
-	b = host_bucket(t, key);
-	for (h = *b; h != NULL; h = h->next)
-		if (memcmp(h->key, key, sizeof key) == 0)
-			return h;
-	h = calloc(1, sizeof *h);
-	if (h == NULL)
-		return NULL;
-	memcpy(h->key, key, sizeof key);
-	h->next = *b;
-	*b = h;
-	return h;
+	return hl_addr_rec_get(x->hosts, HOST_BUCKETS, sa, sizeof(struct host),
+	                       create);
 }
 
 /* Forget a peer that has nothing in progress any more. */
 static void
-host_release(struct tls *t, struct host *h)
+host_release(struct tls *x, struct host *h)
 {
-	struct host **pp;
-
 	if (h->nhandshakes != 0 || h->nparked != 0)
 		return;
-	for (pp = host_bucket(t, h->key); *pp != NULL; pp = &(*pp)->next)
-		if (*pp == h) {
-			*pp = h->next;
-			free(h);
-			return;
-		}
+	hl_addr_rec_free(x->hosts, HOST_BUCKETS, &h->rec);
 }
 
 /* Listeners accept unless out of descriptors (paused) or at the
@@ -679,7 +621,7 @@ listener_accept_callback(struct evconnlistener *lev, evutil_socket_t fd,
 	(void)salen;
 	l->accepted = 1;
 	hl_sockaddr_str(sa, peer, sizeof peer);
-	h = host_get(t, sa);
+	h = host_get(t, sa, 1);
 	if (h == NULL) {
 		evutil_closesocket(fd);
 		return;

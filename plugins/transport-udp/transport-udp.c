@@ -180,10 +180,9 @@ struct cident {
 };
 
 struct host {
-	unsigned char key[17];
+	struct hl_addr_rec rec; /* first: the table's part */
 	unsigned nconns;
 	int refusal_logged;
-	struct host *next;
 };
 
 struct qconn {
@@ -270,7 +269,7 @@ struct udp {
 	struct qconn *conns;
 	size_t nconns, nhandshakes;
 	struct cident *cids[CID_BUCKETS];
-	struct host *hosts[HOST_BUCKETS];
+	struct hl_addr_rec *hosts[HOST_BUCKETS];
 	struct hl_dial *dials;
 	struct event *sweep;
 	ngtcp2_duration idle_timeout;
@@ -383,77 +382,22 @@ cid_remove(struct qconn *c, const ngtcp2_cid *cid)
 
 /* ---- peer addresses (accepting) ---- */
 
-static int
-host_key(const struct sockaddr *sa, unsigned char key[17])
-{
-	static const unsigned char mapped[12] = {0, 0, 0, 0, 0,    0,
-	                                         0, 0, 0, 0, 0xff, 0xff};
-
-	memset(key, 0, 17);
-	if (sa->sa_family == AF_INET) {
-		key[0] = 4;
-		memcpy(key + 1, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-	} else if (sa->sa_family == AF_INET6) {
-		const unsigned char *a =
-		    ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-		if (memcmp(a, mapped, 12) == 0) {
-			key[0] = 4;
-			memcpy(key + 1, a + 12, 4);
-		} else {
-			key[0] = 16;
-			memcpy(key + 1, a, 16);
-		}
-	} else
-		return -1;
-	return 0;
-}
-
-static struct host **
-host_bucket(struct udp *u, const unsigned char key[17])
-{
-	uint32_t h = 2166136261u;
-
-	for (int i = 0; i < 17; i++)
-		h = (h ^ key[i]) * 16777619u;
-	return &u->hosts[h % HOST_BUCKETS];
-}
-
+/* The peer's record, made when it has none (create); NULL when out of
+ * memory. */
 static struct host *
-host_get(struct udp *u, const struct sockaddr *sa, int create)
+host_get(struct udp *x, const struct sockaddr *sa, int create)
 {
-	unsigned char key[17];
-	struct host **b, *h;
-
-	if (host_key(sa, key) != 0)
-		return NULL;
-	b = host_bucket(u, key);
-	for (h = *b; h != NULL; h = h->next)
-		if (memcmp(h->key, key, sizeof key) == 0)
-			return h;
-	if (!create)
-		return NULL;
-	h = calloc(1, sizeof *h);
-	if (h == NULL)
-		return NULL;
-	memcpy(h->key, key, sizeof key);
-	h->next = *b;
-	*b = h;
-	return h;
+	return hl_addr_rec_get(x->hosts, HOST_BUCKETS, sa, sizeof(struct host),
+	                       create);
 }
 
+/* Forget a peer that has nothing in progress any more. */
 static void
-host_release(struct udp *u, struct host *h)
+host_release(struct udp *x, struct host *h)
 {
-	struct host **pp;
-
 	if (h->nconns != 0)
 		return;
-	for (pp = host_bucket(u, h->key); *pp != NULL; pp = &(*pp)->next)
-		if (*pp == h) {
-			*pp = h->next;
-			free(h);
-			return;
-		}
+	hl_addr_rec_free(x->hosts, HOST_BUCKETS, &h->rec);
 }
 
 /* ---- sockets ---- */
@@ -3105,12 +3049,7 @@ udp_fini(void *state)
 			gnutls_certificate_free_credentials(
 			    u->services[i].cred);
 	free(u->services);
-	for (size_t i = 0; i < HOST_BUCKETS; i++)
-		while (u->hosts[i] != NULL) {
-			struct host *h = u->hosts[i];
-			u->hosts[i] = h->next;
-			free(h);
-		}
+	hl_addr_table_free(u->hosts, HOST_BUCKETS);
 	if (u->client_cred != NULL)
 		gnutls_certificate_free_credentials(u->client_cred);
 	if (u->prio != NULL)

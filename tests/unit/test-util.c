@@ -488,6 +488,45 @@ test_rate(void)
 	CHECK_INT(ok, 3);
 }
 
+/* Records per address: the port left out, IPv4-mapped IPv6 the same as
+ * IPv4, made only when asked, freed one by one or all at once. */
+static void
+test_addr_records(void)
+{
+	struct rec {
+		struct hl_addr_rec rec;
+		int count;
+	} * a, *b;
+	struct hl_addr_rec *tab[8] = {0};
+	struct sockaddr_in v4 = {.sin_family = AF_INET, .sin_port = htons(1)};
+	struct sockaddr_in6 v6 = {.sin6_family = AF_INET6,
+	                          .sin6_port = htons(2)};
+	struct sockaddr un = {.sa_family = AF_UNIX};
+
+	inet_pton(AF_INET, "192.0.2.7", &v4.sin_addr);
+	inet_pton(AF_INET6, "::ffff:192.0.2.7", &v6.sin6_addr);
+	CHECK(hl_addr_rec_get(tab, 8, (struct sockaddr *)&v4, sizeof *a, 0) ==
+	          NULL,
+	      "no record made without create");
+	a = hl_addr_rec_get(tab, 8, (struct sockaddr *)&v4, sizeof *a, 1);
+	CHECK(a != NULL && a->count == 0, "a new record, zeroed");
+	a->count = 5;
+	b = hl_addr_rec_get(tab, 8, (struct sockaddr *)&v6, sizeof *b, 1);
+	CHECK(b == a, "the IPv4-mapped address, another port: the same");
+	CHECK(hl_addr_rec_get(tab, 8, &un, sizeof *a, 1) == NULL,
+	      "another family: none");
+	inet_pton(AF_INET, "192.0.2.8", &v4.sin_addr);
+	b = hl_addr_rec_get(tab, 8, (struct sockaddr *)&v4, sizeof *b, 1);
+	CHECK(b != NULL && b != a && b->count == 0, "another address: its own");
+	hl_addr_rec_free(tab, 8, &b->rec);
+	CHECK(hl_addr_rec_get(tab, 8, (struct sockaddr *)&v4, sizeof *b, 0) ==
+	          NULL,
+	      "freed: gone");
+	hl_addr_table_free(tab, 8);
+	for (int i = 0; i < 8; i++)
+		CHECK(tab[i] == NULL, "the table is empty after freeing");
+}
+
 int
 main(void)
 {
@@ -503,5 +542,6 @@ main(void)
 	test_core_lacks();
 	test_conf_int();
 	test_rate();
+	test_addr_records();
 	return check_done();
 }

@@ -357,6 +357,107 @@ hl_pause_next(int cur, int min, int max)
 	return cur > max / 2 ? max : cur * 2;
 }
 
+/* ---- records per peer address ---- */
+
+/*
+ * A hash table of records keyed by a peer's IP address, its port left
+ * out (an IPv4-mapped IPv6 address is the IPv4 one): for caps per
+ * address. Each record starts with a struct hl_addr_rec; the table is an
+ * array of nbuckets heads, zeroed.
+ */
+struct hl_addr_rec {
+	unsigned char key[17]; /* the family's size (4 or 16), the address */
+	struct hl_addr_rec *next; /* in its bucket */
+};
+
+/* sa's key; 0, or -1 for a family other than IPv4 and IPv6. */
+static inline int
+hl_addr_key(const struct sockaddr *sa, unsigned char key[17])
+{
+	static const unsigned char mapped[12] = {0, 0, 0, 0, 0,    0,
+	                                         0, 0, 0, 0, 0xff, 0xff};
+
+	memset(key, 0, 17);
+	if (sa->sa_family == AF_INET) {
+		key[0] = 4;
+		memcpy(key + 1, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+	} else if (sa->sa_family == AF_INET6) {
+		const unsigned char *a =
+		    ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+		if (memcmp(a, mapped, 12) == 0) {
+			key[0] = 4;
+			memcpy(key + 1, a + 12, 4);
+		} else {
+			key[0] = 16;
+			memcpy(key + 1, a, 16);
+		}
+	} else {
+		return -1;
+	}
+	return 0;
+}
+
+static inline struct hl_addr_rec **
+hl_addr_bucket(struct hl_addr_rec **tab, size_t nbuckets,
+               const unsigned char key[17])
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (int i = 0; i < 17; i++)
+		h = (h ^ key[i]) * 16777619u;
+	return &tab[h % nbuckets];
+}
+
+/* The record of sa's address. When it has none: with create, a new one
+ * of size bytes (zeroed but for its key), else NULL. NULL too for
+ * another family or out of memory. */
+static inline void *
+hl_addr_rec_get(struct hl_addr_rec **tab, size_t nbuckets,
+                const struct sockaddr *sa, size_t size, int create)
+{
+	unsigned char key[17];
+	struct hl_addr_rec **b, *r;
+
+	if (hl_addr_key(sa, key) != 0)
+		return NULL;
+	b = hl_addr_bucket(tab, nbuckets, key);
+	for (r = *b; r != NULL; r = r->next)
+		if (memcmp(r->key, key, sizeof key) == 0)
+			return r;
+	if (!create || size < sizeof *r || (r = calloc(1, size)) == NULL)
+		return NULL;
+	memcpy(r->key, key, sizeof key);
+	r->next = *b;
+	*b = r;
+	return r;
+}
+
+/* Take r out of the table and free it. */
+static inline void
+hl_addr_rec_free(struct hl_addr_rec **tab, size_t nbuckets,
+                 struct hl_addr_rec *r)
+{
+	for (struct hl_addr_rec **pp = hl_addr_bucket(tab, nbuckets, r->key);
+	     *pp != NULL; pp = &(*pp)->next)
+		if (*pp == r) {
+			*pp = r->next;
+			free(r);
+			return;
+		}
+}
+
+/* Free every record. */
+static inline void
+hl_addr_table_free(struct hl_addr_rec **tab, size_t nbuckets)
+{
+	for (size_t i = 0; i < nbuckets; i++)
+		while (tab[i] != NULL) {
+			struct hl_addr_rec *r = tab[i];
+			tab[i] = r->next;
+			free(r);
+		}
+}
+
 /* ---- rate limits ---- */
 
 /*

@@ -133,15 +133,12 @@ hl__wanhosts_changed(void)
 		hl__wanhosts_send(p);
 }
 
-int
-hl__wanhost_add(struct hl_plugin *owner, const char *addr)
+/* Append addr (typed: a typed endpoint) unless known; 1 added, 0 not. */
+static int
+address_append(struct hl_plugin *owner, const char *addr, int typed)
 {
 	struct hl__wanhost *w, **pp;
-	char host[HL_ADDR_MAX];
-	uint16_t port;
 
-	if (hl__addr_split(addr, host, sizeof host, &port) != 0)
-		return -1;
 	for (w = wanhosts; w != NULL; w = w->next)
 		if (strcmp(w->addr, addr) == 0)
 			return 0;
@@ -149,6 +146,7 @@ hl__wanhost_add(struct hl_plugin *owner, const char *addr)
 	if (w == NULL)
 		return 0;
 	snprintf(w->addr, sizeof w->addr, "%s", addr);
+	w->typed = typed;
 	w->owner = owner;
 	for (pp = &wanhosts; *pp != NULL; pp = &(*pp)->next)
 		;
@@ -156,6 +154,17 @@ hl__wanhost_add(struct hl_plugin *owner, const char *addr)
 	if (owner != NULL)
 		hl__log(HL_LOG_INFO, owner->d.name, "reachable at %s", addr);
 	return 1;
+}
+
+int
+hl__wanhost_add(struct hl_plugin *owner, const char *addr)
+{
+	char host[HL_ADDR_MAX];
+	uint16_t port;
+
+	if (hl__addr_split(addr, host, sizeof host, &port) != 0)
+		return -1;
+	return address_append(owner, addr, 0);
 }
 
 void
@@ -206,25 +215,9 @@ hl__endpoints(void)
 int
 hl__endpoint_add(struct hl_plugin *owner, const char *uri)
 {
-	struct hl__wanhost *w, **pp;
-
 	if (uri == NULL || hl__endpoint_check(uri, strlen(uri)) != 0)
 		return -1;
-	for (w = wanhosts; w != NULL; w = w->next)
-		if (strcmp(w->addr, uri) == 0)
-			return 0;
-	w = calloc(1, sizeof *w);
-	if (w == NULL)
-		return 0;
-	snprintf(w->addr, sizeof w->addr, "%s", uri);
-	w->typed = 1;
-	w->owner = owner;
-	for (pp = &wanhosts; *pp != NULL; pp = &(*pp)->next)
-		;
-	*pp = w;
-	if (owner != NULL)
-		hl__log(HL_LOG_INFO, owner->d.name, "reachable at %s", uri);
-	return 1;
+	return address_append(owner, uri, 1);
 }
 
 void

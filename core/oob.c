@@ -11,6 +11,24 @@
 
 #include "hl.h"
 
+/* A string field of the line, copied into *out (malloc'd); absent: *out
+ * stays NULL. -1 when it is not a string, holds a NUL, or no memory. */
+static int
+string_field(json_t *root, const char *name, char **out)
+{
+	json_t *v = json_object_get(root, name);
+	const char *s = json_string_value(v);
+	size_t n = json_string_length(v);
+
+	if (v == NULL)
+		return 0;
+	if (!json_is_string(v) || strlen(s) != n ||
+	    (*out = malloc(n + 1)) == NULL)
+		return -1;
+	memcpy(*out, s, n + 1);
+	return 0;
+}
+
 int
 hl__oob_parse(const char *line, size_t len, struct hl__oob *out)
 {
@@ -39,29 +57,9 @@ hl__oob_parse(const char *line, size_t len, struct hl__oob *out)
 		out->has_password = 1;
 	}
 
-	v = json_object_get(root, "WANHosts");
-	if (v != NULL) {
-		const char *s = json_string_value(v);
-		size_t n = json_string_length(v);
-		if (!json_is_string(v) || strlen(s) != n)
-			goto bad;
-		out->wanhosts = malloc(n + 1);
-		if (out->wanhosts == NULL)
-			goto bad;
-		memcpy(out->wanhosts, s, n + 1);
-	}
-
-	v = json_object_get(root, "Endpoints");
-	if (v != NULL) {
-		const char *s = json_string_value(v);
-		size_t n = json_string_length(v);
-		if (!json_is_string(v) || strlen(s) != n)
-			goto bad;
-		out->endpoints = malloc(n + 1);
-		if (out->endpoints == NULL)
-			goto bad;
-		memcpy(out->endpoints, s, n + 1);
-	}
+	if (string_field(root, "WANHosts", &out->wanhosts) != 0 ||
+	    string_field(root, "Endpoints", &out->endpoints) != 0)
+		goto bad;
 
 	/* hlcore's refusal at a cap: {"busy":"<why>","retry_ms":N}. */
 	v = json_object_get(root, "busy");

@@ -302,14 +302,22 @@ static struct qconn *conn_client_new(struct udp *u, struct sock *s,
                                      const struct sockaddr *remote,
                                      socklen_t remotelen, const char *keyhash);
 
+/* Nanoseconds on clock id: CLOCK_MONOTONIC for ngtcp2's timestamps,
+ * CLOCK_REALTIME where a time must survive a restart (Retry tokens). */
 static ngtcp2_tstamp
-now_ns(void)
+clock_ns(clockid_t id)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(id, &ts);
 	return (ngtcp2_tstamp)ts.tv_sec * NGTCP2_SECONDS +
 	       (ngtcp2_tstamp)ts.tv_nsec;
+}
+
+static ngtcp2_tstamp
+now_ns(void)
+{
+	return clock_ns(CLOCK_MONOTONIC);
 }
 
 static void
@@ -2232,11 +2240,7 @@ udp_dial_cancel(void *state, struct hl_dial *d)
 static ngtcp2_tstamp
 realtime_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (ngtcp2_tstamp)ts.tv_sec * NGTCP2_SECONDS +
-	       (ngtcp2_tstamp)ts.tv_nsec;
+	return clock_ns(CLOCK_REALTIME);
 }
 
 static void

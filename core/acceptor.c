@@ -38,33 +38,29 @@ update(struct hl__acceptor *a, int pausing)
 }
 
 static void
-accept_callback(struct evconnlistener *l, evutil_socket_t fd,
+accept_callback(struct evconnlistener *l HL_UNUSED, evutil_socket_t fd,
                 struct sockaddr *sa, int salen, void *arg)
 {
 	struct hl__acceptor *a = arg;
 
-	(void)l;
 	a->pause_ms = 0; /* descriptors again */
 	a->cb(a->arg, fd, sa, (socklen_t)salen);
 }
 
 static void
-resume_callback(evutil_socket_t fd, short what, void *arg)
+resume_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED, void *arg)
 {
-	(void)fd;
-	(void)what;
 	/* pause_ms stays until an accept succeeds: a failure right away
 	 * pauses twice as long. */
 	update(arg, 0);
 }
 
 static void
-error_callback(struct evconnlistener *l, void *arg)
+error_callback(struct evconnlistener *l HL_UNUSED, void *arg)
 {
 	struct hl__acceptor *a = arg;
 	int e = EVUTIL_SOCKET_ERROR();
 
-	(void)l;
 	if (!hl_accept_out_of_descriptors(e)) {
 		hl__warn("%s: accept failed: %s", a->who,
 		         evutil_socket_error_to_string(e));

@@ -97,11 +97,10 @@ oob_write_callback(struct bufferevent *bev, void *arg)
 }
 
 static void
-oob_event_callback(struct bufferevent *bev, short what, void *arg)
+oob_event_callback(struct bufferevent *bev HL_UNUSED, short what, void *arg)
 {
 	struct oob_exchange *x = arg;
 
-	(void)bev;
 	if (what & BEV_EVENT_TIMEOUT)
 		oob_finish(x, "no OOB line from the peer within 10 s");
 	else if (what & BEV_EVENT_EOF)
@@ -122,10 +121,9 @@ oob_abort(struct hl__live *l)
 }
 
 static void
-oob_deadline_callback(evutil_socket_t fd, short what, void *arg)
+oob_deadline_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
+                      void *arg)
 {
-	(void)fd;
-	(void)what;
 	oob_finish(arg, "no OOB line from the peer within 10 s");
 }
 

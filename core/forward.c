@@ -165,12 +165,11 @@ fwd_outbound_callback(void *arg, int result, struct bufferevent *tunnel,
 }
 
 static void
-local_event_callback(struct bufferevent *bev, short what, void *arg)
+local_event_callback(struct bufferevent *bev HL_UNUSED, short what HL_UNUSED,
+                     void *arg)
 {
 	struct fwd_conn *fcn = arg;
 
-	(void)bev;
-	(void)what;
 	/* The local client went away while the tunnel was being set up. */
 	hl__debug("%s: %s left before the tunnel was up", fcn->f->origin,
 	          fcn->peer);
@@ -179,13 +178,12 @@ local_event_callback(struct bufferevent *bev, short what, void *arg)
 
 static void
 forward_accept_callback(void *arg, evutil_socket_t fd, struct sockaddr *sa,
-                        socklen_t salen)
+                        socklen_t salen HL_UNUSED)
 {
 	struct forward *f = arg;
 	struct hl__core *c = f->core;
 	struct fwd_conn *fcn = calloc(1, sizeof *fcn);
 
-	(void)salen;
 	if (fcn == NULL) {
 		evutil_closesocket(fd);
 		return;

@@ -179,12 +179,9 @@ exists(const char *path)
 
 /* A password callback that refuses: an encrypted key never prompts. */
 static int
-no_passphrase(char *buf, int size, int rwflag, void *u)
+no_passphrase(char *buf HL_UNUSED, int size HL_UNUSED, int rwflag HL_UNUSED,
+              void *u HL_UNUSED)
 {
-	(void)buf;
-	(void)size;
-	(void)rwflag;
-	(void)u;
 	return -1;
 }
 

@@ -263,13 +263,11 @@ hl__source_pw_result(struct hl__source *s, int ok)
 }
 
 static void
-sweep_callback(evutil_socket_t fd, short what, void *arg)
+sweep_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
+               void *arg HL_UNUSED)
 {
 	time_t now = time(NULL);
 
-	(void)fd;
-	(void)what;
-	(void)arg;
 	for (size_t b = 0; b < SOURCE_BUCKETS; b++) {
 		struct hl__source *s = buckets[b], *next;
 		for (; s != NULL; s = next) {

@@ -73,10 +73,9 @@ closing_write_callback(struct bufferevent *bev, void *arg)
 }
 
 static void
-closing_event_callback(struct bufferevent *bev, short what, void *arg)
+closing_event_callback(struct bufferevent *bev HL_UNUSED, short what HL_UNUSED,
+                       void *arg)
 {
-	(void)bev;
-	(void)what;
 	closing_free(arg);
 }
 

@@ -27,11 +27,9 @@ static struct event *calls_ev;
 static int closed;
 
 static void
-calls_callback(evutil_socket_t fd, short what, void *arg)
+calls_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
+               void *arg HL_UNUSED)
 {
-	(void)fd;
-	(void)what;
-	(void)arg;
 	pthread_mutex_lock(&lock);
 	running = queue;
 	queue = NULL;

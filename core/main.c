@@ -54,11 +54,9 @@ usage(FILE *f)
 static struct event *log_flush_ev;
 
 static void
-log_flush_callback(evutil_socket_t fd, short what, void *arg)
+log_flush_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
+                   void *arg HL_UNUSED)
 {
-	(void)fd;
-	(void)what;
-	(void)arg;
 	hl__log_flush(0);
 }
 
@@ -76,11 +74,10 @@ libevent_log_callback(int severity, const char *msg)
 }
 
 static void
-signal_callback(evutil_socket_t sig, short what, void *arg)
+signal_callback(evutil_socket_t sig, short what HL_UNUSED, void *arg)
 {
 	struct hl__core *c = arg;
 
-	(void)what;
 	hl__info("%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
 	event_base_loopexit(c->base, NULL);
 }
@@ -343,10 +340,9 @@ out:
 }
 
 static void
-discover_done_callback(evutil_socket_t fd, short what, void *arg)
+discover_done_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
+                       void *arg)
 {
-	(void)fd;
-	(void)what;
 	event_base_loopexit(arg, NULL);
 }
 
@@ -448,11 +444,10 @@ link_pair_write_callback(struct bufferevent *bev, void *arg)
 }
 
 static void
-link_in_event_callback(struct bufferevent *bev, short what, void *arg)
+link_in_event_callback(struct bufferevent *bev, short what HL_UNUSED, void *arg)
 {
 	struct stdio_link *k = arg;
 
-	(void)what;
 	/* stdin closed: the splice's end sees EOF once what was read before
 	 * has gone to it. */
 	bufferevent_disable(bev, EV_READ);
@@ -483,10 +478,9 @@ link_out_write_callback(struct bufferevent *bev, void *arg)
 }
 
 static void
-link_out_event_callback(struct bufferevent *bev, short what, void *arg)
+link_out_event_callback(struct bufferevent *bev HL_UNUSED, short what HL_UNUSED,
+                        void *arg)
 {
-	(void)bev;
-	(void)what;
 	/* Whoever reads stdout went away: the other side closed. */
 	link_exit(arg, 0);
 }
@@ -494,13 +488,12 @@ link_out_event_callback(struct bufferevent *bev, short what, void *arg)
 /* After the splice ended: once its end of the pair is gone and stdout
  * has taken everything, exit. */
 static void
-link_poll_callback(evutil_socket_t fd, short what, void *arg)
+link_poll_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
+                   void *arg)
 {
 	struct stdio_link *k = arg;
 	struct evbuffer *pin = bufferevent_get_input(k->pair[1]);
 
-	(void)fd;
-	(void)what;
 	if (bufferevent_pair_get_partner(k->pair[1]) != NULL)
 		return;
 	if (evbuffer_get_length(pin) > 0)

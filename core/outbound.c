@@ -62,11 +62,9 @@ queue_remove(struct hl__outbound *o)
 }
 
 static void
-dequeue_callback(evutil_socket_t fd, short what, void *arg)
+dequeue_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
+                 void *arg HL_UNUSED)
 {
-	(void)fd;
-	(void)what;
-	(void)arg;
 	while (queue != NULL && nroutes < hl__limits.routes) {
 		struct hl__outbound *o = queue;
 		queue_remove(o);
@@ -127,12 +125,10 @@ give_up(struct hl__outbound *o)
 }
 
 static void
-wait_callback(evutil_socket_t fd, short what, void *arg)
+wait_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED, void *arg)
 {
 	struct hl__outbound *o = arg;
 
-	(void)fd;
-	(void)what;
 	if (o->queued) { /* still no route slot */
 		queue_remove(o);
 		give_up(o);

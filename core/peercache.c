@@ -204,11 +204,9 @@ hl__peercache_save(void)
 }
 
 static void
-save_callback(evutil_socket_t fd, short what, void *arg)
+save_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
+              void *arg HL_UNUSED)
 {
-	(void)fd;
-	(void)what;
-	(void)arg;
 	if (dirty)
 		hl__peercache_save();
 }

@@ -176,10 +176,9 @@ linger_read_callback(struct bufferevent *bev, void *arg)
 }
 
 static void
-linger_done_callback(evutil_socket_t fd, short what, void *arg)
+linger_done_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
+                     void *arg)
 {
-	(void)fd;
-	(void)what;
 	conn_free(arg);
 }
 
@@ -211,10 +210,9 @@ close_after_write_callback(struct bufferevent *bev, void *arg)
 }
 
 static void
-close_event_callback(struct bufferevent *bev, short what, void *arg)
+close_event_callback(struct bufferevent *bev HL_UNUSED, short what HL_UNUSED,
+                     void *arg)
 {
-	(void)bev;
-	(void)what;
 	conn_free(arg);
 }
 
@@ -382,20 +380,18 @@ head_read_callback(struct bufferevent *bev, void *arg)
 }
 
 static void
-head_deadline_callback(evutil_socket_t fd, short what, void *arg)
+head_deadline_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
+                       void *arg)
 {
-	(void)fd;
-	(void)what;
 	conn_reply_error(arg, 408, "Request Timeout", "Request timeout",
 	                 "No complete request head came within 10 s.");
 }
 
 static void
-head_event_callback(struct bufferevent *bev, short what, void *arg)
+head_event_callback(struct bufferevent *bev HL_UNUSED, short what, void *arg)
 {
 	struct proxy_conn *pc = arg;
 
-	(void)bev;
 	if (what & BEV_EVENT_TIMEOUT) {
 		conn_reply_error(pc, 408, "Request Timeout", "Request timeout",
 		                 "No complete request head came within 10 s.");
@@ -416,13 +412,12 @@ conn_abort(struct hl__live *l)
 
 static void
 proxy_accept_callback(void *arg, evutil_socket_t fd, struct sockaddr *sa,
-                      socklen_t salen)
+                      socklen_t salen HL_UNUSED)
 {
 	struct hl__core *c = arg;
 	struct proxy_conn *pc = calloc(1, sizeof *pc);
 	struct timeval tv = {HL_HTTP_HEAD_TIMEOUT_SEC, 0};
 
-	(void)salen;
 	if (pc == NULL) {
 		evutil_closesocket(fd);
 		return;

@@ -458,13 +458,12 @@ route_running(struct hl__route *r)
 }
 
 static void
-route_stagger_callback(evutil_socket_t fd, short what, void *arg)
+route_stagger_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
+                       void *arg)
 {
 	struct hl__route *r = arg;
 	struct timeval tv = {0, STAGGER_MS * 1000};
 
-	(void)fd;
-	(void)what;
 	if (r->finished)
 		return;
 	if (route_start_next(r))
@@ -493,10 +492,9 @@ route_kick(struct hl__route *r)
 }
 
 static void
-route_deadline_callback(evutil_socket_t fd, short what, void *arg)
+route_deadline_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
+                        void *arg)
 {
-	(void)fd;
-	(void)what;
 	route_fail(arg);
 }
 

@@ -302,10 +302,8 @@ check_password(struct incoming *in)
 }
 
 static void
-pw_wait_callback(evutil_socket_t fd, short what, void *arg)
+pw_wait_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED, void *arg)
 {
-	(void)fd;
-	(void)what;
 	check_password(arg);
 }
 

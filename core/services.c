@@ -31,16 +31,14 @@ svc_log(struct hl_plugin *self, int level, const char *fmt, ...)
 }
 
 static struct event_base *
-svc_event_base(struct hl_plugin *self)
+svc_event_base(struct hl_plugin *self HL_UNUSED)
 {
-	(void)self;
 	return core->base;
 }
 
 static struct evdns_base *
-svc_dns_base(struct hl_plugin *self)
+svc_dns_base(struct hl_plugin *self HL_UNUSED)
 {
-	(void)self;
 	return core->dns;
 }
 
@@ -103,27 +101,24 @@ svc_conf_check_keys(struct hl_plugin *self, const struct hl_conf *node,
 }
 
 static size_t
-svc_identity_count(struct hl_plugin *self)
+svc_identity_count(struct hl_plugin *self HL_UNUSED)
 {
-	(void)self;
 	return hl__identities_count();
 }
 
 static const struct hl_identity *
-svc_identity_at(struct hl_plugin *self, size_t i)
+svc_identity_at(struct hl_plugin *self HL_UNUSED, size_t i)
 {
 	const struct hl__identity *id = hl__identities_at(i);
 
-	(void)self;
 	return id ? &id->pub : NULL;
 }
 
 static const struct hl_identity *
-svc_identity_find(struct hl_plugin *self, const char *keyhash)
+svc_identity_find(struct hl_plugin *self HL_UNUSED, const char *keyhash)
 {
 	struct hl__identity *id;
 
-	(void)self;
 	id = hl__identities_find(keyhash);
 	return id ? &id->pub : NULL;
 }
@@ -143,25 +138,22 @@ svc_query_keyhash(const struct hl_query *q)
 }
 
 static void
-svc_query_candidate(struct hl_plugin *self, struct hl_query *q,
+svc_query_candidate(struct hl_plugin *self HL_UNUSED, struct hl_query *q,
                     const char *addr)
 {
-	(void)self;
 	hl__query_candidate(q, addr);
 }
 
 static void
-svc_query_done(struct hl_plugin *self, struct hl_query *q)
+svc_query_done(struct hl_plugin *self HL_UNUSED, struct hl_query *q)
 {
-	(void)self;
 	hl__query_done(q);
 }
 
 static void
-svc_candidate_learned(struct hl_plugin *self, const char *keyhash,
+svc_candidate_learned(struct hl_plugin *self HL_UNUSED, const char *keyhash,
                       const char *addr)
 {
-	(void)self;
 	hl__peercache_hint(keyhash, addr);
 }
 
@@ -184,9 +176,8 @@ svc_wanhost_remove(struct hl_plugin *self, const char *addr)
 }
 
 static const char *
-svc_wanhosts(struct hl_plugin *self)
+svc_wanhosts(struct hl_plugin *self HL_UNUSED)
 {
-	(void)self;
 	return hl__wanhosts();
 }
 
@@ -200,9 +191,8 @@ svc_service_seen(struct hl_plugin *self, const char *title, const char *label,
 }
 
 static char *
-svc_status_json(struct hl_plugin *self)
+svc_status_json(struct hl_plugin *self HL_UNUSED)
 {
-	(void)self;
 	return core ? hl__status_json(core) : NULL;
 }
 
@@ -225,10 +215,9 @@ svc_plugin_set_enabled(struct hl_plugin *self, const char *name, int enabled,
 }
 
 static int
-svc_plugin_set_priority(struct hl_plugin *self, const char *name, int priority,
-                        char *err, size_t errlen)
+svc_plugin_set_priority(struct hl_plugin *self HL_UNUSED, const char *name,
+                        int priority, char *err, size_t errlen)
 {
-	(void)self;
 	if (core == NULL || name == NULL) {
 		snprintf(err, errlen, "hlcore is not running");
 		return -1;
@@ -237,9 +226,8 @@ svc_plugin_set_priority(struct hl_plugin *self, const char *name, int priority,
 }
 
 static void
-svc_browse(struct hl_plugin *self)
+svc_browse(struct hl_plugin *self HL_UNUSED)
 {
-	(void)self;
 	hl__plugins_browse();
 }
 
@@ -250,9 +238,8 @@ svc_free(void *p)
 }
 
 static const char *
-svc_state_dir(struct hl_plugin *self)
+svc_state_dir(struct hl_plugin *self HL_UNUSED)
 {
-	(void)self;
 	return core ? core->cfg->state_dir : NULL;
 }
 

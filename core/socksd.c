@@ -126,17 +126,15 @@ conn_succeed(struct socks_conn *sc)
 }
 
 static void
-probe_timer_callback(evutil_socket_t fd, short what, void *arg)
+probe_timer_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
+                     void *arg)
 {
-	(void)fd;
-	(void)what;
 	conn_succeed(arg);
 }
 
 static void
-probe_read_callback(struct bufferevent *bev, void *arg)
+probe_read_callback(struct bufferevent *bev HL_UNUSED, void *arg)
 {
-	(void)bev;
 	conn_succeed(arg);
 }
 
@@ -294,21 +292,18 @@ client_read_callback(struct bufferevent *bev, void *arg)
 }
 
 static void
-client_event_callback(struct bufferevent *bev, short what, void *arg)
+client_event_callback(struct bufferevent *bev HL_UNUSED, short what HL_UNUSED,
+                      void *arg)
 {
-	(void)bev;
-	(void)what;
 	/* The client went away (or stalled the negotiation). */
 	conn_free(arg);
 }
 
 static void
-deadline_callback(evutil_socket_t fd, short what, void *arg)
+deadline_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED, void *arg)
 {
 	struct socks_conn *sc = arg;
 
-	(void)fd;
-	(void)what;
 	hl__debug("socks: %s did not finish the negotiation within 10 s",
 	          sc->peer);
 	conn_free(sc);
@@ -353,13 +348,12 @@ hl__socksd_take(struct hl__core *c, struct bufferevent *bev, const char *peer)
 
 static void
 socksd_accept_callback(void *arg, evutil_socket_t fd, struct sockaddr *sa,
-                       socklen_t salen)
+                       socklen_t salen HL_UNUSED)
 {
 	struct hl__core *c = arg;
 	struct bufferevent *bev;
 	char peer[HL_PEER_MAX];
 
-	(void)salen;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
 	hl_sockaddr_str(sa, peer, sizeof peer);
 	bev = bufferevent_socket_new(c->base, fd, BEV_OPT_CLOSE_ON_FREE);

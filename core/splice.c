@@ -285,14 +285,12 @@ splice_abort(struct hl__live *l)
 static struct event *idle_ev;
 
 static void
-idle_sweep_callback(evutil_socket_t fd, short what, void *arg)
+idle_sweep_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
+                    void *arg HL_UNUSED)
 {
 	time_t now = time(NULL);
 	struct hl__splice *s, *next;
 
-	(void)fd;
-	(void)what;
-	(void)arg;
 	for (s = splices; s != NULL; s = next) {
 		next = s->next;
 		if (s->ended || now - s->last < hl__limits.idle_timeout)

@@ -393,14 +393,13 @@ client_addr(struct MHD_Connection *c, char *out, size_t len,
 /* ---- the pages ---- */
 
 static enum MHD_Result
-login_form(struct admin *a, struct MHD_Connection *c, unsigned int status,
-           const char *error, const char *pre)
+login_form(struct admin *a HL_UNUSED, struct MHD_Connection *c,
+           unsigned int status, const char *error, const char *pre)
 {
 	char fresh[SESSION_ID_LEN + 1], cookie[160];
 	struct buf b = {0};
 	struct hdr h[1];
 
-	(void)a;
 	if (pre == NULL || strlen(pre) != SESSION_ID_LEN ||
 	    strspn(pre, "0123456789abcdef") != SESSION_ID_LEN) {
 		auth_random_hex(fresh, SESSION_ID_LEN / 2);
@@ -869,13 +868,12 @@ route(struct admin *a, struct MHD_Connection *c, const char *url,
 
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *c, const char *url,
-           const char *method, const char *version, const char *upload_data,
-           size_t *upload_size, void **con_cls)
+           const char *method, const char *version HL_UNUSED,
+           const char *upload_data, size_t *upload_size, void **con_cls)
 {
 	struct admin *a = cls;
 	struct req *r = *con_cls;
 
-	(void)version;
 	if (r == NULL) {
 		/* The head has arrived; refuse a body too big before it
 		 * comes. */
@@ -901,14 +899,11 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 }
 
 static void
-on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-             enum MHD_RequestTerminationCode toe)
+on_completed(void *cls HL_UNUSED, struct MHD_Connection *c HL_UNUSED,
+             void **con_cls, enum MHD_RequestTerminationCode toe HL_UNUSED)
 {
 	struct req *r = *con_cls;
 
-	(void)cls;
-	(void)c;
-	(void)toe;
 	if (r != NULL) {
 		if (r->body.p != NULL)
 			sodium_memzero(r->body.p, r->body.cap);
@@ -961,13 +956,12 @@ mhd_connections(struct admin *a)
 }
 
 static void
-mhd_ready_callback(evutil_socket_t fd, short what, void *arg)
+mhd_ready_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
+                   void *arg)
 {
 	struct admin *a = arg;
 	unsigned before, after;
 
-	(void)fd;
-	(void)what;
 	a->accept_failed = 0;
 	before = mhd_connections(a);
 	MHD_run(a->mhd);

@@ -294,9 +294,8 @@ hub_pump(void *arg)
 }
 
 static void
-noop(void *arg)
+noop(void *arg HL_UNUSED)
 {
-	(void)arg;
 }
 
 /* Any thread: queue m for the loop (and own it). */
@@ -450,10 +449,9 @@ lookup_finish(struct lookup *lk)
 }
 
 static void
-lookup_timeout_callback(evutil_socket_t fd, short what, void *arg)
+lookup_timeout_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
+                        void *arg)
 {
-	(void)fd;
-	(void)what;
 	lookup_finish(arg);
 }
 
@@ -683,12 +681,11 @@ proxy_done_callback(struct evhttp_request *req, void *arg)
 }
 
 static void
-proxy_timer_callback(evutil_socket_t fd, short what, void *arg)
+proxy_timer_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
+                     void *arg)
 {
 	struct proxy_req *r = arg;
 
-	(void)fd;
-	(void)what;
 	if (r->cancelled) {
 		proxy_req_free(r);
 		return;
@@ -793,10 +790,9 @@ put_done(struct dht *d, int ok)
 }
 
 static void
-publish_timer_callback(evutil_socket_t fd, short what, void *arg)
+publish_timer_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
+                       void *arg)
 {
-	(void)fd;
-	(void)what;
 	publish_round(arg);
 }
 
@@ -1033,7 +1029,7 @@ resolve_drop(struct dht *d, struct resolve *rs, int stopping)
 
 /* evdns: the addresses of a bootstrap host, one family. */
 static void
-boot_resolve_callback(int result, char type, int count, int ttl,
+boot_resolve_callback(int result, char type, int count, int ttl HL_UNUSED,
                       void *addresses, void *arg)
 {
 	struct resolve *rs = arg;
@@ -1041,7 +1037,6 @@ boot_resolve_callback(int result, char type, int count, int ttl,
 	uint64_t round = rs->round;
 	int port;
 
-	(void)ttl;
 	if (d == NULL) {
 		free(rs);
 		return;
@@ -1151,20 +1146,18 @@ boot_round(struct dht *d)
 }
 
 static void
-boot_timer_callback(evutil_socket_t fd, short what, void *arg)
+boot_timer_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
+                    void *arg)
 {
-	(void)fd;
-	(void)what;
 	boot_round(arg);
 }
 
 static void
-boot_deadline_callback(evutil_socket_t fd, short what, void *arg)
+boot_deadline_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
+                       void *arg)
 {
 	struct dht *d = arg;
 
-	(void)fd;
-	(void)what;
 	if (!d->round_ok && d->round_err[0] == '\0')
 		snprintf(d->round_err, sizeof d->round_err,
 		         "no answer within %d s", BOOT_WAIT_SEC);

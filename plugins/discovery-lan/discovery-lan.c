@@ -571,12 +571,11 @@ answer_search(struct lan *l, const struct lan_packet *p,
 static void query_finish(struct lan_query *lq);
 
 static void
-query_timer_callback(evutil_socket_t fd, short what, void *arg)
+query_timer_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
+                     void *arg)
 {
 	struct lan_query *lq = arg;
 
-	(void)fd;
-	(void)what;
 	if (!lq->repeated && !lq->answered) {
 		lq->repeated = 1;
 		{
@@ -697,11 +696,10 @@ handle_packet(struct lan *l, const unsigned char *buf, size_t len,
 }
 
 static void
-socket_read_callback(evutil_socket_t fd, short what, void *arg)
+socket_read_callback(evutil_socket_t fd, short what HL_UNUSED, void *arg)
 {
 	struct lan *l = arg;
 
-	(void)what;
 	for (int k = 0; k < READS_PER_EVENT; k++) {
 		struct sockaddr_in src;
 		struct iovec iov = {l->buf, sizeof l->buf};
@@ -749,26 +747,21 @@ socket_read_callback(evutil_socket_t fd, short what, void *arg)
 /* ---- timers ---- */
 
 static void
-refresh_callback(evutil_socket_t fd, short what, void *arg)
+refresh_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED, void *arg)
 {
-	(void)fd;
-	(void)what;
 	refresh_ifs(arg);
 }
 
 static void
-announce_callback(evutil_socket_t fd, short what, void *arg)
+announce_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED, void *arg)
 {
-	(void)fd;
-	(void)what;
 	announce_all(arg);
 }
 
 static void
-browse_repeat_callback(evutil_socket_t fd, short what, void *arg)
+browse_repeat_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
+                       void *arg)
 {
-	(void)fd;
-	(void)what;
 	send_search(arg, "");
 }
 

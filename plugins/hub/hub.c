@@ -803,11 +803,10 @@ handle(struct hub *h, struct dgram *d, const uint8_t *buf, size_t len)
 }
 
 static void
-read_callback(evutil_socket_t fd, short what, void *arg)
+read_callback(evutil_socket_t fd, short what HL_UNUSED, void *arg)
 {
 	struct hub *h = arg;
 
-	(void)what;
 	for (int k = 0; k < READS_PER_EVENT; k++) {
 		struct dgram d;
 		struct iovec iov = {h->buf, sizeof h->buf};
@@ -880,13 +879,11 @@ log_stats(struct hub *h, const char *when)
 }
 
 static void
-sweep_callback(evutil_socket_t fd, short what, void *arg)
+sweep_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED, void *arg)
 {
 	struct hub *h = arg;
 	uint64_t now = now_ms();
 
-	(void)fd;
-	(void)what;
 	for (int i = 0; i < h->max_regs; i++) {
 		struct reg *r = &h->regs[i];
 		char kh[41];

@@ -192,13 +192,12 @@ dial_unlink_free(struct hl_dial *d)
 }
 
 static void
-dial_deadline_callback(evutil_socket_t fd, short what, void *arg)
+dial_deadline_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
+                       void *arg)
 {
 	struct hl_dial *d = arg;
 	char err[128];
 
-	(void)fd;
-	(void)what;
 	snprintf(err, sizeof err,
 	         "no TLS connection within %d s (host down or unreachable?)",
 	         HANDSHAKE_TIMEOUT_SEC);
@@ -310,16 +309,15 @@ fail:
 }
 
 static void
-tls_dial_cancel(void *state, struct hl_dial *d)
+tls_dial_cancel(void *state HL_UNUSED, struct hl_dial *d)
 {
-	(void)state;
 	dial_unlink_free(d);
 }
 
 /* ---- accepting ---- */
 
-/* The peer's record (by address, not port: hl_addr_rec_get), made when it has none (create); NULL when out of
- * memory. */
+/* The peer's record (by address, not port: hl_addr_rec_get), made when it has
+ * none (create); NULL when out of memory. */
 static struct host *
 host_get(struct tls *x, const struct sockaddr *sa, int create)
 {
@@ -374,12 +372,11 @@ accepting_free(struct accepting *a)
 }
 
 static void
-accept_deadline_callback(evutil_socket_t fd, short what, void *arg)
+accept_deadline_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
+                         void *arg)
 {
 	struct accepting *a = arg;
 
-	(void)fd;
-	(void)what;
 	a->tls->svc->log(a->tls->self, HL_LOG_DEBUG,
 	                 "handshake with %s took over %d s: closed", a->peer,
 	                 HANDSHAKE_TIMEOUT_SEC);
@@ -529,14 +526,13 @@ park_timer_arm(struct tls *t)
 /* Parked sockets share the handshake's deadline: 10 s from the accept.
  * The oldest is first, so the expired ones are at the head. */
 static void
-park_timer_callback(evutil_socket_t fd, short what, void *arg)
+park_timer_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
+                    void *arg)
 {
 	struct tls *t = arg;
 	long long now = hl_mono_ms();
 	struct parked *p;
 
-	(void)fd;
-	(void)what;
 	while ((p = t->parked_head) != NULL &&
 	       p->accepted_ms + HANDSHAKE_TIMEOUT_SEC * 1000 <= now) {
 		unpark(t, p);
@@ -609,16 +605,15 @@ slots_freed(struct tls *t)
 }
 
 static void
-listener_accept_callback(struct evconnlistener *lev, evutil_socket_t fd,
-                         struct sockaddr *sa, int salen, void *arg)
+listener_accept_callback(struct evconnlistener *lev HL_UNUSED,
+                         evutil_socket_t fd, struct sockaddr *sa,
+                         int salen HL_UNUSED, void *arg)
 {
 	struct listener *l = arg;
 	struct tls *t = l->tls;
 	struct host *h;
 	char peer[PEER_MAX];
 
-	(void)lev;
-	(void)salen;
 	l->accepted = 1;
 	hl_sockaddr_str(sa, peer, sizeof peer);
 	h = host_get(t, sa, 1);
@@ -649,12 +644,11 @@ listener_accept_callback(struct evconnlistener *lev, evutil_socket_t fd,
 }
 
 static void
-listener_resume_callback(evutil_socket_t fd, short what, void *arg)
+listener_resume_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
+                         void *arg)
 {
 	struct listener *l = arg;
 
-	(void)fd;
-	(void)what;
 	l->paused = 0;
 	l->accepted = 0;
 	l->resumed_ms = hl_mono_ms();
@@ -668,7 +662,7 @@ listener_resume_callback(evutil_socket_t fd, short what, void *arg)
  * pause ended with an accept and 2 s went by without running out.
  */
 static void
-listener_error_callback(struct evconnlistener *lev, void *arg)
+listener_error_callback(struct evconnlistener *lev HL_UNUSED, void *arg)
 {
 	struct listener *l = arg;
 	struct tls *t = l->tls;
@@ -676,7 +670,6 @@ listener_error_callback(struct evconnlistener *lev, void *arg)
 	long long now = hl_mono_ms();
 	int ms;
 
-	(void)lev;
 	if (!hl_accept_out_of_descriptors(err)) {
 		if (!l->other_logged)
 			t->svc->log(t->self, HL_LOG_WARN,

@@ -984,18 +984,16 @@ stream_pull(struct qstream *st)
 }
 
 static void
-pair_read_callback(struct bufferevent *bev, void *arg)
+pair_read_callback(struct bufferevent *bev HL_UNUSED, void *arg)
 {
-	(void)bev;
 	stream_pull(arg);
 }
 
 static void
-pair_write_callback(struct bufferevent *bev, void *arg)
+pair_write_callback(struct bufferevent *bev HL_UNUSED, void *arg)
 {
 	struct qstream *st = arg;
 
-	(void)bev;
 	stream_credit(st);
 	/* ngtcp2 closed it while the core had bytes still to take. */
 	if (st->ngclosed && st->eof_given)
@@ -1003,9 +1001,8 @@ pair_write_callback(struct bufferevent *bev, void *arg)
 }
 
 static void
-pair_event_callback(struct bufferevent *bev, short what, void *arg)
+pair_event_callback(struct bufferevent *bev HL_UNUSED, short what, void *arg)
 {
-	(void)bev;
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
 		stream_core_gone(arg);
 }
@@ -1101,19 +1098,17 @@ stream_free(struct qstream *st)
 /* ---- ngtcp2 callbacks ---- */
 
 static void
-rand_cb(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *ctx)
+rand_cb(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *ctx HL_UNUSED)
 {
-	(void)ctx;
 	rand_bytes(dest, len);
 }
 
 static int
-get_new_connection_id(ngtcp2_conn *conn, ngtcp2_cid *cid, uint8_t *token,
-                      size_t cidlen, void *user_data)
+get_new_connection_id(ngtcp2_conn *conn HL_UNUSED, ngtcp2_cid *cid,
+                      uint8_t *token, size_t cidlen, void *user_data)
 {
 	struct qconn *c = user_data;
 
-	(void)conn;
 	cid->datalen = cidlen;
 	do
 		rand_bytes(cid->data, cidlen);
@@ -1127,19 +1122,18 @@ get_new_connection_id(ngtcp2_conn *conn, ngtcp2_cid *cid, uint8_t *token,
 }
 
 static int
-remove_connection_id(ngtcp2_conn *conn, const ngtcp2_cid *cid, void *user_data)
+remove_connection_id(ngtcp2_conn *conn HL_UNUSED, const ngtcp2_cid *cid,
+                     void *user_data)
 {
-	(void)conn;
 	cid_remove(user_data, cid);
 	return 0;
 }
 
 static int
-handshake_completed(ngtcp2_conn *conn, void *user_data)
+handshake_completed(ngtcp2_conn *conn HL_UNUSED, void *user_data)
 {
 	struct qconn *c = user_data;
 
-	(void)conn;
 	c->handshake_done = 1;
 	if (c->u->nhandshakes > 0 && c->server)
 		c->u->nhandshakes--;
@@ -1147,13 +1141,12 @@ handshake_completed(ngtcp2_conn *conn, void *user_data)
 }
 
 static int
-stream_open_cb(ngtcp2_conn *conn, int64_t id, void *user_data)
+stream_open_cb(ngtcp2_conn *conn HL_UNUSED, int64_t id, void *user_data)
 {
 	struct qconn *c = user_data;
 	struct bufferevent *theirs;
 	struct qstream *st;
 
-	(void)conn;
 	if (!c->server || !ngtcp2_is_bidi_stream(id))
 		return 0;
 	st = stream_new(c, id, &theirs);
@@ -1167,14 +1160,12 @@ stream_open_cb(ngtcp2_conn *conn, int64_t id, void *user_data)
 }
 
 static int
-recv_stream_data(ngtcp2_conn *conn, uint32_t flags, int64_t id, uint64_t offset,
-                 const uint8_t *data, size_t len, void *user_data,
-                 void *stream_user_data)
+recv_stream_data(ngtcp2_conn *conn, uint32_t flags, int64_t id,
+                 uint64_t offset HL_UNUSED, const uint8_t *data, size_t len,
+                 void *user_data HL_UNUSED, void *stream_user_data)
 {
 	struct qstream *st = stream_user_data;
 
-	(void)offset;
-	(void)user_data;
 	if (st == NULL || st->mine == NULL || st->core_gone) {
 		/* Nobody reads it: credit it at once. */
 		ngtcp2_conn_extend_max_stream_offset(conn, id, len);
@@ -1193,15 +1184,12 @@ recv_stream_data(ngtcp2_conn *conn, uint32_t flags, int64_t id, uint64_t offset,
 }
 
 static int
-acked_stream_data_offset(ngtcp2_conn *conn, int64_t id, uint64_t offset,
-                         uint64_t len, void *user_data, void *stream_user_data)
+acked_stream_data_offset(ngtcp2_conn *conn HL_UNUSED, int64_t id HL_UNUSED,
+                         uint64_t offset HL_UNUSED, uint64_t len,
+                         void *user_data HL_UNUSED, void *stream_user_data)
 {
 	struct qstream *st = stream_user_data;
 
-	(void)conn;
-	(void)id;
-	(void)offset;
-	(void)user_data;
 	if (st == NULL)
 		return 0;
 	if (len > 0)
@@ -1231,15 +1219,13 @@ acked_stream_data_offset(ngtcp2_conn *conn, int64_t id, uint64_t offset,
 }
 
 static int
-stream_close_cb(ngtcp2_conn *conn, uint32_t flags, int64_t id,
-                uint64_t app_error_code, void *user_data,
+stream_close_cb(ngtcp2_conn *conn, uint32_t flags HL_UNUSED, int64_t id,
+                uint64_t app_error_code HL_UNUSED, void *user_data,
                 void *stream_user_data)
 {
 	struct qconn *c = user_data;
 	struct qstream *st = stream_user_data;
 
-	(void)flags;
-	(void)app_error_code;
 	if (c->server && ngtcp2_is_bidi_stream(id))
 		ngtcp2_conn_extend_max_streams_bidi(conn, 1);
 	if (st == NULL)
@@ -1258,30 +1244,25 @@ stream_close_cb(ngtcp2_conn *conn, uint32_t flags, int64_t id,
 }
 
 static int
-stream_reset_cb(ngtcp2_conn *conn, int64_t id, uint64_t final_size,
-                uint64_t app_error_code, void *user_data,
+stream_reset_cb(ngtcp2_conn *conn HL_UNUSED, int64_t id HL_UNUSED,
+                uint64_t final_size HL_UNUSED,
+                uint64_t app_error_code HL_UNUSED, void *user_data HL_UNUSED,
                 void *stream_user_data)
 {
 	struct qstream *st = stream_user_data;
 
-	(void)conn;
-	(void)id;
-	(void)final_size;
-	(void)app_error_code;
-	(void)user_data;
 	if (st != NULL)
 		stream_give_eof(st);
 	return 0;
 }
 
 static int
-stream_stop_sending_cb(ngtcp2_conn *conn, int64_t id, uint64_t app_error_code,
-                       void *user_data, void *stream_user_data)
+stream_stop_sending_cb(ngtcp2_conn *conn, int64_t id,
+                       uint64_t app_error_code HL_UNUSED,
+                       void *user_data HL_UNUSED, void *stream_user_data)
 {
 	struct qstream *st = stream_user_data;
 
-	(void)app_error_code;
-	(void)user_data;
 	if (st == NULL)
 		return 0;
 	/* The peer reads no more: nothing more goes its way. Its own
@@ -1294,15 +1275,12 @@ stream_stop_sending_cb(ngtcp2_conn *conn, int64_t id, uint64_t app_error_code,
 }
 
 static int
-extend_max_stream_data_cb(ngtcp2_conn *conn, int64_t id, uint64_t max_data,
-                          void *user_data, void *stream_user_data)
+extend_max_stream_data_cb(ngtcp2_conn *conn HL_UNUSED, int64_t id HL_UNUSED,
+                          uint64_t max_data HL_UNUSED,
+                          void *user_data HL_UNUSED, void *stream_user_data)
 {
 	struct qstream *st = stream_user_data;
 
-	(void)conn;
-	(void)id;
-	(void)max_data;
-	(void)user_data;
 	if (st != NULL && st->blocked) {
 		st->blocked = 0;
 		if (stream_wants_write(st))
@@ -1312,13 +1290,12 @@ extend_max_stream_data_cb(ngtcp2_conn *conn, int64_t id, uint64_t max_data,
 }
 
 static int
-extend_max_local_streams_bidi_cb(ngtcp2_conn *conn, uint64_t max_streams,
+extend_max_local_streams_bidi_cb(ngtcp2_conn *conn HL_UNUSED,
+                                 uint64_t max_streams HL_UNUSED,
                                  void *user_data)
 {
 	struct qconn *c = user_data;
 
-	(void)conn;
-	(void)max_streams;
 	/* Dials that found no stream free get theirs after this packet. */
 	if (c->handshake_done)
 		conn_schedule_write(c);
@@ -1326,13 +1303,12 @@ extend_max_local_streams_bidi_cb(ngtcp2_conn *conn, uint64_t max_streams,
 }
 
 static int
-recv_stateless_reset_cb(ngtcp2_conn *conn, const ngtcp2_pkt_stateless_reset *sr,
+recv_stateless_reset_cb(ngtcp2_conn *conn HL_UNUSED,
+                        const ngtcp2_pkt_stateless_reset *sr HL_UNUSED,
                         void *user_data)
 {
 	struct qconn *c = user_data;
 
-	(void)conn;
-	(void)sr;
 	snprintf(c->why, sizeof c->why,
 	         "the peer no longer knows this QUIC connection (stateless "
 	         "reset: it restarted?)");
@@ -1894,24 +1870,22 @@ blocked:
 }
 
 static void
-conn_write_callback(evutil_socket_t fd, short what, void *arg)
+conn_write_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
+                    void *arg)
 {
 	struct qconn *c = arg;
 
-	(void)fd;
-	(void)what;
 	conn_write(c);
 	conn_reap(c);
 }
 
 static void
-conn_timer_callback(evutil_socket_t fd, short what, void *arg)
+conn_timer_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
+                    void *arg)
 {
 	struct qconn *c = arg;
 	int rv;
 
-	(void)fd;
-	(void)what;
 	if (c->dead) {
 		conn_reap(c);
 		return;
@@ -2104,7 +2078,8 @@ dial_resolved(int err, struct evutil_addrinfo *ai, void *arg)
 }
 
 static void
-dial_start_callback(evutil_socket_t fd, short what, void *arg)
+dial_start_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
+                    void *arg)
 {
 	struct hl_dial *d = arg;
 	struct sockaddr_storage ss;
@@ -2113,8 +2088,6 @@ dial_start_callback(evutil_socket_t fd, short what, void *arg)
 	struct evdns_getaddrinfo_request *r;
 	char port[8];
 
-	(void)fd;
-	(void)what;
 	if (d->state == DIAL_RESOLVED) {
 		if (d->sslen == 0)
 			dial_finish(d, NULL, d->why);
@@ -2139,13 +2112,12 @@ dial_start_callback(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-dial_deadline_callback(evutil_socket_t fd, short what, void *arg)
+dial_deadline_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
+                       void *arg)
 {
 	struct hl_dial *d = arg;
 	char why[160];
 
-	(void)fd;
-	(void)what;
 	snprintf(why, sizeof why,
 	         "no QUIC connection within %d s (host down, port closed or "
 	         "UDP blocked?)",
@@ -2213,9 +2185,8 @@ udp_dial(void *state, const char *keyhash, const char *addr, hl_dial_cb cb,
 }
 
 static void
-udp_dial_cancel(void *state, struct hl_dial *d)
+udp_dial_cancel(void *state HL_UNUSED, struct hl_dial *d)
 {
-	(void)state;
 	if (d->c != NULL) {
 		if (d->cnext != NULL)
 			d->cnext->cprevp = d->cprevp;
@@ -2724,12 +2695,11 @@ sock_read(struct sock *s)
 }
 
 static void
-sock_event_callback(evutil_socket_t fd, short what, void *arg)
+sock_event_callback(evutil_socket_t fd HL_UNUSED, short what, void *arg)
 {
 	struct sock *s = arg;
 	struct udp *u = s->u;
 
-	(void)fd;
 	if ((what & EV_WRITE) && s->blocked) {
 		s->blocked = 0;
 		event_del(s->ev);
@@ -2753,13 +2723,11 @@ sock_event_callback(evutil_socket_t fd, short what, void *arg)
 /* ---- the sweep: streams whose core end was freed without an EOF ---- */
 
 static void
-sweep_callback(evutil_socket_t fd, short what, void *arg)
+sweep_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED, void *arg)
 {
 	struct udp *u = arg;
 	struct qconn *c, *next;
 
-	(void)fd;
-	(void)what;
 	for (c = u->conns; c != NULL; c = next) {
 		next = c->next;
 		for (struct qstream *st = c->streams, *sn; st != NULL;

@@ -323,21 +323,19 @@ query_finish(struct ygg *y, int final)
 }
 
 static void
-query_read_callback(struct bufferevent *bev, void *arg)
+query_read_callback(struct bufferevent *bev HL_UNUSED, void *arg)
 {
-	(void)bev;
 	query_finish(arg, 0);
 }
 
 static void
-query_event_callback(struct bufferevent *bev, short what, void *arg)
+query_event_callback(struct bufferevent *bev HL_UNUSED, short what, void *arg)
 {
 	struct ygg *y = arg;
 	const char *endpoint = y->bev_endpoint;
 	char why[256];
 	int e = EVUTIL_SOCKET_ERROR();
 
-	(void)bev;
 	if (what & BEV_EVENT_CONNECTED)
 		return;
 	if (what & BEV_EVENT_EOF) {
@@ -447,10 +445,8 @@ check_start(struct ygg *y)
 }
 
 static void
-timer_callback(evutil_socket_t fd, short what, void *arg)
+timer_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED, void *arg)
 {
-	(void)fd;
-	(void)what;
 	check_start(arg);
 }
 

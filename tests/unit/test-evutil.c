@@ -14,19 +14,16 @@
 static int fired;
 
 static void
-count_callback(evutil_socket_t fd, short what, void *arg)
+count_callback(evutil_socket_t fd HL_UNUSED, short what, void *arg)
 {
-	(void)fd;
 	CHECK(what & EV_TIMEOUT, "a timer fires with EV_TIMEOUT");
 	CHECK(arg == &fired, "the callback gets its argument");
 	fired++;
 }
 
 static void
-read_callback(struct bufferevent *bev, void *arg)
+read_callback(struct bufferevent *bev HL_UNUSED, void *arg HL_UNUSED)
 {
-	(void)bev;
-	(void)arg;
 }
 
 static void

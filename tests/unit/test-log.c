@@ -43,12 +43,11 @@ struct recent {
 };
 
 static void
-recent_line(void *arg, time_t t, int level, const char *text)
+recent_line(void *arg, time_t t HL_UNUSED, int level HL_UNUSED,
+            const char *text)
 {
 	struct recent *r = arg;
 
-	(void)t;
-	(void)level;
 	if (strstr(text, "more like this: bad request from") != NULL)
 		r->summary++;
 	else if (strstr(text, "bad request from") != NULL)
@@ -68,9 +67,8 @@ flood(int n)
 }
 
 static void *
-thread_flood(void *arg)
+thread_flood(void *arg HL_UNUSED)
 {
-	(void)arg;
 	for (int i = 0; i < 500; i++)
 		hl__log(HL_LOG_WARN, "plugin-x", "thread line %d", i);
 	return NULL;

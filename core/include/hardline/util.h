@@ -37,6 +37,15 @@
 extern "C" {
 #endif
 
+/* A parameter a callback must take but does not use:
+ *   static void on_timer(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
+ *                        void *arg) */
+#if defined(__GNUC__)
+#define HL_UNUSED __attribute__((unused))
+#else
+#define HL_UNUSED
+#endif
+
 /* ---- hex ---- */
 
 /* The value (0..15) of the hex digit c, in either case, or -1 when c is

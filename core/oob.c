@@ -173,37 +173,62 @@ hl__oob_busy_line(const char *wanhosts, const char *why, int retry_ms)
 	                                 json_integer(retry_ms)) == 0);
 }
 
-size_t
-hl__wanhosts_split(const char *s, char out[][HL_ADDR_MAX], size_t max, int *bad)
+/* Split a comma-separated list into out (at most max entries), keeping
+ * those ok() accepts; empty entries are nothing, the others are counted
+ * in *bad. */
+static size_t
+split_list(const char *s, char out[][HL_ADDR_MAX], size_t max, int *bad,
+           int (*ok)(const char *entry, size_t n, int arg), int arg)
 {
 	size_t count = 0, len = s != NULL ? strlen(s) : 0, pos = 0, a, b;
 	int nbad = 0;
 
 	while (count < max && hl_split_next(s, len, &pos, &a, &b)) {
-		char entry[HL_ADDR_MAX], host[HL_ADDR_MAX];
-		uint16_t port;
+		char entry[HL_ADDR_MAX];
 		size_t n = b - a;
 
-		if (n == 0) {
-			/* An empty entry ("a:1,,b:2", a trailing comma) is
-			 * nothing, not an error. */
-		} else if (n >= HL_ADDR_MAX) {
-			nbad++;
-		} else {
+		/* An empty entry ("a:1,,b:2", a trailing comma) is nothing,
+		 * not an error. */
+		if (n == 0)
+			continue;
+		if (n < HL_ADDR_MAX) {
 			memcpy(entry, s + a, n);
 			entry[n] = '\0';
-			if (hl__addr_split(entry, host, sizeof host, &port) ==
-			    0) {
-				memcpy(out[count], entry, n + 1);
-				count++;
-			} else {
-				nbad++;
-			}
 		}
+		if (n >= HL_ADDR_MAX || !ok(entry, n, arg)) {
+			nbad++;
+			continue;
+		}
+		memcpy(out[count++], entry, n + 1);
 	}
 	if (bad != NULL)
 		*bad = nbad;
 	return count;
+}
+
+/* "host:port" */
+static int
+bare_ok(const char *entry, size_t n HL_UNUSED, int arg HL_UNUSED)
+{
+	char host[HL_ADDR_MAX];
+	uint16_t port;
+
+	return hl__addr_split(entry, host, sizeof host, &port) == 0;
+}
+
+/* A typed endpoint, or (any_bare) a bare "host:port" */
+static int
+endpoint_ok(const char *entry, size_t n, int any_bare)
+{
+	return hl__endpoint_check(entry, n) == 0 ||
+	       (any_bare && memchr(entry, '/', n) == NULL &&
+	        bare_ok(entry, n, 0));
+}
+
+size_t
+hl__wanhosts_split(const char *s, char out[][HL_ADDR_MAX], size_t max, int *bad)
+{
+	return split_list(s, out, max, bad, bare_ok, 0);
 }
 
 int
@@ -243,32 +268,5 @@ size_t
 hl__endpoints_split(const char *s, char out[][HL_ADDR_MAX], size_t max,
                     int any_bare, int *bad)
 {
-	size_t count = 0, len = s != NULL ? strlen(s) : 0, pos = 0, a, b;
-	int nbad = 0;
-
-	while (count < max && hl_split_next(s, len, &pos, &a, &b)) {
-		char entry[HL_ADDR_MAX], host[HL_ADDR_MAX];
-		uint16_t port;
-		size_t n = b - a;
-
-		if (n == 0)
-			continue;
-		if (n >= HL_ADDR_MAX) {
-			nbad++;
-			continue;
-		}
-		memcpy(entry, s + a, n);
-		entry[n] = '\0';
-		if (hl__endpoint_check(entry, n) == 0 ||
-		    (any_bare && memchr(entry, '/', n) == NULL &&
-		     hl__addr_split(entry, host, sizeof host, &port) == 0)) {
-			memcpy(out[count], entry, n + 1);
-			count++;
-		} else {
-			nbad++;
-		}
-	}
-	if (bad != NULL)
-		*bad = nbad;
-	return count;
+	return split_list(s, out, max, bad, endpoint_ok, any_bare);
 }

@@ -55,16 +55,7 @@ class RawBackend:
         self.body = os.urandom(300000)
         self.got = b""
         self.eof = threading.Event()
-        threading.Thread(target=self.loop, daemon=True).start()
-
-    def loop(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.serve, args=(c,),
-                             daemon=True).start()
+        hltest.serve_in_threads(self.sock, self.serve)
 
     def serve(self, c):
         c.settimeout(30)
@@ -218,14 +209,8 @@ def case_fetch(name, path):
 
 
 def refused(name, pw, what):
-    before = backend.count()
-    r = fetch(ports["proxy"], host(name, pw=pw), "/secret",
-              timeout=t.slow(20))
-    check(r.status == 502, what, "HTTP 502", r)
-    check_in("password", r.text, "the 502 page for %s" % what)
-    time.sleep(0.3)
-    check_eq(backend.count() - before, 0,
-             "backend connections caused by %s" % what)
+    hltest.check_refused(ports["proxy"], host(name, pw=pw), backend, what,
+                         wait=t.slow(20))
 
 
 def case_endpoints():

@@ -340,6 +340,19 @@ def closed_within(s, timeout):
         return False
 
 
+def serve_in_threads(sock, handler):
+    """Accept on a listening socket in a thread of its own until it is
+    closed, handing each connection to handler in a new thread."""
+    def loop():
+        while True:
+            try:
+                c, _ = sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=handler, args=(c,), daemon=True).start()
+    threading.Thread(target=loop, daemon=True).start()
+
+
 class BannerService:
     """A banner-first TCP service on 127.0.0.1 (addr, port): says line
     ("220 hltest-banner <token>\\r\\n") to each client at once, then echoes
@@ -353,16 +366,7 @@ class BannerService:
         self.sock.listen(64)
         self.port = self.sock.getsockname()[1]
         self.addr = local(self.port)
-        threading.Thread(target=self._loop, daemon=True).start()
-
-    def _loop(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,),
-                             daemon=True).start()
+        serve_in_threads(self.sock, self._serve)
 
     def _serve(self, c):
         try:
@@ -561,6 +565,19 @@ def fetch(proxy_port, host_header, path="/", timeout=30, method="GET",
     finally:
         if own:
             conn.close()
+
+
+def check_refused(proxy_port, host_header, backend, what, wait=30):
+    """A request the service's node must refuse before its backend hears
+    of it (a wrong or missing password): 502 naming the password, and no
+    new connection at backend (anything with .count())."""
+    before = backend.count()
+    r = fetch(proxy_port, host_header, "/secret", timeout=wait)
+    check(r.status == 502, what, "HTTP 502", r)
+    check_in("password", r.text, "the 502 page for %s" % what)
+    time.sleep(0.3)  # a wrongly made backend connection would show by now
+    check_eq(backend.count() - before, 0,
+             "backend connections caused by %s" % what)
 
 
 def connect(proxy_port, timeout=30):

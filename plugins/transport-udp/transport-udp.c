@@ -1315,55 +1315,40 @@ recv_stateless_reset_cb(ngtcp2_conn *conn HL_UNUSED,
 	return 0;
 }
 
+/* The callbacks of either role: what ngtcp2's crypto helper does, and
+ * the streams. */
+#define COMMON_CALLBACKS                                                       \
+	.recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,                 \
+	.handshake_completed = handshake_completed,                            \
+	.encrypt = ngtcp2_crypto_encrypt_cb,                                   \
+	.decrypt = ngtcp2_crypto_decrypt_cb,                                   \
+	.hp_mask = ngtcp2_crypto_hp_mask_cb,                                   \
+	.recv_stream_data = recv_stream_data,                                  \
+	.acked_stream_data_offset = acked_stream_data_offset,                  \
+	.stream_close = stream_close_cb,                                       \
+	.recv_stateless_reset = recv_stateless_reset_cb,                       \
+	.rand = rand_cb, .get_new_connection_id = get_new_connection_id,       \
+	.remove_connection_id = remove_connection_id,                          \
+	.update_key = ngtcp2_crypto_update_key_cb,                             \
+	.stream_reset = stream_reset_cb,                                       \
+	.extend_max_stream_data = extend_max_stream_data_cb,                   \
+	.delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb,     \
+	.delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb, \
+	.get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb,   \
+	.stream_stop_sending = stream_stop_sending_cb,                         \
+	.version_negotiation = ngtcp2_crypto_version_negotiation_cb
+
 static const ngtcp2_callbacks client_callbacks = {
+    COMMON_CALLBACKS,
     .client_initial = ngtcp2_crypto_client_initial_cb,
-    .recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
-    .handshake_completed = handshake_completed,
-    .encrypt = ngtcp2_crypto_encrypt_cb,
-    .decrypt = ngtcp2_crypto_decrypt_cb,
-    .hp_mask = ngtcp2_crypto_hp_mask_cb,
-    .recv_stream_data = recv_stream_data,
-    .acked_stream_data_offset = acked_stream_data_offset,
-    .stream_close = stream_close_cb,
-    .recv_stateless_reset = recv_stateless_reset_cb,
     .recv_retry = ngtcp2_crypto_recv_retry_cb,
     .extend_max_local_streams_bidi = extend_max_local_streams_bidi_cb,
-    .rand = rand_cb,
-    .get_new_connection_id = get_new_connection_id,
-    .remove_connection_id = remove_connection_id,
-    .update_key = ngtcp2_crypto_update_key_cb,
-    .stream_reset = stream_reset_cb,
-    .extend_max_stream_data = extend_max_stream_data_cb,
-    .delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb,
-    .delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb,
-    .get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb,
-    .stream_stop_sending = stream_stop_sending_cb,
-    .version_negotiation = ngtcp2_crypto_version_negotiation_cb,
 };
 
 static const ngtcp2_callbacks server_callbacks = {
+    COMMON_CALLBACKS,
     .recv_client_initial = ngtcp2_crypto_recv_client_initial_cb,
-    .recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
-    .handshake_completed = handshake_completed,
-    .encrypt = ngtcp2_crypto_encrypt_cb,
-    .decrypt = ngtcp2_crypto_decrypt_cb,
-    .hp_mask = ngtcp2_crypto_hp_mask_cb,
-    .recv_stream_data = recv_stream_data,
-    .acked_stream_data_offset = acked_stream_data_offset,
     .stream_open = stream_open_cb,
-    .stream_close = stream_close_cb,
-    .recv_stateless_reset = recv_stateless_reset_cb,
-    .rand = rand_cb,
-    .get_new_connection_id = get_new_connection_id,
-    .remove_connection_id = remove_connection_id,
-    .update_key = ngtcp2_crypto_update_key_cb,
-    .stream_reset = stream_reset_cb,
-    .extend_max_stream_data = extend_max_stream_data_cb,
-    .delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb,
-    .delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb,
-    .get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb,
-    .stream_stop_sending = stream_stop_sending_cb,
-    .version_negotiation = ngtcp2_crypto_version_negotiation_cb,
 };
 
 /* ---- connections ---- */

@@ -1326,8 +1326,8 @@ recv_stateless_reset_cb(ngtcp2_conn *conn HL_UNUSED,
 	.recv_stream_data = recv_stream_data,                                  \
 	.acked_stream_data_offset = acked_stream_data_offset,                  \
 	.stream_close = stream_close_cb,                                       \
-	.recv_stateless_reset = recv_stateless_reset_cb,                       \
-	.rand = rand_cb, .get_new_connection_id = get_new_connection_id,       \
+	.recv_stateless_reset = recv_stateless_reset_cb, .rand = rand_cb,      \
+	.get_new_connection_id = get_new_connection_id,                        \
 	.remove_connection_id = remove_connection_id,                          \
 	.update_key = ngtcp2_crypto_update_key_cb,                             \
 	.stream_reset = stream_reset_cb,                                       \

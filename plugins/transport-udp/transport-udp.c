@@ -102,6 +102,10 @@
 /* What a stream takes from the core before ngtcp2 has acknowledged it. */
 #define TX_HOLD (256 * 1024)
 #define PAIR_READ_HIGH (64 * 1024)
+/* Acknowledgements free a little room at a time: take more from the core
+ * only once this much is free, not a few hundred bytes per ACK (each one
+ * a round of pair callbacks: the CPU of a lossy bulk transfer went there). */
+#define TX_PULL_ROOM (64 * 1024)
 #define CHUNK_SIZE (16 * 1024)
 
 /* Accepting: connections per peer address, handshakes in all. */
@@ -1213,8 +1217,9 @@ acked_stream_data_offset(ngtcp2_conn *conn HL_UNUSED, int64_t id HL_UNUSED,
 			st->head_off = 0;
 		}
 	}
-	/* Room again: take more from the core. */
-	stream_pull(st);
+	/* Room again: take more from the core, in a useful amount. */
+	if (st->tx_len + TX_PULL_ROOM <= TX_HOLD)
+		stream_pull(st);
 	return 0;
 }
 

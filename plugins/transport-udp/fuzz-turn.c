@@ -53,8 +53,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(buf + 8, last + 8, 12);
 	before = turn_next_timeout(t);
 	r = turn_input(t, buf, len, 1000, &d);
-	if (r == TURN_IN_DATA &&
-	    (d.data < buf || d.data + d.len > buf + len))
+	if (r == TURN_IN_DATA && (d.data < buf || d.data + d.len > buf + len))
 		abort();
 	if (turn_state(t) > TURN_CLOSED)
 		abort();

@@ -35,11 +35,15 @@ capture(void *arg, const uint8_t *buf, size_t len)
 	nsent++;
 }
 
-static const uint16_t known[] = {
-    STUN_ATTRIBUTE_USERNAME, STUN_ATTRIBUTE_MESSAGE_INTEGRITY,
-    STUN_ATTRIBUTE_REALM, STUN_ATTRIBUTE_NONCE,
-    STUN_ATTRIBUTE_REQUESTED_TRANSPORT, STUN_ATTRIBUTE_LIFETIME,
-    STUN_ATTRIBUTE_XOR_PEER_ADDRESS, STUN_ATTRIBUTE_DATA, 0};
+static const uint16_t known[] = {STUN_ATTRIBUTE_USERNAME,
+                                 STUN_ATTRIBUTE_MESSAGE_INTEGRITY,
+                                 STUN_ATTRIBUTE_REALM,
+                                 STUN_ATTRIBUTE_NONCE,
+                                 STUN_ATTRIBUTE_REQUESTED_TRANSPORT,
+                                 STUN_ATTRIBUTE_LIFETIME,
+                                 STUN_ATTRIBUTE_XOR_PEER_ADDRESS,
+                                 STUN_ATTRIBUTE_DATA,
+                                 0};
 
 /* The server's side. */
 static StunAgent sa;
@@ -82,15 +86,16 @@ server_read(StunMessage *req, uint8_t *copy)
 }
 
 static size_t
-server_error(const StunMessage *req, int code, const char *nonce,
-             uint8_t *out, size_t cap)
+server_error(const StunMessage *req, int code, const char *nonce, uint8_t *out,
+             size_t cap)
 {
 	StunMessage r;
 
 	CHECK(stun_agent_init_error(&sa, &r, out, cap, req, (StunError)code),
 	      "init_error");
 	if (nonce != NULL) {
-		stun_message_append_string(&r, STUN_ATTRIBUTE_REALM, "hardline");
+		stun_message_append_string(&r, STUN_ATTRIBUTE_REALM,
+		                           "hardline");
 		stun_message_append_string(&r, STUN_ATTRIBUTE_NONCE, nonce);
 	}
 	return stun_agent_finish_message(&sa, &r, NULL, 0);
@@ -125,8 +130,7 @@ server_ok(const StunMessage *req, uint32_t lifetime, int relay, uint8_t *out,
 }
 
 static size_t
-data_ind(const char *ip, int port, const char *text, uint8_t *out,
-         size_t cap)
+data_ind(const char *ip, int port, const char *text, uint8_t *out, size_t cap)
 {
 	StunMessage m;
 	struct sockaddr_in a = v4(ip, port);
@@ -147,15 +151,14 @@ test_url(void)
 	struct turn_url u;
 	char err[128];
 
-	CHECK_INT(turn_parse_url("turn://u:p@11.0.0.1:3478", &u, err,
-	                         sizeof err),
-	          0);
+	CHECK_INT(
+	    turn_parse_url("turn://u:p@11.0.0.1:3478", &u, err, sizeof err), 0);
 	CHECK_STR(u.user, "u");
 	CHECK_STR(u.pass, "p");
 	CHECK_STR(u.host, "11.0.0.1");
 	CHECK_INT(u.port, 3478);
-	CHECK_INT(turn_parse_url("TURN://al%40ce:p%3Aw@relay.example", &u,
-	                         err, sizeof err),
+	CHECK_INT(turn_parse_url("TURN://al%40ce:p%3Aw@relay.example", &u, err,
+	                         sizeof err),
 	          0);
 	CHECK_STR(u.user, "al@ce");
 	CHECK_STR(u.pass, "p:w");
@@ -167,10 +170,11 @@ test_url(void)
 	CHECK_STR(u.host, "2001:db8::1");
 	CHECK_INT(u.port, 5349);
 	static const char *bad[] = {
-	    "turns://u:p@h", "turn://h:3478", "turn://u@h", "turn://:p@h",
-	    "turn://u:@h", "turn://u:p@", "turn://u:p@h:0", "turn://u:p@h:65536",
-	    "turn://u:p@h:34x", "turn://u:p@[::1", "turn://u:p@h/x",
-	    "turn://u:p%zz@h", "turn://u:p%4@h", "turn://u:p%00@h", NULL};
+	    "turns://u:p@h",   "turn://h:3478",      "turn://u@h",
+	    "turn://:p@h",     "turn://u:@h",        "turn://u:p@",
+	    "turn://u:p@h:0",  "turn://u:p@h:65536", "turn://u:p@h:34x",
+	    "turn://u:p@[::1", "turn://u:p@h/x",     "turn://u:p%zz@h",
+	    "turn://u:p%4@h",  "turn://u:p%00@h",    NULL};
 	for (int i = 0; bad[i]; i++) {
 		err[0] = 0;
 		CHECK(turn_parse_url(bad[i], &u, err, sizeof err) == -1 &&
@@ -263,9 +267,9 @@ test_flow(void)
 		const uint8_t *dd;
 
 		memcpy(req_buf, sent, sent_len);
-		CHECK_INT(stun_agent_validate(&sa, &m, req_buf, sent_len, NULL,
-		                              NULL),
-		          STUN_VALIDATION_SUCCESS);
+		CHECK_INT(
+		    stun_agent_validate(&sa, &m, req_buf, sent_len, NULL, NULL),
+		    STUN_VALIDATION_SUCCESS);
 		CHECK_INT(stun_message_get_class(&m), STUN_INDICATION);
 		CHECK_INT(stun_message_get_method(&m), STUN_IND_SEND);
 		CHECK_INT(stun_message_find_xor_addr(
@@ -382,8 +386,8 @@ test_refused(void)
 	n = stun_agent_finish_message(&sa, &r, NULL, 0);
 	turn_input(t, out, n, 0, &d);
 	CHECK_INT(turn_state(t), TURN_FAILED);
-	CHECK(strncmp(turn_error(t), "allocation refused: 486 ", 24) == 0,
-	      "%s", turn_error(t));
+	CHECK(strncmp(turn_error(t), "allocation refused: 486 ", 24) == 0, "%s",
+	      turn_error(t));
 	turn_free(t);
 }
 

@@ -267,14 +267,15 @@ main(int argc, char **argv)
 					              : '.';
 				text[k] = 0;
 				printf("data from %s len=%zu: %s\n",
-				       fmt(&d.peer, a1, sizeof a1), d.len, text);
+				       fmt(&d.peer, a1, sizeof a1), d.len,
+				       text);
 				if (echo && d.len + 5 <= sizeof reply) {
 					memcpy(reply, "echo ", 5);
 					memcpy(reply + 5, d.data, d.len);
-					if (turn_send(t,
-					              (struct sockaddr *)&d.peer,
-					              d.peer_len, reply,
-					              d.len + 5) < 0)
+					if (turn_send(
+					        t, (struct sockaddr *)&d.peer,
+					        d.peer_len, reply,
+					        d.len + 5) < 0)
 						printf("send refused\n");
 				}
 			}

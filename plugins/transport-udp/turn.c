@@ -71,14 +71,22 @@ struct turn {
 
 /* Attributes whose meaning this client knows (comprehension-required ones
  * outside this list make libnice refuse a message). */
-static const uint16_t turn_known[] = {
-    STUN_ATTRIBUTE_MAPPED_ADDRESS, STUN_ATTRIBUTE_XOR_MAPPED_ADDRESS,
-    STUN_ATTRIBUTE_RELAY_ADDRESS, STUN_ATTRIBUTE_XOR_PEER_ADDRESS,
-    STUN_ATTRIBUTE_DATA, STUN_ATTRIBUTE_LIFETIME, STUN_ATTRIBUTE_ERROR_CODE,
-    STUN_ATTRIBUTE_UNKNOWN_ATTRIBUTES, STUN_ATTRIBUTE_REALM,
-    STUN_ATTRIBUTE_NONCE, STUN_ATTRIBUTE_USERNAME,
-    STUN_ATTRIBUTE_MESSAGE_INTEGRITY, STUN_ATTRIBUTE_REQUESTED_TRANSPORT,
-    STUN_ATTRIBUTE_RESERVATION_TOKEN, STUN_ATTRIBUTE_EVEN_PORT, 0};
+static const uint16_t turn_known[] = {STUN_ATTRIBUTE_MAPPED_ADDRESS,
+                                      STUN_ATTRIBUTE_XOR_MAPPED_ADDRESS,
+                                      STUN_ATTRIBUTE_RELAY_ADDRESS,
+                                      STUN_ATTRIBUTE_XOR_PEER_ADDRESS,
+                                      STUN_ATTRIBUTE_DATA,
+                                      STUN_ATTRIBUTE_LIFETIME,
+                                      STUN_ATTRIBUTE_ERROR_CODE,
+                                      STUN_ATTRIBUTE_UNKNOWN_ATTRIBUTES,
+                                      STUN_ATTRIBUTE_REALM,
+                                      STUN_ATTRIBUTE_NONCE,
+                                      STUN_ATTRIBUTE_USERNAME,
+                                      STUN_ATTRIBUTE_MESSAGE_INTEGRITY,
+                                      STUN_ATTRIBUTE_REQUESTED_TRANSPORT,
+                                      STUN_ATTRIBUTE_RESERVATION_TOKEN,
+                                      STUN_ATTRIBUTE_EVEN_PORT,
+                                      0};
 
 /* ---- the URL ---- */
 
@@ -124,8 +132,7 @@ pct_decode(const char *s, size_t n, char *out, size_t cap)
 }
 
 int
-turn_parse_url(const char *url, struct turn_url *out, char *err,
-               size_t errlen)
+turn_parse_url(const char *url, struct turn_url *out, char *err, size_t errlen)
 {
 	const char *p, *at, *colon, *host, *hend, *port = NULL;
 	size_t hl;
@@ -198,8 +205,8 @@ turn_parse_url(const char *url, struct turn_url *out, char *err,
 
 /* ---- helpers ---- */
 
-static void
-fail(struct turn *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(struct turn *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void
 fail(struct turn *t, const char *fmt, ...)
@@ -252,7 +259,8 @@ static void
 reason(const StunMessage *m, char *out, size_t cap)
 {
 	uint16_t alen = 0;
-	const uint8_t *a = stun_message_find(m, STUN_ATTRIBUTE_ERROR_CODE, &alen);
+	const uint8_t *a =
+	    stun_message_find(m, STUN_ATTRIBUTE_ERROR_CODE, &alen);
 	size_t o = 0;
 
 	out[0] = 0;
@@ -278,7 +286,8 @@ tx_send(struct turn *t, struct tx *x, uint64_t now)
 {
 	uint64_t wait = x->sent + 1 >= t->cfg.rc
 	                    ? 16ull * t->cfg.rto_ms
-	                    : (uint64_t)t->cfg.rto_ms << (x->sent < 20 ? x->sent : 20);
+	                    : (uint64_t)t->cfg.rto_ms
+	                          << (x->sent < 20 ? x->sent : 20);
 
 	x->sent++;
 	x->next = now + wait;
@@ -338,7 +347,8 @@ tx_start(struct turn *t, int i, int kind, int32_t lifetime, uint64_t now)
 		      stun_message_append_bytes(&msg, STUN_ATTRIBUTE_USERNAME,
 		                                user, ul) ==
 		          STUN_MESSAGE_RETURN_SUCCESS)))
-			n = stun_agent_finish_message(&t->agent, &msg, pass, pl);
+			n = stun_agent_finish_message(&t->agent, &msg, pass,
+			                              pl);
 	}
 	if (n == 0 || n > sizeof x->buf)
 		return -1;
@@ -496,8 +506,7 @@ turn_send(struct turn *t, const struct sockaddr *peer, socklen_t peer_len,
 void
 turn_close(struct turn *t, uint64_t now)
 {
-	if (t->state == TURN_READY &&
-	    tx_start(t, 0, TX_REFRESH, 0, now) == 0) {
+	if (t->state == TURN_READY && tx_start(t, 0, TX_REFRESH, 0, now) == 0) {
 		/* Sent once; its answer is not awaited. */
 	}
 	for (int i = 0; i < NTX; i++) {
@@ -573,7 +582,8 @@ turn_next_timeout(const struct turn *t)
 		next = t->refresh_at;
 	for (int i = 0; i < TURN_MAX_PEERS; i++)
 		if (t->peers[i].used && t->peers[i].confirmed &&
-		    t->tx[1 + i].kind == TX_NONE && t->peers[i].refresh_at < next)
+		    t->tx[1 + i].kind == TX_NONE &&
+		    t->peers[i].refresh_at < next)
 			next = t->peers[i].refresh_at;
 	return next;
 }
@@ -593,12 +603,14 @@ turn_tick(struct turn *t, uint64_t now)
 			continue;
 		}
 		if (x->kind == TX_ALLOC) {
-			fail(t, "no answer from the TURN server %s:%u within %u s",
+			fail(t,
+			     "no answer from the TURN server %s:%u within %u s",
 			     t->u.host, t->u.port,
 			     (total_wait_ms(t) + 999) / 1000);
 		} else if (x->kind == TX_REFRESH) {
-			fail(t, "allocation lost: no answer to Refresh from the "
-			        "TURN server %s:%u within %u s",
+			fail(t,
+			     "allocation lost: no answer to Refresh from the "
+			     "TURN server %s:%u within %u s",
 			     t->u.host, t->u.port,
 			     (total_wait_ms(t) + 999) / 1000);
 		} else {
@@ -659,7 +671,7 @@ keep_challenge(struct turn *t, const StunMessage *m, const uint8_t *buf,
 static const char *
 what(int kind)
 {
-	return kind == TX_ALLOC ? "allocation refused"
+	return kind == TX_ALLOC     ? "allocation refused"
 	       : kind == TX_REFRESH ? "allocation lost (Refresh refused)"
 	                            : "permission refused";
 }
@@ -686,15 +698,15 @@ on_error(struct turn *t, int i, int code, const StunMessage *m,
 			return;
 		}
 		if (tx_start(t, i, kind,
-		             kind == TX_PERM ? -1 : want_lifetime(t),
-		             now) < 0)
+		             kind == TX_PERM ? -1 : want_lifetime(t), now) < 0)
 			fail(t, "%s: cannot build the request again",
 			     what(kind));
 		return;
 	}
 	if (code == 401) {
-		fail(t, "%s: 401 wrong credentials (user \"%s\", realm "
-		        "\"%.*s\")",
+		fail(t,
+		     "%s: 401 wrong credentials (user \"%s\", realm "
+		     "\"%.*s\")",
 		     what(kind), t->u.user, (int)t->realm_len,
 		     (const char *)t->realm);
 		return;
@@ -706,8 +718,10 @@ on_error(struct turn *t, int i, int code, const StunMessage *m,
 		addr_str(&t->peers[i - 1].addr, a, sizeof a);
 		t->peers[i - 1].failed = 1;
 		t->peers[i - 1].confirmed = 0;
-		snprintf(t->err, sizeof t->err, "permission for %s refused: "
-		         "%d %s", a, code, why);
+		snprintf(t->err, sizeof t->err,
+		         "permission for %s refused: "
+		         "%d %s",
+		         a, code, why);
 		return;
 	}
 	fail(t, "%s: %d %s", what(kind), code, why);
@@ -730,8 +744,9 @@ on_success(struct turn *t, int i, StunMessage *m, uint64_t now)
 
 		if (r != STUN_USAGE_TURN_RETURN_RELAY_SUCCESS &&
 		    r != STUN_USAGE_TURN_RETURN_MAPPED_SUCCESS) {
-			fail(t, "allocation refused: the server's answer has no "
-			        "XOR-RELAYED-ADDRESS");
+			fail(t,
+			     "allocation refused: the server's answer has no "
+			     "XOR-RELAYED-ADDRESS");
 			return;
 		}
 		if (r != STUN_USAGE_TURN_RETURN_MAPPED_SUCCESS)
@@ -841,8 +856,9 @@ turn_input(struct turn *t, const uint8_t *buf, size_t len, uint64_t now,
 			         "permission refused: an unknown "
 			         "comprehension-required attribute");
 		} else {
-			fail(t, "%s: the server's answer has an unknown "
-			        "comprehension-required attribute",
+			fail(t,
+			     "%s: the server's answer has an unknown "
+			     "comprehension-required attribute",
 			     what(t->tx[i].kind));
 		}
 		return TURN_IN_DONE;

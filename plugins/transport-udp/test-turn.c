@@ -330,11 +330,16 @@ test_flow(void)
 	CHECK_INT(turn_refreshes(t), 1);
 	CHECK_INT(turn_state(t), TURN_READY);
 
-	/* Close: one Refresh with lifetime 0. */
+	/* Close: Refresh with lifetime 0, through a 438, then CLOSED. */
 	nsent = 0;
 	turn_close(t, now);
+	CHECK_INT(turn_state(t), TURN_CLOSING);
 	CHECK_INT(nsent, 1);
 	server_read(&req, req_buf);
+	n = server_error(&req, 438, "n3", out, sizeof out);
+	CHECK_INT(turn_input(t, out, n, now, &d), TURN_IN_DONE);
+	CHECK_INT(nsent, 2);
+	CHECK_INT(server_read(&req, req_buf), STUN_VALIDATION_SUCCESS);
 	{
 		uint32_t lt = 99;
 
@@ -342,6 +347,11 @@ test_flow(void)
 		stun_message_find32(&req, STUN_ATTRIBUTE_LIFETIME, &lt);
 		CHECK_INT(lt, 0);
 	}
+	/* Data for the closing allocation is no longer delivered. */
+	n = data_ind("11.0.0.2", 40001, "late", out, sizeof out);
+	CHECK_INT(turn_input(t, out, n, now, &d), TURN_IN_DONE);
+	n = server_ok(&req, 0, 0, out, sizeof out);
+	CHECK_INT(turn_input(t, out, n, now, &d), TURN_IN_DONE);
 	CHECK_INT(turn_state(t), TURN_CLOSED);
 	CHECK(turn_next_timeout(t) == UINT64_MAX, "no timer after close");
 	turn_free(t);

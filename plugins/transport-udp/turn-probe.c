@@ -6,13 +6,15 @@
  *
  *   turn-probe --bind 10.2.0.2:5001 --server turn://u:p@11.0.0.1:3478
  *              [--permit IP]... [--echo] [--run SECONDS] [--lifetime S]
- *              [--perm-refresh S] [--no-refresh] [--rto MS] [--rc N]
+ *              [--perm-refresh S] [--refresh-every S] [--no-refresh]
+ *              [--rto MS] [--rc N]
  *
  * prints one line per event, flushed: "allocated relayed=A:P mapped=A:P
  * lifetime=S", "permitted IP", "data from A:P len=N: TEXT" (with --echo
  * it sends "echo TEXT" back to that peer through the relay), "refreshed
  * lifetime=S count=N", "error: SENTENCE" (then exit 1), and after --run
- * seconds (default 10) "closed" (Refresh with lifetime 0) and exit 0.
+ * seconds (default 10) Refresh with lifetime 0, "closed" when answered
+ * (within 3 s, else "closed (no answer to Refresh 0)") and exit 0.
  * Exit 2 on bad usage.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -122,7 +124,8 @@ usage(void)
 	fprintf(stderr,
 	        "usage: turn-probe --bind IP:PORT --server turn://u:p@IP:PORT "
 	        "[--permit IP]... [--echo] [--run S] [--lifetime S] "
-	        "[--perm-refresh S] [--no-refresh] [--rto MS] [--rc N]\n");
+	        "[--perm-refresh S] [--refresh-every S] [--no-refresh] "
+	        "[--rto MS] [--rc N]\n");
 	exit(2);
 }
 
@@ -139,7 +142,7 @@ main(int argc, char **argv)
 	char err[160], a1[80], a2[80];
 	struct turn *t;
 	uint64_t end;
-	int have_server = 0;
+	int have_server = 0, closing = 0;
 
 	memset(&cfg, 0, sizeof cfg);
 	for (int i = 1; i < argc; i++) {
@@ -177,6 +180,8 @@ main(int argc, char **argv)
 			cfg.lifetime_s = (uint32_t)atoi(v);
 		} else if (strcmp(o, "--perm-refresh") == 0) {
 			cfg.perm_refresh_s = (uint32_t)atoi(v);
+		} else if (strcmp(o, "--refresh-every") == 0) {
+			cfg.refresh_s = (uint32_t)atoi(v);
 		} else if (strcmp(o, "--rto") == 0) {
 			cfg.rto_ms = (uint32_t)atoi(v);
 		} else if (strcmp(o, "--rc") == 0) {
@@ -234,8 +239,20 @@ main(int argc, char **argv)
 			       turn_lifetime(t), refreshes);
 		}
 		fflush(stdout);
-		if (now >= end)
+		if (closing && turn_state(t) == TURN_CLOSED) {
+			printf("closed\n");
 			break;
+		}
+		if (now >= end && closing) {
+			printf("closed (no answer to Refresh 0)\n");
+			break;
+		}
+		if (now >= end) {
+			turn_close(t, now);
+			closing = 1;
+			end = now + 3000;
+			continue;
+		}
 		if (next <= now) {
 			turn_tick(t, now);
 			continue;
@@ -281,8 +298,6 @@ main(int argc, char **argv)
 			}
 		}
 	}
-	turn_close(t, now_ms());
-	printf("closed\n");
 	fflush(stdout);
 	turn_free(t);
 	close(fd);

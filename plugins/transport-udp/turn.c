@@ -25,7 +25,7 @@
 #define TURN_STALE_MAX 3
 #define NTX (1 + TURN_MAX_PEERS)
 
-enum tx_kind { TX_NONE = 0, TX_ALLOC, TX_REFRESH, TX_PERM };
+enum tx_kind { TX_NONE = 0, TX_ALLOC, TX_REFRESH, TX_PERM, TX_CLOSE };
 
 struct tx {
 	int kind;
@@ -224,6 +224,18 @@ fail(struct turn *t, const char *fmt, ...)
 	}
 }
 
+/* The end of TURN_CLOSING: whatever the answer, nothing more to do. */
+static void
+closed(struct turn *t)
+{
+	for (int i = 0; i < NTX; i++) {
+		if (t->tx[i].kind != TX_NONE)
+			stun_agent_forget_transaction(&t->agent, t->tx[i].id);
+		t->tx[i].kind = TX_NONE;
+	}
+	t->state = TURN_CLOSED;
+}
+
 static int
 ip_eq(const struct sockaddr *a, const struct sockaddr_storage *b)
 {
@@ -317,7 +329,7 @@ tx_start(struct turn *t, int i, int kind, int32_t lifetime, uint64_t now)
 		    auth ? &t->chal_msg : NULL,
 		    STUN_USAGE_TURN_REQUEST_PORT_NORMAL, -1, lifetime, user, ul,
 		    pass, pl, STUN_USAGE_TURN_COMPATIBILITY_RFC5766);
-	} else if (kind == TX_REFRESH) {
+	} else if (kind == TX_REFRESH || kind == TX_CLOSE) {
 		n = stun_usage_turn_create_refresh(
 		    &t->agent, &msg, x->buf, sizeof x->buf,
 		    auth ? &t->chal_msg : NULL, lifetime, user, ul, pass, pl,
@@ -373,6 +385,8 @@ schedule_refresh(struct turn *t, uint64_t now)
 	uint32_t lt = t->lifetime ? t->lifetime : 600;
 	uint32_t margin = lt > 120 ? 60 : lt / 2;
 
+	if (t->cfg.refresh_s > 0 && t->cfg.refresh_s < lt - margin)
+		margin = lt - t->cfg.refresh_s;
 	t->refresh_at = now + (uint64_t)(lt - margin) * 1000;
 }
 
@@ -506,8 +520,16 @@ turn_send(struct turn *t, const struct sockaddr *peer, socklen_t peer_len,
 void
 turn_close(struct turn *t, uint64_t now)
 {
-	if (t->state == TURN_READY && tx_start(t, 0, TX_REFRESH, 0, now) == 0) {
-		/* Sent once; its answer is not awaited. */
+	if (t->state == TURN_READY) {
+		for (int i = 1; i < NTX; i++) {
+			if (t->tx[i].kind != TX_NONE)
+				stun_agent_forget_transaction(&t->agent,
+				                              t->tx[i].id);
+			t->tx[i].kind = TX_NONE;
+		}
+		t->state = TURN_CLOSING;
+		if (tx_start(t, 0, TX_CLOSE, 0, now) == 0)
+			return;
 	}
 	for (int i = 0; i < NTX; i++) {
 		if (t->tx[i].kind != TX_NONE)
@@ -570,7 +592,8 @@ turn_next_timeout(const struct turn *t)
 {
 	uint64_t next = UINT64_MAX;
 
-	if (t->state != TURN_ALLOCATING && t->state != TURN_READY)
+	if (t->state != TURN_ALLOCATING && t->state != TURN_READY &&
+	    t->state != TURN_CLOSING)
 		return next;
 	for (int i = 0; i < NTX; i++)
 		if (t->tx[i].kind != TX_NONE && t->tx[i].next < next)
@@ -591,7 +614,8 @@ turn_next_timeout(const struct turn *t)
 void
 turn_tick(struct turn *t, uint64_t now)
 {
-	if (t->state != TURN_ALLOCATING && t->state != TURN_READY)
+	if (t->state != TURN_ALLOCATING && t->state != TURN_READY &&
+	    t->state != TURN_CLOSING)
 		return;
 	for (int i = 0; i < NTX && t->state != TURN_FAILED; i++) {
 		struct tx *x = &t->tx[i];
@@ -602,7 +626,9 @@ turn_tick(struct turn *t, uint64_t now)
 			tx_send(t, x, now);
 			continue;
 		}
-		if (x->kind == TX_ALLOC) {
+		if (x->kind == TX_CLOSE) {
+			closed(t);
+		} else if (x->kind == TX_ALLOC) {
 			fail(t,
 			     "no answer from the TURN server %s:%u within %u s",
 			     t->u.host, t->u.port,
@@ -686,6 +712,10 @@ on_error(struct turn *t, int i, int code, const StunMessage *m,
 	char why[96];
 
 	x->kind = TX_NONE;
+	if (kind == TX_CLOSE && code != 438) {
+		closed(t);
+		return;
+	}
 	if ((code == 401 && !x->authed) || code == 438) {
 		if (keep_challenge(t, m, buf, len) < 0) {
 			fail(t, "%s: %d without a usable realm and nonce",
@@ -693,12 +723,19 @@ on_error(struct turn *t, int i, int code, const StunMessage *m,
 			return;
 		}
 		if (code == 438 && ++t->stale > TURN_STALE_MAX) {
+			if (kind == TX_CLOSE) {
+				closed(t);
+				return;
+			}
 			fail(t, "%s: 438 stale nonce %u times in a row",
 			     what(kind), t->stale);
 			return;
 		}
 		if (tx_start(t, i, kind,
-		             kind == TX_PERM ? -1 : want_lifetime(t), now) < 0)
+		             kind == TX_PERM    ? -1
+		             : kind == TX_CLOSE ? 0
+		                                : want_lifetime(t),
+		             now) < 0)
 			fail(t, "%s: cannot build the request again",
 			     what(kind));
 		return;
@@ -735,7 +772,9 @@ on_success(struct turn *t, int i, StunMessage *m, uint64_t now)
 
 	x->kind = TX_NONE;
 	t->stale = 0;
-	if (kind == TX_ALLOC) {
+	if (kind == TX_CLOSE) {
+		closed(t);
+	} else if (kind == TX_ALLOC) {
 		socklen_t rl = sizeof t->relayed, ml = sizeof t->mapped;
 		uint32_t bw = 0, lt = 0;
 		StunUsageTurnReturn r = stun_usage_turn_process(
@@ -790,7 +829,8 @@ turn_input(struct turn *t, const uint8_t *buf, size_t len, uint64_t now,
 
 	if (!turn_is_stun(buf, len))
 		return TURN_IN_NOT_TURN;
-	if (t->state != TURN_ALLOCATING && t->state != TURN_READY)
+	if (t->state != TURN_ALLOCATING && t->state != TURN_READY &&
+	    t->state != TURN_CLOSING)
 		return TURN_IN_DONE;
 	memset(&msg, 0, sizeof msg);
 	v = stun_agent_validate(&t->agent, &msg, buf, len, NULL, NULL);
@@ -849,7 +889,9 @@ turn_input(struct turn *t, const uint8_t *buf, size_t len, uint64_t now,
 		return TURN_IN_DONE;
 	}
 	if (v == STUN_VALIDATION_UNKNOWN_ATTRIBUTE) {
-		if (t->tx[i].kind == TX_PERM) {
+		if (t->tx[i].kind == TX_CLOSE) {
+			closed(t);
+		} else if (t->tx[i].kind == TX_PERM) {
 			t->tx[i].kind = TX_NONE;
 			t->peers[i - 1].failed = 1;
 			snprintf(t->err, sizeof t->err,

@@ -63,8 +63,9 @@
  *     none) after every call into the module; when it fires, turn_tick(t,
  *     now). On failure (turn_state() == TURN_FAILED) turn_error(t) is the
  *     sentence for the 502 page.
- *   shutdown: turn_close(t, now) (sends Refresh lifetime 0 once), then
- *     turn_free(t).
+ *   shutdown: turn_close(t, now) (Refresh lifetime 0), keep feeding
+ *     turn_input/turn_tick until TURN_CLOSED (or a deadline of your own,
+ *     a second or so), then turn_free(t).
  *
  * Demux rule: a datagram whose source is the TURN server's address goes to
  * turn_input() and nowhere else unless it answers TURN_IN_NOT_TURN; a
@@ -108,6 +109,7 @@ struct turn_config {
 	unsigned rc; /* requests sent at most (RFC 8489 Rc): 7 */
 	uint32_t lifetime_s; /* allocation lifetime asked for: server's */
 	uint32_t perm_refresh_s; /* permissions refreshed every: 240 */
+	uint32_t refresh_s; /* tests only: Refresh every refresh_s s */
 	int no_refresh; /* tests only: never refresh the allocation */
 };
 
@@ -127,7 +129,8 @@ enum turn_state {
 	TURN_ALLOCATING = 1, /* Allocate sent, no success yet */
 	TURN_READY = 2, /* allocated: turn_relayed() holds */
 	TURN_FAILED = 3, /* turn_error() says why; nothing more is sent */
-	TURN_CLOSED = 4, /* turn_close() called */
+	TURN_CLOSED = 4, /* closed: nothing more is sent */
+	TURN_CLOSING = 5, /* turn_close() sent Refresh lifetime 0 */
 };
 
 /* Sends the first Allocate. 0, or -1 (not TURN_IDLE). */
@@ -169,8 +172,12 @@ int turn_permitted(const struct turn *t, const struct sockaddr *peer);
 int turn_send(struct turn *t, const struct sockaddr *peer, socklen_t peer_len,
               const uint8_t *data, size_t len);
 
-/* Sends Refresh with lifetime 0 (once, no retransmission: the server
- * frees the allocation at its lifetime's end anyway); TURN_CLOSED. */
+/* Sends Refresh with lifetime 0 and goes TURN_CLOSING: turn_input and
+ * turn_tick still see it through (a 438 stale nonce answered with the new
+ * nonce, retransmissions) until TURN_CLOSED, which its answer, an error or
+ * no answer bring. The caller may also turn_free() at once: the server
+ * frees the allocation at its lifetime's end anyway. Before TURN_READY:
+ * TURN_CLOSED at once. */
 void turn_close(struct turn *t, uint64_t now);
 
 enum turn_state turn_state(const struct turn *t);

@@ -196,7 +196,7 @@ def case_teardown():
     L = S["L"]
     if "h1" in S:
         S["h1"].close()
-    for k in ("pa", "pb"):
+    for k in ("pa", "pb", "coturn"):
         if k in S:
             L.stop(S[k])
     L.destroy()

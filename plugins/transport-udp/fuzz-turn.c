@@ -8,7 +8,8 @@
  * request into the datagram so that the answer paths are reached. The
  * rest is the datagram. Beyond "no crash, no read outside the datagram": a
  * Data indication's payload lies inside the datagram and comes from a
- * permitted peer, the state is one of turn.h's.
+ * permitted peer, the state is one of turn.h's. The same bytes go to
+ * turn_parse_url as a string: a URL it accepts has every part.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -109,8 +110,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	len = size - 1;
-	buf = malloc(len ? len : 1);
+	/* The URL parser too, on the same bytes as a string. */
+	buf = malloc(len + 1);
 	memcpy(buf, data + 1, len);
+	buf[len] = 0;
+	if (turn_parse_url((const char *)buf, &u, NULL, 0) == 0 &&
+	    (u.user[0] == 0 || u.pass[0] == 0 || u.host[0] == 0 || u.port == 0))
+		abort();
 	if ((data[0] & 1) && len >= 20 && last_len >= 20)
 		memcpy(buf + 8, last + 8, 12);
 	r = turn_input(t, buf, len, 1000, &d);

@@ -222,6 +222,14 @@ test_flow(void)
 	CHECK_INT(turn_permit(t, (struct sockaddr *)&peer, sizeof peer, now),
 	          0);
 	CHECK_INT(nsent, 1); /* remembered until allocated */
+	{
+		struct sockaddr_in short6 = peer;
+
+		short6.sin_family = AF_INET6; /* but sockaddr_in's size */
+		CHECK_INT(turn_permit(t, (struct sockaddr *)&short6,
+		                      sizeof short6, now),
+		          -1);
+	}
 	n = server_error(&req, 401, "n1", out, sizeof out);
 	CHECK_INT(turn_input(t, out, n, now, &d), TURN_IN_DONE);
 	CHECK_INT(nsent, 2);

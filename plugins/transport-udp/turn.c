@@ -30,6 +30,7 @@ enum tx_kind { TX_NONE = 0, TX_ALLOC, TX_REFRESH, TX_PERM, TX_CLOSE };
 struct tx {
 	int kind;
 	int authed; /* carried USERNAME and MESSAGE-INTEGRITY */
+	unsigned stale; /* 438 answers in a row to this request */
 	uint8_t buf[TURN_REQ_MAX];
 	size_t len;
 	StunTransactionId id;
@@ -59,7 +60,6 @@ struct turn {
 	int have_chal;
 	uint8_t realm[256], nonce[256];
 	uint16_t realm_len, nonce_len;
-	unsigned stale;
 	struct tx tx[NTX]; /* tx[0]: Allocate or Refresh; tx[1 + i]: peer i */
 	struct peer peers[TURN_MAX_PEERS];
 	struct sockaddr_storage relayed, mapped;
@@ -236,6 +236,16 @@ closed(struct turn *t)
 	t->state = TURN_CLOSED;
 }
 
+/* An IPv4 or IPv6 address of at least its family's size. */
+static int
+sa_ok(const struct sockaddr *sa, socklen_t len)
+{
+	return (sa->sa_family == AF_INET &&
+	        len >= (socklen_t)sizeof(struct sockaddr_in)) ||
+	       (sa->sa_family == AF_INET6 &&
+	        len >= (socklen_t)sizeof(struct sockaddr_in6));
+}
+
 static int
 ip_eq(const struct sockaddr *a, const struct sockaddr_storage *b)
 {
@@ -367,6 +377,7 @@ tx_start(struct turn *t, int i, int kind, int32_t lifetime, uint64_t now)
 	x->len = n;
 	x->kind = kind;
 	x->authed = auth;
+	x->stale = 0;
 	x->sent = 0;
 	stun_message_id(&msg, x->id);
 	tx_send(t, x, now);
@@ -458,11 +469,10 @@ turn_permit(struct turn *t, const struct sockaddr *peer, socklen_t len,
 
 	if (t->state == TURN_FAILED || t->state == TURN_CLOSED)
 		return -1;
-	if (!((peer->sa_family == AF_INET &&
-	       len >= (socklen_t)sizeof(struct sockaddr_in)) ||
-	      (peer->sa_family == AF_INET6 &&
-	       len >= (socklen_t)sizeof(struct sockaddr_in6))))
+	if (!sa_ok(peer, len))
 		return -1;
+	len = peer->sa_family == AF_INET ? sizeof(struct sockaddr_in)
+	                                 : sizeof(struct sockaddr_in6);
 	for (int i = 0; i < TURN_MAX_PEERS; i++) {
 		if (t->peers[i].used && ip_eq(peer, &t->peers[i].addr))
 			return 0;
@@ -498,8 +508,10 @@ turn_send(struct turn *t, const struct sockaddr *peer, socklen_t peer_len,
 	size_t n;
 
 	if (t->state != TURN_READY || len > TURN_MAX_DATA ||
-	    peer_len > (socklen_t)sizeof ss || !turn_permitted(t, peer))
+	    !sa_ok(peer, peer_len) || !turn_permitted(t, peer))
 		return -1;
+	peer_len = peer->sa_family == AF_INET ? sizeof(struct sockaddr_in)
+	                                      : sizeof(struct sockaddr_in6);
 	memset(&ss, 0, sizeof ss);
 	memcpy(&ss, peer, (size_t)peer_len);
 	if (!stun_agent_init_indication(&t->agent, &msg, t->out, sizeof t->out,
@@ -709,6 +721,7 @@ on_error(struct turn *t, int i, int code, const StunMessage *m,
 {
 	struct tx *x = &t->tx[i];
 	int kind = x->kind;
+	unsigned stale = x->stale + (code == 438);
 	char why[96];
 
 	x->kind = TX_NONE;
@@ -722,13 +735,13 @@ on_error(struct turn *t, int i, int code, const StunMessage *m,
 			     what(kind), code);
 			return;
 		}
-		if (code == 438 && ++t->stale > TURN_STALE_MAX) {
+		if (stale > TURN_STALE_MAX) {
 			if (kind == TX_CLOSE) {
 				closed(t);
 				return;
 			}
 			fail(t, "%s: 438 stale nonce %u times in a row",
-			     what(kind), t->stale);
+			     what(kind), stale);
 			return;
 		}
 		if (tx_start(t, i, kind,
@@ -738,6 +751,8 @@ on_error(struct turn *t, int i, int code, const StunMessage *m,
 		             now) < 0)
 			fail(t, "%s: cannot build the request again",
 			     what(kind));
+		else
+			x->stale = stale;
 		return;
 	}
 	if (code == 401) {
@@ -771,7 +786,6 @@ on_success(struct turn *t, int i, StunMessage *m, uint64_t now)
 	int kind = x->kind;
 
 	x->kind = TX_NONE;
-	t->stale = 0;
 	if (kind == TX_CLOSE) {
 		closed(t);
 	} else if (kind == TX_ALLOC) {

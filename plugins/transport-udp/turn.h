@@ -22,7 +22,7 @@
  * TURN_MAX_PEERS permissions, every received message's length checked
  * before and by libnice, each request retransmitted at most `rc` times with
  * RFC 8489's timing (RTO 500 ms doubling, then 16 RTO: 39.5 s), at most 3
- * stale-nonce retries in a row.
+ * stale-nonce retries in a row for one request.
  *
  * Why Send/Data indications and not ChannelData: on a socket shared with
  * QUIC, RFC 7983/9443 demultiplexing by the first byte cannot tell a
@@ -163,7 +163,8 @@ void turn_tick(struct turn *t, uint64_t now);
  * IPv4/IPv6 address, failed or closed). */
 int turn_permit(struct turn *t, const struct sockaddr *peer, socklen_t len,
                 uint64_t now);
-/* 1 when the server confirmed a permission for peer's IP, else 0. */
+/* 1 when the server confirmed a permission for peer's IP, else 0. peer
+ * must be a whole sockaddr_in or sockaddr_in6. */
 int turn_permitted(const struct turn *t, const struct sockaddr *peer);
 
 /* data[0..len) to peer through the relay (a Send indication). 0, or -1

@@ -6,11 +6,10 @@
  *
  *   turn-probe --bind 10.2.0.2:5001 --server turn://u:p@11.0.0.1:3478
  *              [--permit IP]... [--echo] [--run SECONDS] [--lifetime S]
- *              [--perm-refresh S] [--refresh-every S] [--no-refresh]
- *              [--rto MS] [--rc N]
+ *              [--perm-refresh S] [--no-refresh] [--rto MS] [--rc N]
  *
  * prints one line per event, flushed: "allocated relayed=A:P mapped=A:P
- * lifetime=S", "permitted IP", "data from A:P len=N: TEXT" (with --echo
+ * lifetime=S", "permitted IP:0", "data from A:P len=N: TEXT" (with --echo
  * it sends "echo TEXT" back to that peer through the relay), "refreshed
  * lifetime=S count=N", "error: SENTENCE" (then exit 1), and after --run
  * seconds (default 10) Refresh with lifetime 0, "closed" when answered
@@ -124,7 +123,7 @@ usage(void)
 	fprintf(stderr,
 	        "usage: turn-probe --bind IP:PORT --server turn://u:p@IP:PORT "
 	        "[--permit IP]... [--echo] [--run S] [--lifetime S] "
-	        "[--perm-refresh S] [--refresh-every S] [--no-refresh] "
+	        "[--perm-refresh S] [--no-refresh] "
 	        "[--rto MS] [--rc N]\n");
 	exit(2);
 }
@@ -180,8 +179,6 @@ main(int argc, char **argv)
 			cfg.lifetime_s = (uint32_t)atoi(v);
 		} else if (strcmp(o, "--perm-refresh") == 0) {
 			cfg.perm_refresh_s = (uint32_t)atoi(v);
-		} else if (strcmp(o, "--refresh-every") == 0) {
-			cfg.refresh_s = (uint32_t)atoi(v);
 		} else if (strcmp(o, "--rto") == 0) {
 			cfg.rto_ms = (uint32_t)atoi(v);
 		} else if (strcmp(o, "--rc") == 0) {

@@ -396,8 +396,6 @@ schedule_refresh(struct turn *t, uint64_t now)
 	uint32_t lt = t->lifetime ? t->lifetime : 600;
 	uint32_t margin = lt > 120 ? 60 : lt / 2;
 
-	if (t->cfg.refresh_s > 0 && t->cfg.refresh_s < lt - margin)
-		margin = lt - t->cfg.refresh_s;
 	t->refresh_at = now + (uint64_t)(lt - margin) * 1000;
 }
 

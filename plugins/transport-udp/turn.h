@@ -54,11 +54,15 @@
  *     else: as today (QUIC, hub, STUN by hubmsg_demux()).
  *   after turn_state() becomes TURN_READY: turn_relayed() is this host's
  *     relayed candidate (tell the peer through the hub); turn_permit(t,
- *     peer) for each of the peer's candidate addresses (by IP: RFC 8656
- *     permissions ignore the port), then the peer can send to the relayed
- *     address.
- *   QUIC packets for a path via TURN: turn_send(t, peer, pkt, len) instead
- *     of sendto (the module calls send_cb with the Send indication).
+ *     peer, peer_len, now) for each of the peer's candidate addresses (by
+ *     IP: RFC 8656 permissions ignore the port; call it before TURN_READY
+ *     too, it is sent once allocated), then the peer can send to the
+ *     relayed address, and turn_permitted() says when ours may go out.
+ *   QUIC packets for a path via TURN: turn_send(t, peer, peer_len, pkt,
+ *     len) instead of sendto (the module calls send_cb with the Send
+ *     indication); -1 is a lost packet to QUIC. The indication adds 36 to
+ *     39 bytes (IPv4 peer) or 48 to 51 (IPv6): give ngtcp2 a max UDP
+ *     payload 52 bytes smaller on relayed paths (1200 is always safe).
  *   timers: arm one timer at turn_next_timeout(t) (absolute ms; UINT64_MAX:
  *     none) after every call into the module; when it fires, turn_tick(t,
  *     now). On failure (turn_state() == TURN_FAILED) turn_error(t) is the
@@ -109,7 +113,6 @@ struct turn_config {
 	unsigned rc; /* requests sent at most (RFC 8489 Rc): 7 */
 	uint32_t lifetime_s; /* allocation lifetime asked for: server's */
 	uint32_t perm_refresh_s; /* permissions refreshed every: 240 */
-	uint32_t refresh_s; /* tests only: Refresh every refresh_s s */
 	int no_refresh; /* tests only: never refresh the allocation */
 };
 

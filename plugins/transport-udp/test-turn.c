@@ -5,7 +5,8 @@
  * MESSAGE-INTEGRITY the server checks; CreatePermission; Send indications
  * out and Data indications in (only from permitted peers); a Refresh
  * before the lifetime ends, through a 438 stale nonce; Refresh lifetime 0
- * on close; wrong credentials and a silent server give their sentences;
+ * on close; wrong credentials, a refused Refresh, endless stale nonces
+ * and a silent server give their sentences;
  * RFC 7983 demultiplexing against QUIC first bytes.
  */
 #include <arpa/inet.h>
@@ -409,6 +410,68 @@ test_refused(void)
 	turn_free(t);
 }
 
+/* A client allocated (401, then success with lifetime 20 s). */
+static struct turn *
+ready(uint64_t now)
+{
+	uint8_t req_buf[4096], out[4096];
+	StunMessage req;
+	struct turn_data d;
+	struct turn *t = client(NULL);
+	size_t n;
+
+	turn_start(t, now);
+	server_read(&req, req_buf);
+	n = server_error(&req, 401, "n1", out, sizeof out);
+	turn_input(t, out, n, now, &d);
+	server_read(&req, req_buf);
+	n = server_ok(&req, 20, 1, out, sizeof out);
+	turn_input(t, out, n, now, &d);
+	CHECK_INT(turn_state(t), TURN_READY);
+	return t;
+}
+
+static void
+test_refresh_errors(void)
+{
+	uint8_t req_buf[4096], out[4096];
+	StunMessage req;
+	struct turn_data d;
+	struct turn *t = ready(0);
+	uint64_t now = turn_next_timeout(t);
+	StunMessage r;
+	size_t n;
+
+	/* Four 438s in a row to one Refresh: the fourth is one too many. */
+	turn_tick(t, now);
+	for (int i = 0; i < 4; i++) {
+		server_read(&req, req_buf);
+		n = server_error(&req, 438, check_fmt("s%d", i), out,
+		                 sizeof out);
+		turn_input(t, out, n, now, &d);
+		CHECK_INT(turn_state(t), i < 3 ? TURN_READY : TURN_FAILED);
+	}
+	CHECK_STR(turn_error(t), "allocation lost (Refresh refused): 438 "
+	                         "stale nonce 4 times in a row");
+	turn_free(t);
+
+	/* 437: the server no longer knows the allocation. */
+	t = ready(0);
+	now = turn_next_timeout(t);
+	turn_tick(t, now);
+	server_read(&req, req_buf);
+	stun_agent_init_error(&sa, &r, out, sizeof out, &req,
+	                      STUN_ERROR_ALLOCATION_MISMATCH);
+	n = stun_agent_finish_message(&sa, &r, (const uint8_t *)server_pass,
+	                              strlen(server_pass));
+	turn_input(t, out, n, now, &d);
+	CHECK_INT(turn_state(t), TURN_FAILED);
+	CHECK(strncmp(turn_error(t), "allocation lost (Refresh refused): 437 ",
+	              39) == 0,
+	      "%s", turn_error(t));
+	turn_free(t);
+}
+
 static void
 test_silence(void)
 {
@@ -439,6 +502,7 @@ main(void)
 	test_flow();
 	test_wrong_credentials();
 	test_refused();
+	test_refresh_errors();
 	test_silence();
 	return check_done();
 }

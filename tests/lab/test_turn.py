@@ -38,7 +38,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
 import hltest  # noqa: E402
 import netlab  # noqa: E402
-from hltest import Fail, check, check_eq, check_in  # noqa: E402, F401
+from hltest import check, check_eq, check_in  # noqa: E402
 
 t = hltest.Test("turn", root=True,
                 needs=["ip", "iptables-legacy", "turnserver"])

@@ -10,7 +10,8 @@ turn-probe) against a real coturn, through real symmetric NATs: LAB.md's
           |                              |
       h1 10.1.0.2: a plain UDP socket  h2 10.2.0.2: turn-probe
 
-- wrong credentials give the sentence the 502 page shows;
+- wrong credentials, and a server that does not answer, give the
+  sentences the 502 page shows;
 - turn-probe in h2 allocates through r2 (coturn saw it at r2's address),
   permits h1's public address (r1) only, and echoes what it receives:
   a plain socket in h1 sends to the relayed address and gets the echo
@@ -70,11 +71,11 @@ def coturn(L):
     return p
 
 
-def probe(L, name, port, *args, creds="u:p"):
+def probe(L, name, port, *args, creds="u:p", server=SERVER):
     """turn-probe in h2 from UDP port `port`, its output in <name>.log."""
     return L.spawn("h2", [PROBE, "--bind", "%s:%d" % (L.home_ip("h2"),
                                                       port),
-                          "--server", "turn://%s@%s" % (creds, SERVER)] +
+                          "--server", "turn://%s@%s" % (creds, server)] +
                    list(args), log=name)
 
 
@@ -115,6 +116,19 @@ def case_wrong_credentials():
     check_eq(rc, 1, "turn-probe's exit with a wrong password")
     check_in('error: allocation refused: 401 wrong credentials (user "u", '
              'realm "hardline")', out, "turn-probe's output")
+
+
+def case_silent_server():
+    """a silent server: "no answer from the TURN server within N s\""""
+    L = S["L"]
+    # Nothing listens on 3479; RTO 100 ms, 3 requests: 0.1 + 0.2 + 16 *
+    # 0.1 s.
+    p = probe(L, "silent", 5004, "--rto", "100", "--rc", "3",
+              server="%s:3479" % netlab.HUB_IP)
+    rc = p.wait(timeout=t.slow(15))
+    check_eq(rc, 1, "turn-probe's exit with no server")
+    check_in("error: no answer from the TURN server %s:3479 within 2 s" %
+             netlab.HUB_IP, L.log_of("silent"), "turn-probe's output")
 
 
 def case_allocate_and_relay():
@@ -222,6 +236,7 @@ def case_teardown():
     L.destroy()
 
 
-t.cases(case_build, case_wrong_credentials, case_allocate_and_relay,
+t.cases(case_build, case_wrong_credentials, case_silent_server,
+        case_allocate_and_relay,
         case_not_permitted, case_refresh, case_close, case_teardown)
 t.finish()

@@ -412,10 +412,13 @@ turn_new(const struct turn_url *u, const struct turn_config *cfg,
 	t->u = *u;
 	t->u.user[sizeof t->u.user - 1] = 0;
 	t->u.pass[sizeof t->u.pass - 1] = 0;
+	t->u.host[sizeof t->u.host - 1] = 0;
 	if (cfg != NULL)
 		t->cfg = *cfg;
-	if (t->cfg.rto_ms == 0)
+	if (t->cfg.rto_ms == 0 || t->cfg.rto_ms > 60000)
 		t->cfg.rto_ms = 500;
+	if (t->cfg.lifetime_s > 86400)
+		t->cfg.lifetime_s = 86400;
 	if (t->cfg.rc == 0 || t->cfg.rc > 12)
 		t->cfg.rc = 7;
 	if (t->cfg.perm_refresh_s == 0 || t->cfg.perm_refresh_s > 290)

@@ -109,8 +109,8 @@ int turn_parse_url(const char *url, struct turn_url *out, char *err,
 
 /* Timing and lifetimes; zeros take the defaults given. */
 struct turn_config {
-	uint32_t rto_ms; /* first retransmission timeout: 500 */
-	unsigned rc; /* requests sent at most (RFC 8489 Rc): 7 */
+	uint32_t rto_ms; /* first retransmission timeout: 500 (max 60000) */
+	unsigned rc; /* requests sent at most (RFC 8489 Rc): 7 (max 12) */
 	uint32_t lifetime_s; /* allocation lifetime asked for: server's */
 	uint32_t perm_refresh_s; /* permissions refreshed every: 240 */
 	int no_refresh; /* tests only: never refresh the allocation */

@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hardline/util.h"
 #include "turn.h"
 
 static int fd = -1;
@@ -37,10 +38,7 @@ static socklen_t server_len;
 static uint64_t
 now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return (uint64_t)hl_mono_ms();
 }
 
 static int

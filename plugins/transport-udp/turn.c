@@ -17,6 +17,8 @@
 
 #include <stun/stunagent.h>
 #include <stun/stunmessage.h>
+
+#include "hardline/util.h"
 #include <stun/usages/turn.h>
 
 /* A request with a 127-byte user, a realm and nonce each up to 255 bytes
@@ -90,18 +92,6 @@ static const uint16_t turn_known[] = {STUN_ATTRIBUTE_MAPPED_ADDRESS,
 
 /* ---- the URL ---- */
 
-static int
-unhex(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* s[0..n) %-decoded into out (cap with the NUL); 0 or -1. */
 static int
 pct_decode(const char *s, size_t n, char *out, size_t cap)
@@ -116,8 +106,8 @@ pct_decode(const char *s, size_t n, char *out, size_t cap)
 
 			if (i + 2 >= n)
 				return -1;
-			h = unhex(s[i + 1]);
-			l = unhex(s[i + 2]);
+			h = hl_hexval(s[i + 1]);
+			l = hl_hexval(s[i + 2]);
 			if (h < 0 || l < 0)
 				return -1;
 			c = h * 16 + l;

@@ -157,10 +157,10 @@ check_facet(const char *path, const char *kind, const char *macro,
 }
 
 static int
-check_op(const char *path, const char *kind, const void *op, const char *opname,
+check_op(const char *path, const char *kind, int present, const char *opname,
          const char *type, char *err, size_t errlen)
 {
-	if (op != NULL)
+	if (present)
 		return 0;
 	refuse(err, errlen, path,
 	       "its %s table has no %s op (NULL), which every %s plugin needs: "
@@ -265,17 +265,42 @@ check_desc(const char *path, const char *want_name, struct hl_plugin *p,
 		return -1;
 	}
 
-	/* Tables present for kinds not declared are a mistake too: the core
-	 * would silently ignore them. */
+	/* Each kind's table and its mandatory ops. */
 	static const struct {
 		unsigned bit;
-		const char *kind, *macro;
+		const char *kind, *macro, *type;
+		size_t min_size;
+		struct {
+			size_t off; /* of the op in the table */
+			const char *name; /* NULL: none */
+		} ops[2];
 	} facets[] = {
-	    {HL_KIND_DISCOVERY, "discovery", "HL_KIND_DISCOVERY"},
-	    {HL_KIND_TRAVERSAL, "traversal", "HL_KIND_TRAVERSAL"},
-	    {HL_KIND_TRANSPORT, "transport", "HL_KIND_TRANSPORT"},
+	    {HL_KIND_DISCOVERY,
+	     "discovery",
+	     "HL_KIND_DISCOVERY",
+	     "struct hl_discovery_ops",
+	     HL_DISCOVERY_OPS_SIZE_1_0,
+	     {{offsetof(struct hl_discovery_ops, query_start), "query_start"},
+	      {offsetof(struct hl_discovery_ops, query_cancel),
+	       "query_cancel"}}},
+	    {HL_KIND_TRAVERSAL,
+	     "traversal",
+	     "HL_KIND_TRAVERSAL",
+	     "struct hl_traversal_ops",
+	     HL_TRAVERSAL_OPS_SIZE_1_0,
+	     {{offsetof(struct hl_traversal_ops, port_event), "port_event"},
+	      {0, NULL}}},
+	    {HL_KIND_TRANSPORT,
+	     "transport",
+	     "HL_KIND_TRANSPORT",
+	     "struct hl_transport_ops",
+	     HL_TRANSPORT_OPS_SIZE_1_0,
+	     {{offsetof(struct hl_transport_ops, dial), "dial"},
+	      {offsetof(struct hl_transport_ops, dial_cancel), "dial_cancel"}}},
 	};
 	const void *tables[] = {d->discovery, d->traversal, d->transport};
+	/* Tables present for kinds not declared are a mistake too: the core
+	 * would silently ignore them. */
 	for (size_t i = 0; i < sizeof facets / sizeof facets[0]; i++) {
 		if (tables[i] != NULL && !(kinds & facets[i].bit)) {
 			kinds_str(kinds, ks, sizeof ks);
@@ -287,40 +312,25 @@ check_desc(const char *path, const char *want_name, struct hl_plugin *p,
 			return -1;
 		}
 	}
-
-	if (kinds & HL_KIND_DISCOVERY) {
-		const struct hl_discovery_ops *o = d->discovery;
-		const char *t = "struct hl_discovery_ops";
-		if (check_facet(path, "discovery", "HL_KIND_DISCOVERY", o,
-		                HL_DISCOVERY_OPS_SIZE_1_0, t, err,
-		                errlen) < 0 ||
-		    check_op(path, "discovery", (const void *)o->query_start,
-		             "query_start", t, err, errlen) < 0 ||
-		    check_op(path, "discovery", (const void *)o->query_cancel,
-		             "query_cancel", t, err, errlen) < 0)
+	for (size_t i = 0; i < sizeof facets / sizeof facets[0]; i++) {
+		if (!(kinds & facets[i].bit))
+			continue;
+		if (check_facet(path, facets[i].kind, facets[i].macro,
+		                tables[i], facets[i].min_size, facets[i].type,
+		                err, errlen) < 0)
 			return -1;
-	}
-	if (kinds & HL_KIND_TRAVERSAL) {
-		const struct hl_traversal_ops *o = d->traversal;
-		const char *t = "struct hl_traversal_ops";
-		if (check_facet(path, "traversal", "HL_KIND_TRAVERSAL", o,
-		                HL_TRAVERSAL_OPS_SIZE_1_0, t, err,
-		                errlen) < 0 ||
-		    check_op(path, "traversal", (const void *)o->port_event,
-		             "port_event", t, err, errlen) < 0)
-			return -1;
-	}
-	if (kinds & HL_KIND_TRANSPORT) {
-		const struct hl_transport_ops *o = d->transport;
-		const char *t = "struct hl_transport_ops";
-		if (check_facet(path, "transport", "HL_KIND_TRANSPORT", o,
-		                HL_TRANSPORT_OPS_SIZE_1_0, t, err,
-		                errlen) < 0 ||
-		    check_op(path, "transport", (const void *)o->dial, "dial",
-		             t, err, errlen) < 0 ||
-		    check_op(path, "transport", (const void *)o->dial_cancel,
-		             "dial_cancel", t, err, errlen) < 0)
-			return -1;
+		for (size_t k = 0; k < 2 && facets[i].ops[k].name != NULL;
+		     k++) {
+			void (*op)(void);
+			/* The table is at least min_size bytes (checked). */
+			memcpy(&op,
+			       (const char *)tables[i] + facets[i].ops[k].off,
+			       sizeof op);
+			if (check_op(path, facets[i].kind, op != NULL,
+			             facets[i].ops[k].name, facets[i].type, err,
+			             errlen) < 0)
+				return -1;
+		}
 	}
 
 	if (d->events != NULL) {
@@ -335,8 +345,8 @@ check_desc(const char *path, const char *want_name, struct hl_plugin *p,
 			       size, (size_t)HL_EVENTS_OPS_SIZE_1_1);
 			return -1;
 		}
-		if (check_op(path, "events", (const void *)d->events->event,
-		             "event", "struct hl_events_ops", err, errlen) < 0)
+		if (check_op(path, "events", d->events->event != NULL, "event",
+		             "struct hl_events_ops", err, errlen) < 0)
 			return -1;
 	}
 	for (size_t i = 0; i < sizeof d->reserved / sizeof d->reserved[0];

@@ -156,6 +156,23 @@ check_facet(const char *path, const char *kind, const char *macro,
 	return 0;
 }
 
+/* A library whose objects cross the ABI: the plugin's major.minor must
+ * be the core's. */
+static int
+check_library(const char *path, const char *lib, unsigned major, unsigned minor,
+              unsigned core_major, unsigned core_minor, char *err,
+              size_t errlen)
+{
+	if (major == core_major && minor == core_minor)
+		return 0;
+	refuse(err, errlen, path,
+	       "built against %s %u.%u, but this hlcore uses %s %u.%u: "
+	       "rebuild the plugin against the %s %u.%u headers",
+	       lib, major, minor, lib, core_major, core_minor, lib, core_major,
+	       core_minor);
+	return -1;
+}
+
 static int
 check_op(const char *path, const char *kind, int present, const char *opname,
          const char *type, char *err, size_t errlen)
@@ -209,42 +226,19 @@ check_desc(const char *path, const char *want_name, struct hl_plugin *p,
 		       "plugin needs: set .init in HL_PLUGIN()");
 		return -1;
 	}
-	if (EV_MAJOR(d->libevent_version) !=
-	        EV_MAJOR(LIBEVENT_VERSION_NUMBER) ||
-	    EV_MINOR(d->libevent_version) !=
-	        EV_MINOR(LIBEVENT_VERSION_NUMBER)) {
-		refuse(
-		    err, errlen, path,
-		    "built against libevent %u.%u, but this hlcore uses "
-		    "libevent %u.%u: rebuild the plugin against the libevent "
-		    "%u.%u headers",
-		    EV_MAJOR(d->libevent_version),
-		    EV_MINOR(d->libevent_version),
-		    EV_MAJOR(LIBEVENT_VERSION_NUMBER),
-		    EV_MINOR(LIBEVENT_VERSION_NUMBER),
-		    EV_MAJOR(LIBEVENT_VERSION_NUMBER),
-		    EV_MINOR(LIBEVENT_VERSION_NUMBER));
+	if (check_library(path, "libevent", EV_MAJOR(d->libevent_version),
+	                  EV_MINOR(d->libevent_version),
+	                  EV_MAJOR(LIBEVENT_VERSION_NUMBER),
+	                  EV_MINOR(LIBEVENT_VERSION_NUMBER), err, errlen) < 0)
 		return -1;
-	}
 	/* 1.2: a plugin that hands no OpenSSL object across the ABI (its
 	 * TLS is GnuTLS, or none) is not held to OpenSSL's version. */
 	if (!(d->flags & HL_PLUGIN_NO_OPENSSL) &&
-	    (SSL_MAJOR(d->openssl_version) !=
-	         SSL_MAJOR(OPENSSL_VERSION_NUMBER) ||
-	     SSL_MINOR(d->openssl_version) !=
-	         SSL_MINOR(OPENSSL_VERSION_NUMBER))) {
-		refuse(err, errlen, path,
-		       "built against OpenSSL %u.%u, but this hlcore uses "
-		       "OpenSSL %u.%u: rebuild the plugin against the OpenSSL "
-		       "%u.%u headers",
-		       SSL_MAJOR(d->openssl_version),
-		       SSL_MINOR(d->openssl_version),
-		       SSL_MAJOR(OPENSSL_VERSION_NUMBER),
-		       SSL_MINOR(OPENSSL_VERSION_NUMBER),
-		       SSL_MAJOR(OPENSSL_VERSION_NUMBER),
-		       SSL_MINOR(OPENSSL_VERSION_NUMBER));
+	    check_library(path, "OpenSSL", SSL_MAJOR(d->openssl_version),
+	                  SSL_MINOR(d->openssl_version),
+	                  SSL_MAJOR(OPENSSL_VERSION_NUMBER),
+	                  SSL_MINOR(OPENSSL_VERSION_NUMBER), err, errlen) < 0)
 		return -1;
-	}
 	if (kinds == 0) {
 		refuse(err, errlen, path,
 		       "descriptor declares no kind (kinds is 0), but a plugin "

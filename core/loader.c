@@ -30,22 +30,14 @@
  * The sizes of the 1.0 structs: the least a 1.x plugin lays out. Each ends
  * at the last member 1.0 had, so they stay right when members are
  * appended (reserved slots are renamed in place, never moved).
+ * SIZE_THROUGH(s, m): the size of struct s up to and including member m.
  */
-#define HL_DESC_SIZE_1_0                                                       \
-	(offsetof(struct hl_plugin_desc, reserved) +                           \
-	 sizeof(((struct hl_plugin_desc *)0)->reserved))
-#define HL_DISCOVERY_OPS_SIZE_1_0                                              \
-	(offsetof(struct hl_discovery_ops, query_cancel) +                     \
-	 sizeof(((struct hl_discovery_ops *)0)->query_cancel))
-#define HL_TRAVERSAL_OPS_SIZE_1_0                                              \
-	(offsetof(struct hl_traversal_ops, port_event) +                       \
-	 sizeof(((struct hl_traversal_ops *)0)->port_event))
-#define HL_EVENTS_OPS_SIZE_1_1                                                 \
-	(offsetof(struct hl_events_ops, event) +                               \
-	 sizeof(((struct hl_events_ops *)0)->event))
-#define HL_TRANSPORT_OPS_SIZE_1_0                                              \
-	(offsetof(struct hl_transport_ops, dial_cancel) +                      \
-	 sizeof(((struct hl_transport_ops *)0)->dial_cancel))
+#define SIZE_THROUGH(s, m) (offsetof(struct s, m) + sizeof(((struct s *)0)->m))
+#define HL_DESC_SIZE_1_0 SIZE_THROUGH(hl_plugin_desc, reserved)
+#define HL_DISCOVERY_OPS_SIZE_1_0 SIZE_THROUGH(hl_discovery_ops, query_cancel)
+#define HL_TRAVERSAL_OPS_SIZE_1_0 SIZE_THROUGH(hl_traversal_ops, port_event)
+#define HL_EVENTS_OPS_SIZE_1_1 SIZE_THROUGH(hl_events_ops, event)
+#define HL_TRANSPORT_OPS_SIZE_1_0 SIZE_THROUGH(hl_transport_ops, dial_cancel)
 
 /* A descriptor larger than this is not a descriptor but a damaged file. */
 #define HL_DESC_SIZE_MAX (64 * 1024)

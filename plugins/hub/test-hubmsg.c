@@ -321,18 +321,20 @@ test_refused(void)
 	refused(hex, "nonce in a challenge-request");
 	refused("0b010f0000010203040506070b00020000", "error code 0");
 	/* 0.0.0.0 and port 0 are no candidates. */
-	snprintf(hex, sizeof hex, "0b0107000001020304050607%s%s", kha,
-	         "0800080104138800000000");
-	refused(hex, "candidate 0.0.0.0");
-	snprintf(hex, sizeof hex, "0b0107000001020304050607%s%s", kha,
-	         "080008010400000a010002");
-	refused(hex, "candidate port 0");
-	snprintf(hex, sizeof hex, "0b0107000001020304050607%s%s", kha,
-	         "080008050413880a010002");
-	refused(hex, "candidate kind 5");
-	snprintf(hex, sizeof hex, "0b0107000001020304050607%s%s", kha,
-	         "080008010613880a010002");
-	refused(hex, "family 6 in 7 bytes");
+	static const struct {
+		const char *attr, *why;
+	} bad_candidates[] = {
+	    {"0800080104138800000000", "candidate 0.0.0.0"},
+	    {"080008010400000a010002", "candidate port 0"},
+	    {"080008050413880a010002", "candidate kind 5"},
+	    {"080008010613880a010002", "family 6 in 7 bytes"},
+	};
+	for (size_t i = 0; i < sizeof bad_candidates / sizeof *bad_candidates;
+	     i++) {
+		snprintf(hex, sizeof hex, "0b0107000001020304050607%s%s", kha,
+		         bad_candidates[i].attr);
+		refused(hex, bad_candidates[i].why);
+	}
 
 	/* An attribute from 0x80 up is skipped. */
 	snprintf(hex, sizeof hex, "0b0101000001020304050607%s800003616263",

@@ -33,6 +33,10 @@
  *                            it while tunnels exist); 2 to 600
  *   advertise: ["198.51.100.7:7008"]  UDP ports forwarded by hand: told to
  *                            hlcore clients as "quic://..." endpoints
+ *   hubs: ["hub.example.org:7777"]  rendezvous hubs (at most 8): every
+ *                            service is registered with each, from the
+ *                            QUIC socket; a dial looks services up there
+ *                            and punches through both NATs (hubnode.c)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -61,6 +65,8 @@
 #include <ngtcp2/ngtcp2.h>
 #include <ngtcp2/ngtcp2_crypto.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
+
+#include "hubnode.h" /* nat: hubs and punching (hubnode.c) */
 
 /* ABI 1.2: no OpenSSL object crosses the ABI (GnuTLS does the TLS), its
  * listeners are UDP (listening_proto), and its candidates are "quic://"
@@ -215,7 +221,8 @@ enum dial_state {
 	DIAL_RESOLVING,
 	DIAL_RESOLVED,
 	DIAL_WAITING,
-	DIAL_DONE
+	DIAL_DONE,
+	DIAL_PUNCHING, /* nat: a hub:// dial between QUIC attempts */
 };
 
 struct hl_dial {
@@ -235,6 +242,8 @@ struct hl_dial {
 	struct event *start;
 	struct qconn *c; /* DIAL_WAITING: the connection it waits for */
 	struct hl_dial *cnext, **cprevp; /* the connection's waiting list */
+	int hub; /* nat: a "hub://" candidate */
+	struct hubpunch *punch; /* nat: its lookup and probes */
 	struct hl_dial *next, **prevp; /* every dial */
 };
 
@@ -268,6 +277,7 @@ struct udp {
 	unsigned resets_this_sec;
 	uint8_t *rxbuf; /* RX_BATCH * RX_BUF */
 	uint8_t txbuf[TX_BUF];
+	struct hubnode *hn; /* nat: hubs and punching */
 	/* counters, for the log at exit */
 	unsigned long dropped, retries, resets, refused_host, refused_full,
 	    refused_sni, conns_in, conns_out, streams_in, streams_out;
@@ -1906,6 +1916,23 @@ dial_finish(struct hl_dial *d, struct bufferevent *bev, const char *error)
 		cert = c->cert;
 		certlen = c->certlen;
 	}
+	/* nat: a QUIC attempt of a hub:// dial failed: note why, and let
+	 * the start event try the next candidate found (or end it). */
+	if (bev == NULL && d->punch != NULL && c != NULL && !d->u->stopping) {
+		hubpunch_failed(d->punch, (struct sockaddr *)&c->remote,
+		                c->remotelen, error);
+		if (d->cnext != NULL)
+			d->cnext->cprevp = d->cprevp;
+		*d->cprevp = d->cnext;
+		d->c = NULL;
+		d->state = DIAL_PUNCHING;
+		event_active(d->start, EV_TIMEOUT, 1);
+		return;
+	}
+	if (d->punch != NULL) {
+		hubpunch_cancel(d->punch);
+		d->punch = NULL;
+	}
 	if (d->c != NULL) {
 		/* in c->waiting: cnext/cprevp */
 		if (d->cnext != NULL)
@@ -2030,6 +2057,69 @@ dial_to(struct hl_dial *d, const struct sockaddr *sa, socklen_t salen)
 	conn_wait(c, d);
 }
 
+/* ---- nat: dialing "hub://host:port" (hubnode.c does the hub and the
+ * probes; QUIC runs over the first candidate that answered them) ---- */
+
+static void
+hub_dial_next(struct hl_dial *d)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	char why[1024];
+
+	if (hubpunch_next(d->punch, &ss, &sslen) == 0) {
+		dial_to(d, (struct sockaddr *)&ss, sslen);
+		return;
+	}
+	if (hubpunch_running(d->punch))
+		return; /* hub_dial_found or hub_dial_over comes */
+	hubpunch_report(d->punch, why, sizeof why);
+	dial_finish(d, NULL, why);
+}
+
+static void
+hub_dial_found(void *arg)
+{
+	struct hl_dial *d = arg;
+
+	if (d->state == DIAL_PUNCHING)
+		hub_dial_next(d);
+}
+
+static void
+hub_dial_over(void *arg)
+{
+	struct hl_dial *d = arg;
+
+	if (d->state == DIAL_PUNCHING)
+		hub_dial_next(d);
+}
+
+static void
+hub_dial_begin(struct hl_dial *d, const struct sockaddr *sa, socklen_t salen)
+{
+	struct udp *u = d->u;
+
+	/* A live connection to that service carries the new tunnel: no
+	 * lookup (and none needed when the hub is gone). */
+	for (struct qconn *c = u->conns; c != NULL; c = c->next)
+		if (!c->server && !c->dead && c->handshake_done &&
+		    strcmp(c->keyhash, d->keyhash) == 0 &&
+		    !ngtcp2_conn_is_in_closing_period(c->conn) &&
+		    !ngtcp2_conn_is_in_draining_period(c->conn)) {
+			conn_wait(c, d);
+			return;
+		}
+	d->punch = hubpunch_start(u->hn, d->keyhash, d->addr, sa, salen,
+	                          hub_dial_found, hub_dial_over, d);
+	if (d->punch == NULL) {
+		dial_finish(d, NULL,
+		            "no UDP socket for the hub's address family");
+		return;
+	}
+	d->state = DIAL_PUNCHING;
+}
+
 /* The lookup's answer, kept for the start event: evdns may answer from
  * inside evdns_getaddrinfo(), where the dial must not end yet. */
 static void
@@ -2065,16 +2155,26 @@ dial_start_callback(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (d->state == DIAL_PUNCHING) { /* nat */
+		hub_dial_next(d);
+		return;
+	}
 	if (d->state == DIAL_RESOLVED) {
 		if (d->sslen == 0)
 			dial_finish(d, NULL, d->why);
+		else if (d->hub)
+			hub_dial_begin(d, (struct sockaddr *)&d->ss, d->sslen);
 		else
 			dial_to(d, (struct sockaddr *)&d->ss, d->sslen);
 		return;
 	}
 	if (evutil_parse_sockaddr_port(d->addr, (struct sockaddr *)&ss,
 	                               &sslen) == 0) {
-		dial_to(d, (struct sockaddr *)&ss, (socklen_t)sslen);
+		if (d->hub)
+			hub_dial_begin(d, (struct sockaddr *)&ss,
+			               (socklen_t)sslen);
+		else
+			dial_to(d, (struct sockaddr *)&ss, (socklen_t)sslen);
 		return;
 	}
 	hints.ai_family = AF_UNSPEC;
@@ -2092,7 +2192,7 @@ static void
 dial_deadline_callback(evutil_socket_t fd, short what, void *arg)
 {
 	struct hl_dial *d = arg;
-	char why[160];
+	char why[1024];
 
 	(void)fd;
 	(void)what;
@@ -2100,6 +2200,13 @@ dial_deadline_callback(evutil_socket_t fd, short what, void *arg)
 	         "no QUIC connection within %d s (host down, port closed or "
 	         "UDP blocked?)",
 	         DIAL_TIMEOUT_SEC);
+	if (d->punch != NULL) /* nat: what each candidate did */
+		hubpunch_report(d->punch, why, sizeof why);
+	if (d->c != NULL && d->punch != NULL) {
+		/* not a QUIC failure to note: end the dial itself */
+		hubpunch_cancel(d->punch);
+		d->punch = NULL;
+	}
 	dial_finish(d, NULL, why);
 }
 
@@ -2117,6 +2224,8 @@ addr_for_us(const char *addr)
 		return addr;
 	if (sep - addr == 4 && strncasecmp(addr, "quic", 4) == 0)
 		return sep + 3;
+	if (sep - addr == 3 && strncasecmp(addr, "hub", 3) == 0)
+		return sep + 3; /* nat: udp_dial marks it */
 	return NULL;
 }
 
@@ -2145,6 +2254,7 @@ udp_dial(void *state, const char *keyhash, const char *addr, hl_dial_cb cb,
 	d->port = port;
 	d->cb = cb;
 	d->arg = arg;
+	d->hub = strncasecmp(addr, "hub://", 6) == 0; /* nat */
 	d->deadline = evtimer_new(u->base, dial_deadline_callback, d);
 	d->start = evtimer_new(u->base, dial_start_callback, d);
 	if (d->deadline == NULL || d->start == NULL) {
@@ -2166,6 +2276,7 @@ static void
 udp_dial_cancel(void *state, struct hl_dial *d)
 {
 	(void)state;
+	hubpunch_cancel(d->punch); /* nat */
 	if (d->c != NULL) {
 		if (d->cnext != NULL)
 			d->cnext->cprevp = d->cprevp;
@@ -2465,6 +2576,9 @@ dispatch(struct sock *s, const struct sockaddr *from, socklen_t fromlen,
 
 	if (len == 0)
 		return;
+	/* nat: first bytes 0..15 are STUN, hub messages and punch probes */
+	if (u->hn != NULL && hubnode_input(u->hn, s, from, fromlen, data, len))
+		return;
 	rv = ngtcp2_pkt_decode_version_cid(&vc, data, len, CIDLEN);
 	if (rv == NGTCP2_ERR_VERSION_NEGOTIATION) {
 		uint8_t buf[128];
@@ -2745,7 +2859,7 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
            const struct hl_conf *conf)
 {
 	static const char *const allowed[] = {"listen", "idle_timeout",
-	                                      "advertise", NULL};
+	                                      "advertise", "hubs", NULL};
 	const struct hl_conf *n;
 	int bad = svc->conf_check_keys(self, conf, allowed), v = 0;
 	char host[ADDR_MAX];
@@ -2780,6 +2894,36 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
 				    "advertise: expected \"host:port\" "
 				    "(the UDP port forwarded to this "
 				    "node)");
+				bad++;
+			}
+		}
+	}
+	n = svc->conf_get(conf, "hubs"); /* nat */
+	if (n != NULL) {
+		size_t cnt = svc->conf_type(n) == HL_CONF_SCALAR ? 1
+		             : svc->conf_type(n) == HL_CONF_LIST
+		                 ? svc->conf_len(n)
+		                 : 0;
+		if (cnt == 0 || cnt > HUBNODE_MAX_HUBS) {
+			svc->conf_error(self, n,
+			                "hubs: expected \"host:port\" or a list "
+			                "of at most %d",
+			                HUBNODE_MAX_HUBS);
+			bad++;
+			cnt = 0;
+		}
+		for (size_t i = 0; i < cnt; i++) {
+			const struct hl_conf *it =
+			    svc->conf_type(n) == HL_CONF_SCALAR
+			        ? n
+			        : svc->conf_item(n, i);
+			const char *s = svc->conf_str(it);
+			if (s == NULL ||
+			    hl_addr_split(s, host, sizeof host, &port) != 0 ||
+			    port == 0 || strlen(s) > 255) {
+				svc->conf_error(self, it,
+				                "hubs: expected \"host:port\" "
+				                "(a hub's UDP address)");
 				bad++;
 			}
 		}
@@ -2872,6 +3016,78 @@ service_cred(struct udp *u, struct service *sv, const struct hl_identity *id)
 
 static void udp_fini(void *state);
 
+/* ---- nat: what hubnode.c borrows ---- */
+
+static void *
+hub_io_sock_for(void *ctx, int family, uint16_t *port)
+{
+	struct sock *s = sock_for(ctx, family);
+
+	if (s == NULL)
+		return NULL;
+	*port = ntohs(s->local.ss_family == AF_INET6
+	                  ? ((struct sockaddr_in6 *)&s->local)->sin6_port
+	                  : ((struct sockaddr_in *)&s->local)->sin_port);
+	return s;
+}
+
+static void
+hub_io_send(void *ctx, void *sock, const struct sockaddr *to, socklen_t tolen,
+            const uint8_t *buf, size_t len)
+{
+	struct sock *s = sock;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+
+	(void)ctx;
+	if (s->family == AF_INET && to->sa_family != AF_INET)
+		return;
+	sockaddr_to_sock_family(s, to, tolen, &ss, &sslen);
+	sock_send(s, (struct sockaddr *)&ss, sslen, buf, len, len);
+}
+
+static int
+hub_setup(struct udp *u, const struct hl_conf *conf)
+{
+	const struct hubnode_io io = {hub_io_sock_for, hub_io_send, u};
+	const struct hl_conf *n = u->svc->conf_get(conf, "hubs");
+
+	u->hn = hubnode_new(u->svc, u->self, &io);
+	if (u->hn == NULL)
+		return -1;
+	for (size_t i = 0;
+	     n != NULL &&
+	     i < (u->svc->conf_type(n) == HL_CONF_SCALAR ? 1
+	                                                  : u->svc->conf_len(n));
+	     i++) {
+		const char *h = u->svc->conf_str(
+		    u->svc->conf_type(n) == HL_CONF_SCALAR
+		        ? n
+		        : u->svc->conf_item(n, i));
+		if (hubnode_add_hub(u->hn, h) != 0)
+			return -1;
+	}
+	hubnode_start(u->hn);
+	return 0;
+}
+
+static int
+udp_query_start(void *state, struct hl_query *q)
+{
+	struct udp *u = state;
+
+	return u->hn != NULL ? hubnode_query_start(u->hn, q) : -1;
+}
+
+static void
+udp_query_cancel(void *state, struct hl_query *q)
+{
+	struct udp *u = state;
+
+	if (u->hn != NULL)
+		hubnode_query_cancel(u->hn, q);
+}
+
 static int
 udp_init(const struct hl_services *svc, struct hl_plugin *self,
          const struct hl_conf *conf, void **state)
@@ -2932,6 +3148,8 @@ udp_init(const struct hl_services *svc, struct hl_plugin *self,
 		                           : svc->conf_item(n, i)));
 		svc->endpoint_add(self, ep);
 	}
+	if (hub_setup(u, conf) != 0) /* nat */
+		goto fail;
 	*state = u;
 	return 0;
 fail:
@@ -2950,6 +3168,8 @@ udp_fini(void *state)
 		struct hl_dial *d = u->dials;
 		udp_dial_cancel(u, d);
 	}
+	hubnode_free(u->hn); /* nat */
+	u->hn = NULL;
 	while (u->conns != NULL) {
 		struct qconn *c = u->conns;
 		snprintf(c->why, sizeof c->why, "hlcore is stopping");
@@ -3008,7 +3228,7 @@ udp_validate(const struct hl_services *svc, struct hl_plugin *self,
 
 /* Bare host:port (the same port number as TCP, by convention) and
  * "quic://host:port". */
-static const char *const udp_schemes[] = {"", "quic", NULL};
+static const char *const udp_schemes[] = {"", "quic", "hub", NULL};
 
 static const struct hl_transport_ops udp_transport = {
     .size = sizeof(struct hl_transport_ops),
@@ -3017,13 +3237,21 @@ static const struct hl_transport_ops udp_transport = {
     .schemes = udp_schemes,
 };
 
+/* nat: the configured hubs as "hub://" candidates for every lookup. */
+static const struct hl_discovery_ops udp_discovery = {
+    .size = sizeof(struct hl_discovery_ops),
+    .query_start = udp_query_start,
+    .query_cancel = udp_query_cancel,
+};
+
 #ifdef HL_QUIC_TEST_IMPOSTOR
 #define PLUGIN_NAME "transport-udp-impostor"
 #else
 #define PLUGIN_NAME "transport-udp"
 #endif
 
-HL_PLUGIN(HL_KIND_TRANSPORT, .name = PLUGIN_NAME, .version = "0.1.0",
+HL_PLUGIN(HL_KIND_TRANSPORT | HL_KIND_DISCOVERY, .name = PLUGIN_NAME,
+          .version = "0.1.0", .discovery = &udp_discovery,
           .description = "QUIC tunnels over UDP (ngtcp2 + GnuTLS)",
           .default_priority = 20, .init = udp_init, .fini = udp_fini,
           .validate = udp_validate, .transport = &udp_transport);

@@ -36,6 +36,7 @@
 #include <stun/stunmessage.h>
 
 #include "hardline/plugin.h"
+#include "hardline/evutil.h"
 #include "hardline/util.h"
 #include "hubauth.h"
 #include "hubmsg.h"
@@ -1132,10 +1133,8 @@ hub_fini(void *state)
 
 	if (h->st.received > 0)
 		log_stats(h, " at exit");
-	if (h->rx_ev != NULL)
-		event_free(h->rx_ev);
-	if (h->sweep_ev != NULL)
-		event_free(h->sweep_ev);
+	hl_event_free(&h->rx_ev);
+	hl_event_free(&h->sweep_ev);
 	if (h->fd >= 0)
 		close(h->fd);
 	free(h->regs);

@@ -102,7 +102,9 @@
 #define STREAM_WINDOW_MAX (1024 * 1024)
 #define CONN_WINDOW (8 * 1024 * 1024)
 #define CONN_WINDOW_MAX (16 * 1024 * 1024)
-#define MAX_STREAMS_BIDI 256 /* open at once per connection */
+#define MAX_STREAMS_BIDI                                                       \
+	16384 /* open at once per connection: the core's                       \
+	       * limits bound tunnels per peer */
 /* What a stream takes from the core before ngtcp2 has acknowledged it. */
 #define TX_HOLD (256 * 1024)
 #define PAIR_READ_HIGH (64 * 1024)
@@ -1191,16 +1193,13 @@ acked_stream_data_offset(ngtcp2_conn *conn, int64_t id, uint64_t offset,
 		st->tx_len -= n;
 		st->tx_sent -= n;
 		len -= n;
-		if (st->head_off == h->len &&
-		    (h != st->tail || h->len == CHUNK_SIZE)) {
+		/* Fully acknowledged: freed, the tail too (an idle tunnel
+		 * keeps no buffer). */
+		if (st->head_off == h->len) {
 			st->head = h->next;
 			if (st->head == NULL)
 				st->tail = NULL;
 			free(h);
-			st->head_off = 0;
-		} else if (st->head_off == h->len && h == st->tail) {
-			/* Keep the tail chunk, emptied, for the next bytes. */
-			h->len = 0;
 			st->head_off = 0;
 		}
 	}
@@ -1809,15 +1808,27 @@ conn_write(struct qconn *c)
 			}
 			break;
 		}
+		pktcnt++;
+		if (seg != 0 && (size_t)n > seg) {
+			/* Larger than the batch's segments (after a small
+			 * ACK-only packet, say): GSO splits at the first
+			 * segment's size, so the batch goes without it and it
+			 * starts the next one. */
+			if (sock_send(c->s, (struct sockaddr *)&c->remote,
+			              c->remotelen, u->txbuf, off, seg) != 0)
+				goto blocked;
+			memmove(u->txbuf, u->txbuf + off, (size_t)n);
+			off = 0;
+			seg = 0;
+		}
 		if (seg == 0)
 			seg = (size_t)n;
 		off += (size_t)n;
-		pktcnt++;
-		if ((size_t)n < seg || (size_t)n != seg) {
-			/* A short packet ends a GSO batch. */
+		if ((size_t)n < seg) {
+			/* A shorter packet ends a GSO batch (it may be its
+			 * last segment). */
 			if (sock_send(c->s, (struct sockaddr *)&c->remote,
-			              c->remotelen, u->txbuf, off,
-			              (size_t)n == off ? (size_t)n : seg) != 0)
+			              c->remotelen, u->txbuf, off, seg) != 0)
 				goto blocked;
 			off = 0;
 			seg = 0;

@@ -333,6 +333,15 @@ test_each_check(void)
 	}
 	RESTORE();
 
+	/* 1.2: a plugin that passes no OpenSSL object says so and is not
+	 * held to OpenSSL's version (built without its headers: 0). */
+	m->openssl_version = 0;
+	m->flags = HL_PLUGIN_NO_OPENSSL;
+	STILL_LOADS();
+	m->openssl_version = 0;
+	REFUSED(path, "mutable", "built against OpenSSL 0.0", "rebuild");
+	RESTORE();
+
 	m->head.kinds = 0;
 	m->discovery = NULL;
 	m->traversal = NULL;

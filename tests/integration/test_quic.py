@@ -8,6 +8,8 @@ Checks: pages for three password modes; a wrong and a missing password
 node (its certificate refused, the next candidate tried, the 502 page
 naming each QUIC attempt and why it failed); 50 tunnels at once over one
 QUIC connection; close and half-close both ways (with a raw TCP backend);
+a node with both transports (a bare candidate tried over both, a quic://
+one over QUIC only);
 a slow reader of a large download (RSS bounded on both nodes, every
 byte checked); the server restarted in the middle of a download (the download ends, the
 next request reconnects); a server that vanishes (SIGKILL) under an open
@@ -114,7 +116,8 @@ def server_config():
         "proxy": {"listen": "off"},
         "plugins": {"transport-udp": {
             "listen": "127.0.0.1:%d" % ports["udp"],
-            "idle_timeout": str(IDLE)}},
+            "idle_timeout": str(IDLE),
+            "advertise": "127.0.0.1:%d" % ports["udp"]}},
         "services": {
             "auto": {"target": backend.addr},
             "open": {"target": backend.addr, "password": "none"},
@@ -182,6 +185,20 @@ def start_server():
                   timeout=t.slow(20))
 
 
+def case_bad_config():
+    bad = os.path.join(t.tmp, "bad-udp.yaml")
+    with open(bad, "w") as f:
+        f.write("plugins:\n  transport-udp: { listen: \"nope\", "
+                "idle_timeout: 1, advertise: [\"1.2.3.4:0\"], hubs: [] }\n")
+    rc, out, err = hltest.run([t.hlcore, "-c", bad, "check"],
+                              timeout=t.slow(30))
+    check(rc == 2 and re.search(r"bad-udp.yaml:2:\d+: .*listen", err) and
+          "idle_timeout" in err and "advertise" in err and "hubs" in err,
+          "hlcore check with bad transport-udp settings",
+          "exit 2 naming listen, idle_timeout, advertise and hubs (not a "
+          "key yet) at file:line:column", "exit %d: %s" % (rc, err))
+
+
 def case_start():
     server.write_config(server_config())
     for name in ("auto", "open", "fixed", "down", "raw"):
@@ -209,6 +226,23 @@ def refused(name, pw, what):
     time.sleep(0.3)
     check_eq(backend.count() - before, 0,
              "backend connections caused by %s" % what)
+
+
+def case_endpoints():
+    # advertise: becomes a typed endpoint: in the OOB field Endpoints for
+    # hlcore clients (remembered in peers.cache), never in WANHosts.
+    ep = "quic://127.0.0.1:%d" % ports["udp"]
+    check(server.wait_log(r'WANHosts now ""; endpoints "%s"' % re.escape(ep))
+          is not None, "the server's log", "WANHosts empty, endpoint %s" % ep,
+          server.log()[-2000:])
+    expect_page(fetch(ports["proxy"], host("auto"), "/ep", timeout=t.slow(20)),
+                "a visit", "/ep")
+    client.stop_ok()
+    cache = client.peers_cache()
+    check(re.search(r"^%s \d+ %s$" % (S["auto"]["hash"], re.escape(ep)),
+                    cache, re.M), "the client's peers.cache",
+          "the typed endpoint %s" % ep, cache)
+    client.start(client_config, lambda cfg: [ports["proxy"]])
 
 
 def case_passwords():
@@ -478,14 +512,56 @@ def case_vanished():
         conn.close()
 
 
+def case_both_transports():
+    # A node with both transports: a bare host:port goes to each (TCP and
+    # UDP, same port number). Nothing listens on TCP there, so TLS is
+    # refused and QUIC wins; a quic:// candidate goes to transport-udp
+    # only.
+    both = t.node("both")
+    pb = {}
+
+    def cfg():
+        pb["proxy"] = hltest.free_port()
+        return {"state_dir": both.state_dir, "log": {"level": "debug"},
+                "proxy": {"listen": "127.0.0.1:%d" % pb["proxy"]},
+                "plugins": {"transport-tls": {}, "transport-udp": {}},
+                "peers": {S["auto"]["hash"]: ["127.0.0.1:%d" % ports["udp"]],
+                          S["fixed"]["hash"]:
+                              ["quic://127.0.0.1:%d" % ports["udp"]]}}
+    both.start(cfg, lambda c: [pb["proxy"]])
+    try:
+        h = "%s-%s.localhost:%d" % (S["auto"]["pw"], S["auto"]["hash"],
+                                    pb["proxy"])
+        expect_page(fetch(pb["proxy"], h, "/both", timeout=t.slow(20)),
+                    "a bare candidate, both transports", "/both")
+        log = both.log()
+        for want in (r"trying 127\.0\.0\.1:%d via transport-tls" % ports["udp"],
+                     r"won by transport-udp 127\.0\.0\.1:%d" % ports["udp"]):
+            check(re.search(want, log), "the route of a bare candidate",
+                  want, log[-2000:])
+        h = "%s-%s.localhost:%d" % (S["fixed"]["pw"], S["fixed"]["hash"],
+                                    pb["proxy"])
+        expect_page(fetch(pb["proxy"], h, "/typed", timeout=t.slow(20)),
+                    "a quic:// candidate", "/typed")
+        check(re.search(r"trying quic://127\.0\.0\.1:%d via transport-tls" %
+                        ports["udp"], both.log()) is None,
+              "transport-tls", "never given a quic:// candidate",
+              both.log()[-2000:])
+    finally:
+        both.stop_ok()
+
+
 def case_stop():
     client.stop_ok()
     impostor.stop_ok()
 
 
+t.case("bad transport-udp settings: hlcore check names each", case_bad_config)
 if t.case("three nodes start (QUIC only)", case_start):
     t.case("fetch over QUIC, password auto", case_fetch, "auto", "/")
     t.case("fetch over QUIC, password fixed", case_fetch, "fixed", "/f")
+    t.case("advertise: a quic:// endpoint, told and remembered, not a WANHost",
+           case_endpoints)
     t.case("wrong and missing password: 502, backend untouched",
            case_passwords)
     t.case("backend down: 502", case_backend_down)
@@ -493,6 +569,8 @@ if t.case("three nodes start (QUIC only)", case_start):
            case_impostor)
     t.case("50 parallel tunnels over one connection", case_parallel)
     t.case("close and half-close both ways", case_close_both_ways)
+    t.case("both transports: bare raced over both, quic:// to QUIC only",
+           case_both_transports)
     t.case("slow reader, 128 MiB: RSS bounded on both nodes",
            case_slow_reader)
     t.case("server restarted mid-transfer, then reconnects", case_restart)

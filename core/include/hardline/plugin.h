@@ -323,7 +323,7 @@ struct hl_services {
 	 * services can be reached ("quic://198.51.100.7:7008"; later
 	 * "hub://...", "relay://..."), or one that no longer works. The
 	 * core tells hlcore clients (the OOB field "Endpoints", which Python
-	 * peers ignore); it never goes into WANHosts. At most 255 chars:
+	 * peers ignore); it never goes into WANHosts. At most 261 chars:
 	 * <scheme>://<rest>, the scheme [a-z][a-z0-9+.-]* (at most 15), the
 	 * rest printable ASCII without blanks or commas. */
 	void (*endpoint_add)(struct hl_plugin *self, const char *uri);
@@ -352,12 +352,16 @@ enum hl_incoming_flag {
  *    to the core's end (its output is empty): a FINISHED flush moves no
  *    more than the core's read high watermark, and the core stops reading
  *    at the EOF. The core sees EOF, sends what it holds and closes.
- *  - The core closed its end: a 1.2 core calls bufferevent_flush(its
- *    end, EV_WRITE, BEV_FINISHED) before bufferevent_free(), so the
- *    plugin's event callback sees BEV_EVENT_EOF (after the bytes the core
- *    wrote). A pair end freed without that tells the other end nothing:
- *    with older cores (and as a safety net) watch for
- *    bufferevent_pair_get_partner(your end) becoming NULL.
+ *  - The core closed its end: when a tunnel ends in the normal course
+ *    (either side closed, or the idle timeout), a 1.2 core calls
+ *    bufferevent_flush(its end, EV_WRITE, BEV_FINISHED) before
+ *    bufferevent_free(), so the plugin's event callback sees
+ *    BEV_EVENT_EOF after the bytes the core wrote. A pair end freed
+ *    without that (by an older core, on a refusal before the tunnel is
+ *    spliced, or when hlcore stops) tells the other end nothing: watch for
+ *    bufferevent_pair_get_partner(your end) becoming NULL as well (a
+ *    sweep every fraction of a second is cheap). At a stop, queue no EOF
+ *    of your own in fini: no loop round may be left to deliver it.
  *  - There is no half-close across the pair: EOF either way ends the
  *    tunnel once the bytes before it have been delivered.
  *  - Backpressure: bytes the plugin writes wait in its end's output until

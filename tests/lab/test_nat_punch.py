@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""transport-udp through two NATs with a real hlcore hub: the service's URL
+works from the other home with only `hubs:` configured (no peers:, no LAN,
+no DHT). LAB.md's "two homes behind NATs" (netlab.homes_lab()):
+
+      hub host: hlcore hub 0.0.0.0:7777 (11.0.0.1)
+          |  11.0.0.0/24 (bridge)
+      r1 11.0.0.2 (NAT)            r2 11.0.0.3 (NAT)
+          |                            |
+      h1 10.1.0.2: the service     h2 10.2.0.2: the client (proxy)
+
+Both homes: `transport-udp: {listen: "0.0.0.0:7008", hubs:
+["11.0.0.1:7777"]}`. Both routers "cone" (endpoint-independent mapping,
+address and port dependent filtering, unsolicited UDP to the router
+dropped).
+
+Cases:
+- the service registers with the hub from its QUIC socket (the hub sees
+  r1's 11.0.0.2:7008);
+- a GET from h2 through its proxy works; the route was won by the hub://
+  candidate; r2's counters show the QUIC bytes came from r1's address,
+  not the hub host (a direct path);
+- the hub stopped: the next GET still works (the live QUIC connection
+  carries the new tunnel; nothing from the hub host);
+- the hub restarted: the service registers again within 30 s (error 5 on
+  its keep-alive, or the keep-alives' timeout);
+- UDP blocked at the client's home (r2 drops UDP from h2): a fresh client
+  gets a 502 whose page says the hub did not answer, that UDP may be
+  blocked;
+- UDP blocked at the service's home: the service cannot register; a
+  client's 502 says the service is not registered at the hub.
+"""
+import os
+import re
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+import hltest  # noqa: E402
+import netlab  # noqa: E402
+from hltest import check, check_in  # noqa: E402
+
+t = hltest.Test("nat_punch", root=True, needs=["ip", "iptables-legacy",
+                                               "curl"])
+HUB = "%s:7777" % netlab.HUB_IP
+TOKEN = "nat-punch-%d" % os.getpid()
+S = {}
+
+
+def start_hub(L):
+    n = S.get("hub") or t.node("hub", ns=L.ns("hub"))
+    n.configure({"proxy": {"listen": "off"},
+                 "log": {"level": "debug"},
+                 "plugins": {"hub": {"listen": "0.0.0.0:7777"}}})
+    n.launch(r"rendezvous hub on UDP")
+    S["hub"] = n
+    return n
+
+
+def udp_conf():
+    return {"listen": "0.0.0.0:7008", "hubs": [HUB]}
+
+
+def start_service(L):
+    L.http_backend("h1", 8080, TOKEN)
+    n = t.node("service", ns=L.ns("h1"))
+    n.configure({"proxy": {"listen": "off"},
+                 "log": {"level": "debug"},
+                 "plugins": {"transport-udp": udp_conf()},
+                 "services": {"web": {"target": "127.0.0.1:8080"}}})
+    pw, kh = n.url("web")
+    S["host"] = "%s-%s.localhost:7009" % (pw, kh)
+    S["kh"] = kh
+    n.launch(r"hub %s: service web registered" % re.escape(HUB))
+    S["service"] = n
+    return n
+
+
+def start_client(L, name="client"):
+    n = t.node(name, ns=L.ns("h2"))
+    n.configure({"proxy": {"listen": "127.0.0.1:7009"},
+                 "log": {"level": "debug"},
+                 "plugins": {"transport-udp": udp_conf()}})
+    n.launch(r"proxy listening")
+    return n
+
+
+def from_addr(L, router, addr):
+    return L.counts(router).get(addr, (0, 0))
+
+
+def case_build():
+    """lab (cone, cone): a hub, the service registers through its NAT"""
+    L = S["L"] = netlab.homes_lab("cone", "cone")
+    start_hub(L)
+    start_service(L)
+    S["hub"].expect_log(r"registered %s from %s:7008 " %
+                        (S["kh"], re.escape(L.router_ip("r1"))))
+
+
+def case_fetch_direct():
+    """GET from the other home with only hubs: configured, a direct path"""
+    L = S["L"]
+    c = S["client"] = start_client(L)
+    before_r1 = from_addr(L, "r2", L.router_ip("r1"))
+    before_hub = from_addr(L, "r2", netlab.HUB_IP)
+    code, body, secs = c.fetch(S["host"])
+    print("     GET through two cone NATs: %d in %.3f s" % (code, secs),
+          flush=True)
+    check(code == 200 and TOKEN in body, "GET from h2", "200 with the "
+          "backend's token", (code, body[-1500:]))
+    check(re.search(r"won by transport-udp hub://%s" % re.escape(HUB),
+                    c.run_log()), "the client's route", "won by "
+          "transport-udp hub://%s" % HUB, c.run_log()[-3000:])
+    r1 = from_addr(L, "r2", L.router_ip("r1"))
+    hub = from_addr(L, "r2", netlab.HUB_IP)
+    print("     r2 forwarded from r1: %d datagrams, %d bytes; from the hub "
+          "host: %d, %d" % (r1[0] - before_r1[0], r1[1] - before_r1[1],
+                            hub[0] - before_hub[0], hub[1] - before_hub[1]),
+          flush=True)
+    check(r1[1] - before_r1[1] > 1000, "bytes r2 forwarded from r1's "
+          "address (QUIC handshake and the page)", "over 1000",
+          r1[1] - before_r1[1])
+    check(hub[1] - before_hub[1] < 1000, "bytes r2 forwarded from the hub "
+          "host (the lookup's answer only)", "under 1000",
+          hub[1] - before_hub[1])
+
+
+def case_hub_stopped():
+    """the hub stopped: the tunnel keeps working"""
+    L = S["L"]
+    S["hub"].stop_ok()
+    before_hub = from_addr(L, "r2", netlab.HUB_IP)
+    before_r1 = from_addr(L, "r2", L.router_ip("r1"))
+    for i in range(3):
+        code, body, secs = S["client"].fetch(S["host"])
+        check(code == 200 and TOKEN in body, "GET %d with the hub "
+              "stopped" % (i + 1), "200", (code, body[-1500:]))
+    check(from_addr(L, "r2", netlab.HUB_IP) == before_hub,
+          "datagrams from the hub host meanwhile", "none",
+          from_addr(L, "r2", netlab.HUB_IP))
+    check(from_addr(L, "r2", L.router_ip("r1"))[0] > before_r1[0],
+          "datagrams from r1 meanwhile", "some", "none")
+
+
+def case_hub_restart():
+    """the hub restarted: the service registers again within 30 s"""
+    L = S["L"]
+    t0 = time.monotonic()
+    start_hub(L)
+    S["hub"].expect_log(r"registered %s from %s:7008 " %
+                        (S["kh"], re.escape(L.router_ip("r1"))), 35)
+    secs = time.monotonic() - t0
+    print("     registered again %.1f s after the hub's restart" % secs,
+          flush=True)
+    check(secs <= 32, "time to register again", "within 30 s (+ start)",
+          secs)
+
+
+def case_udp_blocked_client():
+    """UDP blocked at the client's home: a 502 naming it"""
+    L = S["L"]
+    S["client"].stop_ok()
+    L.sh("r2", "iptables-legacy -I FORWARD -i lan -p udp -j DROP")
+    try:
+        c = start_client(L, "client2")
+        code, body, secs = c.fetch(S["host"], timeout=30)
+        print("     with UDP blocked at h2's home: %d in %.1f s" %
+              (code, secs), flush=True)
+        check(code == 502, "GET from h2 with UDP blocked", "502",
+              (code, body[-1500:]))
+        check_in("did not answer", body, "the 502 page")
+        check_in("UDP to it blocked on this network", body, "the 502 page")
+        check_in("hub://%s" % HUB, body, "the 502 page")
+        c.stop_ok()
+    finally:
+        L.sh("r2", "iptables-legacy -D FORWARD -i lan -p udp -j DROP")
+
+
+def case_udp_blocked_service():
+    """UDP blocked at the service's home: a 502 saying it is not registered"""
+    L = S["L"]
+    S["service"].stop_ok()
+    L.sh("r1", "iptables-legacy -I FORWARD -i lan -p udp -j DROP")
+    try:
+        # The hub forgets the registration after its lifetime (90 s):
+        # restart it instead.
+        S["hub"].stop_ok()
+        start_hub(L)
+        S["service"].launch(r"QUIC on UDP")
+        c = start_client(L, "client3")
+        code, body, secs = c.fetch(S["host"], timeout=30)
+        check(code == 502, "GET with UDP blocked at the service's home",
+              "502", (code, body[-1500:]))
+        check_in("the service is not registered there", body,
+                 "the 502 page")
+        c.stop_ok()
+        S["service"].stop_ok()
+        S["hub"].stop_ok()
+    finally:
+        L.sh("r1", "iptables-legacy -D FORWARD -i lan -p udp -j DROP")
+
+
+def case_teardown():
+    """lab down"""
+    S["L"].destroy()
+
+
+t.cases(case_build, case_fetch_direct, case_hub_stopped, case_hub_restart,
+        case_udp_blocked_client, case_udp_blocked_service, case_teardown)
+t.finish()

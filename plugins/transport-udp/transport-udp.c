@@ -67,6 +67,7 @@
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 
 #include "hubnode.h" /* nat: hubs and punching (hubnode.c) */
+#include "natcmd.h" /* nat: hlcore -c FILE nat (natcmd.c) */
 
 /* ABI 1.2: no OpenSSL object crosses the ABI (GnuTLS does the TLS), its
  * listeners are UDP (listening_proto), and its candidates are "quic://"
@@ -2916,10 +2917,11 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
 		                 ? svc->conf_len(n)
 		                 : 0;
 		if (cnt == 0 || cnt > HUBNODE_MAX_HUBS) {
-			svc->conf_error(self, n,
-			                "hubs: expected \"host:port\" or a list "
-			                "of at most %d",
-			                HUBNODE_MAX_HUBS);
+			svc->conf_error(
+			    self, n,
+			    "hubs: expected \"host:port\" or a list "
+			    "of at most %d",
+			    HUBNODE_MAX_HUBS);
 			bad++;
 			cnt = 0;
 		}
@@ -3069,12 +3071,12 @@ hub_setup(struct udp *u, const struct hl_conf *conf)
 	for (size_t i = 0;
 	     n != NULL &&
 	     i < (u->svc->conf_type(n) == HL_CONF_SCALAR ? 1
-	                                                  : u->svc->conf_len(n));
+	                                                 : u->svc->conf_len(n));
 	     i++) {
-		const char *h = u->svc->conf_str(
-		    u->svc->conf_type(n) == HL_CONF_SCALAR
-		        ? n
-		        : u->svc->conf_item(n, i));
+		const char *h =
+		    u->svc->conf_str(u->svc->conf_type(n) == HL_CONF_SCALAR
+		                         ? n
+		                         : u->svc->conf_item(n, i));
 		if (hubnode_add_hub(u->hn, h) != 0)
 			return -1;
 	}
@@ -3248,6 +3250,19 @@ static const struct hl_transport_ops udp_transport = {
     .schemes = udp_schemes,
 };
 
+/* nat: `hlcore -c FILE nat` (natcmd.c). */
+static const char *const udp_command_names[] = {"nat", NULL};
+static const char *const udp_command_help[] = {
+    "nat             print this node's NAT behaviour and candidates "
+    "(STUN via its hubs)",
+    NULL};
+static const struct hl_command_ops udp_commands = {
+    .size = sizeof(struct hl_command_ops),
+    .names = udp_command_names,
+    .help = udp_command_help,
+    .run = udp_nat_command,
+};
+
 /* nat: the configured hubs as "hub://" candidates for every lookup. */
 static const struct hl_discovery_ops udp_discovery = {
     .size = sizeof(struct hl_discovery_ops),
@@ -3263,6 +3278,7 @@ static const struct hl_discovery_ops udp_discovery = {
 
 HL_PLUGIN(HL_KIND_TRANSPORT | HL_KIND_DISCOVERY, .name = PLUGIN_NAME,
           .version = "0.1.0", .discovery = &udp_discovery,
+          .commands = &udp_commands,
           .description = "QUIC tunnels over UDP (ngtcp2 + GnuTLS)",
           .default_priority = 20, .init = udp_init, .fini = udp_fini,
           .validate = udp_validate, .transport = &udp_transport);

@@ -29,6 +29,10 @@ Cases:
   blocked;
 - UDP blocked at the service's home: the service cannot register; a
   client's 502 says the service is not registered at the hub.
+- `hlcore -c FILE nat` with the hub at both its addresses (11.0.0.1 and
+  11.0.0.4, one hub on 0.0.0.0): "cone" in h1 (its mapping 11.0.0.2:7008
+  for both, while the daemon holds 7008: an ephemeral port, said so), then
+  in a second lab (cone, symmetric) "cone" in h1 and "symmetric" in h2.
 """
 import os
 import re
@@ -49,7 +53,10 @@ S = {}
 
 
 def start_hub(L):
-    n = S.get("hub") or t.node("hub", ns=L.ns("hub"))
+    n = S.get("hub")
+    if n is None or S.get("hub_lab") is not L:
+        n = t.node("hub-%s" % L.tag, ns=L.ns("hub"))
+        S["hub_lab"] = L
     n.configure({"proxy": {"listen": "off"},
                  "log": {"level": "debug"},
                  "plugins": {"hub": {"listen": "0.0.0.0:7777"}}})
@@ -202,11 +209,70 @@ def case_udp_blocked_service():
         L.sh("r1", "iptables-legacy -D FORWARD -i lan -p udp -j DROP")
 
 
+def nat_node(L, h):
+    n = t.node("nat-%s-%s" % (h, L.nat["r1"] + L.nat["r2"]), ns=L.ns(h))
+    n.configure({"proxy": {"listen": "off"},
+                 "plugins": {"transport-udp": {
+                     "listen": "0.0.0.0:7008",
+                     "hubs": [HUB, "%s:7777" % netlab.HUB_IP2]}}})
+    return n
+
+
+def nat_cmd(L, h):
+    rc, out, err = nat_node(L, h).cmd("nat", timeout=t.slow(30))
+    print("     hlcore nat in %s (%s): %s" % (h, L.nat["r" + h[1]],
+                                             "; ".join(out.splitlines())),
+          flush=True)
+    check(rc == 0, "hlcore nat in %s" % h, "exit 0", (rc, out, err))
+    return out
+
+
+def case_nat_cone():
+    """hlcore nat in a cone home, beside the running daemon"""
+    L = S["L"]
+    start_hub(L)
+    S["service"].launch(r"hub %s: service web registered" % re.escape(HUB))
+    out = nat_cmd(L, "h1")
+    check_in("nat cone (endpoint-independent mapping)", out.splitlines(),
+             "h1's nat")
+    check(re.search(r"^socket 0\.0\.0\.0:\d+ \(the listen port is in use",
+                    out, re.M), "h1's socket", "an ephemeral port, said "
+          "so (the daemon holds 7008)", out)
+    check_in("host %s:" % L.home_ip("h1"), out, "h1's host candidate")
+    check(re.search(r"^mapped %s %s:\d+$" % (re.escape(HUB),
+                                             re.escape(L.router_ip("r1"))),
+                    out, re.M), "h1's mapping at the hub",
+          "at r1's address", out)
+    S["service"].stop_ok()
+    S["hub"].stop_ok()
+
+
 def case_teardown():
     """lab down"""
     S["L"].destroy()
 
 
+def case_nat_symmetric():
+    """lab (cone, symmetric): hlcore nat says cone in h1, symmetric in h2"""
+    L = S["L"] = netlab.homes_lab("cone", "symmetric")
+    try:
+        start_hub(L)
+        out1 = nat_cmd(L, "h1")
+        out2 = nat_cmd(L, "h2")
+        check_in("nat cone (endpoint-independent mapping)",
+                 out1.splitlines(), "h1's nat (cone)")
+        check_in("socket 0.0.0.0:7008", out1.splitlines(),
+                 "h1's socket (no daemon: the listen port)")
+        check_in("mapped %s %s:7008" % (HUB, L.router_ip("r1")),
+                 out1.splitlines(), "h1's mapping (cone keeps the port)")
+        check_in("nat symmetric (a mapping per destination)",
+                 out2.splitlines(), "h2's nat (symmetric)")
+        S["hub"].stop_ok()
+    finally:
+        L.destroy()
+
+
 t.cases(case_build, case_fetch_direct, case_hub_stopped, case_hub_restart,
-        case_udp_blocked_client, case_udp_blocked_service, case_teardown)
+        case_udp_blocked_client, case_udp_blocked_service, case_nat_cone,
+        case_teardown, case_nat_symmetric)
 t.finish()

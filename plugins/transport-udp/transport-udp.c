@@ -139,6 +139,11 @@ struct sock {
 	int gso; /* UDP_SEGMENT works here */
 	int blocked; /* EAGAIN: waiting for POLLOUT */
 	char name[PEER_MAX];
+	/* The local address the datagram being dispatched came to (from
+	 * IP_PKTINFO / IPV6_PKTINFO; else local): on a wildcard listener of
+	 * a host with several addresses, answers leave from it. */
+	struct sockaddr_storage rx_local;
+	socklen_t rx_locallen;
 };
 
 struct chunk {
@@ -197,6 +202,11 @@ struct qconn {
 	int server;
 	struct sockaddr_storage remote;
 	socklen_t remotelen;
+	/* The path's local end: the socket's address for a client, the
+	 * address the client's first datagram came to for a server (so
+	 * answers leave from the address the client dialled). */
+	struct sockaddr_storage local;
+	socklen_t locallen;
 	char keyhash[41];
 	char peer[PEER_MAX];
 	struct host *host; /* server: the peer's address entry */
@@ -521,9 +531,16 @@ sock_open(struct udp *u, struct sock *s, const struct sockaddr *sa,
 	if (sa->sa_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &on, sizeof on);
 	setsockopt(fd, IPPROTO_IP, IP_RECVERR, &on, sizeof on);
+	/* The destination address of each datagram (IPv4 ones on a
+	 * dual-stack socket come with IP_PKTINFO). */
+	if (sa->sa_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof on);
+	setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof on);
 	s->u = u;
 	s->fd = fd;
 	s->locallen = len;
+	s->rx_local = s->local;
+	s->rx_locallen = len;
 	s->family = sa->sa_family;
 	s->listening = listening;
 	s->gso = 1; /* until a send says otherwise */
@@ -584,39 +601,95 @@ sock_for(struct udp *u, int family)
 	return u->ephemeral;
 }
 
+/* The source address to set on a datagram: NULL for none (a socket
+ * bound to one address, or a wildcard one that has no better idea). */
+static const struct sockaddr *
+specific_src(const struct sockaddr *src)
+{
+	if (src == NULL)
+		return NULL;
+	if (src->sa_family == AF_INET)
+		return ((const struct sockaddr_in *)src)->sin_addr.s_addr ==
+		               htonl(INADDR_ANY)
+		           ? NULL
+		           : src;
+	if (src->sa_family == AF_INET6)
+		return IN6_IS_ADDR_UNSPECIFIED(
+		           &((const struct sockaddr_in6 *)src)->sin6_addr)
+		           ? NULL
+		           : src;
+	return NULL;
+}
+
+#define CTL_SPACE                                                              \
+	(CMSG_SPACE(sizeof(uint16_t)) + CMSG_SPACE(sizeof(struct in6_pktinfo)))
+
+/* The control messages of one send: the GSO segment size (seg, 0: none)
+ * and the source address (src, NULL: the kernel's choice). */
+static void
+set_ctl(struct msghdr *mh, char *ctl, int family, const struct sockaddr *src,
+        uint16_t seg)
+{
+	struct cmsghdr *c;
+	size_t len = 0;
+
+	memset(ctl, 0, CTL_SPACE);
+	mh->msg_control = ctl;
+	mh->msg_controllen = CTL_SPACE;
+	c = CMSG_FIRSTHDR(mh);
+	if (seg != 0) {
+		c->cmsg_level = SOL_UDP;
+		c->cmsg_type = UDP_SEGMENT;
+		c->cmsg_len = CMSG_LEN(sizeof seg);
+		memcpy(CMSG_DATA(c), &seg, sizeof seg);
+		len += CMSG_SPACE(sizeof seg);
+		c = CMSG_NXTHDR(mh, c);
+	}
+	if (src != NULL && family == AF_INET6 && src->sa_family == AF_INET6) {
+		struct in6_pktinfo pi = {0};
+		pi.ipi6_addr = ((const struct sockaddr_in6 *)src)->sin6_addr;
+		c->cmsg_level = IPPROTO_IPV6;
+		c->cmsg_type = IPV6_PKTINFO;
+		c->cmsg_len = CMSG_LEN(sizeof pi);
+		memcpy(CMSG_DATA(c), &pi, sizeof pi);
+		len += CMSG_SPACE(sizeof pi);
+	} else if (src != NULL && family == AF_INET &&
+	           src->sa_family == AF_INET) {
+		struct in_pktinfo pi = {0};
+		pi.ipi_spec_dst = ((const struct sockaddr_in *)src)->sin_addr;
+		c->cmsg_level = IPPROTO_IP;
+		c->cmsg_type = IP_PKTINFO;
+		c->cmsg_len = CMSG_LEN(sizeof pi);
+		memcpy(CMSG_DATA(c), &pi, sizeof pi);
+		len += CMSG_SPACE(sizeof pi);
+	}
+	mh->msg_controllen = len;
+	if (len == 0)
+		mh->msg_control = NULL;
+}
+
 /*
- * Send n bytes of packets to the connection's peer: one datagram, or
- * several of segsize bytes each (the last may be shorter) with GSO where
- * the kernel takes it, else one by one. Returns 0, or -1 with EAGAIN when
- * the socket is full (nothing of it was sent).
+ * Send n bytes of packets to the peer, from src (NULL: the kernel's
+ * choice): one datagram, or several of segsize bytes each (the last may be
+ * shorter) with GSO where the kernel takes it, else one by one. Returns
+ * 0, or -1 with EAGAIN when the socket is full (nothing of it was sent).
  */
 static int
-sock_send(struct sock *s, const struct sockaddr *to, socklen_t tolen,
-          const uint8_t *buf, size_t n, size_t segsize)
+sock_send(struct sock *s, const struct sockaddr *src, const struct sockaddr *to,
+          socklen_t tolen, const uint8_t *buf, size_t n, size_t segsize)
 {
 	struct iovec iov = {(void *)buf, n};
 	struct msghdr mh = {0};
-	union {
-		char buf[CMSG_SPACE(sizeof(uint16_t))];
-		struct cmsghdr align;
-	} cm;
+	char ctl[CTL_SPACE];
 	ssize_t r;
 
+	src = specific_src(src);
 	mh.msg_name = (void *)to;
 	mh.msg_namelen = tolen;
 	mh.msg_iov = &iov;
 	mh.msg_iovlen = 1;
 	if (s->gso && n > segsize) {
-		struct cmsghdr *c;
-		uint16_t seg = (uint16_t)segsize;
-		memset(&cm, 0, sizeof cm);
-		mh.msg_control = cm.buf;
-		mh.msg_controllen = sizeof cm.buf;
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_UDP;
-		c->cmsg_type = UDP_SEGMENT;
-		c->cmsg_len = CMSG_LEN(sizeof seg);
-		memcpy(CMSG_DATA(c), &seg, sizeof seg);
+		set_ctl(&mh, ctl, s->family, src, (uint16_t)segsize);
 		do
 			r = sendmsg(s->fd, &mh, 0);
 		while (r < 0 && errno == EINTR);
@@ -637,8 +710,9 @@ sock_send(struct sock *s, const struct sockaddr *to, socklen_t tolen,
 			return 0; /* unreachable and such: QUIC recovers */
 	}
 	if (n <= segsize) {
+		set_ctl(&mh, ctl, s->family, src, 0);
 		do
-			r = sendto(s->fd, buf, n, 0, to, tolen);
+			r = sendmsg(s->fd, &mh, 0);
 		while (r < 0 && errno == EINTR);
 		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return -1;
@@ -647,6 +721,7 @@ sock_send(struct sock *s, const struct sockaddr *to, socklen_t tolen,
 	{
 		struct mmsghdr mm[TX_SEGMENTS];
 		struct iovec iv[TX_SEGMENTS];
+		char ctls[TX_SEGMENTS][CTL_SPACE];
 		unsigned k = 0;
 		for (size_t off = 0; off < n && k < TX_SEGMENTS;
 		     off += segsize, k++) {
@@ -657,6 +732,7 @@ sock_send(struct sock *s, const struct sockaddr *to, socklen_t tolen,
 			mm[k].msg_hdr.msg_namelen = tolen;
 			mm[k].msg_hdr.msg_iov = &iv[k];
 			mm[k].msg_hdr.msg_iovlen = 1;
+			set_ctl(&mm[k].msg_hdr, ctls[k], s->family, src, 0);
 		}
 		do
 			r = sendmmsg(s->fd, mm, k, 0);
@@ -1408,6 +1484,8 @@ conn_alloc(struct udp *u, struct sock *s, const struct sockaddr *remote,
 	c->server = server;
 	memcpy(&c->remote, remote, remotelen);
 	c->remotelen = remotelen;
+	c->local = server ? s->rx_local : s->local;
+	c->locallen = server ? s->rx_locallen : s->locallen;
 	hl_sockaddr_str(remote, c->peer, sizeof c->peer);
 	ngtcp2_connection_close_error_default(&c->last_error);
 	c->timer = evtimer_new(u->base, conn_timer_callback, c);
@@ -1579,9 +1657,9 @@ conn_fail(struct qconn *c, const char *fmt, ...)
 		    c->conn, &ps.path, &pi, c->u->txbuf, 1452, &c->last_error,
 		    now_ns());
 		if (n > 0)
-			sock_send(c->s, (struct sockaddr *)&c->remote,
-			          c->remotelen, c->u->txbuf, (size_t)n,
-			          (size_t)n);
+			sock_send(c->s, (struct sockaddr *)&c->local,
+			          (struct sockaddr *)&c->remote, c->remotelen,
+			          c->u->txbuf, (size_t)n, (size_t)n);
 	}
 }
 
@@ -1752,7 +1830,8 @@ conn_write(struct qconn *c)
 		}
 		if (off + maxpkt > TX_BUF) {
 			/* batch full */
-			if (sock_send(c->s, (struct sockaddr *)&c->remote,
+			if (sock_send(c->s, (struct sockaddr *)&c->local,
+			              (struct sockaddr *)&c->remote,
 			              c->remotelen, u->txbuf, off, seg) != 0)
 				goto blocked;
 			off = 0;
@@ -1815,7 +1894,8 @@ conn_write(struct qconn *c)
 			 * ACK-only packet, say): GSO splits at the first
 			 * segment's size, so the batch goes without it and it
 			 * starts the next one. */
-			if (sock_send(c->s, (struct sockaddr *)&c->remote,
+			if (sock_send(c->s, (struct sockaddr *)&c->local,
+			              (struct sockaddr *)&c->remote,
 			              c->remotelen, u->txbuf, off, seg) != 0)
 				goto blocked;
 			memmove(u->txbuf, u->txbuf + off, (size_t)n);
@@ -1828,7 +1908,8 @@ conn_write(struct qconn *c)
 		if ((size_t)n < seg) {
 			/* A shorter packet ends a GSO batch (it may be its
 			 * last segment). */
-			if (sock_send(c->s, (struct sockaddr *)&c->remote,
+			if (sock_send(c->s, (struct sockaddr *)&c->local,
+			              (struct sockaddr *)&c->remote,
 			              c->remotelen, u->txbuf, off, seg) != 0)
 				goto blocked;
 			off = 0;
@@ -1836,7 +1917,8 @@ conn_write(struct qconn *c)
 		}
 		if (pktcnt >= maxcnt) {
 			if (off > 0 &&
-			    sock_send(c->s, (struct sockaddr *)&c->remote,
+			    sock_send(c->s, (struct sockaddr *)&c->local,
+			              (struct sockaddr *)&c->remote,
 			              c->remotelen, u->txbuf, off, seg) != 0)
 				goto blocked;
 			off = 0;
@@ -1847,8 +1929,9 @@ conn_write(struct qconn *c)
 			return;
 		}
 	}
-	if (off > 0 && sock_send(c->s, (struct sockaddr *)&c->remote,
-	                         c->remotelen, u->txbuf, off, seg) != 0)
+	if (off > 0 && sock_send(c->s, (struct sockaddr *)&c->local,
+	                         (struct sockaddr *)&c->remote, c->remotelen,
+	                         u->txbuf, off, seg) != 0)
 		goto blocked;
 	ngtcp2_conn_update_pkt_tx_time(c->conn, ts);
 	conn_arm_timer(c);
@@ -2325,7 +2408,8 @@ send_small(struct sock *s, const struct sockaddr *to, socklen_t tolen,
            const uint8_t *buf, ngtcp2_ssize n)
 {
 	if (n > 0)
-		sock_send(s, to, tolen, buf, (size_t)n, (size_t)n);
+		sock_send(s, (struct sockaddr *)&s->rx_local, to, tolen, buf,
+		          (size_t)n, (size_t)n);
 }
 
 /* Hand the streams the peer opened in this packet to the core. */
@@ -2352,13 +2436,14 @@ conn_read(struct qconn *c, struct sock *s, const struct sockaddr *from,
           socklen_t fromlen, const uint8_t *data, size_t len)
 {
 	ngtcp2_path path = {
-	    {(struct sockaddr *)&s->local, s->locallen},
+	    {(struct sockaddr *)&c->local, c->locallen},
 	    {(struct sockaddr *)from, fromlen},
 	    NULL,
 	};
 	ngtcp2_pkt_info pi = {0};
 	int rv;
 
+	(void)s; /* the path's local end is the connection's own */
 	if (c->dead || ngtcp2_conn_is_in_draining_period(c->conn))
 		return;
 	rv = ngtcp2_conn_read_pkt(c->conn, &path, &pi, data, len, now_ns());
@@ -2430,7 +2515,7 @@ conn_server_new(struct sock *s, const struct sockaddr *from, socklen_t fromlen,
 	ngtcp2_settings st;
 	ngtcp2_transport_params p;
 	ngtcp2_path path = {
-	    {(struct sockaddr *)&s->local, s->locallen},
+	    {(struct sockaddr *)&s->rx_local, s->rx_locallen},
 	    {(struct sockaddr *)from, fromlen},
 	    NULL,
 	};
@@ -2708,6 +2793,34 @@ sock_read_errors(struct sock *s)
 	}
 }
 
+/* The datagram's local address from its IP_PKTINFO / IPV6_PKTINFO, in
+ * the socket's family, with the socket's port. */
+static void
+rx_local_from(struct sock *s, struct cmsghdr *c)
+{
+	if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
+	    s->family == AF_INET6) {
+		struct in6_pktinfo pi;
+		struct sockaddr_in6 *l = (struct sockaddr_in6 *)&s->rx_local;
+		memcpy(&pi, CMSG_DATA(c), sizeof pi);
+		l->sin6_addr = pi.ipi6_addr;
+	} else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+		struct in_pktinfo pi;
+		memcpy(&pi, CMSG_DATA(c), sizeof pi);
+		if (s->family == AF_INET) {
+			((struct sockaddr_in *)&s->rx_local)->sin_addr =
+			    pi.ipi_addr;
+		} else {
+			struct sockaddr_in6 *l =
+			    (struct sockaddr_in6 *)&s->rx_local;
+			memset(&l->sin6_addr, 0, sizeof l->sin6_addr);
+			l->sin6_addr.s6_addr[10] = 0xff;
+			l->sin6_addr.s6_addr[11] = 0xff;
+			memcpy(&l->sin6_addr.s6_addr[12], &pi.ipi_addr, 4);
+		}
+	}
+}
+
 static void
 sock_read(struct sock *s)
 {
@@ -2716,7 +2829,7 @@ sock_read(struct sock *s)
 	struct iovec iov[RX_BATCH];
 	struct sockaddr_storage from[RX_BATCH];
 	union {
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[128]; /* GRO size and the packet's local address */
 		struct cmsghdr align;
 	} cm[RX_BATCH];
 
@@ -2749,6 +2862,8 @@ sock_read(struct sock *s)
 			size_t len = mm[i].msg_len, seg = len;
 			struct cmsghdr *c;
 
+			s->rx_local = s->local;
+			s->rx_locallen = s->locallen;
 			for (c = CMSG_FIRSTHDR(&mm[i].msg_hdr); c != NULL;
 			     c = CMSG_NXTHDR(&mm[i].msg_hdr, c))
 				if (c->cmsg_level == SOL_UDP &&
@@ -2757,7 +2872,8 @@ sock_read(struct sock *s)
 					memcpy(&g, CMSG_DATA(c), sizeof g);
 					if (g > 0)
 						seg = (size_t)g;
-				}
+				} else
+					rx_local_from(s, c);
 			/* GRO: several datagrams of seg bytes each. */
 			for (size_t off = 0; off < len; off += seg)
 				dispatch(s, (struct sockaddr *)&from[i],

@@ -551,6 +551,38 @@ def case_both_transports():
         both.stop_ok()
 
 
+def case_wildcard():
+    # A listener on "[::]:port" of a host with several addresses answers
+    # from the address the client dialled (IPV6_PKTINFO; for IPv4 over the
+    # dual-stack socket too): 127.0.0.2 here, which the kernel would not
+    # pick as the source of an answer to 127.0.0.1 by itself.
+    wild, wc = t.node("wild"), t.node("wildclient")
+    pw = {"u": udp_listen_port()}
+    wild.write_config({
+        "state_dir": wild.state_dir, "log": {"level": hltest.log_level()},
+        "proxy": {"listen": "off"},
+        "plugins": {"transport-udp": {"listen": "[::]:%d" % pw["u"]}},
+        "services": {"w": {"target": backend.addr, "password": "none"}}})
+    _, kh = wild.url("w")
+    wild.launch(r"QUIC on UDP", timeout=t.slow(20))
+
+    def cfg():
+        pw["p"] = hltest.free_port()
+        return {"state_dir": wc.state_dir,
+                "log": {"level": hltest.log_level()},
+                "proxy": {"listen": "127.0.0.1:%d" % pw["p"]},
+                "plugins": {"transport-udp": {}},
+                "peers": {kh: ["127.0.0.2:%d" % pw["u"]]}}
+    wc.start(cfg, lambda c: [pw["p"]])
+    try:
+        expect_page(fetch(pw["p"], "-%s.localhost:%d" % (kh, pw["p"]), "/w",
+                          timeout=t.slow(20)),
+                    "a wildcard listener dialled at 127.0.0.2", "/w")
+    finally:
+        wc.stop_ok()
+        wild.stop_ok()
+
+
 def case_stop():
     client.stop_ok()
     impostor.stop_ok()
@@ -571,6 +603,8 @@ if t.case("three nodes start (QUIC only)", case_start):
     t.case("close and half-close both ways", case_close_both_ways)
     t.case("both transports: bare raced over both, quic:// to QUIC only",
            case_both_transports)
+    t.case("a wildcard listener answers from the address dialled",
+           case_wildcard)
     t.case("slow reader, 128 MiB: RSS bounded on both nodes",
            case_slow_reader)
     t.case("server restarted mid-transfer, then reconnects", case_restart)

@@ -3172,7 +3172,7 @@ hub_io_send(void *ctx, void *sock, const struct sockaddr *to, socklen_t tolen,
 	if (s->family == AF_INET && to->sa_family != AF_INET)
 		return;
 	sockaddr_to_sock_family(s, to, tolen, &ss, &sslen);
-	sock_send(s, (struct sockaddr *)&ss, sslen, buf, len, len);
+	sock_send(s, NULL, (struct sockaddr *)&ss, sslen, buf, len, len);
 }
 
 static int

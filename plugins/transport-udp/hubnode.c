@@ -799,8 +799,11 @@ probe_input(struct hubnode *hn, void *sock, const struct sockaddr *from,
 	}
 	/* A client's punch: the probe or ack of its service. */
 	p = punch_for_txid(hn, pm->txid);
+	/* Even before the LOOKUP_ANSWER (lost, or slower than the service's
+	 * probe): the txid is the lookup's, which only the hub's INTRO told
+	 * the service. */
 	if (p != NULL && memcmp(p->keyhash, pm->keyhash, 20) == 0 &&
-	    p->sock == sock && p->state != P_LOOKUP) {
+	    p->sock == sock) {
 		struct pcand *c = punch_cand(p, &src, 0);
 		hn->probes_in++;
 		if (pm->type == PUNCHMSG_PROBE) {
@@ -1165,9 +1168,9 @@ hubnode_hub_name(const struct hubnode *hn, size_t i)
 }
 
 void
-hubnode_start(struct hubnode *hn)
+hubnode_start(struct hubnode *hn, int serve)
 {
-	size_t nids = hn->svc->identity_count(hn->self);
+	size_t nids = serve ? hn->svc->identity_count(hn->self) : 0;
 
 	if (nids > MAX_SERVICES) {
 		hn->svc->log(hn->self, HL_LOG_WARN,

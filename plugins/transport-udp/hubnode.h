@@ -53,8 +53,9 @@ struct hubnode *hubnode_new(const struct hl_services *svc,
 int hubnode_add_hub(struct hubnode *hn, const char *hostport);
 size_t hubnode_hub_count(const struct hubnode *hn);
 const char *hubnode_hub_name(const struct hubnode *hn, size_t i);
-/* Start registering every service of the node with every hub. */
-void hubnode_start(struct hubnode *hn);
+/* Start registering every service of the node with every hub (serve 0:
+ * none: without a listener, clients could not reach them). */
+void hubnode_start(struct hubnode *hn, int serve);
 void hubnode_free(struct hubnode *hn);
 
 /* A datagram that came to sock (from transport-udp's receive path): 1

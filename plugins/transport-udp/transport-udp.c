@@ -3196,7 +3196,13 @@ hub_setup(struct udp *u, const struct hl_conf *conf)
 		if (hubnode_add_hub(u->hn, h) != 0)
 			return -1;
 	}
-	hubnode_start(u->hn);
+	if (u->nsocks == 0 && hubnode_hub_count(u->hn) > 0 &&
+	    u->svc->identity_count(u->self) > 0)
+		u->svc->log(u->self, HL_LOG_WARN,
+		            "hubs: the services are not registered: this node "
+		            "has no listen: address to accept their clients on "
+		            "(it only dials)");
+	hubnode_start(u->hn, u->nsocks > 0);
 	return 0;
 }
 

@@ -24,6 +24,8 @@ Cases:
   carries the new tunnel; nothing from the hub host);
 - the hub restarted: the service registers again within 30 s (error 5 on
   its keep-alive, or the keep-alives' timeout);
+- the client restarted without hubs: still fetches, through the
+  hub:// endpoint the service told it (OOB Endpoints, peers.cache);
 - UDP blocked at the client's home (r2 drops UDP from h2): a fresh client
   gets a 502 whose page says the hub did not answer, that UDP may be
   blocked;
@@ -165,6 +167,27 @@ def case_hub_restart():
           secs)
 
 
+def case_remembered_endpoint():
+    """a client without hubs: dials the hub:// endpoint it remembered"""
+    L = S["L"]
+    c = S["client"]
+    c.stop_ok()
+    cache = c.peers_cache()
+    check(re.search(r"^%s \d+ .*\bhub://%s\b" % (S["kh"], re.escape(HUB)),
+                    cache, re.M), "the client's peers.cache",
+          "the service's typed endpoint hub://%s" % HUB, cache)
+    c.configure({"proxy": {"listen": "127.0.0.1:7009"},
+                 "log": {"level": "debug"},
+                 "plugins": {"transport-udp": {"listen": "0.0.0.0:7008"}}})
+    c.launch(r"proxy listening")
+    code, body, secs = c.fetch(S["host"])
+    check(code == 200 and TOKEN in body, "GET from h2 without hubs:",
+          "200 through the remembered hub:// endpoint", (code, body[-1500:]))
+    check(re.search(r"won by transport-udp hub://%s" % re.escape(HUB),
+                    c.run_log()), "the client's route", "won by "
+          "transport-udp hub://%s" % HUB, c.run_log()[-3000:])
+
+
 def case_udp_blocked_client():
     """UDP blocked at the client's home: a 502 naming it"""
     L = S["L"]
@@ -273,6 +296,7 @@ def case_nat_symmetric():
 
 
 t.cases(case_build, case_fetch_direct, case_hub_stopped, case_hub_restart,
-        case_udp_blocked_client, case_udp_blocked_service, case_nat_cone,
+        case_remembered_endpoint, case_udp_blocked_client,
+        case_udp_blocked_service, case_nat_cone,
         case_teardown, case_nat_symmetric)
 t.finish()

@@ -470,6 +470,7 @@ host_release(struct udp *u, struct host *h)
 /* ---- sockets ---- */
 
 static void sock_event_callback(evutil_socket_t fd, short what, void *arg);
+static const struct sockaddr *specific_src(const struct sockaddr *src);
 
 static void
 sockaddr_to_sock_family(const struct sock *s, const struct sockaddr *sa,
@@ -575,7 +576,10 @@ sock_for(struct udp *u, int family)
 {
 	for (size_t i = 0; i < u->nsocks; i++) {
 		struct sock *s = &u->socks[i];
-		if (s->family == family || s->family == AF_INET6)
+		/* Only a wildcard listener reaches any address (one bound
+		 * to 127.0.0.1, say, reaches none beyond this host). */
+		if (specific_src((struct sockaddr *)&s->local) == NULL &&
+		    (s->family == family || s->family == AF_INET6))
 			return s;
 	}
 	if (u->ephemeral == NULL) {

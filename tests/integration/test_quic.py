@@ -557,10 +557,10 @@ def case_wildcard():
     # dual-stack socket too): 127.0.0.2 here, which the kernel would not
     # pick as the source of an answer to 127.0.0.1 by itself.
     wild, wc = t.node("wild"), t.node("wildclient")
-    pw = {"u": udp_listen_port()}
+    pw = {"u": udp_listen_port(), "wp": hltest.free_port()}
     wild.write_config({
         "state_dir": wild.state_dir, "log": {"level": hltest.log_level()},
-        "proxy": {"listen": "off"},
+        "proxy": {"listen": "127.0.0.1:%d" % pw["wp"]},
         "plugins": {"transport-udp": {"listen": "[::]:%d" % pw["u"]}},
         "services": {"w": {"target": backend.addr, "password": "none"}}})
     _, kh = wild.url("w")
@@ -578,6 +578,13 @@ def case_wildcard():
         expect_page(fetch(pw["p"], "-%s.localhost:%d" % (kh, pw["p"]), "/w",
                           timeout=t.slow(20)),
                     "a wildcard listener dialled at 127.0.0.2", "/w")
+        # The node reaches its own service over its own UDP listener
+        # (the router's "this node" candidate is quic://127.0.0.1:port).
+        t.wait_for(lambda: hltest.port_open(pw["wp"]), t.slow(10),
+                   "the wild node's proxy")
+        expect_page(fetch(pw["wp"], "-%s.localhost:%d" % (kh, pw["wp"]),
+                          "/self", timeout=t.slow(20)),
+                    "a node's own service through its own proxy", "/self")
     finally:
         wc.stop_ok()
         wild.stop_ok()
@@ -603,7 +610,8 @@ if t.case("three nodes start (QUIC only)", case_start):
     t.case("close and half-close both ways", case_close_both_ways)
     t.case("both transports: bare raced over both, quic:// to QUIC only",
            case_both_transports)
-    t.case("a wildcard listener answers from the address dialled",
+    t.case("a wildcard listener answers from the address dialled; "
+           "a node reaches its own service over QUIC",
            case_wildcard)
     t.case("slow reader, 128 MiB: RSS bounded on both nodes",
            case_slow_reader)

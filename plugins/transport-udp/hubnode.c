@@ -235,7 +235,7 @@ reg_challenge(struct reg *r)
 		r->state = REG_RESOLVING;
 		return;
 	}
-	r->sock = hn->io.sock_for(hn->io.ctx, r->hub->ss.ss_family, &port);
+	r->sock = hn->io.listener_for(hn->io.ctx, r->hub->ss.ss_family, &port);
 	if (r->sock == NULL) {
 		r->state = REG_REFUSED;
 		reg_arm(r, 30000);
@@ -319,7 +319,7 @@ reg_input(struct reg *r, const struct hubmsg *m)
 
 		if (r->state != REG_CHALLENGE)
 			break;
-		hn->io.sock_for(hn->io.ctx, r->hub->ss.ss_family, &port);
+		hn->io.listener_for(hn->io.ctx, r->hub->ss.ss_family, &port);
 		nc = host_cands(NULL, r->hub->ss.ss_family, port, cands,
 		                HUBMSG_CANDS_MAX);
 		rand_fill(r->txid, sizeof r->txid);

@@ -39,6 +39,9 @@ struct hubpunch;
  * datagram from a socket it gave. */
 struct hubnode_io {
 	void *(*sock_for)(void *ctx, int family, uint16_t *port);
+	/* The listener registrations go out of (the one clients' QUIC
+	 * reaches), not on a loopback address; or NULL. */
+	void *(*listener_for)(void *ctx, int family, uint16_t *port);
 	void (*send)(void *ctx, void *sock, const struct sockaddr *to,
 	             socklen_t tolen, const uint8_t *buf, size_t len);
 	void *ctx;

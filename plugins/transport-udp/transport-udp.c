@@ -3164,6 +3164,31 @@ hub_io_sock_for(void *ctx, int family, uint16_t *port)
 	return s;
 }
 
+static void *
+hub_io_listener_for(void *ctx, int family, uint16_t *port)
+{
+	struct udp *u = ctx;
+
+	for (size_t i = 0; i < u->nsocks; i++) {
+		struct sock *s = &u->socks[i];
+		const struct sockaddr_in *s4 = (struct sockaddr_in *)&s->local;
+		const struct sockaddr_in6 *s6 =
+		    (struct sockaddr_in6 *)&s->local;
+
+		if (s->family != family && s->family != AF_INET6)
+			continue;
+		if ((s->family == AF_INET &&
+		     (ntohl(s4->sin_addr.s_addr) >> 24) == 127) ||
+		    (s->family == AF_INET6 &&
+		     IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr)))
+			continue;
+		*port =
+		    ntohs(s->family == AF_INET6 ? s6->sin6_port : s4->sin_port);
+		return s;
+	}
+	return NULL;
+}
+
 static void
 hub_io_send(void *ctx, void *sock, const struct sockaddr *to, socklen_t tolen,
             const uint8_t *buf, size_t len)
@@ -3182,7 +3207,8 @@ hub_io_send(void *ctx, void *sock, const struct sockaddr *to, socklen_t tolen,
 static int
 hub_setup(struct udp *u, const struct hl_conf *conf)
 {
-	const struct hubnode_io io = {hub_io_sock_for, hub_io_send, u};
+	const struct hubnode_io io = {hub_io_sock_for, hub_io_listener_for,
+	                              hub_io_send, u};
 	const struct hl_conf *n = u->svc->conf_get(conf, "hubs");
 
 	u->hn = hubnode_new(u->svc, u->self, &io);
@@ -3200,13 +3226,19 @@ hub_setup(struct udp *u, const struct hl_conf *conf)
 		if (hubnode_add_hub(u->hn, h) != 0)
 			return -1;
 	}
-	if (u->nsocks == 0 && hubnode_hub_count(u->hn) > 0 &&
-	    u->svc->identity_count(u->self) > 0)
-		u->svc->log(u->self, HL_LOG_WARN,
-		            "hubs: the services are not registered: this node "
-		            "has no listen: address to accept their clients on "
-		            "(it only dials)");
-	hubnode_start(u->hn, u->nsocks > 0);
+	{
+		uint16_t port;
+		int serve = hub_io_listener_for(u, AF_INET, &port) != NULL ||
+		            hub_io_listener_for(u, AF_INET6, &port) != NULL;
+		if (!serve && hubnode_hub_count(u->hn) > 0 &&
+		    u->svc->identity_count(u->self) > 0)
+			u->svc->log(
+			    u->self, HL_LOG_WARN,
+			    "hubs: the services are not registered: "
+			    "this node has no listen: address (other "
+			    "than loopback) to accept their clients on");
+		hubnode_start(u->hn, serve);
+	}
 	return 0;
 }
 

@@ -44,6 +44,11 @@ struct hubnode_io {
 	void *(*listener_for)(void *ctx, int family, uint16_t *port);
 	void (*send)(void *ctx, void *sock, const struct sockaddr *to,
 	             socklen_t tolen, const uint8_t *buf, size_t len);
+	/* The birthday approach: a new socket of its own (an ephemeral
+	 * port, read like the others), or NULL; and letting it go (closed
+	 * once no QUIC connection uses it). */
+	void *(*open_sock)(void *ctx, int family);
+	void (*close_sock)(void *ctx, void *sock);
 	void *ctx;
 };
 
@@ -88,9 +93,11 @@ struct hubpunch *hubpunch_start(struct hubnode *hn, const char *keyhash,
                                 const char *hubname, const struct sockaddr *sa,
                                 socklen_t salen, hubpunch_found_cb found,
                                 hubpunch_over_cb over, void *arg);
-/* A found candidate not yet taken, into ss: 0, or -1 (none). */
+/* A found candidate not yet taken, into ss, with the socket its probe
+ * came to (*sock: the punch's own, or one of its birthday sockets): 0, or
+ * -1 (none). */
 int hubpunch_next(struct hubpunch *p, struct sockaddr_storage *ss,
-                  socklen_t *salen);
+                  socklen_t *salen, void **sock);
 /* A QUIC attempt over a found candidate failed: why, for the report. */
 void hubpunch_failed(struct hubpunch *p, const struct sockaddr *sa,
                      socklen_t salen, const char *why);

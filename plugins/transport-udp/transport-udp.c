@@ -144,6 +144,8 @@ struct sock {
 	 * a host with several addresses, answers leave from it. */
 	struct sockaddr_storage rx_local;
 	socklen_t rx_locallen;
+	int punch; /* nat: a birthday socket of a hub:// dial (heap) */
+	int closing; /* nat: its dial is over: closed with its last conn */
 };
 
 struct chunk {
@@ -304,6 +306,7 @@ static void conn_schedule_write(struct qconn *c);
 static void conn_fail(struct qconn *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void conn_free(struct qconn *c);
+static void hub_sock_release(struct udp *u, struct sock *s);
 static void stream_free(struct qstream *st);
 static void stream_pull(struct qstream *st);
 static void stream_give_eof(struct qstream *st);
@@ -1630,7 +1633,11 @@ conn_free(struct qconn *c)
 	free(c->cert);
 	HL_LIST_REMOVE(c);
 	u->nconns--;
-	free(c);
+	{
+		struct sock *s = c->s;
+		free(c);
+		hub_sock_release(u, s); /* nat */
+	}
 }
 
 /* The connection is over: say why, send CONNECTION_CLOSE unless the peer
@@ -2116,12 +2123,12 @@ conn_wait(struct qconn *c, struct hl_dial *d)
 }
 
 static void
-dial_to(struct hl_dial *d, const struct sockaddr *sa, socklen_t salen)
+dial_to_on(struct hl_dial *d, const struct sockaddr *sa, socklen_t salen,
+           struct sock *s)
 {
 	struct udp *u = d->u;
 	struct sockaddr_storage ss;
 	socklen_t sslen;
-	struct sock *s = sock_for(u, sa->sa_family);
 	struct qconn *c;
 
 	if (s == NULL) {
@@ -2156,6 +2163,12 @@ dial_to(struct hl_dial *d, const struct sockaddr *sa, socklen_t salen)
 	conn_wait(c, d);
 }
 
+static void
+dial_to(struct hl_dial *d, const struct sockaddr *sa, socklen_t salen)
+{
+	dial_to_on(d, sa, salen, sock_for(d->u, sa->sa_family));
+}
+
 /* ---- nat: dialing "hub://host:port" (hubnode.c does the hub and the
  * probes; QUIC runs over the first candidate that answered them) ---- */
 
@@ -2164,10 +2177,13 @@ hub_dial_next(struct hl_dial *d)
 {
 	struct sockaddr_storage ss;
 	socklen_t sslen;
+	void *sock;
 	char why[1024];
 
-	if (hubpunch_next(d->punch, &ss, &sslen) == 0) {
-		dial_to(d, (struct sockaddr *)&ss, sslen);
+	/* From the socket the probe came to: a birthday socket is the one
+	 * mapping through a symmetric NAT that the peer reached. */
+	if (hubpunch_next(d->punch, &ss, &sslen, &sock) == 0) {
+		dial_to_on(d, (struct sockaddr *)&ss, sslen, sock);
 		return;
 	}
 	if (hubpunch_running(d->punch))
@@ -3204,11 +3220,57 @@ hub_io_send(void *ctx, void *sock, const struct sockaddr *to, socklen_t tolen,
 	sock_send(s, NULL, (struct sockaddr *)&ss, sslen, buf, len, len);
 }
 
+/* The birthday approach's sockets: an ephemeral port each, read like the
+ * listeners; closed when the dial is over and no connection uses them. */
+static void *
+hub_io_open_sock(void *ctx, int family)
+{
+	struct udp *u = ctx;
+	struct sock *s = calloc(1, sizeof *s);
+	struct sockaddr_in6 any6 = {.sin6_family = AF_INET6};
+	struct sockaddr_in any4 = {.sin_family = AF_INET};
+
+	if (s == NULL)
+		return NULL;
+	s->fd = -1;
+	if ((family == AF_INET6
+	         ? sock_open(u, s, (struct sockaddr *)&any6, sizeof any6, 0)
+	         : sock_open(u, s, (struct sockaddr *)&any4, sizeof any4, 0)) !=
+	    0) {
+		free(s);
+		return NULL;
+	}
+	s->punch = 1;
+	return s;
+}
+
+static void
+hub_sock_release(struct udp *u, struct sock *s)
+{
+	if (s == NULL || !s->punch || !s->closing)
+		return;
+	for (struct qconn *c = u->conns; c != NULL; c = c->next)
+		if (c->s == s)
+			return;
+	sock_close(s);
+	free(s);
+}
+
+static void
+hub_io_close_sock(void *ctx, void *sock)
+{
+	struct sock *s = sock;
+
+	s->closing = 1;
+	hub_sock_release(ctx, s);
+}
+
 static int
 hub_setup(struct udp *u, const struct hl_conf *conf)
 {
-	const struct hubnode_io io = {hub_io_sock_for, hub_io_listener_for,
-	                              hub_io_send, u};
+	const struct hubnode_io io = {hub_io_sock_for,   hub_io_listener_for,
+	                              hub_io_send,       hub_io_open_sock,
+	                              hub_io_close_sock, u};
 	const struct hl_conf *n = u->svc->conf_get(conf, "hubs");
 
 	u->hn = hubnode_new(u->svc, u->self, &io);

@@ -73,7 +73,7 @@ def udp_conf():
 
 def start_service(L):
     L.http_backend("h1", 8080, TOKEN)
-    n = t.node("service", ns=L.ns("h1"))
+    n = t.node("service-%s" % L.tag, ns=L.ns("h1"))
     n.configure({"proxy": {"listen": "off"},
                  "log": {"level": "debug"},
                  "plugins": {"transport-udp": udp_conf()},
@@ -276,7 +276,7 @@ def case_teardown():
 
 
 def case_nat_symmetric():
-    """lab (cone, symmetric): hlcore nat says cone in h1, symmetric in h2"""
+    """lab (cone, symmetric): nat says cone in h1, symmetric in h2; GET"""
     L = S["L"] = netlab.homes_lab("cone", "symmetric")
     try:
         start_hub(L)
@@ -290,6 +290,23 @@ def case_nat_symmetric():
                  out1.splitlines(), "h1's mapping (cone keeps the port)")
         check_in("nat symmetric (a mapping per destination)",
                  out2.splitlines(), "h2's nat (symmetric)")
+        # The birthday approach: the client behind the symmetric NAT.
+        srv = start_service(L)
+        c = start_client(L, "client-sym")
+        before = from_addr(L, "r2", L.router_ip("r1"))
+        code, body, secs = c.fetch(S["host"], timeout=30)
+        after = from_addr(L, "r2", L.router_ip("r1"))
+        print("     GET from behind the symmetric NAT: %d in %.3f s; r2 "
+              "forwarded %d bytes from r1" % (code, secs,
+                                             after[1] - before[1]),
+              flush=True)
+        check(code == 200 and TOKEN in body, "GET from h2 (symmetric) to "
+              "h1 (cone)", "200 (the birthday approach)",
+              (code, body[-1500:]))
+        check(after[1] - before[1] > 1000, "bytes r2 forwarded from r1's "
+              "address", "over 1000 (a direct path)", after[1] - before[1])
+        c.stop_ok()
+        srv.stop_ok()
         S["hub"].stop_ok()
     finally:
         L.destroy()

@@ -38,6 +38,7 @@
 #define BDAY_SOCKS 256
 #define BDAY_EVERY 4
 #define BDAY_PER_TICK 30 /* 1500 in the 2.5 s left: 99.7% with 256 */
+#define BDAY_SOCKS_MAX 512 /* a service's, for all its INTROs at once */
 #define LOOKUP_TRIES 4
 #define LOOKUP_WAIT_MS 400
 #define KEEPALIVE_TRIES 3
@@ -97,6 +98,11 @@ struct intro {
 	size_t n;
 	int rounds; /* left */
 	int answered;
+	/* The birthday approach when this node's NAT is the symmetric one:
+	 * sockets probing the client's observed address, on which its
+	 * spray of probes (and then its QUIC Initial) may come in. */
+	void **bsocks;
+	int nbsocks;
 };
 
 struct hq {
@@ -121,6 +127,7 @@ struct hubnode {
 	/* counters, logged at exit */
 	unsigned long malformed, unexpected, nintros, probes_in, probes_bad,
 	    sprayed, bday_socks;
+	int bday_open; /* the INTROs' birthday sockets open now */
 };
 
 struct pcand {
@@ -541,6 +548,58 @@ intro_spray(struct hubnode *hn, struct intro *in)
 }
 
 static void
+intro_close_socks(struct hubnode *hn, struct intro *in)
+{
+	for (int i = 0; i < in->nbsocks; i++)
+		hn->io.close_sock(hn->io.ctx, in->bsocks[i]);
+	hn->bday_open -= in->nbsocks;
+	free(in->bsocks);
+	in->bsocks = NULL;
+	in->nbsocks = 0;
+}
+
+/* The service's own birthday sockets (its NAT may be the symmetric one):
+ * opened once (within BDAY_SOCKS_MAX for all INTROs), each probing the
+ * client's observed address every BDAY_EVERY ticks. Listening: the
+ * client's QUIC Initial comes to the one its spray hit. */
+static void
+intro_birthday(struct hubnode *hn, struct intro *in)
+{
+	struct punchmsg pm = {PUNCHMSG_PROBE, {0}, {0}};
+	uint8_t buf[PUNCHMSG_LEN];
+	int first = in->bsocks == NULL;
+
+	if (hn->io.open_sock == NULL)
+		return;
+	if (first) {
+		int want = BDAY_SOCKS_MAX - hn->bday_open;
+		if (want > BDAY_SOCKS)
+			want = BDAY_SOCKS;
+		in->bsocks =
+		    calloc(want > 0 ? (size_t)want : 1, sizeof *in->bsocks);
+		if (in->bsocks == NULL)
+			return;
+		while (in->nbsocks < want) {
+			void *s = hn->io.open_sock(
+			    hn->io.ctx,
+			    in->cands[0].family == 6 ? AF_INET6 : AF_INET);
+			if (s == NULL)
+				break;
+			in->bsocks[in->nbsocks++] = s;
+			hn->bday_open++;
+			hn->bday_socks++;
+		}
+	} else if ((PROBE_ROUNDS - in->rounds) % BDAY_EVERY != 0) {
+		return;
+	}
+	memcpy(pm.txid, in->txid, sizeof pm.txid);
+	memcpy(pm.keyhash, in->keyhash, sizeof pm.keyhash);
+	punchmsg_format(&pm, buf);
+	for (int i = 0; i < in->nbsocks; i++)
+		send_addr(hn, in->bsocks[i], &in->cands[0], buf, sizeof buf);
+}
+
+static void
 intro_tick_callback(evutil_socket_t fd, short what, void *arg)
 {
 	struct hubnode *hn = arg;
@@ -554,6 +613,7 @@ intro_tick_callback(evutil_socket_t fd, short what, void *arg)
 		if (!in->used)
 			continue;
 		if (in->rounds <= 0) {
+			intro_close_socks(hn, in);
 			in->used = 0;
 			continue;
 		}
@@ -562,8 +622,10 @@ intro_tick_callback(evutil_socket_t fd, short what, void *arg)
 		 * starts QUIC now; a few more keep our side open. */
 		if (!in->answered || in->rounds % 10 == 0)
 			intro_probe_round(hn, in);
-		if (!in->answered && PROBE_ROUNDS - in->rounds > BDAY_AFTER)
+		if (!in->answered && PROBE_ROUNDS - in->rounds > BDAY_AFTER) {
 			intro_spray(hn, in);
+			intro_birthday(hn, in);
+		}
 		any = 1;
 	}
 	if (any)
@@ -600,6 +662,7 @@ intro_input(struct hubnode *hn, struct hub *h, void *sock,
 			if (hn->intros[i].rounds < in->rounds)
 				in = &hn->intros[i];
 	}
+	intro_close_socks(hn, in);
 	memset(in, 0, sizeof *in);
 	in->used = 1;
 	memcpy(in->txid, m->txid, sizeof in->txid);
@@ -719,6 +782,29 @@ punch_birthday(struct hubpunch *p)
 		send_addr(hn, p->bsocks[i], &p->cands[0].a, buf, sizeof buf);
 }
 
+/* The other half, for a symmetric NAT on the service's side: probes to
+ * random ports of its observed address, from the punch's socket. */
+static void
+punch_spray(struct hubpunch *p)
+{
+	struct punchmsg pm = {PUNCHMSG_PROBE, {0}, {0}};
+	uint8_t buf[PUNCHMSG_LEN];
+	uint16_t ports[BDAY_PER_TICK];
+
+	if (p->ncands == 0)
+		return;
+	memcpy(pm.txid, p->txids[p->ntx - 1], sizeof pm.txid);
+	memcpy(pm.keyhash, p->keyhash, sizeof pm.keyhash);
+	punchmsg_format(&pm, buf);
+	rand_fill(ports, sizeof ports);
+	for (size_t i = 0; i < BDAY_PER_TICK; i++) {
+		struct hubmsg_addr a = p->cands[0].a;
+		a.port = (uint16_t)(1024 + ports[i] % (65536 - 1024));
+		send_addr(p->hn, p->sock, &a, buf, sizeof buf);
+	}
+	p->hn->sprayed += BDAY_PER_TICK;
+}
+
 static int
 punch_is_ours(const struct hubpunch *p, void *sock)
 {
@@ -770,8 +856,10 @@ punch_timer_callback(evutil_socket_t fd, short what, void *arg)
 		if (!punch_any_proven(p) || p->rounds % 4 == 0)
 			punch_probe_round(p);
 		if (!punch_any_proven(p) &&
-		    PROBE_ROUNDS - p->rounds > BDAY_AFTER)
+		    PROBE_ROUNDS - p->rounds > BDAY_AFTER) {
 			punch_birthday(p);
+			punch_spray(p);
+		}
 		evtimer_add(p->timer, &tv);
 		return;
 	}
@@ -908,9 +996,11 @@ probe_input(struct hubnode *hn, void *sock, const struct sockaddr *from,
 	/* A service's side: a probe for an INTRO we hold. */
 	for (size_t i = 0; i < INTRO_MAX; i++) {
 		struct intro *in = &hn->intros[i];
+		int mine = in->sock == sock;
+		for (int k = 0; !mine && k < in->nbsocks; k++)
+			mine = in->bsocks[k] == sock;
 		if (!in->used || memcmp(in->txid, pm->txid, 8) != 0 ||
-		    memcmp(in->keyhash, pm->keyhash, 20) != 0 ||
-		    in->sock != sock)
+		    memcmp(in->keyhash, pm->keyhash, 20) != 0 || !mine)
 			continue;
 		hn->probes_in++;
 		if (pm->type == PUNCHMSG_PROBE) {
@@ -1338,6 +1428,8 @@ hubnode_free(struct hubnode *hn)
 		             "unexpected",
 		             hn->nintros, hn->probes_in, hn->probes_bad,
 		             hn->malformed, hn->unexpected);
+	for (size_t i = 0; i < INTRO_MAX; i++)
+		intro_close_socks(hn, &hn->intros[i]);
 	event_free(hn->intro_tick);
 	free(hn);
 }

@@ -3241,6 +3241,9 @@ hub_io_open_sock(void *ctx, int family)
 		return NULL;
 	}
 	s->punch = 1;
+	/* A service's birthday socket takes the client's QUIC Initial
+	 * (never chosen for dials: not among the listeners). */
+	s->listening = 1;
 	return s;
 }
 

@@ -35,6 +35,10 @@ Cases:
   11.0.0.4, one hub on 0.0.0.0): "cone" in h1 (its mapping 11.0.0.2:7008
   for both, while the daemon holds 7008: an ephemeral port, said so), then
   in a second lab (cone, symmetric) "cone" in h1 and "symmetric" in h2.
+- symmetric NAT on one side (the birthday approach, within its budget): a
+  GET from behind the symmetric NAT to the cone home, and (third lab,
+  symmetric, cone) from the cone home to a service behind the symmetric
+  NAT, each over a direct path (router counters).
 """
 import os
 import re
@@ -312,8 +316,33 @@ def case_nat_symmetric():
         L.destroy()
 
 
+def case_symmetric_service():
+    """lab (symmetric, cone): a GET to a service behind the symmetric NAT"""
+    L = S["L"] = netlab.homes_lab("symmetric", "cone")
+    try:
+        start_hub(L)
+        srv = start_service(L)
+        c = start_client(L, "client-cone")
+        before = from_addr(L, "r2", L.router_ip("r1"))
+        code, body, secs = c.fetch(S["host"], timeout=30)
+        after = from_addr(L, "r2", L.router_ip("r1"))
+        print("     GET to the service behind the symmetric NAT: %d in "
+              "%.3f s; r2 forwarded %d bytes from r1" %
+              (code, secs, after[1] - before[1]), flush=True)
+        check(code == 200 and TOKEN in body, "GET from h2 (cone) to h1 "
+              "(symmetric)", "200 (the birthday approach)",
+              (code, body[-1500:]))
+        check(after[1] - before[1] > 1000, "bytes r2 forwarded from r1's "
+              "address", "over 1000 (a direct path)", after[1] - before[1])
+        c.stop_ok()
+        srv.stop_ok()
+        S["hub"].stop_ok()
+    finally:
+        L.destroy()
+
+
 t.cases(case_build, case_fetch_direct, case_hub_stopped, case_hub_restart,
         case_remembered_endpoint, case_udp_blocked_client,
         case_udp_blocked_service, case_nat_cone,
-        case_teardown, case_nat_symmetric)
+        case_teardown, case_nat_symmetric, case_symmetric_service)
 t.finish()

@@ -858,7 +858,9 @@ punch_timer_callback(evutil_socket_t fd, short what, void *arg)
 		if (!punch_any_proven(p) &&
 		    PROBE_ROUNDS - p->rounds > BDAY_AFTER) {
 			punch_birthday(p);
-			punch_spray(p);
+			/* a tick later: the service's sockets probe first */
+			if (PROBE_ROUNDS - p->rounds > BDAY_AFTER + 1)
+				punch_spray(p);
 		}
 		evtimer_add(p->timer, &tv);
 		return;
@@ -996,12 +998,26 @@ probe_input(struct hubnode *hn, void *sock, const struct sockaddr *from,
 	/* A service's side: a probe for an INTRO we hold. */
 	for (size_t i = 0; i < INTRO_MAX; i++) {
 		struct intro *in = &hn->intros[i];
-		int mine = in->sock == sock;
+		int mine = in->sock == sock, hit = -1;
 		for (int k = 0; !mine && k < in->nbsocks; k++)
-			mine = in->bsocks[k] == sock;
+			if (in->bsocks[k] == sock) {
+				mine = 1;
+				hit = k;
+			}
 		if (!in->used || memcmp(in->txid, pm->txid, 8) != 0 ||
 		    memcmp(in->keyhash, pm->keyhash, 20) != 0 || !mine)
 			continue;
+		if (hit >= 0 && in->nbsocks > 1) {
+			/* The birthday socket the client reached stays (its
+			 * QUIC comes there); the others go at once. */
+			for (int k = 0; k < in->nbsocks; k++)
+				if (k != hit)
+					hn->io.close_sock(hn->io.ctx,
+					                  in->bsocks[k]);
+			hn->bday_open -= in->nbsocks - 1;
+			in->bsocks[0] = sock;
+			in->nbsocks = 1;
+		}
 		hn->probes_in++;
 		if (pm->type == PUNCHMSG_PROBE) {
 			struct punchmsg ack = *pm;

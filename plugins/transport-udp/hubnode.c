@@ -39,6 +39,12 @@
 #define BDAY_EVERY 4
 #define BDAY_PER_TICK 30 /* 1500 in the 2.5 s left: 99.7% with 256 */
 #define BDAY_SOCKS_MAX 512 /* a service's, for all its INTROs at once */
+/* A service's spray toward clients' addresses, whatever the INTROs: a
+ * spoofed LOOKUP makes the hub INTRO an address that is not the asker's,
+ * so this bounds what such a lie makes the node send to it (about 48 KB,
+ * then 10 KB/s, in 32-byte probes). */
+#define SPRAY_BURST 1500
+#define SPRAY_PER_SEC 300
 #define LOOKUP_TRIES 4
 #define LOOKUP_WAIT_MS 400
 #define KEEPALIVE_TRIES 3
@@ -128,6 +134,8 @@ struct hubnode {
 	unsigned long malformed, unexpected, nintros, probes_in, probes_bad,
 	    sprayed, bday_socks;
 	int bday_open; /* the INTROs' birthday sockets open now */
+	struct hl_rate spray_rate;
+	unsigned long spray_limited;
 };
 
 struct pcand {
@@ -541,10 +549,15 @@ intro_spray(struct hubnode *hn, struct intro *in)
 	rand_fill(ports, sizeof ports);
 	for (size_t i = 0; i < BDAY_PER_TICK; i++) {
 		struct hubmsg_addr a = in->cands[0];
+		if (!hl_rate_take(&hn->spray_rate, SPRAY_BURST, SPRAY_PER_SEC,
+		                  hl_mono_ms())) {
+			hn->spray_limited++;
+			return;
+		}
 		a.port = (uint16_t)(1024 + ports[i] % (65536 - 1024));
 		send_addr(hn, in->sock, &a, buf, sizeof buf);
+		hn->sprayed++;
 	}
-	hn->sprayed += BDAY_PER_TICK;
 }
 
 static void
@@ -1435,8 +1448,9 @@ hubnode_free(struct hubnode *hn)
 	if (hn->sprayed > 0 || hn->bday_socks > 0)
 		hn->svc->log(hn->self, HL_LOG_DEBUG,
 		             "hubs: birthday approach: %lu probes to random "
-		             "ports sent, %lu sockets opened",
-		             hn->sprayed, hn->bday_socks);
+		             "ports sent (%lu more held back by the rate "
+		             "bound), %lu sockets opened",
+		             hn->sprayed, hn->spray_limited, hn->bday_socks);
 	if (hn->nintros > 0 || hn->malformed > 0 || hn->probes_bad > 0)
 		hn->svc->log(hn->self, HL_LOG_DEBUG,
 		             "hubs: %lu INTROs, %lu probes in, %lu probes "

@@ -1056,24 +1056,32 @@ hubnode_input(struct hubnode *hn, void *sock, const struct sockaddr *from,
 	struct hub *h;
 	const char *why;
 
+	/* ngtcp2 greases the QUIC bit (RFC 9287: it always offers it, and
+	 * a peer may then clear the bit), so a short-header QUIC packet may
+	 * start with any byte below 64: a datagram is ours only when it
+	 * parses as ours; anything else goes on to QUIC, which drops what
+	 * is not its own. */
 	if (len == 0 || buf[0] >= 16)
 		return 0;
 	if (buf[0] == PUNCHMSG_MARK) {
 		struct punchmsg pm;
 		if (punchmsg_parse(buf, len, &pm) != 0)
-			hn->probes_bad++;
-		else
-			probe_input(hn, sock, from, fromlen, &pm);
+			return 0;
+		probe_input(hn, sock, from, fromlen, &pm);
 		return 1;
 	}
-	if (hubmsg_demux(buf, len) != 1) {
-		hn->unexpected++; /* STUN answers: hlcore nat reads its own */
+	if (hubmsg_demux(buf, len) == 2) {
+		/* STUN (its magic cookie, RFC 8489): answers to nobody here
+		 * (hlcore nat reads its own) */
+		if (len < 20 || buf[4] != 0x21 || buf[5] != 0x12 ||
+		    buf[6] != 0xa4 || buf[7] != 0x42)
+			return 0;
+		hn->unexpected++;
 		return 1;
 	}
-	if (hubmsg_parse(buf, len, &m, &why) != 0) {
-		hn->malformed++;
-		return 1;
-	}
+	if (hubmsg_demux(buf, len) != 1 ||
+	    hubmsg_parse(buf, len, &m, &why) != 0)
+		return 0;
 	if (hubmsg_addr_from_sa(&src, from) != 0 ||
 	    (h = hub_by_addr(hn, &src)) == NULL) {
 		/* Not from one of our hubs; a punch's hub (named by the

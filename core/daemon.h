@@ -7,6 +7,7 @@
 #define HL_DAEMON_H
 
 #include <pthread.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -215,6 +216,12 @@ int hl__plugins_set_enabled(const char *name, int enabled, char *err,
 /* Ask every discovery plugin that can to look for every service now;
  * returns how many were asked (0: none can list services). */
 int hl__plugins_browse(void);
+/* hlcore -c FILE <command> ARGS: the plugin of the config that offers
+ * argv[0] (ABI 1.2 hl_command_ops) runs it instead of starting; its exit
+ * status. *found 0 (and 2 returned) when no plugin offers it. */
+int hl__plugins_command(int argc, char *const *argv, int *found);
+/* One usage line per command the config's plugins offer. */
+void hl__plugins_command_help(FILE *f);
 /* The plugin files found in the plugin directories, for the panel:
  * calls fn for each name not already loaded. */
 void hl__plugins_available(void (*fn)(void *arg, const char *name,

@@ -44,6 +44,10 @@ usage(FILE *f)
 	    "service <password>-<keyhash>\n"
 	    "                                    (ssh -o ProxyCommand='hlcore "
 	    "-c FILE connect %%h')\n"
+	    "       hlcore -c FILE COMMAND ...   a command a plugin of the "
+	    "config offers (listed\n"
+	    "                                    after this text when one "
+	    "does)\n"
 	    "       hlcore --plugin-info FILE.so print a plugin's descriptor\n"
 	    "       hlcore --version | --help\n"
 	    "Exit status: 0 fine, 1 runtime failure, 2 bad usage or "
@@ -802,8 +806,13 @@ main(int argc, char **argv)
 	} else if (i == argc) {
 		rc = cmd_run(c);
 	} else {
-		usage(stderr);
-		rc = 2;
+		/* A command a plugin of the config offers (ABI 1.2). */
+		int found;
+		rc = hl__plugins_command(argc - i, argv + i, &found);
+		if (!found) {
+			usage(stderr);
+			hl__plugins_command_help(stderr);
+		}
 	}
 	core_free(c);
 	hl__services_bind(NULL);

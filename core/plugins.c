@@ -290,6 +290,81 @@ hl__plugins_set_priority(const char *name, int priority, char *err,
 	return 0;
 }
 
+/* The commands a plugin offers (ABI 1.2 hl_command_ops), or NULL. */
+static const struct hl_command_ops *
+plugin_commands(const struct hl_plugin *p)
+{
+	const struct hl_command_ops *o = p->d.commands;
+
+	if (o == NULL || !HL_STRUCT_HAS(o, struct hl_command_ops, run) ||
+	    o->names == NULL || o->run == NULL)
+		return NULL;
+	return o;
+}
+
+int
+hl__plugins_command(int argc, char *const *argv, int *found)
+{
+	*found = 0;
+	for (size_t i = 0; i < config->nplugins; i++) {
+		const struct hl__plugin_conf *pcf = &config->plugins[i];
+		const struct hl_command_ops *o;
+		struct hl_plugin *p;
+		char err[1024];
+		int rc;
+
+		p = plugin_open(pcf->name, pcf->node, pcf->priority,
+		                pcf->has_priority, err, sizeof err);
+		if (p == NULL)
+			continue; /* a broken plugin offers nothing */
+		o = plugin_commands(p);
+		for (size_t k = 0; o != NULL && o->names[k] != NULL; k++) {
+			if (strcmp(o->names[k], argv[0]) != 0)
+				continue;
+			*found = 1;
+			p->conf_errors = 0;
+			if (p->d.validate != NULL &&
+			    (p->d.validate(services, p, p->conf) != 0 ||
+			     p->conf_errors > 0)) {
+				hl__err("plugin %s: its settings are not valid "
+				        "(see above)",
+				        pcf->name);
+				plugin_free(p);
+				return 2;
+			}
+			rc = o->run(services, p, p->conf, argc, argv);
+			plugin_free(p);
+			return rc;
+		}
+		plugin_free(p);
+	}
+	return 2;
+}
+
+void
+hl__plugins_command_help(FILE *f)
+{
+	for (size_t i = 0; config != NULL && i < config->nplugins; i++) {
+		const struct hl__plugin_conf *pcf = &config->plugins[i];
+		const struct hl_command_ops *o;
+		struct hl_plugin *p;
+		char err[1024];
+
+		p = plugin_open(pcf->name, pcf->node, pcf->priority,
+		                pcf->has_priority, err, sizeof err);
+		if (p == NULL)
+			continue;
+		o = plugin_commands(p);
+		for (size_t k = 0; o != NULL && o->names[k] != NULL; k++)
+			fprintf(f, "       hlcore -c FILE %s (%s)\n",
+			        o->help != NULL && o->help[k] != NULL
+			            ? o->help[k]
+			            : o->names[k],
+			        pcf->name);
+		plugin_free(p);
+	}
+}
+
 int
 hl__plugins_browse(void)
 {

@@ -33,6 +33,10 @@
  *                            it while tunnels exist); 2 to 600
  *   advertise: ["198.51.100.7:7008"]  UDP ports forwarded by hand: told to
  *                            hlcore clients as "quic://..." endpoints
+ *   hubs: ["hub.example.org:7777"]  rendezvous hubs (at most 8): every
+ *                            service is registered with each, from the
+ *                            QUIC socket; a dial looks services up there
+ *                            and punches through both NATs (hubnode.c)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -61,6 +65,9 @@
 #include <ngtcp2/ngtcp2.h>
 #include <ngtcp2/ngtcp2_crypto.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
+
+#include "hubnode.h" /* nat: hubs and punching (hubnode.c) */
+#include "natcmd.h" /* nat: hlcore -c FILE nat (natcmd.c) */
 
 /* ABI 1.2: no OpenSSL object crosses the ABI (GnuTLS does the TLS), its
  * listeners are UDP (listening_proto), and its candidates are "quic://"
@@ -141,6 +148,8 @@ struct sock {
 	 * a host with several addresses, answers leave from it. */
 	struct sockaddr_storage rx_local;
 	socklen_t rx_locallen;
+	int punch; /* nat: a birthday socket of a hub:// dial (heap) */
+	int closing; /* nat: its dial is over: closed with its last conn */
 };
 
 struct chunk {
@@ -230,7 +239,8 @@ enum dial_state {
 	DIAL_RESOLVING,
 	DIAL_RESOLVED,
 	DIAL_WAITING,
-	DIAL_DONE
+	DIAL_DONE,
+	DIAL_PUNCHING, /* nat: a hub:// dial between QUIC attempts */
 };
 
 struct hl_dial {
@@ -250,6 +260,8 @@ struct hl_dial {
 	struct event *start;
 	struct qconn *c; /* DIAL_WAITING: the connection it waits for */
 	struct hl_dial *cnext, **cprevp; /* the connection's waiting list */
+	int hub; /* nat: a "hub://" candidate */
+	struct hubpunch *punch; /* nat: its lookup and probes */
 	struct hl_dial *next, **prevp; /* every dial */
 };
 
@@ -283,6 +295,7 @@ struct udp {
 	unsigned resets_this_sec;
 	uint8_t *rxbuf; /* RX_BATCH * RX_BUF */
 	uint8_t txbuf[TX_BUF];
+	struct hubnode *hn; /* nat: hubs and punching */
 	/* counters, for the log at exit */
 	unsigned long dropped, retries, resets, refused_host, refused_full,
 	    refused_sni, conns_in, conns_out, streams_in, streams_out;
@@ -296,6 +309,7 @@ static void conn_schedule_write(struct qconn *c);
 static void conn_fail(struct qconn *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void conn_free(struct qconn *c);
+static void hub_sock_release(struct udp *u, struct sock *s);
 static void stream_free(struct qstream *st);
 static void stream_pull(struct qstream *st);
 static void stream_give_eof(struct qstream *st);
@@ -1537,7 +1551,11 @@ conn_free(struct qconn *c)
 	free(c->cert);
 	HL_LIST_REMOVE(c);
 	u->nconns--;
-	free(c);
+	{
+		struct sock *s = c->s;
+		free(c);
+		hub_sock_release(u, s); /* nat */
+	}
 }
 
 /* The connection is over: say why, send CONNECTION_CLOSE unless the peer
@@ -1920,6 +1938,23 @@ dial_finish(struct hl_dial *d, struct bufferevent *bev, const char *error)
 		cert = c->cert;
 		certlen = c->certlen;
 	}
+	/* nat: a QUIC attempt of a hub:// dial failed: note why, and let
+	 * the start event try the next candidate found (or end it). */
+	if (bev == NULL && d->punch != NULL && c != NULL && !d->u->stopping) {
+		hubpunch_failed(d->punch, (struct sockaddr *)&c->remote,
+		                c->remotelen, error);
+		if (d->cnext != NULL)
+			d->cnext->cprevp = d->cprevp;
+		*d->cprevp = d->cnext;
+		d->c = NULL;
+		d->state = DIAL_PUNCHING;
+		event_active(d->start, EV_TIMEOUT, 1);
+		return;
+	}
+	if (d->punch != NULL) {
+		hubpunch_cancel(d->punch);
+		d->punch = NULL;
+	}
 	if (d->c != NULL) {
 		/* in c->waiting: cnext/cprevp */
 		if (d->cnext != NULL)
@@ -2004,12 +2039,12 @@ conn_wait(struct qconn *c, struct hl_dial *d)
 }
 
 static void
-dial_to(struct hl_dial *d, const struct sockaddr *sa, socklen_t salen)
+dial_to_on(struct hl_dial *d, const struct sockaddr *sa, socklen_t salen,
+           struct sock *s)
 {
 	struct udp *u = d->u;
 	struct sockaddr_storage ss;
 	socklen_t sslen;
-	struct sock *s = sock_for(u, sa->sa_family);
 	struct qconn *c;
 
 	if (s == NULL) {
@@ -2042,6 +2077,78 @@ dial_to(struct hl_dial *d, const struct sockaddr *sa, socklen_t salen)
 		return;
 	}
 	conn_wait(c, d);
+}
+
+static void
+dial_to(struct hl_dial *d, const struct sockaddr *sa, socklen_t salen)
+{
+	dial_to_on(d, sa, salen, sock_for(d->u, sa->sa_family));
+}
+
+/* ---- nat: dialing "hub://host:port" (hubnode.c does the hub and the
+ * probes; QUIC runs over the first candidate that answered them) ---- */
+
+static void
+hub_dial_next(struct hl_dial *d)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	void *sock;
+	char why[1024];
+
+	/* From the socket the probe came to: a birthday socket is the one
+	 * mapping through a symmetric NAT that the peer reached. */
+	if (hubpunch_next(d->punch, &ss, &sslen, &sock) == 0) {
+		dial_to_on(d, (struct sockaddr *)&ss, sslen, sock);
+		return;
+	}
+	if (hubpunch_running(d->punch))
+		return; /* hub_dial_found or hub_dial_over comes */
+	hubpunch_report(d->punch, why, sizeof why);
+	dial_finish(d, NULL, why);
+}
+
+static void
+hub_dial_found(void *arg)
+{
+	struct hl_dial *d = arg;
+
+	if (d->state == DIAL_PUNCHING)
+		hub_dial_next(d);
+}
+
+static void
+hub_dial_over(void *arg)
+{
+	struct hl_dial *d = arg;
+
+	if (d->state == DIAL_PUNCHING)
+		hub_dial_next(d);
+}
+
+static void
+hub_dial_begin(struct hl_dial *d, const struct sockaddr *sa, socklen_t salen)
+{
+	struct udp *u = d->u;
+
+	/* A live connection to that service carries the new tunnel: no
+	 * lookup (and none needed when the hub is gone). */
+	for (struct qconn *c = u->conns; c != NULL; c = c->next)
+		if (!c->server && !c->dead && c->handshake_done &&
+		    strcmp(c->keyhash, d->keyhash) == 0 &&
+		    !ngtcp2_conn_is_in_closing_period(c->conn) &&
+		    !ngtcp2_conn_is_in_draining_period(c->conn)) {
+			conn_wait(c, d);
+			return;
+		}
+	d->punch = hubpunch_start(u->hn, d->keyhash, d->addr, sa, salen,
+	                          hub_dial_found, hub_dial_over, d);
+	if (d->punch == NULL) {
+		dial_finish(d, NULL,
+		            "no UDP socket for the hub's address family");
+		return;
+	}
+	d->state = DIAL_PUNCHING;
 }
 
 /* The lookup's answer, kept for the start event: evdns may answer from
@@ -2078,16 +2185,26 @@ dial_start_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
 	struct evdns_getaddrinfo_request *r;
 	char port[8];
 
+	if (d->state == DIAL_PUNCHING) { /* nat */
+		hub_dial_next(d);
+		return;
+	}
 	if (d->state == DIAL_RESOLVED) {
 		if (d->sslen == 0)
 			dial_finish(d, NULL, d->why);
+		else if (d->hub)
+			hub_dial_begin(d, (struct sockaddr *)&d->ss, d->sslen);
 		else
 			dial_to(d, (struct sockaddr *)&d->ss, d->sslen);
 		return;
 	}
 	if (evutil_parse_sockaddr_port(d->addr, (struct sockaddr *)&ss,
 	                               &sslen) == 0) {
-		dial_to(d, (struct sockaddr *)&ss, (socklen_t)sslen);
+		if (d->hub)
+			hub_dial_begin(d, (struct sockaddr *)&ss,
+			               (socklen_t)sslen);
+		else
+			dial_to(d, (struct sockaddr *)&ss, (socklen_t)sslen);
 		return;
 	}
 	hints.ai_family = AF_UNSPEC;
@@ -2106,12 +2223,19 @@ dial_deadline_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
                        void *arg)
 {
 	struct hl_dial *d = arg;
-	char why[160];
+	char why[1024];
 
 	snprintf(why, sizeof why,
 	         "no QUIC connection within %d s (host down, port closed or "
 	         "UDP blocked?)",
 	         DIAL_TIMEOUT_SEC);
+	if (d->punch != NULL) /* nat: what each candidate did */
+		hubpunch_report(d->punch, why, sizeof why);
+	if (d->c != NULL && d->punch != NULL) {
+		/* not a QUIC failure to note: end the dial itself */
+		hubpunch_cancel(d->punch);
+		d->punch = NULL;
+	}
 	dial_finish(d, NULL, why);
 }
 
@@ -2129,6 +2253,8 @@ addr_for_us(const char *addr)
 		return addr;
 	if (sep - addr == 4 && strncasecmp(addr, "quic", 4) == 0)
 		return sep + 3;
+	if (sep - addr == 3 && strncasecmp(addr, "hub", 3) == 0)
+		return sep + 3; /* nat: udp_dial marks it */
 	return NULL;
 }
 
@@ -2157,6 +2283,7 @@ udp_dial(void *state, const char *keyhash, const char *addr, hl_dial_cb cb,
 	d->port = port;
 	d->cb = cb;
 	d->arg = arg;
+	d->hub = strncasecmp(addr, "hub://", 6) == 0; /* nat */
 	d->deadline = evtimer_new(u->base, dial_deadline_callback, d);
 	d->start = evtimer_new(u->base, dial_start_callback, d);
 	if (d->deadline == NULL || d->start == NULL) {
@@ -2177,6 +2304,7 @@ udp_dial(void *state, const char *keyhash, const char *addr, hl_dial_cb cb,
 static void
 udp_dial_cancel(void *state HL_UNUSED, struct hl_dial *d)
 {
+	hubpunch_cancel(d->punch); /* nat */
 	if (d->c != NULL) {
 		if (d->cnext != NULL)
 			d->cnext->cprevp = d->cprevp;
@@ -2473,6 +2601,9 @@ dispatch(struct sock *s, const struct sockaddr *from, socklen_t fromlen,
 	int rv;
 
 	if (len == 0)
+		return;
+	/* nat: first bytes 0..15 are STUN, hub messages and punch probes */
+	if (u->hn != NULL && hubnode_input(u->hn, s, from, fromlen, data, len))
 		return;
 	rv = ngtcp2_pkt_decode_version_cid(&vc, data, len, CIDLEN);
 	if (rv == NGTCP2_ERR_VERSION_NEGOTIATION) {
@@ -2782,7 +2913,7 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
            const struct hl_conf *conf)
 {
 	static const char *const allowed[] = {"listen", "idle_timeout",
-	                                      "advertise", NULL};
+	                                      "advertise", "hubs", NULL};
 	const struct hl_conf *n;
 	int bad = svc->conf_check_keys(self, conf, allowed), v = 0;
 	char host[ADDR_MAX];
@@ -2817,6 +2948,37 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
 				    "advertise: expected \"host:port\" "
 				    "(the UDP port forwarded to this "
 				    "node)");
+				bad++;
+			}
+		}
+	}
+	n = svc->conf_get(conf, "hubs"); /* nat */
+	if (n != NULL) {
+		size_t cnt = svc->conf_type(n) == HL_CONF_SCALAR ? 1
+		             : svc->conf_type(n) == HL_CONF_LIST
+		                 ? svc->conf_len(n)
+		                 : 0;
+		if (cnt == 0 || cnt > HUBNODE_MAX_HUBS) {
+			svc->conf_error(
+			    self, n,
+			    "hubs: expected \"host:port\" or a list "
+			    "of at most %d",
+			    HUBNODE_MAX_HUBS);
+			bad++;
+			cnt = 0;
+		}
+		for (size_t i = 0; i < cnt; i++) {
+			const struct hl_conf *it =
+			    svc->conf_type(n) == HL_CONF_SCALAR
+			        ? n
+			        : svc->conf_item(n, i);
+			const char *s = svc->conf_str(it);
+			if (s == NULL ||
+			    hl_addr_split(s, host, sizeof host, &port) != 0 ||
+			    port == 0 || strlen(s) > 255) {
+				svc->conf_error(self, it,
+				                "hubs: expected \"host:port\" "
+				                "(a hub's UDP address)");
 				bad++;
 			}
 		}
@@ -2909,6 +3071,164 @@ service_cred(struct udp *u, struct service *sv, const struct hl_identity *id)
 
 static void udp_fini(void *state);
 
+/* ---- nat: what hubnode.c borrows ---- */
+
+static void *
+hub_io_sock_for(void *ctx, int family, uint16_t *port)
+{
+	struct sock *s = sock_for(ctx, family);
+
+	if (s == NULL)
+		return NULL;
+	*port = ntohs(s->local.ss_family == AF_INET6
+	                  ? ((struct sockaddr_in6 *)&s->local)->sin6_port
+	                  : ((struct sockaddr_in *)&s->local)->sin_port);
+	return s;
+}
+
+static void *
+hub_io_listener_for(void *ctx, int family, uint16_t *port)
+{
+	struct udp *u = ctx;
+
+	for (size_t i = 0; i < u->nsocks; i++) {
+		struct sock *s = &u->socks[i];
+		const struct sockaddr_in *s4 = (struct sockaddr_in *)&s->local;
+		const struct sockaddr_in6 *s6 =
+		    (struct sockaddr_in6 *)&s->local;
+
+		if (s->family != family && s->family != AF_INET6)
+			continue;
+		if ((s->family == AF_INET &&
+		     (ntohl(s4->sin_addr.s_addr) >> 24) == 127) ||
+		    (s->family == AF_INET6 &&
+		     IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr)))
+			continue;
+		*port =
+		    ntohs(s->family == AF_INET6 ? s6->sin6_port : s4->sin_port);
+		return s;
+	}
+	return NULL;
+}
+
+static void
+hub_io_send(void *ctx HL_UNUSED, void *sock, const struct sockaddr *to,
+            socklen_t tolen, const uint8_t *buf, size_t len)
+{
+	struct sock *s = sock;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+
+	if (s->family == AF_INET && to->sa_family != AF_INET)
+		return;
+	sockaddr_to_sock_family(s, to, tolen, &ss, &sslen);
+	sock_send(s, NULL, (struct sockaddr *)&ss, sslen, buf, len, len);
+}
+
+/* The birthday approach's sockets: an ephemeral port each, read like the
+ * listeners; closed when the dial is over and no connection uses them. */
+static void *
+hub_io_open_sock(void *ctx, int family)
+{
+	struct udp *u = ctx;
+	struct sock *s = calloc(1, sizeof *s);
+	struct sockaddr_in6 any6 = {.sin6_family = AF_INET6};
+	struct sockaddr_in any4 = {.sin_family = AF_INET};
+
+	if (s == NULL)
+		return NULL;
+	s->fd = -1;
+	if ((family == AF_INET6
+	         ? sock_open(u, s, (struct sockaddr *)&any6, sizeof any6, 0)
+	         : sock_open(u, s, (struct sockaddr *)&any4, sizeof any4, 0)) !=
+	    0) {
+		free(s);
+		return NULL;
+	}
+	s->punch = 1;
+	/* A service's birthday socket takes the client's QUIC Initial
+	 * (never chosen for dials: not among the listeners). */
+	s->listening = 1;
+	return s;
+}
+
+static void
+hub_sock_release(struct udp *u, struct sock *s)
+{
+	if (s == NULL || !s->punch || !s->closing)
+		return;
+	for (struct qconn *c = u->conns; c != NULL; c = c->next)
+		if (c->s == s)
+			return;
+	sock_close(s);
+	free(s);
+}
+
+static void
+hub_io_close_sock(void *ctx, void *sock)
+{
+	struct sock *s = sock;
+
+	s->closing = 1;
+	hub_sock_release(ctx, s);
+}
+
+static int
+hub_setup(struct udp *u, const struct hl_conf *conf)
+{
+	const struct hubnode_io io = {hub_io_sock_for,   hub_io_listener_for,
+	                              hub_io_send,       hub_io_open_sock,
+	                              hub_io_close_sock, u};
+	const struct hl_conf *n = u->svc->conf_get(conf, "hubs");
+
+	u->hn = hubnode_new(u->svc, u->self, &io);
+	if (u->hn == NULL)
+		return -1;
+	for (size_t i = 0;
+	     n != NULL &&
+	     i < (u->svc->conf_type(n) == HL_CONF_SCALAR ? 1
+	                                                 : u->svc->conf_len(n));
+	     i++) {
+		const char *h =
+		    u->svc->conf_str(u->svc->conf_type(n) == HL_CONF_SCALAR
+		                         ? n
+		                         : u->svc->conf_item(n, i));
+		if (hubnode_add_hub(u->hn, h) != 0)
+			return -1;
+	}
+	{
+		uint16_t port;
+		int serve = hub_io_listener_for(u, AF_INET, &port) != NULL ||
+		            hub_io_listener_for(u, AF_INET6, &port) != NULL;
+		if (!serve && hubnode_hub_count(u->hn) > 0 &&
+		    u->svc->identity_count(u->self) > 0)
+			u->svc->log(
+			    u->self, HL_LOG_WARN,
+			    "hubs: the services are not registered: "
+			    "this node has no listen: address (other "
+			    "than loopback) to accept their clients on");
+		hubnode_start(u->hn, serve);
+	}
+	return 0;
+}
+
+static int
+udp_query_start(void *state, struct hl_query *q)
+{
+	struct udp *u = state;
+
+	return u->hn != NULL ? hubnode_query_start(u->hn, q) : -1;
+}
+
+static void
+udp_query_cancel(void *state, struct hl_query *q)
+{
+	struct udp *u = state;
+
+	if (u->hn != NULL)
+		hubnode_query_cancel(u->hn, q);
+}
+
 static int
 udp_init(const struct hl_services *svc, struct hl_plugin *self,
          const struct hl_conf *conf, void **state)
@@ -2969,6 +3289,8 @@ udp_init(const struct hl_services *svc, struct hl_plugin *self,
 		                           : svc->conf_item(n, i)));
 		svc->endpoint_add(self, ep);
 	}
+	if (hub_setup(u, conf) != 0) /* nat */
+		goto fail;
 	*state = u;
 	return 0;
 fail:
@@ -2987,6 +3309,8 @@ udp_fini(void *state)
 		struct hl_dial *d = u->dials;
 		udp_dial_cancel(u, d);
 	}
+	hubnode_free(u->hn); /* nat */
+	u->hn = NULL;
 	while (u->conns != NULL) {
 		struct qconn *c = u->conns;
 		snprintf(c->why, sizeof c->why, "hlcore is stopping");
@@ -3040,7 +3364,7 @@ udp_validate(const struct hl_services *svc, struct hl_plugin *self,
 
 /* Bare host:port (the same port number as TCP, by convention) and
  * "quic://host:port". */
-static const char *const udp_schemes[] = {"", "quic", NULL};
+static const char *const udp_schemes[] = {"", "quic", "hub", NULL};
 
 static const struct hl_transport_ops udp_transport = {
     .size = sizeof(struct hl_transport_ops),
@@ -3049,13 +3373,35 @@ static const struct hl_transport_ops udp_transport = {
     .schemes = udp_schemes,
 };
 
+/* nat: `hlcore -c FILE nat` (natcmd.c). */
+static const char *const udp_command_names[] = {"nat", NULL};
+static const char *const udp_command_help[] = {
+    "nat             print this node's NAT behaviour and candidates "
+    "(STUN via its hubs)",
+    NULL};
+static const struct hl_command_ops udp_commands = {
+    .size = sizeof(struct hl_command_ops),
+    .names = udp_command_names,
+    .help = udp_command_help,
+    .run = udp_nat_command,
+};
+
+/* nat: the configured hubs as "hub://" candidates for every lookup. */
+static const struct hl_discovery_ops udp_discovery = {
+    .size = sizeof(struct hl_discovery_ops),
+    .query_start = udp_query_start,
+    .query_cancel = udp_query_cancel,
+};
+
 #ifdef HL_QUIC_TEST_IMPOSTOR
 #define PLUGIN_NAME "transport-udp-impostor"
 #else
 #define PLUGIN_NAME "transport-udp"
 #endif
 
-HL_PLUGIN(HL_KIND_TRANSPORT, .name = PLUGIN_NAME, .version = "0.1.0",
+HL_PLUGIN(HL_KIND_TRANSPORT | HL_KIND_DISCOVERY, .name = PLUGIN_NAME,
+          .version = "0.1.0", .discovery = &udp_discovery,
+          .commands = &udp_commands,
           .description = "QUIC tunnels over UDP (ngtcp2 + GnuTLS)",
           .default_priority = 20, .init = udp_init, .fini = udp_fini,
           .validate = udp_validate, .transport = &udp_transport);

@@ -108,9 +108,8 @@ fmt(const struct sockaddr_storage *a, char *out, size_t cap)
 }
 
 static void
-send_cb(void *arg, const uint8_t *buf, size_t len)
+send_cb(void *arg HL_UNUSED, const uint8_t *buf, size_t len)
 {
-	(void)arg;
 	if (sendto(fd, buf, len, 0, (struct sockaddr *)&server, server_len) < 0)
 		fprintf(stderr, "turn-probe: sendto: %s\n", strerror(errno));
 }

@@ -186,8 +186,8 @@ def case_bad_config():
     check(rc == 2 and re.search(r"bad-udp.yaml:2:\d+: .*listen", err) and
           "idle_timeout" in err and "advertise" in err and "hubs" in err,
           "hlcore check with bad transport-udp settings",
-          "exit 2 naming listen, idle_timeout, advertise and hubs (not a "
-          "key yet) at file:line:column", "exit %d: %s" % (rc, err))
+          "exit 2 naming listen, idle_timeout, advertise and hubs (an empty "
+          "list) at file:line:column", "exit %d: %s" % (rc, err))
 
 
 def case_start():

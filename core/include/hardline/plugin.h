@@ -50,7 +50,10 @@
  *        set by defining HL_PLUGIN_WITHOUT_OPENSSL). The stream contract
  *        for tunnels that are bufferevent pairs ("Tunnels that are not
  *        sockets", below); 1.2 cores close such a tunnel with a
- *        BEV_FINISHED flush before freeing it.
+ *        BEV_FINISHED flush before freeing it. Appended later in 1.2:
+ *        struct hl_plugin_desc: commands (struct hl_command_ops, a
+ *        plugin's own `hlcore -c FILE <command>`; NULL in plugins built
+ *        before it, which the loader zero-fills past head.size).
  */
 #ifndef HARDLINE_PLUGIN_H
 #define HARDLINE_PLUGIN_H
@@ -462,6 +465,29 @@ struct hl_transport_ops {
 	const char *const *relay_schemes;
 };
 
+/*
+ * Commands (1.2, optional): `hlcore -c FILE <name> [ARGS...]` runs a
+ * command a plugin offers (transport-udp: `nat`), for a person at a
+ * terminal, not in the daemon. The core loads the plugins of the config
+ * (their validate() first, as `hlcore check` does), finds the one whose
+ * names hold <name>, and calls run() INSTEAD of init: the plugin is not
+ * started (no listener, no timer), no event loop runs, and run may block
+ * for a bounded time (a few seconds: its own sockets with timeouts,
+ * getaddrinfo). conf is the plugin's config subtree; argv[0] is name and
+ * argv[1..argc-1] the arguments after it. run prints its results on
+ * stdout and problems on stderr, and returns the exit status (0 fine, 1
+ * runtime failure, 2 bad usage). Nothing it allocated may outlive it.
+ */
+struct hl_command_ops {
+	size_t size;
+	/* NULL-ended: the commands' names, and for each a line for
+	 * `hlcore --help` ("nat   print this node's NAT behaviour"). */
+	const char *const *names;
+	const char *const *help;
+	int (*run)(const struct hl_services *svc, struct hl_plugin *self,
+	           const struct hl_conf *conf, int argc, char *const *argv);
+};
+
 /* The frozen head of every descriptor, for every major version. */
 struct hl_plugin_head {
 	uint32_t magic; /* HL_ABI_MAGIC */
@@ -506,6 +532,8 @@ struct hl_plugin_desc {
 	const void *reserved[3]; /* must be NULL; later facets go here */
 	/* 1.2: enum hl_plugin_flag bits (0 in older plugins). */
 	uint32_t flags;
+	/* 1.2, appended (optional): command-line commands (above). */
+	const struct hl_command_ops *commands;
 };
 
 /* 1.2: descriptor flags. */

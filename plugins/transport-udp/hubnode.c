@@ -964,6 +964,22 @@ punch_for_txid(struct hubnode *hn, const uint8_t *txid)
 	return NULL;
 }
 
+/* A probe is answered with an ACK of the same txid, from the socket it
+ * came to (an ACK is not answered). */
+static void
+ack_probe(struct hubnode *hn, void *sock, const struct sockaddr *from,
+          socklen_t fromlen, const struct punchmsg *pm)
+{
+	struct punchmsg ack = *pm;
+	uint8_t buf[PUNCHMSG_LEN];
+
+	if (pm->type != PUNCHMSG_PROBE)
+		return;
+	ack.type = PUNCHMSG_ACK;
+	punchmsg_format(&ack, buf);
+	send_to(hn, sock, from, fromlen, buf, sizeof buf);
+}
+
 /* ---- probes in ---- */
 
 static void
@@ -986,13 +1002,7 @@ probe_input(struct hubnode *hn, void *sock, const struct sockaddr *from,
 	    punch_is_ours(p, sock)) {
 		struct pcand *c = punch_cand(p, &src, 0);
 		hn->probes_in++;
-		if (pm->type == PUNCHMSG_PROBE) {
-			struct punchmsg ack = *pm;
-			uint8_t buf[PUNCHMSG_LEN];
-			ack.type = PUNCHMSG_ACK;
-			punchmsg_format(&ack, buf);
-			send_to(hn, sock, from, fromlen, buf, sizeof buf);
-		}
+		ack_probe(hn, sock, from, fromlen, pm);
 		if (c != NULL && !c->proven) {
 			c->proven = 1;
 			c->sock = sock;
@@ -1026,13 +1036,7 @@ probe_input(struct hubnode *hn, void *sock, const struct sockaddr *from,
 			in->nbsocks = 1;
 		}
 		hn->probes_in++;
-		if (pm->type == PUNCHMSG_PROBE) {
-			struct punchmsg ack = *pm;
-			uint8_t buf[PUNCHMSG_LEN];
-			ack.type = PUNCHMSG_ACK;
-			punchmsg_format(&ack, buf);
-			send_to(hn, sock, from, fromlen, buf, sizeof buf);
-		}
+		ack_probe(hn, sock, from, fromlen, pm);
 		in->answered = 1;
 		return;
 	}

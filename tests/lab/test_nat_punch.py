@@ -295,25 +295,29 @@ def case_nat_symmetric():
         check_in("nat symmetric (a mapping per destination)",
                  out2.splitlines(), "h2's nat (symmetric)")
         # The birthday approach: the client behind the symmetric NAT.
-        srv = start_service(L)
-        c = start_client(L, "client-sym")
-        before = from_addr(L, "r2", L.router_ip("r1"))
-        code, body, secs = c.fetch(S["host"], timeout=30)
-        after = from_addr(L, "r2", L.router_ip("r1"))
-        print("     GET from behind the symmetric NAT: %d in %.3f s; r2 "
-              "forwarded %d bytes from r1" % (code, secs,
-                                             after[1] - before[1]),
-              flush=True)
-        check(code == 200 and TOKEN in body, "GET from h2 (symmetric) to "
-              "h1 (cone)", "200 (the birthday approach)",
-              (code, body[-1500:]))
-        check(after[1] - before[1] > 1000, "bytes r2 forwarded from r1's "
-              "address", "over 1000 (a direct path)", after[1] - before[1])
-        c.stop_ok()
-        srv.stop_ok()
-        S["hub"].stop_ok()
+        birthday_get(L, "client-sym", "from h2 (symmetric) to h1 (cone)")
     finally:
         L.destroy()
+
+
+def birthday_get(L, client, what):
+    """A service in h1, a client in h2, one of them behind the symmetric
+    NAT: a GET gets the page over a direct path (the birthday approach),
+    by r2's count of bytes from r1's address; then all stop."""
+    srv = start_service(L)
+    c = start_client(L, client)
+    before = from_addr(L, "r2", L.router_ip("r1"))
+    code, body, secs = c.fetch(S["host"], timeout=30)
+    after = from_addr(L, "r2", L.router_ip("r1"))
+    print("     GET %s: %d in %.3f s; r2 forwarded %d bytes from r1" %
+          (what, code, secs, after[1] - before[1]), flush=True)
+    check(code == 200 and TOKEN in body, "GET " + what,
+          "200 (the birthday approach)", (code, body[-1500:]))
+    check(after[1] - before[1] > 1000, "bytes r2 forwarded from r1's "
+          "address", "over 1000 (a direct path)", after[1] - before[1])
+    c.stop_ok()
+    srv.stop_ok()
+    S["hub"].stop_ok()
 
 
 def case_symmetric_service():
@@ -321,22 +325,7 @@ def case_symmetric_service():
     L = S["L"] = netlab.homes_lab("symmetric", "cone")
     try:
         start_hub(L)
-        srv = start_service(L)
-        c = start_client(L, "client-cone")
-        before = from_addr(L, "r2", L.router_ip("r1"))
-        code, body, secs = c.fetch(S["host"], timeout=30)
-        after = from_addr(L, "r2", L.router_ip("r1"))
-        print("     GET to the service behind the symmetric NAT: %d in "
-              "%.3f s; r2 forwarded %d bytes from r1" %
-              (code, secs, after[1] - before[1]), flush=True)
-        check(code == 200 and TOKEN in body, "GET from h2 (cone) to h1 "
-              "(symmetric)", "200 (the birthday approach)",
-              (code, body[-1500:]))
-        check(after[1] - before[1] > 1000, "bytes r2 forwarded from r1's "
-              "address", "over 1000 (a direct path)", after[1] - before[1])
-        c.stop_ok()
-        srv.stop_ok()
-        S["hub"].stop_ok()
+        birthday_get(L, "client-cone", "from h2 (cone) to h1 (symmetric)")
     finally:
         L.destroy()
 

@@ -316,15 +316,6 @@ tls_dial_cancel(void *state HL_UNUSED, struct hl_dial *d)
 
 /* ---- accepting ---- */
 
-/* The peer's record (by address, not port: hl_addr_rec_get), made when it has
- * none (create); NULL when out of memory. */
-static struct host *
-host_get(struct tls *x, const struct sockaddr *sa, int create)
-{
-	return hl_addr_rec_get(x->hosts, HOST_BUCKETS, sa, sizeof(struct host),
-	                       create);
-}
-
 /* Forget a peer that has nothing in progress any more. */
 static void
 host_release(struct tls *x, struct host *h)
@@ -616,7 +607,7 @@ listener_accept_callback(struct evconnlistener *lev HL_UNUSED,
 
 	l->accepted = 1;
 	hl_sockaddr_str(sa, peer, sizeof peer);
-	h = host_get(t, sa, 1);
+	h = hl_addr_rec_get(t->hosts, HOST_BUCKETS, sa, sizeof *h, 1);
 	if (h == NULL) {
 		evutil_closesocket(fd);
 		return;

@@ -408,15 +408,6 @@ cid_remove(struct qconn *c, const ngtcp2_cid *cid)
 
 /* ---- peer addresses (accepting) ---- */
 
-/* The peer's record, made when it has none (create); NULL when out of
- * memory. */
-static struct host *
-host_get(struct udp *x, const struct sockaddr *sa, int create)
-{
-	return hl_addr_rec_get(x->hosts, HOST_BUCKETS, sa, sizeof(struct host),
-	                       create);
-}
-
 /* Forget a peer that has nothing in progress any more. */
 static void
 host_release(struct udp *x, struct host *h)
@@ -2518,7 +2509,7 @@ accept_initial(struct sock *s, const struct sockaddr *from, socklen_t fromlen,
 		u->dropped++;
 		return;
 	}
-	h = host_get(u, from, 1);
+	h = hl_addr_rec_get(u->hosts, HOST_BUCKETS, from, sizeof *h, 1);
 	if (h == NULL)
 		return;
 	if (h->nconns >= CONNS_PER_HOST || u->nconns >= CONNS_MAX ||

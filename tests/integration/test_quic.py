@@ -101,15 +101,13 @@ def udp_listen_port():
 
 def server_config():
     ports["udp"] = ports.get("udp") or udp_listen_port()
-    return {
-        "state_dir": server.state_dir,
-        "log": {"level": "debug"},
-        "proxy": {"listen": "off"},
-        "plugins": {"transport-udp": {
+    return server.base_config(
+        log={"level": "debug"},
+        plugins={"transport-udp": {
             "listen": "127.0.0.1:%d" % ports["udp"],
             "idle_timeout": str(IDLE),
             "advertise": "127.0.0.1:%d" % ports["udp"]}},
-        "services": {
+        services={
             "auto": {"target": backend.addr},
             "open": {"target": backend.addr, "password": "none"},
             "fixed": {"target": backend.addr, "password": FIXED_PW},
@@ -117,23 +115,18 @@ def server_config():
                      "password": "none"},
             "raw": {"target": "127.0.0.1:%d" % raw.port,
                     "password": "none"},
-        },
-    }
+        })
 
 
 def impostor_config():
     ports["imp"] = ports.get("imp") or udp_listen_port()
-    return {
-        "state_dir": impostor.state_dir,
-        "log": {"level": "debug"},
-        "proxy": {"listen": "off"},
-        # The test fixture that answers every name with its own
-        # certificate (plugins/transport-udp/CMakeLists.txt).
-        "plugins": {"transport-udp-impostor": {
+    # The test fixture that answers every name with its own certificate
+    # (plugins/transport-udp/CMakeLists.txt).
+    return impostor.base_config(
+        log={"level": "debug"},
+        plugins={"transport-udp-impostor": {
             "listen": "127.0.0.1:%d" % ports["imp"]}},
-        "services": {"other": {"target": backend.addr,
-                               "password": "none"}},
-    }
+        services={"other": {"target": backend.addr, "password": "none"}})
 
 
 def client_config():

@@ -134,6 +134,23 @@ def start_server(upnp_conf, ext_port):
     return time.monotonic() - t0
 
 
+def lan_visit(transport, addr, what):
+    """The client, with a fresh state_dir, on the LAN (lan2) with only
+    transport and `peers:` addr: it fetches the page and stops; returns
+    its peers.cache (what it learnt from the server)."""
+    import shutil
+    shutil.rmtree(client.state_dir, ignore_errors=True)
+    client.ns = lan2
+    client.configure({
+        "proxy": {"listen": "127.0.0.1:7009"},
+        "plugins": {transport: {}},
+        "peers": {S["kh"]: [addr]},
+    })
+    client.launch_and_fetch(S["host"], TOKEN, what)
+    client.stop_ok()
+    return client.peers_cache()
+
+
 def variant(mode):
     # A short lease over UPnP, to see it renewed (at half) within the test.
     upnp_conf = {"upnp": mode == "upnp", "natpmp": mode == "natpmp",
@@ -151,17 +168,8 @@ def variant(mode):
               "nothing for the loopback listener 127.0.0.1:7010", m)
 
     def visit_on_lan():
-        import shutil
-        shutil.rmtree(client.state_dir, ignore_errors=True)
-        client.ns = lan2
-        client.configure({
-            "proxy": {"listen": "127.0.0.1:7009"},
-            "plugins": {"transport-tls": {}},
-            "peers": {S["kh"]: ["%s:7008" % LAN1]},
-        })
-        client.launch_and_fetch(S["host"], TOKEN, "GET on the LAN")
-        client.stop_ok()
-        cache = client.peers_cache()
+        cache = lan_visit("transport-tls", "%s:7008" % LAN1,
+                          "GET on the LAN")
         check(re.search(r"^%s \d+ .*\b%s:7008\b" % (S["kh"], re.escape(EXT)),
                         cache, re.M),
               "the client's peers.cache after a LAN visit",
@@ -251,17 +259,8 @@ def udp_mapping():
           "UDP 7008->%s:7008" % LAN1, m)
     check((7008, LAN1, 7008) in mappings(), "the router's TCP mappings",
           "TCP 7008->%s:7008 as well" % LAN1, mappings())
-    import shutil
-    shutil.rmtree(client.state_dir, ignore_errors=True)
-    client.ns = lan2
-    client.configure({
-        "proxy": {"listen": "127.0.0.1:7009"},
-        "plugins": {"transport-udp": {}},
-        "peers": {S["kh"]: ["quic://%s:7008" % LAN1]},
-    })
-    client.launch_and_fetch(S["host"], TOKEN, "GET over QUIC on the LAN")
-    client.stop_ok()
-    cache = client.peers_cache()
+    cache = lan_visit("transport-udp", "quic://%s:7008" % LAN1,
+                      "GET over QUIC on the LAN")
     check(re.search(r"^%s \d+ .*\bquic://%s:7008\b" %
                     (S["kh"], re.escape(EXT)), cache, re.M),
           "the client's peers.cache after a QUIC visit",

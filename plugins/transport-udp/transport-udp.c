@@ -1419,6 +1419,26 @@ conn_alloc(struct udp *u, struct sock *s, const struct sockaddr *remote,
 	return c;
 }
 
+/* A source connection ID of ours that no connection uses yet. */
+static void
+new_scid(struct udp *u, ngtcp2_cid *scid)
+{
+	scid->datalen = CIDLEN;
+	do
+		rand_bytes(scid->data, scid->datalen);
+	while (cid_find(u, scid->data, scid->datalen) != NULL);
+}
+
+/* The GnuTLS session of a new connection, handed to ngtcp2. */
+static int
+tls_attach(struct qconn *c)
+{
+	if (tls_new(c) != 0)
+		return -1;
+	ngtcp2_conn_set_tls_native_handle(c->conn, c->tls);
+	return 0;
+}
+
 static struct qconn *
 conn_client_new(struct udp *u, struct sock *s, const struct sockaddr *remote,
                 socklen_t remotelen, const char *keyhash)
@@ -1438,10 +1458,7 @@ conn_client_new(struct udp *u, struct sock *s, const struct sockaddr *remote,
 	snprintf(c->keyhash, sizeof c->keyhash, "%s", keyhash);
 	dcid.datalen = 18;
 	rand_bytes(dcid.data, dcid.datalen);
-	scid.datalen = CIDLEN;
-	do
-		rand_bytes(scid.data, scid.datalen);
-	while (cid_find(u, scid.data, scid.datalen) != NULL);
+	new_scid(u, &scid);
 	conn_settings(u, &st, &p, 0);
 	if (cid_add(c, &scid) != 0 ||
 	    ngtcp2_conn_client_new(&c->conn, &dcid, &scid, &path,
@@ -1451,11 +1468,10 @@ conn_client_new(struct udp *u, struct sock *s, const struct sockaddr *remote,
 		conn_free(c);
 		return NULL;
 	}
-	if (tls_new(c) != 0) {
+	if (tls_attach(c) != 0) {
 		conn_free(c);
 		return NULL;
 	}
-	ngtcp2_conn_set_tls_native_handle(c->conn, c->tls);
 	u->conns_out++;
 	u->svc->log(u->self, HL_LOG_DEBUG, "QUIC connection to %s for %.8s",
 	            c->peer, keyhash);
@@ -2445,10 +2461,7 @@ conn_server_new(struct sock *s, const struct sockaddr *from, socklen_t fromlen,
 	c->host = h;
 	h->nconns++;
 	u->nhandshakes++;
-	scid.datalen = CIDLEN;
-	do
-		rand_bytes(scid.data, scid.datalen);
-	while (cid_find(u, scid.data, scid.datalen) != NULL);
+	new_scid(u, &scid);
 	conn_settings(u, &st, &p, 1);
 	st.token = hd->token;
 	p.original_dcid = *odcid;
@@ -2466,11 +2479,10 @@ conn_server_new(struct sock *s, const struct sockaddr *from, socklen_t fromlen,
 		conn_free(c);
 		return NULL;
 	}
-	if (tls_new(c) != 0) {
+	if (tls_attach(c) != 0) {
 		conn_free(c);
 		return NULL;
 	}
-	ngtcp2_conn_set_tls_native_handle(c->conn, c->tls);
 	u->conns_in++;
 	return c;
 }

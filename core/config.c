@@ -624,7 +624,8 @@ static const char *const limits_keys[] = {
     "idle_timeout",        "tunnels", "tunnels_per_peer",
     "tunnels_per_service", "routes",  NULL};
 static const char *const service_keys[] = {
-    "target", "title", "password", "cert", "lan_announce_password", NULL};
+    "target", "title", "password", "cert", "lan_announce_password",
+    "punch",  NULL};
 
 static int
 in_list(const char *s, const char *const *list)
@@ -1203,6 +1204,42 @@ service_password(struct ctx *x, struct hl__service_conf *sc,
 		err(x, v, "out of memory");
 }
 
+/*
+ * punch: the command this node runs when a client punches a UDP path to
+ * the service (`hlcore -c FILE punch LABEL -- CMD`, transport-udp): run
+ * with /bin/sh -c, so one line or a script; absent, punching is refused.
+ */
+#define HL_PUNCH_CMD_MAX 4096
+static void
+service_punch(struct ctx *x, struct hl__service_conf *sc,
+              const struct hl_conf *v, const char *what)
+{
+	const char *s = want_str(x, v, what,
+	                         "a shell command (run with /bin/sh -c when a "
+	                         "client punches a path to this service)");
+	size_t n, i;
+
+	if (s == NULL)
+		return;
+	n = strlen(s);
+	for (i = 0; i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n'); i++)
+		;
+	if (i == n) {
+		err(x, v,
+		    "%s is empty: give the command to run (or leave "
+		    "punch out: punching is then refused)",
+		    what);
+		return;
+	}
+	if (n > HL_PUNCH_CMD_MAX) {
+		err(x, v, "%s is %zu bytes long, more than %d", what, n,
+		    HL_PUNCH_CMD_MAX);
+		return;
+	}
+	if ((sc->punch = strdup(s)) == NULL)
+		err(x, v, "out of memory");
+}
+
 static void
 check_service(struct ctx *x, struct hl__service_conf *sc, const char *name,
               const struct hl_conf *m, struct pos kp)
@@ -1235,6 +1272,8 @@ check_service(struct ctx *x, struct hl__service_conf *sc, const char *name,
 			    dup_str(x, v, what, "the path of a certificate");
 		} else if (strcmp(k, "lan_announce_password") == 0) {
 			want_bool(x, v, what, &sc->lan_announce_password);
+		} else if (strcmp(k, "punch") == 0) {
+			service_punch(x, sc, v, what);
 		} else {
 			snprintf(what, sizeof what, "service \"%s\"", name);
 			unknown_key(x, mn, i, what, service_keys);
@@ -1572,6 +1611,7 @@ hl__config_free(struct hl__config *cfg)
 		free(sc->target);
 		free(sc->title);
 		free(sc->password);
+		free(sc->punch);
 		free(sc->cert);
 	}
 	free(cfg->services);

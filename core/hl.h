@@ -95,6 +95,7 @@ struct hl__service_conf {
 	char *password; /* HL_PW_FIXED: [a-z2-7]{1,22} */
 	char *cert; /* optional: path of an existing Hardline cert */
 	int lan_announce_password; /* 0 unless opted in */
+	char *punch; /* NULL: punching refused; else a /bin/sh -c command */
 	const struct hl_conf *node;
 };
 

@@ -624,6 +624,7 @@ hl__identity_load(const char *state_dir, const struct hl__service_conf *sc,
 	id->pub.title = sc->title != NULL ? sc->title : id->name_buf;
 	id->pub.password = id->password;
 	id->pub.announce_password = sc->lan_announce_password;
+	id->pub.punch = sc->punch; /* the config's, as the title */
 	rc = 0;
 	goto out;
 oom:

@@ -435,6 +435,48 @@ test_services(void)
 	             "t.yaml:2:3", "service name", "is not valid", "1 to 63");
 }
 
+/* services: NAME: punch: the command transport-udp runs for `punch`. */
+static void
+test_punch(void)
+{
+	struct hl__config *cfg;
+	char big[4200 + 64];
+
+	cfg =
+	    parse_ok("services:\n"
+	             "  a: { target: \"h:1\", punch: \"wg-up $HL_PUNCH_FD\" }\n"
+	             "  b: { target: \"h:2\" }\n"
+	             "  c:\n"
+	             "    target: \"h:3\"\n"
+	             "    punch: |\n"
+	             "      echo one\n"
+	             "      echo two\n");
+	if (cfg != NULL && cfg->nservices == 3) {
+		CHECK_STR(cfg->services[0].punch, "wg-up $HL_PUNCH_FD");
+		CHECK(cfg->services[1].punch == NULL, "no punch: NULL");
+		CHECK_STR(cfg->services[2].punch, "echo one\necho two\n");
+	} else {
+		CHECK(0, "three services expected");
+	}
+	hl__config_free(cfg);
+	expect_error("services:\n  w: { target: \"h:1\", punch: }\n",
+	             "t.yaml:2:30", "punch of service \"w\"", "shell command",
+	             "not empty");
+	expect_error("services:\n  w: { target: \"h:1\", punch: \" \" }\n",
+	             "t.yaml:2:30", "punch of service \"w\" is empty");
+	expect_error("services:\n  w: { target: \"h:1\", punch: [sh] }\n",
+	             "t.yaml:2:30", "punch of service \"w\"", "not a list");
+	snprintf(big, sizeof big, "services:\n  w: { target: \"h:1\", punch: ");
+	{
+		size_t at = strlen(big);
+		memset(big + at, 'x', 4097);
+		big[at + 4097] = '\0';
+	}
+	strcat(big, " }\n");
+	expect_error(big, "t.yaml:2:30", "punch of service \"w\"",
+	             "more than 4096");
+}
+
 static void
 test_passwords(void)
 {
@@ -805,6 +847,7 @@ main(void)
 	test_unknown_keys();
 	test_types();
 	test_services();
+	test_punch();
 	test_passwords();
 	test_peers();
 	test_plugins();

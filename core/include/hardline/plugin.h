@@ -53,7 +53,9 @@
  *        BEV_FINISHED flush before freeing it. Appended later in 1.2:
  *        struct hl_plugin_desc: commands (struct hl_command_ops, a
  *        plugin's own `hlcore -c FILE <command>`; NULL in plugins built
- *        before it, which the loader zero-fills past head.size).
+ *        before it, which the loader zero-fills past head.size);
+ *        struct hl_identity: punch (a service's `punch:` command; a
+ *        plugin checks HL_STRUCT_HAS before reading it).
  */
 #ifndef HARDLINE_PLUGIN_H
 #define HARDLINE_PLUGIN_H
@@ -149,6 +151,11 @@ struct hl_identity {
 	const char *title; /* for people browsing services */
 	const char *password; /* "" when none: never log it */
 	int announce_password; /* the admin opted in to announcing it */
+	/* 1.2, appended: the service's `punch:` command (run with /bin/sh
+	 * -c when a client punches a UDP path to it: transport-udp's
+	 * `hlcore punch`), or NULL: punching to it is refused. Check with
+	 * HL_STRUCT_HAS(id, struct hl_identity, punch). */
+	const char *punch;
 };
 
 /* True when a struct that starts with its size has `member`. */

@@ -76,6 +76,9 @@
 #define HL_PLUGIN_WITHOUT_OPENSSL
 #include "hardline/plugin.h"
 #include "hardline/util.h"
+#include "punchcmd.h" /* punch: hlcore -c FILE punch (punchcmd.c) */
+#include "punchctl.h" /* punch: its ALPN */
+#include "punchsrv.h" /* punch: the serving side (punchsrv.c) */
 
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
@@ -296,6 +299,8 @@ struct udp {
 	uint8_t *rxbuf; /* RX_BATCH * RX_BUF */
 	uint8_t txbuf[TX_BUF];
 	struct hubnode *hn; /* nat: hubs and punching */
+	struct punchsrv *ps; /* punch: hardline-punch streams (punchsrv.c) */
+	int punch_client; /* punch: `hlcore punch`'s own dial-only instance */
 	/* counters, for the log at exit */
 	unsigned long dropped, retries, resets, refused_host, refused_full,
 	    refused_sni, conns_in, conns_out, streams_in, streams_out;
@@ -779,7 +784,11 @@ static int
 tls_new(struct qconn *c)
 {
 	struct udp *u = c->u;
-	gnutls_datum_t alpn = {(unsigned char *)ALPN, sizeof ALPN - 1};
+	/* punch: a server takes "hardline-punch" too (punchsrv.c); the
+	 * client of `hlcore punch` offers only that. */
+	gnutls_datum_t alpn[2] = {
+	    {(unsigned char *)ALPN, sizeof ALPN - 1},
+	    {(unsigned char *)PUNCHCTL_ALPN, sizeof PUNCHCTL_ALPN - 1}};
 	int rv;
 
 	rv = gnutls_init(&c->tls, c->server ? GNUTLS_SERVER : GNUTLS_CLIENT);
@@ -791,8 +800,9 @@ tls_new(struct qconn *c)
 	               : ngtcp2_crypto_gnutls_configure_client_session(
 	                     c->tls)) != 0 ||
 	    gnutls_priority_set(c->tls, u->prio) != 0 ||
-	    gnutls_alpn_set_protocols(c->tls, &alpn, 1,
-	                              GNUTLS_ALPN_MANDATORY) != 0)
+	    gnutls_alpn_set_protocols(
+	        c->tls, !c->server && u->punch_client ? alpn + 1 : alpn,
+	        c->server ? 2 : 1, GNUTLS_ALPN_MANDATORY) != 0)
 		return -1;
 	c->ref.get_conn = get_conn;
 	c->ref.user_data = c;
@@ -2348,6 +2358,18 @@ send_small(struct sock *s, const struct sockaddr *to, socklen_t tolen,
 		          (size_t)n, (size_t)n);
 }
 
+/* punch: a connection whose ALPN is "hardline-punch" (hlcore punch):
+ * its streams are punchsrv.c's, not the core's. */
+static int
+punch_alpn(struct qconn *c)
+{
+	gnutls_datum_t p;
+
+	return gnutls_alpn_get_selected_protocol(c->tls, &p) == 0 &&
+	       p.size == sizeof PUNCHCTL_ALPN - 1 &&
+	       memcmp(p.data, PUNCHCTL_ALPN, p.size) == 0;
+}
+
 /* Hand the streams the peer opened in this packet to the core. */
 static void
 conn_announce(struct qconn *c)
@@ -2362,7 +2384,9 @@ conn_announce(struct qconn *c)
 		st->announce = 0;
 		theirs =
 		    st->mine ? bufferevent_pair_get_partner(st->mine) : NULL;
-		if (theirs != NULL)
+		if (theirs != NULL && punch_alpn(c)) /* punch */
+			punchsrv_stream(u->ps, theirs, c->keyhash, c->peer);
+		else if (theirs != NULL)
 			u->svc->incoming(u->self, theirs, c->keyhash, c->peer);
 	}
 }
@@ -3232,9 +3256,11 @@ udp_query_cancel(void *state, struct hl_query *q)
 		hubnode_query_cancel(u->hn, q);
 }
 
+/* punch_client: `hlcore punch`'s instance (no listener, no
+ * registration, ALPN hardline-punch, no state written). */
 static int
-udp_init(const struct hl_services *svc, struct hl_plugin *self,
-         const struct hl_conf *conf, void **state)
+udp_start(const struct hl_services *svc, struct hl_plugin *self,
+          const struct hl_conf *conf, void **state, int punch_client)
 {
 	struct udp *u;
 	const struct hl_conf *n;
@@ -3251,6 +3277,7 @@ udp_init(const struct hl_services *svc, struct hl_plugin *self,
 		u->socks[i].fd = -1;
 	u->svc = svc;
 	u->self = self;
+	u->punch_client = punch_client;
 	u->base = svc->event_base(self);
 	u->idle_timeout = (ngtcp2_duration)idle * NGTCP2_SECONDS;
 	u->rxbuf = malloc((size_t)RX_BATCH * RX_BUF);
@@ -3260,7 +3287,10 @@ udp_init(const struct hl_services *svc, struct hl_plugin *self,
 	    gnutls_certificate_allocate_credentials(&u->client_cred) != 0)
 		goto fail;
 	event_add(u->sweep, &sweep);
-	secret_load(u);
+	if (punch_client)
+		rand_bytes(u->secret, sizeof u->secret);
+	else
+		secret_load(u);
 	u->nservices = svc->identity_count(self);
 	u->services =
 	    calloc(u->nservices ? u->nservices : 1, sizeof *u->services);
@@ -3270,7 +3300,7 @@ udp_init(const struct hl_services *svc, struct hl_plugin *self,
 		if (service_cred(u, &u->services[i],
 		                 svc->identity_at(self, i)) != 0)
 			goto fail;
-	n = svc->conf_get(conf, "listen");
+	n = punch_client ? NULL : svc->conf_get(conf, "listen");
 	if (n != NULL && svc->conf_type(n) == HL_CONF_SCALAR) {
 		if (open_listener(u, svc->conf_str(n)) != 0)
 			goto fail;
@@ -3280,7 +3310,7 @@ udp_init(const struct hl_services *svc, struct hl_plugin *self,
 			        u, svc->conf_str(svc->conf_item(n, i))) != 0)
 				goto fail;
 	}
-	n = svc->conf_get(conf, "advertise");
+	n = punch_client ? NULL : svc->conf_get(conf, "advertise");
 	for (size_t i = 0;
 	     n != NULL && HL_HAS(svc, endpoint_add) &&
 	     i < (svc->conf_type(n) == HL_CONF_SCALAR ? 1 : svc->conf_len(n));
@@ -3294,6 +3324,8 @@ udp_init(const struct hl_services *svc, struct hl_plugin *self,
 	}
 	if (hub_setup(u, conf) != 0) /* nat */
 		goto fail;
+	if (!punch_client && (u->ps = punchsrv_new(svc, self, conf)) == NULL)
+		goto fail; /* punch */
 	*state = u;
 	return 0;
 fail:
@@ -3307,6 +3339,8 @@ udp_fini(void *state)
 	struct udp *u = state;
 
 	u->stopping = 1;
+	punchsrv_free(u->ps); /* punch */
+	u->ps = NULL;
 	/* The core is stopping: dials still running end silently. */
 	while (u->dials != NULL) {
 		struct hl_dial *d = u->dials;
@@ -3359,6 +3393,13 @@ udp_fini(void *state)
 }
 
 static int
+udp_init(const struct hl_services *svc, struct hl_plugin *self,
+         const struct hl_conf *conf, void **state)
+{
+	return udp_start(svc, self, conf, state, 0);
+}
+
+static int
 udp_validate(const struct hl_services *svc, struct hl_plugin *self,
              const struct hl_conf *conf)
 {
@@ -3376,17 +3417,40 @@ static const struct hl_transport_ops udp_transport = {
     .schemes = udp_schemes,
 };
 
-/* nat: `hlcore -c FILE nat` (natcmd.c). */
-static const char *const udp_command_names[] = {"nat", NULL};
+/* punch: what `hlcore punch` borrows (punchcmd.c). */
+static int
+udp_init_punch_client(const struct hl_services *svc, struct hl_plugin *self,
+                      const struct hl_conf *conf, void **state)
+{
+	return udp_start(svc, self, conf, state, 1);
+}
+
+static int
+udp_command(const struct hl_services *svc, struct hl_plugin *self,
+            const struct hl_conf *conf, int argc, char *const *argv)
+{
+	static const struct punch_udp_ops punch_udp = {
+	    udp_init_punch_client, udp_fini, udp_dial, udp_dial_cancel};
+
+	if (strcmp(argv[0], "punch") == 0)
+		return punch_command(svc, self, conf, argc, argv, &punch_udp);
+	return udp_nat_command(svc, self, conf, argc, argv);
+}
+
+/* nat: `hlcore -c FILE nat` (natcmd.c); punch: `hlcore -c FILE punch`
+ * (punchcmd.c). */
+static const char *const udp_command_names[] = {"nat", "punch", NULL};
 static const char *const udp_command_help[] = {
     "nat             print this node's NAT behaviour and candidates "
     "(STUN via its hubs)",
+    "punch LABEL -- CMD [ARGS...]  punch a UDP path to the node serving "
+    "LABEL (via its hubs) and run CMD with it",
     NULL};
 static const struct hl_command_ops udp_commands = {
     .size = sizeof(struct hl_command_ops),
     .names = udp_command_names,
     .help = udp_command_help,
-    .run = udp_nat_command,
+    .run = udp_command,
 };
 
 /* nat: the configured hubs as "hub://" candidates for every lookup. */

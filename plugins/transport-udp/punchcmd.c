@@ -134,6 +134,7 @@ start_session(struct pc *pc)
 	memcpy(c.txid, pc->txid, 8);
 	memcpy(c.keyhash, pc->keyhash_raw, 20);
 	c.bday_max = PUNCHSESS_BDAY_SOCKS;
+	c.quiet = 1;
 	pc->sess = punchsess_start(&c, pc->ctl, session_done, pc);
 	if (pc->sess == NULL) {
 		char w[200];

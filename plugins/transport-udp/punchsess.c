@@ -668,15 +668,23 @@ ctl_line(struct punchsess *s, const struct punchctl *m)
 		s->pub = m->addr;
 		maybe_done(s);
 		break;
-	case PUNCHCTL_FAIL:
+	case PUNCHCTL_FAIL: {
+		/* What this side tried too: the other's view alone would
+		 * not say it. */
+		char why[sizeof s->why], mine[1200];
 		snprintf(s->peer_fail, sizeof s->peer_fail, "%s", m->text);
-		{
-			char why[400];
+		if (s->got_cands && s->proven == NULL) {
+			report(s, mine, sizeof mine);
+			snprintf(why, sizeof why,
+			         "%s; the other side gave up: %s", mine,
+			         m->text);
+		} else {
 			snprintf(why, sizeof why, "the other side gave up: %s",
 			         m->text);
-			finish(s, why);
 		}
+		finish(s, why);
 		break;
+	}
 	default:
 		finish(s, "the other side sent a line out of place on the "
 		          "control stream");
@@ -811,7 +819,9 @@ deliver(struct punchsess *s)
 
 	s->deliver = 0;
 	if (s->why[0] != '\0' || s->proven == NULL) {
-		slog(s, HL_LOG_INFO, "failed: %s", s->why);
+		/* The client prints it itself. */
+		slog(s, s->conf.quiet ? HL_LOG_DEBUG : HL_LOG_INFO,
+		     "failed: %s", s->why);
 		bday_close_all_but(s, NULL);
 		psock_close(&s->main);
 		s->cb(s->arg, NULL, s->why); /* may free s */
@@ -829,7 +839,7 @@ deliver(struct punchsess *s)
 	psock_close(&s->main);
 	hubmsg_addr_str(&path.peer, a, sizeof a);
 	hubmsg_addr_str(&path.pub, b, sizeof b);
-	slog(s, HL_LOG_INFO,
+	slog(s, s->conf.quiet ? HL_LOG_DEBUG : HL_LOG_INFO,
 	     "a path to %s is open (seen from there at %s) after %.2f s of "
 	     "probing",
 	     a, b, s->rounds * TICK_MS / 1000.0);

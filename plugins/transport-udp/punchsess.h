@@ -67,6 +67,7 @@ struct punchsess_conf {
 	uint8_t keyhash[20];
 	int bday_max; /* birthday sockets it may open (0: none) */
 	struct hl_rate *spray_rate; /* a bound shared by sessions, or NULL */
+	int quiet; /* its end logged at debug (the caller says it) */
 };
 
 /* Start on the control stream ctl (already past HELLO/OK: the session

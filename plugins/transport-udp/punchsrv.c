@@ -224,7 +224,8 @@ session_done(void *arg, struct punch_path *path, const char *why)
 	} else if (id == NULL ||
 	           !HL_STRUCT_HAS(id, struct hl_identity, punch) ||
 	           id->punch == NULL) {
-		/* cannot happen: checked before OK */
+		/* checked before OK: the service went away since */
+		close(path->fd);
 	} else {
 		char *argv[] = {"/bin/sh", "-c", (char *)id->punch, NULL};
 		char err[300];

@@ -27,6 +27,9 @@ Cases:
   command runs on either side;
 - a wrong password: refused (wrong password), exit 1, the service's
   command never runs (nor the client's);
+- no path for the punched sockets (r1 drops the service's UDP except
+  from its QUIC port): exit 1, the error names the candidates probed and
+  that they did not answer; no command runs;
 - usage and settings: no "--" or a bad label: exit 2; no hubs: exit 2;
 - cone/symmetric (the client behind --random-fully): the birthday
   approach finds a path both for QUIC and for the punched socket; the
@@ -255,6 +258,35 @@ def case_wrong_password():
           "password", "it is there")
 
 
+def case_no_path():
+    """no path for the fresh sockets: exit 1 naming the candidates probed"""
+    L = S["L"]
+    runs = service_runs()
+    cdir = outdir("client-nopath")
+    # QUIC (the service's port 7008) still gets through r1; the service's
+    # fresh sockets (STUN, probes) do not.
+    rule = "FORWARD -i lan -p udp ! --sport 7008 -j DROP"
+    L.sh("r1", "iptables-legacy -I " + rule)
+    try:
+        rc, out, err, secs = punch(S["client"], "%s-%s" % S["web"],
+                                   *peer_cmd(cdir))
+    finally:
+        L.sh("r1", "iptables-legacy -D " + rule)
+    print("     punch with the service's fresh sockets blocked: exit %d in "
+          "%.1f s: %s" % (rc, secs, err.strip()[-300:]), flush=True)
+    check(rc == 1, "punch without a path", "exit 1", (rc, out, err))
+    check_in("no UDP path to the service's node", err, "its error")
+    check_in("candidates probed: %s:" % L.home_ip("h1"), err, "its error "
+             "(the service's host candidate, its only one)")
+    check_in("no answer to", err, "its error")
+    check(secs < 30, "the time it took", "under 30 s", secs)
+    check(not os.listdir(cdir), "the client's command", "not run",
+          os.listdir(cdir))
+    S["srv"].expect_log(r"punch from .* for service web: no path")
+    check(service_runs() == runs, "the service's command", "not run",
+          service_runs())
+
+
 def case_usage():
     """usage and settings mistakes: exit 2"""
     c = S["client"]
@@ -300,6 +332,6 @@ def case_punch_symmetric():
 
 
 t.cases(case_build, case_punch_cone, case_exit_status, case_forbidden,
-        case_wrong_password, case_usage, case_teardown,
+        case_wrong_password, case_no_path, case_usage, case_teardown,
         case_punch_symmetric)
 t.finish()

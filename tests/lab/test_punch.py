@@ -31,9 +31,11 @@ Cases:
   from its QUIC port): exit 1, the error names the candidates probed and
   that they did not answer; no command runs;
 - usage and settings: no "--" or a bad label: exit 2; no hubs: exit 2;
-- cone/symmetric (the client behind --random-fully): the birthday
-  approach finds a path both for QUIC and for the punched socket; the
-  datagrams come through both routers.
+  `punch: ""` in the config: `check` says file:line:column, exit 2;
+- cone/symmetric (the client behind --random-fully) and symmetric/cone
+  (the service behind it): the birthday approach finds a path both for
+  QUIC and for the punched sockets; the datagrams come through both
+  routers.
 """
 import json
 import os
@@ -110,6 +112,8 @@ def client_node(L, name, hubs=True):
 def punch(c, label, *cmd, timeout=60):
     t0 = time.monotonic()
     rc, out, err = c.cmd("punch", label, "--", *cmd, timeout=timeout)
+    check(not hltest.SANITIZER_RE.search(err), "hlcore punch's stderr",
+          "no sanitizer report", err[-3000:])
     return rc, out, err, time.monotonic() - t0
 
 
@@ -300,6 +304,12 @@ def case_usage():
     rc, out, err = n.cmd("punch", "%s-%s" % S["web"], "--", "true")
     check(rc == 2 and "no hubs" in err, "punch without hubs:", "exit 2",
           (rc, err))
+    n.write_config("state_dir: %s\nservices:\n  w: { target: "
+                   "\"127.0.0.1:1\", punch: \"\" }\n" % n.state_dir)
+    rc, out, err = n.cmd("check")
+    check(rc == 2 and re.search(r"hardline\.yaml:3:38: .*punch of service "
+                                r"\"w\" is empty", err),
+          "hlcore check with punch: \"\"", "exit 2 at file:3:38", (rc, err))
 
 
 def case_teardown():
@@ -309,29 +319,38 @@ def case_teardown():
     S["L"].destroy()
 
 
-def case_punch_symmetric():
-    """cone/symmetric: the birthday approach, then the same exchange"""
-    L = S["L"] = netlab.homes_lab("cone", "symmetric")
+def symmetric_lab(nat1, nat2, what):
+    """A lab (nat1, nat2), a punch from h2 to h1, the exchange checked."""
+    L = S["L"] = netlab.homes_lab(nat1, nat2)
     try:
         hub = start_hub(L)
-        sdir = S["sdir"] = outdir("service-out-sym")
+        sdir = S["sdir"] = outdir("service-out-%s-%s" % (nat1, nat2))
         srv, S["web"], S["nopunch"] = start_service(L, sdir)
-        c = client_node(L, "client-sym")
-        cdir = outdir("client-out-sym")
+        c = client_node(L, "client-%s-%s" % (nat1, nat2))
+        cdir = outdir("client-out-%s-%s" % (nat1, nat2))
         before = L.counts("r2").get(L.router_ip("r1"), (0, 0))
         rc, out, err, secs = punch(c, "%s-%s" % S["web"], *peer_cmd(cdir))
-        print("     punch cone/symmetric: exit %d in %.2f s" % (rc, secs),
+        print("     punch %s: exit %d in %.2f s" % (what, rc, secs),
               flush=True)
-        check(rc == 0, "hlcore punch from behind the symmetric NAT",
-              "exit 0", (rc, out, err))
-        check_exchange(L, "cone/symmetric", cdir, sdir, before)
+        check(rc == 0, "hlcore punch, " + what, "exit 0", (rc, out, err))
+        check_exchange(L, what, cdir, sdir, before)
         srv.stop_ok()
         hub.stop_ok()
     finally:
         L.destroy()
 
 
+def case_punch_symmetric_client():
+    """cone/symmetric (the client behind --random-fully): the exchange"""
+    symmetric_lab("cone", "symmetric", "client behind the symmetric NAT")
+
+
+def case_punch_symmetric_service():
+    """symmetric/cone (the service behind --random-fully): the exchange"""
+    symmetric_lab("symmetric", "cone", "service behind the symmetric NAT")
+
+
 t.cases(case_build, case_punch_cone, case_exit_status, case_forbidden,
         case_wrong_password, case_no_path, case_usage, case_teardown,
-        case_punch_symmetric)
+        case_punch_symmetric_client, case_punch_symmetric_service)
 t.finish()

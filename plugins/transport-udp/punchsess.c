@@ -175,6 +175,8 @@ ctl_fail(struct punchsess *s, const char *why)
 
 static void psock_callback(evutil_socket_t fd, short what, void *arg);
 
+static void psock_close(struct psock *p);
+
 static struct psock *
 psock_open(struct punchsess *s, struct psock *into)
 {
@@ -182,34 +184,28 @@ psock_open(struct punchsess *s, struct psock *into)
 	struct sockaddr_in any = {.sin_family = AF_INET};
 	struct sockaddr_in got;
 	socklen_t gl = sizeof got;
+	int e;
 
 	if (p == NULL)
 		return NULL;
 	p->s = s;
-	p->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (p->fd < 0 ||
-	    bind(p->fd, (struct sockaddr *)&any, sizeof any) != 0 ||
-	    getsockname(p->fd, (struct sockaddr *)&got, &gl) != 0)
-		goto fail;
-	p->port = ntohs(got.sin_port);
-	p->ev =
-	    event_new(s->base, p->fd, EV_READ | EV_PERSIST, psock_callback, p);
-	if (p->ev == NULL || event_add(p->ev, NULL) != 0)
-		goto fail;
-	return p;
-fail : {
-	int e = errno;
-	if (p->ev != NULL)
-		event_free(p->ev);
-	if (p->fd >= 0)
-		close(p->fd);
 	p->ev = NULL;
-	p->fd = -1;
+	p->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (p->fd >= 0 &&
+	    bind(p->fd, (struct sockaddr *)&any, sizeof any) == 0 &&
+	    getsockname(p->fd, (struct sockaddr *)&got, &gl) == 0) {
+		p->port = ntohs(got.sin_port);
+		p->ev = event_new(s->base, p->fd, EV_READ | EV_PERSIST,
+		                  psock_callback, p);
+		if (p->ev != NULL && event_add(p->ev, NULL) == 0)
+			return p;
+	}
+	e = errno;
+	psock_close(p);
 	if (into == NULL)
 		free(p);
 	errno = e;
 	return NULL;
-}
 }
 
 /* Close it (fd -1 when its descriptor was handed over already). */
@@ -579,7 +575,8 @@ tick_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED, void *arg)
 	uint8_t probe[PUNCHMSG_LEN];
 
 	if (s->state == S_GATHER) {
-		int all = 1;
+		/* a request to each hub every 250 ms, 4 at most; then the
+		 * candidates go, whatever answered */
 		s->stun_round++;
 		for (size_t i = 0; i < s->nhubs; i++) {
 			struct phub *h = &s->hubs[i];
@@ -593,9 +590,7 @@ tick_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED, void *arg)
 			}
 			if ((s->stun_round - 1) % (STUN_WAIT_MS / TICK_MS) == 0)
 				stun_send(s, h);
-			all = 0;
 		}
-		(void)all;
 		if (gather_complete(s) ||
 		    s->stun_round > STUN_TRIES * (STUN_WAIT_MS / TICK_MS) + 4) {
 			for (size_t i = 0; i < s->nhubs; i++)

@@ -37,6 +37,10 @@
  *                            service is registered with each, from the
  *                            QUIC socket; a dial looks services up there
  *                            and punches through both NATs (hubnode.c)
+ *   turn: ["turn://user:pass@turn.example.org:3478"]  TURN relays (at
+ *                            most 2; needs hubs:): an allocation on each,
+ *                            its relayed address a candidate in the
+ *                            registrations and lookups, tried last
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -66,14 +70,17 @@
 #include <ngtcp2/ngtcp2_crypto.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 
+#include "hubmsg.h" /* nat: candidates */
 #include "hubnode.h" /* nat: hubs and punching (hubnode.c) */
 #include "natcmd.h" /* nat: hlcore -c FILE nat (natcmd.c) */
+#include "turn.h" /* nat: TURN relays, the last resort (turn.c) */
 
 /* ABI 1.2: no OpenSSL object crosses the ABI (GnuTLS does the TLS), its
  * listeners are UDP (listening_proto), and its candidates are "quic://"
  * and bare host:port (schemes). */
 #define HL_PLUGIN_ABI_MINOR 2
 #define HL_PLUGIN_WITHOUT_OPENSSL
+#include "hardline/evutil.h"
 #include "hardline/plugin.h"
 #include "hardline/util.h"
 
@@ -86,6 +93,7 @@
 
 #define ALPN "hardline"
 #define MAX_SOCKS 4
+#define MAX_RELAYS 2 /* nat: TURN servers */
 #define ADDR_MAX 262
 #define PEER_MAX 64
 #define CIDLEN 16 /* every connection ID this node issues */
@@ -150,6 +158,9 @@ struct sock {
 	socklen_t rx_locallen;
 	int punch; /* nat: a birthday socket of a hub:// dial (heap) */
 	int closing; /* nat: its dial is over: closed with its last conn */
+	/* nat: a TURN relay's socket (no fd): what it sends goes out
+	 * through the relay, what comes to it came through it */
+	struct relay *relay;
 };
 
 struct chunk {
@@ -296,6 +307,8 @@ struct udp {
 	uint8_t *rxbuf; /* RX_BATCH * RX_BUF */
 	uint8_t txbuf[TX_BUF];
 	struct hubnode *hn; /* nat: hubs and punching */
+	struct relay *relays[MAX_RELAYS]; /* nat: TURN */
+	size_t nrelays;
 	/* counters, for the log at exit */
 	unsigned long dropped, retries, resets, refused_host, refused_full,
 	    refused_sni, conns_in, conns_out, streams_in, streams_out;
@@ -305,6 +318,11 @@ static const char priority_str[] =
     "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:"
     "+CHACHA20-POLY1305:+AES-256-GCM:%DISABLE_TLS13_COMPAT_MODE";
 
+struct relay;
+static int relay_send(struct relay *r, const struct sockaddr *to,
+                      socklen_t tolen, const uint8_t *buf, size_t n,
+                      size_t segsize);
+static void relay_settings(ngtcp2_settings *st, ngtcp2_transport_params *p);
 static void conn_schedule_write(struct qconn *c);
 static void conn_fail(struct qconn *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -637,6 +655,8 @@ sock_send(struct sock *s, const struct sockaddr *src, const struct sockaddr *to,
 	char ctl[CTL_SPACE];
 	ssize_t r;
 
+	if (s->relay != NULL) /* nat: through a TURN relay */
+		return relay_send(s->relay, to, tolen, buf, n, segsize);
 	src = specific_src(src);
 	mh.msg_name = (void *)to;
 	mh.msg_namelen = tolen;
@@ -1460,6 +1480,8 @@ conn_client_new(struct udp *u, struct sock *s, const struct sockaddr *remote,
 	rand_bytes(dcid.data, dcid.datalen);
 	new_scid(u, &scid);
 	conn_settings(u, &st, &p, 0);
+	if (s->relay != NULL)
+		relay_settings(&st, &p);
 	if (cid_add(c, &scid) != 0 ||
 	    ngtcp2_conn_client_new(&c->conn, &dcid, &scid, &path,
 	                           NGTCP2_PROTO_VER_V1, &client_callbacks, &st,
@@ -2101,11 +2123,16 @@ hub_dial_next(struct hl_dial *d)
 	struct sockaddr_storage ss;
 	socklen_t sslen;
 	void *sock;
+	int relayed = 0;
+	struct udp *u = d->u;
 	char why[1024];
 
 	/* From the socket the probe came to: a birthday socket is the one
 	 * mapping through a symmetric NAT that the peer reached. */
-	if (hubpunch_next(d->punch, &ss, &sslen, &sock) == 0) {
+	if (hubpunch_next(d->punch, &ss, &sslen, &sock, &relayed) == 0) {
+		u->svc->log(u->self, HL_LOG_DEBUG,
+		            "hub dial for %.8s: QUIC over a %s path",
+		            d->keyhash, relayed ? "relayed" : "direct");
 		dial_to_on(d, (struct sockaddr *)&ss, sslen, sock);
 		return;
 	}
@@ -2362,7 +2389,15 @@ conn_announce(struct qconn *c)
 		st->announce = 0;
 		theirs =
 		    st->mine ? bufferevent_pair_get_partner(st->mine) : NULL;
-		if (theirs != NULL)
+		if (theirs == NULL)
+			continue;
+		/* nat: through our TURN relay, the peer string is the
+		 * client as the relay saw it, marked (counted on its own
+		 * for the per-address limits, shown as relayed). */
+		if (c->s->relay != NULL && HL_HAS(u->svc, incoming_flags))
+			u->svc->incoming_flags(u->self, theirs, c->keyhash,
+			                       c->peer, HL_INCOMING_RELAYED);
+		else
 			u->svc->incoming(u->self, theirs, c->keyhash, c->peer);
 	}
 }
@@ -2463,6 +2498,8 @@ conn_server_new(struct sock *s, const struct sockaddr *from, socklen_t fromlen,
 	u->nhandshakes++;
 	new_scid(u, &scid);
 	conn_settings(u, &st, &p, 1);
+	if (s->relay != NULL)
+		relay_settings(&st, &p);
 	st.token = hd->token;
 	p.original_dcid = *odcid;
 	p.retry_scid = hd->dcid;
@@ -2594,6 +2631,10 @@ send_reset(struct sock *s, const struct sockaddr *from, socklen_t fromlen,
 	               out - 1 - NGTCP2_STATELESS_RESET_TOKENLEN));
 }
 
+static int relay_input_from(struct relay *r, struct sock *s,
+                            const struct sockaddr *from, const uint8_t *data,
+                            size_t len);
+
 static void
 dispatch(struct sock *s, const struct sockaddr *from, socklen_t fromlen,
          const uint8_t *data, size_t len)
@@ -2605,6 +2646,11 @@ dispatch(struct sock *s, const struct sockaddr *from, socklen_t fromlen,
 
 	if (len == 0)
 		return;
+	/* nat: what a TURN server sends (a relayed datagram comes back
+	 * here on the relay's socket) */
+	for (size_t i = 0; i < u->nrelays && s->relay == NULL; i++)
+		if (relay_input_from(u->relays[i], s, from, data, len))
+			return;
 	/* nat: first bytes 0..15 are STUN, hub messages and punch probes */
 	if (u->hn != NULL && hubnode_input(u->hn, s, from, fromlen, data, len))
 		return;
@@ -2909,14 +2955,366 @@ secret_load(struct udp *u)
 	return 0;
 }
 
+/* ---- nat: TURN relays, the last resort (turn.c does the protocol) ----
+ *
+ * A relay is an allocation on a TURN server, made from one of our real
+ * sockets (`under`, the listener where there is one). Its relayed address
+ * is a candidate in the registrations and lookups (hubnode.c), tried
+ * last. `vs` stands for it where a socket is expected: QUIC connections
+ * and probes on it send through the relay (Send indications) and
+ * datagrams the relay passes on (Data indications) are dispatched on it,
+ * from the peer as the relay saw it. QUIC stays end to end: the relay sees
+ * ciphertext. */
+
+#define RELAY_RETRY_MS 30000 /* after a failure; doubling to 8 min */
+#define RELAY_PAYLOAD 1200 /* QUIC's minimum: fits with the indication */
+
+struct relay {
+	struct udp *u;
+	struct turn_url url;
+	char name[TURN_HOST_MAX + 8]; /* host:port, for the log */
+	struct turn *t;
+	struct sock vs;
+	struct sock *under;
+	struct sockaddr_storage server; /* in under's family */
+	socklen_t serverlen;
+	struct evdns_getaddrinfo_request *req;
+	int resolving;
+	struct event *timer;
+	int told; /* its relayed candidate is out */
+	unsigned retry_ms;
+};
+
+/* The same address and port (both in the socket's family). */
+static int
+sa_same(const struct sockaddr *a, const struct sockaddr *b)
+{
+	if (a->sa_family != b->sa_family)
+		return 0;
+	if (a->sa_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a,
+		                         *y = (const void *)b;
+		return x->sin_port == y->sin_port &&
+		       x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	if (a->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const void *)a,
+		                          *y = (const void *)b;
+		return x->sin6_port == y->sin6_port &&
+		       memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
+	}
+	return 0;
+}
+
+static uint64_t
+relay_now(void)
+{
+	return hl_mono_ms();
+}
+
+static void
+relay_to_server(void *arg, const uint8_t *buf, size_t len)
+{
+	struct relay *r = arg;
+
+	if (r->under != NULL)
+		sock_send(r->under, NULL, (struct sockaddr *)&r->server,
+		          r->serverlen, buf, len, len);
+}
+
+/* Datagrams through the relay, one Send indication each; what the relay
+ * cannot take yet (no permission confirmed) is lost, as QUIC expects. */
+static int
+relay_send(struct relay *r, const struct sockaddr *to, socklen_t tolen,
+           const uint8_t *buf, size_t n, size_t segsize)
+{
+	if (segsize == 0)
+		segsize = n;
+	for (size_t off = 0; off < n; off += segsize)
+		turn_send(r->t, to, tolen, buf + off,
+		          n - off < segsize ? n - off : segsize);
+	return 0;
+}
+
+/* Small packets on relayed paths: an indication adds up to 52 bytes. */
+static void
+relay_settings(ngtcp2_settings *st, ngtcp2_transport_params *p)
+{
+	st->max_tx_udp_payload_size = RELAY_PAYLOAD;
+	st->no_pmtud = 1;
+	p->max_udp_payload_size = RELAY_PAYLOAD;
+}
+
+static void relay_restart(struct relay *r);
+
+static void
+relay_arm(struct relay *r)
+{
+	uint64_t at = turn_next_timeout(r->t), now = relay_now();
+
+	if (at == UINT64_MAX) {
+		evtimer_del(r->timer);
+		return;
+	}
+	hl_evtimer_add_ms(r->timer, at > now ? at - now : 0);
+}
+
+/* After every call into the module: tell what changed. */
+static void
+relay_after(struct relay *r)
+{
+	struct udp *u = r->u;
+	enum turn_state st = turn_state(r->t);
+
+	if (st == TURN_READY && !r->told) {
+		struct sockaddr_storage relayed;
+		turn_relayed(r->t, &relayed, NULL);
+		r->vs.family = relayed.ss_family;
+		r->vs.locallen = relayed.ss_family == AF_INET6
+		                     ? sizeof(struct sockaddr_in6)
+		                     : sizeof(struct sockaddr_in);
+		memcpy(&r->vs.local, &relayed, r->vs.locallen);
+		r->vs.rx_local = r->vs.local;
+		r->vs.rx_locallen = r->vs.locallen;
+		hl_sockaddr_str((struct sockaddr *)&relayed, r->vs.name,
+		                sizeof r->vs.name);
+		r->told = 1;
+		r->retry_ms = RELAY_RETRY_MS;
+		u->svc->log(u->self, HL_LOG_INFO,
+		            "TURN relay %s: allocated %s (lifetime %u s)",
+		            r->name, r->vs.name, turn_lifetime(r->t));
+		if (u->hn != NULL)
+			hubnode_cands_changed(u->hn);
+	} else if (st == TURN_FAILED || st == TURN_CLOSED) {
+		u->svc->log(u->self, HL_LOG_WARN,
+		            "TURN relay %s: %s; trying again in %u s", r->name,
+		            turn_error(r->t)[0] ? turn_error(r->t)
+		                                : "the allocation ended",
+		            r->retry_ms / 1000);
+		if (r->told && u->hn != NULL) {
+			r->told = 0;
+			hubnode_cands_changed(u->hn);
+		}
+		r->told = 0;
+		turn_free(r->t);
+		r->t = NULL;
+		hl_evtimer_add_ms(r->timer, r->retry_ms);
+		if (r->retry_ms < 16 * RELAY_RETRY_MS)
+			r->retry_ms *= 2;
+		return;
+	}
+	relay_arm(r);
+}
+
+static void
+relay_begin(struct relay *r, const struct sockaddr *sa, socklen_t salen)
+{
+	struct udp *u = r->u;
+
+	r->under = sock_for(u, sa->sa_family);
+	if (r->under == NULL) {
+		u->svc->log(u->self, HL_LOG_WARN,
+		            "TURN relay %s: no UDP socket for its address "
+		            "family; trying again in %u s",
+		            r->name, r->retry_ms / 1000);
+		hl_evtimer_add_ms(r->timer, r->retry_ms);
+		return;
+	}
+	sockaddr_to_sock_family(r->under, sa, salen, &r->server, &r->serverlen);
+	r->t = turn_new(&r->url, NULL, relay_to_server, r);
+	if (r->t == NULL) {
+		hl_evtimer_add_ms(r->timer, r->retry_ms);
+		return;
+	}
+	turn_start(r->t, relay_now());
+	relay_after(r);
+}
+
+static void
+relay_resolved(int err, struct evutil_addrinfo *ai, void *arg)
+{
+	struct relay *r = arg;
+
+	r->req = NULL;
+	r->resolving = 0;
+	if (err == EVUTIL_EAI_CANCEL)
+		return;
+	if (err != 0 || ai == NULL) {
+		r->u->svc->log(r->u->self, HL_LOG_WARN,
+		               "TURN relay %s: name lookup failed (%s); "
+		               "trying again in %u s",
+		               r->name,
+		               err ? evutil_gai_strerror(err) : "no address",
+		               r->retry_ms / 1000);
+		hl_evtimer_add_ms(r->timer, r->retry_ms);
+	} else {
+		relay_begin(r, ai->ai_addr, (socklen_t)ai->ai_addrlen);
+	}
+	if (ai != NULL)
+		evutil_freeaddrinfo(ai);
+}
+
+/* (Again:) resolve the server's name, then allocate. */
+static void
+relay_restart(struct relay *r)
+{
+	struct evutil_addrinfo hints = {0};
+	struct evdns_getaddrinfo_request *q;
+	char port[8];
+
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_DGRAM;
+	hints.ai_protocol = IPPROTO_UDP;
+	hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
+	snprintf(port, sizeof port, "%u", r->url.port);
+	r->resolving = 1;
+	q = evdns_getaddrinfo(r->u->svc->dns_base(r->u->self), r->url.host,
+	                      port, &hints, relay_resolved, r);
+	if (r->resolving)
+		r->req = q; /* else it answered already */
+}
+
+static void
+relay_timer_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
+                     void *arg)
+{
+	struct relay *r = arg;
+
+	if (r->t == NULL) {
+		r->under = NULL;
+		relay_restart(r);
+		return;
+	}
+	turn_tick(r->t, relay_now());
+	relay_after(r);
+}
+
+/* A datagram that came to s from the relay's server: 1 when it was the
+ * relay's (a response, or a peer's datagram, dispatched on vs). */
+static int
+relay_input_from(struct relay *r, struct sock *s, const struct sockaddr *from,
+                 const uint8_t *data, size_t len)
+{
+	struct turn_data d;
+	int rv;
+
+	if (r->t == NULL || r->under != s ||
+	    !sa_same(from, (struct sockaddr *)&r->server) ||
+	    !turn_is_stun(data, len))
+		return 0;
+	rv = turn_input(r->t, data, len, relay_now(), &d);
+	if (rv == TURN_IN_NOT_TURN)
+		return 0;
+	if (rv == TURN_IN_DATA && r->told)
+		dispatch(&r->vs, (struct sockaddr *)&d.peer, d.peer_len, d.data,
+		         d.len);
+	if (r->t != NULL)
+		relay_after(r);
+	return 1;
+}
+
+static struct relay *
+relay_new(struct udp *u, const struct turn_url *url)
+{
+	struct relay *r = calloc(1, sizeof *r);
+
+	if (r == NULL)
+		return NULL;
+	r->u = u;
+	r->url = *url;
+	snprintf(r->name, sizeof r->name, "%s:%u", url->host, url->port);
+	r->vs.u = u;
+	r->vs.fd = -1;
+	r->vs.family = AF_INET;
+	r->vs.listening = 1; /* takes the Initials that come through it */
+	r->vs.relay = r;
+	snprintf(r->vs.name, sizeof r->vs.name, "TURN %s", r->name);
+	r->retry_ms = RELAY_RETRY_MS;
+	r->timer = evtimer_new(u->base, relay_timer_callback, r);
+	if (r->timer == NULL) {
+		free(r);
+		return NULL;
+	}
+	relay_restart(r);
+	return r;
+}
+
+/* Its connections are gone already (udp_fini); the allocation is let go
+ * with a Refresh of lifetime 0, sent once (the server frees it at its
+ * lifetime's end anyway). */
+static void
+relay_free(struct relay *r)
+{
+	if (r->req != NULL) {
+		struct evdns_getaddrinfo_request *q = r->req;
+		r->req = NULL;
+		evdns_getaddrinfo_cancel(q);
+	}
+	if (r->t != NULL) {
+		turn_close(r->t, relay_now());
+		turn_free(r->t);
+	}
+	event_free(r->timer);
+	free(r);
+}
+
+static int
+hub_io_is_relay(void *ctx, void *sock)
+{
+	struct udp *u = ctx;
+
+	for (size_t i = 0; i < u->nrelays; i++)
+		if (&u->relays[i]->vs == sock)
+			return u->relays[i]->told;
+	return 0;
+}
+
+static size_t
+hub_io_cands(void *ctx, int family, struct hubmsg_cand *out, size_t max)
+{
+	struct udp *u = ctx;
+	size_t n = 0;
+
+	for (size_t i = 0; i < u->nrelays; i++) {
+		struct relay *r = u->relays[i];
+		struct sockaddr_storage relayed, mapped;
+
+		if (!r->told || turn_relayed(r->t, &relayed, &mapped) != 0)
+			continue;
+		if (n < max && relayed.ss_family == family &&
+		    hubmsg_addr_from_sa(&out[n].addr,
+		                        (struct sockaddr *)&relayed) == 0)
+			out[n++].kind = HUBMSG_CAND_RELAY;
+		if (n < max && mapped.ss_family == family &&
+		    hubmsg_addr_from_sa(&out[n].addr,
+		                        (struct sockaddr *)&mapped) == 0)
+			out[n++].kind = HUBMSG_CAND_SRFLX;
+	}
+	return n;
+}
+
+static void
+hub_io_permit(void *ctx, const struct sockaddr *sa, socklen_t len)
+{
+	struct udp *u = ctx;
+
+	for (size_t i = 0; i < u->nrelays; i++) {
+		struct relay *r = u->relays[i];
+		if (r->t == NULL)
+			continue;
+		turn_permit(r->t, sa, len, relay_now());
+		relay_arm(r);
+	}
+}
+
 /* ---- config, init, fini ---- */
 
 static int
 check_conf(const struct hl_services *svc, struct hl_plugin *self,
            const struct hl_conf *conf)
 {
-	static const char *const allowed[] = {"listen", "idle_timeout",
-	                                      "advertise", "hubs", NULL};
+	static const char *const allowed[] = {
+	    "listen", "idle_timeout", "advertise", "hubs", "turn", NULL};
 	const struct hl_conf *n;
 	int bad = svc->conf_check_keys(self, conf, allowed), v = 0;
 	char host[ADDR_MAX];
@@ -2982,6 +3380,42 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
 				svc->conf_error(self, it,
 				                "hubs: expected \"host:port\" "
 				                "(a hub's UDP address)");
+				bad++;
+			}
+		}
+	}
+	n = svc->conf_get(conf, "turn"); /* nat */
+	if (n != NULL) {
+		size_t cnt = svc->conf_type(n) == HL_CONF_SCALAR ? 1
+		             : svc->conf_type(n) == HL_CONF_LIST
+		                 ? svc->conf_len(n)
+		                 : 0;
+		if (cnt == 0 || cnt > MAX_RELAYS) {
+			svc->conf_error(self, n,
+			                "turn: expected \"turn://user:pass@"
+			                "host:port\" or a list of at most %d",
+			                MAX_RELAYS);
+			bad++;
+			cnt = 0;
+		} else if (svc->conf_get(conf, "hubs") == NULL) {
+			svc->conf_error(self, n,
+			                "turn: a relayed candidate reaches "
+			                "peers through hubs: add hubs: too");
+			bad++;
+		}
+		for (size_t i = 0; i < cnt; i++) {
+			const struct hl_conf *it =
+			    svc->conf_type(n) == HL_CONF_SCALAR
+			        ? n
+			        : svc->conf_item(n, i);
+			struct turn_url url;
+			char err[128];
+			if (turn_parse_url(svc->conf_str(it), &url, err,
+			                   sizeof err) != 0) {
+				svc->conf_error(self, it,
+				                "%s (expected \"turn://user:"
+				                "pass@host:port\")",
+				                err);
 				bad++;
 			}
 		}
@@ -3179,9 +3613,17 @@ hub_io_close_sock(void *ctx, void *sock)
 static int
 hub_setup(struct udp *u, const struct hl_conf *conf)
 {
-	const struct hubnode_io io = {hub_io_sock_for,   hub_io_listener_for,
-	                              hub_io_send,       hub_io_open_sock,
-	                              hub_io_close_sock, u};
+	const struct hubnode_io io = {
+	    .sock_for = hub_io_sock_for,
+	    .listener_for = hub_io_listener_for,
+	    .send = hub_io_send,
+	    .open_sock = hub_io_open_sock,
+	    .close_sock = hub_io_close_sock,
+	    .ctx = u,
+	    .is_relay = hub_io_is_relay,
+	    .cands = hub_io_cands,
+	    .permit = hub_io_permit,
+	};
 	const struct hl_conf *n = u->svc->conf_get(conf, "hubs");
 
 	u->hn = hubnode_new(u->svc, u->self, &io);
@@ -3294,6 +3736,22 @@ udp_init(const struct hl_services *svc, struct hl_plugin *self,
 	}
 	if (hub_setup(u, conf) != 0) /* nat */
 		goto fail;
+	n = svc->conf_get(conf, "turn"); /* nat */
+	for (size_t i = 0;
+	     n != NULL &&
+	     i < (svc->conf_type(n) == HL_CONF_SCALAR ? 1 : svc->conf_len(n));
+	     i++) {
+		struct turn_url url;
+		char err[128];
+		if (turn_parse_url(
+		        svc->conf_str(svc->conf_type(n) == HL_CONF_SCALAR
+		                          ? n
+		                          : svc->conf_item(n, i)),
+		        &url, err, sizeof err) != 0 ||
+		    (u->relays[u->nrelays] = relay_new(u, &url)) == NULL)
+			goto fail;
+		u->nrelays++;
+	}
 	*state = u;
 	return 0;
 fail:
@@ -3323,6 +3781,8 @@ udp_fini(void *state)
 			conn_fail(c, "stopping");
 		conn_free(c);
 	}
+	for (size_t i = 0; i < u->nrelays; i++) /* nat: over under */
+		relay_free(u->relays[i]);
 	for (size_t i = 0; i <= MAX_SOCKS; i++) {
 		struct sock *s = &u->socks[i];
 		if (s->fd < 0)

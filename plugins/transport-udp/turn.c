@@ -46,6 +46,7 @@ struct peer {
 	int failed;
 	struct sockaddr_storage addr;
 	uint64_t refresh_at;
+	uint64_t used_at; /* last permitted again or heard from */
 };
 
 struct turn {
@@ -465,16 +466,27 @@ turn_permit(struct turn *t, const struct sockaddr *peer, socklen_t len,
 	len = peer->sa_family == AF_INET ? sizeof(struct sockaddr_in)
 	                                 : sizeof(struct sockaddr_in6);
 	for (int i = 0; i < TURN_MAX_PEERS; i++) {
-		if (t->peers[i].used && ip_eq(peer, &t->peers[i].addr))
+		if (t->peers[i].used && ip_eq(peer, &t->peers[i].addr)) {
+			t->peers[i].used_at = now;
 			return 0;
+		}
 		if (!t->peers[i].used && free_slot < 0)
 			free_slot = i;
 	}
+	/* Full: the peer idle the longest (and at least TURN_PEER_IDLE_MS)
+	 * makes room, if its permission is not being sent right now. */
+	for (int i = 0; free_slot < 0 && i < TURN_MAX_PEERS; i++)
+		if (t->tx[1 + i].kind == TX_NONE &&
+		    t->peers[i].used_at + TURN_PEER_IDLE_MS <= now &&
+		    (free_slot < 0 ||
+		     t->peers[i].used_at < t->peers[free_slot].used_at))
+			free_slot = i;
 	if (free_slot < 0)
 		return -1;
 	memset(&t->peers[free_slot], 0, sizeof t->peers[free_slot]);
 	memcpy(&t->peers[free_slot].addr, peer, (size_t)len);
 	t->peers[free_slot].used = 1;
+	t->peers[free_slot].used_at = now;
 	if (t->state == TURN_READY)
 		perm_start(t, free_slot, now);
 	return 0;
@@ -663,11 +675,19 @@ turn_tick(struct turn *t, uint64_t now)
 		if (tx_start(t, 0, TX_REFRESH, want_lifetime(t), now) < 0)
 			fail(t, "TURN: cannot build a Refresh request");
 	}
-	for (int i = 0; i < TURN_MAX_PEERS && t->state == TURN_READY; i++)
-		if (t->peers[i].used && t->peers[i].confirmed &&
-		    t->tx[1 + i].kind == TX_NONE &&
-		    t->peers[i].refresh_at <= now)
+	for (int i = 0; i < TURN_MAX_PEERS && t->state == TURN_READY; i++) {
+		struct peer *p = &t->peers[i];
+
+		if (!p->used || !p->confirmed || t->tx[1 + i].kind != TX_NONE ||
+		    p->refresh_at > now)
+			continue;
+		/* A peer not heard from (nor permitted again) for a
+		 * permission's lifetime is let go: its slot is free. */
+		if (p->used_at + TURN_PEER_IDLE_MS <= now)
+			memset(p, 0, sizeof *p);
+		else
 			perm_start(t, i, now);
+	}
 }
 
 /* Keeps the 401/438 answer m (its REALM and NONCE). 0, or -1 (missing or
@@ -862,6 +882,11 @@ turn_input(struct turn *t, const uint8_t *buf, size_t len, uint64_t now,
 		if (d == NULL ||
 		    !turn_permitted(t, (const struct sockaddr *)&out->peer))
 			return TURN_IN_DONE;
+		for (int p = 0; p < TURN_MAX_PEERS; p++)
+			if (t->peers[p].used &&
+			    ip_eq((const struct sockaddr *)&out->peer,
+			          &t->peers[p].addr))
+				t->peers[p].used_at = now;
 		out->data = d;
 		out->len = dl;
 		return TURN_IN_DATA;

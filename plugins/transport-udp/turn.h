@@ -86,7 +86,11 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define TURN_MAX_PEERS 8
+#define TURN_MAX_PEERS 16
+/* A peer neither permitted again (turn_permit) nor heard from for this
+ * long (RFC 8656's permission lifetime) is let go: its permission is no
+ * longer refreshed and its slot may be taken by a new peer. */
+#define TURN_PEER_IDLE_MS (300 * 1000)
 #define TURN_CRED_MAX 128 /* user and password, with the NUL */
 #define TURN_HOST_MAX 256
 /* The largest payload turn_send() wraps: a QUIC packet fits with room. */
@@ -163,7 +167,9 @@ void turn_tick(struct turn *t, uint64_t now);
 /* Install (and keep refreshed) a permission for the peer's IP address
  * (its port is ignored, as the relay does). Before TURN_READY it is
  * remembered and sent once allocated. 0, or -1 (table full, not an
- * IPv4/IPv6 address, failed or closed). */
+ * IPv4/IPv6 address, failed or closed). A full table makes room by
+ * forgetting the peer idle the longest, if idle TURN_PEER_IDLE_MS. Calling
+ * it again for a peer keeps it from going idle. */
 int turn_permit(struct turn *t, const struct sockaddr *peer, socklen_t len,
                 uint64_t now);
 /* 1 when the server confirmed a permission for peer's IP, else 0. peer

@@ -96,6 +96,7 @@ plugin_stop(struct hl_plugin *p)
 		p->d.fini(p->state);
 	p->running = 0;
 	p->state = NULL;
+	p->nstatus = 0; /* its state lines were its running self's */
 	/* plugin.h: calls queued before fini returned run before it or
 	 * never. Those still queued are this plugin's no more. */
 	hl__loopcall_drop(p);

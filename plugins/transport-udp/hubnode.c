@@ -1242,6 +1242,27 @@ hubnode_input(struct hubnode *hn, void *sock, const struct sockaddr *from,
 	return 1;
 }
 
+size_t
+hubnode_mappings(const struct hubnode *hn, void *sock,
+                 struct sockaddr_storage *server,
+                 struct sockaddr_storage *mapped, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < hn->nhubs && n < max; i++)
+		for (size_t k = 0; k < hn->hubs[i].nregs; k++) {
+			const struct reg *r = &hn->hubs[i].regs[k];
+			if (!r->ever || r->sock != sock ||
+			    hubmsg_addr_to_sa(&r->observed, &mapped[n]) == 0)
+				continue;
+			memcpy(&server[n], &hn->hubs[i].ss,
+			       hn->hubs[i].sslen);
+			n++;
+			break;
+		}
+	return n;
+}
+
 void
 hubnode_cands_changed(struct hubnode *hn)
 {

@@ -87,6 +87,13 @@ void hubnode_free(struct hubnode *hn);
 int hubnode_input(struct hubnode *hn, void *sock, const struct sockaddr *from,
                   socklen_t fromlen, const uint8_t *buf, size_t len);
 
+/* How hubs saw this node's socket sock: for each hub a registration from
+ * it succeeded with, the hub's address (server) and the address it saw
+ * (mapped), at most max; their number. */
+size_t hubnode_mappings(const struct hubnode *hn, void *sock,
+                        struct sockaddr_storage *server,
+                        struct sockaddr_storage *mapped, size_t max);
+
 /* Discovery: "hub://<hub>" for each hub, then done (from the loop). */
 struct hl_query;
 int hubnode_query_start(struct hubnode *hn, struct hl_query *q);

@@ -238,6 +238,7 @@ struct qconn {
 	unsigned char *cert; /* client: the server's certificate (DER) */
 	size_t certlen;
 	int handshake_done;
+	int relayed; /* nat: to the service's relayed address */
 	int dead; /* to free at the end of the current entry point */
 	int keepalive_on;
 	char why[256]; /* why it failed, for dials and the log */
@@ -309,9 +310,27 @@ struct udp {
 	struct hubnode *hn; /* nat: hubs and punching */
 	struct relay *relays[MAX_RELAYS]; /* nat: TURN */
 	size_t nrelays;
+	char nat_said[256], relays_said[256]; /* nat: status_set, last */
 	/* counters, for the log at exit */
 	unsigned long dropped, retries, resets, refused_host, refused_full,
 	    refused_sni, conns_in, conns_out, streams_in, streams_out;
+};
+
+/* nat: a TURN relay ("TURN relays" below). */
+struct relay {
+	struct udp *u;
+	struct turn_url url;
+	char name[TURN_HOST_MAX + 8]; /* host:port, for the log */
+	struct turn *t;
+	struct sock vs;
+	struct sock *under;
+	struct sockaddr_storage server; /* in under's family */
+	socklen_t serverlen;
+	struct evdns_getaddrinfo_request *req;
+	int resolving;
+	struct event *timer;
+	int told; /* its relayed candidate is out */
+	unsigned retry_ms;
 };
 
 static const char priority_str[] =
@@ -323,6 +342,7 @@ static int relay_send(struct relay *r, const struct sockaddr *to,
                       socklen_t tolen, const uint8_t *buf, size_t n,
                       size_t segsize);
 static void relay_settings(ngtcp2_settings *st, ngtcp2_transport_params *p);
+static void *hub_io_listener_for(void *ctx, int family, uint16_t *port);
 static void conn_schedule_write(struct qconn *c);
 static void conn_fail(struct qconn *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -460,6 +480,27 @@ sockaddr_to_sock_family(const struct sock *s, const struct sockaddr *sa,
 	}
 	memcpy(out, sa, len);
 	*outlen = len;
+}
+
+/* The same address and port (both in the socket's family). */
+static int
+sa_same(const struct sockaddr *a, const struct sockaddr *b)
+{
+	if (a->sa_family != b->sa_family)
+		return 0;
+	if (a->sa_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a,
+		                         *y = (const void *)b;
+		return x->sin_port == y->sin_port &&
+		       x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	if (a->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const void *)a,
+		                          *y = (const void *)b;
+		return x->sin6_port == y->sin6_port &&
+		       memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
+	}
+	return 0;
 }
 
 static int
@@ -1964,8 +2005,28 @@ dial_finish(struct hl_dial *d, struct bufferevent *bev, const char *error)
 	size_t certlen = 0;
 
 	if (bev != NULL && c != NULL) {
+		struct udp *u = d->u;
 		cert = c->cert;
 		certlen = c->certlen;
+		/* nat: the path, for the admin (status_json) */
+		if (HL_HAS(u->svc, tunnel_path)) {
+			char path[160];
+			if (c->s->relay != NULL)
+				snprintf(path, sizeof path,
+				         "QUIC to %s by our TURN relay %s",
+				         c->peer, c->s->relay->name);
+			else
+				snprintf(path, sizeof path, "QUIC %s %s",
+				         c->relayed ? "to the service's TURN "
+				                      "relay at"
+				                    : "to",
+				         c->peer);
+			u->svc->tunnel_path(u->self, bev,
+			                    c->s->relay != NULL || c->relayed
+			                        ? HL_INCOMING_RELAYED
+			                        : 0,
+			                    path);
+		}
 	}
 	/* nat: a QUIC attempt of a hub:// dial failed: note why, and let
 	 * the start event try the next candidate found (or end it). */
@@ -2134,6 +2195,8 @@ hub_dial_next(struct hl_dial *d)
 		            "hub dial for %.8s: QUIC over a %s path",
 		            d->keyhash, relayed ? "relayed" : "direct");
 		dial_to_on(d, (struct sockaddr *)&ss, sslen, sock);
+		if (relayed && d->c != NULL && d->c->s->relay == NULL)
+			d->c->relayed = 1; /* the service's relayed address */
 		return;
 	}
 	if (hubpunch_running(d->punch))
@@ -2892,6 +2955,85 @@ sock_event_callback(evutil_socket_t fd HL_UNUSED, short what, void *arg)
 
 /* ---- the sweep: streams whose core end was freed without an EOF ---- */
 
+/* nat: what the admin sees (status_json's plugins[].status): "nat", this
+ * node's mapping as the hubs and TURN servers saw its socket (two at
+ * different addresses tell cone from symmetric), and "relays". Set only
+ * when the text changes. */
+static void
+nat_status(struct udp *u)
+{
+	struct sockaddr_storage srv[HUBNODE_MAX_HUBS + MAX_RELAYS],
+	    map[HUBNODE_MAX_HUBS + MAX_RELAYS];
+	char nat[256] = "", relays[256] = "";
+	size_t n = 0, len = 0;
+	uint16_t port;
+	void *sock = hub_io_listener_for(u, AF_INET, &port);
+	int symmetric = 0, servers = 0;
+
+	if (!HL_HAS(u->svc, status_set))
+		return;
+	if (u->hn != NULL && sock != NULL)
+		n = hubnode_mappings(u->hn, sock, srv, map, HUBNODE_MAX_HUBS);
+	for (size_t i = 0; i < u->nrelays; i++) {
+		struct relay *r = u->relays[i];
+		int k = snprintf(relays + len, sizeof relays - len, "%s%s: %s",
+		                 len ? "; " : "", r->name,
+		                 r->told        ? r->vs.name
+		                 : r->t != NULL ? "allocating"
+		                                : "failed, trying again");
+		if (k > 0 && (size_t)k < sizeof relays - len)
+			len += (size_t)k;
+		if (r->told && r->under == sock &&
+		    turn_relayed(r->t, NULL, &map[n]) == 0 &&
+		    map[n].ss_family != 0) {
+			memcpy(&srv[n], &r->server, r->serverlen);
+			n++;
+		}
+	}
+	/* Two servers (address and port) that saw different mappings: the
+	 * mapping depends on the destination. */
+	for (size_t i = 0; i < n; i++) {
+		int first = 1;
+		for (size_t j = 0; j < i; j++) {
+			if (sa_same((struct sockaddr *)&srv[i],
+			            (struct sockaddr *)&srv[j]))
+				first = 0;
+			else if (!sa_same((struct sockaddr *)&map[i],
+			                  (struct sockaddr *)&map[j]))
+				symmetric = 1;
+		}
+		servers += first;
+	}
+	if (n > 0) {
+		char m0[ADDR_MAX];
+		hl_sockaddr_str((struct sockaddr *)&map[0], m0, sizeof m0);
+		if (symmetric)
+			snprintf(nat, sizeof nat,
+			         "symmetric (a mapping per destination: %d "
+			         "servers saw this node at different ports)",
+			         servers);
+		else if (servers >= 2)
+			snprintf(nat, sizeof nat,
+			         "cone (endpoint-independent mapping: %d "
+			         "servers saw this node at %s)",
+			         servers, m0);
+		else
+			snprintf(nat, sizeof nat,
+			         "seen at %s (a second hub or a TURN server at "
+			         "another address tells cone from symmetric)",
+			         m0);
+	}
+	if (strcmp(nat, u->nat_said) != 0) {
+		u->svc->status_set(u->self, "nat", nat[0] ? nat : NULL);
+		snprintf(u->nat_said, sizeof u->nat_said, "%s", nat);
+	}
+	if (strcmp(relays, u->relays_said) != 0) {
+		u->svc->status_set(u->self, "relays",
+		                   relays[0] ? relays : NULL);
+		snprintf(u->relays_said, sizeof u->relays_said, "%s", relays);
+	}
+}
+
 static void
 sweep_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED, void *arg)
 {
@@ -2910,6 +3052,7 @@ sweep_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED, void *arg)
 		}
 		conn_reap(c);
 	}
+	nat_status(u);
 }
 
 /* ---- the secret (stateless resets, Retry tokens) ---- */
@@ -2969,42 +3112,6 @@ secret_load(struct udp *u)
 #define RELAY_RETRY_MS 30000 /* after a failure; doubling to 8 min */
 #define RELAY_PAYLOAD 1200 /* QUIC's minimum: fits with the indication */
 
-struct relay {
-	struct udp *u;
-	struct turn_url url;
-	char name[TURN_HOST_MAX + 8]; /* host:port, for the log */
-	struct turn *t;
-	struct sock vs;
-	struct sock *under;
-	struct sockaddr_storage server; /* in under's family */
-	socklen_t serverlen;
-	struct evdns_getaddrinfo_request *req;
-	int resolving;
-	struct event *timer;
-	int told; /* its relayed candidate is out */
-	unsigned retry_ms;
-};
-
-/* The same address and port (both in the socket's family). */
-static int
-sa_same(const struct sockaddr *a, const struct sockaddr *b)
-{
-	if (a->sa_family != b->sa_family)
-		return 0;
-	if (a->sa_family == AF_INET) {
-		const struct sockaddr_in *x = (const void *)a,
-		                         *y = (const void *)b;
-		return x->sin_port == y->sin_port &&
-		       x->sin_addr.s_addr == y->sin_addr.s_addr;
-	}
-	if (a->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *x = (const void *)a,
-		                          *y = (const void *)b;
-		return x->sin6_port == y->sin6_port &&
-		       memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
-	}
-	return 0;
-}
 
 static uint64_t
 relay_now(void)

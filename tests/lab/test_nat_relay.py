@@ -25,6 +25,7 @@ Cases:
 - a wrong TURN password: the service says why in its log (and keeps
   serving direct paths).
 """
+import http.client
 import os
 import re
 import sys
@@ -42,6 +43,7 @@ TURN = "turn://u:p@%s:3478" % netlab.HUB_IP
 TOKEN = "nat-relay-%d" % os.getpid()
 # The page: big enough that its bytes stand out from probes and lookups.
 PAGE_KB = 64
+ADMIN = 7010
 S = {}
 
 
@@ -53,21 +55,26 @@ def lab(nat1, nat2):
                    "plugins": {"hub": {"listen": "0.0.0.0:7777"}}})
     hub.launch(r"rendezvous hub on UDP")
     L.http_backend("h1", 8080, TOKEN + "x" * (PAGE_KB * 1024))
+    # Read slowly, it holds a tunnel open (the backend closes each
+    # connection after its answer).
+    with open(os.path.join(L.tmp, "www-8080", "big.bin"), "wb") as f:
+        f.write(b"\0" * (16 << 20))
     return L
 
 
-def udp_conf(turn):
+def plugins(turn):
     c = {"listen": "0.0.0.0:7008", "hubs": [HUB]}
     if turn:
         c["turn"] = [turn]
-    return c
+    return {"transport-udp": c,
+            "admin-web": {"listen": "127.0.0.1:%d" % ADMIN}}
 
 
 def service(L, name, turn=TURN, ready=r"TURN relay .*: allocated"):
     n = t.node(name, ns=L.ns("h1"))
     n.configure({"proxy": {"listen": "off"},
                  "log": {"level": "debug"},
-                 "plugins": {"transport-udp": udp_conf(turn)},
+                 "plugins": plugins(turn),
                  "services": {"web": {"target": "127.0.0.1:8080"}}})
     pw, kh = n.url("web")
     S["host"] = "%s-%s.localhost:7009" % (pw, kh)
@@ -80,11 +87,40 @@ def client(L, name, turn):
     n = t.node(name, ns=L.ns("h2"))
     n.configure({"proxy": {"listen": "127.0.0.1:7009"},
                  "log": {"level": "debug"},
-                 "plugins": {"transport-udp": udp_conf(turn)}})
+                 "plugins": plugins(turn)})
     n.launch(r"proxy listening")
     if turn:
         n.expect_log(r"TURN relay .*: allocated")
     return n
+
+
+def held_status(L, c, srv):
+    """With a GET of 16 MiB through the client's proxy read no further
+    than its head (a live tunnel): the client's and the service's
+    /api/status."""
+    with L.inside("h2"):
+        conn = http.client.HTTPConnection("127.0.0.1", 7009, timeout=20)
+        try:
+            conn.request("GET", "/big.bin", headers={"Host": S["host"]})
+            r = conn.getresponse()
+            check(r.status == 200, "a GET of 16 MiB", "200", r.status)
+            cst = c.admin_status(ADMIN)
+        finally:
+            conn.close()
+    with L.inside("h1"):
+        sst = srv.admin_status(ADMIN)
+    return cst, sst
+
+
+def the(items, what, **match):
+    got = [i for i in items if all(i.get(k) == v for k, v in match.items())]
+    check(len(got) >= 1, what, "an entry with %r" % match, items)
+    return got[0]
+
+
+def udp_status(st):
+    return the(st["plugins"], "/api/status plugins",
+               name="transport-udp").get("status", {})
 
 
 def get(L, c, what):
@@ -117,6 +153,28 @@ def case_symmetric_service_relay():
               "the client's log", "QUIC over a relayed path",
               c.run_log()[-3000:])
         srv.expect_log(r"web: tunnel from relayed 11\.0\.0\.3:")
+        cst, sst = held_status(L, c, srv)
+        out = the(cst["connections"], "the client's connections",
+                  direction="out")
+        check(out["path"] == "relayed" and
+              "[relayed: QUIC to the service's TURN relay at 11.0.0.1:"
+              in out["via"], "the client's tunnel in /api/status",
+              "path relayed, via naming the service's relay", out)
+        check("[relayed: " in cst["routes"][-1]["via"],
+              "the client's last route in /api/status", "relayed",
+              cst["routes"][-1])
+        inc = the(sst["connections"], "the service's connections",
+                  direction="in")
+        check(inc["path"] == "relayed", "the service's tunnel in "
+              "/api/status", "path relayed", inc)
+        nat = udp_status(sst).get("nat", "")
+        check(nat.startswith("symmetric"), "the service's NAT in "
+              "/api/status (the hub and coturn saw it at two ports)",
+              "symmetric ...", udp_status(sst))
+        check(re.match(r"11\.0\.0\.1:3478: 11\.0\.0\.1:\d+$",
+                       udp_status(sst).get("relays", "")),
+              "the service's relays in /api/status",
+              "11.0.0.1:3478: <its relayed address>", udp_status(sst))
     finally:
         c.stop_ok()
         srv.stop_ok()
@@ -156,6 +214,19 @@ def case_cone_direct():
         check(re.search(r"QUIC over a direct path", c.run_log()),
               "the client's log", "QUIC over a direct path",
               c.run_log()[-3000:])
+        cst, sst = held_status(L, c, srv)
+        out = the(cst["connections"], "the client's connections",
+                  direction="out")
+        check(out["path"] == "direct" and "[direct: QUIC to 11.0.0.2:7008]"
+              in out["via"], "the client's tunnel in /api/status",
+              "path direct, to r1's address", out)
+        inc = the(sst["connections"], "the service's connections",
+                  direction="in")
+        check(inc["path"] == "direct", "the service's tunnel in "
+              "/api/status", "path direct", inc)
+        check(udp_status(sst).get("nat", "").startswith("cone"),
+              "the service's NAT in /api/status", "cone ...",
+              udp_status(sst))
         c.stop_ok()
         srv.stop_ok()
     finally:

@@ -54,6 +54,8 @@
  *        struct hl_plugin_desc: commands (struct hl_command_ops, a
  *        plugin's own `hlcore -c FILE <command>`; NULL in plugins built
  *        before it, which the loader zero-fills past head.size).
+ *        struct hl_services: tunnel_path, status_set (HL_HAS: a core
+ *        built before them has a shorter struct).
  */
 #ifndef HARDLINE_PLUGIN_H
 #define HARDLINE_PLUGIN_H
@@ -331,6 +333,26 @@ struct hl_services {
 	 * rest printable ASCII without blanks or commas. */
 	void (*endpoint_add)(struct hl_plugin *self, const char *uri);
 	void (*endpoint_remove)(struct hl_plugin *self, const char *uri);
+
+	/* ---- appended later in 1.2 (check with HL_HAS) ---- */
+
+	/* Transports: the path of the tunnel bev that this plugin is about
+	 * to hand the core as a dial's result: call it right before the
+	 * dial's cb, in the same turn. flags: HL_INCOMING_RELAYED when it
+	 * goes through a relay (which sees ciphertext only); text, short,
+	 * for the admin: "direct 198.51.100.7:7008", "relayed by TURN
+	 * 203.0.113.5:3478". status_json shows it per tunnel
+	 * (connections[].path, routes[].via). Incoming tunnels say it with
+	 * incoming_flags. */
+	void (*tunnel_path)(struct hl_plugin *self, struct bufferevent *bev,
+	                    unsigned flags, const char *text);
+	/* Any plugin: a line of its own state for the admin, status_json's
+	 * plugins[].status.<key> = value ("nat": "symmetric ..."). key at
+	 * most 31 characters, value at most 255 (longer is cut); value NULL
+	 * removes the key; at most 8 keys per plugin (more are dropped and
+	 * logged once). Loop thread only; cleared when the plugin stops. */
+	void (*status_set)(struct hl_plugin *self, const char *key,
+	                   const char *value);
 };
 
 /* 1.2: the protocol of a listener (IP protocol numbers). */

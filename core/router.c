@@ -390,8 +390,7 @@ hl__router_tunnel_path(struct bufferevent *bev, unsigned flags,
 {
 	path_note.bev = bev;
 	path_note.flags = flags;
-	snprintf(path_note.text, sizeof path_note.text, "%s",
-	         text ? text : "");
+	snprintf(path_note.text, sizeof path_note.text, "%s", text ? text : "");
 }
 
 static void

@@ -328,7 +328,8 @@ svc_status_set(struct hl_plugin *self, const char *key, const char *value)
 		return;
 	}
 	if (i == self->nstatus) {
-		if (self->nstatus == sizeof self->status / sizeof self->status[0]) {
+		if (self->nstatus ==
+		    sizeof self->status / sizeof self->status[0]) {
 			if (!self->status_full_logged)
 				svc_log(self, HL_LOG_WARN,
 				        "status_set: at most %zu keys; \"%s\" "

@@ -136,10 +136,9 @@ add_connection(void *arg, const struct hl__tunnel_info *info, size_t a_to_b,
 	json_array_append_new(
 	    a, json_pack("{s:s, s:s, s:o, s:s, s:o, s:o, s:o, s:I, s:I, s:I}",
 	                 "direction", info->outgoing ? "out" : "in", "path",
-	                 path_of(info), "service",
-	                 text(info->service), "keyhash", info->keyhash, "peer",
-	                 text(info->peer), "via", text(info->via), "origin",
-	                 text(info->origin),
+	                 path_of(info), "service", text(info->service),
+	                 "keyhash", info->keyhash, "peer", text(info->peer),
+	                 "via", text(info->via), "origin", text(info->origin),
 	                 /* a is the browser (out) or the client node (in): what
 	                  * it sent is "up". */
 	                 "bytes_up", (json_int_t)a_to_b, "bytes_down",
@@ -219,16 +218,15 @@ hl__status_json(struct hl__core *c)
 	for (struct hl_plugin *p = hl__plugins_first(); p != NULL; p = p->next)
 		json_array_append_new(
 		    a,
-		    json_pack("{s:o, s:o, s:o, s:o, s:i, s:b, s:b, s:b, s:o, "
-		              "s:o, s:o}",
-		              "name", text(p->d.name), "version",
-		              text(p->d.version), "description",
-		              text(p->d.description), "kind",
-		              kinds_json(p->d.head.kinds), "priority",
-		              p->priority, "loaded", 1, "enabled", !p->disabled,
-		              "running", p->running, "path", text(p->path),
-		              "error", text(p->error), "status",
-		              plugin_status_json(p)));
+		    json_pack(
+		        "{s:o, s:o, s:o, s:o, s:i, s:b, s:b, s:b, s:o, "
+		        "s:o, s:o}",
+		        "name", text(p->d.name), "version", text(p->d.version),
+		        "description", text(p->d.description), "kind",
+		        kinds_json(p->d.head.kinds), "priority", p->priority,
+		        "loaded", 1, "enabled", !p->disabled, "running",
+		        p->running, "path", text(p->path), "error",
+		        text(p->error), "status", plugin_status_json(p)));
 	hl__plugins_available(add_available, a);
 	json_object_set_new(root, "plugins", a);
 

@@ -1255,8 +1255,7 @@ hubnode_mappings(const struct hubnode *hn, void *sock,
 			if (!r->ever || r->sock != sock ||
 			    hubmsg_addr_to_sa(&r->observed, &mapped[n]) == 0)
 				continue;
-			memcpy(&server[n], &hn->hubs[i].ss,
-			       hn->hubs[i].sslen);
+			memcpy(&server[n], &hn->hubs[i].ss, hn->hubs[i].sslen);
 			n++;
 			break;
 		}

@@ -44,6 +44,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <linux/errqueue.h>
 #include <netinet/udp.h>
@@ -331,6 +332,7 @@ struct relay {
 	struct event *timer;
 	int told; /* its relayed candidate is out */
 	unsigned retry_ms;
+	int quick; /* 437 retries in a row */
 };
 
 static const char priority_str[] =
@@ -3112,7 +3114,6 @@ secret_load(struct udp *u)
 #define RELAY_RETRY_MS 30000 /* after a failure; doubling to 8 min */
 #define RELAY_PAYLOAD 1200 /* QUIC's minimum: fits with the indication */
 
-
 static uint64_t
 relay_now(void)
 {
@@ -3187,17 +3188,23 @@ relay_after(struct relay *r)
 		                sizeof r->vs.name);
 		r->told = 1;
 		r->retry_ms = RELAY_RETRY_MS;
+		r->quick = 0;
 		u->svc->log(u->self, HL_LOG_INFO,
 		            "TURN relay %s: allocated %s (lifetime %u s)",
 		            r->name, r->vs.name, turn_lifetime(r->t));
 		if (u->hn != NULL)
 			hubnode_cands_changed(u->hn);
 	} else if (st == TURN_FAILED || st == TURN_CLOSED) {
-		u->svc->log(u->self, HL_LOG_WARN,
+		/* 437: our 5-tuple's allocation of a moment ago (a restart)
+		 * is still being torn down on the server (coturn: about 2 s
+		 * after its Refresh 0): soon, not in 30 s. */
+		int soon =
+		    strstr(turn_error(r->t), ": 437 ") != NULL && r->quick < 3;
+		u->svc->log(u->self, soon ? HL_LOG_INFO : HL_LOG_WARN,
 		            "TURN relay %s: %s; trying again in %u s", r->name,
 		            turn_error(r->t)[0] ? turn_error(r->t)
 		                                : "the allocation ended",
-		            r->retry_ms / 1000);
+		            soon ? 2 : r->retry_ms / 1000);
 		if (r->told && u->hn != NULL) {
 			r->told = 0;
 			hubnode_cands_changed(u->hn);
@@ -3205,6 +3212,11 @@ relay_after(struct relay *r)
 		r->told = 0;
 		turn_free(r->t);
 		r->t = NULL;
+		if (soon) {
+			r->quick++;
+			hl_evtimer_add_ms(r->timer, 2000);
+			return;
+		}
 		hl_evtimer_add_ms(r->timer, r->retry_ms);
 		if (r->retry_ms < 16 * RELAY_RETRY_MS)
 			r->retry_ms *= 2;
@@ -3346,9 +3358,44 @@ relay_new(struct udp *u, const struct turn_url *url)
 	return r;
 }
 
-/* Its connections are gone already (udp_fini); the allocation is let go
- * with a Refresh of lifetime 0, sent once (the server frees it at its
- * lifetime's end anyway). */
+/* Stopping: let the allocation go (Refresh with lifetime 0), waiting at
+ * most 500 ms for the server's answer (a 438 on the way is answered with
+ * the new nonce), reading the socket directly: the loop is stopping.
+ * Otherwise the server keeps it to its lifetime's end, and a node that
+ * starts again at once meets a 437 (turn.c clears it then). */
+static void
+relay_drain(struct relay *r)
+{
+	uint64_t end = relay_now() + 500;
+
+	turn_close(r->t, relay_now());
+	while (turn_state(r->t) == TURN_CLOSING && r->under != NULL &&
+	       r->under->fd >= 0) {
+		uint64_t now = relay_now(), next = turn_next_timeout(r->t);
+		struct pollfd pfd = {r->under->fd, POLLIN, 0};
+		uint8_t buf[TURN_MAX_DATAGRAM];
+		struct sockaddr_storage from;
+		socklen_t fl = sizeof from;
+		struct turn_data d;
+		ssize_t n;
+
+		if (now >= end)
+			break;
+		if (next > end)
+			next = end;
+		if (poll(&pfd, 1, next > now ? (int)(next - now) : 0) <= 0) {
+			turn_tick(r->t, relay_now());
+			continue;
+		}
+		n = recvfrom(r->under->fd, buf, sizeof buf, MSG_DONTWAIT,
+		             (struct sockaddr *)&from, &fl);
+		if (n > 0 && sa_same((struct sockaddr *)&from,
+		                     (struct sockaddr *)&r->server))
+			turn_input(r->t, buf, (size_t)n, relay_now(), &d);
+	}
+}
+
+/* Its connections are gone already (udp_fini). */
 static void
 relay_free(struct relay *r)
 {
@@ -3358,7 +3405,8 @@ relay_free(struct relay *r)
 		evdns_getaddrinfo_cancel(q);
 	}
 	if (r->t != NULL) {
-		turn_close(r->t, relay_now());
+		if (turn_state(r->t) == TURN_READY)
+			relay_drain(r);
 		turn_free(r->t);
 	}
 	event_free(r->timer);

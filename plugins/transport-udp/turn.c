@@ -27,7 +27,10 @@
 #define TURN_STALE_MAX 3
 #define NTX (1 + TURN_MAX_PEERS)
 
-enum tx_kind { TX_NONE = 0, TX_ALLOC, TX_REFRESH, TX_PERM, TX_CLOSE };
+/* TX_CLEAR: Refresh with lifetime 0 after a 437 to Allocate (an allocation
+ * of an earlier run, on the same 5-tuple, that was not closed: a crash),
+ * then Allocate again. */
+enum tx_kind { TX_NONE = 0, TX_ALLOC, TX_REFRESH, TX_PERM, TX_CLOSE, TX_CLEAR };
 
 struct tx {
 	int kind;
@@ -69,6 +72,7 @@ struct turn {
 	uint32_t lifetime;
 	uint64_t refresh_at;
 	unsigned refreshes;
+	int cleared; /* a TX_CLEAR was sent (once) */
 	uint8_t out[TURN_MAX_DATA + 128];
 };
 
@@ -330,7 +334,7 @@ tx_start(struct turn *t, int i, int kind, int32_t lifetime, uint64_t now)
 		    auth ? &t->chal_msg : NULL,
 		    STUN_USAGE_TURN_REQUEST_PORT_NORMAL, -1, lifetime, user, ul,
 		    pass, pl, STUN_USAGE_TURN_COMPATIBILITY_RFC5766);
-	} else if (kind == TX_REFRESH || kind == TX_CLOSE) {
+	} else if (kind == TX_REFRESH || kind == TX_CLOSE || kind == TX_CLEAR) {
 		n = stun_usage_turn_create_refresh(
 		    &t->agent, &msg, x->buf, sizeof x->buf,
 		    auth ? &t->chal_msg : NULL, lifetime, user, ul, pass, pl,
@@ -643,7 +647,7 @@ turn_tick(struct turn *t, uint64_t now)
 		}
 		if (x->kind == TX_CLOSE) {
 			closed(t);
-		} else if (x->kind == TX_ALLOC) {
+		} else if (x->kind == TX_ALLOC || x->kind == TX_CLEAR) {
 			fail(t,
 			     "no answer from the TURN server %s:%u within %u s",
 			     t->u.host, t->u.port,
@@ -720,7 +724,7 @@ keep_challenge(struct turn *t, const StunMessage *m, const uint8_t *buf,
 static const char *
 what(int kind)
 {
-	return kind == TX_ALLOC     ? "allocation refused"
+	return kind == TX_ALLOC || kind == TX_CLEAR ? "allocation refused"
 	       : kind == TX_REFRESH ? "allocation lost (Refresh refused)"
 	                            : "permission refused";
 }
@@ -740,6 +744,19 @@ on_error(struct turn *t, int i, int code, const StunMessage *m,
 		closed(t);
 		return;
 	}
+	if (kind == TX_CLEAR && code != 438 && (code != 401 || x->authed)) {
+		/* Whatever the answer, the old allocation is gone or never
+		 * will be: allocate again (a second 437 fails). */
+		if (tx_start(t, 0, TX_ALLOC, want_lifetime(t), now) < 0)
+			fail(t, "TURN: cannot build an Allocate request");
+		return;
+	}
+	if (kind == TX_ALLOC && code == 437 && !t->cleared) {
+		t->cleared = 1;
+		if (tx_start(t, 0, TX_CLEAR, 0, now) < 0)
+			fail(t, "TURN: cannot build a Refresh request");
+		return;
+	}
 	if ((code == 401 && !x->authed) || code == 438) {
 		if (keep_challenge(t, m, buf, len) < 0) {
 			fail(t, "%s: %d without a usable realm and nonce",
@@ -756,9 +773,10 @@ on_error(struct turn *t, int i, int code, const StunMessage *m,
 			return;
 		}
 		if (tx_start(t, i, kind,
-		             kind == TX_PERM    ? -1
-		             : kind == TX_CLOSE ? 0
-		                                : want_lifetime(t),
+		             kind == TX_PERM ? -1
+		             : kind == TX_CLOSE || kind == TX_CLEAR
+		                 ? 0
+		                 : want_lifetime(t),
 		             now) < 0)
 			fail(t, "%s: cannot build the request again",
 			     what(kind));
@@ -797,6 +815,11 @@ on_success(struct turn *t, int i, StunMessage *m, uint64_t now)
 	int kind = x->kind;
 
 	x->kind = TX_NONE;
+	if (kind == TX_CLEAR) {
+		if (tx_start(t, 0, TX_ALLOC, want_lifetime(t), now) < 0)
+			fail(t, "TURN: cannot build an Allocate request");
+		return;
+	}
 	if (kind == TX_CLOSE) {
 		closed(t);
 	} else if (kind == TX_ALLOC) {

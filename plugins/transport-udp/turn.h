@@ -32,7 +32,8 @@
  * Indications cost 36 bytes more a datagram (v4); the relay is the last
  * resort anyway.
  *
- * ## Integrating into transport-udp (one UDP socket)
+ * ## How transport-udp uses it (one UDP socket; "TURN relays" in
+ * transport-udp.c, the recipe below)
  *
  *   struct turn_url u; char err[128];
  *   turn_parse_url("turn://user:pass@host:3478", &u, err, sizeof err);

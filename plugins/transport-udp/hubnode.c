@@ -106,9 +106,10 @@ struct intro {
 	uint8_t keyhash[20];
 	void *sock;
 	struct hubmsg_addr cands[HUBMSG_CANDS_MAX + 1];
+	uint8_t relayed[HUBMSG_CANDS_MAX + 1]; /* the client's relay's */
 	size_t n;
 	int rounds; /* left */
-	int answered;
+	int answered; /* over a direct path (a relay's does not count) */
 	/* The birthday approach when this node's NAT is the symmetric one:
 	 * sockets probing the client's observed address, on which its
 	 * spray of probes (and then its QUIC Initial) may come in. */
@@ -589,6 +590,16 @@ hub_by_addr(struct hubnode *hn, const struct hubmsg_addr *a)
 
 /* ---- INTRO: probing a client's candidates ---- */
 
+/* Is a the client's relayed candidate? */
+static int
+intro_relayed(const struct intro *in, const struct hubmsg_addr *a)
+{
+	for (size_t i = 0; i < in->n; i++)
+		if (in->relayed[i] && hubmsg_addr_eq(&in->cands[i], a))
+			return 1;
+	return 0;
+}
+
 static void
 intro_probe_round(struct hubnode *hn, struct intro *in)
 {
@@ -755,8 +766,11 @@ intro_input(struct hubnode *hn, struct hub *h, void *sock,
 		int dup = 0;
 		for (size_t j = 0; j < in->n; j++)
 			dup |= hubmsg_addr_eq(&in->cands[j], &m->cands[i].addr);
-		if (!dup && in->n < HUBMSG_CANDS_MAX + 1)
+		if (!dup && in->n < HUBMSG_CANDS_MAX + 1) {
+			in->relayed[in->n] =
+			    m->cands[i].kind == HUBMSG_CAND_RELAY;
 			in->cands[in->n++] = m->cands[i].addr;
+		}
 	}
 	hn->nintros++;
 	/* The client may come through our relays (the relayed candidate we
@@ -1162,7 +1176,10 @@ probe_input(struct hubnode *hn, void *sock, const struct sockaddr *from,
 		}
 		hn->probes_in++;
 		ack_probe(hn, sock, from, fromlen, pm);
-		in->answered = 1;
+		/* Through a relay (ours, or the client's relayed candidate):
+		 * the search for a direct path goes on (relays last). */
+		if (!is_relay(hn, sock) && !intro_relayed(in, &src))
+			in->answered = 1;
 		return;
 	}
 	hn->probes_bad++;

@@ -107,30 +107,13 @@ stun_ask(int fd, const struct sockaddr_storage *to, socklen_t tolen,
 	return -1;
 }
 
-static const char *
-conf_item_str(const struct hl_services *svc, const struct hl_conf *n, size_t i)
-{
-	return svc->conf_str(
-	    svc->conf_type(n) == HL_CONF_SCALAR ? n : svc->conf_item(n, i));
-}
-
-static size_t
-conf_count(const struct hl_services *svc, const struct hl_conf *n)
-{
-	if (n == NULL)
-		return 0;
-	return svc->conf_type(n) == HL_CONF_SCALAR ? 1
-	       : svc->conf_type(n) == HL_CONF_LIST ? svc->conf_len(n)
-	                                           : 0;
-}
-
 int
 udp_nat_command(const struct hl_services *svc, struct hl_plugin *self HL_UNUSED,
                 const struct hl_conf *conf, int argc, char *const *argv)
 {
 	const struct hl_conf *hubs = svc->conf_get(conf, "hubs");
 	const struct hl_conf *listen = svc->conf_get(conf, "listen");
-	size_t nhubs = conf_count(svc, hubs);
+	size_t nhubs = hl_conf_count(svc, hubs);
 	struct sockaddr_storage ls;
 	int lslen = sizeof ls;
 	struct sockaddr_storage local;
@@ -159,9 +142,10 @@ udp_nat_command(const struct hl_services *svc, struct hl_plugin *self HL_UNUSED,
 	if (nhubs > HUBNODE_MAX_HUBS)
 		nhubs = HUBNODE_MAX_HUBS;
 	memset(&ls, 0, sizeof ls);
-	if (conf_count(svc, listen) > 0 &&
-	    evutil_parse_sockaddr_port(conf_item_str(svc, listen, 0),
-	                               (struct sockaddr *)&ls, &lslen) == 0) {
+	if (hl_conf_count(svc, listen) > 0 &&
+	    evutil_parse_sockaddr_port(
+	        svc->conf_str(hl_conf_at(svc, listen, 0)),
+	        (struct sockaddr *)&ls, &lslen) == 0) {
 		/* dual-stack sockets are not needed here: IPv4 hubs */
 		if (ls.ss_family == AF_INET6) {
 			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ls;
@@ -186,7 +170,8 @@ udp_nat_command(const struct hl_services *svc, struct hl_plugin *self HL_UNUSED,
 	if (bind(fd, (struct sockaddr *)&ls, (socklen_t)lslen) != 0) {
 		if (errno != EADDRINUSE) {
 			fprintf(stderr, "%s: cannot bind UDP %s: %s\n", argv[0],
-			        conf_item_str(svc, listen, 0), strerror(errno));
+			        svc->conf_str(hl_conf_at(svc, listen, 0)),
+			        strerror(errno));
 			close(fd);
 			return 1;
 		}
@@ -222,7 +207,7 @@ udp_nat_command(const struct hl_services *svc, struct hl_plugin *self HL_UNUSED,
 	memset(hubip, 0, sizeof hubip);
 	memset(first, 0, sizeof first);
 	for (size_t i = 0; i < nhubs; i++) {
-		const char *h = conf_item_str(svc, hubs, i);
+		const char *h = svc->conf_str(hl_conf_at(svc, hubs, i));
 		struct sockaddr_storage to;
 		socklen_t tolen;
 

@@ -366,20 +366,34 @@ test_flow(void)
 	turn_free(t);
 }
 
+/* A client (cfg maybe NULL) started at now and answered 401: its
+ * authenticated Allocate is in req (req_buf). */
+static struct turn *
+challenged(struct turn_config *cfg, uint64_t now, StunMessage *req,
+           uint8_t *req_buf)
+{
+	uint8_t out[4096];
+	struct turn_data d;
+	struct turn *t = client(cfg);
+	size_t n;
+
+	turn_start(t, now);
+	server_read(req, req_buf);
+	n = server_error(req, 401, "n1", out, sizeof out);
+	turn_input(t, out, n, now, &d);
+	server_read(req, req_buf);
+	return t;
+}
+
 static void
 test_wrong_credentials(void)
 {
 	uint8_t req_buf[4096], out[4096];
 	StunMessage req;
-	struct turn *t = client(NULL);
+	struct turn *t = challenged(NULL, 0, &req, req_buf);
 	struct turn_data d;
 	size_t n;
 
-	turn_start(t, 0);
-	server_read(&req, req_buf);
-	n = server_error(&req, 401, "n1", out, sizeof out);
-	turn_input(t, out, n, 0, &d);
-	server_read(&req, req_buf);
 	n = server_error(&req, 401, "n1", out, sizeof out);
 	turn_input(t, out, n, 0, &d);
 	CHECK_INT(turn_state(t), TURN_FAILED);
@@ -410,25 +424,27 @@ test_refused(void)
 	turn_free(t);
 }
 
-/* A client allocated (401, then success with lifetime 20 s). */
+/* A client (with cfg, maybe NULL) allocated: 401, then success with
+ * lifetime 20 s. */
 static struct turn *
-ready(uint64_t now)
+ready_with(struct turn_config *cfg, uint64_t now)
 {
 	uint8_t req_buf[4096], out[4096];
 	StunMessage req;
 	struct turn_data d;
-	struct turn *t = client(NULL);
+	struct turn *t = challenged(cfg, now, &req, req_buf);
 	size_t n;
 
-	turn_start(t, now);
-	server_read(&req, req_buf);
-	n = server_error(&req, 401, "n1", out, sizeof out);
-	turn_input(t, out, n, now, &d);
-	server_read(&req, req_buf);
 	n = server_ok(&req, 20, 1, out, sizeof out);
 	turn_input(t, out, n, now, &d);
 	CHECK_INT(turn_state(t), TURN_READY);
 	return t;
+}
+
+static struct turn *
+ready(uint64_t now)
+{
+	return ready_with(NULL, now);
 }
 
 static void
@@ -513,15 +529,10 @@ test_mismatch(void)
 	uint8_t req_buf[4096], out[4096];
 	StunMessage req;
 	struct turn_data d;
-	struct turn *t = client(NULL);
+	struct turn *t = challenged(NULL, 0, &req, req_buf);
 	uint32_t lt = 1;
 	size_t n;
 
-	turn_start(t, 0);
-	server_read(&req, req_buf);
-	n = server_error(&req, 401, "n1", out, sizeof out);
-	turn_input(t, out, n, 0, &d);
-	server_read(&req, req_buf);
 	n = server_signed_error(&req, 437, out, sizeof out);
 	turn_input(t, out, n, 0, &d);
 	CHECK_INT(turn_state(t), TURN_ALLOCATING);
@@ -552,20 +563,11 @@ test_idle_peers(void)
 	StunMessage req;
 	struct turn_data d;
 	struct turn_config cfg = {.no_refresh = 1, .perm_refresh_s = 290};
-	struct turn *t = client(&cfg);
-	struct sockaddr_in p[TURN_MAX_PEERS], extra = v4("11.0.2.1", 0);
 	uint64_t now = 1000;
+	struct turn *t = ready_with(&cfg, now);
+	struct sockaddr_in p[TURN_MAX_PEERS], extra = v4("11.0.2.1", 0);
 	size_t n;
 	int before;
-
-	turn_start(t, now);
-	server_read(&req, req_buf);
-	n = server_error(&req, 401, "n1", out, sizeof out);
-	turn_input(t, out, n, now, &d);
-	server_read(&req, req_buf);
-	n = server_ok(&req, 600, 1, out, sizeof out);
-	turn_input(t, out, n, now, &d);
-	CHECK_INT(turn_state(t), TURN_READY);
 	for (int i = 0; i < TURN_MAX_PEERS; i++) {
 		p[i] = v4(check_fmt("11.0.1.%d", i + 1), 0);
 		CHECK_INT(

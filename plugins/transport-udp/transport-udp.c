@@ -3479,10 +3479,7 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
 		bad++;
 	n = svc->conf_get(conf, "advertise");
 	if (n != NULL) {
-		size_t cnt = svc->conf_type(n) == HL_CONF_SCALAR ? 1
-		             : svc->conf_type(n) == HL_CONF_LIST
-		                 ? svc->conf_len(n)
-		                 : 0;
+		size_t cnt = hl_conf_count(svc, n);
 		if (cnt == 0) {
 			svc->conf_error(
 			    self, n,
@@ -3491,10 +3488,7 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
 			bad++;
 		}
 		for (size_t i = 0; i < cnt; i++) {
-			const struct hl_conf *it =
-			    svc->conf_type(n) == HL_CONF_SCALAR
-			        ? n
-			        : svc->conf_item(n, i);
+			const struct hl_conf *it = hl_conf_at(svc, n, i);
 			const char *s = svc->conf_str(it);
 			if (s == NULL ||
 			    hl_addr_split(s, host, sizeof host, &port) != 0 ||
@@ -3510,10 +3504,7 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
 	}
 	n = svc->conf_get(conf, "hubs"); /* nat */
 	if (n != NULL) {
-		size_t cnt = svc->conf_type(n) == HL_CONF_SCALAR ? 1
-		             : svc->conf_type(n) == HL_CONF_LIST
-		                 ? svc->conf_len(n)
-		                 : 0;
+		size_t cnt = hl_conf_count(svc, n);
 		if (cnt == 0 || cnt > HUBNODE_MAX_HUBS) {
 			svc->conf_error(
 			    self, n,
@@ -3524,10 +3515,7 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
 			cnt = 0;
 		}
 		for (size_t i = 0; i < cnt; i++) {
-			const struct hl_conf *it =
-			    svc->conf_type(n) == HL_CONF_SCALAR
-			        ? n
-			        : svc->conf_item(n, i);
+			const struct hl_conf *it = hl_conf_at(svc, n, i);
 			const char *s = svc->conf_str(it);
 			if (s == NULL ||
 			    hl_addr_split(s, host, sizeof host, &port) != 0 ||
@@ -3541,10 +3529,7 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
 	}
 	n = svc->conf_get(conf, "turn"); /* nat */
 	if (n != NULL) {
-		size_t cnt = svc->conf_type(n) == HL_CONF_SCALAR ? 1
-		             : svc->conf_type(n) == HL_CONF_LIST
-		                 ? svc->conf_len(n)
-		                 : 0;
+		size_t cnt = hl_conf_count(svc, n);
 		if (cnt == 0 || cnt > MAX_RELAYS) {
 			svc->conf_error(self, n,
 			                "turn: expected \"turn://user:pass@"
@@ -3559,10 +3544,7 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
 			bad++;
 		}
 		for (size_t i = 0; i < cnt; i++) {
-			const struct hl_conf *it =
-			    svc->conf_type(n) == HL_CONF_SCALAR
-			        ? n
-			        : svc->conf_item(n, i);
+			const struct hl_conf *it = hl_conf_at(svc, n, i);
 			struct turn_url url;
 			char err[128];
 			if (turn_parse_url(svc->conf_str(it), &url, err,
@@ -3577,10 +3559,7 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
 	}
 	n = svc->conf_get(conf, "listen");
 	if (n != NULL) {
-		size_t cnt = svc->conf_type(n) == HL_CONF_SCALAR ? 1
-		             : svc->conf_type(n) == HL_CONF_LIST
-		                 ? svc->conf_len(n)
-		                 : 0;
+		size_t cnt = hl_conf_count(svc, n);
 		if (cnt == 0 || cnt > MAX_SOCKS) {
 			svc->conf_error(self, n,
 			                "listen: expected an address like "
@@ -3589,10 +3568,7 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
 			return -1;
 		}
 		for (size_t i = 0; i < cnt; i++) {
-			const struct hl_conf *it =
-			    svc->conf_type(n) == HL_CONF_SCALAR
-			        ? n
-			        : svc->conf_item(n, i);
+			const struct hl_conf *it = hl_conf_at(svc, n, i);
 			const char *s = svc->conf_str(it);
 			struct sockaddr_storage ss;
 			int sslen = sizeof ss;
@@ -3784,18 +3760,10 @@ hub_setup(struct udp *u, const struct hl_conf *conf)
 	u->hn = hubnode_new(u->svc, u->self, &io);
 	if (u->hn == NULL)
 		return -1;
-	for (size_t i = 0;
-	     n != NULL &&
-	     i < (u->svc->conf_type(n) == HL_CONF_SCALAR ? 1
-	                                                 : u->svc->conf_len(n));
-	     i++) {
-		const char *h =
-		    u->svc->conf_str(u->svc->conf_type(n) == HL_CONF_SCALAR
-		                         ? n
-		                         : u->svc->conf_item(n, i));
-		if (hubnode_add_hub(u->hn, h) != 0)
+	for (size_t i = 0; i < hl_conf_count(u->svc, n); i++)
+		if (hubnode_add_hub(
+		        u->hn, u->svc->conf_str(hl_conf_at(u->svc, n, i))) != 0)
 			return -1;
-	}
 	{
 		uint16_t port;
 		int serve = hub_io_listener_for(u, AF_INET, &port) != NULL ||
@@ -3868,41 +3836,25 @@ udp_init(const struct hl_services *svc, struct hl_plugin *self,
 		                 svc->identity_at(self, i)) != 0)
 			goto fail;
 	n = svc->conf_get(conf, "listen");
-	if (n != NULL && svc->conf_type(n) == HL_CONF_SCALAR) {
-		if (open_listener(u, svc->conf_str(n)) != 0)
+	for (size_t i = 0; i < hl_conf_count(svc, n); i++)
+		if (open_listener(u, svc->conf_str(hl_conf_at(svc, n, i))) != 0)
 			goto fail;
-	} else if (n != NULL) {
-		for (size_t i = 0; i < svc->conf_len(n); i++)
-			if (open_listener(
-			        u, svc->conf_str(svc->conf_item(n, i))) != 0)
-				goto fail;
-	}
 	n = svc->conf_get(conf, "advertise");
 	for (size_t i = 0;
-	     n != NULL && HL_HAS(svc, endpoint_add) &&
-	     i < (svc->conf_type(n) == HL_CONF_SCALAR ? 1 : svc->conf_len(n));
-	     i++) {
+	     HL_HAS(svc, endpoint_add) && i < hl_conf_count(svc, n); i++) {
 		char ep[256];
 		snprintf(ep, sizeof ep, "quic://%s",
-		         svc->conf_str(svc->conf_type(n) == HL_CONF_SCALAR
-		                           ? n
-		                           : svc->conf_item(n, i)));
+		         svc->conf_str(hl_conf_at(svc, n, i)));
 		svc->endpoint_add(self, ep);
 	}
 	if (hub_setup(u, conf) != 0) /* nat */
 		goto fail;
 	n = svc->conf_get(conf, "turn"); /* nat */
-	for (size_t i = 0;
-	     n != NULL &&
-	     i < (svc->conf_type(n) == HL_CONF_SCALAR ? 1 : svc->conf_len(n));
-	     i++) {
+	for (size_t i = 0; i < hl_conf_count(svc, n); i++) {
 		struct turn_url url;
 		char err[128];
-		if (turn_parse_url(
-		        svc->conf_str(svc->conf_type(n) == HL_CONF_SCALAR
-		                          ? n
-		                          : svc->conf_item(n, i)),
-		        &url, err, sizeof err) != 0 ||
+		if (turn_parse_url(svc->conf_str(hl_conf_at(svc, n, i)), &url,
+		                   err, sizeof err) != 0 ||
 		    (u->relays[u->nrelays] = relay_new(u, &url)) == NULL)
 			goto fail;
 		u->nrelays++;

@@ -183,22 +183,21 @@ def case_bad_config():
           "list) at file:line:column", "exit %d: %s" % (rc, err))
     # TURN relays: a URL that is not one, and relays without hubs (their
     # candidate would reach nobody).
-    with open(bad, "w") as f:
-        f.write("plugins:\n  transport-udp:\n    hubs: [\"h:7777\"]\n"
-                "    turn: [\"turn://nopass@h\"]\n")
-    rc, out, err = hltest.run([t.hlcore, "-c", bad, "check"],
+    check_bad(bad, "    hubs: [\"h:7777\"]\n    turn: [\"turn://nopass@h\"]\n",
+              r"bad-udp.yaml:4:\d+: .*turn URL", "a bad turn: URL")
+    check_bad(bad, "    turn: [\"turn://u:p@h:3478\"]\n",
+              r"bad-udp.yaml:3:\d+: .*add hubs", "turn: but no hubs:")
+
+
+def check_bad(path, udp_lines, regex, what):
+    """hlcore check of a transport-udp section: exit 2 and regex in its
+    errors (file:line:column)."""
+    with open(path, "w") as f:
+        f.write("plugins:\n  transport-udp:\n" + udp_lines)
+    rc, out, err = hltest.run([t.hlcore, "-c", path, "check"],
                               timeout=t.slow(30))
-    check(rc == 2 and re.search(r"bad-udp.yaml:4:\d+: .*turn URL", err),
-          "hlcore check with a bad turn: URL", "exit 2, turn URL at "
-          "file:4:column", "exit %d: %s" % (rc, err))
-    with open(bad, "w") as f:
-        f.write("plugins:\n  transport-udp:\n"
-                "    turn: [\"turn://u:p@h:3478\"]\n")
-    rc, out, err = hltest.run([t.hlcore, "-c", bad, "check"],
-                              timeout=t.slow(30))
-    check(rc == 2 and re.search(r"bad-udp.yaml:3:\d+: .*add hubs", err),
-          "hlcore check with turn: but no hubs:", "exit 2 at file:3:column "
-          "saying to add hubs:", "exit %d: %s" % (rc, err))
+    check(rc == 2 and re.search(regex, err), "hlcore check with " + what,
+          "exit 2, /%s/" % regex, "exit %d: %s" % (rc, err))
 
 
 def case_start():

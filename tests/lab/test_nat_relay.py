@@ -20,8 +20,9 @@ Cases:
   is relayed, the service's that the tunnel came through its relay;
 - symmetric/symmetric, a relay on the client's side only: the GET works
   through the client's own allocation;
-- cone/cone with relays on both sides: the path is direct (bytes from
-  r1), the relay carries nothing of the page: relays come last;
+- cone/cone and cone/symmetric with relays on both sides: the path is
+  direct (bytes from r1; /api/status says direct), the relay carries
+  nothing of the page: relays come last;
 - a wrong TURN password: the service says why in its log (and keeps
   serving direct paths).
 """
@@ -200,13 +201,14 @@ def case_symmetric_client_relay():
         L.destroy()
 
 
-def case_cone_direct():
-    """cone/cone with relays on both sides: direct, relays last"""
-    L = S["L"] = lab("cone", "cone")
+def direct_with_relays(nat1, nat2):
+    """Relays on both sides, yet the path is direct (relays last)."""
+    L = S["L"] = lab(nat1, nat2)
+    what = "%s/%s" % (nat1, nat2)
     try:
-        srv = service(L, "service-cc")
-        c = client(L, "client-cc", TURN)
-        r1, hub = get(L, c, "cone/cone")
+        srv = service(L, "service-%s%s" % (nat1[0], nat2[0]))
+        c = client(L, "client-%s%s" % (nat1[0], nat2[0]), TURN)
+        r1, hub = get(L, c, what)
         check(r1 > PAGE_KB * 1024, "bytes r2 forwarded from r1 (direct)",
               "over the page's %d KiB" % PAGE_KB, r1)
         check(hub < 8192, "bytes r2 forwarded from the hub host (lookup, "
@@ -217,20 +219,30 @@ def case_cone_direct():
         cst, sst = held_status(L, c, srv)
         out = the(cst["connections"], "the client's connections",
                   direction="out")
-        check(out["path"] == "direct" and "[direct: QUIC to 11.0.0.2:7008]"
+        check(out["path"] == "direct" and "[direct: QUIC to 11.0.0.2:"
               in out["via"], "the client's tunnel in /api/status",
               "path direct, to r1's address", out)
         inc = the(sst["connections"], "the service's connections",
                   direction="in")
         check(inc["path"] == "direct", "the service's tunnel in "
               "/api/status", "path direct", inc)
-        check(udp_status(sst).get("nat", "").startswith("cone"),
-              "the service's NAT in /api/status", "cone ...",
+        check(udp_status(sst).get("nat", "").startswith(nat1),
+              "the service's NAT in /api/status", nat1 + " ...",
               udp_status(sst))
         c.stop_ok()
         srv.stop_ok()
     finally:
         L.destroy()
+
+
+def case_cone_direct():
+    """cone/cone with relays on both sides: direct, relays last"""
+    direct_with_relays("cone", "cone")
+
+
+def case_cone_symmetric_direct():
+    """cone/symmetric with relays on both sides: direct (birthday), not relayed"""
+    direct_with_relays("cone", "symmetric")
 
 
 def case_wrong_password():
@@ -247,5 +259,6 @@ def case_wrong_password():
 
 
 t.cases(case_symmetric_service_relay, case_symmetric_client_relay, case_cone_direct,
+        case_cone_symmetric_direct,
         case_wrong_password)
 t.finish()

@@ -345,6 +345,36 @@ def dht_ep_parse(rec):
     return day, kh, text.split(","), cert, sig, rec[:36 + n]
 
 
+def dht_ep_open(rec, keyhash, day):
+    """The endpoints of a record read under keyhash's key for day, checked
+    as docs/protocol.md says (Python cryptography); ValueError when a
+    reader must drop it."""
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, \
+        padding, rsa
+    d, kh, eps, cert, sig, signed = dht_ep_parse(rec)
+    if kh != keyhash or d != day:
+        raise ValueError("for another keyhash or day")
+    if hashlib.blake2b(cert, digest_size=32).hexdigest()[:40] != keyhash:
+        raise ValueError("a certificate of another keyhash")
+    pub = x509.load_der_x509_certificate(cert).public_key()
+    data = EP_SIGN_CONTEXT + signed
+    try:
+        if isinstance(pub, ec.EllipticCurvePublicKey):
+            pub.verify(sig, data, ec.ECDSA(hashes.SHA256()))
+        elif isinstance(pub, rsa.RSAPublicKey):
+            pub.verify(sig, data, padding.PKCS1v15(), hashes.SHA256())
+        elif isinstance(pub, ed25519.Ed25519PublicKey):
+            pub.verify(sig, data)
+        else:
+            raise ValueError("key type not accepted")
+    except InvalidSignature:
+        raise ValueError("bad signature")
+    return eps
+
+
 assert dht_ep_key(_KH, 19000) == "abc6be6cc4ded33a64f48ec815599362ba6517cc"
 assert dht_ep_key(_KH, 19001) == "f7483b008e254c82b6496a919d9d03beba013dca"
 

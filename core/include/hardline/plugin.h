@@ -56,6 +56,8 @@
  *        before it, which the loader zero-fills past head.size).
  *        struct hl_services: tunnel_path, status_set (HL_HAS: a core
  *        built before them has a shorter struct).
+ *        enum hl_event_type: HL_EVENT_ENDPOINTS (sent only to plugins
+ *        that need ABI 1.2 or later).
  */
 #ifndef HARDLINE_PLUGIN_H
 #define HARDLINE_PLUGIN_H
@@ -419,9 +421,16 @@ struct hl_discovery_ops {
 	void (*browse)(void *state);
 };
 
-/* Events (1.1) that any plugin may want to follow. */
+/* Events (1.1) that any plugin may want to follow. A plugin ignores the
+ * types it does not know: later minors may add some. */
 enum hl_event_type {
 	HL_EVENT_WANHOSTS = 1, /* ev->text: this node's new WANHosts */
+	/* 1.2: ev->text: this node's typed endpoints, comma-separated
+	 * ("quic://198.51.100.7:7008,hub://hub.example.org:7777", "" when
+	 * none; see endpoint_add). Sent after HL_EVENT_WANHOSTS whenever
+	 * either changes, and only to plugins whose head.abi_minor is 2 or
+	 * more (a 1.1 plugin may not check the type). */
+	HL_EVENT_ENDPOINTS = 2,
 };
 
 struct hl_event {

@@ -384,6 +384,7 @@ struct hl_plugin {
 	void *state;
 	int priority;
 	int running; /* init succeeded and fini not yet called */
+	int in_init; /* in its init: no events yet (its state is not set) */
 	int disabled; /* turned off by the admin (kept in state_dir) */
 	int conf_errors; /* conf_error calls since the last init/validate */
 	char error[512]; /* why it is not running, for the admin panel */

@@ -65,11 +65,15 @@ plugin_free(struct hl_plugin *p)
 static int
 plugin_start(struct hl_plugin *p)
 {
+	int rc;
+
 	p->conf_errors = 0;
 	p->error[0] = '\0';
 	p->running = 1;
-	if (p->d.init(services, p, p->conf, &p->state) != 0 ||
-	    p->conf_errors > 0) {
+	p->in_init = 1;
+	rc = p->d.init(services, p, p->conf, &p->state);
+	p->in_init = 0;
+	if (rc != 0 || p->conf_errors > 0) {
 		p->running = 0;
 		snprintf(p->error, sizeof p->error,
 		         "failed to start (see the log)");

@@ -312,6 +312,11 @@ struct udp {
 	struct relay *relays[MAX_RELAYS]; /* nat: TURN */
 	size_t nrelays;
 	char nat_said[256], relays_said[256]; /* nat: status_set, last */
+	/* nat: this node's quic:// endpoints with an IP address (a UDP port
+	 * mapped by upnp, or forwarded by hand: advertise:), the "mapped"
+	 * candidates of its registrations and lookups */
+	struct sockaddr_storage mapped[4];
+	size_t nmapped;
 	/* counters, for the log at exit */
 	unsigned long dropped, retries, resets, refused_host, refused_full,
 	    refused_sni, conns_in, conns_out, streams_in, streams_out;
@@ -3430,6 +3435,11 @@ hub_io_cands(void *ctx, int family, struct hubmsg_cand *out, size_t max)
 	struct udp *u = ctx;
 	size_t n = 0;
 
+	for (size_t i = 0; i < u->nmapped && n < max; i++)
+		if (u->mapped[i].ss_family == family &&
+		    hubmsg_addr_from_sa(&out[n].addr,
+		                        (struct sockaddr *)&u->mapped[i]) == 0)
+			out[n++].kind = HUBMSG_CAND_MAPPED;
 	for (size_t i = 0; i < u->nrelays; i++) {
 		struct relay *r = u->relays[i];
 		struct sockaddr_storage relayed, mapped;
@@ -3780,6 +3790,49 @@ hub_setup(struct udp *u, const struct hl_conf *conf)
 	return 0;
 }
 
+/* nat: the node's typed endpoints changed (HL_EVENT_ENDPOINTS): its
+ * quic://IP:port ones are mapped candidates. */
+static void
+udp_event(void *state, const struct hl_event *ev)
+{
+	struct udp *u = state;
+	struct sockaddr_storage m[4];
+	size_t n = 0;
+	const char *p;
+
+	if (ev->type != HL_EVENT_ENDPOINTS || ev->text == NULL)
+		return;
+	for (p = ev->text; *p != '\0' && n < 4;) {
+		size_t len = strcspn(p, ",");
+		char ep[ADDR_MAX];
+		int sl = sizeof m[n];
+
+		if (len > 7 && len < sizeof ep &&
+		    strncmp(p, "quic://", 7) == 0) {
+			memcpy(ep, p + 7, len - 7);
+			ep[len - 7] = '\0';
+			memset(&m[n], 0, sizeof m[n]);
+			if (evutil_parse_sockaddr_port(
+			        ep, (struct sockaddr *)&m[n], &sl) == 0)
+				n++;
+		}
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	if (n == u->nmapped && memcmp(m, u->mapped, n * sizeof m[0]) == 0)
+		return;
+	memcpy(u->mapped, m, n * sizeof m[0]);
+	u->nmapped = n;
+	if (u->hn != NULL)
+		hubnode_cands_changed(u->hn);
+}
+
+static const struct hl_events_ops udp_events = {
+    .size = sizeof(struct hl_events_ops),
+    .event = udp_event,
+};
+
 static int
 udp_query_start(void *state, struct hl_query *q)
 {
@@ -3971,7 +4024,7 @@ static const struct hl_discovery_ops udp_discovery = {
 
 HL_PLUGIN(HL_KIND_TRANSPORT | HL_KIND_DISCOVERY, .name = PLUGIN_NAME,
           .version = "0.1.0", .discovery = &udp_discovery,
-          .commands = &udp_commands,
+          .commands = &udp_commands, .events = &udp_events,
           .description = "QUIC tunnels over UDP (ngtcp2 + GnuTLS)",
           .default_priority = 20, .init = udp_init, .fini = udp_fini,
           .validate = udp_validate, .transport = &udp_transport);

@@ -34,6 +34,7 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
 import hltest  # noqa: E402
+import hubpeer  # noqa: E402
 import netlab  # noqa: E402
 from hltest import check  # noqa: E402
 
@@ -63,19 +64,22 @@ def lab(nat1, nat2):
     return L
 
 
-def plugins(turn):
+def plugins(turn, advertise=None):
     c = {"listen": "0.0.0.0:7008", "hubs": [HUB]}
     if turn:
         c["turn"] = [turn]
+    if advertise:
+        c["advertise"] = [advertise]
     return {"transport-udp": c,
             "admin-web": {"listen": "127.0.0.1:%d" % ADMIN}}
 
 
-def service(L, name, turn=TURN, ready=r"TURN relay .*: allocated"):
+def service(L, name, turn=TURN, ready=r"TURN relay .*: allocated",
+            advertise=None):
     n = t.node(name, ns=L.ns("h1"))
     n.configure({"proxy": {"listen": "off"},
                  "log": {"level": "debug"},
-                 "plugins": plugins(turn),
+                 "plugins": plugins(turn, advertise),
                  "services": {"web": {"target": "127.0.0.1:8080"}}})
     pw, kh = n.url("web")
     S["host"] = "%s-%s.localhost:7009" % (pw, kh)
@@ -93,6 +97,32 @@ def client(L, name, turn):
     if turn:
         n.expect_log(r"TURN relay .*: allocated")
     return n
+
+
+def hubpeer_lookup(peer, kh):
+    """The service's candidates in a LOOKUP_ANSWER: [(kind, ip, port)],
+    waiting (bounded) for the keep-alive that brings the relayed one."""
+    got = []
+
+    def answered():
+        got[:] = peer.lookup(kh).candidates
+        return any(k == hubpeer.RELAY for k, ip, port in got)
+    try:
+        hltest.wait_for(answered, 10, "a relayed candidate at the hub",
+                        step=0.5)
+    except Exception:
+        pass  # the checks name what came
+    return got
+
+
+def wait_nat(L, srv):
+    """Wait (bounded) until the service's transport-udp shows its NAT
+    kind in /api/status (it looks every 250 ms)."""
+    def shown():
+        with L.inside("h1"):
+            return "nat" in udp_status(srv.admin_status(ADMIN))
+    hltest.wait_for(shown, 10, "the service's nat in /api/status",
+                    step=0.25)
 
 
 def held_status(L, c, srv):
@@ -142,9 +172,29 @@ def get(L, c, what):
 def case_symmetric_service_relay():
     """symmetric/symmetric, only the service has a relay: through it"""
     L = S["L"] = lab("symmetric", "symmetric")
-    srv = service(L, "service-ss")
+    # advertise: a UDP port forwarded by hand (here a dead one): a
+    # "mapped" candidate in the registration.
+    srv = service(L, "service-ss", advertise="11.0.0.2:7999")
     c = client(L, "client-ss", None)
     try:
+        # What the hub hands clients (hubpeer.py, from the protocol
+        # document): the relayed address, the TURN server's view
+        # (server-reflexive) and the mapped port, before host ones.
+        kh = S["host"].split("-")[1].split(".")[0]
+        with L.inside("h2"):
+            peer = hubpeer.Peer((netlab.HUB_IP, 7777))
+            try:
+                ans = hubpeer_lookup(peer, kh)
+            finally:
+                peer.close()
+        kinds = {k for k, ip, port in ans}
+        check(any(k == hubpeer.RELAY and ip == netlab.HUB_IP
+                  for k, ip, port in ans), "the service's candidates at "
+              "the hub", "a relayed one at %s" % netlab.HUB_IP, ans)
+        check((hubpeer.MAPPED, "11.0.0.2", 7999) in ans and
+              hubpeer.SRFLX in kinds and hubpeer.HOST in kinds,
+              "the service's candidates at the hub", "mapped 11.0.0.2:7999, "
+              "server-reflexive and host ones too", ans)
         r1, hub = get(L, c, "symmetric/symmetric, the service's relay")
         check(hub > PAGE_KB * 1024, "bytes r2 forwarded from the hub host "
               "(the relay)", "over the page's %d KiB" % PAGE_KB, hub)
@@ -154,6 +204,7 @@ def case_symmetric_service_relay():
               "the client's log", "QUIC over a relayed path",
               c.run_log()[-3000:])
         srv.expect_log(r"web: tunnel from relayed 11\.0\.0\.3:")
+        wait_nat(L, srv)
         cst, sst = held_status(L, c, srv)
         out = the(cst["connections"], "the client's connections",
                   direction="out")
@@ -216,6 +267,7 @@ def direct_with_relays(nat1, nat2):
         check(re.search(r"QUIC over a direct path", c.run_log()),
               "the client's log", "QUIC over a direct path",
               c.run_log()[-3000:])
+        wait_nat(L, srv)
         cst, sst = held_status(L, c, srv)
         out = the(cst["connections"], "the client's connections",
                   direction="out")

@@ -14,9 +14,13 @@
  * Bounded: 3 tries of 1 s per hub, at most 8 hubs. Exit 0 when a hub
  * answered, 1 when none did, 2 on bad usage or settings.
  *
+ *   filtering address and port-dependent (...) (RFC 5780's tests)
  * The mapping needs two hubs at different IP addresses (a mapping per
- * destination address is what "symmetric" means); filtering is not
- * measured (a hub answers only from the address it was asked at).
+ * destination address is what "symmetric" means). Filtering: a STUN
+ * request with CHANGE-REQUEST to a hub that tells its OTHER-ADDRESS (a hub
+ * on a wildcard address of a host with two addresses): its answer from
+ * another address and port comes in (endpoint-independent), or only its
+ * answer from another port (address-dependent), or neither.
  */
 #define HL_PLUGIN_ABI_MINOR 2
 #define HL_PLUGIN_WITHOUT_OPENSSL
@@ -74,17 +78,20 @@ ms_since(const struct timespec *t0)
 	       (t.tv_nsec - t0->tv_nsec) / 1000000;
 }
 
-/* One STUN binding transaction with to: 0 with *mapped, or -1. */
+/* One STUN binding transaction with to (change: a CHANGE-REQUEST, the
+ * answer then comes from elsewhere): 0 with *mapped (and *other, the
+ * server's OTHER-ADDRESS), or -1. */
 static int
 stun_ask(int fd, const struct sockaddr_storage *to, socklen_t tolen,
-         struct hubmsg_addr *mapped)
+         uint32_t change, struct hubmsg_addr *mapped, struct hubmsg_addr *other)
 {
 	struct hubclient_stun st;
 
 	for (int t = 0; t < TRIES; t++) {
 		struct timespec t0;
 
-		if (hubclient_stun_request(&st) == 0)
+		if ((change ? hubclient_stun_request_change(&st, change)
+		            : hubclient_stun_request(&st)) == 0)
 			return -1;
 		if (sendto(fd, st.buf, st.len, 0, (const struct sockaddr *)to,
 		           tolen) < 0)
@@ -99,12 +106,46 @@ stun_ask(int fd, const struct sockaddr_storage *to, socklen_t tolen,
 			if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
 				break;
 			n = recv(fd, buf, sizeof buf, 0);
-			if (n > 0 && hubclient_stun_answer(&st, buf, (size_t)n,
-			                                   mapped) == 0)
+			if (n > 0 &&
+			    hubclient_stun_answer_other(&st, buf, (size_t)n,
+			                                mapped, other) == 0)
 				return 0;
 		}
 	}
 	return -1;
+}
+
+/* RFC 5780's filtering tests with one hub: does an answer from another
+ * address and port (the hub told its OTHER-ADDRESS: has_other), or from
+ * another port only, get in through the mapping? */
+static void
+print_filtering(int fd, const struct sockaddr_storage *to, socklen_t tolen,
+                const char *hub, int has_other)
+{
+	struct hubmsg_addr m, o;
+
+	if (has_other &&
+	    stun_ask(fd, to, tolen, HUBCLIENT_CHANGE_IP | HUBCLIENT_CHANGE_PORT,
+	             &m, &o) == 0) {
+		printf("filtering endpoint-independent (hub %s's answer from "
+		       "another address and port came in)\n",
+		       hub);
+		return;
+	}
+	if (stun_ask(fd, to, tolen, HUBCLIENT_CHANGE_PORT, &m, &o) == 0) {
+		printf(has_other ? "filtering address-dependent (hub %s's "
+		                   "answer from another port came in, not from "
+		                   "another address)\n"
+		                 : "filtering address-dependent or "
+		                   "endpoint-independent (hub %s's answer from "
+		                   "another port came in; it has no other "
+		                   "address to tell which)\n",
+		       hub);
+		return;
+	}
+	printf("filtering address and port-dependent (hub %s's answers "
+	       "from another %s did not come in)\n",
+	       hub, has_other ? "address or port" : "port");
 }
 
 int
@@ -118,8 +159,12 @@ udp_nat_command(const struct hl_services *svc, struct hl_plugin *self HL_UNUSED,
 	int lslen = sizeof ls;
 	struct sockaddr_storage local;
 	socklen_t locallen = sizeof local;
-	struct hubmsg_addr mapped[HUBNODE_MAX_HUBS], hubip[HUBNODE_MAX_HUBS];
+	struct hubmsg_addr mapped[HUBNODE_MAX_HUBS], hubip[HUBNODE_MAX_HUBS],
+	    other[HUBNODE_MAX_HUBS];
 	struct hubmsg_addr first[2];
+	struct sockaddr_storage filter_to;
+	socklen_t filter_tolen = 0;
+	int filter_hub = -1; /* the hub for the filtering tests */
 	size_t pick = 0;
 	struct hubmsg_cand hc[16];
 	char a[64], b[64];
@@ -204,6 +249,7 @@ udp_nat_command(const struct hl_services *svc, struct hl_plugin *self HL_UNUSED,
 		printf("host %s\n", b);
 	}
 	memset(mapped, 0, sizeof mapped);
+	memset(other, 0, sizeof other);
 	memset(hubip, 0, sizeof hubip);
 	memset(first, 0, sizeof first);
 	for (size_t i = 0; i < nhubs; i++) {
@@ -217,12 +263,18 @@ udp_nat_command(const struct hl_services *svc, struct hl_plugin *self HL_UNUSED,
 			       h ? h : "?");
 			continue;
 		}
-		if (stun_ask(fd, &to, tolen, &mapped[i]) != 0) {
+		if (stun_ask(fd, &to, tolen, 0, &mapped[i], &other[i]) != 0) {
 			printf("mapped %s no answer in %d s\n", h,
 			       TRIES * WAIT_MS / 1000);
 			continue;
 		}
 		answered++;
+		if (filter_hub < 0 ||
+		    (other[i].family != 0 && other[filter_hub].family == 0)) {
+			filter_hub = (int)i;
+			filter_to = to;
+			filter_tolen = tolen;
+		}
 		hubmsg_addr_from_sa(&hubip[i], (struct sockaddr *)&to);
 		hubmsg_addr_str(&mapped[i], b, sizeof b);
 		printf("mapped %s %s\n", h, b);
@@ -262,6 +314,13 @@ udp_nat_command(const struct hl_services *svc, struct hl_plugin *self HL_UNUSED,
 		                     : "needs answers from two hubs at "
 		                       "different IP addresses");
 	}
+	if (filter_hub >= 0)
+		print_filtering(
+		    fd, &filter_to, filter_tolen,
+		    svc->conf_str(hl_conf_at(svc, hubs, (size_t)filter_hub)),
+		    other[filter_hub].family != 0);
+	else
+		printf("filtering unknown (no hub answered)\n");
 	close(fd);
 	return answered > 0 ? 0 : 1;
 }

@@ -93,9 +93,16 @@ void
 hl__wanhosts_send(struct hl_plugin *p)
 {
 	struct hl_event ev = {sizeof ev, HL_EVENT_WANHOSTS, hl__wanhosts()};
+	struct hl_event ep = {sizeof ep, HL_EVENT_ENDPOINTS, hl__endpoints()};
 
-	if (p->running && p->d.events != NULL)
-		p->d.events->event(p->state, &ev);
+	/* A plugin whose init is running (an endpoint_add in it) hears the
+	 * current values once it returned (the started hook). */
+	if (!p->running || p->in_init || p->d.events == NULL)
+		return;
+	p->d.events->event(p->state, &ev);
+	/* A 1.1 plugin knew of one event type and may not check it. */
+	if (p->running && p->d.head.abi_minor >= 2)
+		p->d.events->event(p->state, &ep);
 }
 
 void

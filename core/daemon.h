@@ -323,7 +323,7 @@ struct hl__tunnel_info {
 	const char *service; /* the service's name (its identity's), or "" */
 	char keyhash[HL_KEYHASH_LEN + 1];
 	char peer[HL_PEER_MAX]; /* the browser, or the client node */
-	char via[96]; /* the plugin and address that won */
+	char via[192]; /* the plugin and address that won, and the path */
 	time_t started;
 	/* Outgoing: the front it came from ("proxy", "socks", "forward
 	 * 127.0.0.1:2222", "connect"); "" for incoming. */
@@ -350,6 +350,11 @@ typedef void (*hl__route_cb)(void *arg, struct bufferevent *bev,
 struct hl__route *hl__route_start(struct hl__core *c, const char *keyhash,
                                   hl__route_cb cb, void *arg);
 void hl__route_cancel(struct hl__route *r);
+/* A transport's word on the path of the tunnel bev it hands over next
+ * (svc->tunnel_path): the route that wins with bev names it in its via,
+ * "<plugin> <address> [relayed: <text>]" or "[direct: <text>]". */
+void hl__router_tunnel_path(struct bufferevent *bev, unsigned flags,
+                            const char *text);
 /* Around stopping plugin p at run time: before its fini, end its dials
  * and queries (they fail as "turned off"); after, move routes on. */
 void hl__router_plugin_stopping(struct hl_plugin *p);

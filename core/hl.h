@@ -385,10 +385,18 @@ struct hl_plugin {
 	void *state;
 	int priority;
 	int running; /* init succeeded and fini not yet called */
+	int in_init; /* in its init: no events yet (its state is not set) */
 	int disabled; /* turned off by the admin (kept in state_dir) */
 	int conf_errors; /* conf_error calls since the last init/validate */
 	char error[512]; /* why it is not running, for the admin panel */
 	const struct hl_conf *conf;
+	/* Its own state lines for the admin (svc->status_set). */
+	struct hl_plugin_status {
+		char key[32];
+		char value[256];
+	} status[8];
+	size_t nstatus;
+	int status_full_logged;
 	struct hl_plugin *next;
 };
 

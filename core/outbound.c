@@ -29,7 +29,7 @@ struct hl__outbound {
 	void *arg;
 	char keyhash[HL_KEYHASH_LEN + 1];
 	char password[HL_PASSWORD_MAX + 1];
-	char via[128];
+	char via[192];
 	struct event *wait; /* WAITING: for a slot, or to try again */
 	time_t give_up; /* no more waiting after this */
 	int queued; /* in `queue`, for a route slot */

@@ -65,11 +65,15 @@ plugin_free(struct hl_plugin *p)
 static int
 plugin_start(struct hl_plugin *p)
 {
+	int rc;
+
 	p->conf_errors = 0;
 	p->error[0] = '\0';
 	p->running = 1;
-	if (p->d.init(services, p, p->conf, &p->state) != 0 ||
-	    p->conf_errors > 0) {
+	p->in_init = 1;
+	rc = p->d.init(services, p, p->conf, &p->state);
+	p->in_init = 0;
+	if (rc != 0 || p->conf_errors > 0) {
 		p->running = 0;
 		snprintf(p->error, sizeof p->error,
 		         "failed to start (see the log)");
@@ -96,6 +100,7 @@ plugin_stop(struct hl_plugin *p)
 		p->d.fini(p->state);
 	p->running = 0;
 	p->state = NULL;
+	p->nstatus = 0; /* its state lines were its running self's */
 	/* plugin.h: calls queued before fini returned run before it or
 	 * never. Those still queued are this plugin's no more. */
 	hl__loopcall_drop(p);

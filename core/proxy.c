@@ -34,7 +34,7 @@ struct proxy_conn {
 	char peer[HL_PEER_MAX];
 	char keyhash[HL_KEYHASH_LEN + 1];
 	char password[HL_PASSWORD_MAX + 1];
-	char via[96];
+	char via[192];
 	/* The request head must be complete 10 s after the connection, not
 	 * 10 s after its last byte. */
 	struct event *head_deadline;

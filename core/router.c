@@ -30,7 +30,7 @@
 static struct recent_route {
 	time_t t;
 	char keyhash[HL_KEYHASH_LEN + 1];
-	char via[160];
+	char via[192];
 	char *trace;
 } recent[RECENT_MAX];
 static size_t recent_next, recent_count;
@@ -376,6 +376,23 @@ route_exhausted(struct hl__route *r)
 	return 1;
 }
 
+/* One slot: the transport calls tunnel_path right before the dial's cb
+ * with the same bev, in the same turn. */
+static struct {
+	struct bufferevent *bev;
+	unsigned flags;
+	char text[80];
+} path_note;
+
+void
+hl__router_tunnel_path(struct bufferevent *bev, unsigned flags,
+                       const char *text)
+{
+	path_note.bev = bev;
+	path_note.flags = flags;
+	snprintf(path_note.text, sizeof path_note.text, "%s", text ? text : "");
+}
+
 static void
 attempt_dial_callback(void *arg, struct bufferevent *bev,
                       const unsigned char *cert_der, size_t cert_der_len,
@@ -393,9 +410,18 @@ attempt_dial_callback(void *arg, struct bufferevent *bev,
 	} else {
 		hl__keyhash(cert_der, cert_der_len, got);
 		if (strcmp(got, r->keyhash) == 0) {
-			char via[128];
-			snprintf(via, sizeof via, "%s %s", a->transport->d.name,
-			         a->addr);
+			char via[192];
+			int n = snprintf(via, sizeof via, "%s %s",
+			                 a->transport->d.name, a->addr);
+			if (path_note.bev == bev && n > 0 &&
+			    (size_t)n < sizeof via)
+				snprintf(via + n, sizeof via - (size_t)n,
+				         " [%s: %s]",
+				         path_note.flags & HL_INCOMING_RELAYED
+				             ? "relayed"
+				             : "direct",
+				         path_note.text);
+			path_note.bev = NULL;
 			r->finished = 1;
 			hl__stats.tunnels_out++;
 			hl__debug("route %.8s: won by %s", r->keyhash, via);

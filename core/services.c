@@ -300,6 +300,52 @@ svc_endpoint_remove(struct hl_plugin *self, const char *uri)
 		hl__endpoint_remove(self, uri);
 }
 
+/* The path of the tunnel the transport hands over next (router.c takes
+ * it in the dial's callback, in the same turn). */
+static void
+svc_tunnel_path(struct hl_plugin *self HL_UNUSED, struct bufferevent *bev,
+                unsigned flags, const char *text)
+{
+	hl__router_tunnel_path(bev, flags, text);
+}
+
+static void
+svc_status_set(struct hl_plugin *self, const char *key, const char *value)
+{
+	size_t i;
+
+	if (self == NULL || key == NULL || key[0] == '\0')
+		return;
+	for (i = 0; i < self->nstatus; i++)
+		if (strncmp(self->status[i].key, key,
+		            sizeof self->status[i].key - 1) == 0)
+			break;
+	if (value == NULL) {
+		if (i < self->nstatus) {
+			self->status[i] = self->status[self->nstatus - 1];
+			self->nstatus--;
+		}
+		return;
+	}
+	if (i == self->nstatus) {
+		if (self->nstatus ==
+		    sizeof self->status / sizeof self->status[0]) {
+			if (!self->status_full_logged)
+				svc_log(self, HL_LOG_WARN,
+				        "status_set: at most %zu keys; \"%s\" "
+				        "dropped",
+				        self->nstatus, key);
+			self->status_full_logged = 1;
+			return;
+		}
+		self->nstatus++;
+		snprintf(self->status[i].key, sizeof self->status[i].key, "%s",
+		         key);
+	}
+	snprintf(self->status[i].value, sizeof self->status[i].value, "%s",
+	         value);
+}
+
 const struct hl_services hl__services = {
     .size = sizeof(struct hl_services),
     .abi_major = HL_ABI_MAJOR,
@@ -341,4 +387,6 @@ const struct hl_services hl__services = {
     .incoming_flags = svc_incoming_flags,
     .endpoint_add = svc_endpoint_add,
     .endpoint_remove = svc_endpoint_remove,
+    .tunnel_path = svc_tunnel_path,
+    .status_set = svc_status_set,
 };

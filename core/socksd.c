@@ -45,7 +45,7 @@ struct socks_conn {
 	char peer[HL_PEER_MAX];
 	char keyhash[HL_KEYHASH_LEN + 1];
 	char password[HL_PASSWORD_MAX + 1];
-	char via[128];
+	char via[192];
 };
 
 static void

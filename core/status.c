@@ -105,6 +105,28 @@ kinds_json(uint32_t kinds)
 	return a;
 }
 
+/* "relayed" or "direct": an incoming tunnel through a relay has its peer
+ * marked so (svc->incoming_flags); an outgoing one its via (the router's
+ * "[relayed: ...]", from svc->tunnel_path). */
+static const char *
+path_of(const struct hl__tunnel_info *info)
+{
+	if (info->outgoing)
+		return strstr(info->via, " [relayed: ") ? "relayed" : "direct";
+	return strncmp(info->peer, "relayed ", 8) == 0 ? "relayed" : "direct";
+}
+
+static json_t *
+plugin_status_json(const struct hl_plugin *p)
+{
+	json_t *o = json_object();
+
+	for (size_t i = 0; o != NULL && i < p->nstatus; i++)
+		json_object_set_new(o, p->status[i].key,
+		                    text(p->status[i].value));
+	return o;
+}
+
 static void
 add_connection(void *arg, const struct hl__tunnel_info *info, size_t a_to_b,
                size_t b_to_a)
@@ -112,11 +134,11 @@ add_connection(void *arg, const struct hl__tunnel_info *info, size_t a_to_b,
 	json_t *a = arg;
 
 	json_array_append_new(
-	    a, json_pack("{s:s, s:o, s:s, s:o, s:o, s:o, s:I, s:I, s:I}",
-	                 "direction", info->outgoing ? "out" : "in", "service",
-	                 text(info->service), "keyhash", info->keyhash, "peer",
-	                 text(info->peer), "via", text(info->via), "origin",
-	                 text(info->origin),
+	    a, json_pack("{s:s, s:s, s:o, s:s, s:o, s:o, s:o, s:I, s:I, s:I}",
+	                 "direction", info->outgoing ? "out" : "in", "path",
+	                 path_of(info), "service", text(info->service),
+	                 "keyhash", info->keyhash, "peer", text(info->peer),
+	                 "via", text(info->via), "origin", text(info->origin),
 	                 /* a is the browser (out) or the client node (in): what
 	                  * it sent is "up". */
 	                 "bytes_up", (json_int_t)a_to_b, "bytes_down",
@@ -196,15 +218,15 @@ hl__status_json(struct hl__core *c)
 	for (struct hl_plugin *p = hl__plugins_first(); p != NULL; p = p->next)
 		json_array_append_new(
 		    a,
-		    json_pack("{s:o, s:o, s:o, s:o, s:i, s:b, s:b, s:b, s:o, "
-		              "s:o}",
-		              "name", text(p->d.name), "version",
-		              text(p->d.version), "description",
-		              text(p->d.description), "kind",
-		              kinds_json(p->d.head.kinds), "priority",
-		              p->priority, "loaded", 1, "enabled", !p->disabled,
-		              "running", p->running, "path", text(p->path),
-		              "error", text(p->error)));
+		    json_pack(
+		        "{s:o, s:o, s:o, s:o, s:i, s:b, s:b, s:b, s:o, "
+		        "s:o, s:o}",
+		        "name", text(p->d.name), "version", text(p->d.version),
+		        "description", text(p->d.description), "kind",
+		        kinds_json(p->d.head.kinds), "priority", p->priority,
+		        "loaded", 1, "enabled", !p->disabled, "running",
+		        p->running, "path", text(p->path), "error",
+		        text(p->error), "status", plugin_status_json(p)));
 	hl__plugins_available(add_available, a);
 	json_object_set_new(root, "plugins", a);
 

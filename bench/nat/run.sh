@@ -4,7 +4,7 @@
 # combination (service home / client home: cone/cone, cone/symmetric,
 # symmetric/cone, symmetric/symmetric), TRIALS (20) fresh clients each
 # fetch the service's URL with only hubs: configured. Prints connection
-# success, direct-path rate (router counters), median and worst time to
+# success, direct-path and relayed rates (router counters), median and worst time to
 # first byte. Root only (network namespaces). See bench/README.md, "NAT".
 #
 # BUILD_DIR: an existing build with hlcore and plugins/ (e.g. build);
@@ -12,4 +12,4 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lab.sh"
-RUNS=${TRIALS:-20} lab_bench nat transport-udp.so "${1:-$here/build}" ip iptables-legacy curl python3 cmake
+RUNS=${TRIALS:-20} lab_bench nat transport-udp.so "${1:-$here/build}" ip iptables-legacy curl python3 cmake turnserver

@@ -12,7 +12,7 @@
 #define DHT_VALUE_MAX 1024 /* bytes in one record */
 #define DHT_VALUE_ADDRS_MAX 16 /* addresses in one record */
 #define DHT_ADDR_MAX 262 /* "[v6]:port" or a DNS name with a port */
-#define DHT_PROXY_LINE_MAX 4096 /* one JSON line of a proxy's answer */
+#define DHT_PROXY_LINE_MAX 8192 /* one JSON line of a proxy's answer */
 
 enum dht_value_result {
 	DHT_VALUE_OK = 0,

@@ -38,6 +38,7 @@
 #include <opendht/opendht_c.h>
 #include <sodium.h>
 
+#include "dht-endpoints.h"
 #include "dht-key.h"
 #include "dht-value.h"
 #include "hardline/plugin.h"
@@ -69,10 +70,15 @@ struct dht;
 enum msg_kind { MSG_VALUE, MSG_GET_DONE, MSG_PUT_DONE, MSG_PING_DONE };
 enum op_kind { OP_GET, OP_PUT, OP_PING };
 
+/* Which record an operation is about. */
+enum rec_kind { REC_WANHOSTS = 0, REC_ENDPOINTS = 1 };
+
 struct msg {
 	struct msg *next;
 	int kind;
 	uint64_t id; /* lookup id (value, get) or round (ping) */
+	int rec; /* enum rec_kind (value, put) */
+	uint64_t day; /* the day of the key a value was read under */
 	int ok;
 	size_t len;
 	unsigned char data[];
@@ -85,6 +91,8 @@ struct op {
 	struct hub *hub;
 	int kind;
 	uint64_t id;
+	int rec; /* enum rec_kind */
+	uint64_t day; /* of the key (gets) */
 	unsigned nvalues;
 	struct op *next, **prevp;
 };
@@ -128,7 +136,9 @@ enum req_kind { REQ_GET, REQ_POST };
 struct proxy_req {
 	struct dht *d;
 	int kind;
+	int rec; /* enum rec_kind */
 	uint64_t id; /* lookup id (GET) */
+	uint64_t day; /* of the key (GET) */
 	struct evhttp_connection *conn;
 	struct event *timer;
 	struct evbuffer *line;
@@ -139,6 +149,17 @@ struct proxy_req {
 	int failed_early; /* it called back before returning */
 	unsigned nlines;
 	struct proxy_req *next, **prevp;
+};
+
+/* The endpoints record of one service for one day, signed once and put
+ * again unchanged until the endpoints or the day change. */
+struct ep_pub {
+	char keyhash[41];
+	uint64_t day;
+	unsigned char rec[DHT_EP_MAX];
+	size_t len; /* 0: it could not be made (said once) */
+	dht_value *dvalue; /* native: one object, so its id stays */
+	char value_id[24]; /* proxy: the id we give it */
 };
 
 struct bootstrap {
@@ -196,6 +217,13 @@ struct dht {
 	char value_id[24]; /* proxy: the id we give it */
 	struct event *publish_timer;
 	int said_empty, said_dropped, said_published, said_put_failed;
+	/* publishing the endpoints record */
+	char *endpoints;
+	char ep_text[DHT_EP_TEXT_MAX + 1];
+	size_t ep_len;
+	struct ep_pub *eps;
+	size_t neps, eps_cap;
+	int said_ep_dropped, said_ep_published;
 
 	/* lookups */
 	struct lookup *lookups;
@@ -206,12 +234,14 @@ struct dht {
 	/* counters, logged at fini */
 	unsigned long n_lookups, n_records, n_empty, n_malformed, n_candidates;
 	unsigned long n_puts_ok, n_puts_failed;
+	unsigned long n_ep_records, n_ep_forged, n_ep_oversized, n_ep_malformed;
+	unsigned long n_ep_found, n_ep_puts_ok, n_ep_puts_failed;
 };
 
-static void lookup_value(struct dht *d, uint64_t id, const void *data,
-                         size_t len);
+static void lookup_value(struct dht *d, uint64_t id, int rec, uint64_t day,
+                         const void *data, size_t len);
 static void lookup_key_done(struct dht *d, uint64_t id);
-static void put_done(struct dht *d, int ok);
+static void put_done(struct dht *d, int rec, int ok);
 static void boot_step_done(struct dht *d, uint64_t round, int ok);
 static void publish_round(struct dht *d);
 
@@ -275,13 +305,14 @@ hub_pump(void *arg)
 		if (d != NULL) {
 			switch (m->kind) {
 			case MSG_VALUE:
-				lookup_value(d, m->id, m->data, m->len);
+				lookup_value(d, m->id, m->rec, m->day, m->data,
+				             m->len);
 				break;
 			case MSG_GET_DONE:
 				lookup_key_done(d, m->id);
 				break;
 			case MSG_PUT_DONE:
-				put_done(d, m->ok);
+				put_done(d, m->rec, m->ok);
 				break;
 			case MSG_PING_DONE:
 				boot_step_done(d, m->id, m->ok);
@@ -332,14 +363,16 @@ hub_post(struct hub *h, struct msg *m)
 }
 
 static struct msg *
-msg_new(int kind, uint64_t id, int ok, const void *data, size_t len)
+msg_new(int kind, const struct op *o, int ok, const void *data, size_t len)
 {
 	struct msg *m = malloc(sizeof *m + len);
 
 	if (m == NULL)
 		return NULL;
 	m->kind = kind;
-	m->id = id;
+	m->id = o->id;
+	m->rec = o->rec;
+	m->day = o->day;
 	m->ok = ok;
 	m->len = len;
 	if (len)
@@ -349,7 +382,7 @@ msg_new(int kind, uint64_t id, int ok, const void *data, size_t len)
 
 /* Loop thread: a new operation's context, or NULL when too many run. */
 static struct op *
-op_new(struct hub *h, int kind, uint64_t id)
+op_new(struct hub *h, int kind, int rec, uint64_t id, uint64_t day)
 {
 	struct op *o;
 
@@ -361,6 +394,8 @@ op_new(struct hub *h, int kind, uint64_t id)
 	o->hub = h;
 	o->kind = kind;
 	o->id = id;
+	o->rec = rec;
+	o->day = day;
 	HL_LIST_INSERT(h->ops, o);
 	h->nops++;
 	pthread_mutex_unlock(&h->mu);
@@ -380,10 +415,11 @@ op_value_callback(const dht_value *v, void *arg)
 {
 	struct op *o = arg;
 	dht_data_view dv = dht_value_get_data(v);
+	size_t max = o->rec == REC_ENDPOINTS ? DHT_EP_MAX : DHT_VALUE_MAX;
 	/* One byte more than a record may hold marks an oversized one. */
-	size_t len = dv.size > DHT_VALUE_MAX ? DHT_VALUE_MAX + 1 : dv.size;
+	size_t len = dv.size > max ? max + 1 : dv.size;
 
-	hub_post(o->hub, msg_new(MSG_VALUE, o->id, 1, dv.data, len));
+	hub_post(o->hub, msg_new(MSG_VALUE, o, 1, dv.data, len));
 	return ++o->nvalues < MAX_VALUES_PER_GET;
 }
 
@@ -401,7 +437,7 @@ op_done_callback(bool ok, void *arg)
 	pthread_mutex_lock(&h->mu);
 	op_unlink_locked(h, o);
 	pthread_mutex_unlock(&h->mu);
-	hub_post(h, msg_new(kind, o->id, ok, NULL, 0));
+	hub_post(h, msg_new(kind, o, ok, NULL, 0));
 	free(o);
 }
 
@@ -455,9 +491,62 @@ lookup_timeout_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
 	lookup_finish(arg);
 }
 
-/* A record read for lookup id (which may be gone). */
+/* Give lookup id (which may end meanwhile) the candidate addr. */
 static void
-lookup_value(struct dht *d, uint64_t id, const void *data, size_t len)
+lookup_feed(struct dht *d, uint64_t id, const char *addr)
+{
+	struct lookup *lk = lookup_find(d, id);
+
+	/* The core may end the route while we feed it. */
+	if (lk == NULL || lk->ncand >= MAX_CANDIDATES)
+		return;
+	lk->ncand++;
+	d->n_candidates++;
+	d->svc->log(d->self, HL_LOG_DEBUG, "lookup of %.8s: %s",
+	            d->svc->query_keyhash(lk->q), addr);
+	d->svc->query_candidate(d->self, lk->q, addr);
+}
+
+/* An endpoints record read for lookup lk under the key of day: fed to
+ * the router only when the service's own key signed it for that key. */
+static void
+lookup_endpoints(struct dht *d, struct lookup *lk, uint64_t day,
+                 const void *data, size_t len)
+{
+	struct dht_ep_record rec;
+	const char *kh = d->svc->query_keyhash(lk->q), *why = NULL;
+	uint64_t id = lk->id;
+	enum dht_ep_result r;
+
+	d->n_ep_records++;
+	r = dht_ep_open(data, len, kh, day, &rec, &why);
+	if (r != DHT_EP_OK) {
+		static const char *const what[] = {
+		    [DHT_EP_OVERSIZED] = "an oversized",
+		    [DHT_EP_MALFORMED] = "a malformed",
+		    [DHT_EP_FORGED] = "a forged"};
+		if (r == DHT_EP_OVERSIZED)
+			d->n_ep_oversized++;
+		else if (r == DHT_EP_FORGED)
+			d->n_ep_forged++;
+		else
+			d->n_ep_malformed++;
+		d->svc->log(d->self, HL_LOG_DEBUG,
+		            "lookup of %.8s: dropping %s endpoints record (%zu "
+		            "bytes: %s)",
+		            kh, what[r], len, why ? why : "?");
+		return;
+	}
+	for (size_t i = 0; i < rec.n; i++) {
+		d->n_ep_found++;
+		lookup_feed(d, id, rec.eps[i]);
+	}
+}
+
+/* A record read for lookup id (which may be gone) under the key of day. */
+static void
+lookup_value(struct dht *d, uint64_t id, int rec, uint64_t day,
+             const void *data, size_t len)
 {
 	char addrs[DHT_VALUE_ADDRS_MAX][DHT_ADDR_MAX];
 	struct lookup *lk = lookup_find(d, id);
@@ -467,6 +556,10 @@ lookup_value(struct dht *d, uint64_t id, const void *data, size_t len)
 
 	if (lk == NULL)
 		return;
+	if (rec == REC_ENDPOINTS) {
+		lookup_endpoints(d, lk, day, data, len);
+		return;
+	}
 	d->n_records++;
 	r = dht_value_parse(data, len, addrs, &n, &why);
 	if (r == DHT_VALUE_EMPTY) {
@@ -485,17 +578,8 @@ lookup_value(struct dht *d, uint64_t id, const void *data, size_t len)
 		    d->svc->query_keyhash(lk->q), len, why ? why : "?");
 		return;
 	}
-	for (size_t i = 0; i < n; i++) {
-		/* The core may end the route while we feed it. */
-		if ((lk = lookup_find(d, id)) == NULL ||
-		    lk->ncand >= MAX_CANDIDATES)
-			return;
-		lk->ncand++;
-		d->n_candidates++;
-		d->svc->log(d->self, HL_LOG_DEBUG, "lookup of %.8s: %s",
-		            d->svc->query_keyhash(lk->q), addrs[i]);
-		d->svc->query_candidate(d->self, lk->q, addrs[i]);
-	}
+	for (size_t i = 0; i < n; i++)
+		lookup_feed(d, id, addrs[i]);
 }
 
 /* One key's lookup of lookup id ended. */
@@ -537,10 +621,25 @@ proxy_req_cancel(struct proxy_req *r)
 	evtimer_add(r->timer, &now);
 }
 
+/* A line of a GET's answer that is not a value, or too long to read. */
+static void
+proxy_bad_line(struct proxy_req *r, int too_long)
+{
+	if (r->rec == REC_WANHOSTS)
+		r->d->n_malformed++;
+	else if (too_long)
+		r->d->n_ep_oversized++; /* a record of over 6 KiB */
+	else
+		r->d->n_ep_malformed++;
+}
+
 static void
 proxy_line(struct proxy_req *r, const char *line, size_t len)
 {
-	unsigned char buf[DHT_VALUE_MAX + 1];
+	/* Whatever a line may hold: an oversized endpoints record is
+	 * decoded, then dropped as oversized. */
+	unsigned char buf[DHT_PROXY_LINE_MAX];
+	size_t cap = r->rec == REC_WANHOSTS ? DHT_VALUE_MAX + 1 : sizeof buf;
 	long n;
 
 	while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' '))
@@ -549,10 +648,10 @@ proxy_line(struct proxy_req *r, const char *line, size_t len)
 		return;
 	if (++r->nlines > MAX_VALUES_PER_GET)
 		return;
-	n = dht_proxy_line(line, len, buf, sizeof buf);
+	n = dht_proxy_line(line, len, buf, cap);
 	if (n < 0) {
 		struct lookup *lk = lookup_find(r->d, r->id);
-		r->d->n_malformed++;
+		proxy_bad_line(r, 0);
 		if (lk != NULL)
 			r->d->svc->log(
 			    r->d->self, HL_LOG_DEBUG,
@@ -561,7 +660,7 @@ proxy_line(struct proxy_req *r, const char *line, size_t len)
 			    r->d->svc->query_keyhash(lk->q));
 		return;
 	}
-	lookup_value(r->d, r->id, buf, (size_t)n);
+	lookup_value(r->d, r->id, r->rec, r->day, buf, (size_t)n);
 }
 
 /* Take the complete lines out of in; keep the rest in r->line. */
@@ -580,7 +679,7 @@ proxy_read_lines(struct proxy_req *r, struct evbuffer *in, int final)
 			if (r->skipping || have + more > DHT_PROXY_LINE_MAX) {
 				evbuffer_drain(in, more);
 				if (!r->skipping)
-					r->d->n_malformed++;
+					proxy_bad_line(r, 1);
 				r->skipping = 1;
 				evbuffer_drain(r->line, have);
 			} else {
@@ -598,7 +697,7 @@ proxy_read_lines(struct proxy_req *r, struct evbuffer *in, int final)
 		if (r->skipping ||
 		    evbuffer_get_length(r->line) + take > DHT_PROXY_LINE_MAX) {
 			if (!r->skipping)
-				r->d->n_malformed++;
+				proxy_bad_line(r, 1);
 			evbuffer_drain(in, take + 1);
 			evbuffer_drain(r->line, evbuffer_get_length(r->line));
 			r->skipping = 0;
@@ -629,7 +728,7 @@ static void
 proxy_req_end(struct proxy_req *r, int ok, const char *why)
 {
 	struct dht *d = r->d;
-	int kind = r->kind;
+	int kind = r->kind, rec = r->rec;
 	uint64_t id = r->id;
 
 	if (!ok)
@@ -639,7 +738,7 @@ proxy_req_end(struct proxy_req *r, int ok, const char *why)
 	if (kind == REQ_GET)
 		lookup_key_done(d, id);
 	else
-		put_done(d, ok);
+		put_done(d, rec, ok);
 }
 
 static void
@@ -695,10 +794,11 @@ proxy_timer_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
 	                              : "no complete answer within 5 s");
 }
 
-/* Start one request; 0, or -1 (nothing started). */
+/* Start one request (a GET for lookup id of the key of day, or a POST
+ * of body), about a record of kind rec; 0, or -1 (nothing started). */
 static int
-proxy_request(struct dht *d, int kind, uint64_t id, const char *key,
-              const char *body)
+proxy_request(struct dht *d, int kind, int rec, uint64_t id, uint64_t day,
+              const char *key, const char *body)
 {
 	struct proxy_req *r = calloc(1, sizeof *r);
 	struct timeval tv = {PROXY_TIMEOUT_SEC, 0};
@@ -710,7 +810,9 @@ proxy_request(struct dht *d, int kind, uint64_t id, const char *key,
 		return -1;
 	r->d = d;
 	r->kind = kind;
+	r->rec = rec;
 	r->id = id;
+	r->day = day;
 	HL_LIST_INSERT(d->reqs, r);
 	d->nreqs++;
 	r->timer = evtimer_new(d->base, proxy_timer_callback, r);
@@ -761,26 +863,40 @@ fail:
 /* ---- publishing (server side) ---- */
 
 static void
-put_done(struct dht *d, int ok)
+put_done(struct dht *d, int rec, int ok)
 {
+	size_t nids = d->svc->identity_count(d->self);
+
 	if (ok) {
-		d->n_puts_ok++;
-		if (!d->said_published) {
-			d->said_published = 1;
-			d->said_put_failed = 0;
+		int *said = rec == REC_ENDPOINTS ? &d->said_ep_published
+		                                 : &d->said_published;
+		if (rec == REC_ENDPOINTS)
+			d->n_ep_puts_ok++;
+		else
+			d->n_puts_ok++;
+		if (*said)
+			return;
+		*said = 1;
+		d->said_put_failed = 0;
+		if (rec == REC_ENDPOINTS)
+			d->svc->log(d->self, HL_LOG_INFO,
+			            "published the endpoints \"%s\" for %zu "
+			            "service%s (signed, beside WANHosts)",
+			            d->ep_text, nids, nids == 1 ? "" : "s");
+		else
 			d->svc->log(d->self, HL_LOG_INFO,
 			            "published \"%s\" for %zu service%s",
-			            d->value, d->svc->identity_count(d->self),
-			            d->svc->identity_count(d->self) == 1 ? ""
-			                                                 : "s");
-		}
+			            d->value, nids, nids == 1 ? "" : "s");
 		return;
 	}
-	d->n_puts_failed++;
+	if (rec == REC_ENDPOINTS)
+		d->n_ep_puts_failed++;
+	else
+		d->n_puts_failed++;
 	/* Before the node joined, puts fail at once; they are made again
 	 * when it joins. */
 	if (!d->said_put_failed && !d->said_published &&
-	    (d->proxy_mode || d->joined)) {
+	    !d->said_ep_published && (d->proxy_mode || d->joined)) {
 		d->said_put_failed = 1;
 		d->svc->log(d->self, HL_LOG_INFO,
 		            "a put did not reach the DHT yet (offline?); it is "
@@ -806,28 +922,168 @@ publish_schedule(struct dht *d)
 	evtimer_add(d->publish_timer, &tv);
 }
 
+/* Publish from the loop, soon: the events of one change (WANHosts, then
+ * endpoints) make one round. */
+static void
+publish_soon(struct dht *d)
+{
+	struct timeval now = {0, 0};
+
+	evtimer_add(d->publish_timer, &now);
+}
+
+static void
+ep_pub_free(struct ep_pub *e)
+{
+	if (e->dvalue != NULL)
+		dht_value_unref(e->dvalue);
+	e->dvalue = NULL;
+}
+
+/* Forget the signed records of the days not in days[0..ndays) (all of
+ * them when ndays is 0). */
+static void
+ep_prune(struct dht *d, const uint64_t *days, size_t ndays)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < d->neps; i++) {
+		int keep = 0;
+		for (size_t j = 0; j < ndays; j++)
+			keep |= d->eps[i].day == days[j];
+		if (!keep)
+			ep_pub_free(&d->eps[i]);
+		else if (kept != i)
+			d->eps[kept++] = d->eps[i];
+		else
+			kept++;
+	}
+	d->neps = kept;
+}
+
+/* The endpoints record of service id for day, made and signed on first
+ * use; NULL when there is none to put (said once per change). */
+static struct ep_pub *
+ep_pub_get(struct dht *d, const struct hl_identity *id, uint64_t day)
+{
+	struct ep_pub *e;
+	const char *why = NULL;
+
+	for (size_t i = 0; i < d->neps; i++)
+		if (d->eps[i].day == day &&
+		    strcmp(d->eps[i].keyhash, id->keyhash) == 0)
+			return d->eps[i].len > 0 ? &d->eps[i] : NULL;
+	if (d->neps == d->eps_cap) {
+		size_t cap = d->eps_cap ? d->eps_cap * 2 : 4;
+		struct ep_pub *n = realloc(d->eps, cap * sizeof *n);
+		if (n == NULL)
+			return NULL;
+		d->eps = n;
+		d->eps_cap = cap;
+	}
+	e = &d->eps[d->neps++];
+	memset(e, 0, sizeof *e);
+	snprintf(e->keyhash, sizeof e->keyhash, "%s", id->keyhash);
+	e->day = day;
+	e->len = dht_ep_make(id->keyhash, day, d->ep_text, id->cert_der,
+	                     id->cert_der_len, id->key_pem, e->rec,
+	                     sizeof e->rec, &why);
+	if (e->len == 0) {
+		/* Once per day and change: the record of the next day is
+		 * tried (and fails) afresh. */
+		d->svc->log(d->self, HL_LOG_WARN,
+		            "cannot publish the endpoints of %s in the DHT: %s",
+		            id->name, why ? why : "?");
+		return NULL;
+	}
+	if (!d->proxy_mode) {
+		e->dvalue = dht_value_new(e->rec, e->len);
+		if (e->dvalue == NULL) {
+			d->neps--;
+			return NULL;
+		}
+	} else {
+		uint64_t rid;
+		randombytes_buf(&rid, sizeof rid);
+		snprintf(e->value_id, sizeof e->value_id, "%llu",
+		         (unsigned long long)(rid >> 1));
+	}
+	return e;
+}
+
+/* A proxy POST body of value data[0..len) with id vid, in a new string;
+ * NULL when out of memory. */
+static char *
+proxy_body(const void *data, size_t len, const char *vid)
+{
+	size_t b64len =
+	    sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL);
+	size_t cap = b64len + 64;
+	char *body = malloc(cap), *b64 = malloc(b64len);
+
+	if (body != NULL && b64 != NULL) {
+		sodium_bin2base64(b64, b64len, data, len,
+		                  sodium_base64_VARIANT_ORIGINAL);
+		snprintf(body, cap,
+		         "{\"data\":\"%s\",\"id\":\"%s\",\"type\":0}", b64,
+		         vid);
+	} else {
+		free(body);
+		body = NULL;
+	}
+	free(b64);
+	return body;
+}
+
+/* Put a value under key: data as a proxy POST, or dv natively. */
+static void
+put_one(struct dht *d, int rec, const char *key, const void *data, size_t len,
+        const char *vid, dht_value *dv)
+{
+	if (d->proxy_mode) {
+		char *body = proxy_body(data, len, vid);
+		if (body == NULL ||
+		    proxy_request(d, REQ_POST, rec, 0, 0, key, body) != 0)
+			put_done(d, rec, 0);
+		free(body);
+	} else {
+		struct op *o = dv ? op_new(d->hub, OP_PUT, rec, 0, 0) : NULL;
+		dht_infohash h;
+		if (o == NULL) {
+			put_done(d, rec, 0);
+			return;
+		}
+		dht_infohash_from_hex(&h, key);
+		dht_runner_put(d->runner, &h, dv, op_done_callback, o, false);
+	}
+}
+
 static void
 publish_round(struct dht *d)
 {
 	size_t nids = d->svc->identity_count(d->self), ndays;
 	uint64_t days[2];
-	char body[DHT_VALUE_MAX * 2 + 128];
 
 	publish_schedule(d);
-	if (nids == 0 || d->value_len == 0)
+	if (nids == 0)
 		return;
-	if (d->proxy_mode) {
-		char b64[sodium_base64_ENCODED_LEN(
-		    DHT_VALUE_MAX, sodium_base64_VARIANT_ORIGINAL)];
-		sodium_bin2base64(b64, sizeof b64,
-		                  (const unsigned char *)d->value, d->value_len,
-		                  sodium_base64_VARIANT_ORIGINAL);
-		snprintf(body, sizeof body,
-		         "{\"data\":\"%s\",\"id\":\"%s\",\"type\":0}", b64,
-		         d->value_id);
-	} else if (d->runner == NULL || d->dvalue == NULL)
+	if (d->value_len == 0 && d->ep_len == 0) {
+		if (!d->said_empty)
+			d->svc->log(
+			    d->self, HL_LOG_INFO,
+			    "nothing to publish: this node knows no address "
+			    "where it can be reached from outside (no "
+			    "transport-tls advertise:, no upnp mapping, no "
+			    "yggdrasil address, no transport-udp advertise: "
+			    "or hub); looking services up still works");
+		d->said_empty = 1;
+		return;
+	}
+	d->said_empty = 0;
+	if (!d->proxy_mode && d->runner == NULL)
 		return;
 	ndays = dht_key_days((int64_t)time(NULL), days);
+	ep_prune(d, days, ndays);
 	for (size_t i = 0; i < nids; i++) {
 		const struct hl_identity *id = d->svc->identity_at(d->self, i);
 
@@ -835,41 +1091,39 @@ publish_round(struct dht *d)
 			continue;
 		for (size_t j = 0; j < ndays; j++) {
 			char key[41];
-			if (dht_key(id->keyhash, days[j], key) != 0)
+			struct ep_pub *e;
+
+			if (d->value_len > 0 &&
+			    dht_key(id->keyhash, days[j], key) == 0) {
+				d->svc->log(d->self, HL_LOG_DEBUG,
+				            "putting %s's addresses under %s "
+				            "(day %llu)",
+				            id->name, key,
+				            (unsigned long long)days[j]);
+				put_one(d, REC_WANHOSTS, key, d->value,
+				        d->value_len, d->value_id, d->dvalue);
+			}
+			if (d->ep_len == 0 ||
+			    dht_ep_key(id->keyhash, days[j], key) != 0 ||
+			    (e = ep_pub_get(d, id, days[j])) == NULL)
 				continue;
 			d->svc->log(
 			    d->self, HL_LOG_DEBUG,
-			    "putting %s's addresses under %s (day %llu)",
-			    id->name, key, (unsigned long long)days[j]);
-			if (d->proxy_mode) {
-				if (proxy_request(d, REQ_POST, 0, key, body) !=
-				    0)
-					put_done(d, 0);
-			} else {
-				struct op *o = op_new(d->hub, OP_PUT, 0);
-				dht_infohash h;
-				if (o == NULL) {
-					put_done(d, 0);
-					continue;
-				}
-				dht_infohash_from_hex(&h, key);
-				dht_runner_put(d->runner, &h, d->dvalue,
-				               op_done_callback, o, false);
-			}
+			    "putting %s's endpoints under %s (day %llu, "
+			    "%zu bytes)",
+			    id->name, key, (unsigned long long)days[j], e->len);
+			put_one(d, REC_ENDPOINTS, key, e->rec, e->len,
+			        e->value_id, e->dvalue);
 		}
 	}
 }
 
 static void
-dht_event(void *state, const struct hl_event *ev)
+wanhosts_event(struct dht *d, const char *text)
 {
-	struct dht *d = state;
-	const char *text = ev->text ? ev->text : "";
-	size_t dropped = 0, nids = d->svc->identity_count(d->self);
+	size_t dropped = 0;
 	char *copy;
 
-	if (ev->type != HL_EVENT_WANHOSTS)
-		return;
 	if (d->wanhosts != NULL && strcmp(d->wanhosts, text) == 0)
 		return;
 	copy = strdup(text);
@@ -892,30 +1146,57 @@ dht_event(void *state, const struct hl_event *ev)
 		d->dvalue = NULL;
 	}
 	d->said_published = 0;
-	if (d->value_len == 0) {
-		if (nids > 0 && !d->said_empty)
-			d->svc->log(
-			    d->self, HL_LOG_INFO,
-			    "nothing to publish: this node knows no address "
-			    "where it can be reached from outside (no "
-			    "transport-tls advertise:, no upnp mapping, no "
-			    "yggdrasil address); looking services up still "
-			    "works");
-		d->said_empty = 1;
-		return;
-	}
-	d->said_empty = 0;
-	if (!d->proxy_mode)
+	if (d->value_len > 0 && !d->proxy_mode)
 		d->dvalue =
 		    dht_value_new((const uint8_t *)d->value, d->value_len);
-	else {
+	else if (d->value_len > 0) {
 		uint64_t rid;
 		randombytes_buf(&rid, sizeof rid);
 		snprintf(d->value_id, sizeof d->value_id, "%llu",
 		         (unsigned long long)(rid >> 1));
 	}
-	if (nids > 0)
-		publish_round(d);
+	publish_soon(d);
+}
+
+static void
+endpoints_event(struct dht *d, const char *text)
+{
+	size_t dropped = 0;
+	char *copy;
+
+	if (d->endpoints != NULL && strcmp(d->endpoints, text) == 0)
+		return;
+	copy = strdup(text);
+	if (copy == NULL)
+		return;
+	free(d->endpoints);
+	d->endpoints = copy;
+	d->ep_len =
+	    dht_ep_filter(text, d->ep_text, sizeof d->ep_text, &dropped);
+	if (dropped > 0 && !d->said_ep_dropped) {
+		d->said_ep_dropped = 1;
+		d->svc->log(d->self, HL_LOG_WARN,
+		            "leaving %zu of this node's endpoints out of its "
+		            "DHT record (malformed, or past 16 endpoints or 1 "
+		            "KiB): \"%s\"",
+		            dropped, text);
+	}
+	/* Signed again, with the new endpoints, at the next round. */
+	ep_prune(d, NULL, 0);
+	d->said_ep_published = 0;
+	publish_soon(d);
+}
+
+static void
+dht_event(void *state, const struct hl_event *ev)
+{
+	struct dht *d = state;
+	const char *text = ev->text ? ev->text : "";
+
+	if (ev->type == HL_EVENT_WANHOSTS)
+		wanhosts_event(d, text);
+	else if (ev->type == HL_EVENT_ENDPOINTS)
+		endpoints_event(d, text);
 }
 
 /* ---- joining the network (native mode) ---- */
@@ -991,7 +1272,7 @@ static void
 boot_ping(struct dht *d, uint64_t round, const struct sockaddr *sa,
           socklen_t len)
 {
-	struct op *o = op_new(d->hub, OP_PING, round);
+	struct op *o = op_new(d->hub, OP_PING, REC_WANHOSTS, round, 0);
 
 	if (o == NULL)
 		return;
@@ -1205,19 +1486,25 @@ dht_query_start(void *state, struct hl_query *q)
 		return -1;
 	}
 	ndays = dht_key_days((int64_t)time(NULL), days);
-	for (size_t i = 0; i < ndays; i++) {
+	/* Each day: the WANHosts record, and hlcore's endpoints record. */
+	for (size_t i = 0; i < 2 * ndays; i++) {
+		int rec = i % 2 ? REC_ENDPOINTS : REC_WANHOSTS;
+		uint64_t day = days[i / 2];
 		char key[41];
 
-		if (dht_key(kh, days[i], key) != 0)
+		if ((rec == REC_WANHOSTS ? dht_key(kh, day, key)
+		                         : dht_ep_key(kh, day, key)) != 0)
 			continue;
 		d->svc->log(d->self, HL_LOG_DEBUG,
-		            "looking up %.8s under %s (day %llu)", kh, key,
-		            (unsigned long long)days[i]);
+		            "looking up %.8s%s under %s (day %llu)", kh,
+		            rec == REC_WANHOSTS ? "" : "'s endpoints", key,
+		            (unsigned long long)day);
 		if (d->proxy_mode) {
-			if (proxy_request(d, REQ_GET, lk->id, key, NULL) == 0)
+			if (proxy_request(d, REQ_GET, rec, lk->id, day, key,
+			                  NULL) == 0)
 				lk->pending++;
 		} else {
-			struct op *o = op_new(d->hub, OP_GET, lk->id);
+			struct op *o = op_new(d->hub, OP_GET, rec, lk->id, day);
 			dht_infohash h;
 			if (o == NULL)
 				continue;
@@ -1488,6 +1775,8 @@ dht_fini(void *state)
 		dht_runner_delete(d->runner);
 	if (d->dvalue != NULL)
 		dht_value_unref(d->dvalue);
+	ep_prune(d, NULL, 0);
+	free(d->eps);
 	if (h != NULL) {
 		int pending;
 
@@ -1533,7 +1822,17 @@ dht_fini(void *state)
 		            d->n_lookups, d->n_records, d->n_empty,
 		            d->n_malformed, d->n_candidates, d->n_puts_ok,
 		            d->n_puts_failed);
+	if (d->n_ep_records > 0 || d->n_ep_puts_ok + d->n_ep_puts_failed > 0)
+		d->svc->log(
+		    d->self, HL_LOG_INFO,
+		    "endpoints records: %lu read, %lu forged, %lu "
+		    "oversized and %lu malformed dropped, %lu endpoints "
+		    "found; %lu puts stored, %lu failed",
+		    d->n_ep_records, d->n_ep_forged, d->n_ep_oversized,
+		    d->n_ep_malformed, d->n_ep_found, d->n_ep_puts_ok,
+		    d->n_ep_puts_failed);
 	free(d->wanhosts);
+	free(d->endpoints);
 	free(d);
 }
 

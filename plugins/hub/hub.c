@@ -20,6 +20,8 @@
  *   rate: 20  burst: 40        datagrams per second per source address
  */
 #include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,11 +88,11 @@ struct pending {
 };
 
 struct stats {
-	unsigned long received, stun_answered, stun_dropped, malformed,
-	    oversized, not_ours, rate_limited, unexpected, challenges, replayed,
-	    forged, wrong_hub, unauthenticated, registered, refreshed, expired,
-	    lookups, found, not_found, intros, intros_limited, full,
-	    send_errors, status;
+	unsigned long received, stun_answered, stun_changed, stun_dropped,
+	    malformed, oversized, not_ours, rate_limited, unexpected,
+	    challenges, replayed, forged, wrong_hub, unauthenticated,
+	    registered, refreshed, expired, lookups, found, not_found, intros,
+	    intros_limited, full, send_errors, status;
 };
 
 struct hub {
@@ -107,6 +109,15 @@ struct hub {
 	int max_regs, max_pending, lifetime, refresh, rate, burst;
 
 	int fd;
+	/* RFC 5780 behaviour discovery (`hlcore nat` measures filtering):
+	 * alt_fd, bound to the same address on another port, answers
+	 * CHANGE-REQUESTs for another port; another of the host's addresses
+	 * (ips) answers those for another address (a hub on 0.0.0.0 or [::]
+	 * only: one bound to an address cannot send from another). */
+	int alt_fd;
+	uint16_t alt_port;
+	struct sockaddr_storage ips[8];
+	int nips;
 	int family;
 	struct event *rx_ev, *sweep_ev;
 
@@ -249,9 +260,9 @@ set_control(struct msghdr *mh, char *buf, int level, int type, const void *data,
  * addresses must answer from the one that was dialed, or NATs drop the
  * answer): local is that address, or NULL. */
 static void
-send_raw(struct hub *h, const uint8_t *buf, size_t len,
-         const struct sockaddr_storage *to, socklen_t tolen,
-         const struct sockaddr_storage *local)
+send_raw_fd(struct hub *h, int fd, const uint8_t *buf, size_t len,
+            const struct sockaddr_storage *to, socklen_t tolen,
+            const struct sockaddr_storage *local)
 {
 	struct iovec iov = {(void *)buf, len};
 	union {
@@ -281,13 +292,13 @@ send_raw(struct hub *h, const uint8_t *buf, size_t len,
 		set_control(&mh, cb.b, IPPROTO_IPV6, IPV6_PKTINFO, &pi,
 		            sizeof pi);
 	}
-	n = sendmsg(h->fd, &mh, MSG_DONTWAIT);
+	n = sendmsg(fd, &mh, MSG_DONTWAIT);
 	if (n < 0 && errno == EINVAL && mh.msg_control != NULL) {
 		/* The local address cannot be a source (it was a broadcast
 		 * address, or is gone): let the kernel choose. */
 		mh.msg_control = NULL;
 		mh.msg_controllen = 0;
-		n = sendmsg(h->fd, &mh, MSG_DONTWAIT);
+		n = sendmsg(fd, &mh, MSG_DONTWAIT);
 	}
 	if (n < 0) {
 		char a[HL_SOCKADDR_STRLEN];
@@ -296,6 +307,14 @@ send_raw(struct hub *h, const uint8_t *buf, size_t len,
 		h->svc->log(h->self, HL_LOG_DEBUG, "sending to %s: %s", a,
 		            strerror(errno));
 	}
+}
+
+static void
+send_raw(struct hub *h, const uint8_t *buf, size_t len,
+         const struct sockaddr_storage *to, socklen_t tolen,
+         const struct sockaddr_storage *local)
+{
+	send_raw_fd(h, h->fd, buf, len, to, tolen, local);
 }
 
 static void
@@ -655,7 +674,8 @@ stats_json(struct hub *h, char *out, size_t cap)
 	int n = snprintf(
 	    out, cap,
 	    "{\"registrations\":%d,\"max_registrations\":%d,"
-	    "\"received\":%lu,\"stun_answered\":%lu,\"stun_dropped\":%lu,"
+	    "\"received\":%lu,\"stun_answered\":%lu,\"stun_changed\":%lu,"
+	    "\"stun_dropped\":%lu,"
 	    "\"malformed\":%lu,\"oversized\":%lu,\"not_ours\":%lu,"
 	    "\"rate_limited\":%lu,\"unexpected\":%lu,\"challenges\":%lu,"
 	    "\"replayed\":%lu,\"forged\":%lu,\"wrong_hub\":%lu,"
@@ -664,11 +684,12 @@ stats_json(struct hub *h, char *out, size_t cap)
 	    "\"not_found\":%lu,\"intros\":%lu,\"intros_limited\":%lu,"
 	    "\"full\":%lu,\"send_errors\":%lu,\"status\":%lu}",
 	    h->nregs, h->max_regs, s->received, s->stun_answered,
-	    s->stun_dropped, s->malformed, s->oversized, s->not_ours,
-	    s->rate_limited, s->unexpected, s->challenges, s->replayed,
-	    s->forged, s->wrong_hub, s->unauthenticated, s->registered,
-	    s->refreshed, s->expired, s->lookups, s->found, s->not_found,
-	    s->intros, s->intros_limited, s->full, s->send_errors, s->status);
+	    s->stun_changed, s->stun_dropped, s->malformed, s->oversized,
+	    s->not_ours, s->rate_limited, s->unexpected, s->challenges,
+	    s->replayed, s->forged, s->wrong_hub, s->unauthenticated,
+	    s->registered, s->refreshed, s->expired, s->lookups, s->found,
+	    s->not_found, s->intros, s->intros_limited, s->full, s->send_errors,
+	    s->status);
 	return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
 }
 
@@ -731,13 +752,53 @@ on_hub_message(struct hub *h, const struct dgram *d, const uint8_t *buf,
 
 /* ---- STUN ---- */
 
+#define CHANGE_IP 0x4u /* CHANGE-REQUEST flags (RFC 5780) */
+#define CHANGE_PORT 0x2u
+/* libnice 0.1.21 names OTHER-ADDRESS (RFC 5780) only as a comprehension-
+ * optional number. */
+#define STUN_ATTRIBUTE_OTHER_ADDRESS ((StunAttribute)0x802C)
+
+/* Another address of this host than local's (same family), or NULL. */
+static const struct sockaddr_storage *
+other_ip(const struct hub *h, const struct sockaddr_storage *local)
+{
+	for (int i = 0; i < h->nips; i++) {
+		const struct sockaddr_storage *a = &h->ips[i];
+		if (local->ss_family != a->ss_family)
+			continue;
+		if (a->ss_family == AF_INET &&
+		    ((const struct sockaddr_in *)a)->sin_addr.s_addr !=
+		        ((const struct sockaddr_in *)local)->sin_addr.s_addr)
+			return a;
+		if (a->ss_family == AF_INET6 &&
+		    memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+		           &((const struct sockaddr_in6 *)local)->sin6_addr,
+		           16) != 0)
+			return a;
+	}
+	return NULL;
+}
+
+static socklen_t
+sa_set_port(struct sockaddr_storage *ss, uint16_t port)
+{
+	if (ss->ss_family == AF_INET6) {
+		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+		return sizeof(struct sockaddr_in6);
+	}
+	((struct sockaddr_in *)ss)->sin_port = htons(port);
+	return sizeof(struct sockaddr_in);
+}
+
 static void
 on_stun(struct hub *h, const struct dgram *d, const uint8_t *buf, size_t len)
 {
 	StunMessage req, resp;
 	uint8_t out[256];
 	struct sockaddr_storage mapped;
+	const struct sockaddr_storage *other;
 	socklen_t mlen;
+	uint32_t change;
 	size_t n;
 
 	if (stun_message_validate_buffer_length(buf, len, true) != (int)len ||
@@ -749,6 +810,15 @@ on_stun(struct hub *h, const struct dgram *d, const uint8_t *buf, size_t len)
 		h->st.stun_dropped++;
 		return;
 	}
+	if (stun_message_find32(&req, STUN_ATTRIBUTE_CHANGE_REQUEST, &change) !=
+	    STUN_MESSAGE_RETURN_SUCCESS)
+		change = 0;
+	other = other_ip(h, &d->local);
+	if (((change & CHANGE_IP) && other == NULL) ||
+	    ((change & CHANGE_PORT) && h->alt_fd < 0)) {
+		h->st.stun_dropped++; /* no OTHER-ADDRESS told: not asked */
+		return;
+	}
 	/* An IPv4 client of a dual-stack socket is told its IPv4 address. */
 	mlen = hubmsg_addr_to_sa(&d->from, &mapped);
 	if (!stun_agent_init_response(&h->stun, &resp, out, sizeof out, &req) ||
@@ -758,13 +828,24 @@ on_stun(struct hub *h, const struct dgram *d, const uint8_t *buf, size_t len)
 		h->st.stun_dropped++;
 		return;
 	}
+	/* RFC 5780: where CHANGE-REQUESTs are answered from. */
+	if (other != NULL && h->alt_fd >= 0) {
+		struct sockaddr_storage oa = *other;
+		socklen_t ol = sa_set_port(&oa, h->alt_port);
+		stun_message_append_addr(&resp, STUN_ATTRIBUTE_OTHER_ADDRESS,
+		                         (struct sockaddr *)&oa, ol);
+	}
 	n = stun_agent_finish_message(&h->stun, &resp, NULL, 0);
 	if (n == 0) {
 		h->st.stun_dropped++;
 		return;
 	}
 	h->st.stun_answered++;
-	send_raw(h, out, n, &d->src, d->srclen, &d->local);
+	if (change != 0)
+		h->st.stun_changed++;
+	send_raw_fd(h, (change & CHANGE_PORT) ? h->alt_fd : h->fd, out, n,
+	            &d->src, d->srclen,
+	            (change & CHANGE_IP) ? other : &d->local);
 }
 
 /* ---- the socket ---- */
@@ -1024,6 +1105,62 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
 	return bad ? -1 : 0;
 }
 
+/* RFC 5780's other port (the same address) and, for a hub on a wildcard
+ * address, the host's other addresses. Without them CHANGE-REQUESTs are
+ * not answered and OTHER-ADDRESS is not sent. */
+static void
+open_alt(struct hub *h)
+{
+	struct sockaddr_storage a = h->bind_sa;
+	socklen_t al = sizeof a;
+	struct ifaddrs *ifa0 = NULL;
+	int wildcard =
+	    h->family == AF_INET
+	        ? ((struct sockaddr_in *)&a)->sin_addr.s_addr == INADDR_ANY
+	        : IN6_IS_ADDR_UNSPECIFIED(
+	              &((struct sockaddr_in6 *)&a)->sin6_addr);
+
+	h->alt_fd =
+	    socket(h->family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	sa_set_port(&a, 0);
+	if (h->alt_fd >= 0) {
+		int off = 0, small = 1;
+		if (h->family == AF_INET6)
+			setsockopt(h->alt_fd, IPPROTO_IPV6, IPV6_V6ONLY, &off,
+			           sizeof off);
+		/* it only sends: what comes to it is left to drop */
+		setsockopt(h->alt_fd, SOL_SOCKET, SO_RCVBUF, &small,
+		           sizeof small);
+		if (bind(h->alt_fd, (struct sockaddr *)&a, h->bind_len) != 0 ||
+		    getsockname(h->alt_fd, (struct sockaddr *)&a, &al) != 0) {
+			close(h->alt_fd);
+			h->alt_fd = -1;
+		} else {
+			h->alt_port =
+			    ntohs(a.ss_family == AF_INET6
+			              ? ((struct sockaddr_in6 *)&a)->sin6_port
+			              : ((struct sockaddr_in *)&a)->sin_port);
+		}
+	}
+	if (!wildcard || getifaddrs(&ifa0) != 0)
+		return;
+	for (struct ifaddrs *i = ifa0; i != NULL && h->nips < 8;
+	     i = i->ifa_next) {
+		if (i->ifa_addr == NULL || (i->ifa_flags & IFF_LOOPBACK) ||
+		    !(i->ifa_flags & IFF_UP))
+			continue;
+		if (i->ifa_addr->sa_family == AF_INET)
+			memcpy(&h->ips[h->nips++], i->ifa_addr,
+			       sizeof(struct sockaddr_in));
+		else if (i->ifa_addr->sa_family == AF_INET6 &&
+		         !IN6_IS_ADDR_LINKLOCAL(
+		             &((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr))
+			memcpy(&h->ips[h->nips++], i->ifa_addr,
+			       sizeof(struct sockaddr_in6));
+	}
+	freeifaddrs(ifa0);
+}
+
 static int
 open_socket(struct hub *h)
 {
@@ -1055,6 +1192,7 @@ open_socket(struct hub *h)
 		            h->listen, strerror(errno));
 		return -1;
 	}
+	open_alt(h);
 	h->rx_ev =
 	    event_new(h->base, h->fd, EV_READ | EV_PERSIST, read_callback, h);
 	if (h->rx_ev == NULL || event_add(h->rx_ev, NULL) != 0)
@@ -1069,7 +1207,8 @@ hub_init(const struct hl_services *svc, struct hl_plugin *self,
          const struct hl_conf *conf, void **state)
 {
 	static const uint16_t known[] = {STUN_ATTRIBUTE_SOFTWARE,
-	                                 STUN_ATTRIBUTE_FINGERPRINT, 0};
+	                                 STUN_ATTRIBUTE_FINGERPRINT,
+	                                 STUN_ATTRIBUTE_CHANGE_REQUEST, 0};
 	struct hub *h = calloc(1, sizeof *h);
 	struct timeval tv = {SWEEP_MS / 1000, 0};
 
@@ -1084,6 +1223,7 @@ hub_init(const struct hl_services *svc, struct hl_plugin *self,
 	h->self = self;
 	h->base = svc->event_base(self);
 	h->fd = -1;
+	h->alt_fd = -1;
 	if (check_conf(svc, self, conf, h) != 0) {
 		free(h);
 		return -1;
@@ -1131,6 +1271,8 @@ hub_fini(void *state)
 	hl_event_free(&h->sweep_ev);
 	if (h->fd >= 0)
 		close(h->fd);
+	if (h->alt_fd >= 0)
+		close(h->alt_fd);
 	free(h->regs);
 	free(h->heads);
 	free(h->pending);

@@ -83,9 +83,32 @@ hubclient_stun_request(struct hubclient_stun *s)
 	return s->len;
 }
 
+size_t
+hubclient_stun_request_change(struct hubclient_stun *s, uint32_t change)
+{
+	memset(s, 0, sizeof *s);
+	stun_agent_init(&s->agent, stun_known, STUN_COMPATIBILITY_RFC5389,
+	                STUN_AGENT_USAGE_IGNORE_CREDENTIALS);
+	if (!stun_agent_init_request(&s->agent, &s->req, s->buf, sizeof s->buf,
+	                             STUN_BINDING) ||
+	    stun_message_append32(&s->req, STUN_ATTRIBUTE_CHANGE_REQUEST,
+	                          change) != STUN_MESSAGE_RETURN_SUCCESS)
+		return 0;
+	s->len = stun_agent_finish_message(&s->agent, &s->req, NULL, 0);
+	return s->len;
+}
+
 int
 hubclient_stun_answer(struct hubclient_stun *s, const uint8_t *buf, size_t len,
                       struct hubmsg_addr *mapped)
+{
+	return hubclient_stun_answer_other(s, buf, len, mapped, NULL);
+}
+
+int
+hubclient_stun_answer_other(struct hubclient_stun *s, const uint8_t *buf,
+                            size_t len, struct hubmsg_addr *mapped,
+                            struct hubmsg_addr *other)
 {
 	StunMessage msg;
 	struct sockaddr_storage ss, alt;
@@ -113,6 +136,16 @@ hubclient_stun_answer(struct hubclient_stun *s, const uint8_t *buf, size_t len,
 	if (hubmsg_addr_from_sa(mapped, (const struct sockaddr *)&ss) != 0 ||
 	    mapped->port == 0)
 		return -1;
+	if (other != NULL) {
+		struct sockaddr_storage oa;
+		socklen_t ol = sizeof oa;
+		memset(other, 0, sizeof *other);
+		/* OTHER-ADDRESS, RFC 5780 (libnice has no name for it) */
+		if (stun_message_find_addr(&msg, (StunAttribute)0x802C,
+		                           (struct sockaddr_storage *)&oa,
+		                           &ol) == STUN_MESSAGE_RETURN_SUCCESS)
+			hubmsg_addr_from_sa(other, (struct sockaddr *)&oa);
+	}
 	return 0;
 }
 

@@ -41,11 +41,22 @@ struct hubclient_stun {
  * (s->len), or 0. */
 size_t hubclient_stun_request(struct hubclient_stun *s);
 
+/* The same with a CHANGE-REQUEST (RFC 5780): answer from another address
+ * (HUBCLIENT_CHANGE_IP) and/or port (HUBCLIENT_CHANGE_PORT). */
+#define HUBCLIENT_CHANGE_IP 0x4u
+#define HUBCLIENT_CHANGE_PORT 0x2u
+size_t hubclient_stun_request_change(struct hubclient_stun *s, uint32_t change);
+
 /* 0 when the datagram buf[0..len) is a binding success answering s, with
- * its XOR-MAPPED-ADDRESS (or MAPPED-ADDRESS) in *mapped; else -1 (not an
+ * its XOR-MAPPED-ADDRESS (or MAPPED-ADDRESS) in *mapped and, when other is
+ * not NULL, its OTHER-ADDRESS (RFC 5780: where the server answers
+ * CHANGE-REQUESTs from; family 0 when none) in *other; else -1 (not an
  * answer to s, an error answer, no address). */
 int hubclient_stun_answer(struct hubclient_stun *s, const uint8_t *buf,
                           size_t len, struct hubmsg_addr *mapped);
+int hubclient_stun_answer_other(struct hubclient_stun *s, const uint8_t *buf,
+                                size_t len, struct hubmsg_addr *mapped,
+                                struct hubmsg_addr *other);
 
 /* What a NAT does with one local socket, from the addresses two STUN
  * servers (or hubs) at different addresses saw it at. */

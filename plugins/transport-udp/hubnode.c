@@ -28,6 +28,10 @@
 #define PUNCH_CANDS 12 /* candidates probed per punch */
 #define PROBE_TICK_MS 50 /* one probe to each candidate per tick */
 #define PROBE_ROUNDS 60 /* ticks: 3 s of probing */
+/* Relays last: a relayed candidate is probed, and a path through a relay
+ * taken, only after this many ticks without a direct path (2 s: the
+ * birthday approach finds cone/symmetric paths within it). */
+#define RELAY_AFTER 40
 /* The birthday approach, for a symmetric NAT on the client's side: after
  * BDAY_AFTER ticks without an answer the client opens BDAY_SOCKS sockets,
  * each probing the service's observed address every BDAY_EVERY ticks (a
@@ -77,6 +81,7 @@ struct reg {
 	int ever; /* registered at least once */
 	void *sock;
 	struct hubmsg_addr observed;
+	unsigned cands_gen; /* hn->cands_gen when its candidates went out */
 	struct event *timer;
 };
 
@@ -101,9 +106,10 @@ struct intro {
 	uint8_t keyhash[20];
 	void *sock;
 	struct hubmsg_addr cands[HUBMSG_CANDS_MAX + 1];
+	uint8_t relayed[HUBMSG_CANDS_MAX + 1]; /* the client's relay's */
 	size_t n;
 	int rounds; /* left */
-	int answered;
+	int answered; /* over a direct path (a relay's does not count) */
 	/* The birthday approach when this node's NAT is the symmetric one:
 	 * sockets probing the client's observed address, on which its
 	 * spray of probes (and then its QUIC Initial) may come in. */
@@ -134,6 +140,7 @@ struct hubnode {
 	unsigned long malformed, unexpected, nintros, probes_in, probes_bad,
 	    sprayed, bday_socks;
 	int bday_open; /* the INTROs' birthday sockets open now */
+	unsigned cands_gen; /* counts changes of this node's candidates */
 	struct hl_rate spray_rate;
 	unsigned long spray_limited;
 };
@@ -145,6 +152,7 @@ struct pcand {
 	unsigned probes;
 	int proven;
 	int taken;
+	int relayed; /* found on this node's relay socket */
 	void *sock; /* the socket its probe or ack came to */
 	char why[160];
 };
@@ -231,12 +239,64 @@ send_addr(struct hubnode *hn, void *sock, const struct hubmsg_addr *a,
 		send_to(hn, sock, (struct sockaddr *)&ss, l, buf, len);
 }
 
-/* This node's host candidates on the socket's port. */
+/* This node's candidates for a family: the relays' (relayed, and
+ * server-reflexive as the TURN server saw us), the addresses hubs saw us
+ * at (server-reflexive), then host ones on the socket's port, at most
+ * max in all (host ones give way). */
 static size_t
-host_cands(void *sock_family_hint HL_UNUSED, int family, uint16_t port,
+node_cands(struct hubnode *hn, int family, uint16_t port,
            struct hubmsg_cand *out, size_t max)
 {
-	return hubclient_host_candidates(family, port, out, max);
+	struct hubmsg_cand extra[HUBMSG_CANDS_MAX];
+	size_t ne = 0, n;
+
+	if (hn->io.cands != NULL)
+		ne = hn->io.cands(hn->io.ctx, family, extra, HUBMSG_CANDS_MAX);
+	for (size_t i = 0; i < hn->nhubs; i++)
+		for (size_t k = 0; k < hn->hubs[i].nregs; k++) {
+			const struct reg *r = &hn->hubs[i].regs[k];
+			int dup = 0;
+			if (!r->ever ||
+			    r->observed.family != (family == AF_INET6 ? 6 : 4))
+				continue;
+			for (size_t j = 0; j < ne; j++)
+				dup |= hubmsg_addr_eq(&extra[j].addr,
+				                      &r->observed);
+			if (!dup && ne < HUBMSG_CANDS_MAX) {
+				extra[ne].kind = HUBMSG_CAND_SRFLX;
+				extra[ne++].addr = r->observed;
+			}
+		}
+	if (ne > max)
+		ne = max;
+	/* First: a hub trims an answer from the end (no amplification). */
+	memcpy(out, extra, ne * sizeof *extra);
+	n = hubclient_host_candidates(family, port, out + ne, max - ne);
+	return ne + n;
+}
+
+/* A peer's addresses may reach us through our relays. */
+static void
+permit_addrs(struct hubnode *hn, const struct hubmsg_addr *obs,
+             const struct hubmsg_cand *cands, size_t n)
+{
+	struct sockaddr_storage ss;
+	socklen_t l;
+
+	if (hn->io.permit == NULL)
+		return;
+	if ((l = hubmsg_addr_to_sa(obs, &ss)) > 0)
+		hn->io.permit(hn->io.ctx, (struct sockaddr *)&ss, l);
+	for (size_t i = 0; i < n; i++)
+		if (cands[i].kind != HUBMSG_CAND_HOST &&
+		    (l = hubmsg_addr_to_sa(&cands[i].addr, &ss)) > 0)
+			hn->io.permit(hn->io.ctx, (struct sockaddr *)&ss, l);
+}
+
+static int
+is_relay(const struct hubnode *hn, void *sock)
+{
+	return hn->io.is_relay != NULL && hn->io.is_relay(hn->io.ctx, sock);
 }
 
 /* ---- registrations ---- */
@@ -282,12 +342,21 @@ reg_challenge(struct reg *r)
 static void
 reg_keepalive(struct reg *r)
 {
-	uint8_t buf[128];
-	size_t n;
+	struct hubnode *hn = r->hn;
+	uint8_t buf[HUBMSG_MAX];
+	struct hubmsg_cand cands[HUBMSG_CANDS_MAX];
+	uint16_t port = 0;
+	size_t n, nc;
 
+	/* The candidates again: they replace the registered ones (a relay
+	 * allocated since, another hub's view of our address). */
+	hn->io.listener_for(hn->io.ctx, r->hub->ss.ss_family, &port);
+	nc =
+	    node_cands(hn, r->hub->ss.ss_family, port, cands, HUBMSG_CANDS_MAX);
+	r->cands_gen = hn->cands_gen;
 	rand_fill(r->txid, sizeof r->txid);
 	n = hubclient_keepalive(buf, sizeof buf, r->txid, r->keyhash, r->token,
-	                        NULL, 0);
+	                        cands, nc);
 	send_to(r->hn, r->sock, (struct sockaddr *)&r->hub->ss, r->hub->sslen,
 	        buf, n);
 	r->state = REG_KEEPALIVE;
@@ -347,8 +416,9 @@ reg_input(struct reg *r, const struct hubmsg *m)
 		if (r->state != REG_CHALLENGE)
 			break;
 		hn->io.listener_for(hn->io.ctx, r->hub->ss.ss_family, &port);
-		nc = host_cands(NULL, r->hub->ss.ss_family, port, cands,
+		nc = node_cands(hn, r->hub->ss.ss_family, port, cands,
 		                HUBMSG_CANDS_MAX);
+		r->cands_gen = hn->cands_gen;
 		rand_fill(r->txid, sizeof r->txid);
 		n = hubclient_register(buf, sizeof buf, r->txid, r->keyhash,
 		                       m->nonce, r->id->cert_der,
@@ -391,7 +461,9 @@ reg_input(struct reg *r, const struct hubmsg *m)
 			hn->svc->endpoint_add(hn->self, ep);
 			r->hub->endpoint_told = 1;
 		}
-		reg_arm(r, r->refresh * 1000);
+		/* Candidates changed while registering: tell them now. */
+		reg_arm(r,
+		        r->cands_gen != hn->cands_gen ? 0 : r->refresh * 1000);
 		break;
 	case HUBMSG_KEEPALIVE_ACK:
 		if (r->state != REG_KEEPALIVE)
@@ -406,7 +478,8 @@ reg_input(struct reg *r, const struct hubmsg *m)
 		}
 		r->state = REG_OK;
 		r->tries = 0;
-		reg_arm(r, r->refresh * 1000);
+		reg_arm(r,
+		        r->cands_gen != hn->cands_gen ? 0 : r->refresh * 1000);
 		break;
 	case HUBMSG_ERROR:
 		if (m->error == HUBMSG_E_UNKNOWN && r->state == REG_KEEPALIVE) {
@@ -516,6 +589,16 @@ hub_by_addr(struct hubnode *hn, const struct hubmsg_addr *a)
 }
 
 /* ---- INTRO: probing a client's candidates ---- */
+
+/* Is a the client's relayed candidate? */
+static int
+intro_relayed(const struct intro *in, const struct hubmsg_addr *a)
+{
+	for (size_t i = 0; i < in->n; i++)
+		if (in->relayed[i] && hubmsg_addr_eq(&in->cands[i], a))
+			return 1;
+	return 0;
+}
 
 static void
 intro_probe_round(struct hubnode *hn, struct intro *in)
@@ -683,10 +766,16 @@ intro_input(struct hubnode *hn, struct hub *h, void *sock,
 		int dup = 0;
 		for (size_t j = 0; j < in->n; j++)
 			dup |= hubmsg_addr_eq(&in->cands[j], &m->cands[i].addr);
-		if (!dup && in->n < HUBMSG_CANDS_MAX + 1)
+		if (!dup && in->n < HUBMSG_CANDS_MAX + 1) {
+			in->relayed[in->n] =
+			    m->cands[i].kind == HUBMSG_CAND_RELAY;
 			in->cands[in->n++] = m->cands[i].addr;
+		}
 	}
 	hn->nintros++;
+	/* The client may come through our relays (the relayed candidate we
+	 * registered): its addresses may. */
+	permit_addrs(hn, &m->observed, m->cands, m->ncands);
 	{
 		char obs[64];
 		hubmsg_addr_str(&m->observed, obs, sizeof obs);
@@ -707,11 +796,15 @@ punch_notify(struct hubpunch *p)
 	event_active(p->notify, EV_TIMEOUT, 1);
 }
 
+/* The candidate a (found on this node's relay, or not: the same address
+ * over the relay is another path), made if new. */
 static struct pcand *
-punch_cand(struct hubpunch *p, const struct hubmsg_addr *a, uint8_t kind)
+punch_cand_on(struct hubpunch *p, const struct hubmsg_addr *a, uint8_t kind,
+              int relayed)
 {
 	for (size_t i = 0; i < p->ncands; i++)
-		if (hubmsg_addr_eq(&p->cands[i].a, a))
+		if (hubmsg_addr_eq(&p->cands[i].a, a) &&
+		    p->cands[i].relayed == relayed)
 			return &p->cands[i];
 	if (p->ncands >= PUNCH_CANDS ||
 	    a->family != (p->hub_addr.family == 6 ? 6 : 4))
@@ -719,7 +812,29 @@ punch_cand(struct hubpunch *p, const struct hubmsg_addr *a, uint8_t kind)
 	memset(&p->cands[p->ncands], 0, sizeof p->cands[0]);
 	p->cands[p->ncands].a = *a;
 	p->cands[p->ncands].kind = kind;
+	p->cands[p->ncands].relayed = relayed;
 	return &p->cands[p->ncands++];
+}
+
+static struct pcand *
+punch_cand(struct hubpunch *p, const struct hubmsg_addr *a, uint8_t kind)
+{
+	return punch_cand_on(p, a, kind, 0);
+}
+
+/* A path through a relay: the service's relayed candidate, or one found
+ * on our own relay. */
+static int
+pcand_relayed(const struct pcand *c)
+{
+	return c->relayed || c->kind == HUBMSG_CAND_RELAY;
+}
+
+/* Relays last: may a relayed path be probed or taken yet? */
+static int
+punch_relay_time(const struct hubpunch *p)
+{
+	return p->state == P_DONE || PROBE_ROUNDS - p->rounds >= RELAY_AFTER;
 }
 
 static void
@@ -731,7 +846,7 @@ punch_lookup(struct hubpunch *p)
 	struct timeval tv = {0, LOOKUP_WAIT_MS * 1000};
 
 	rand_fill(p->txids[p->ntx], HUBMSG_TXID_LEN);
-	nc = host_cands(NULL, p->hub_ss.ss_family, p->port, cands,
+	nc = node_cands(p->hn, p->hub_ss.ss_family, p->port, cands,
 	                HUBMSG_CANDS_MAX);
 	n = hubclient_lookup(buf, sizeof buf, p->txids[p->ntx], p->keyhash,
 	                     cands, nc);
@@ -755,6 +870,8 @@ punch_probe_round(struct hubpunch *p)
 	for (size_t i = 0; i < p->ncands; i++) {
 		if (p->cands[i].kind == 0)
 			continue; /* peer-reflexive: it found us */
+		if (pcand_relayed(&p->cands[i]) && !punch_relay_time(p))
+			continue;
 		send_addr(p->hn, p->sock, &p->cands[i].a, buf, sizeof buf);
 		p->cands[i].probes++;
 	}
@@ -817,7 +934,7 @@ punch_spray(struct hubpunch *p)
 static int
 punch_is_ours(const struct hubpunch *p, void *sock)
 {
-	if (p->sock == sock)
+	if (p->sock == sock || is_relay(p->hn, sock))
 		return 1;
 	for (int i = 0; i < p->nbsocks; i++)
 		if (p->bsocks[i] == sock)
@@ -825,8 +942,20 @@ punch_is_ours(const struct hubpunch *p, void *sock)
 	return 0;
 }
 
+/* A direct path was found (relayed ones do not stop the search for
+ * one). */
 static int
 punch_any_proven(const struct hubpunch *p)
+{
+	for (size_t i = 0; i < p->ncands; i++)
+		if (p->cands[i].proven && !pcand_relayed(&p->cands[i]))
+			return 1;
+	return 0;
+}
+
+/* A path was found that can be taken now or at relay time. */
+static int
+punch_any_found(const struct hubpunch *p)
 {
 	for (size_t i = 0; i < p->ncands; i++)
 		if (p->cands[i].proven)
@@ -859,6 +988,13 @@ punch_timer_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
 	if (p->state != P_PROBING)
 		return;
 	if (p->rounds-- > 0) {
+		/* Relay time: a path through a relay found meanwhile may
+		 * be taken now. */
+		if (PROBE_ROUNDS - p->rounds == RELAY_AFTER &&
+		    !punch_any_proven(p) && punch_any_found(p)) {
+			p->found_pending = 1;
+			punch_notify(p);
+		}
 		/* Once a path is found, the QUIC handshake is its probe:
 		 * probe the others at a quarter of the pace. */
 		if (!punch_any_proven(p) || p->rounds % 4 == 0)
@@ -880,7 +1016,7 @@ punch_timer_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
 			         "no answer to %u probes in %.1f s",
 			         p->cands[i].probes,
 			         PROBE_ROUNDS * PROBE_TICK_MS / 1000.0);
-	if (!punch_any_proven(p)) {
+	if (!punch_any_found(p)) {
 		p->over_pending = 1;
 		punch_notify(p);
 	}
@@ -911,7 +1047,6 @@ static void
 punch_answer(struct hubpunch *p, const struct hubmsg *m)
 {
 	struct timeval tv = {0, 0};
-	struct pcand *c;
 
 	if (p->state != P_LOOKUP)
 		return;
@@ -934,10 +1069,11 @@ punch_answer(struct hubpunch *p, const struct hubmsg *m)
 		return;
 	/* The address the hub saw the service at first: behind a cone NAT
 	 * it is the one that works. */
-	c = punch_cand(p, &m->observed, HUBMSG_CAND_SRFLX);
+	punch_cand(p, &m->observed, HUBMSG_CAND_SRFLX);
 	for (size_t i = 0; i < m->ncands; i++)
 		punch_cand(p, &m->cands[i].addr, m->cands[i].kind);
-	(void)c;
+	/* The service may come through our relays: its addresses may. */
+	permit_addrs(p->hn, &m->observed, m->cands, m->ncands);
 	/* Probe with the txid this answer carries (it is also the
 	 * INTRO's): put it last. */
 	for (int i = 0; i < p->ntx; i++)
@@ -1000,22 +1136,25 @@ probe_input(struct hubnode *hn, void *sock, const struct sockaddr *from,
 	 * the service. */
 	if (p != NULL && memcmp(p->keyhash, pm->keyhash, 20) == 0 &&
 	    punch_is_ours(p, sock)) {
-		struct pcand *c = punch_cand(p, &src, 0);
+		struct pcand *c = punch_cand_on(p, &src, 0, is_relay(hn, sock));
 		hn->probes_in++;
 		ack_probe(hn, sock, from, fromlen, pm);
 		if (c != NULL && !c->proven) {
 			c->proven = 1;
 			c->sock = sock;
 			c->why[0] = '\0';
-			p->found_pending = 1;
-			punch_notify(p);
+			/* A relayed path waits for relay time. */
+			if (!pcand_relayed(c) || punch_relay_time(p)) {
+				p->found_pending = 1;
+				punch_notify(p);
+			}
 		}
 		return;
 	}
 	/* A service's side: a probe for an INTRO we hold. */
 	for (size_t i = 0; i < INTRO_MAX; i++) {
 		struct intro *in = &hn->intros[i];
-		int mine = in->sock == sock, hit = -1;
+		int mine = in->sock == sock || is_relay(hn, sock), hit = -1;
 		for (int k = 0; !mine && k < in->nbsocks; k++)
 			if (in->bsocks[k] == sock) {
 				mine = 1;
@@ -1037,7 +1176,10 @@ probe_input(struct hubnode *hn, void *sock, const struct sockaddr *from,
 		}
 		hn->probes_in++;
 		ack_probe(hn, sock, from, fromlen, pm);
-		in->answered = 1;
+		/* Through a relay (ours, or the client's relayed candidate):
+		 * the search for a direct path goes on (relays last). */
+		if (!is_relay(hn, sock) && !intro_relayed(in, &src))
+			in->answered = 1;
 		return;
 	}
 	hn->probes_bad++;
@@ -1117,6 +1259,41 @@ hubnode_input(struct hubnode *hn, void *sock, const struct sockaddr *from,
 	return 1;
 }
 
+size_t
+hubnode_mappings(const struct hubnode *hn, void *sock,
+                 struct sockaddr_storage *server,
+                 struct sockaddr_storage *mapped, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < hn->nhubs && n < max; i++)
+		for (size_t k = 0; k < hn->hubs[i].nregs; k++) {
+			const struct reg *r = &hn->hubs[i].regs[k];
+			if (!r->ever || r->sock != sock ||
+			    hubmsg_addr_to_sa(&r->observed, &mapped[n]) == 0)
+				continue;
+			memcpy(&server[n], &hn->hubs[i].ss, hn->hubs[i].sslen);
+			n++;
+			break;
+		}
+	return n;
+}
+
+void
+hubnode_cands_changed(struct hubnode *hn)
+{
+	/* Those registering now send them once registered (cands_gen). */
+	hn->cands_gen++;
+	for (size_t i = 0; i < hn->nhubs; i++)
+		for (size_t k = 0; k < hn->hubs[i].nregs; k++) {
+			struct reg *r = &hn->hubs[i].regs[k];
+			if (r->state == REG_OK) {
+				r->tries = 0;
+				reg_keepalive(r);
+			}
+		}
+}
+
 /* ---- punch API ---- */
 
 struct hubpunch *
@@ -1167,18 +1344,22 @@ hubpunch_start(struct hubnode *hn, const char *keyhash, const char *hubname,
 
 int
 hubpunch_next(struct hubpunch *p, struct sockaddr_storage *ss, socklen_t *salen,
-              void **sock)
+              void **sock, int *relayed)
 {
 	/* Proven candidates in the order the service gave them (observed
-	 * first), then peer-reflexive ones. */
-	for (int pass = 0; pass < 2; pass++)
+	 * first), then peer-reflexive ones; direct paths, then (at relay
+	 * time) relayed ones. */
+	for (int pass = 0; pass < 4; pass++)
 		for (size_t i = 0; i < p->ncands; i++) {
 			struct pcand *c = &p->cands[i];
 			if (!c->proven || c->taken ||
-			    (pass == 0) != (c->kind != 0))
+			    (pass % 2 == 0) != (c->kind != 0) ||
+			    (pass >= 2) != pcand_relayed(c) ||
+			    (pcand_relayed(c) && !punch_relay_time(p)))
 				continue;
 			c->taken = 1;
 			*sock = c->sock != NULL ? c->sock : p->sock;
+			*relayed = pcand_relayed(c);
 			*salen = hubmsg_addr_to_sa(&c->a, ss);
 			if (*salen > 0)
 				return 0;
@@ -1246,8 +1427,9 @@ hubpunch_report(const struct hubpunch *p, char *out, size_t outlen)
 		char a[64];
 		const struct pcand *c = &p->cands[i];
 		hubmsg_addr_str(&c->a, a, sizeof a);
-		n += (size_t)snprintf(out + n, outlen - n, "%s %s (%s): %s",
+		n += (size_t)snprintf(out + n, outlen - n, "%s %s (%s%s): %s",
 		                      i ? ";" : "", a, kind_name(c->kind),
+		                      c->relayed ? ", through our relay" : "",
 		                      c->why[0]   ? c->why
 		                      : c->proven ? "answered"
 		                                  : "probing");

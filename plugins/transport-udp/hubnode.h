@@ -29,6 +29,7 @@
 
 struct hl_services;
 struct hl_plugin;
+struct hubmsg_cand;
 struct hubnode;
 struct hubpunch;
 
@@ -50,7 +51,21 @@ struct hubnode_io {
 	void *(*open_sock)(void *ctx, int family);
 	void (*close_sock)(void *ctx, void *sock);
 	void *ctx;
+	/* TURN relays (each NULL when there are none). is_relay: is sock a
+	 * relay's (what comes to it came through the relay, what goes out
+	 * of it goes through it)? cands: this node's candidates beyond its
+	 * host ones for a family (relayed, and server-reflexive as the
+	 * TURN server saw it), at most max. permit: a peer's address may
+	 * now reach this node through its relays. */
+	int (*is_relay)(void *ctx, void *sock);
+	size_t (*cands)(void *ctx, int family, struct hubmsg_cand *out,
+	                size_t max);
+	void (*permit)(void *ctx, const struct sockaddr *sa, socklen_t len);
 };
+
+/* This node's candidates changed (a relay was allocated or lost): the
+ * registrations tell the hubs now, not at the next keep-alive. */
+void hubnode_cands_changed(struct hubnode *hn);
 
 /* A hubnode for the plugin: no hub yet. NULL when out of memory. */
 struct hubnode *hubnode_new(const struct hl_services *svc,
@@ -71,6 +86,13 @@ void hubnode_free(struct hubnode *hn);
  * byte is below 16), 0 for the caller (QUIC). */
 int hubnode_input(struct hubnode *hn, void *sock, const struct sockaddr *from,
                   socklen_t fromlen, const uint8_t *buf, size_t len);
+
+/* How hubs saw this node's socket sock: for each hub a registration from
+ * it succeeded with, the hub's address (server) and the address it saw
+ * (mapped), at most max; their number. */
+size_t hubnode_mappings(const struct hubnode *hn, void *sock,
+                        struct sockaddr_storage *server,
+                        struct sockaddr_storage *mapped, size_t max);
 
 /* Discovery: "hub://<hub>" for each hub, then done (from the loop). */
 struct hl_query;
@@ -94,10 +116,13 @@ struct hubpunch *hubpunch_start(struct hubnode *hn, const char *keyhash,
                                 socklen_t salen, hubpunch_found_cb found,
                                 hubpunch_over_cb over, void *arg);
 /* A found candidate not yet taken, into ss, with the socket its probe
- * came to (*sock: the punch's own, or one of its birthday sockets): 0, or
- * -1 (none). */
+ * came to (*sock: the punch's own, one of its birthday sockets, or a
+ * relay's) and whether the path goes through a TURN relay (*relayed: the
+ * service's relayed candidate, or this node's relay): 0, or -1 (none
+ * yet). Relayed paths come last: only once RELAY_AFTER_MS of probing
+ * found no direct one (or probing is over). */
 int hubpunch_next(struct hubpunch *p, struct sockaddr_storage *ss,
-                  socklen_t *salen, void **sock);
+                  socklen_t *salen, void **sock, int *relayed);
 /* A QUIC attempt over a found candidate failed: why, for the report. */
 void hubpunch_failed(struct hubpunch *p, const struct sockaddr *sa,
                      socklen_t salen, const char *why);

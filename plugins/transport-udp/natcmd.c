@@ -14,9 +14,13 @@
  * Bounded: 3 tries of 1 s per hub, at most 8 hubs. Exit 0 when a hub
  * answered, 1 when none did, 2 on bad usage or settings.
  *
+ *   filtering address and port-dependent (...) (RFC 5780's tests)
  * The mapping needs two hubs at different IP addresses (a mapping per
- * destination address is what "symmetric" means); filtering is not
- * measured (a hub answers only from the address it was asked at).
+ * destination address is what "symmetric" means). Filtering: a STUN
+ * request with CHANGE-REQUEST to a hub that tells its OTHER-ADDRESS (a hub
+ * on a wildcard address of a host with two addresses): its answer from
+ * another address and port comes in (endpoint-independent), or only its
+ * answer from another port (address-dependent), or neither.
  */
 #define HL_PLUGIN_ABI_MINOR 2
 #define HL_PLUGIN_WITHOUT_OPENSSL
@@ -74,17 +78,20 @@ ms_since(const struct timespec *t0)
 	       (t.tv_nsec - t0->tv_nsec) / 1000000;
 }
 
-/* One STUN binding transaction with to: 0 with *mapped, or -1. */
+/* One STUN binding transaction with to (change: a CHANGE-REQUEST, the
+ * answer then comes from elsewhere): 0 with *mapped (and *other, the
+ * server's OTHER-ADDRESS), or -1. */
 static int
 stun_ask(int fd, const struct sockaddr_storage *to, socklen_t tolen,
-         struct hubmsg_addr *mapped)
+         uint32_t change, struct hubmsg_addr *mapped, struct hubmsg_addr *other)
 {
 	struct hubclient_stun st;
 
 	for (int t = 0; t < TRIES; t++) {
 		struct timespec t0;
 
-		if (hubclient_stun_request(&st) == 0)
+		if ((change ? hubclient_stun_request_change(&st, change)
+		            : hubclient_stun_request(&st)) == 0)
 			return -1;
 		if (sendto(fd, st.buf, st.len, 0, (const struct sockaddr *)to,
 		           tolen) < 0)
@@ -99,29 +106,46 @@ stun_ask(int fd, const struct sockaddr_storage *to, socklen_t tolen,
 			if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
 				break;
 			n = recv(fd, buf, sizeof buf, 0);
-			if (n > 0 && hubclient_stun_answer(&st, buf, (size_t)n,
-			                                   mapped) == 0)
+			if (n > 0 &&
+			    hubclient_stun_answer_other(&st, buf, (size_t)n,
+			                                mapped, other) == 0)
 				return 0;
 		}
 	}
 	return -1;
 }
 
-static const char *
-conf_item_str(const struct hl_services *svc, const struct hl_conf *n, size_t i)
+/* RFC 5780's filtering tests with one hub: does an answer from another
+ * address and port (the hub told its OTHER-ADDRESS: has_other), or from
+ * another port only, get in through the mapping? */
+static void
+print_filtering(int fd, const struct sockaddr_storage *to, socklen_t tolen,
+                const char *hub, int has_other)
 {
-	return svc->conf_str(
-	    svc->conf_type(n) == HL_CONF_SCALAR ? n : svc->conf_item(n, i));
-}
+	struct hubmsg_addr m, o;
 
-static size_t
-conf_count(const struct hl_services *svc, const struct hl_conf *n)
-{
-	if (n == NULL)
-		return 0;
-	return svc->conf_type(n) == HL_CONF_SCALAR ? 1
-	       : svc->conf_type(n) == HL_CONF_LIST ? svc->conf_len(n)
-	                                           : 0;
+	if (has_other &&
+	    stun_ask(fd, to, tolen, HUBCLIENT_CHANGE_IP | HUBCLIENT_CHANGE_PORT,
+	             &m, &o) == 0) {
+		printf("filtering endpoint-independent (hub %s's answer from "
+		       "another address and port came in)\n",
+		       hub);
+		return;
+	}
+	if (stun_ask(fd, to, tolen, HUBCLIENT_CHANGE_PORT, &m, &o) == 0) {
+		printf(has_other ? "filtering address-dependent (hub %s's "
+		                   "answer from another port came in, not from "
+		                   "another address)\n"
+		                 : "filtering address-dependent or "
+		                   "endpoint-independent (hub %s's answer from "
+		                   "another port came in; it has no other "
+		                   "address to tell which)\n",
+		       hub);
+		return;
+	}
+	printf("filtering address and port-dependent (hub %s's answers "
+	       "from another %s did not come in)\n",
+	       hub, has_other ? "address or port" : "port");
 }
 
 int
@@ -130,13 +154,17 @@ udp_nat_command(const struct hl_services *svc, struct hl_plugin *self HL_UNUSED,
 {
 	const struct hl_conf *hubs = svc->conf_get(conf, "hubs");
 	const struct hl_conf *listen = svc->conf_get(conf, "listen");
-	size_t nhubs = conf_count(svc, hubs);
+	size_t nhubs = hl_conf_count(svc, hubs);
 	struct sockaddr_storage ls;
 	int lslen = sizeof ls;
 	struct sockaddr_storage local;
 	socklen_t locallen = sizeof local;
-	struct hubmsg_addr mapped[HUBNODE_MAX_HUBS], hubip[HUBNODE_MAX_HUBS];
+	struct hubmsg_addr mapped[HUBNODE_MAX_HUBS], hubip[HUBNODE_MAX_HUBS],
+	    other[HUBNODE_MAX_HUBS];
 	struct hubmsg_addr first[2];
+	struct sockaddr_storage filter_to;
+	socklen_t filter_tolen = 0;
+	int filter_hub = -1; /* the hub for the filtering tests */
 	size_t pick = 0;
 	struct hubmsg_cand hc[16];
 	char a[64], b[64];
@@ -159,9 +187,10 @@ udp_nat_command(const struct hl_services *svc, struct hl_plugin *self HL_UNUSED,
 	if (nhubs > HUBNODE_MAX_HUBS)
 		nhubs = HUBNODE_MAX_HUBS;
 	memset(&ls, 0, sizeof ls);
-	if (conf_count(svc, listen) > 0 &&
-	    evutil_parse_sockaddr_port(conf_item_str(svc, listen, 0),
-	                               (struct sockaddr *)&ls, &lslen) == 0) {
+	if (hl_conf_count(svc, listen) > 0 &&
+	    evutil_parse_sockaddr_port(
+	        svc->conf_str(hl_conf_at(svc, listen, 0)),
+	        (struct sockaddr *)&ls, &lslen) == 0) {
 		/* dual-stack sockets are not needed here: IPv4 hubs */
 		if (ls.ss_family == AF_INET6) {
 			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ls;
@@ -186,7 +215,8 @@ udp_nat_command(const struct hl_services *svc, struct hl_plugin *self HL_UNUSED,
 	if (bind(fd, (struct sockaddr *)&ls, (socklen_t)lslen) != 0) {
 		if (errno != EADDRINUSE) {
 			fprintf(stderr, "%s: cannot bind UDP %s: %s\n", argv[0],
-			        conf_item_str(svc, listen, 0), strerror(errno));
+			        svc->conf_str(hl_conf_at(svc, listen, 0)),
+			        strerror(errno));
 			close(fd);
 			return 1;
 		}
@@ -219,10 +249,11 @@ udp_nat_command(const struct hl_services *svc, struct hl_plugin *self HL_UNUSED,
 		printf("host %s\n", b);
 	}
 	memset(mapped, 0, sizeof mapped);
+	memset(other, 0, sizeof other);
 	memset(hubip, 0, sizeof hubip);
 	memset(first, 0, sizeof first);
 	for (size_t i = 0; i < nhubs; i++) {
-		const char *h = conf_item_str(svc, hubs, i);
+		const char *h = svc->conf_str(hl_conf_at(svc, hubs, i));
 		struct sockaddr_storage to;
 		socklen_t tolen;
 
@@ -232,12 +263,18 @@ udp_nat_command(const struct hl_services *svc, struct hl_plugin *self HL_UNUSED,
 			       h ? h : "?");
 			continue;
 		}
-		if (stun_ask(fd, &to, tolen, &mapped[i]) != 0) {
+		if (stun_ask(fd, &to, tolen, 0, &mapped[i], &other[i]) != 0) {
 			printf("mapped %s no answer in %d s\n", h,
 			       TRIES * WAIT_MS / 1000);
 			continue;
 		}
 		answered++;
+		if (filter_hub < 0 ||
+		    (other[i].family != 0 && other[filter_hub].family == 0)) {
+			filter_hub = (int)i;
+			filter_to = to;
+			filter_tolen = tolen;
+		}
 		hubmsg_addr_from_sa(&hubip[i], (struct sockaddr *)&to);
 		hubmsg_addr_str(&mapped[i], b, sizeof b);
 		printf("mapped %s %s\n", h, b);
@@ -277,6 +314,13 @@ udp_nat_command(const struct hl_services *svc, struct hl_plugin *self HL_UNUSED,
 		                     : "needs answers from two hubs at "
 		                       "different IP addresses");
 	}
+	if (filter_hub >= 0)
+		print_filtering(
+		    fd, &filter_to, filter_tolen,
+		    svc->conf_str(hl_conf_at(svc, hubs, (size_t)filter_hub)),
+		    other[filter_hub].family != 0);
+	else
+		printf("filtering unknown (no hub answered)\n");
 	close(fd);
 	return answered > 0 ? 0 : 1;
 }

@@ -366,20 +366,34 @@ test_flow(void)
 	turn_free(t);
 }
 
+/* A client (cfg maybe NULL) started at now and answered 401: its
+ * authenticated Allocate is in req (req_buf). */
+static struct turn *
+challenged(struct turn_config *cfg, uint64_t now, StunMessage *req,
+           uint8_t *req_buf)
+{
+	uint8_t out[4096];
+	struct turn_data d;
+	struct turn *t = client(cfg);
+	size_t n;
+
+	turn_start(t, now);
+	server_read(req, req_buf);
+	n = server_error(req, 401, "n1", out, sizeof out);
+	turn_input(t, out, n, now, &d);
+	server_read(req, req_buf);
+	return t;
+}
+
 static void
 test_wrong_credentials(void)
 {
 	uint8_t req_buf[4096], out[4096];
 	StunMessage req;
-	struct turn *t = client(NULL);
+	struct turn *t = challenged(NULL, 0, &req, req_buf);
 	struct turn_data d;
 	size_t n;
 
-	turn_start(t, 0);
-	server_read(&req, req_buf);
-	n = server_error(&req, 401, "n1", out, sizeof out);
-	turn_input(t, out, n, 0, &d);
-	server_read(&req, req_buf);
 	n = server_error(&req, 401, "n1", out, sizeof out);
 	turn_input(t, out, n, 0, &d);
 	CHECK_INT(turn_state(t), TURN_FAILED);
@@ -410,25 +424,27 @@ test_refused(void)
 	turn_free(t);
 }
 
-/* A client allocated (401, then success with lifetime 20 s). */
+/* A client (with cfg, maybe NULL) allocated: 401, then success with
+ * lifetime 20 s. */
 static struct turn *
-ready(uint64_t now)
+ready_with(struct turn_config *cfg, uint64_t now)
 {
 	uint8_t req_buf[4096], out[4096];
 	StunMessage req;
 	struct turn_data d;
-	struct turn *t = client(NULL);
+	struct turn *t = challenged(cfg, now, &req, req_buf);
 	size_t n;
 
-	turn_start(t, now);
-	server_read(&req, req_buf);
-	n = server_error(&req, 401, "n1", out, sizeof out);
-	turn_input(t, out, n, now, &d);
-	server_read(&req, req_buf);
 	n = server_ok(&req, 20, 1, out, sizeof out);
 	turn_input(t, out, n, now, &d);
 	CHECK_INT(turn_state(t), TURN_READY);
 	return t;
+}
+
+static struct turn *
+ready(uint64_t now)
+{
+	return ready_with(NULL, now);
 }
 
 static void
@@ -493,6 +509,103 @@ test_silence(void)
 	turn_free(t);
 }
 
+/* A signed error answer (code) to req. */
+static size_t
+server_signed_error(const StunMessage *req, int code, uint8_t *out, size_t cap)
+{
+	StunMessage r;
+
+	stun_agent_init_error(&sa, &r, out, cap, req, (StunError)code);
+	return stun_agent_finish_message(&sa, &r, (const uint8_t *)server_pass,
+	                                 strlen(server_pass));
+}
+
+/* 437 to Allocate: this 5-tuple still has an allocation (of a run that
+ * crashed): a Refresh with lifetime 0 clears it, then Allocate again; a
+ * second 437 fails, naming it. */
+static void
+test_mismatch(void)
+{
+	uint8_t req_buf[4096], out[4096];
+	StunMessage req;
+	struct turn_data d;
+	struct turn *t = challenged(NULL, 0, &req, req_buf);
+	uint32_t lt = 1;
+	size_t n;
+
+	n = server_signed_error(&req, 437, out, sizeof out);
+	turn_input(t, out, n, 0, &d);
+	CHECK_INT(turn_state(t), TURN_ALLOCATING);
+	CHECK_INT(server_read(&req, req_buf), STUN_VALIDATION_SUCCESS);
+	CHECK_INT(stun_message_get_method(&req), STUN_REFRESH);
+	CHECK_INT(stun_message_find32(&req, STUN_ATTRIBUTE_LIFETIME, &lt),
+	          STUN_MESSAGE_RETURN_SUCCESS);
+	CHECK_INT(lt, 0);
+	n = server_ok(&req, 0, 0, out, sizeof out);
+	turn_input(t, out, n, 0, &d);
+	CHECK_INT(server_read(&req, req_buf), STUN_VALIDATION_SUCCESS);
+	CHECK_INT(stun_message_get_method(&req), STUN_ALLOCATE);
+	n = server_signed_error(&req, 437, out, sizeof out);
+	turn_input(t, out, n, 0, &d);
+	CHECK_INT(turn_state(t), TURN_FAILED);
+	CHECK(strncmp(turn_error(t), "allocation refused: 437 ", 24) == 0, "%s",
+	      turn_error(t));
+	turn_free(t);
+}
+
+/* A permission per peer, and peers come and go: a full table makes room
+ * only by letting go of a peer idle for TURN_PEER_IDLE_MS, and a peer
+ * idle that long is no longer refreshed. */
+static void
+test_idle_peers(void)
+{
+	uint8_t req_buf[4096], out[4096];
+	StunMessage req;
+	struct turn_data d;
+	struct turn_config cfg = {.no_refresh = 1, .perm_refresh_s = 290};
+	uint64_t now = 1000;
+	struct turn *t = ready_with(&cfg, now);
+	struct sockaddr_in p[TURN_MAX_PEERS], extra = v4("11.0.2.1", 0);
+	size_t n;
+	int before;
+	for (int i = 0; i < TURN_MAX_PEERS; i++) {
+		p[i] = v4(check_fmt("11.0.1.%d", i + 1), 0);
+		CHECK_INT(
+		    turn_permit(t, (struct sockaddr *)&p[i], sizeof p[i], now),
+		    0);
+		server_read(&req, req_buf);
+		n = server_ok(&req, UINT32_MAX, 0, out, sizeof out);
+		turn_input(t, out, n, now, &d);
+		CHECK_INT(turn_permitted(t, (struct sockaddr *)&p[i]), 1);
+	}
+	/* Full, and nobody idle long enough: refused. */
+	CHECK_INT(
+	    turn_permit(t, (struct sockaddr *)&extra, sizeof extra, now + 1000),
+	    -1);
+	/* p[0] is permitted again (a new INTRO) at 200 s. */
+	CHECK_INT(
+	    turn_permit(t, (struct sockaddr *)&p[0], sizeof p[0], now + 200000),
+	    0);
+	/* At 300 s the longest idle (p[1]) makes room; p[0] stays. */
+	now += TURN_PEER_IDLE_MS;
+	before = nsent;
+	CHECK_INT(turn_permit(t, (struct sockaddr *)&extra, sizeof extra, now),
+	          0);
+	CHECK_INT(nsent, before + 1);
+	CHECK_INT(server_read(&req, req_buf), STUN_VALIDATION_SUCCESS);
+	CHECK_INT(stun_message_get_method(&req), STUN_CREATEPERMISSION);
+	CHECK_INT(turn_permitted(t, (struct sockaddr *)&p[1]), 0);
+	CHECK_INT(turn_permitted(t, (struct sockaddr *)&p[0]), 1);
+	/* The refreshes come due (290 s): the idle peers are let go, p[0]'s
+	 * permission alone is sent again. */
+	before = nsent;
+	turn_tick(t, now);
+	CHECK_INT(nsent, before + 1);
+	CHECK_INT(turn_permitted(t, (struct sockaddr *)&p[2]), 0);
+	CHECK_INT(turn_permitted(t, (struct sockaddr *)&p[0]), 1);
+	turn_free(t);
+}
+
 int
 main(void)
 {
@@ -504,5 +617,7 @@ main(void)
 	test_refused();
 	test_refresh_errors();
 	test_silence();
+	test_idle_peers();
+	test_mismatch();
 	return check_done();
 }

@@ -37,9 +37,14 @@
  *                            service is registered with each, from the
  *                            QUIC socket; a dial looks services up there
  *                            and punches through both NATs (hubnode.c)
+ *   turn: ["turn://user:pass@turn.example.org:3478"]  TURN relays (at
+ *                            most 2; needs hubs:): an allocation on each,
+ *                            its relayed address a candidate in the
+ *                            registrations and lookups, tried last
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <linux/errqueue.h>
 #include <netinet/udp.h>
@@ -66,14 +71,17 @@
 #include <ngtcp2/ngtcp2_crypto.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 
+#include "hubmsg.h" /* nat: candidates */
 #include "hubnode.h" /* nat: hubs and punching (hubnode.c) */
 #include "natcmd.h" /* nat: hlcore -c FILE nat (natcmd.c) */
+#include "turn.h" /* nat: TURN relays, the last resort (turn.c) */
 
 /* ABI 1.2: no OpenSSL object crosses the ABI (GnuTLS does the TLS), its
  * listeners are UDP (listening_proto), and its candidates are "quic://"
  * and bare host:port (schemes). */
 #define HL_PLUGIN_ABI_MINOR 2
 #define HL_PLUGIN_WITHOUT_OPENSSL
+#include "hardline/evutil.h"
 #include "hardline/plugin.h"
 #include "hardline/util.h"
 #include "punchcmd.h" /* punch: hlcore -c FILE punch (punchcmd.c) */
@@ -89,6 +97,7 @@
 
 #define ALPN "hardline"
 #define MAX_SOCKS 4
+#define MAX_RELAYS 2 /* nat: TURN servers */
 #define ADDR_MAX 262
 #define PEER_MAX 64
 #define CIDLEN 16 /* every connection ID this node issues */
@@ -153,6 +162,9 @@ struct sock {
 	socklen_t rx_locallen;
 	int punch; /* nat: a birthday socket of a hub:// dial (heap) */
 	int closing; /* nat: its dial is over: closed with its last conn */
+	/* nat: a TURN relay's socket (no fd): what it sends goes out
+	 * through the relay, what comes to it came through it */
+	struct relay *relay;
 };
 
 struct chunk {
@@ -230,6 +242,7 @@ struct qconn {
 	unsigned char *cert; /* client: the server's certificate (DER) */
 	size_t certlen;
 	int handshake_done;
+	int relayed; /* nat: to the service's relayed address */
 	int dead; /* to free at the end of the current entry point */
 	int keepalive_on;
 	char why[256]; /* why it failed, for dials and the log */
@@ -301,15 +314,47 @@ struct udp {
 	struct hubnode *hn; /* nat: hubs and punching */
 	struct punchsrv *ps; /* punch: hardline-punch streams (punchsrv.c) */
 	int punch_client; /* punch: `hlcore punch`'s own dial-only instance */
+	struct relay *relays[MAX_RELAYS]; /* nat: TURN */
+	size_t nrelays;
+	char nat_said[256], relays_said[256]; /* nat: status_set, last */
+	/* nat: this node's quic:// endpoints with an IP address (a UDP port
+	 * mapped by upnp, or forwarded by hand: advertise:), the "mapped"
+	 * candidates of its registrations and lookups */
+	struct sockaddr_storage mapped[4];
+	size_t nmapped;
 	/* counters, for the log at exit */
 	unsigned long dropped, retries, resets, refused_host, refused_full,
 	    refused_sni, conns_in, conns_out, streams_in, streams_out;
+};
+
+/* nat: a TURN relay ("TURN relays" below). */
+struct relay {
+	struct udp *u;
+	struct turn_url url;
+	char name[TURN_HOST_MAX + 8]; /* host:port, for the log */
+	struct turn *t;
+	struct sock vs;
+	struct sock *under;
+	struct sockaddr_storage server; /* in under's family */
+	socklen_t serverlen;
+	struct evdns_getaddrinfo_request *req;
+	int resolving;
+	struct event *timer;
+	int told; /* its relayed candidate is out */
+	unsigned retry_ms;
+	int quick; /* 437 retries in a row */
 };
 
 static const char priority_str[] =
     "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:"
     "+CHACHA20-POLY1305:+AES-256-GCM:%DISABLE_TLS13_COMPAT_MODE";
 
+struct relay;
+static int relay_send(struct relay *r, const struct sockaddr *to,
+                      socklen_t tolen, const uint8_t *buf, size_t n,
+                      size_t segsize);
+static void relay_settings(ngtcp2_settings *st, ngtcp2_transport_params *p);
+static void *hub_io_listener_for(void *ctx, int family, uint16_t *port);
 static void conn_schedule_write(struct qconn *c);
 static void conn_fail(struct qconn *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -447,6 +492,27 @@ sockaddr_to_sock_family(const struct sock *s, const struct sockaddr *sa,
 	}
 	memcpy(out, sa, len);
 	*outlen = len;
+}
+
+/* The same address and port (both in the socket's family). */
+static int
+sa_same(const struct sockaddr *a, const struct sockaddr *b)
+{
+	if (a->sa_family != b->sa_family)
+		return 0;
+	if (a->sa_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a,
+		                         *y = (const void *)b;
+		return x->sin_port == y->sin_port &&
+		       x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	if (a->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const void *)a,
+		                          *y = (const void *)b;
+		return x->sin6_port == y->sin6_port &&
+		       memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
+	}
+	return 0;
 }
 
 static int
@@ -642,6 +708,8 @@ sock_send(struct sock *s, const struct sockaddr *src, const struct sockaddr *to,
 	char ctl[CTL_SPACE];
 	ssize_t r;
 
+	if (s->relay != NULL) /* nat: through a TURN relay */
+		return relay_send(s->relay, to, tolen, buf, n, segsize);
 	src = specific_src(src);
 	mh.msg_name = (void *)to;
 	mh.msg_namelen = tolen;
@@ -1470,6 +1538,8 @@ conn_client_new(struct udp *u, struct sock *s, const struct sockaddr *remote,
 	rand_bytes(dcid.data, dcid.datalen);
 	new_scid(u, &scid);
 	conn_settings(u, &st, &p, 0);
+	if (s->relay != NULL)
+		relay_settings(&st, &p);
 	if (cid_add(c, &scid) != 0 ||
 	    ngtcp2_conn_client_new(&c->conn, &dcid, &scid, &path,
 	                           NGTCP2_PROTO_VER_V1, &client_callbacks, &st,
@@ -1952,8 +2022,28 @@ dial_finish(struct hl_dial *d, struct bufferevent *bev, const char *error)
 	size_t certlen = 0;
 
 	if (bev != NULL && c != NULL) {
+		struct udp *u = d->u;
 		cert = c->cert;
 		certlen = c->certlen;
+		/* nat: the path, for the admin (status_json) */
+		if (HL_HAS(u->svc, tunnel_path)) {
+			char path[160];
+			if (c->s->relay != NULL)
+				snprintf(path, sizeof path,
+				         "QUIC to %s by our TURN relay %s",
+				         c->peer, c->s->relay->name);
+			else
+				snprintf(path, sizeof path, "QUIC %s %s",
+				         c->relayed ? "to the service's TURN "
+				                      "relay at"
+				                    : "to",
+				         c->peer);
+			u->svc->tunnel_path(u->self, bev,
+			                    c->s->relay != NULL || c->relayed
+			                        ? HL_INCOMING_RELAYED
+			                        : 0,
+			                    path);
+		}
 	}
 	/* nat: a QUIC attempt of a hub:// dial failed: note why, and let
 	 * the start event try the next candidate found (or end it). */
@@ -2111,12 +2201,19 @@ hub_dial_next(struct hl_dial *d)
 	struct sockaddr_storage ss;
 	socklen_t sslen;
 	void *sock;
+	int relayed = 0;
+	struct udp *u = d->u;
 	char why[1024];
 
 	/* From the socket the probe came to: a birthday socket is the one
 	 * mapping through a symmetric NAT that the peer reached. */
-	if (hubpunch_next(d->punch, &ss, &sslen, &sock) == 0) {
+	if (hubpunch_next(d->punch, &ss, &sslen, &sock, &relayed) == 0) {
+		u->svc->log(u->self, HL_LOG_DEBUG,
+		            "hub dial for %.8s: QUIC over a %s path",
+		            d->keyhash, relayed ? "relayed" : "direct");
 		dial_to_on(d, (struct sockaddr *)&ss, sslen, sock);
+		if (relayed && d->c != NULL && d->c->s->relay == NULL)
+			d->c->relayed = 1; /* the service's relayed address */
 		return;
 	}
 	if (hubpunch_running(d->punch))
@@ -2384,9 +2481,19 @@ conn_announce(struct qconn *c)
 		st->announce = 0;
 		theirs =
 		    st->mine ? bufferevent_pair_get_partner(st->mine) : NULL;
-		if (theirs != NULL && punch_alpn(c)) /* punch */
+		if (theirs == NULL)
+			continue;
+		if (punch_alpn(c)) { /* punch: punchsrv.c's, not the core's */
 			punchsrv_stream(u->ps, theirs, c->keyhash, c->peer);
-		else if (theirs != NULL)
+			continue;
+		}
+		/* nat: through our TURN relay, the peer string is the
+		 * client as the relay saw it, marked (counted on its own
+		 * for the per-address limits, shown as relayed). */
+		if (c->s->relay != NULL && HL_HAS(u->svc, incoming_flags))
+			u->svc->incoming_flags(u->self, theirs, c->keyhash,
+			                       c->peer, HL_INCOMING_RELAYED);
+		else
 			u->svc->incoming(u->self, theirs, c->keyhash, c->peer);
 	}
 }
@@ -2487,6 +2594,8 @@ conn_server_new(struct sock *s, const struct sockaddr *from, socklen_t fromlen,
 	u->nhandshakes++;
 	new_scid(u, &scid);
 	conn_settings(u, &st, &p, 1);
+	if (s->relay != NULL)
+		relay_settings(&st, &p);
 	st.token = hd->token;
 	p.original_dcid = *odcid;
 	p.retry_scid = hd->dcid;
@@ -2618,6 +2727,10 @@ send_reset(struct sock *s, const struct sockaddr *from, socklen_t fromlen,
 	               out - 1 - NGTCP2_STATELESS_RESET_TOKENLEN));
 }
 
+static int relay_input_from(struct relay *r, struct sock *s,
+                            const struct sockaddr *from, const uint8_t *data,
+                            size_t len);
+
 static void
 dispatch(struct sock *s, const struct sockaddr *from, socklen_t fromlen,
          const uint8_t *data, size_t len)
@@ -2629,6 +2742,11 @@ dispatch(struct sock *s, const struct sockaddr *from, socklen_t fromlen,
 
 	if (len == 0)
 		return;
+	/* nat: what a TURN server sends (a relayed datagram comes back
+	 * here on the relay's socket) */
+	for (size_t i = 0; i < u->nrelays && s->relay == NULL; i++)
+		if (relay_input_from(u->relays[i], s, from, data, len))
+			return;
 	/* nat: first bytes 0..15 are STUN, hub messages and punch probes */
 	if (u->hn != NULL && hubnode_input(u->hn, s, from, fromlen, data, len))
 		return;
@@ -2870,6 +2988,85 @@ sock_event_callback(evutil_socket_t fd HL_UNUSED, short what, void *arg)
 
 /* ---- the sweep: streams whose core end was freed without an EOF ---- */
 
+/* nat: what the admin sees (status_json's plugins[].status): "nat", this
+ * node's mapping as the hubs and TURN servers saw its socket (two at
+ * different addresses tell cone from symmetric), and "relays". Set only
+ * when the text changes. */
+static void
+nat_status(struct udp *u)
+{
+	struct sockaddr_storage srv[HUBNODE_MAX_HUBS + MAX_RELAYS],
+	    map[HUBNODE_MAX_HUBS + MAX_RELAYS];
+	char nat[256] = "", relays[256] = "";
+	size_t n = 0, len = 0;
+	uint16_t port;
+	void *sock = hub_io_listener_for(u, AF_INET, &port);
+	int symmetric = 0, servers = 0;
+
+	if (!HL_HAS(u->svc, status_set))
+		return;
+	if (u->hn != NULL && sock != NULL)
+		n = hubnode_mappings(u->hn, sock, srv, map, HUBNODE_MAX_HUBS);
+	for (size_t i = 0; i < u->nrelays; i++) {
+		struct relay *r = u->relays[i];
+		int k = snprintf(relays + len, sizeof relays - len, "%s%s: %s",
+		                 len ? "; " : "", r->name,
+		                 r->told        ? r->vs.name
+		                 : r->t != NULL ? "allocating"
+		                                : "failed, trying again");
+		if (k > 0 && (size_t)k < sizeof relays - len)
+			len += (size_t)k;
+		if (r->told && r->under == sock &&
+		    turn_relayed(r->t, NULL, &map[n]) == 0 &&
+		    map[n].ss_family != 0) {
+			memcpy(&srv[n], &r->server, r->serverlen);
+			n++;
+		}
+	}
+	/* Two servers (address and port) that saw different mappings: the
+	 * mapping depends on the destination. */
+	for (size_t i = 0; i < n; i++) {
+		int first = 1;
+		for (size_t j = 0; j < i; j++) {
+			if (sa_same((struct sockaddr *)&srv[i],
+			            (struct sockaddr *)&srv[j]))
+				first = 0;
+			else if (!sa_same((struct sockaddr *)&map[i],
+			                  (struct sockaddr *)&map[j]))
+				symmetric = 1;
+		}
+		servers += first;
+	}
+	if (n > 0) {
+		char m0[ADDR_MAX];
+		hl_sockaddr_str((struct sockaddr *)&map[0], m0, sizeof m0);
+		if (symmetric)
+			snprintf(nat, sizeof nat,
+			         "symmetric (a mapping per destination: %d "
+			         "servers saw this node at different ports)",
+			         servers);
+		else if (servers >= 2)
+			snprintf(nat, sizeof nat,
+			         "cone (endpoint-independent mapping: %d "
+			         "servers saw this node at %s)",
+			         servers, m0);
+		else
+			snprintf(nat, sizeof nat,
+			         "seen at %s (a second hub or a TURN server at "
+			         "another address tells cone from symmetric)",
+			         m0);
+	}
+	if (strcmp(nat, u->nat_said) != 0) {
+		u->svc->status_set(u->self, "nat", nat[0] ? nat : NULL);
+		snprintf(u->nat_said, sizeof u->nat_said, "%s", nat);
+	}
+	if (strcmp(relays, u->relays_said) != 0) {
+		u->svc->status_set(u->self, "relays",
+		                   relays[0] ? relays : NULL);
+		snprintf(u->relays_said, sizeof u->relays_said, "%s", relays);
+	}
+}
+
 static void
 sweep_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED, void *arg)
 {
@@ -2888,6 +3085,7 @@ sweep_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED, void *arg)
 		}
 		conn_reap(c);
 	}
+	nat_status(u);
 }
 
 /* ---- the secret (stateless resets, Retry tokens) ---- */
@@ -2933,14 +3131,381 @@ secret_load(struct udp *u)
 	return 0;
 }
 
+/* ---- nat: TURN relays, the last resort (turn.c does the protocol) ----
+ *
+ * A relay is an allocation on a TURN server, made from one of our real
+ * sockets (`under`, the listener where there is one). Its relayed address
+ * is a candidate in the registrations and lookups (hubnode.c), tried
+ * last. `vs` stands for it where a socket is expected: QUIC connections
+ * and probes on it send through the relay (Send indications) and
+ * datagrams the relay passes on (Data indications) are dispatched on it,
+ * from the peer as the relay saw it. QUIC stays end to end: the relay sees
+ * ciphertext. */
+
+#define RELAY_RETRY_MS 30000 /* after a failure; doubling to 8 min */
+#define RELAY_PAYLOAD 1200 /* QUIC's minimum: fits with the indication */
+
+static uint64_t
+relay_now(void)
+{
+	return hl_mono_ms();
+}
+
+static void
+relay_to_server(void *arg, const uint8_t *buf, size_t len)
+{
+	struct relay *r = arg;
+
+	if (r->under != NULL)
+		sock_send(r->under, NULL, (struct sockaddr *)&r->server,
+		          r->serverlen, buf, len, len);
+}
+
+/* Datagrams through the relay, one Send indication each; what the relay
+ * cannot take yet (no permission confirmed) is lost, as QUIC expects. */
+static int
+relay_send(struct relay *r, const struct sockaddr *to, socklen_t tolen,
+           const uint8_t *buf, size_t n, size_t segsize)
+{
+	if (segsize == 0)
+		segsize = n;
+	for (size_t off = 0; off < n; off += segsize)
+		turn_send(r->t, to, tolen, buf + off,
+		          n - off < segsize ? n - off : segsize);
+	return 0;
+}
+
+/* Small packets on relayed paths: an indication adds up to 52 bytes. */
+static void
+relay_settings(ngtcp2_settings *st, ngtcp2_transport_params *p)
+{
+	st->max_tx_udp_payload_size = RELAY_PAYLOAD;
+	st->no_pmtud = 1;
+	p->max_udp_payload_size = RELAY_PAYLOAD;
+}
+
+static void relay_restart(struct relay *r);
+
+static void
+relay_arm(struct relay *r)
+{
+	uint64_t at = turn_next_timeout(r->t), now = relay_now();
+
+	if (at == UINT64_MAX) {
+		evtimer_del(r->timer);
+		return;
+	}
+	hl_evtimer_add_ms(r->timer, at > now ? at - now : 0);
+}
+
+/* After every call into the module: tell what changed. */
+static void
+relay_after(struct relay *r)
+{
+	struct udp *u = r->u;
+	enum turn_state st = turn_state(r->t);
+
+	if (st == TURN_READY && !r->told) {
+		struct sockaddr_storage relayed;
+		turn_relayed(r->t, &relayed, NULL);
+		r->vs.family = relayed.ss_family;
+		r->vs.locallen = relayed.ss_family == AF_INET6
+		                     ? sizeof(struct sockaddr_in6)
+		                     : sizeof(struct sockaddr_in);
+		memcpy(&r->vs.local, &relayed, r->vs.locallen);
+		r->vs.rx_local = r->vs.local;
+		r->vs.rx_locallen = r->vs.locallen;
+		hl_sockaddr_str((struct sockaddr *)&relayed, r->vs.name,
+		                sizeof r->vs.name);
+		r->told = 1;
+		r->retry_ms = RELAY_RETRY_MS;
+		r->quick = 0;
+		u->svc->log(u->self, HL_LOG_INFO,
+		            "TURN relay %s: allocated %s (lifetime %u s)",
+		            r->name, r->vs.name, turn_lifetime(r->t));
+		if (u->hn != NULL)
+			hubnode_cands_changed(u->hn);
+	} else if (st == TURN_FAILED || st == TURN_CLOSED) {
+		/* 437: our 5-tuple's allocation of a moment ago (a restart)
+		 * is still being torn down on the server (coturn: about 2 s
+		 * after its Refresh 0): soon, not in 30 s. */
+		int soon =
+		    strstr(turn_error(r->t), ": 437 ") != NULL && r->quick < 3;
+		u->svc->log(u->self, soon ? HL_LOG_INFO : HL_LOG_WARN,
+		            "TURN relay %s: %s; trying again in %u s", r->name,
+		            turn_error(r->t)[0] ? turn_error(r->t)
+		                                : "the allocation ended",
+		            soon ? 2 : r->retry_ms / 1000);
+		if (r->told && u->hn != NULL) {
+			r->told = 0;
+			hubnode_cands_changed(u->hn);
+		}
+		r->told = 0;
+		turn_free(r->t);
+		r->t = NULL;
+		if (soon) {
+			r->quick++;
+			hl_evtimer_add_ms(r->timer, 2000);
+			return;
+		}
+		hl_evtimer_add_ms(r->timer, r->retry_ms);
+		if (r->retry_ms < 16 * RELAY_RETRY_MS)
+			r->retry_ms *= 2;
+		return;
+	}
+	relay_arm(r);
+}
+
+static void
+relay_begin(struct relay *r, const struct sockaddr *sa, socklen_t salen)
+{
+	struct udp *u = r->u;
+
+	r->under = sock_for(u, sa->sa_family);
+	if (r->under == NULL) {
+		u->svc->log(u->self, HL_LOG_WARN,
+		            "TURN relay %s: no UDP socket for its address "
+		            "family; trying again in %u s",
+		            r->name, r->retry_ms / 1000);
+		hl_evtimer_add_ms(r->timer, r->retry_ms);
+		return;
+	}
+	sockaddr_to_sock_family(r->under, sa, salen, &r->server, &r->serverlen);
+	r->t = turn_new(&r->url, NULL, relay_to_server, r);
+	if (r->t == NULL) {
+		hl_evtimer_add_ms(r->timer, r->retry_ms);
+		return;
+	}
+	turn_start(r->t, relay_now());
+	relay_after(r);
+}
+
+static void
+relay_resolved(int err, struct evutil_addrinfo *ai, void *arg)
+{
+	struct relay *r = arg;
+
+	r->req = NULL;
+	r->resolving = 0;
+	if (err == EVUTIL_EAI_CANCEL)
+		return;
+	if (err != 0 || ai == NULL) {
+		r->u->svc->log(r->u->self, HL_LOG_WARN,
+		               "TURN relay %s: name lookup failed (%s); "
+		               "trying again in %u s",
+		               r->name,
+		               err ? evutil_gai_strerror(err) : "no address",
+		               r->retry_ms / 1000);
+		hl_evtimer_add_ms(r->timer, r->retry_ms);
+	} else {
+		relay_begin(r, ai->ai_addr, (socklen_t)ai->ai_addrlen);
+	}
+	if (ai != NULL)
+		evutil_freeaddrinfo(ai);
+}
+
+/* (Again:) resolve the server's name, then allocate. */
+static void
+relay_restart(struct relay *r)
+{
+	struct evutil_addrinfo hints = {0};
+	struct evdns_getaddrinfo_request *q;
+	char port[8];
+
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_DGRAM;
+	hints.ai_protocol = IPPROTO_UDP;
+	hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
+	snprintf(port, sizeof port, "%u", r->url.port);
+	r->resolving = 1;
+	q = evdns_getaddrinfo(r->u->svc->dns_base(r->u->self), r->url.host,
+	                      port, &hints, relay_resolved, r);
+	if (r->resolving)
+		r->req = q; /* else it answered already */
+}
+
+static void
+relay_timer_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
+                     void *arg)
+{
+	struct relay *r = arg;
+
+	if (r->t == NULL) {
+		r->under = NULL;
+		relay_restart(r);
+		return;
+	}
+	turn_tick(r->t, relay_now());
+	relay_after(r);
+}
+
+/* A datagram that came to s from the relay's server: 1 when it was the
+ * relay's (a response, or a peer's datagram, dispatched on vs). */
+static int
+relay_input_from(struct relay *r, struct sock *s, const struct sockaddr *from,
+                 const uint8_t *data, size_t len)
+{
+	struct turn_data d;
+	int rv;
+
+	if (r->t == NULL || r->under != s ||
+	    !sa_same(from, (struct sockaddr *)&r->server) ||
+	    !turn_is_stun(data, len))
+		return 0;
+	rv = turn_input(r->t, data, len, relay_now(), &d);
+	if (rv == TURN_IN_NOT_TURN)
+		return 0;
+	if (rv == TURN_IN_DATA && r->told)
+		dispatch(&r->vs, (struct sockaddr *)&d.peer, d.peer_len, d.data,
+		         d.len);
+	if (r->t != NULL)
+		relay_after(r);
+	return 1;
+}
+
+static struct relay *
+relay_new(struct udp *u, const struct turn_url *url)
+{
+	struct relay *r = calloc(1, sizeof *r);
+
+	if (r == NULL)
+		return NULL;
+	r->u = u;
+	r->url = *url;
+	snprintf(r->name, sizeof r->name, "%s:%u", url->host, url->port);
+	r->vs.u = u;
+	r->vs.fd = -1;
+	r->vs.family = AF_INET;
+	r->vs.listening = 1; /* takes the Initials that come through it */
+	r->vs.relay = r;
+	snprintf(r->vs.name, sizeof r->vs.name, "TURN %s", r->name);
+	r->retry_ms = RELAY_RETRY_MS;
+	r->timer = evtimer_new(u->base, relay_timer_callback, r);
+	if (r->timer == NULL) {
+		free(r);
+		return NULL;
+	}
+	relay_restart(r);
+	return r;
+}
+
+/* Stopping: let the allocation go (Refresh with lifetime 0), waiting at
+ * most 500 ms for the server's answer (a 438 on the way is answered with
+ * the new nonce), reading the socket directly: the loop is stopping.
+ * Otherwise the server keeps it to its lifetime's end, and a node that
+ * starts again at once meets a 437 (turn.c clears it then). */
+static void
+relay_drain(struct relay *r)
+{
+	uint64_t end = relay_now() + 500;
+
+	turn_close(r->t, relay_now());
+	while (turn_state(r->t) == TURN_CLOSING && r->under != NULL &&
+	       r->under->fd >= 0) {
+		uint64_t now = relay_now(), next = turn_next_timeout(r->t);
+		struct pollfd pfd = {r->under->fd, POLLIN, 0};
+		uint8_t buf[TURN_MAX_DATAGRAM];
+		struct sockaddr_storage from;
+		socklen_t fl = sizeof from;
+		struct turn_data d;
+		ssize_t n;
+
+		if (now >= end)
+			break;
+		if (next > end)
+			next = end;
+		if (poll(&pfd, 1, next > now ? (int)(next - now) : 0) <= 0) {
+			turn_tick(r->t, relay_now());
+			continue;
+		}
+		n = recvfrom(r->under->fd, buf, sizeof buf, MSG_DONTWAIT,
+		             (struct sockaddr *)&from, &fl);
+		if (n > 0 && sa_same((struct sockaddr *)&from,
+		                     (struct sockaddr *)&r->server))
+			turn_input(r->t, buf, (size_t)n, relay_now(), &d);
+	}
+}
+
+/* Its connections are gone already (udp_fini). */
+static void
+relay_free(struct relay *r)
+{
+	if (r->req != NULL) {
+		struct evdns_getaddrinfo_request *q = r->req;
+		r->req = NULL;
+		evdns_getaddrinfo_cancel(q);
+	}
+	if (r->t != NULL) {
+		if (turn_state(r->t) == TURN_READY)
+			relay_drain(r);
+		turn_free(r->t);
+	}
+	event_free(r->timer);
+	free(r);
+}
+
+static int
+hub_io_is_relay(void *ctx, void *sock)
+{
+	struct udp *u = ctx;
+
+	for (size_t i = 0; i < u->nrelays; i++)
+		if (&u->relays[i]->vs == sock)
+			return u->relays[i]->told;
+	return 0;
+}
+
+static size_t
+hub_io_cands(void *ctx, int family, struct hubmsg_cand *out, size_t max)
+{
+	struct udp *u = ctx;
+	size_t n = 0;
+
+	for (size_t i = 0; i < u->nmapped && n < max; i++)
+		if (u->mapped[i].ss_family == family &&
+		    hubmsg_addr_from_sa(&out[n].addr,
+		                        (struct sockaddr *)&u->mapped[i]) == 0)
+			out[n++].kind = HUBMSG_CAND_MAPPED;
+	for (size_t i = 0; i < u->nrelays; i++) {
+		struct relay *r = u->relays[i];
+		struct sockaddr_storage relayed, mapped;
+
+		if (!r->told || turn_relayed(r->t, &relayed, &mapped) != 0)
+			continue;
+		if (n < max && relayed.ss_family == family &&
+		    hubmsg_addr_from_sa(&out[n].addr,
+		                        (struct sockaddr *)&relayed) == 0)
+			out[n++].kind = HUBMSG_CAND_RELAY;
+		if (n < max && mapped.ss_family == family &&
+		    hubmsg_addr_from_sa(&out[n].addr,
+		                        (struct sockaddr *)&mapped) == 0)
+			out[n++].kind = HUBMSG_CAND_SRFLX;
+	}
+	return n;
+}
+
+static void
+hub_io_permit(void *ctx, const struct sockaddr *sa, socklen_t len)
+{
+	struct udp *u = ctx;
+
+	for (size_t i = 0; i < u->nrelays; i++) {
+		struct relay *r = u->relays[i];
+		if (r->t == NULL)
+			continue;
+		turn_permit(r->t, sa, len, relay_now());
+		relay_arm(r);
+	}
+}
+
 /* ---- config, init, fini ---- */
 
 static int
 check_conf(const struct hl_services *svc, struct hl_plugin *self,
            const struct hl_conf *conf)
 {
-	static const char *const allowed[] = {"listen", "idle_timeout",
-	                                      "advertise", "hubs", NULL};
+	static const char *const allowed[] = {
+	    "listen", "idle_timeout", "advertise", "hubs", "turn", NULL};
 	const struct hl_conf *n;
 	int bad = svc->conf_check_keys(self, conf, allowed), v = 0;
 	char host[ADDR_MAX];
@@ -2950,10 +3515,7 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
 		bad++;
 	n = svc->conf_get(conf, "advertise");
 	if (n != NULL) {
-		size_t cnt = svc->conf_type(n) == HL_CONF_SCALAR ? 1
-		             : svc->conf_type(n) == HL_CONF_LIST
-		                 ? svc->conf_len(n)
-		                 : 0;
+		size_t cnt = hl_conf_count(svc, n);
 		if (cnt == 0) {
 			svc->conf_error(
 			    self, n,
@@ -2962,10 +3524,7 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
 			bad++;
 		}
 		for (size_t i = 0; i < cnt; i++) {
-			const struct hl_conf *it =
-			    svc->conf_type(n) == HL_CONF_SCALAR
-			        ? n
-			        : svc->conf_item(n, i);
+			const struct hl_conf *it = hl_conf_at(svc, n, i);
 			const char *s = svc->conf_str(it);
 			if (s == NULL ||
 			    hl_addr_split(s, host, sizeof host, &port) != 0 ||
@@ -2981,10 +3540,7 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
 	}
 	n = svc->conf_get(conf, "hubs"); /* nat */
 	if (n != NULL) {
-		size_t cnt = svc->conf_type(n) == HL_CONF_SCALAR ? 1
-		             : svc->conf_type(n) == HL_CONF_LIST
-		                 ? svc->conf_len(n)
-		                 : 0;
+		size_t cnt = hl_conf_count(svc, n);
 		if (cnt == 0 || cnt > HUBNODE_MAX_HUBS) {
 			svc->conf_error(
 			    self, n,
@@ -2995,10 +3551,7 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
 			cnt = 0;
 		}
 		for (size_t i = 0; i < cnt; i++) {
-			const struct hl_conf *it =
-			    svc->conf_type(n) == HL_CONF_SCALAR
-			        ? n
-			        : svc->conf_item(n, i);
+			const struct hl_conf *it = hl_conf_at(svc, n, i);
 			const char *s = svc->conf_str(it);
 			if (s == NULL ||
 			    hl_addr_split(s, host, sizeof host, &port) != 0 ||
@@ -3010,12 +3563,39 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
 			}
 		}
 	}
+	n = svc->conf_get(conf, "turn"); /* nat */
+	if (n != NULL) {
+		size_t cnt = hl_conf_count(svc, n);
+		if (cnt == 0 || cnt > MAX_RELAYS) {
+			svc->conf_error(self, n,
+			                "turn: expected \"turn://user:pass@"
+			                "host:port\" or a list of at most %d",
+			                MAX_RELAYS);
+			bad++;
+			cnt = 0;
+		} else if (svc->conf_get(conf, "hubs") == NULL) {
+			svc->conf_error(self, n,
+			                "turn: a relayed candidate reaches "
+			                "peers through hubs: add hubs: too");
+			bad++;
+		}
+		for (size_t i = 0; i < cnt; i++) {
+			const struct hl_conf *it = hl_conf_at(svc, n, i);
+			struct turn_url url;
+			char err[128];
+			if (turn_parse_url(svc->conf_str(it), &url, err,
+			                   sizeof err) != 0) {
+				svc->conf_error(self, it,
+				                "%s (expected \"turn://user:"
+				                "pass@host:port\")",
+				                err);
+				bad++;
+			}
+		}
+	}
 	n = svc->conf_get(conf, "listen");
 	if (n != NULL) {
-		size_t cnt = svc->conf_type(n) == HL_CONF_SCALAR ? 1
-		             : svc->conf_type(n) == HL_CONF_LIST
-		                 ? svc->conf_len(n)
-		                 : 0;
+		size_t cnt = hl_conf_count(svc, n);
 		if (cnt == 0 || cnt > MAX_SOCKS) {
 			svc->conf_error(self, n,
 			                "listen: expected an address like "
@@ -3024,10 +3604,7 @@ check_conf(const struct hl_services *svc, struct hl_plugin *self,
 			return -1;
 		}
 		for (size_t i = 0; i < cnt; i++) {
-			const struct hl_conf *it =
-			    svc->conf_type(n) == HL_CONF_SCALAR
-			        ? n
-			        : svc->conf_item(n, i);
+			const struct hl_conf *it = hl_conf_at(svc, n, i);
 			const char *s = svc->conf_str(it);
 			struct sockaddr_storage ss;
 			int sslen = sizeof ss;
@@ -3203,26 +3780,26 @@ hub_io_close_sock(void *ctx, void *sock)
 static int
 hub_setup(struct udp *u, const struct hl_conf *conf)
 {
-	const struct hubnode_io io = {hub_io_sock_for,   hub_io_listener_for,
-	                              hub_io_send,       hub_io_open_sock,
-	                              hub_io_close_sock, u};
+	const struct hubnode_io io = {
+	    .sock_for = hub_io_sock_for,
+	    .listener_for = hub_io_listener_for,
+	    .send = hub_io_send,
+	    .open_sock = hub_io_open_sock,
+	    .close_sock = hub_io_close_sock,
+	    .ctx = u,
+	    .is_relay = hub_io_is_relay,
+	    .cands = hub_io_cands,
+	    .permit = hub_io_permit,
+	};
 	const struct hl_conf *n = u->svc->conf_get(conf, "hubs");
 
 	u->hn = hubnode_new(u->svc, u->self, &io);
 	if (u->hn == NULL)
 		return -1;
-	for (size_t i = 0;
-	     n != NULL &&
-	     i < (u->svc->conf_type(n) == HL_CONF_SCALAR ? 1
-	                                                 : u->svc->conf_len(n));
-	     i++) {
-		const char *h =
-		    u->svc->conf_str(u->svc->conf_type(n) == HL_CONF_SCALAR
-		                         ? n
-		                         : u->svc->conf_item(n, i));
-		if (hubnode_add_hub(u->hn, h) != 0)
+	for (size_t i = 0; i < hl_conf_count(u->svc, n); i++)
+		if (hubnode_add_hub(
+		        u->hn, u->svc->conf_str(hl_conf_at(u->svc, n, i))) != 0)
 			return -1;
-	}
 	{
 		uint16_t port;
 		int serve = hub_io_listener_for(u, AF_INET, &port) != NULL ||
@@ -3238,6 +3815,49 @@ hub_setup(struct udp *u, const struct hl_conf *conf)
 	}
 	return 0;
 }
+
+/* nat: the node's typed endpoints changed (HL_EVENT_ENDPOINTS): its
+ * quic://IP:port ones are mapped candidates. */
+static void
+udp_event(void *state, const struct hl_event *ev)
+{
+	struct udp *u = state;
+	struct sockaddr_storage m[4];
+	size_t n = 0;
+	const char *p;
+
+	if (ev->type != HL_EVENT_ENDPOINTS || ev->text == NULL)
+		return;
+	for (p = ev->text; *p != '\0' && n < 4;) {
+		size_t len = strcspn(p, ",");
+		char ep[ADDR_MAX];
+		int sl = sizeof m[n];
+
+		if (len > 7 && len < sizeof ep &&
+		    strncmp(p, "quic://", 7) == 0) {
+			memcpy(ep, p + 7, len - 7);
+			ep[len - 7] = '\0';
+			memset(&m[n], 0, sizeof m[n]);
+			if (evutil_parse_sockaddr_port(
+			        ep, (struct sockaddr *)&m[n], &sl) == 0)
+				n++;
+		}
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	if (n == u->nmapped && memcmp(m, u->mapped, n * sizeof m[0]) == 0)
+		return;
+	memcpy(u->mapped, m, n * sizeof m[0]);
+	u->nmapped = n;
+	if (u->hn != NULL)
+		hubnode_cands_changed(u->hn);
+}
+
+static const struct hl_events_ops udp_events = {
+    .size = sizeof(struct hl_events_ops),
+    .event = udp_event,
+};
 
 static int
 udp_query_start(void *state, struct hl_query *q)
@@ -3301,29 +3921,29 @@ udp_start(const struct hl_services *svc, struct hl_plugin *self,
 		                 svc->identity_at(self, i)) != 0)
 			goto fail;
 	n = punch_client ? NULL : svc->conf_get(conf, "listen");
-	if (n != NULL && svc->conf_type(n) == HL_CONF_SCALAR) {
-		if (open_listener(u, svc->conf_str(n)) != 0)
+	for (size_t i = 0; i < hl_conf_count(svc, n); i++)
+		if (open_listener(u, svc->conf_str(hl_conf_at(svc, n, i))) != 0)
 			goto fail;
-	} else if (n != NULL) {
-		for (size_t i = 0; i < svc->conf_len(n); i++)
-			if (open_listener(
-			        u, svc->conf_str(svc->conf_item(n, i))) != 0)
-				goto fail;
-	}
 	n = punch_client ? NULL : svc->conf_get(conf, "advertise");
 	for (size_t i = 0;
-	     n != NULL && HL_HAS(svc, endpoint_add) &&
-	     i < (svc->conf_type(n) == HL_CONF_SCALAR ? 1 : svc->conf_len(n));
-	     i++) {
+	     HL_HAS(svc, endpoint_add) && i < hl_conf_count(svc, n); i++) {
 		char ep[256];
 		snprintf(ep, sizeof ep, "quic://%s",
-		         svc->conf_str(svc->conf_type(n) == HL_CONF_SCALAR
-		                           ? n
-		                           : svc->conf_item(n, i)));
+		         svc->conf_str(hl_conf_at(svc, n, i)));
 		svc->endpoint_add(self, ep);
 	}
 	if (hub_setup(u, conf) != 0) /* nat */
 		goto fail;
+	n = svc->conf_get(conf, "turn"); /* nat */
+	for (size_t i = 0; i < hl_conf_count(svc, n); i++) {
+		struct turn_url url;
+		char err[128];
+		if (turn_parse_url(svc->conf_str(hl_conf_at(svc, n, i)), &url,
+		                   err, sizeof err) != 0 ||
+		    (u->relays[u->nrelays] = relay_new(u, &url)) == NULL)
+			goto fail;
+		u->nrelays++;
+	}
 	if (!punch_client && (u->ps = punchsrv_new(svc, self, conf)) == NULL)
 		goto fail; /* punch */
 	*state = u;
@@ -3357,6 +3977,8 @@ udp_fini(void *state)
 			conn_fail(c, "stopping");
 		conn_free(c);
 	}
+	for (size_t i = 0; i < u->nrelays; i++) /* nat: over under */
+		relay_free(u->relays[i]);
 	for (size_t i = 0; i <= MAX_SOCKS; i++) {
 		struct sock *s = &u->socks[i];
 		if (s->fd < 0)
@@ -3468,7 +4090,7 @@ static const struct hl_discovery_ops udp_discovery = {
 
 HL_PLUGIN(HL_KIND_TRANSPORT | HL_KIND_DISCOVERY, .name = PLUGIN_NAME,
           .version = "0.1.0", .discovery = &udp_discovery,
-          .commands = &udp_commands,
+          .commands = &udp_commands, .events = &udp_events,
           .description = "QUIC tunnels over UDP (ngtcp2 + GnuTLS)",
           .default_priority = 20, .init = udp_init, .fini = udp_fini,
           .validate = udp_validate, .transport = &udp_transport);

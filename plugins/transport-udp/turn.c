@@ -27,7 +27,10 @@
 #define TURN_STALE_MAX 3
 #define NTX (1 + TURN_MAX_PEERS)
 
-enum tx_kind { TX_NONE = 0, TX_ALLOC, TX_REFRESH, TX_PERM, TX_CLOSE };
+/* TX_CLEAR: Refresh with lifetime 0 after a 437 to Allocate (an allocation
+ * of an earlier run, on the same 5-tuple, that was not closed: a crash),
+ * then Allocate again. */
+enum tx_kind { TX_NONE = 0, TX_ALLOC, TX_REFRESH, TX_PERM, TX_CLOSE, TX_CLEAR };
 
 struct tx {
 	int kind;
@@ -46,6 +49,7 @@ struct peer {
 	int failed;
 	struct sockaddr_storage addr;
 	uint64_t refresh_at;
+	uint64_t used_at; /* last permitted again or heard from */
 };
 
 struct turn {
@@ -68,6 +72,7 @@ struct turn {
 	uint32_t lifetime;
 	uint64_t refresh_at;
 	unsigned refreshes;
+	int cleared; /* a TX_CLEAR was sent (once) */
 	uint8_t out[TURN_MAX_DATA + 128];
 };
 
@@ -329,7 +334,7 @@ tx_start(struct turn *t, int i, int kind, int32_t lifetime, uint64_t now)
 		    auth ? &t->chal_msg : NULL,
 		    STUN_USAGE_TURN_REQUEST_PORT_NORMAL, -1, lifetime, user, ul,
 		    pass, pl, STUN_USAGE_TURN_COMPATIBILITY_RFC5766);
-	} else if (kind == TX_REFRESH || kind == TX_CLOSE) {
+	} else if (kind == TX_REFRESH || kind == TX_CLOSE || kind == TX_CLEAR) {
 		n = stun_usage_turn_create_refresh(
 		    &t->agent, &msg, x->buf, sizeof x->buf,
 		    auth ? &t->chal_msg : NULL, lifetime, user, ul, pass, pl,
@@ -465,16 +470,27 @@ turn_permit(struct turn *t, const struct sockaddr *peer, socklen_t len,
 	len = peer->sa_family == AF_INET ? sizeof(struct sockaddr_in)
 	                                 : sizeof(struct sockaddr_in6);
 	for (int i = 0; i < TURN_MAX_PEERS; i++) {
-		if (t->peers[i].used && ip_eq(peer, &t->peers[i].addr))
+		if (t->peers[i].used && ip_eq(peer, &t->peers[i].addr)) {
+			t->peers[i].used_at = now;
 			return 0;
+		}
 		if (!t->peers[i].used && free_slot < 0)
 			free_slot = i;
 	}
+	/* Full: the peer idle the longest (and at least TURN_PEER_IDLE_MS)
+	 * makes room, if its permission is not being sent right now. */
+	for (int i = 0; free_slot < 0 && i < TURN_MAX_PEERS; i++)
+		if (t->tx[1 + i].kind == TX_NONE &&
+		    t->peers[i].used_at + TURN_PEER_IDLE_MS <= now &&
+		    (free_slot < 0 ||
+		     t->peers[i].used_at < t->peers[free_slot].used_at))
+			free_slot = i;
 	if (free_slot < 0)
 		return -1;
 	memset(&t->peers[free_slot], 0, sizeof t->peers[free_slot]);
 	memcpy(&t->peers[free_slot].addr, peer, (size_t)len);
 	t->peers[free_slot].used = 1;
+	t->peers[free_slot].used_at = now;
 	if (t->state == TURN_READY)
 		perm_start(t, free_slot, now);
 	return 0;
@@ -631,7 +647,7 @@ turn_tick(struct turn *t, uint64_t now)
 		}
 		if (x->kind == TX_CLOSE) {
 			closed(t);
-		} else if (x->kind == TX_ALLOC) {
+		} else if (x->kind == TX_ALLOC || x->kind == TX_CLEAR) {
 			fail(t,
 			     "no answer from the TURN server %s:%u within %u s",
 			     t->u.host, t->u.port,
@@ -663,11 +679,19 @@ turn_tick(struct turn *t, uint64_t now)
 		if (tx_start(t, 0, TX_REFRESH, want_lifetime(t), now) < 0)
 			fail(t, "TURN: cannot build a Refresh request");
 	}
-	for (int i = 0; i < TURN_MAX_PEERS && t->state == TURN_READY; i++)
-		if (t->peers[i].used && t->peers[i].confirmed &&
-		    t->tx[1 + i].kind == TX_NONE &&
-		    t->peers[i].refresh_at <= now)
+	for (int i = 0; i < TURN_MAX_PEERS && t->state == TURN_READY; i++) {
+		struct peer *p = &t->peers[i];
+
+		if (!p->used || !p->confirmed || t->tx[1 + i].kind != TX_NONE ||
+		    p->refresh_at > now)
+			continue;
+		/* A peer not heard from (nor permitted again) for a
+		 * permission's lifetime is let go: its slot is free. */
+		if (p->used_at + TURN_PEER_IDLE_MS <= now)
+			memset(p, 0, sizeof *p);
+		else
 			perm_start(t, i, now);
+	}
 }
 
 /* Keeps the 401/438 answer m (its REALM and NONCE). 0, or -1 (missing or
@@ -700,7 +724,7 @@ keep_challenge(struct turn *t, const StunMessage *m, const uint8_t *buf,
 static const char *
 what(int kind)
 {
-	return kind == TX_ALLOC     ? "allocation refused"
+	return kind == TX_ALLOC || kind == TX_CLEAR ? "allocation refused"
 	       : kind == TX_REFRESH ? "allocation lost (Refresh refused)"
 	                            : "permission refused";
 }
@@ -720,6 +744,19 @@ on_error(struct turn *t, int i, int code, const StunMessage *m,
 		closed(t);
 		return;
 	}
+	if (kind == TX_CLEAR && code != 438 && (code != 401 || x->authed)) {
+		/* Whatever the answer, the old allocation is gone or never
+		 * will be: allocate again (a second 437 fails). */
+		if (tx_start(t, 0, TX_ALLOC, want_lifetime(t), now) < 0)
+			fail(t, "TURN: cannot build an Allocate request");
+		return;
+	}
+	if (kind == TX_ALLOC && code == 437 && !t->cleared) {
+		t->cleared = 1;
+		if (tx_start(t, 0, TX_CLEAR, 0, now) < 0)
+			fail(t, "TURN: cannot build a Refresh request");
+		return;
+	}
 	if ((code == 401 && !x->authed) || code == 438) {
 		if (keep_challenge(t, m, buf, len) < 0) {
 			fail(t, "%s: %d without a usable realm and nonce",
@@ -736,9 +773,10 @@ on_error(struct turn *t, int i, int code, const StunMessage *m,
 			return;
 		}
 		if (tx_start(t, i, kind,
-		             kind == TX_PERM    ? -1
-		             : kind == TX_CLOSE ? 0
-		                                : want_lifetime(t),
+		             kind == TX_PERM ? -1
+		             : kind == TX_CLOSE || kind == TX_CLEAR
+		                 ? 0
+		                 : want_lifetime(t),
 		             now) < 0)
 			fail(t, "%s: cannot build the request again",
 			     what(kind));
@@ -777,6 +815,11 @@ on_success(struct turn *t, int i, StunMessage *m, uint64_t now)
 	int kind = x->kind;
 
 	x->kind = TX_NONE;
+	if (kind == TX_CLEAR) {
+		if (tx_start(t, 0, TX_ALLOC, want_lifetime(t), now) < 0)
+			fail(t, "TURN: cannot build an Allocate request");
+		return;
+	}
 	if (kind == TX_CLOSE) {
 		closed(t);
 	} else if (kind == TX_ALLOC) {
@@ -862,6 +905,11 @@ turn_input(struct turn *t, const uint8_t *buf, size_t len, uint64_t now,
 		if (d == NULL ||
 		    !turn_permitted(t, (const struct sockaddr *)&out->peer))
 			return TURN_IN_DONE;
+		for (int p = 0; p < TURN_MAX_PEERS; p++)
+			if (t->peers[p].used &&
+			    ip_eq((const struct sockaddr *)&out->peer,
+			          &t->peers[p].addr))
+				t->peers[p].used_at = now;
 		out->data = d;
 		out->len = dl;
 		return TURN_IN_DATA;

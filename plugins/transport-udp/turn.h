@@ -32,7 +32,8 @@
  * Indications cost 36 bytes more a datagram (v4); the relay is the last
  * resort anyway.
  *
- * ## Integrating into transport-udp (one UDP socket)
+ * ## How transport-udp uses it (one UDP socket; "TURN relays" in
+ * transport-udp.c, the recipe below)
  *
  *   struct turn_url u; char err[128];
  *   turn_parse_url("turn://user:pass@host:3478", &u, err, sizeof err);
@@ -86,7 +87,11 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define TURN_MAX_PEERS 8
+#define TURN_MAX_PEERS 16
+/* A peer neither permitted again (turn_permit) nor heard from for this
+ * long (RFC 8656's permission lifetime) is let go: its permission is no
+ * longer refreshed and its slot may be taken by a new peer. */
+#define TURN_PEER_IDLE_MS (300 * 1000)
 #define TURN_CRED_MAX 128 /* user and password, with the NUL */
 #define TURN_HOST_MAX 256
 /* The largest payload turn_send() wraps: a QUIC packet fits with room. */
@@ -163,7 +168,9 @@ void turn_tick(struct turn *t, uint64_t now);
 /* Install (and keep refreshed) a permission for the peer's IP address
  * (its port is ignored, as the relay does). Before TURN_READY it is
  * remembered and sent once allocated. 0, or -1 (table full, not an
- * IPv4/IPv6 address, failed or closed). */
+ * IPv4/IPv6 address, failed or closed). A full table makes room by
+ * forgetting the peer idle the longest, if idle TURN_PEER_IDLE_MS. Calling
+ * it again for a peer keeps it from going idle. */
 int turn_permit(struct turn *t, const struct sockaddr *peer, socklen_t len,
                 uint64_t now);
 /* 1 when the server confirmed a permission for peer's IP, else 0. peer

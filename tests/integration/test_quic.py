@@ -181,6 +181,23 @@ def case_bad_config():
           "hlcore check with bad transport-udp settings",
           "exit 2 naming listen, idle_timeout, advertise and hubs (an empty "
           "list) at file:line:column", "exit %d: %s" % (rc, err))
+    # TURN relays: a URL that is not one, and relays without hubs (their
+    # candidate would reach nobody).
+    check_bad(bad, "    hubs: [\"h:7777\"]\n    turn: [\"turn://nopass@h\"]\n",
+              r"bad-udp.yaml:4:\d+: .*turn URL", "a bad turn: URL")
+    check_bad(bad, "    turn: [\"turn://u:p@h:3478\"]\n",
+              r"bad-udp.yaml:3:\d+: .*add hubs", "turn: but no hubs:")
+
+
+def check_bad(path, udp_lines, regex, what):
+    """hlcore check of a transport-udp section: exit 2 and regex in its
+    errors (file:line:column)."""
+    with open(path, "w") as f:
+        f.write("plugins:\n  transport-udp:\n" + udp_lines)
+    rc, out, err = hltest.run([t.hlcore, "-c", path, "check"],
+                              timeout=t.slow(30))
+    check(rc == 2 and re.search(regex, err), "hlcore check with " + what,
+          "exit 2, /%s/" % regex, "exit %d: %s" % (rc, err))
 
 
 def case_start():

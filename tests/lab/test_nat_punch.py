@@ -33,7 +33,10 @@ Cases:
   client's 502 says the service is not registered at the hub.
 - `hlcore -c FILE nat` with the hub at both its addresses (11.0.0.1 and
   11.0.0.4, one hub on 0.0.0.0): "cone" in h1 (its mapping 11.0.0.2:7008
-  for both, while the daemon holds 7008: an ephemeral port, said so), then
+  for both, while the daemon holds 7008: an ephemeral port, said so) and
+  filtering "address and port-dependent" (the hub's RFC 5780 answers from
+  its other address and port do not get in), "none" and filtering
+  "endpoint-independent" in the hub host (no NAT), then
   in a second lab (cone, symmetric) "cone" in h1 and "symmetric" in h2.
 - symmetric NAT on one side (the birthday approach, within its budget): a
   GET from behind the symmetric NAT to the cone home, and (third lab,
@@ -247,7 +250,8 @@ def nat_node(L, h):
 
 def nat_cmd(L, h):
     rc, out, err = nat_node(L, h).cmd("nat", timeout=t.slow(30))
-    print("     hlcore nat in %s (%s): %s" % (h, L.nat["r" + h[1]],
+    print("     hlcore nat in %s (%s): %s" % (h, L.nat.get("r" + h[1:2],
+                                                         "no NAT"),
                                              "; ".join(out.splitlines())),
           flush=True)
     check(rc == 0, "hlcore nat in %s" % h, "exit 0", (rc, out, err))
@@ -270,6 +274,18 @@ def case_nat_cone():
                                              re.escape(L.router_ip("r1"))),
                     out, re.M), "h1's mapping at the hub",
           "at r1's address", out)
+    # Linux conntrack lets in only what comes from where we sent: the
+    # hub's answers from its other address or port are dropped.
+    check_in("filtering address and port-dependent (hub %s's answers from "
+             "another address or port did not come in)" % HUB,
+             out.splitlines(), "h1's filtering")
+    # The hub host itself has no NAT, nothing filters.
+    hub_out = nat_cmd(L, "hub")
+    check_in("nat no NAT", hub_out.splitlines(),
+             "the hub host's nat")
+    check_in("filtering endpoint-independent (hub %s's answer from another "
+             "address and port came in)" % HUB, hub_out.splitlines(),
+             "the hub host's filtering")
     S["service"].stop_ok()
     S["hub"].stop_ok()
 

@@ -292,6 +292,93 @@ assert rolling_code(_KH, 19001) == "26f55605ec3dfb7346b240fcd4c07d4bd51ab5ed"
 assert dht_key(_KH, 19001) == "796a66cf0034b18d67a8e474ed3f09b9d4dd5f09"
 
 
+# ---- hlcore's endpoints record (docs/protocol.md, "The endpoints record"),
+# written here from the document alone ----
+
+EP_MAGIC = b"HLEP"
+EP_SIGN_CONTEXT = b"hardline-dht-endpoints-v1\x00"
+
+
+def dht_ep_key(keyhash, day=None):
+    """SHA-1 of "hardline-endpoints-v1:" and the rolling code's 40 hex."""
+    if day is None:
+        day = today()
+    return hashlib.sha1(b"hardline-endpoints-v1:" +
+                        rolling_code(keyhash, day).encode()).hexdigest()
+
+
+def dht_ep_signed(keyhash, day, text):
+    """The record's bytes before the certificate: what it signs."""
+    t = text.encode()
+    return (EP_MAGIC + bytes([1, 0]) + day.to_bytes(8, "big") +
+            bytes.fromhex(keyhash) + len(t).to_bytes(2, "big") + t)
+
+
+def dht_ep_record(key, day, text, keyhash=None, sig=None):
+    """A record of text ("quic://...,hub://...") for day, signed by key
+    (a hubpeer.Key); keyhash and sig replace the key's own (forgeries)."""
+    head = dht_ep_signed(keyhash or key.keyhash, day, text)
+    if sig is None:
+        sig = key.sign(EP_SIGN_CONTEXT + head)
+    return (head + len(key.cert_der).to_bytes(2, "big") + key.cert_der +
+            len(sig).to_bytes(2, "big") + sig)
+
+
+def dht_ep_parse(rec):
+    """(day, keyhash, [endpoints], cert, sig, signed bytes) of a record;
+    ValueError when its layout is wrong (no signature check)."""
+    if len(rec) > 4096 or rec[:6] != EP_MAGIC + bytes([1, 0]):
+        raise ValueError("not an endpoints record")
+    day = int.from_bytes(rec[6:14], "big")
+    kh = rec[14:34].hex()
+    n = int.from_bytes(rec[34:36], "big")
+    text = rec[36:36 + n].decode("ascii")
+    p = 36 + n
+    c = int.from_bytes(rec[p:p + 2], "big")
+    cert = rec[p + 2:p + 2 + c]
+    p += 2 + c
+    s = int.from_bytes(rec[p:p + 2], "big")
+    sig = rec[p + 2:p + 2 + s]
+    if p + 2 + s != len(rec) or not (0 < n <= 1024 and 0 < c <= 2048 and
+                                     0 < s <= 512):
+        raise ValueError("bad lengths")
+    return day, kh, text.split(","), cert, sig, rec[:36 + n]
+
+
+def dht_ep_open(rec, keyhash, day):
+    """The endpoints of a record read under keyhash's key for day, checked
+    as docs/protocol.md says (Python cryptography); ValueError when a
+    reader must drop it."""
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, \
+        padding, rsa
+    d, kh, eps, cert, sig, signed = dht_ep_parse(rec)
+    if kh != keyhash or d != day:
+        raise ValueError("for another keyhash or day")
+    if hashlib.blake2b(cert, digest_size=32).hexdigest()[:40] != keyhash:
+        raise ValueError("a certificate of another keyhash")
+    pub = x509.load_der_x509_certificate(cert).public_key()
+    data = EP_SIGN_CONTEXT + signed
+    try:
+        if isinstance(pub, ec.EllipticCurvePublicKey):
+            pub.verify(sig, data, ec.ECDSA(hashes.SHA256()))
+        elif isinstance(pub, rsa.RSAPublicKey):
+            pub.verify(sig, data, padding.PKCS1v15(), hashes.SHA256())
+        elif isinstance(pub, ed25519.Ed25519PublicKey):
+            pub.verify(sig, data)
+        else:
+            raise ValueError("key type not accepted")
+    except InvalidSignature:
+        raise ValueError("bad signature")
+    return eps
+
+
+assert dht_ep_key(_KH, 19000) == "abc6be6cc4ded33a64f48ec815599362ba6517cc"
+assert dht_ep_key(_KH, 19001) == "f7483b008e254c82b6496a919d9d03beba013dca"
+
+
 class DhtLab(Net):
     """A bridge LAN (10.231.0.0/24) of d1, d2, d3 and hosts, plus isolated
     namespaces with nothing but loopback. up() starts `dhtnode -s` on UDP

@@ -53,7 +53,11 @@
  *        BEV_FINISHED flush before freeing it. Appended later in 1.2:
  *        struct hl_plugin_desc: commands (struct hl_command_ops, a
  *        plugin's own `hlcore -c FILE <command>`; NULL in plugins built
- *        before it, which the loader zero-fills past head.size);
+ *        before it, which the loader zero-fills past head.size).
+ *        struct hl_services: tunnel_path, status_set (HL_HAS: a core
+ *        built before them has a shorter struct).
+ *        enum hl_event_type: HL_EVENT_ENDPOINTS (sent only to plugins
+ *        that need ABI 1.2 or later).
  *        struct hl_identity: punch (a service's `punch:` command; a
  *        plugin checks HL_STRUCT_HAS before reading it).
  */
@@ -338,6 +342,26 @@ struct hl_services {
 	 * rest printable ASCII without blanks or commas. */
 	void (*endpoint_add)(struct hl_plugin *self, const char *uri);
 	void (*endpoint_remove)(struct hl_plugin *self, const char *uri);
+
+	/* ---- appended later in 1.2 (check with HL_HAS) ---- */
+
+	/* Transports: the path of the tunnel bev that this plugin is about
+	 * to hand the core as a dial's result: call it right before the
+	 * dial's cb, in the same turn. flags: HL_INCOMING_RELAYED when it
+	 * goes through a relay (which sees ciphertext only); text, short,
+	 * for the admin: "direct 198.51.100.7:7008", "relayed by TURN
+	 * 203.0.113.5:3478". status_json shows it per tunnel
+	 * (connections[].path, routes[].via). Incoming tunnels say it with
+	 * incoming_flags. */
+	void (*tunnel_path)(struct hl_plugin *self, struct bufferevent *bev,
+	                    unsigned flags, const char *text);
+	/* Any plugin: a line of its own state for the admin, status_json's
+	 * plugins[].status.<key> = value ("nat": "symmetric ..."). key at
+	 * most 31 characters, value at most 255 (longer is cut); value NULL
+	 * removes the key; at most 8 keys per plugin (more are dropped and
+	 * logged once). Loop thread only; cleared when the plugin stops. */
+	void (*status_set)(struct hl_plugin *self, const char *key,
+	                   const char *value);
 };
 
 /* 1.2: the protocol of a listener (IP protocol numbers). */
@@ -404,9 +428,16 @@ struct hl_discovery_ops {
 	void (*browse)(void *state);
 };
 
-/* Events (1.1) that any plugin may want to follow. */
+/* Events (1.1) that any plugin may want to follow. A plugin ignores the
+ * types it does not know: later minors may add some. */
 enum hl_event_type {
 	HL_EVENT_WANHOSTS = 1, /* ev->text: this node's new WANHosts */
+	/* 1.2: ev->text: this node's typed endpoints, comma-separated
+	 * ("quic://198.51.100.7:7008,hub://hub.example.org:7777", "" when
+	 * none; see endpoint_add). Sent after HL_EVENT_WANHOSTS whenever
+	 * either changes, and only to plugins whose head.abi_minor is 2 or
+	 * more (a 1.1 plugin may not check the type). */
+	HL_EVENT_ENDPOINTS = 2,
 };
 
 struct hl_event {

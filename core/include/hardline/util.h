@@ -650,6 +650,25 @@ hl_conf_int(const struct hl_services *svc, struct hl_plugin *self,
 	return 0;
 }
 
+/* A key that takes one value or a list of them (n from conf_get, maybe
+ * NULL): how many values (0 for NULL or a map: the caller calls that
+ * wrong), and the i-th. */
+static inline size_t
+hl_conf_count(const struct hl_services *svc, const struct hl_conf *n)
+{
+	if (n == NULL)
+		return 0;
+	return svc->conf_type(n) == HL_CONF_SCALAR ? 1
+	       : svc->conf_type(n) == HL_CONF_LIST ? svc->conf_len(n)
+	                                           : 0;
+}
+
+static inline const struct hl_conf *
+hl_conf_at(const struct hl_services *svc, const struct hl_conf *n, size_t i)
+{
+	return svc->conf_type(n) == HL_CONF_SCALAR ? n : svc->conf_item(n, i);
+}
+
 #ifdef __cplusplus
 }
 #endif

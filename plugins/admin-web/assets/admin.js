@@ -78,10 +78,13 @@
 					`aria-label="Turn ${esc(p.name)} ${on ? "off" : "on"}"><span class="knob"></span>` +
 					`<span class="label">${on ? "On" : "Off"}</span></button></form>`;
 			const err = p.error && !(p.loaded && p.running) ? `<div class="muted small">${esc(p.error)}</div>` : "";
+			/* The plugin's own state lines (svc->status_set): NAT kind, relays... */
+			const own = Object.entries(p.status || {}).map(([k, v]) =>
+				`<div class="muted small">${esc(k)}: ${esc(v)}</div>`).join("");
 			return `<tr data-plugin="${esc(p.name)}"><td><strong>${esc(p.name)}</strong> ` +
 				`<span class="muted small">${esc(p.version)}</span><div class="muted small">${esc(p.description)}</div></td>` +
 				`<td>${(p.kind || []).map(esc).join(", ")}</td><td>${priority(p)}</td>` +
-				`<td><span class="state ${cls}">${state}</span>${err}</td><td>${sw}</td></tr>`;
+				`<td><span class="state ${cls}">${state}</span>${err}${own}</td><td>${sw}</td></tr>`;
 		}).join("");
 	}
 
@@ -98,7 +101,8 @@
 		if (!list.length) return '<tr><td colspan="8" class="empty">No tunnel open.</td></tr>';
 		return list.map((c) => `<tr><td>${c.direction === "out" ? "out (browser here)" : "in (served here)"}</td>` +
 			`<td>${c.service ? esc(c.service) : `<code>${esc(c.keyhash)}</code>`}</td><td>${esc(c.origin)}</td>` +
-			`<td><code>${esc(c.peer)}</code></td><td>${esc(c.via)}</td><td class="n">${bytes(c.bytes_up)}</td>` +
+			`<td><code>${esc(c.peer)}</code></td><td><span class="state ${c.path === "relayed" ? "off" : "on"}">` +
+			`${c.path === "relayed" ? "relayed" : "direct"}</span> ${esc(c.via)}</td><td class="n">${bytes(c.bytes_up)}</td>` +
 			`<td class="n">${bytes(c.bytes_down)}</td><td class="n">${duration(c.seconds)}</td></tr>`).join("");
 	}
 

@@ -467,10 +467,7 @@ punch_command(const struct hl_services *svc, struct hl_plugin *self,
 		free(pc);
 		return 2;
 	}
-	nh = hn == NULL                             ? 0
-	     : svc->conf_type(hn) == HL_CONF_SCALAR ? 1
-	     : svc->conf_type(hn) == HL_CONF_LIST   ? svc->conf_len(hn)
-	                                            : 0;
+	nh = hl_conf_count(svc, hn);
 	if (nh == 0) {
 		fprintf(stderr,
 		        "hlcore punch: no hubs: under plugins: transport-udp: "
@@ -484,17 +481,11 @@ punch_command(const struct hl_services *svc, struct hl_plugin *self,
 	pc->self = self;
 	pc->udp = udp;
 	pc->base = svc->event_base(self);
-	for (size_t i = 0; i < 20; i++)
-		pc->keyhash_raw[i] =
-		    (uint8_t)(hl_hexval(pc->keyhash[2 * i]) << 4 |
-		              hl_hexval(pc->keyhash[2 * i + 1]));
+	hl_hex_decode(pc->keyhash, 20, pc->keyhash_raw); /* checked above */
 	while (getrandom(pc->txid, sizeof pc->txid, 0) != sizeof pc->txid)
 		;
 	for (size_t i = 0; i < nh && pc->nhubs < MAX_HUBS; i++) {
-		const char *h =
-		    svc->conf_str(svc->conf_type(hn) == HL_CONF_SCALAR
-		                      ? hn
-		                      : svc->conf_item(hn, i));
+		const char *h = svc->conf_str(hl_conf_at(svc, hn, i));
 		if (h == NULL)
 			continue;
 		pc->hubs[pc->nhubs] = h;

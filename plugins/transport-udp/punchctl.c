@@ -6,6 +6,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "hardline/util.h"
+
 static const char *const kind_names[] = {NULL, "host", "srflx", "mapped",
                                          "relay"};
 
@@ -43,18 +45,6 @@ static int
 is_pw_char(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= '2' && c <= '7');
-}
-
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 /* "ip:port" or "[v6]:port" (port 1..65535, decimal, no leading zero). */
@@ -172,12 +162,8 @@ punchctl_parse(const char *line, size_t len, struct punchctl *m)
 		    !word_is(t, tl, "1") ||
 		    token(line, len, &pos, &t, &tl) != 0 || tl != 16)
 			return -1;
-		for (size_t i = 0; i < 8; i++) {
-			int hi = hexval(t[2 * i]), lo = hexval(t[2 * i + 1]);
-			if (hi < 0 || lo < 0)
-				return -1;
-			m->txid[i] = (uint8_t)(hi << 4 | lo);
-		}
+		if (hl_hex_decode(t, 8, m->txid) != 0)
+			return -1;
 		if (token(line, len, &pos, &t, &tl) != 0)
 			return -1;
 		if (!word_is(t, tl, "-")) {
@@ -343,13 +329,8 @@ punchctl_label(const char *label, char password[PUNCHCTL_PASSWORD_MAX + 1],
 	for (size_t i = 0; i < dash; i++)
 		if (!is_pw_char(label[i]))
 			return -1;
-	for (size_t i = 0; i < 40; i++) {
-		int v = hexval(label[dash + 1 + i]);
-		if (v < 0)
-			return -1;
-		keyhash[i] = "0123456789abcdef"[v];
-	}
-	keyhash[40] = '\0';
+	if (hl_keyhash_lower(label + dash + 1, 40, keyhash) != 0)
+		return -1;
 	memcpy(password, label, dash);
 	password[dash] = '\0';
 	return 0;

@@ -260,7 +260,6 @@ start_session(struct psrv *w, const struct punchctl *hello)
 {
 	struct punchsrv *ps = w->ps;
 	struct punchsess_conf c = {0};
-	char hex[3];
 
 	c.svc = ps->svc;
 	c.self = ps->self;
@@ -268,13 +267,7 @@ start_session(struct psrv *w, const struct punchctl *hello)
 	c.hubs = (const char *const *)ps->hubs;
 	c.nhubs = ps->nhubs;
 	memcpy(c.txid, hello->txid, 8);
-	for (int i = 0; i < 20; i++) {
-		unsigned v;
-		memcpy(hex, w->keyhash + 2 * i, 2);
-		hex[2] = '\0';
-		sscanf(hex, "%2x", &v);
-		c.keyhash[i] = (uint8_t)v;
-	}
+	hl_hex_decode(w->keyhash, 20, c.keyhash); /* the core's: valid */
 	w->bday_reserved = BDAY_BUDGET - ps->bday_reserved;
 	if (w->bday_reserved > PUNCHSESS_BDAY_SOCKS)
 		w->bday_reserved = PUNCHSESS_BDAY_SOCKS;
@@ -460,10 +453,7 @@ punchsrv_new(const struct hl_services *svc, struct hl_plugin *self,
 {
 	struct punchsrv *ps = calloc(1, sizeof *ps);
 	const struct hl_conf *n = svc->conf_get(conf, "hubs");
-	size_t cnt = n == NULL                             ? 0
-	             : svc->conf_type(n) == HL_CONF_SCALAR ? 1
-	             : svc->conf_type(n) == HL_CONF_LIST   ? svc->conf_len(n)
-	                                                   : 0;
+	size_t cnt = hl_conf_count(svc, n);
 
 	if (ps == NULL)
 		return NULL;
@@ -471,9 +461,7 @@ punchsrv_new(const struct hl_services *svc, struct hl_plugin *self,
 	ps->self = self;
 	ps->base = svc->event_base(self);
 	for (size_t i = 0; i < cnt && ps->nhubs < MAX_HUBS; i++) {
-		const char *h = svc->conf_str(
-		    svc->conf_type(n) == HL_CONF_SCALAR ? n
-		                                        : svc->conf_item(n, i));
+		const char *h = svc->conf_str(hl_conf_at(svc, n, i));
 		if (h != NULL && (ps->hubs[ps->nhubs] = strdup(h)) != NULL)
 			ps->nhubs++;
 	}

@@ -119,6 +119,17 @@ check_read_vector(const char *name, char *out, size_t cap)
 	return n;
 }
 
+/* A step the tests cannot do without (sodium_init() >= 0, say): when it
+ * failed, say so and exit 1 before any test runs. */
+static inline void
+check_setup(int ok, const char *what)
+{
+	if (!ok) {
+		printf("FAIL: %s\n", what);
+		exit(1);
+	}
+}
+
 static inline int
 check_done(void)
 {

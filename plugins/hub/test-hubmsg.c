@@ -383,8 +383,7 @@ test_refused(void)
 int
 main(void)
 {
-	if (sodium_init() < 0)
-		return 1;
+	check_setup(sodium_init() >= 0, "sodium_init");
 	test_vectors();
 	test_register();
 	test_sign();

@@ -33,11 +33,28 @@ static int check_passed, check_failed;
 		      g_ ? g_ : "(null)");                                     \
 	} while (0)
 
-#define CHECK_INT(got, want)                                                   \
-	do {                                                                   \
-		long g_ = (long)(got), w_ = (long)(want);                      \
-		CHECK(g_ == w_, "%s: expected %ld, got %ld", #got, w_, g_);    \
-	} while (0)
+/* CHECK_INT's check; 1 when it held, for what may be looked at only
+ * then. */
+static inline int
+check_int_(const char *file, int line, const char *what, long got, long want)
+{
+	if (got == want) {
+		check_passed++;
+		return 1;
+	}
+	check_failed++;
+	fprintf(stderr, "%s:%d: FAIL: %s: expected %ld, got %ld\n", file, line,
+	        what, want, got);
+	return 0;
+}
+
+#define CHECK_INT(got, want) ((void)CHECK_INT_OK(got, want))
+
+/* CHECK_INT, and whether it held:
+ *   if (CHECK_INT_OK(cfg->nservices, 1))
+ *       CHECK_STR(cfg->services[0].name, "web"); */
+#define CHECK_INT_OK(got, want)                                                \
+	check_int_(__FILE__, __LINE__, #got, (long)(got), (long)(want))
 
 /*
  * A copy of exactly len bytes of p on the heap, no NUL after them, so
@@ -100,6 +117,17 @@ check_read_vector(const char *name, char *out, size_t cap)
 	out[n] = '\0';
 	fclose(f);
 	return n;
+}
+
+/* A step the tests cannot do without (sodium_init() >= 0, say): when it
+ * failed, say so and exit 1 before any test runs. */
+static inline void
+check_setup(int ok, const char *what)
+{
+	if (!ok) {
+		printf("FAIL: %s\n", what);
+		exit(1);
+	}
 }
 
 static inline int

@@ -16,30 +16,15 @@ static const char probe_hex[] = "0c010100"
 static const char ack_hex[] = "0c010200"
                               "0001020304050607" KH;
 
-static size_t
-unhex(const char *hex, uint8_t *out, size_t cap)
-{
-	size_t n = strlen(hex) / 2;
-
-	if (n > cap)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned v;
-		sscanf(hex + 2 * i, "%2x", &v);
-		out[i] = (uint8_t)v;
-	}
-	return n;
-}
-
 static void
 test_vector(const char *hex, uint8_t type)
 {
 	uint8_t want[64], got[PUNCHMSG_LEN];
-	size_t n = unhex(hex, want, sizeof want);
+	size_t n = check_unhex(hex, want, sizeof want);
 	struct punchmsg m = {type, {0, 1, 2, 3, 4, 5, 6, 7}, {0}}, p;
 	uint8_t *exact;
 
-	unhex(KH, m.keyhash, sizeof m.keyhash);
+	check_unhex(KH, m.keyhash, sizeof m.keyhash);
 	CHECK_INT(n, PUNCHMSG_LEN);
 	punchmsg_format(&m, got);
 	CHECK(memcmp(got, want, PUNCHMSG_LEN) == 0, "%s formatted", hex);
@@ -57,7 +42,7 @@ test_refused(void)
 	uint8_t good[PUNCHMSG_LEN], b[PUNCHMSG_LEN + 1];
 	struct punchmsg p;
 
-	unhex(probe_hex, good, sizeof good);
+	check_unhex(probe_hex, good, sizeof good);
 	CHECK(punchmsg_parse(good, PUNCHMSG_LEN - 1, &p) != 0, "short");
 	memcpy(b, good, PUNCHMSG_LEN);
 	b[PUNCHMSG_LEN] = 0;

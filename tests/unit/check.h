@@ -119,6 +119,28 @@ check_read_vector(const char *name, char *out, size_t cap)
 	return n;
 }
 
+/* hex (trailing newlines ignored) decoded into out: its length, or 0
+ * (odd, not hex, or over cap bytes). */
+static inline size_t
+check_unhex(const char *hex, unsigned char *out, size_t cap)
+{
+	size_t n = strlen(hex);
+
+	while (n > 0 && (hex[n - 1] == '\n' || hex[n - 1] == '\r'))
+		n--;
+	if (n % 2 != 0 || n / 2 > cap)
+		return 0;
+	for (size_t i = 0; i < n / 2; i++) {
+		unsigned v;
+		if (sscanf(hex + 2 * i, "%2x", &v) != 1 ||
+		    strchr("0123456789abcdefABCDEF", hex[2 * i]) == NULL ||
+		    strchr("0123456789abcdefABCDEF", hex[2 * i + 1]) == NULL)
+			return 0;
+		out[i] = (unsigned char)v;
+	}
+	return n / 2;
+}
+
 /* A step the tests cannot do without (sodium_init() >= 0, say): when it
  * failed, say so and exit 1 before any test runs. */
 static inline void

@@ -1475,10 +1475,8 @@ conn_alloc(struct udp *u, struct sock *s, const struct sockaddr *remote,
 	c->timer = evtimer_new(u->base, conn_timer_callback, c);
 	c->write_ev = event_new(u->base, -1, 0, conn_write_callback, c);
 	if (c->timer == NULL || c->write_ev == NULL) {
-		if (c->timer)
-			event_free(c->timer);
-		if (c->write_ev)
-			event_free(c->write_ev);
+		hl_event_free(&c->timer);
+		hl_event_free(&c->write_ev);
 		free(c);
 		return NULL;
 	}
@@ -1507,41 +1505,71 @@ tls_attach(struct qconn *c)
 	return 0;
 }
 
+/* What ngtcp2 needs to make a connection. */
+struct conn_setup {
+	ngtcp2_cid scid;
+	ngtcp2_settings st;
+	ngtcp2_transport_params p;
+	ngtcp2_path path;
+};
+
+/* What a client and a server connection start with: allocated, its path
+ * (the connection's own addresses), its settings (small packets on a
+ * relay) and a source connection ID of ours. */
+static struct qconn *
+conn_begin(struct udp *u, struct sock *s, const struct sockaddr *remote,
+           socklen_t remotelen, int server, struct conn_setup *cs)
+{
+	struct qconn *c = conn_alloc(u, s, remote, remotelen, server);
+
+	if (c == NULL)
+		return NULL;
+	memset(&cs->path, 0, sizeof cs->path);
+	cs->path.local.addr = (struct sockaddr *)&c->local;
+	cs->path.local.addrlen = c->locallen;
+	cs->path.remote.addr = (struct sockaddr *)&c->remote;
+	cs->path.remote.addrlen = c->remotelen;
+	conn_settings(u, &cs->st, &cs->p, server);
+	if (s->relay != NULL)
+		relay_settings(&cs->st, &cs->p);
+	new_scid(u, &cs->scid);
+	return c;
+}
+
+/* ... and end with: ngtcp2's answer rv (0: c->conn made), then the TLS
+ * session. c, or NULL (freed). */
+static struct qconn *
+conn_end(struct qconn *c, int rv)
+{
+	if (rv != 0)
+		c->conn = NULL;
+	if (rv != 0 || tls_attach(c) != 0) {
+		conn_free(c);
+		return NULL;
+	}
+	return c;
+}
+
 static struct qconn *
 conn_client_new(struct udp *u, struct sock *s, const struct sockaddr *remote,
                 socklen_t remotelen, const char *keyhash)
 {
-	struct qconn *c = conn_alloc(u, s, remote, remotelen, 0);
-	ngtcp2_cid dcid, scid;
-	ngtcp2_settings st;
-	ngtcp2_transport_params p;
-	ngtcp2_path path = {
-	    {(struct sockaddr *)&s->local, s->locallen},
-	    {(struct sockaddr *)remote, remotelen},
-	    NULL,
-	};
+	ngtcp2_cid dcid;
+	struct conn_setup cs;
+	struct qconn *c = conn_begin(u, s, remote, remotelen, 0, &cs);
 
 	if (c == NULL)
 		return NULL;
 	snprintf(c->keyhash, sizeof c->keyhash, "%s", keyhash);
 	dcid.datalen = 18;
 	rand_bytes(dcid.data, dcid.datalen);
-	new_scid(u, &scid);
-	conn_settings(u, &st, &p, 0);
-	if (s->relay != NULL)
-		relay_settings(&st, &p);
-	if (cid_add(c, &scid) != 0 ||
-	    ngtcp2_conn_client_new(&c->conn, &dcid, &scid, &path,
-	                           NGTCP2_PROTO_VER_V1, &client_callbacks, &st,
-	                           &p, NULL, c) != 0) {
-		c->conn = NULL;
-		conn_free(c);
+	c = conn_end(c, cid_add(c, &cs.scid) != 0 ||
+	                    ngtcp2_conn_client_new(
+	                        &c->conn, &dcid, &cs.scid, &cs.path,
+	                        NGTCP2_PROTO_VER_V1, &client_callbacks, &cs.st,
+	                        &cs.p, NULL, c) != 0);
+	if (c == NULL)
 		return NULL;
-	}
-	if (tls_attach(c) != 0) {
-		conn_free(c);
-		return NULL;
-	}
 	u->conns_out++;
 	u->svc->log(u->self, HL_LOG_DEBUG, "QUIC connection to %s for %.8s",
 	            c->peer, keyhash);
@@ -2391,10 +2419,8 @@ udp_dial(void *state, const char *keyhash, const char *addr, hl_dial_cb cb,
 	d->deadline = evtimer_new(u->base, dial_deadline_callback, d);
 	d->start = evtimer_new(u->base, dial_start_callback, d);
 	if (d->deadline == NULL || d->start == NULL) {
-		if (d->deadline)
-			event_free(d->deadline);
-		if (d->start)
-			event_free(d->start);
+		hl_event_free(&d->deadline);
+		hl_event_free(&d->start);
 		free(d);
 		return NULL;
 	}
@@ -2551,45 +2577,29 @@ conn_server_new(struct sock *s, const struct sockaddr *from, socklen_t fromlen,
                 struct host *h)
 {
 	struct udp *u = s->u;
-	struct qconn *c = conn_alloc(u, s, from, fromlen, 1);
-	ngtcp2_cid scid;
-	ngtcp2_settings st;
-	ngtcp2_transport_params p;
-	ngtcp2_path path = {
-	    {(struct sockaddr *)&s->rx_local, s->rx_locallen},
-	    {(struct sockaddr *)from, fromlen},
-	    NULL,
-	};
+	struct conn_setup cs;
+	struct qconn *c = conn_begin(u, s, from, fromlen, 1, &cs);
 
 	if (c == NULL)
 		return NULL;
 	c->host = h;
 	h->nconns++;
 	u->nhandshakes++;
-	new_scid(u, &scid);
-	conn_settings(u, &st, &p, 1);
-	if (s->relay != NULL)
-		relay_settings(&st, &p);
-	st.token = hd->token;
-	p.original_dcid = *odcid;
-	p.retry_scid = hd->dcid;
-	p.retry_scid_present = 1;
-	p.stateless_reset_token_present = 1;
-	if (ngtcp2_crypto_generate_stateless_reset_token(
-	        p.stateless_reset_token, u->secret, sizeof u->secret, &scid) !=
-	        0 ||
-	    cid_add(c, &hd->dcid) != 0 || cid_add(c, &scid) != 0 ||
-	    ngtcp2_conn_server_new(&c->conn, &hd->scid, &scid, &path,
-	                           hd->version, &server_callbacks, &st, &p,
-	                           NULL, c) != 0) {
-		c->conn = NULL;
-		conn_free(c);
+	cs.st.token = hd->token;
+	cs.p.original_dcid = *odcid;
+	cs.p.retry_scid = hd->dcid;
+	cs.p.retry_scid_present = 1;
+	cs.p.stateless_reset_token_present = 1;
+	c = conn_end(
+	    c, ngtcp2_crypto_generate_stateless_reset_token(
+	           cs.p.stateless_reset_token, u->secret, sizeof u->secret,
+	           &cs.scid) != 0 ||
+	           cid_add(c, &hd->dcid) != 0 || cid_add(c, &cs.scid) != 0 ||
+	           ngtcp2_conn_server_new(
+	               &c->conn, &hd->scid, &cs.scid, &cs.path, hd->version,
+	               &server_callbacks, &cs.st, &cs.p, NULL, c) != 0);
+	if (c == NULL)
 		return NULL;
-	}
-	if (tls_attach(c) != 0) {
-		conn_free(c);
-		return NULL;
-	}
 	u->conns_in++;
 	return c;
 }
@@ -3474,128 +3484,133 @@ hub_io_permit(void *ctx, const struct sockaddr *sa, socklen_t len)
 
 /* ---- config, init, fini ---- */
 
+/* Is one value of a list key wrong? NULL, or why (the whole message, in
+ * why). */
+typedef const char *(*item_wrong_fn)(const char *s, char *why, size_t len);
+
+/* host:port of at most max characters, a port not 0. */
+static const char *
+wrong_hostport(const char *s, size_t max)
+{
+	char host[ADDR_MAX];
+	uint16_t port;
+
+	return hl_addr_split(s, host, sizeof host, &port) != 0 || port == 0 ||
+	               strlen(s) > max
+	           ? "bad"
+	           : NULL;
+}
+
+static const char *
+wrong_advertise(const char *s, char *why, size_t len)
+{
+	if (wrong_hostport(s, 200) == NULL)
+		return NULL;
+	snprintf(why, len,
+	         "advertise: expected \"host:port\" (the UDP port "
+	         "forwarded to this node)");
+	return why;
+}
+
+static const char *
+wrong_hub(const char *s, char *why, size_t len)
+{
+	if (wrong_hostport(s, 255) == NULL)
+		return NULL;
+	snprintf(why, len,
+	         "hubs: expected \"host:port\" (a hub's UDP address)");
+	return why;
+}
+
+static const char *
+wrong_turn(const char *s, char *why, size_t len)
+{
+	struct turn_url url;
+	char err[128];
+
+	if (turn_parse_url(s, &url, err, sizeof err) == 0)
+		return NULL;
+	snprintf(why, len, "%s (expected \"turn://user:pass@host:port\")", err);
+	return why;
+}
+
+static const char *
+wrong_listen(const char *s, char *why, size_t len)
+{
+	struct sockaddr_storage ss;
+	int sslen = sizeof ss;
+
+	if (wrong_hostport(s, ADDR_MAX - 1) == NULL &&
+	    evutil_parse_sockaddr_port(s, (struct sockaddr *)&ss, &sslen) == 0)
+		return NULL;
+	snprintf(why, len,
+	         "listen: \"%s\" is not an address like \"[::]:7008\" or "
+	         "\"0.0.0.0:7008\"",
+	         s);
+	return why;
+}
+
+/* A key that takes one value (what) or a list of at most max: each value
+ * checked by wrong. The number of errors (each said at file:line:column).
+ */
+static int
+check_list(const struct hl_services *svc, struct hl_plugin *self,
+           const struct hl_conf *conf, const char *key, const char *what,
+           size_t max, item_wrong_fn wrong)
+{
+	const struct hl_conf *n = svc->conf_get(conf, key);
+	size_t cnt = hl_conf_count(svc, n);
+	int bad = 0;
+
+	if (n == NULL)
+		return 0;
+	if (cnt == 0 || cnt > max) {
+		svc->conf_error(self, n,
+		                "%s: expected %s or a list of at most %zu", key,
+		                what, max);
+		return 1;
+	}
+	for (size_t i = 0; i < cnt; i++) {
+		const struct hl_conf *it = hl_conf_at(svc, n, i);
+		const char *s = svc->conf_str(it);
+		char why[400];
+		const char *w = wrong(s ? s : "", why, sizeof why);
+		if (w != NULL) {
+			svc->conf_error(self, it, "%s", w);
+			bad++;
+		}
+	}
+	return bad;
+}
+
 static int
 check_conf(const struct hl_services *svc, struct hl_plugin *self,
            const struct hl_conf *conf)
 {
 	static const char *const allowed[] = {
 	    "listen", "idle_timeout", "advertise", "hubs", "turn", NULL};
-	const struct hl_conf *n;
 	int bad = svc->conf_check_keys(self, conf, allowed), v = 0;
-	char host[ADDR_MAX];
-	uint16_t port;
 
 	if (hl_conf_int(svc, self, conf, "idle_timeout", 2, 600, &v) != 0)
 		bad++;
-	n = svc->conf_get(conf, "advertise");
-	if (n != NULL) {
-		size_t cnt = hl_conf_count(svc, n);
-		if (cnt == 0) {
-			svc->conf_error(
-			    self, n,
-			    "advertise: expected \"host:port\" or a "
-			    "list of them");
-			bad++;
-		}
-		for (size_t i = 0; i < cnt; i++) {
-			const struct hl_conf *it = hl_conf_at(svc, n, i);
-			const char *s = svc->conf_str(it);
-			if (s == NULL ||
-			    hl_addr_split(s, host, sizeof host, &port) != 0 ||
-			    port == 0 || strlen(s) > 200) {
-				svc->conf_error(
-				    self, it,
-				    "advertise: expected \"host:port\" "
-				    "(the UDP port forwarded to this "
-				    "node)");
-				bad++;
-			}
-		}
+	bad += check_list(svc, self, conf, "advertise", "\"host:port\"", 8,
+	                  wrong_advertise);
+	bad += check_list(svc, self, conf, "hubs", "\"host:port\"",
+	                  HUBNODE_MAX_HUBS, wrong_hub); /* nat */
+	bad += check_list(svc, self, conf, "turn",
+	                  "\"turn://user:pass@host:port\"", MAX_RELAYS,
+	                  wrong_turn); /* nat */
+	if (svc->conf_get(conf, "turn") != NULL &&
+	    svc->conf_get(conf, "hubs") == NULL) {
+		svc->conf_error(self, svc->conf_get(conf, "turn"),
+		                "turn: a relayed candidate reaches peers "
+		                "through hubs: add hubs: too");
+		bad++;
 	}
-	n = svc->conf_get(conf, "hubs"); /* nat */
-	if (n != NULL) {
-		size_t cnt = hl_conf_count(svc, n);
-		if (cnt == 0 || cnt > HUBNODE_MAX_HUBS) {
-			svc->conf_error(
-			    self, n,
-			    "hubs: expected \"host:port\" or a list "
-			    "of at most %d",
-			    HUBNODE_MAX_HUBS);
-			bad++;
-			cnt = 0;
-		}
-		for (size_t i = 0; i < cnt; i++) {
-			const struct hl_conf *it = hl_conf_at(svc, n, i);
-			const char *s = svc->conf_str(it);
-			if (s == NULL ||
-			    hl_addr_split(s, host, sizeof host, &port) != 0 ||
-			    port == 0 || strlen(s) > 255) {
-				svc->conf_error(self, it,
-				                "hubs: expected \"host:port\" "
-				                "(a hub's UDP address)");
-				bad++;
-			}
-		}
-	}
-	n = svc->conf_get(conf, "turn"); /* nat */
-	if (n != NULL) {
-		size_t cnt = hl_conf_count(svc, n);
-		if (cnt == 0 || cnt > MAX_RELAYS) {
-			svc->conf_error(self, n,
-			                "turn: expected \"turn://user:pass@"
-			                "host:port\" or a list of at most %d",
-			                MAX_RELAYS);
-			bad++;
-			cnt = 0;
-		} else if (svc->conf_get(conf, "hubs") == NULL) {
-			svc->conf_error(self, n,
-			                "turn: a relayed candidate reaches "
-			                "peers through hubs: add hubs: too");
-			bad++;
-		}
-		for (size_t i = 0; i < cnt; i++) {
-			const struct hl_conf *it = hl_conf_at(svc, n, i);
-			struct turn_url url;
-			char err[128];
-			if (turn_parse_url(svc->conf_str(it), &url, err,
-			                   sizeof err) != 0) {
-				svc->conf_error(self, it,
-				                "%s (expected \"turn://user:"
-				                "pass@host:port\")",
-				                err);
-				bad++;
-			}
-		}
-	}
-	n = svc->conf_get(conf, "listen");
-	if (n != NULL) {
-		size_t cnt = hl_conf_count(svc, n);
-		if (cnt == 0 || cnt > MAX_SOCKS) {
-			svc->conf_error(self, n,
-			                "listen: expected an address like "
-			                "\"[::]:7008\" or a list of at most %d",
-			                MAX_SOCKS);
-			return -1;
-		}
-		for (size_t i = 0; i < cnt; i++) {
-			const struct hl_conf *it = hl_conf_at(svc, n, i);
-			const char *s = svc->conf_str(it);
-			struct sockaddr_storage ss;
-			int sslen = sizeof ss;
-			if (s == NULL ||
-			    hl_addr_split(s, host, sizeof host, &port) != 0 ||
-			    evutil_parse_sockaddr_port(
-			        s, (struct sockaddr *)&ss, &sslen) != 0) {
-				svc->conf_error(
-				    self, it,
-				    "listen: \"%s\" is not an address "
-				    "like \"[::]:7008\" or "
-				    "\"0.0.0.0:7008\"",
-				    s ? s : "");
-				bad++;
-			}
-		}
-	}
+	bad += check_list(svc, self, conf, "listen",
+	                  "an address like "
+	                  "\"[::]:7008\"",
+	                  MAX_SOCKS, wrong_listen);
 	return bad ? -1 : 0;
 }
 

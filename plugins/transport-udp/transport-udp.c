@@ -102,6 +102,10 @@
 #define CID_BUCKETS 4096
 #define HOST_BUCKETS 1024
 #define SECRET_LEN 32
+/* NEW_TOKEN: kept per server address (client), good for (server). */
+#define TOKENS 64
+#define TOKEN_MAX 128
+#define TOKEN_VALID_SEC 3600
 
 #define DIAL_TIMEOUT_SEC 10
 #define IDLE_TIMEOUT_DEFAULT 30
@@ -309,6 +313,16 @@ struct udp {
 	uint8_t *rxbuf; /* RX_BATCH * RX_BUF */
 	uint8_t txbuf[TX_BUF];
 	struct hubnode *hn; /* nat: hubs and punching */
+	/* NEW_TOKENs servers gave (RFC 9000 8.1.3), per server address: the
+	 * next connection there skips the Retry round trip. */
+	struct token {
+		struct sockaddr_storage to;
+		socklen_t tolen;
+		uint8_t tok[TOKEN_MAX];
+		size_t len;
+		uint64_t used; /* a counter: the least recent goes first */
+	} tokens[TOKENS];
+	uint64_t token_clock;
 	struct relay *relays[MAX_RELAYS]; /* nat: TURN */
 	size_t nrelays;
 	char nat_said[256], relays_said[256]; /* nat: status_set, last */
@@ -318,8 +332,9 @@ struct udp {
 	struct sockaddr_storage mapped[4];
 	size_t nmapped;
 	/* counters, for the log at exit */
-	unsigned long dropped, retries, resets, refused_host, refused_full,
-	    refused_sni, conns_in, conns_out, streams_in, streams_out;
+	unsigned long dropped, retries, tokens_ok, resets, refused_host,
+	    refused_full, refused_sni, conns_in, conns_out, streams_in,
+	    streams_out;
 };
 
 /* nat: a TURN relay ("TURN relays" below). */
@@ -375,6 +390,12 @@ clock_ns(clockid_t id)
 	clock_gettime(id, &ts);
 	return (ngtcp2_tstamp)ts.tv_sec * NGTCP2_SECONDS +
 	       (ngtcp2_tstamp)ts.tv_nsec;
+}
+
+static ngtcp2_tstamp
+realtime_ns(void)
+{
+	return clock_ns(CLOCK_REALTIME);
 }
 
 static ngtcp2_tstamp
@@ -1214,6 +1235,45 @@ handshake_completed(ngtcp2_conn *conn HL_UNUSED, void *user_data)
 	c->handshake_done = 1;
 	if (c->u->nhandshakes > 0 && c->server)
 		c->u->nhandshakes--;
+	if (c->server) {
+		/* A token for this address: its next connection needs no
+		 * Retry (accept_initial). */
+		uint8_t tok[NGTCP2_CRYPTO_MAX_REGULAR_TOKENLEN];
+		ngtcp2_ssize n = ngtcp2_crypto_generate_regular_token(
+		    tok, c->u->secret, sizeof c->u->secret,
+		    (struct sockaddr *)&c->remote, c->remotelen, realtime_ns());
+		if (n > 0)
+			ngtcp2_conn_submit_new_token(c->conn, tok, (size_t)n);
+	}
+	return 0;
+}
+
+/* Client: a server's NEW_TOKEN, kept for its address. */
+static int
+recv_new_token_cb(ngtcp2_conn *conn HL_UNUSED, const ngtcp2_vec *token,
+                  void *user_data)
+{
+	struct qconn *c = user_data;
+	struct udp *u = c->u;
+	struct token *t = &u->tokens[0];
+
+	if (token->len == 0 || token->len > TOKEN_MAX)
+		return 0;
+	for (size_t i = 0; i < TOKENS; i++) {
+		struct token *x = &u->tokens[i];
+		if (x->tolen == c->remotelen &&
+		    memcmp(&x->to, &c->remote, c->remotelen) == 0) {
+			t = x;
+			break;
+		}
+		if (x->used < t->used)
+			t = x;
+	}
+	memcpy(&t->to, &c->remote, c->remotelen);
+	t->tolen = c->remotelen;
+	memcpy(t->tok, token->base, token->len);
+	t->len = token->len;
+	t->used = ++u->token_clock;
 	return 0;
 }
 
@@ -1419,6 +1479,7 @@ recv_stateless_reset_cb(ngtcp2_conn *conn HL_UNUSED,
 static const ngtcp2_callbacks client_callbacks = {
     COMMON_CALLBACKS,
     .client_initial = ngtcp2_crypto_client_initial_cb,
+    .recv_new_token = recv_new_token_cb,
     .recv_retry = ngtcp2_crypto_recv_retry_cb,
     .extend_max_local_streams_bidi = extend_max_local_streams_bidi_cb,
 };
@@ -1561,6 +1622,16 @@ conn_client_new(struct udp *u, struct sock *s, const struct sockaddr *remote,
 	if (c == NULL)
 		return NULL;
 	snprintf(c->keyhash, sizeof c->keyhash, "%s", keyhash);
+	for (size_t i = 0; i < TOKENS; i++) {
+		struct token *t = &u->tokens[i];
+		if (t->len > 0 && t->tolen == c->remotelen &&
+		    memcmp(&t->to, &c->remote, c->remotelen) == 0) {
+			cs.st.token.base = t->tok; /* ngtcp2 copies it */
+			cs.st.token.len = t->len;
+			t->used = ++u->token_clock;
+			break;
+		}
+	}
 	dcid.datalen = 18;
 	rand_bytes(dcid.data, dcid.datalen);
 	c = conn_end(c, cid_add(c, &cs.scid) != 0 ||
@@ -2456,12 +2527,6 @@ udp_dial_cancel(void *state HL_UNUSED, struct hl_dial *d)
 
 /* ---- receiving ---- */
 
-static ngtcp2_tstamp
-realtime_ns(void)
-{
-	return clock_ns(CLOCK_REALTIME);
-}
-
 static void
 send_small(struct sock *s, const struct sockaddr *to, socklen_t tolen,
            const uint8_t *buf, ngtcp2_ssize n)
@@ -2573,7 +2638,7 @@ send_retry(struct sock *s, const struct sockaddr *from, socklen_t fromlen,
 
 static struct qconn *
 conn_server_new(struct sock *s, const struct sockaddr *from, socklen_t fromlen,
-                const ngtcp2_pkt_hd *hd, const ngtcp2_cid *odcid,
+                const ngtcp2_pkt_hd *hd, const ngtcp2_cid *odcid, int retried,
                 struct host *h)
 {
 	struct udp *u = s->u;
@@ -2588,7 +2653,7 @@ conn_server_new(struct sock *s, const struct sockaddr *from, socklen_t fromlen,
 	cs.st.token = hd->token;
 	cs.p.original_dcid = *odcid;
 	cs.p.retry_scid = hd->dcid;
-	cs.p.retry_scid_present = 1;
+	cs.p.retry_scid_present = retried;
 	cs.p.stateless_reset_token_present = 1;
 	c = conn_end(
 	    c, ngtcp2_crypto_generate_stateless_reset_token(
@@ -2616,20 +2681,44 @@ accept_initial(struct sock *s, const struct sockaddr *from, socklen_t fromlen,
 	ngtcp2_cid odcid;
 	struct host *h;
 	struct qconn *c;
+	int retried = 1;
 
 	if (ngtcp2_accept(&hd, data, len) != 0) {
 		u->dropped++;
 		return;
 	}
-	if (hd.token.len == 0 ||
-	    hd.token.base[0] != NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY) {
+	if (hd.token.len > 0 &&
+	    hd.token.base[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_REGULAR) {
+		/* A NEW_TOKEN of ours for this address: validated, no
+		 * Retry. One that does not verify (old, another address)
+		 * is as none. */
+		if (ngtcp2_crypto_verify_regular_token(
+		        hd.token.base, hd.token.len, u->secret,
+		        sizeof u->secret, from, fromlen,
+		        TOKEN_VALID_SEC * NGTCP2_SECONDS, realtime_ns()) != 0) {
+			send_retry(s, from, fromlen, &hd);
+			return;
+		}
+		odcid = hd.dcid;
+		retried = 0;
+		u->tokens_ok++;
+		{
+			char a[PEER_MAX];
+			hl_sockaddr_str(from, a, sizeof a);
+			u->svc->log(
+			    u->self, HL_LOG_DEBUG,
+			    "QUIC connection from %s: address validated "
+			    "by its NEW_TOKEN (no Retry)",
+			    a);
+		}
+	} else if (hd.token.len == 0 ||
+	           hd.token.base[0] != NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY) {
 		send_retry(s, from, fromlen, &hd);
 		return;
-	}
-	if (ngtcp2_crypto_verify_retry_token(
-	        &odcid, hd.token.base, hd.token.len, u->secret,
-	        sizeof u->secret, hd.version, from, fromlen, &hd.dcid,
-	        10 * NGTCP2_SECONDS, realtime_ns()) != 0) {
+	} else if (ngtcp2_crypto_verify_retry_token(
+	               &odcid, hd.token.base, hd.token.len, u->secret,
+	               sizeof u->secret, hd.version, from, fromlen, &hd.dcid,
+	               10 * NGTCP2_SECONDS, realtime_ns()) != 0) {
 		uint8_t buf[256];
 		send_small(s, from, fromlen, buf,
 		           ngtcp2_crypto_write_connection_close(
@@ -2660,7 +2749,7 @@ accept_initial(struct sock *s, const struct sockaddr *from, socklen_t fromlen,
 		host_release(u, h);
 		return;
 	}
-	c = conn_server_new(s, from, fromlen, &hd, &odcid, h);
+	c = conn_server_new(s, from, fromlen, &hd, &odcid, retried, h);
 	if (c == NULL) {
 		host_release(u, h);
 		return;
@@ -3983,12 +4072,13 @@ udp_fini(void *state)
 	u->svc->log(u->self, HL_LOG_DEBUG,
 	            "QUIC: %lu connections accepted, %lu dialled; %lu "
 	            "streams accepted, %lu opened; %lu Retry sent, %lu "
+	            "addresses validated by a NEW_TOKEN, %lu "
 	            "stateless resets, %lu datagrams dropped, %lu refused "
 	            "over the per-address bound, %lu at the caps, %lu for an "
 	            "unknown name",
 	            u->conns_in, u->conns_out, u->streams_in, u->streams_out,
-	            u->retries, u->resets, u->dropped, u->refused_host,
-	            u->refused_full, u->refused_sni);
+	            u->retries, u->tokens_ok, u->resets, u->dropped,
+	            u->refused_host, u->refused_full, u->refused_sni);
 	free(u->rxbuf);
 	free(u);
 }

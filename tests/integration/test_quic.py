@@ -488,6 +488,20 @@ def case_restart():
     print("   first request after an idle restart in %.2f s" % took)
 
 
+def case_new_token():
+    """a returning client skips the Retry round trip (NEW_TOKEN)"""
+    # The server gave the client a NEW_TOKEN at the end of its first
+    # handshake; once that connection has gone idle and closed, the next
+    # one presents it and is accepted at once.
+    r = fetch(ports["proxy"], host("auto"), "/t1", timeout=t.slow(20))
+    expect_page(r, "a GET", "/t1")
+    time.sleep(IDLE + 1.5)  # the connection times out (no tunnels)
+    r = fetch(ports["proxy"], host("auto"), "/t2", timeout=t.slow(20))
+    expect_page(r, "a GET on a new connection", "/t2")
+    server.expect_log(r"QUIC connection from 127\.0\.0\.1:\d+: address "
+                      r"validated by its NEW_TOKEN \(no Retry\)")
+
+
 def case_vanished():
     """server vanishes: the tunnel ends within the idle timeout"""
     # An idle tunnel whose server node vanishes without a word: the
@@ -603,6 +617,7 @@ if t.case("three nodes start (QUIC only)", case_start):
     t.case("fetch over QUIC, password fixed", case_fetch, "fixed", "/f")
     t.cases(case_endpoints, case_passwords, case_backend_down, case_impostor,
             case_parallel, case_close_both_ways, case_both_transports,
-            case_wildcard, case_slow_reader, case_restart, case_vanished,
+            case_wildcard, case_slow_reader, case_restart, case_new_token,
+            case_vanished,
             case_stop)
 t.finish()

@@ -58,9 +58,34 @@ test_refused(void)
 	CHECK(punchmsg_parse(NULL, 0, &p) != 0, "nothing");
 }
 
+/* Port prediction: the next ports of a sequential NAT. */
+static void
+test_predict(void)
+{
+	uint16_t out[8];
+	const uint16_t one[] = {40000}, two[] = {40010, 40006},
+	               wrap[] = {65534}, far[] = {2000, 50000};
+
+	CHECK_INT(punch_predict(one, 1, out, 3), 3);
+	CHECK(out[0] == 40001 && out[1] == 40002 && out[2] == 40003,
+	      "one port: the next ones (%u %u %u)", out[0], out[1], out[2]);
+	/* Two mappings 4 apart: the NAT steps by 4, from the highest. */
+	CHECK_INT(punch_predict(two, 2, out, 2), 2);
+	CHECK(out[0] == 40014 && out[1] == 40018, "step 4 (%u %u)", out[0],
+	      out[1]);
+	CHECK_INT(punch_predict(wrap, 1, out, 3), 3);
+	CHECK(out[0] == 65535 && out[1] == 1024 && out[2] == 1025,
+	      "wraps past 65535 to 1024 (%u %u %u)", out[0], out[1], out[2]);
+	/* A gap too wide to be a step (a random NAT): step 1. */
+	CHECK_INT(punch_predict(far, 2, out, 1), 1);
+	CHECK_INT(out[0], 50001);
+	CHECK_INT(punch_predict(one, 0, out, 8), 0);
+}
+
 int
 main(void)
 {
+	test_predict();
 	test_vector(probe_hex, PUNCHMSG_PROBE);
 	test_vector(ack_hex, PUNCHMSG_ACK);
 	test_refused();

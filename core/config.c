@@ -314,6 +314,24 @@ next_event(struct ctx *x, yaml_event_t *ev)
 	return -1;
 }
 
+/* Skip the next event, one of the stream's or the document's marks: its
+ * type, and where it starts into *at unless NULL; on a syntax error,
+ * report it and return -1. */
+static int
+skip_event(struct ctx *x, yaml_mark_t *at)
+{
+	yaml_event_t ev;
+	int type;
+
+	if (next_event(x, &ev) < 0)
+		return -1;
+	type = (int)ev.type;
+	if (at != NULL)
+		*at = ev.start_mark;
+	yaml_event_delete(&ev);
+	return type;
+}
+
 static int
 is_null_scalar(const yaml_event_t *ev)
 {
@@ -561,7 +579,9 @@ static struct node *
 parse_tree(struct ctx *x, int *empty)
 {
 	yaml_event_t ev;
+	yaml_mark_t at;
 	struct node *root = NULL;
+	int type;
 
 	*empty = 0;
 	if (!yaml_parser_initialize(&x->parser)) {
@@ -570,37 +590,30 @@ parse_tree(struct ctx *x, int *empty)
 	}
 	yaml_parser_set_input_string(&x->parser, (const unsigned char *)x->buf,
 	                             x->len);
-	if (next_event(x, &ev) < 0)
+	if (skip_event(x, NULL) < 0) /* stream start */
 		goto done;
-	yaml_event_delete(&ev); /* stream start */
-	if (next_event(x, &ev) < 0)
+	type =
+	    skip_event(x, NULL); /* document start, or an empty stream's end */
+	if (type < 0)
 		goto done;
-	if (ev.type == YAML_STREAM_END_EVENT) {
-		yaml_event_delete(&ev);
+	if (type == YAML_STREAM_END_EVENT) {
 		*empty = 1;
 		goto done;
 	}
-	yaml_event_delete(&ev); /* document start */
 	if (next_event(x, &ev) < 0)
 		goto done;
 	root = parse_node(x, &ev, 0);
 	if (root == NULL)
 		goto done;
-	if (next_event(x, &ev) < 0)
+	if (skip_event(x, NULL) < 0) /* document end */
 		goto fail;
-	yaml_event_delete(&ev); /* document end */
-	if (next_event(x, &ev) < 0)
+	type = skip_event(x, &at); /* stream end, or a second document */
+	if (type < 0)
 		goto fail;
-	if (ev.type == YAML_DOCUMENT_START_EVENT) {
-		err_at(
-		    x, (int)ev.start_mark.line + 1,
-		    (int)ev.start_mark.column + 1,
-		    "a second YAML document (after \"---\"); the config is one "
-		    "document");
-		yaml_event_delete(&ev);
-		goto done;
-	}
-	yaml_event_delete(&ev); /* stream end */
+	if (type == YAML_DOCUMENT_START_EVENT)
+		err_at(x, (int)at.line + 1, (int)at.column + 1,
+		       "a second YAML document (after \"---\"); the config is "
+		       "one document");
 	goto done;
 fail:
 	node_free(root);
@@ -692,6 +705,19 @@ want_map(struct ctx *x, const struct hl_conf *c, const char *what,
 	return 0;
 }
 
+/* A section that is a map of the keys in allowed: want_map, then every
+ * other key reported (as check_keys does, "in where"). Returns 1 when c
+ * is a map. */
+static int
+want_section(struct ctx *x, const struct hl_conf *c, const char *what,
+             const char *example, const char *where, const char *const *allowed)
+{
+	if (!want_map(x, c, what, example))
+		return 0;
+	check_keys(x, c, where, allowed);
+	return 1;
+}
+
 /* The text of a scalar with a value, or NULL after reporting. */
 static const char *
 want_str(struct ctx *x, const struct hl_conf *c, const char *what,
@@ -704,6 +730,16 @@ want_str(struct ctx *x, const struct hl_conf *c, const char *what,
 	err(x, c, "%s must be %s, not %s", what, expect,
 	    describe(c, d, sizeof d));
 	return NULL;
+}
+
+/* The text under key in map m (want_str's): NULL when key is absent or
+ * its value is not text (reported). *node gets the value, or NULL. */
+static const char *
+key_str(struct ctx *x, const struct hl_conf *m, const char *key,
+        const char *what, const char *expect, const struct hl_conf **node)
+{
+	*node = hl__conf_get(m, key);
+	return *node == NULL ? NULL : want_str(x, *node, what, expect);
 }
 
 /* A copy of a scalar's text, or NULL after reporting. */
@@ -801,13 +837,10 @@ check_log(struct ctx *x, struct hl__config *cfg, const struct hl_conf *m)
 	const char *s;
 	char q[72];
 
-	if (!want_map(x, m, "\"log\"", "{ level: info }"))
+	if (!want_section(x, m, "\"log\"", "{ level: info }", "log", log_keys))
 		return;
-	check_keys(x, m, "log", log_keys);
-	lv = hl__conf_get(m, "level");
-	if (lv == NULL)
-		return;
-	s = want_str(x, lv, "the log level", "one of error, warn, info, debug");
+	s = key_str(x, m, "level", "the log level",
+	            "one of error, warn, info, debug", &lv);
 	if (s == NULL)
 		return;
 	for (int i = 0; i < 4; i++) {
@@ -849,9 +882,9 @@ check_proxy(struct ctx *x, struct hl__config *cfg, const struct hl_conf *m)
 	const struct hl_conf *l;
 	const char *s;
 
-	if (!want_map(x, m, "\"proxy\"", "{ listen: \"127.0.0.1:7009\" }"))
+	if (!want_section(x, m, "\"proxy\"", "{ listen: \"127.0.0.1:7009\" }",
+	                  "proxy", proxy_keys))
 		return;
-	check_keys(x, m, "proxy", proxy_keys);
 	if ((l = hl__conf_get(m, "socks")) != NULL)
 		want_bool(x, l, "proxy socks", &cfg->proxy_socks);
 	if ((l = hl__conf_get(m, "socks_listen")) != NULL &&
@@ -859,10 +892,8 @@ check_proxy(struct ctx *x, struct hl__config *cfg, const struct hl_conf *m)
 	        0 &&
 	    (cfg->socks_listen = strdup(s)) == NULL)
 		err(x, l, "out of memory");
-	l = hl__conf_get(m, "listen");
-	if (l == NULL)
-		return;
-	s = want_str(x, l, "proxy listen", "a \"host:port\" address or off");
+	s = key_str(x, m, "listen", "proxy listen",
+	            "a \"host:port\" address or off", &l);
 	if (s == NULL)
 		return;
 	free(cfg->proxy_listen);
@@ -908,11 +939,11 @@ check_forward(struct ctx *x, struct hl__config *cfg, const struct hl_conf *m,
 	const char *s, *clash;
 
 	snprintf(what, sizeof what, "forward %zu", idx + 1);
-	if (!want_map(x, m, what,
-	              "{ listen: \"127.0.0.1:2222\", to: "
-	              "\"<password>-<keyhash>\" }"))
+	if (!want_section(x, m, what,
+	                  "{ listen: \"127.0.0.1:2222\", to: "
+	                  "\"<password>-<keyhash>\" }",
+	                  what, forward_keys))
 		return;
-	check_keys(x, m, what, forward_keys);
 	fc->node = m;
 	cfg->nforwards++;
 	l = hl__conf_get(m, "listen");
@@ -1033,9 +1064,9 @@ check_limits(struct ctx *x, struct hl__config *cfg, const struct hl_conf *m)
 	     offsetof(struct hl__limits_conf, routes)},
 	};
 
-	if (!want_map(x, m, "\"limits\"", "{ idle_timeout: 10800 }"))
+	if (!want_section(x, m, "\"limits\"", "{ idle_timeout: 10800 }",
+	                  "limits", limits_keys))
 		return;
-	check_keys(x, m, "limits", limits_keys);
 	for (size_t i = 0; i < sizeof items / sizeof items[0]; i++) {
 		const struct hl_conf *v = hl__conf_get(m, items[i].key);
 		char what[64];
@@ -1066,77 +1097,100 @@ parse_priority(const char *s, int *out)
 	return 0;
 }
 
+/*
+ * One entry of a section that maps names to entries: the name, its value
+ * and where the name stood. room holds the section's entries, as many as
+ * keys in the section; cfg's count of them says how many are taken.
+ */
+typedef void check_entry_fn(struct ctx *x, struct hl__config *cfg, void *room,
+                            const char *name, const struct hl_conf *v,
+                            struct pos kp);
+
 /* A section that maps names to entries (plugins, services, peers): check
- * that it is a map and make room for one entry of `size` bytes per key.
- * Returns the room (calloc'd), or NULL when there is nothing to read
- * (not a map, empty, or out of memory, each reported). */
+ * that it is a map, make room for one entry of `size` bytes per key, and
+ * check each entry into it with check_one. Returns the room (calloc'd), or
+ * NULL when there is nothing to read (not a map, empty, or out of memory,
+ * each reported). */
 static void *
-want_named_entries(struct ctx *x, const struct hl_conf *m, const char *what,
-                   const char *example, size_t size)
+check_named_entries(struct ctx *x, struct hl__config *cfg,
+                    const struct hl_conf *m, const char *what,
+                    const char *example, size_t size, check_entry_fn *check_one)
 {
+	const struct node *mn = to_node(m);
 	void *room;
 
 	if (!want_map(x, m, what, example) || m->n == 0)
 		return NULL;
 	room = calloc(m->n, size);
-	if (room == NULL)
+	if (room == NULL) {
 		err(x, m, "out of memory");
+		return NULL;
+	}
+	for (size_t i = 0; i < m->n; i++)
+		check_one(x, cfg, room, m->keys[i], m->items[i], mn->kpos[i]);
 	return room;
 }
 
-static void
-check_plugins(struct ctx *x, struct hl__config *cfg, const struct hl_conf *m)
+/* The entry of a plugin or a service (kind): its name valid (a service's
+ * may have uppercase letters, '_' and '.'; else the error says what a
+ * name may hold) and its value a map, as example shows. 1 when both are,
+ * else 0 after the error. */
+static int
+want_entry_map(struct ctx *x, const char *kind, const char *name,
+               const struct hl_conf *v, struct pos kp, const char *example)
 {
-	const struct node *mn = to_node(m);
+	int service = strcmp(kind, "service") == 0;
+	char q[72], what[96], rule[128];
 
-	cfg->plugins = want_named_entries(x, m, "\"plugins\"",
-	                                  "{ transport-tls: { priority: 10 } }",
-	                                  sizeof *cfg->plugins);
-	if (cfg->plugins == NULL)
-		return;
-	for (size_t i = 0; i < m->n; i++) {
-		const char *name = m->keys[i];
-		const struct hl_conf *v = m->items[i], *pr;
-		struct hl__plugin_conf *pc;
-		char q[72], what[96];
-
-		if (!name_ok(name, 0)) {
-			err_at(
-			    x, mn->kpos[i].line, mn->kpos[i].col,
-			    "plugin name %s is not valid: a plugin's name is "
-			    "1 to %d lowercase letters, digits and \"-\" (the "
-			    "name of its .so file)",
-			    Q(name, q), CONF_NAME_MAX);
-			continue;
-		}
-		snprintf(what, sizeof what, "plugin \"%s\"", name);
-		if (!want_map(x, v, what, "{ priority: 10 }"))
-			continue;
-		pc = &cfg->plugins[cfg->nplugins++];
-		pc->node = v;
-		pc->name = strdup(name);
-		if (pc->name == NULL)
-			err(x, v, "out of memory");
-		pr = hl__conf_get(v, "priority");
-		if (pr != NULL) {
-			const char *s;
-			snprintf(what, sizeof what,
-			         "the priority of plugin "
-			         "\"%s\"",
-			         name);
-			s = want_str(x, pr, what, "a number from 0 to 1000");
-			if (s == NULL)
-				continue;
-			if (parse_priority(s, &pc->priority) < 0) {
-				err(x, pr,
-				    "%s must be a whole number from 0 "
-				    "to %d (lower is tried first), not %s",
-				    what, CONF_PRIORITY_MAX, Q(s, q));
-				continue;
-			}
-			pc->has_priority = 1;
-		}
+	if (!name_ok(name, service)) {
+		if (service)
+			snprintf(
+			    rule, sizeof rule,
+			    "use 1 to %d letters, digits, \"-\", \"_\" and "
+			    "\".\"",
+			    CONF_NAME_MAX);
+		else
+			snprintf(
+			    rule, sizeof rule,
+			    "a plugin's name is 1 to %d lowercase letters, "
+			    "digits and \"-\" (the name of its .so file)",
+			    CONF_NAME_MAX);
+		err_at(x, kp.line, kp.col, "%s name %s is not valid: %s", kind,
+		       Q(name, q), rule);
+		return 0;
 	}
+	snprintf(what, sizeof what, "%s \"%s\"", kind, name);
+	return want_map(x, v, what, example);
+}
+
+static void
+check_plugin(struct ctx *x, struct hl__config *cfg, void *room,
+             const char *name, const struct hl_conf *v, struct pos kp)
+{
+	const struct hl_conf *pr;
+	struct hl__plugin_conf *pc;
+	char q[72], what[96];
+	const char *s;
+
+	if (!want_entry_map(x, "plugin", name, v, kp, "{ priority: 10 }"))
+		return;
+	pc = (struct hl__plugin_conf *)room + cfg->nplugins++;
+	pc->node = v;
+	pc->name = strdup(name);
+	if (pc->name == NULL)
+		err(x, v, "out of memory");
+	snprintf(what, sizeof what, "the priority of plugin \"%s\"", name);
+	s = key_str(x, v, "priority", what, "a number from 0 to 1000", &pr);
+	if (s == NULL)
+		return;
+	if (parse_priority(s, &pc->priority) < 0) {
+		err(x, pr,
+		    "%s must be a whole number from 0 to %d (lower is tried "
+		    "first), not %s",
+		    what, CONF_PRIORITY_MAX, Q(s, q));
+		return;
+	}
+	pc->has_priority = 1;
 }
 
 /* Why a fixed password is refused, for the message (the value itself is
@@ -1241,13 +1295,18 @@ service_punch(struct ctx *x, struct hl__service_conf *sc,
 }
 
 static void
-check_service(struct ctx *x, struct hl__service_conf *sc, const char *name,
-              const struct hl_conf *m, struct pos kp)
+check_service(struct ctx *x, struct hl__config *cfg, void *room,
+              const char *name, const struct hl_conf *m, struct pos kp)
 {
 	const struct node *mn = to_node(m);
+	struct hl__service_conf *sc;
 	char what[112];
 	const char *s;
 
+	if (!want_entry_map(x, "service", name, m, kp,
+	                    "{ target: \"127.0.0.1:8080\" }"))
+		return;
+	sc = (struct hl__service_conf *)room + cfg->nservices++;
 	sc->node = m;
 	sc->password_mode = HL_PW_AUTO;
 	if ((sc->name = strdup(name)) == NULL)
@@ -1288,36 +1347,6 @@ check_service(struct ctx *x, struct hl__service_conf *sc, const char *name,
 	if (hl__conf_get(m, "title") == NULL &&
 	    (sc->title = strdup(name)) == NULL)
 		err(x, m, "out of memory");
-}
-
-static void
-check_services(struct ctx *x, struct hl__config *cfg, const struct hl_conf *m)
-{
-	const struct node *mn = to_node(m);
-
-	cfg->services = want_named_entries(
-	    x, m, "\"services\"", "{ wiki: { target: \"127.0.0.1:8080\" } }",
-	    sizeof *cfg->services);
-	if (cfg->services == NULL)
-		return;
-	for (size_t i = 0; i < m->n; i++) {
-		const char *name = m->keys[i];
-		char q[72], what[96];
-
-		if (!name_ok(name, 1)) {
-			err_at(x, mn->kpos[i].line, mn->kpos[i].col,
-			       "service name %s is not valid: use 1 to %d "
-			       "letters, digits, \"-\", \"_\" and \".\"",
-			       Q(name, q), CONF_NAME_MAX);
-			continue;
-		}
-		snprintf(what, sizeof what, "service \"%s\"", name);
-		if (!want_map(x, m->items[i], what,
-		              "{ target: \"127.0.0.1:8080\" }"))
-			continue;
-		check_service(x, &cfg->services[cfg->nservices++], name,
-		              m->items[i], mn->kpos[i]);
-	}
 }
 
 static int
@@ -1392,59 +1421,46 @@ check_peer_repeats(struct ctx *x, struct hl__config *cfg)
 }
 
 static void
-check_peers(struct ctx *x, struct hl__config *cfg, const struct hl_conf *m)
+check_peer(struct ctx *x, struct hl__config *cfg, void *room, const char *name,
+           const struct hl_conf *v, struct pos kp)
 {
-	const struct node *mn = to_node(m);
+	struct hl__peer_conf *pc = (struct hl__peer_conf *)room + cfg->npeers;
+	char q[72], d[80];
 
-	cfg->peers = want_named_entries(
-	    x, m, "\"peers\"", "{ <keyhash>: [\"198.51.100.7:7008\"] }",
-	    sizeof *cfg->peers);
-	if (cfg->peers == NULL)
+	if (hl_keyhash_lower(name, strlen(name), pc->keyhash) < 0) {
+		err_at(x, kp.line, kp.col,
+		       "peer %s is not a keyhash: a keyhash is 40 hex "
+		       "characters (0-9, a-f), the part after the last \"-\" "
+		       "in a Hardline URL's name; this has %zu characters",
+		       Q(name, q), strlen(name));
+		memset(pc->keyhash, 0, sizeof pc->keyhash);
 		return;
-	for (size_t i = 0; i < m->n; i++) {
-		const struct hl_conf *v = m->items[i];
-		struct hl__peer_conf *pc = &cfg->peers[cfg->npeers];
-		char q[72], d[80];
-		size_t na;
-
-		if (hl_keyhash_lower(m->keys[i], strlen(m->keys[i]),
-		                     pc->keyhash) < 0) {
-			err_at(x, mn->kpos[i].line, mn->kpos[i].col,
-			       "peer %s is not a keyhash: a keyhash is 40 hex "
-			       "characters (0-9, a-f), the part after the last "
-			       "\"-\" in a Hardline URL's name; this has %zu "
-			       "characters",
-			       Q(m->keys[i], q), strlen(m->keys[i]));
-			memset(pc->keyhash, 0, sizeof pc->keyhash);
-			continue;
-		}
-		pc->node = v;
-		cfg->npeers++;
-		if (v->type == HL_CONF_MAP ||
-		    (v->type == HL_CONF_SCALAR && to_node(v)->null) ||
-		    (v->type == HL_CONF_LIST && v->n == 0)) {
-			err(x, v,
-			    "peer %.12s... needs a \"host:port\" "
-			    "address or a list of them, not %s",
-			    pc->keyhash,
-			    v->type == HL_CONF_LIST ? "an empty list"
-			                            : describe(v, d, sizeof d));
-			continue;
-		}
-		na = v->type == HL_CONF_LIST ? v->n : 1;
-		pc->addrs = calloc(na, sizeof *pc->addrs);
-		if (pc->addrs == NULL) {
-			err(x, v, "out of memory");
-			continue;
-		}
-		if (v->type == HL_CONF_SCALAR) {
-			peer_add_addr(x, pc, v);
-			continue;
-		}
-		for (size_t j = 0; j < v->n; j++)
-			peer_add_addr(x, pc, v->items[j]);
 	}
-	check_peer_repeats(x, cfg);
+	pc->node = v;
+	cfg->npeers++;
+	if (v->type == HL_CONF_MAP ||
+	    (v->type == HL_CONF_SCALAR && to_node(v)->null) ||
+	    (v->type == HL_CONF_LIST && v->n == 0)) {
+		err(x, v,
+		    "peer %.12s... needs a \"host:port\" address or a list "
+		    "of them, not %s",
+		    pc->keyhash,
+		    v->type == HL_CONF_LIST ? "an empty list"
+		                            : describe(v, d, sizeof d));
+		return;
+	}
+	pc->addrs =
+	    calloc(v->type == HL_CONF_LIST ? v->n : 1, sizeof *pc->addrs);
+	if (pc->addrs == NULL) {
+		err(x, v, "out of memory");
+		return;
+	}
+	if (v->type == HL_CONF_SCALAR) {
+		peer_add_addr(x, pc, v);
+		return;
+	}
+	for (size_t j = 0; j < v->n; j++)
+		peer_add_addr(x, pc, v->items[j]);
 }
 
 static void
@@ -1472,11 +1488,21 @@ check_config(struct ctx *x, struct hl__config *cfg)
 			want_bool(x, v, "\"plugins_strict\"",
 			          &cfg->strict_plugins);
 		} else if (strcmp(k, "plugins") == 0) {
-			check_plugins(x, cfg, v);
+			cfg->plugins = check_named_entries(
+			    x, cfg, v, "\"plugins\"",
+			    "{ transport-tls: { priority: 10 } }",
+			    sizeof *cfg->plugins, check_plugin);
 		} else if (strcmp(k, "services") == 0) {
-			check_services(x, cfg, v);
+			cfg->services = check_named_entries(
+			    x, cfg, v, "\"services\"",
+			    "{ wiki: { target: \"127.0.0.1:8080\" } }",
+			    sizeof *cfg->services, check_service);
 		} else if (strcmp(k, "peers") == 0) {
-			check_peers(x, cfg, v);
+			cfg->peers = check_named_entries(
+			    x, cfg, v, "\"peers\"",
+			    "{ <keyhash>: [\"198.51.100.7:7008\"] }",
+			    sizeof *cfg->peers, check_peer);
+			check_peer_repeats(x, cfg);
 		} else if (strcmp(k, "limits") == 0) {
 			check_limits(x, cfg, v);
 		} else if (strcmp(k, "forwards") == 0) {

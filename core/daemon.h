@@ -68,7 +68,7 @@ struct hl__stats {
 extern struct hl__stats hl__stats;
 
 struct hl__forwards;
-struct hl__socksd;
+struct hl__acceptor;
 
 /* What main.c builds and the fronts share: the loop and the config. */
 struct hl__core {
@@ -78,7 +78,7 @@ struct hl__core {
 	int proxy_port;
 	struct hl__proxy *proxy;
 	struct hl__forwards *forwards; /* forward.c */
-	struct hl__socksd *socksd; /* socksd.c */
+	struct hl__acceptor *socks; /* socksd.c: socks_listen's, or NULL */
 	struct event *sig_int, *sig_term;
 	int stopping;
 };
@@ -420,7 +420,7 @@ typedef void (*hl__outbound_cb)(void *arg, int result,
 struct hl__outbound *hl__outbound_start(struct hl__core *c, const char *keyhash,
                                         const char *password,
                                         hl__outbound_cb cb, void *arg);
-/* Before cb ran: cb never runs, what it holds is freed. */
+/* Before cb ran: cb never runs, what it holds is freed. NULL: nothing. */
 void hl__outbound_cancel(struct hl__outbound *o);
 /* At exit, after hl__live_abort_all. */
 void hl__outbound_stop(void);
@@ -431,6 +431,22 @@ struct hl__splice *hl__outbound_splice(struct bufferevent *local,
                                        const char *keyhash, const char *peer,
                                        const char *via, const char *origin,
                                        hl__splice_cb cb, void *arg);
+/*
+ * Defines `static void name(struct hl__live *)`, the live list's abort
+ * for a front's connection: a `type` with its struct hl__live first and
+ * `out`, the outbound it waits for (or NULL), which free_fn frees. On a
+ * stop that outbound is on the list too and aborted on its own, so it is
+ * forgotten here, not cancelled. Every front (proxy.c, socksd.c,
+ * forward.c) aborts its connections this way.
+ */
+#define HL__FRONT_ABORT(name, type, free_fn)                                   \
+	static void name(struct hl__live *l)                                   \
+	{                                                                      \
+		type *conn_ = (type *)l;                                       \
+                                                                               \
+		conn_->out = NULL;                                             \
+		free_fn(conn_);                                                \
+	}
 
 /* ---- forward.c: `forwards:`, a local port for a remote service ---- */
 /* Try to bind every forward's port and close it again (`check`); each

@@ -59,20 +59,12 @@ static void
 fwd_conn_free(struct fwd_conn *fcn)
 {
 	hl__live_remove(&fcn->live);
-	if (fcn->out != NULL)
-		hl__outbound_cancel(fcn->out);
+	hl__outbound_cancel(fcn->out);
 	hl_bufferevent_free(&fcn->local);
 	free(fcn);
 }
 
-static void
-fwd_conn_abort(struct hl__live *l)
-{
-	struct fwd_conn *fcn = (struct fwd_conn *)l;
-
-	fcn->out = NULL; /* on the list itself: aborted on its own */
-	fwd_conn_free(fcn);
-}
+HL__FRONT_ABORT(fwd_conn_abort, struct fwd_conn, fwd_conn_free)
 
 static void forward_failed(struct forward *f, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

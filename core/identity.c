@@ -227,49 +227,53 @@ pem_of_key(EVP_PKEY *pkey)
 	return s;
 }
 
+/*
+ * The certificate (key 0: an X509 *) or the private key (key 1: an
+ * EVP_PKEY *) in the PEM file at path, the file's bytes wiped from memory
+ * after; or NULL with the error in err: "<name>: cannot read <path>" or
+ * "<name>: <path> is not a PEM ...".
+ */
+static void *
+read_pem(const char *name, const char *path, int key, char *err, size_t errlen)
+{
+	size_t len;
+	char *buf = hl__read_file(path, PEM_FILE_MAX, &len);
+	BIO *bio;
+	void *v = NULL;
+
+	if (buf == NULL) {
+		seterr(err, errlen, "%s: cannot read %s: %s", name, path,
+		       strerror(errno));
+		return NULL;
+	}
+	bio = BIO_new_mem_buf(buf, (int)len);
+	if (bio != NULL && key)
+		v = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
+	else if (bio != NULL)
+		v = PEM_read_bio_X509(bio, NULL, no_passphrase, NULL);
+	BIO_free(bio);
+	sodium_memzero(buf, len);
+	free(buf);
+	if (v == NULL)
+		seterr(err, errlen,
+		       key ? "%s: %s is not an unencrypted PEM private key (%s)"
+		           : "%s: %s is not a PEM certificate (%s)",
+		       name, path, ssl_reason());
+	return v;
+}
+
 static int
 load_existing(const char *name, const char *cert_path, const char *key_path,
               X509 **xp, EVP_PKEY **kp, char *err, size_t errlen)
 {
-	char *buf;
-	size_t len;
-	BIO *bio;
 	struct stat st;
 
-	buf = hl__read_file(cert_path, PEM_FILE_MAX, &len);
-	if (buf == NULL) {
-		seterr(err, errlen, "%s: cannot read %s: %s", name, cert_path,
-		       strerror(errno));
+	*xp = read_pem(name, cert_path, 0, err, errlen);
+	if (*xp == NULL)
 		return -1;
-	}
-	bio = BIO_new_mem_buf(buf, (int)len);
-	*xp = bio ? PEM_read_bio_X509(bio, NULL, no_passphrase, NULL) : NULL;
-	BIO_free(bio);
-	free(buf);
-	if (*xp == NULL) {
-		seterr(err, errlen, "%s: %s is not a PEM certificate (%s)",
-		       name, cert_path, ssl_reason());
+	*kp = read_pem(name, key_path, 1, err, errlen);
+	if (*kp == NULL)
 		return -1;
-	}
-
-	buf = hl__read_file(key_path, PEM_FILE_MAX, &len);
-	if (buf == NULL) {
-		seterr(err, errlen, "%s: cannot read %s: %s", name, key_path,
-		       strerror(errno));
-		return -1;
-	}
-	bio = BIO_new_mem_buf(buf, (int)len);
-	*kp = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL)
-	          : NULL;
-	BIO_free(bio);
-	sodium_memzero(buf, len);
-	free(buf);
-	if (*kp == NULL) {
-		seterr(err, errlen,
-		       "%s: %s is not an unencrypted PEM private key (%s)",
-		       name, key_path, ssl_reason());
-		return -1;
-	}
 	if (X509_check_private_key(*xp, *kp) != 1) {
 		seterr(
 		    err, errlen,

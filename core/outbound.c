@@ -141,8 +141,6 @@ wait_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED, void *arg)
 static int
 wait_for(struct hl__outbound *o, long ms)
 {
-	struct timeval tv;
-
 	if (o->wait == NULL)
 		o->wait = evtimer_new(o->core->base, wait_callback, o);
 	if (o->wait == NULL)
@@ -151,10 +149,8 @@ wait_for(struct hl__outbound *o, long ms)
 		ms = (long)(o->give_up - time(NULL)) * 1000;
 	if (ms < 0)
 		ms = 0;
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
 	o->state = WAITING;
-	evtimer_add(o->wait, &tv);
+	hl_evtimer_add_ms(o->wait, ms);
 	return 0;
 }
 

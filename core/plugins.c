@@ -135,6 +135,19 @@ plugin_open(const char *name, const struct hl_conf *conf, int priority,
 	return p;
 }
 
+/* Run p's validate on its settings: 1 when they are valid (or it has no
+ * validate), else 0 after saying so (its own errors came before). */
+static int
+plugin_settings_ok(struct hl_plugin *p)
+{
+	p->conf_errors = 0;
+	if (p->d.validate == NULL ||
+	    (p->d.validate(services, p, p->conf) == 0 && p->conf_errors == 0))
+		return 1;
+	hl__err("plugin %s: its settings are not valid (see above)", p->d.name);
+	return 0;
+}
+
 int
 hl__plugins_load(int check_only, uint32_t kinds, int *bad_settings)
 {
@@ -179,15 +192,8 @@ hl__plugins_load(int check_only, uint32_t kinds, int *bad_settings)
 			refused++;
 			continue;
 		}
-		p->conf_errors = 0;
-		if (p->d.validate != NULL &&
-		    (p->d.validate(services, p, p->conf) != 0 ||
-		     p->conf_errors > 0)) {
-			hl__err("plugin %s: its settings are not valid (see "
-			        "above)",
-			        name);
+		if (!plugin_settings_ok(p))
 			(*bad_settings)++;
-		}
 		off[nopen] = 0;
 		for (size_t j = 0; j < nch; j++) {
 			if (strcmp(ch[j].name, name) != 0)
@@ -327,13 +333,7 @@ hl__plugins_command(int argc, char *const *argv, int *found)
 			if (strcmp(o->names[k], argv[0]) != 0)
 				continue;
 			*found = 1;
-			p->conf_errors = 0;
-			if (p->d.validate != NULL &&
-			    (p->d.validate(services, p, p->conf) != 0 ||
-			     p->conf_errors > 0)) {
-				hl__err("plugin %s: its settings are not valid "
-				        "(see above)",
-				        pcf->name);
+			if (!plugin_settings_ok(p)) {
 				plugin_free(p);
 				return 2;
 			}

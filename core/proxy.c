@@ -92,8 +92,7 @@ conn_free(struct proxy_conn *pc)
 {
 	hl__live_remove(&pc->live);
 	hl_event_free(&pc->head_deadline);
-	if (pc->out != NULL)
-		hl__outbound_cancel(pc->out);
+	hl__outbound_cancel(pc->out);
 	hl_bufferevent_free(&pc->browser);
 	conn_release(pc->core, pc);
 }
@@ -401,14 +400,7 @@ head_event_callback(struct bufferevent *bev HL_UNUSED, short what, void *arg)
 	conn_free(pc);
 }
 
-static void
-conn_abort(struct hl__live *l)
-{
-	struct proxy_conn *pc = (struct proxy_conn *)l;
-
-	pc->out = NULL; /* on the list itself: aborted on its own */
-	conn_free(pc);
-}
+HL__FRONT_ABORT(conn_abort, struct proxy_conn, conn_free)
 
 static void
 proxy_accept_callback(void *arg, evutil_socket_t fd, struct sockaddr *sa,

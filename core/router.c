@@ -483,37 +483,38 @@ route_running(struct hl__route *r)
 	return 0;
 }
 
+/* Start the next attempt, and the one after it 250 ms later; when none
+ * can start, none runs and no more can come, the route has failed. */
+static void
+route_start_now(struct hl__route *r)
+{
+	if (route_start_next(r))
+		hl_evtimer_add_ms(r->stagger, STAGGER_MS);
+	else if (!route_running(r) && route_exhausted(r))
+		route_fail(r);
+}
+
 static void
 route_stagger_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
                        void *arg)
 {
 	struct hl__route *r = arg;
-	struct timeval tv = {0, STAGGER_MS * 1000};
 
-	if (r->finished)
-		return;
-	if (route_start_next(r))
-		evtimer_add(r->stagger, &tv);
-	else if (!route_running(r) && route_exhausted(r))
-		route_fail(r);
+	if (!r->finished)
+		route_start_now(r);
 }
 
 /* Start the next attempt now if none is running, else within 250 ms. */
 static void
 route_kick(struct hl__route *r)
 {
-	struct timeval tv = {0, STAGGER_MS * 1000};
-
 	if (r->finished || r->starting)
 		return;
 	if (!route_running(r)) {
 		evtimer_del(r->stagger);
-		if (route_start_next(r))
-			evtimer_add(r->stagger, &tv);
-		else if (route_exhausted(r))
-			route_fail(r);
+		route_start_now(r);
 	} else if (!evtimer_pending(r->stagger, NULL)) {
-		evtimer_add(r->stagger, &tv);
+		hl_evtimer_add_ms(r->stagger, STAGGER_MS);
 	}
 }
 

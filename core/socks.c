@@ -16,18 +16,28 @@
 #define ATYP_NAME 3
 #define ATYP_IPV6 4
 
-int
-hl__socks_greeting(const unsigned char *buf, size_t len, size_t *used)
+/* How every message from the client starts: the version byte, then a
+ * head of n bytes in all (the version included). 1 when the head is all
+ * there, 0 to wait for more, -1 when it is not SOCKS5. */
+static int
+have_head(const unsigned char *buf, size_t len, size_t n)
 {
-	size_t n;
-
-	*used = 0;
 	if (len < 1)
 		return 0;
 	if (buf[0] != SOCKS_VERSION)
 		return -1;
-	if (len < 2)
-		return 0;
+	return len >= n;
+}
+
+int
+hl__socks_greeting(const unsigned char *buf, size_t len, size_t *used)
+{
+	int head = have_head(buf, len, 2);
+	size_t n;
+
+	*used = 0;
+	if (head <= 0)
+		return head;
 	n = buf[1];
 	if (n == 0)
 		return -1; /* no method at all: nothing to choose */
@@ -56,16 +66,13 @@ int
 hl__socks_request(const unsigned char *buf, size_t len, size_t *used,
                   struct hl__socks_request *req)
 {
+	int head = have_head(buf, len, 4);
 	size_t addrlen, need;
 
 	*used = 0;
 	memset(req, 0, sizeof *req);
-	if (len < 1)
-		return 0;
-	if (buf[0] != SOCKS_VERSION)
-		return -1;
-	if (len < 4)
-		return 0;
+	if (head <= 0)
+		return head;
 	if (buf[2] != 0)
 		return -1;
 	req->cmd = buf[1];

@@ -28,10 +28,6 @@
 /* Bytes a client may send before the tunnel is up (optimistic data). */
 #define EARLY_MAX (64 * 1024)
 
-struct hl__socksd {
-	struct hl__acceptor *acceptor;
-};
-
 enum { GREETING, REQUEST, ROUTING, PROBING };
 
 struct socks_conn {
@@ -53,22 +49,14 @@ conn_free(struct socks_conn *sc)
 {
 	hl__live_remove(&sc->live);
 	hl_event_free(&sc->timer);
-	if (sc->out != NULL)
-		hl__outbound_cancel(sc->out);
+	hl__outbound_cancel(sc->out);
 	hl_bufferevent_free(&sc->tunnel);
 	hl_bufferevent_free(&sc->client);
 	memset(sc->password, 0, sizeof sc->password);
 	free(sc);
 }
 
-static void
-conn_abort(struct hl__live *l)
-{
-	struct socks_conn *sc = (struct socks_conn *)l;
-
-	sc->out = NULL; /* on the list itself: aborted on its own */
-	conn_free(sc);
-}
+HL__FRONT_ABORT(conn_abort, struct socks_conn, conn_free)
 
 /* Send data (a refusal) and close once it has gone out (within 10 s). */
 static void
@@ -380,16 +368,10 @@ hl__socksd_start(struct hl__core *c)
 		         c->cfg->proxy_listen);
 	if (listen == NULL)
 		return 0;
-	c->socksd = calloc(1, sizeof *c->socksd);
-	if (c->socksd == NULL)
+	c->socks = hl__acceptor_listen(c->base, "socks", listen,
+	                               socksd_accept_callback, c, &ss);
+	if (c->socks == NULL)
 		return -1;
-	c->socksd->acceptor = hl__acceptor_listen(
-	    c->base, "socks", listen, socksd_accept_callback, c, &ss);
-	if (c->socksd->acceptor == NULL) {
-		free(c->socksd);
-		c->socksd = NULL;
-		return -1;
-	}
 	if (!hl_sockaddr_is_loopback((struct sockaddr *)&ss))
 		hl__warn("socks: listening on %s, beyond this machine: anyone "
 		         "who reaches it can use this node's tunnels",
@@ -402,9 +384,6 @@ hl__socksd_start(struct hl__core *c)
 void
 hl__socksd_stop(struct hl__core *c)
 {
-	if (c->socksd == NULL)
-		return;
-	hl__acceptor_free(c->socksd->acceptor);
-	free(c->socksd);
-	c->socksd = NULL;
+	hl__acceptor_free(c->socks);
+	c->socks = NULL;
 }

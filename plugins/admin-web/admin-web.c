@@ -29,6 +29,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,6 +272,25 @@ redirect(struct MHD_Connection *c, const char *to, const struct hdr *extra,
 		h[i + 1] = extra[i];
 	return reply(c, MHD_HTTP_SEE_OTHER, NULL, "", 0, MHD_RESPMEM_PERSISTENT,
 	             h, nextra + 1 < 4 ? nextra + 1 : 4);
+}
+
+static enum MHD_Result back_to_dashboard(struct MHD_Connection *c,
+                                         struct session *s, const char *fmt,
+                                         ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* A form's answer: a sentence for the dashboard to show once (the
+ * session's flash), and back to the dashboard. */
+static enum MHD_Result
+back_to_dashboard(struct MHD_Connection *c, struct session *s, const char *fmt,
+                  ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(s->flash, sizeof s->flash, fmt, ap);
+	va_end(ap);
+	return redirect(c, "/", NULL, 0);
 }
 
 static enum MHD_Result
@@ -554,11 +574,9 @@ form_toggle(struct admin *a, struct MHD_Connection *c, struct session *s,
 
 	client_addr(c, from, sizeof from, &sa);
 	if (toggle(a, name, enable, from, err, sizeof err) != 0)
-		snprintf(s->flash, sizeof s->flash, "%s", err);
-	else
-		snprintf(s->flash, sizeof s->flash, "%s is now %s.", name,
-		         enable ? "on" : "off");
-	return redirect(c, "/", NULL, 0);
+		return back_to_dashboard(c, s, "%s", err);
+	return back_to_dashboard(c, s, "%s is now %s.", name,
+	                         enable ? "on" : "off");
 }
 
 /* Set a plugin's priority. 0, or an HTTP status with a sentence in err. */
@@ -658,11 +676,9 @@ form_priority(struct admin *a, struct MHD_Connection *c, struct session *s,
 			priority = -1;
 	}
 	if (set_priority(a, name, priority, from, err, sizeof err) != 0)
-		snprintf(s->flash, sizeof s->flash, "%s", err);
-	else
-		snprintf(s->flash, sizeof s->flash,
-		         "The priority of %s is now %lld.", name, priority);
-	return redirect(c, "/", NULL, 0);
+		return back_to_dashboard(c, s, "%s", err);
+	return back_to_dashboard(c, s, "The priority of %s is now %lld.", name,
+	                         priority);
 }
 
 /* Ask the discovery plugins to look for every service now; what answers
@@ -704,14 +720,13 @@ static enum MHD_Result
 form_lan_refresh(struct admin *a, struct MHD_Connection *c, struct session *s)
 {
 	if (lan_refresh(a, c) != 0)
-		snprintf(s->flash, sizeof s->flash,
-		         "This hlcore cannot ask its discovery plugins to "
-		         "browse: upgrade it.");
-	else
-		snprintf(s->flash, sizeof s->flash,
-		         "Asked the discovery plugins to look for services on "
-		         "the LAN: reload in a moment to see what answered.");
-	return redirect(c, "/", NULL, 0);
+		return back_to_dashboard(c, s,
+		                         "This hlcore cannot ask its discovery "
+		                         "plugins to browse: upgrade it.");
+	return back_to_dashboard(c, s,
+	                         "Asked the discovery plugins to look for "
+	                         "services on the LAN: reload in a moment to "
+	                         "see what answered.");
 }
 
 static enum MHD_Result

@@ -1118,29 +1118,49 @@ publish_round(struct dht *d)
 	}
 }
 
+/* A new value of an event's text: 1 when it changed (kept in *slot),
+ * 0 when it is the same (or out of memory). */
+static int
+text_changed(char **slot, const char *text)
+{
+	char *copy;
+
+	if (*slot != NULL && strcmp(*slot, text) == 0)
+		return 0;
+	copy = strdup(text);
+	if (copy == NULL)
+		return 0;
+	free(*slot);
+	*slot = copy;
+	return 1;
+}
+
+/* Once per run: what of this node's addresses its DHT records leave
+ * out. */
+static void
+warn_left_out(struct dht *d, int *said, size_t dropped, const char *what,
+              const char *limits, const char *text)
+{
+	if (dropped == 0 || *said)
+		return;
+	*said = 1;
+	d->svc->log(d->self, HL_LOG_WARN,
+	            "leaving %zu of this node's %s out of its DHT record "
+	            "(malformed, or past %s): \"%s\"",
+	            dropped, what, limits, text);
+}
+
 static void
 wanhosts_event(struct dht *d, const char *text)
 {
 	size_t dropped = 0;
-	char *copy;
 
-	if (d->wanhosts != NULL && strcmp(d->wanhosts, text) == 0)
+	if (!text_changed(&d->wanhosts, text))
 		return;
-	copy = strdup(text);
-	if (copy == NULL)
-		return;
-	free(d->wanhosts);
-	d->wanhosts = copy;
 	d->value_len =
 	    dht_value_make(text, d->value, sizeof d->value, &dropped);
-	if (dropped > 0 && !d->said_dropped) {
-		d->said_dropped = 1;
-		d->svc->log(
-		    d->self, HL_LOG_WARN,
-		    "leaving %zu of this node's WANHosts out of its DHT record "
-		    "(malformed, or past 16 addresses or 1 KiB): \"%s\"",
-		    dropped, text);
-	}
+	warn_left_out(d, &d->said_dropped, dropped, "WANHosts",
+	              "16 addresses or 1 KiB", text);
 	if (d->dvalue != NULL) {
 		dht_value_unref(d->dvalue);
 		d->dvalue = NULL;
@@ -1162,25 +1182,13 @@ static void
 endpoints_event(struct dht *d, const char *text)
 {
 	size_t dropped = 0;
-	char *copy;
 
-	if (d->endpoints != NULL && strcmp(d->endpoints, text) == 0)
+	if (!text_changed(&d->endpoints, text))
 		return;
-	copy = strdup(text);
-	if (copy == NULL)
-		return;
-	free(d->endpoints);
-	d->endpoints = copy;
 	d->ep_len =
 	    dht_ep_filter(text, d->ep_text, sizeof d->ep_text, &dropped);
-	if (dropped > 0 && !d->said_ep_dropped) {
-		d->said_ep_dropped = 1;
-		d->svc->log(d->self, HL_LOG_WARN,
-		            "leaving %zu of this node's endpoints out of its "
-		            "DHT record (malformed, or past 16 endpoints or 1 "
-		            "KiB): \"%s\"",
-		            dropped, text);
-	}
+	warn_left_out(d, &d->said_ep_dropped, dropped, "endpoints",
+	              "16 endpoints or 1 KiB", text);
 	/* Signed again, with the new endpoints, at the next round. */
 	ep_prune(d, NULL, 0);
 	d->said_ep_published = 0;

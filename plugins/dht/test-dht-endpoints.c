@@ -33,18 +33,6 @@ static char key_pem[8192];
 static const unsigned char *cert;
 static size_t cert_len;
 
-static size_t
-unhex(const char *hex, unsigned char *out, size_t cap)
-{
-	size_t n = strlen(hex);
-
-	while (n > 0 && (hex[n - 1] == '\n' || hex[n - 1] == '\r'))
-		n--;
-	if (n % 2 != 0 || n / 2 > cap || hl_hex_decode(hex, n / 2, out) != 0)
-		return 0;
-	return n / 2;
-}
-
 static enum dht_ep_result
 open_rec(const unsigned char *rec, size_t len, const char *kh, uint64_t day,
          struct dht_ep_record *r)
@@ -313,7 +301,7 @@ main(void)
 	if (sodium_init() < 0)
 		return 1;
 	if (check_read_vector("dht-endpoints.hex", hex, sizeof hex) > 0)
-		vec_len = unhex(hex, vec, sizeof vec);
+		vec_len = check_unhex(hex, vec, sizeof vec);
 	check_read_vector("keyhash.cert.private", key_pem, sizeof key_pem);
 	test_keys();
 	test_vector();

@@ -207,10 +207,7 @@ test_proxy_line(void)
 int
 main(void)
 {
-	if (sodium_init() < 0) {
-		printf("FAIL: sodium_init\n");
-		return 1;
-	}
+	check_setup(sodium_init() >= 0, "sodium_init");
 	test_vectors();
 	test_days();
 	test_parse();

@@ -141,10 +141,7 @@ test_parse(void)
 int
 main(void)
 {
-	if (sodium_init() < 0) {
-		printf("FAIL: sodium_init\n");
-		return 1;
-	}
+	check_setup(sodium_init() >= 0, "sodium_init");
 	test_rolling_code();
 	test_format();
 	test_parse();

@@ -23,6 +23,7 @@
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -256,6 +257,20 @@ set_control(struct msghdr *mh, char *buf, int level, int type, const void *data,
 	memcpy(CMSG_DATA(c), data, len);
 }
 
+/* The header of one datagram in iov, to or from the address name. */
+static struct msghdr
+dgram_header(void *name, socklen_t namelen, struct iovec *iov)
+{
+	struct msghdr mh;
+
+	memset(&mh, 0, sizeof mh);
+	mh.msg_name = name;
+	mh.msg_namelen = namelen;
+	mh.msg_iov = iov;
+	mh.msg_iovlen = 1;
+	return mh;
+}
+
 /* Send from the local address the asker used (a hub with several
  * addresses must answer from the one that was dialed, or NATs drop the
  * answer): local is that address, or NULL. */
@@ -272,12 +287,8 @@ send_raw_fd(struct hub *h, int fd, const uint8_t *buf, size_t len,
 	struct msghdr mh;
 	ssize_t n;
 
-	memset(&mh, 0, sizeof mh);
 	memset(&cb, 0, sizeof cb);
-	mh.msg_name = (void *)to;
-	mh.msg_namelen = tolen;
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
+	mh = dgram_header((void *)to, tolen, &iov);
 	if (local != NULL && local->ss_family == AF_INET &&
 	    h->family == AF_INET) {
 		struct in_pktinfo pi;
@@ -349,21 +360,58 @@ answer(struct hub *h, const struct dgram *d, struct hubmsg *m)
 	send_msg(h, m, &d->src, d->srclen, &d->local);
 }
 
+/* Start m as an answer of this type to q: q's txid, the attributes in
+ * have, and q's keyhash when have has it. */
 static void
-answer_error(struct hub *h, const struct dgram *d, const struct hubmsg *q,
-             int code)
+answer_start(struct hubmsg *m, const struct hubmsg *q, int type, uint32_t have)
+{
+	memset(m, 0, sizeof *m);
+	m->type = (uint8_t)type;
+	memcpy(m->txid, q->txid, sizeof m->txid);
+	m->have = have;
+	if (have & HUBMSG_BIT(HUBMSG_A_KEYHASH))
+		memcpy(m->keyhash, q->keyhash, 20);
+}
+
+/* Start m as an answer of this type to q that tells where a node is: its
+ * observed address and its candidates (an INTRO, a LOOKUP_ANSWER). */
+static void
+answer_start_where(struct hubmsg *m, const struct hubmsg *q, int type,
+                   const struct hubmsg_addr *observed,
+                   const struct hubmsg_cand *cands, size_t ncands)
+{
+	answer_start(m, q, type,
+	             HUBMSG_BIT(HUBMSG_A_KEYHASH) |
+	                 HUBMSG_BIT(HUBMSG_A_OBSERVED));
+	m->observed = *observed;
+	memcpy(m->cands, cands, ncands * sizeof *cands);
+	m->ncands = ncands;
+}
+
+static void refuse(struct hub *h, const struct dgram *d, const struct hubmsg *q,
+                   int code, unsigned long *counter, int level, const char *fmt,
+                   ...) __attribute__((format(printf, 7, 8)));
+
+/* Refuse q: counted in *counter (unless NULL), logged at level, answered
+ * with the error code (and q's keyhash, when it had one). */
+static void
+refuse(struct hub *h, const struct dgram *d, const struct hubmsg *q, int code,
+       unsigned long *counter, int level, const char *fmt, ...)
 {
 	struct hubmsg m;
+	char why[1024];
+	va_list ap;
 
-	memset(&m, 0, sizeof m);
-	m.type = HUBMSG_ERROR;
-	memcpy(m.txid, q->txid, sizeof m.txid);
-	m.have = HUBMSG_BIT(HUBMSG_A_ERROR);
+	if (counter != NULL)
+		(*counter)++;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof why, fmt, ap);
+	va_end(ap);
+	h->svc->log(h->self, level, "%s", why);
+	answer_start(&m, q, HUBMSG_ERROR,
+	             HUBMSG_BIT(HUBMSG_A_ERROR) |
+	                 (q->have & HUBMSG_BIT(HUBMSG_A_KEYHASH)));
 	m.error = (uint16_t)code;
-	if (q->have & HUBMSG_BIT(HUBMSG_A_KEYHASH)) {
-		m.have |= HUBMSG_BIT(HUBMSG_A_KEYHASH);
-		memcpy(m.keyhash, q->keyhash, 20);
-	}
 	answer(h, d, &m);
 }
 
@@ -394,11 +442,8 @@ on_challenge_req(struct hub *h, const struct dgram *d, const struct hubmsg *q)
 	p->expires_ms = d->now + CHALLENGE_MS;
 	h->st.challenges++;
 
-	memset(&m, 0, sizeof m);
-	m.type = HUBMSG_CHALLENGE;
-	memcpy(m.txid, q->txid, sizeof m.txid);
-	m.have = HUBMSG_BIT(HUBMSG_A_KEYHASH) | HUBMSG_BIT(HUBMSG_A_NONCE);
-	memcpy(m.keyhash, q->keyhash, 20);
+	answer_start(&m, q, HUBMSG_CHALLENGE,
+	             HUBMSG_BIT(HUBMSG_A_KEYHASH) | HUBMSG_BIT(HUBMSG_A_NONCE));
 	memcpy(m.nonce, p->nonce, sizeof m.nonce);
 	answer(h, d, &m);
 }
@@ -476,22 +521,20 @@ on_register(struct hub *h, const struct dgram *d, const struct hubmsg *q)
 
 	hex20(q->keyhash, want);
 	if (pending_take(h, d, q) != 0) {
-		h->st.replayed++;
-		h->svc->log(h->self, HL_LOG_DEBUG,
-		            "refused a registration of %s from %s: unknown, "
-		            "used or stale nonce (a replay?)",
-		            want, d->from_str);
-		answer_error(h, d, q, HUBMSG_E_BAD_NONCE);
+		refuse(h, d, q, HUBMSG_E_BAD_NONCE, &h->st.replayed,
+		       HL_LOG_DEBUG,
+		       "refused a registration of %s from %s: unknown, used or "
+		       "stale nonce (a replay?)",
+		       want, d->from_str);
 		return;
 	}
 	if (!hub_addr_is_ours(h, d, q->hub_addr)) {
-		h->st.wrong_hub++;
-		h->svc->log(h->self, HL_LOG_DEBUG,
-		            "refused a registration of %s from %s: it was "
-		            "signed for the hub %s, not this one (add it to "
-		            "addresses: if it is)",
-		            want, d->from_str, q->hub_addr);
-		answer_error(h, d, q, HUBMSG_E_BAD_HUB);
+		refuse(h, d, q, HUBMSG_E_BAD_HUB, &h->st.wrong_hub,
+		       HL_LOG_DEBUG,
+		       "refused a registration of %s from %s: it was signed "
+		       "for the hub %s, not this one (add it to addresses: if "
+		       "it is)",
+		       want, d->from_str, q->hub_addr);
 		return;
 	}
 	h->svc->keyhash_of_cert(q->cert, q->cert_len, kh);
@@ -503,11 +546,9 @@ on_register(struct hub *h, const struct dgram *d, const struct hubmsg *q)
 	                                  q->sig_len, data, n, &why) != 0)
 		why = why ? why : "bad signature";
 	if (why != NULL) {
-		h->st.forged++;
-		h->svc->log(h->self, HL_LOG_INFO,
-		            "refused a registration of %s from %s: %s", want,
-		            d->from_str, why);
-		answer_error(h, d, q, HUBMSG_E_BAD_PROOF);
+		refuse(h, d, q, HUBMSG_E_BAD_PROOF, &h->st.forged, HL_LOG_INFO,
+		       "refused a registration of %s from %s: %s", want,
+		       d->from_str, why);
 		return;
 	}
 	r = reg_find(h, q->keyhash);
@@ -516,12 +557,10 @@ on_register(struct hub *h, const struct dgram *d, const struct hubmsg *q)
 		isnew = 1;
 	}
 	if (r == NULL) {
-		h->st.full++;
-		h->svc->log(h->self, HL_LOG_WARN,
-		            "refused a registration of %s: %d registrations, "
-		            "the maximum (max_registrations)",
-		            want, h->max_regs);
-		answer_error(h, d, q, HUBMSG_E_FULL);
+		refuse(h, d, q, HUBMSG_E_FULL, &h->st.full, HL_LOG_WARN,
+		       "refused a registration of %s: %d registrations, the "
+		       "maximum (max_registrations)",
+		       want, h->max_regs);
 		return;
 	}
 	/* The latest proof wins: whoever registered before held the key
@@ -542,13 +581,11 @@ on_register(struct hub *h, const struct dgram *d, const struct hubmsg *q)
 	            "registered %s from %s (%zu candidate%s)", want,
 	            d->from_str, q->ncands, q->ncands == 1 ? "" : "s");
 
-	memset(&m, 0, sizeof m);
-	m.type = HUBMSG_REGISTERED;
-	memcpy(m.txid, q->txid, sizeof m.txid);
-	m.have = HUBMSG_BIT(HUBMSG_A_KEYHASH) | HUBMSG_BIT(HUBMSG_A_TOKEN) |
-	         HUBMSG_BIT(HUBMSG_A_OBSERVED) | HUBMSG_BIT(HUBMSG_A_LIFETIME) |
-	         HUBMSG_BIT(HUBMSG_A_REFRESH);
-	memcpy(m.keyhash, q->keyhash, 20);
+	answer_start(&m, q, HUBMSG_REGISTERED,
+	             HUBMSG_BIT(HUBMSG_A_KEYHASH) | HUBMSG_BIT(HUBMSG_A_TOKEN) |
+	                 HUBMSG_BIT(HUBMSG_A_OBSERVED) |
+	                 HUBMSG_BIT(HUBMSG_A_LIFETIME) |
+	                 HUBMSG_BIT(HUBMSG_A_REFRESH));
 	memcpy(m.token, r->token, sizeof m.token);
 	m.observed = d->from;
 	m.lifetime = (uint16_t)h->lifetime;
@@ -570,14 +607,11 @@ on_keepalive(struct hub *h, const struct dgram *d, const struct hubmsg *q)
 		 * again. A wrong token, or a known token from another
 		 * address (the NAT mapping changed), gets the same answer:
 		 * only a fresh proof moves a registration. */
-		if (r != NULL)
-			h->st.unauthenticated++;
 		hex20(q->keyhash, kh);
-		h->svc->log(h->self, HL_LOG_DEBUG,
-		            "keep-alive for %s from %s: %s", kh, d->from_str,
-		            r == NULL ? "not registered"
-		                      : "wrong token or address");
-		answer_error(h, d, q, HUBMSG_E_UNKNOWN);
+		refuse(h, d, q, HUBMSG_E_UNKNOWN,
+		       r != NULL ? &h->st.unauthenticated : NULL, HL_LOG_DEBUG,
+		       "keep-alive for %s from %s: %s", kh, d->from_str,
+		       r == NULL ? "not registered" : "wrong token or address");
 		return;
 	}
 	r->last_ms = d->now;
@@ -587,11 +621,9 @@ on_keepalive(struct hub *h, const struct dgram *d, const struct hubmsg *q)
 		r->ncands = q->ncands;
 	}
 	h->st.refreshed++;
-	memset(&m, 0, sizeof m);
-	m.type = HUBMSG_KEEPALIVE_ACK;
-	memcpy(m.txid, q->txid, sizeof m.txid);
-	m.have = HUBMSG_BIT(HUBMSG_A_KEYHASH) | HUBMSG_BIT(HUBMSG_A_OBSERVED);
-	memcpy(m.keyhash, q->keyhash, 20);
+	answer_start(&m, q, HUBMSG_KEEPALIVE_ACK,
+	             HUBMSG_BIT(HUBMSG_A_KEYHASH) |
+	                 HUBMSG_BIT(HUBMSG_A_OBSERVED));
 	m.observed = d->from;
 	answer(h, d, &m);
 }
@@ -619,26 +651,16 @@ on_lookup(struct hub *h, const struct dgram *d, const struct hubmsg *q,
 	h->st.lookups++;
 	hex20(q->keyhash, kh);
 	if (r == NULL) {
-		h->st.not_found++;
-		h->svc->log(h->self, HL_LOG_DEBUG,
-		            "lookup of %s from %s: "
-		            "not registered",
-		            kh, d->from_str);
-		answer_error(h, d, q, HUBMSG_E_NOT_FOUND);
+		refuse(h, d, q, HUBMSG_E_NOT_FOUND, &h->st.not_found,
+		       HL_LOG_DEBUG, "lookup of %s from %s: not registered", kh,
+		       d->from_str);
 		return;
 	}
 	h->st.found++;
 	/* The service node learns who wants it and where to punch. */
 	if (hl_rate_take(&r->intro, INTRO_BURST, INTRO_PER_SEC, d->now)) {
-		memset(&m, 0, sizeof m);
-		m.type = HUBMSG_INTRO;
-		memcpy(m.txid, q->txid, sizeof m.txid);
-		m.have = HUBMSG_BIT(HUBMSG_A_KEYHASH) |
-		         HUBMSG_BIT(HUBMSG_A_OBSERVED);
-		memcpy(m.keyhash, q->keyhash, 20);
-		m.observed = d->from;
-		memcpy(m.cands, q->cands, sizeof m.cands);
-		m.ncands = q->ncands;
+		answer_start_where(&m, q, HUBMSG_INTRO, &d->from, q->cands,
+		                   q->ncands);
 		/* From the address the node keeps its mapping open to: a
 		 * NAT that filters by address drops anything else. */
 		send_msg(h, &m, &r->sa, r->salen, &r->local);
@@ -650,14 +672,8 @@ on_lookup(struct hub *h, const struct dgram *d, const struct hubmsg *q,
 	            "lookup of %s from %s: at %s, %zu candidate%s", kh,
 	            d->from_str, "its observed address", r->ncands,
 	            r->ncands == 1 ? "" : "s");
-	memset(&m, 0, sizeof m);
-	m.type = HUBMSG_LOOKUP_ANSWER;
-	memcpy(m.txid, q->txid, sizeof m.txid);
-	m.have = HUBMSG_BIT(HUBMSG_A_KEYHASH) | HUBMSG_BIT(HUBMSG_A_OBSERVED);
-	memcpy(m.keyhash, q->keyhash, 20);
-	m.observed = r->observed;
-	memcpy(m.cands, r->cands, sizeof m.cands);
-	m.ncands = r->ncands;
+	answer_start_where(&m, q, HUBMSG_LOOKUP_ANSWER, &r->observed, r->cands,
+	                   r->ncands);
 	/* No amplification: an answer is at most three times the size of
 	 * the lookup; a client that wants every candidate pads its lookup
 	 * (docs/protocol.md). */
@@ -705,10 +721,7 @@ on_status_req(struct hub *h, const struct dgram *d, const struct hubmsg *q)
 		return;
 	}
 	h->st.status++;
-	memset(&m, 0, sizeof m);
-	m.type = HUBMSG_STATUS;
-	memcpy(m.txid, q->txid, sizeof m.txid);
-	m.have = HUBMSG_BIT(HUBMSG_A_TEXT);
+	answer_start(&m, q, HUBMSG_STATUS, HUBMSG_BIT(HUBMSG_A_TEXT));
 	m.text = text;
 	m.text_len = stats_json(h, text, sizeof text);
 	answer(h, d, &m);
@@ -897,11 +910,7 @@ read_callback(evutil_socket_t fd, short what HL_UNUSED, void *arg)
 		ssize_t n;
 
 		memset(&d, 0, sizeof d);
-		memset(&mh, 0, sizeof mh);
-		mh.msg_name = &d.src;
-		mh.msg_namelen = sizeof d.src;
-		mh.msg_iov = &iov;
-		mh.msg_iovlen = 1;
+		mh = dgram_header(&d.src, sizeof d.src, &iov);
 		mh.msg_control = cb.b;
 		mh.msg_controllen = sizeof cb.b;
 		n = recvmsg(fd, &mh, MSG_DONTWAIT);
@@ -914,19 +923,15 @@ read_callback(evutil_socket_t fd, short what HL_UNUSED, void *arg)
 			if (c->cmsg_level == IPPROTO_IP &&
 			    c->cmsg_type == IP_PKTINFO) {
 				struct in_pktinfo pi;
-				struct sockaddr_in *s4 =
-				    (struct sockaddr_in *)&d.local;
 				memcpy(&pi, CMSG_DATA(c), sizeof pi);
-				s4->sin_family = AF_INET;
-				s4->sin_addr = pi.ipi_addr;
+				hl_sockaddr_make(&d.local, AF_INET,
+				                 &pi.ipi_addr, 0);
 			} else if (c->cmsg_level == IPPROTO_IPV6 &&
 			           c->cmsg_type == IPV6_PKTINFO) {
 				struct in6_pktinfo pi;
-				struct sockaddr_in6 *s6 =
-				    (struct sockaddr_in6 *)&d.local;
 				memcpy(&pi, CMSG_DATA(c), sizeof pi);
-				s6->sin6_family = AF_INET6;
-				s6->sin6_addr = pi.ipi6_addr;
+				hl_sockaddr_make(&d.local, AF_INET6,
+				                 &pi.ipi6_addr, 0);
 			}
 		}
 		if ((size_t)n > HUBMSG_MAX || (mh.msg_flags & MSG_TRUNC)) {

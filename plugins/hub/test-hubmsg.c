@@ -48,18 +48,6 @@ static const struct {
               "eb97d4ab30b00020001"},
 };
 
-static size_t
-unhex(const char *hex, uint8_t *out, size_t cap)
-{
-	size_t n = strlen(hex);
-
-	while (n > 0 && (hex[n - 1] == '\n' || hex[n - 1] == '\r'))
-		n--;
-	if (n % 2 != 0 || n / 2 > cap || hl_hex_decode(hex, n / 2, out) != 0)
-		return 0;
-	return n / 2;
-}
-
 static void
 set_addr(struct hubmsg_addr *a, int a0, int a1, int a2, int a3, int port)
 {
@@ -153,7 +141,7 @@ test_vectors(void)
 {
 	for (size_t i = 0; i < sizeof vectors / sizeof vectors[0]; i++) {
 		uint8_t want[HUBMSG_MAX], out[HUBMSG_MAX];
-		size_t wn = unhex(vectors[i].hex, want, sizeof want), n;
+		size_t wn = check_unhex(vectors[i].hex, want, sizeof want), n;
 		struct hubmsg m, p;
 		const char *why = "";
 		char hex[2 * HUBMSG_MAX + 1];
@@ -185,7 +173,7 @@ read_vector(const char *name, uint8_t *out, size_t cap)
 
 	if (check_read_vector(name, hex, sizeof hex) == 0)
 		return 0;
-	return unhex(hex, out, cap);
+	return check_unhex(hex, out, cap);
 }
 
 static void
@@ -277,7 +265,7 @@ static int
 refused(const char *hex, const char *what)
 {
 	uint8_t b[2 * HUBMSG_MAX];
-	size_t n = unhex(hex, b, sizeof b);
+	size_t n = check_unhex(hex, b, sizeof b);
 	struct hubmsg m;
 	const char *why = "";
 	int r = hubmsg_parse(b, n, &m, &why);
@@ -339,14 +327,14 @@ test_refused(void)
 	/* An attribute from 0x80 up is skipped. */
 	snprintf(hex, sizeof hex, "0b0101000001020304050607%s800003616263",
 	         kha);
-	n = unhex(hex, b, sizeof b);
+	n = check_unhex(hex, b, sizeof b);
 	CHECK(hubmsg_parse(b, n, &m, &why) == 0, "attribute 0x80 skipped");
 
 	/* Eight candidates pass, nine do not. */
 	snprintf(hex, sizeof hex, "0b0107000001020304050607%s", kha);
 	for (int i = 0; i < 8; i++)
 		strcat(hex, "080008010413880a010002");
-	n = unhex(hex, b, sizeof b);
+	n = check_unhex(hex, b, sizeof b);
 	CHECK(hubmsg_parse(b, n, &m, &why) == 0 && m.ncands == 8,
 	      "eight candidates");
 	strcat(hex, "080008010413880a010002");
@@ -354,7 +342,7 @@ test_refused(void)
 
 	/* HUBMSG_MAX bytes pass (an attribute skipped), one more does not. */
 	memset(big, 0, sizeof big);
-	n = unhex("0b010a000001020304050607", big, sizeof big);
+	n = check_unhex("0b010a000001020304050607", big, sizeof big);
 	big[n] = 0x80;
 	big[n + 1] = (uint8_t)((HUBMSG_MAX - n - 3) >> 8);
 	big[n + 2] = (uint8_t)((HUBMSG_MAX - n - 3) & 0xff);
@@ -383,8 +371,7 @@ test_refused(void)
 int
 main(void)
 {
-	if (sodium_init() < 0)
-		return 1;
+	check_setup(sodium_init() >= 0, "sodium_init");
 	test_vectors();
 	test_register();
 	test_sign();

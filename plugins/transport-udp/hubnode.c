@@ -110,6 +110,7 @@ struct intro {
 	size_t n;
 	int rounds; /* left */
 	int answered; /* over a direct path (a relay's does not count) */
+	int predicted; /* its first spray went to predicted ports */
 	/* The birthday approach when this node's NAT is the symmetric one:
 	 * sockets probing the client's observed address, on which its
 	 * spray of probes (and then its QUIC Initial) may come in. */
@@ -182,6 +183,7 @@ struct hubpunch {
 	int over_pending, over_told, found_pending;
 	void *bsocks[BDAY_SOCKS]; /* the birthday sockets */
 	int nbsocks;
+	int predicted; /* its first spray went to predicted ports */
 	struct event *timer;
 	struct event *notify;
 	struct hubpunch *next, **prevp;
@@ -613,6 +615,31 @@ intro_probe_round(struct hubnode *hn, struct intro *in)
 		send_addr(hn, in->sock, &in->cands[i], buf, sizeof buf);
 }
 
+/* The ports of one spray tick toward the observed address cands[0] of a
+ * (maybe symmetric) NAT: the first tick's are predicted from the ports
+ * it was seen to give (the other candidates on its IP address: the TURN
+ * server's view, other hubs'), the others random. */
+static void
+spray_ports(const struct hubmsg_addr *cands, size_t n, const uint8_t *skip,
+            int *predicted, uint16_t ports[BDAY_PER_TICK])
+{
+	uint16_t known[HUBMSG_CANDS_MAX + 1];
+	size_t nk = 0;
+
+	rand_fill(ports, BDAY_PER_TICK * sizeof *ports);
+	for (size_t i = 0; i < BDAY_PER_TICK; i++)
+		ports[i] = (uint16_t)(1024 + ports[i] % (65536 - 1024));
+	if (*predicted || n == 0)
+		return;
+	*predicted = 1;
+	for (size_t i = 0; i < n && nk < HUBMSG_CANDS_MAX + 1; i++)
+		if ((skip == NULL || !skip[i]) &&
+		    cands[i].family == cands[0].family &&
+		    memcmp(cands[i].ip, cands[0].ip, 16) == 0)
+			known[nk++] = cands[i].port;
+	punch_predict(known, nk, ports, BDAY_PER_TICK); /* the rest: random */
+}
+
 /* Probes to random ports of the client's observed address: the birthday
  * approach's side on a node whose NAT keeps one mapping (bounded: a
  * tick's worth, for the ticks left of the INTRO's probing). */
@@ -626,7 +653,7 @@ intro_spray(struct hubnode *hn, struct intro *in)
 	memcpy(pm.txid, in->txid, sizeof pm.txid);
 	memcpy(pm.keyhash, in->keyhash, sizeof pm.keyhash);
 	punchmsg_format(&pm, buf);
-	rand_fill(ports, sizeof ports);
+	spray_ports(in->cands, in->n, in->relayed, &in->predicted, ports);
 	for (size_t i = 0; i < BDAY_PER_TICK; i++) {
 		struct hubmsg_addr a = in->cands[0];
 		if (!hl_rate_take(&hn->spray_rate, SPRAY_BURST, SPRAY_PER_SEC,
@@ -634,7 +661,7 @@ intro_spray(struct hubnode *hn, struct intro *in)
 			hn->spray_limited++;
 			return;
 		}
-		a.port = (uint16_t)(1024 + ports[i] % (65536 - 1024));
+		a.port = ports[i];
 		send_addr(hn, in->sock, &a, buf, sizeof buf);
 		hn->sprayed++;
 	}
@@ -922,10 +949,18 @@ punch_spray(struct hubpunch *p)
 	memcpy(pm.txid, p->txids[p->ntx - 1], sizeof pm.txid);
 	memcpy(pm.keyhash, p->keyhash, sizeof pm.keyhash);
 	punchmsg_format(&pm, buf);
-	rand_fill(ports, sizeof ports);
+	{
+		struct hubmsg_addr seen[PUNCH_CANDS];
+		size_t ns = 0;
+		for (size_t i = 0; i < p->ncands; i++)
+			if (!pcand_relayed(&p->cands[i]) &&
+			    p->cands[i].kind != 0)
+				seen[ns++] = p->cands[i].a;
+		spray_ports(seen, ns, NULL, &p->predicted, ports);
+	}
 	for (size_t i = 0; i < BDAY_PER_TICK; i++) {
 		struct hubmsg_addr a = p->cands[0].a;
-		a.port = (uint16_t)(1024 + ports[i] % (65536 - 1024));
+		a.port = ports[i];
 		send_addr(p->hn, p->sock, &a, buf, sizeof buf);
 	}
 	p->hn->sprayed += BDAY_PER_TICK;

@@ -37,4 +37,17 @@ int punchmsg_parse(const uint8_t *buf, size_t len, struct punchmsg *m);
 /* m into out (PUNCHMSG_LEN bytes). */
 void punchmsg_format(const struct punchmsg *m, uint8_t out[PUNCHMSG_LEN]);
 
+/*
+ * Port prediction for a NAT that maps each destination anew (symmetric):
+ * the ports it is likely to give next, from the ports it was seen to give
+ * (known[0..n): toward the hub, toward a TURN server or another hub). A
+ * NAT that allocates in sequence gives the next mapping last + delta,
+ * delta the smallest gap seen (1 when only one port is known); up to max
+ * such ports (1024..65535, wrapping), none twice and none of known. The
+ * birthday approach's random probes follow them: against a NAT that picks
+ * at random these cost one tick of probes.
+ */
+size_t punch_predict(const uint16_t *known, size_t n, uint16_t *out,
+                     size_t max);
+
 #endif /* HL_PUNCHMSG_H */

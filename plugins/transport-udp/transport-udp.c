@@ -105,6 +105,10 @@
 #define CID_BUCKETS 4096
 #define HOST_BUCKETS 1024
 #define SECRET_LEN 32
+/* NEW_TOKEN: kept per server address (client), good for (server). */
+#define TOKENS 64
+#define TOKEN_MAX 128
+#define TOKEN_VALID_SEC 3600
 
 #define DIAL_TIMEOUT_SEC 10
 #define IDLE_TIMEOUT_DEFAULT 30
@@ -314,6 +318,16 @@ struct udp {
 	struct hubnode *hn; /* nat: hubs and punching */
 	struct punchsrv *ps; /* punch: hardline-punch streams (punchsrv.c) */
 	int punch_client; /* punch: `hlcore punch`'s own dial-only instance */
+	/* NEW_TOKENs servers gave (RFC 9000 8.1.3), per server address: the
+	 * next connection there skips the Retry round trip. */
+	struct token {
+		struct sockaddr_storage to;
+		socklen_t tolen;
+		uint8_t tok[TOKEN_MAX];
+		size_t len;
+		uint64_t used; /* a counter: the least recent goes first */
+	} tokens[TOKENS];
+	uint64_t token_clock;
 	struct relay *relays[MAX_RELAYS]; /* nat: TURN */
 	size_t nrelays;
 	char nat_said[256], relays_said[256]; /* nat: status_set, last */
@@ -323,8 +337,9 @@ struct udp {
 	struct sockaddr_storage mapped[4];
 	size_t nmapped;
 	/* counters, for the log at exit */
-	unsigned long dropped, retries, resets, refused_host, refused_full,
-	    refused_sni, conns_in, conns_out, streams_in, streams_out;
+	unsigned long dropped, retries, tokens_ok, resets, refused_host,
+	    refused_full, refused_sni, conns_in, conns_out, streams_in,
+	    streams_out;
 };
 
 /* nat: a TURN relay ("TURN relays" below). */
@@ -380,6 +395,12 @@ clock_ns(clockid_t id)
 	clock_gettime(id, &ts);
 	return (ngtcp2_tstamp)ts.tv_sec * NGTCP2_SECONDS +
 	       (ngtcp2_tstamp)ts.tv_nsec;
+}
+
+static ngtcp2_tstamp
+realtime_ns(void)
+{
+	return clock_ns(CLOCK_REALTIME);
 }
 
 static ngtcp2_tstamp
@@ -1224,6 +1245,45 @@ handshake_completed(ngtcp2_conn *conn HL_UNUSED, void *user_data)
 	c->handshake_done = 1;
 	if (c->u->nhandshakes > 0 && c->server)
 		c->u->nhandshakes--;
+	if (c->server) {
+		/* A token for this address: its next connection needs no
+		 * Retry (accept_initial). */
+		uint8_t tok[NGTCP2_CRYPTO_MAX_REGULAR_TOKENLEN];
+		ngtcp2_ssize n = ngtcp2_crypto_generate_regular_token(
+		    tok, c->u->secret, sizeof c->u->secret,
+		    (struct sockaddr *)&c->remote, c->remotelen, realtime_ns());
+		if (n > 0)
+			ngtcp2_conn_submit_new_token(c->conn, tok, (size_t)n);
+	}
+	return 0;
+}
+
+/* Client: a server's NEW_TOKEN, kept for its address. */
+static int
+recv_new_token_cb(ngtcp2_conn *conn HL_UNUSED, const ngtcp2_vec *token,
+                  void *user_data)
+{
+	struct qconn *c = user_data;
+	struct udp *u = c->u;
+	struct token *t = &u->tokens[0];
+
+	if (token->len == 0 || token->len > TOKEN_MAX)
+		return 0;
+	for (size_t i = 0; i < TOKENS; i++) {
+		struct token *x = &u->tokens[i];
+		if (x->tolen == c->remotelen &&
+		    memcmp(&x->to, &c->remote, c->remotelen) == 0) {
+			t = x;
+			break;
+		}
+		if (x->used < t->used)
+			t = x;
+	}
+	memcpy(&t->to, &c->remote, c->remotelen);
+	t->tolen = c->remotelen;
+	memcpy(t->tok, token->base, token->len);
+	t->len = token->len;
+	t->used = ++u->token_clock;
 	return 0;
 }
 
@@ -1429,6 +1489,7 @@ recv_stateless_reset_cb(ngtcp2_conn *conn HL_UNUSED,
 static const ngtcp2_callbacks client_callbacks = {
     COMMON_CALLBACKS,
     .client_initial = ngtcp2_crypto_client_initial_cb,
+    .recv_new_token = recv_new_token_cb,
     .recv_retry = ngtcp2_crypto_recv_retry_cb,
     .extend_max_local_streams_bidi = extend_max_local_streams_bidi_cb,
 };
@@ -1485,10 +1546,8 @@ conn_alloc(struct udp *u, struct sock *s, const struct sockaddr *remote,
 	c->timer = evtimer_new(u->base, conn_timer_callback, c);
 	c->write_ev = event_new(u->base, -1, 0, conn_write_callback, c);
 	if (c->timer == NULL || c->write_ev == NULL) {
-		if (c->timer)
-			event_free(c->timer);
-		if (c->write_ev)
-			event_free(c->write_ev);
+		hl_event_free(&c->timer);
+		hl_event_free(&c->write_ev);
 		free(c);
 		return NULL;
 	}
@@ -1517,41 +1576,81 @@ tls_attach(struct qconn *c)
 	return 0;
 }
 
+/* What ngtcp2 needs to make a connection. */
+struct conn_setup {
+	ngtcp2_cid scid;
+	ngtcp2_settings st;
+	ngtcp2_transport_params p;
+	ngtcp2_path path;
+};
+
+/* What a client and a server connection start with: allocated, its path
+ * (the connection's own addresses), its settings (small packets on a
+ * relay) and a source connection ID of ours. */
+static struct qconn *
+conn_begin(struct udp *u, struct sock *s, const struct sockaddr *remote,
+           socklen_t remotelen, int server, struct conn_setup *cs)
+{
+	struct qconn *c = conn_alloc(u, s, remote, remotelen, server);
+
+	if (c == NULL)
+		return NULL;
+	memset(&cs->path, 0, sizeof cs->path);
+	cs->path.local.addr = (struct sockaddr *)&c->local;
+	cs->path.local.addrlen = c->locallen;
+	cs->path.remote.addr = (struct sockaddr *)&c->remote;
+	cs->path.remote.addrlen = c->remotelen;
+	conn_settings(u, &cs->st, &cs->p, server);
+	if (s->relay != NULL)
+		relay_settings(&cs->st, &cs->p);
+	new_scid(u, &cs->scid);
+	return c;
+}
+
+/* ... and end with: ngtcp2's answer rv (0: c->conn made), then the TLS
+ * session. c, or NULL (freed). */
+static struct qconn *
+conn_end(struct qconn *c, int rv)
+{
+	if (rv != 0)
+		c->conn = NULL;
+	if (rv != 0 || tls_attach(c) != 0) {
+		conn_free(c);
+		return NULL;
+	}
+	return c;
+}
+
 static struct qconn *
 conn_client_new(struct udp *u, struct sock *s, const struct sockaddr *remote,
                 socklen_t remotelen, const char *keyhash)
 {
-	struct qconn *c = conn_alloc(u, s, remote, remotelen, 0);
-	ngtcp2_cid dcid, scid;
-	ngtcp2_settings st;
-	ngtcp2_transport_params p;
-	ngtcp2_path path = {
-	    {(struct sockaddr *)&s->local, s->locallen},
-	    {(struct sockaddr *)remote, remotelen},
-	    NULL,
-	};
+	ngtcp2_cid dcid;
+	struct conn_setup cs;
+	struct qconn *c = conn_begin(u, s, remote, remotelen, 0, &cs);
 
 	if (c == NULL)
 		return NULL;
 	snprintf(c->keyhash, sizeof c->keyhash, "%s", keyhash);
+	for (size_t i = 0; i < TOKENS; i++) {
+		struct token *t = &u->tokens[i];
+		if (t->len > 0 && t->tolen == c->remotelen &&
+		    memcmp(&t->to, &c->remote, c->remotelen) == 0) {
+			cs.st.token.base = t->tok; /* ngtcp2 copies it */
+			cs.st.token.len = t->len;
+			t->used = ++u->token_clock;
+			break;
+		}
+	}
 	dcid.datalen = 18;
 	rand_bytes(dcid.data, dcid.datalen);
-	new_scid(u, &scid);
-	conn_settings(u, &st, &p, 0);
-	if (s->relay != NULL)
-		relay_settings(&st, &p);
-	if (cid_add(c, &scid) != 0 ||
-	    ngtcp2_conn_client_new(&c->conn, &dcid, &scid, &path,
-	                           NGTCP2_PROTO_VER_V1, &client_callbacks, &st,
-	                           &p, NULL, c) != 0) {
-		c->conn = NULL;
-		conn_free(c);
+	c = conn_end(c, cid_add(c, &cs.scid) != 0 ||
+	                    ngtcp2_conn_client_new(
+	                        &c->conn, &dcid, &cs.scid, &cs.path,
+	                        NGTCP2_PROTO_VER_V1, &client_callbacks, &cs.st,
+	                        &cs.p, NULL, c) != 0);
+	if (c == NULL)
 		return NULL;
-	}
-	if (tls_attach(c) != 0) {
-		conn_free(c);
-		return NULL;
-	}
 	u->conns_out++;
 	u->svc->log(u->self, HL_LOG_DEBUG, "QUIC connection to %s for %.8s",
 	            c->peer, keyhash);
@@ -2401,10 +2500,8 @@ udp_dial(void *state, const char *keyhash, const char *addr, hl_dial_cb cb,
 	d->deadline = evtimer_new(u->base, dial_deadline_callback, d);
 	d->start = evtimer_new(u->base, dial_start_callback, d);
 	if (d->deadline == NULL || d->start == NULL) {
-		if (d->deadline)
-			event_free(d->deadline);
-		if (d->start)
-			event_free(d->start);
+		hl_event_free(&d->deadline);
+		hl_event_free(&d->start);
 		free(d);
 		return NULL;
 	}
@@ -2439,12 +2536,6 @@ udp_dial_cancel(void *state HL_UNUSED, struct hl_dial *d)
 }
 
 /* ---- receiving ---- */
-
-static ngtcp2_tstamp
-realtime_ns(void)
-{
-	return clock_ns(CLOCK_REALTIME);
-}
 
 static void
 send_small(struct sock *s, const struct sockaddr *to, socklen_t tolen,
@@ -2573,49 +2664,33 @@ send_retry(struct sock *s, const struct sockaddr *from, socklen_t fromlen,
 
 static struct qconn *
 conn_server_new(struct sock *s, const struct sockaddr *from, socklen_t fromlen,
-                const ngtcp2_pkt_hd *hd, const ngtcp2_cid *odcid,
+                const ngtcp2_pkt_hd *hd, const ngtcp2_cid *odcid, int retried,
                 struct host *h)
 {
 	struct udp *u = s->u;
-	struct qconn *c = conn_alloc(u, s, from, fromlen, 1);
-	ngtcp2_cid scid;
-	ngtcp2_settings st;
-	ngtcp2_transport_params p;
-	ngtcp2_path path = {
-	    {(struct sockaddr *)&s->rx_local, s->rx_locallen},
-	    {(struct sockaddr *)from, fromlen},
-	    NULL,
-	};
+	struct conn_setup cs;
+	struct qconn *c = conn_begin(u, s, from, fromlen, 1, &cs);
 
 	if (c == NULL)
 		return NULL;
 	c->host = h;
 	h->nconns++;
 	u->nhandshakes++;
-	new_scid(u, &scid);
-	conn_settings(u, &st, &p, 1);
-	if (s->relay != NULL)
-		relay_settings(&st, &p);
-	st.token = hd->token;
-	p.original_dcid = *odcid;
-	p.retry_scid = hd->dcid;
-	p.retry_scid_present = 1;
-	p.stateless_reset_token_present = 1;
-	if (ngtcp2_crypto_generate_stateless_reset_token(
-	        p.stateless_reset_token, u->secret, sizeof u->secret, &scid) !=
-	        0 ||
-	    cid_add(c, &hd->dcid) != 0 || cid_add(c, &scid) != 0 ||
-	    ngtcp2_conn_server_new(&c->conn, &hd->scid, &scid, &path,
-	                           hd->version, &server_callbacks, &st, &p,
-	                           NULL, c) != 0) {
-		c->conn = NULL;
-		conn_free(c);
+	cs.st.token = hd->token;
+	cs.p.original_dcid = *odcid;
+	cs.p.retry_scid = hd->dcid;
+	cs.p.retry_scid_present = retried;
+	cs.p.stateless_reset_token_present = 1;
+	c = conn_end(
+	    c, ngtcp2_crypto_generate_stateless_reset_token(
+	           cs.p.stateless_reset_token, u->secret, sizeof u->secret,
+	           &cs.scid) != 0 ||
+	           cid_add(c, &hd->dcid) != 0 || cid_add(c, &cs.scid) != 0 ||
+	           ngtcp2_conn_server_new(
+	               &c->conn, &hd->scid, &cs.scid, &cs.path, hd->version,
+	               &server_callbacks, &cs.st, &cs.p, NULL, c) != 0);
+	if (c == NULL)
 		return NULL;
-	}
-	if (tls_attach(c) != 0) {
-		conn_free(c);
-		return NULL;
-	}
 	u->conns_in++;
 	return c;
 }
@@ -2632,20 +2707,44 @@ accept_initial(struct sock *s, const struct sockaddr *from, socklen_t fromlen,
 	ngtcp2_cid odcid;
 	struct host *h;
 	struct qconn *c;
+	int retried = 1;
 
 	if (ngtcp2_accept(&hd, data, len) != 0) {
 		u->dropped++;
 		return;
 	}
-	if (hd.token.len == 0 ||
-	    hd.token.base[0] != NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY) {
+	if (hd.token.len > 0 &&
+	    hd.token.base[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_REGULAR) {
+		/* A NEW_TOKEN of ours for this address: validated, no
+		 * Retry. One that does not verify (old, another address)
+		 * is as none. */
+		if (ngtcp2_crypto_verify_regular_token(
+		        hd.token.base, hd.token.len, u->secret,
+		        sizeof u->secret, from, fromlen,
+		        TOKEN_VALID_SEC * NGTCP2_SECONDS, realtime_ns()) != 0) {
+			send_retry(s, from, fromlen, &hd);
+			return;
+		}
+		odcid = hd.dcid;
+		retried = 0;
+		u->tokens_ok++;
+		{
+			char a[PEER_MAX];
+			hl_sockaddr_str(from, a, sizeof a);
+			u->svc->log(
+			    u->self, HL_LOG_DEBUG,
+			    "QUIC connection from %s: address validated "
+			    "by its NEW_TOKEN (no Retry)",
+			    a);
+		}
+	} else if (hd.token.len == 0 ||
+	           hd.token.base[0] != NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY) {
 		send_retry(s, from, fromlen, &hd);
 		return;
-	}
-	if (ngtcp2_crypto_verify_retry_token(
-	        &odcid, hd.token.base, hd.token.len, u->secret,
-	        sizeof u->secret, hd.version, from, fromlen, &hd.dcid,
-	        10 * NGTCP2_SECONDS, realtime_ns()) != 0) {
+	} else if (ngtcp2_crypto_verify_retry_token(
+	               &odcid, hd.token.base, hd.token.len, u->secret,
+	               sizeof u->secret, hd.version, from, fromlen, &hd.dcid,
+	               10 * NGTCP2_SECONDS, realtime_ns()) != 0) {
 		uint8_t buf[256];
 		send_small(s, from, fromlen, buf,
 		           ngtcp2_crypto_write_connection_close(
@@ -2676,7 +2775,7 @@ accept_initial(struct sock *s, const struct sockaddr *from, socklen_t fromlen,
 		host_release(u, h);
 		return;
 	}
-	c = conn_server_new(s, from, fromlen, &hd, &odcid, h);
+	c = conn_server_new(s, from, fromlen, &hd, &odcid, retried, h);
 	if (c == NULL) {
 		host_release(u, h);
 		return;
@@ -3500,128 +3599,133 @@ hub_io_permit(void *ctx, const struct sockaddr *sa, socklen_t len)
 
 /* ---- config, init, fini ---- */
 
+/* Is one value of a list key wrong? NULL, or why (the whole message, in
+ * why). */
+typedef const char *(*item_wrong_fn)(const char *s, char *why, size_t len);
+
+/* host:port of at most max characters, a port not 0. */
+static const char *
+wrong_hostport(const char *s, size_t max)
+{
+	char host[ADDR_MAX];
+	uint16_t port;
+
+	return hl_addr_split(s, host, sizeof host, &port) != 0 || port == 0 ||
+	               strlen(s) > max
+	           ? "bad"
+	           : NULL;
+}
+
+static const char *
+wrong_advertise(const char *s, char *why, size_t len)
+{
+	if (wrong_hostport(s, 200) == NULL)
+		return NULL;
+	snprintf(why, len,
+	         "advertise: expected \"host:port\" (the UDP port "
+	         "forwarded to this node)");
+	return why;
+}
+
+static const char *
+wrong_hub(const char *s, char *why, size_t len)
+{
+	if (wrong_hostport(s, 255) == NULL)
+		return NULL;
+	snprintf(why, len,
+	         "hubs: expected \"host:port\" (a hub's UDP address)");
+	return why;
+}
+
+static const char *
+wrong_turn(const char *s, char *why, size_t len)
+{
+	struct turn_url url;
+	char err[128];
+
+	if (turn_parse_url(s, &url, err, sizeof err) == 0)
+		return NULL;
+	snprintf(why, len, "%s (expected \"turn://user:pass@host:port\")", err);
+	return why;
+}
+
+static const char *
+wrong_listen(const char *s, char *why, size_t len)
+{
+	struct sockaddr_storage ss;
+	int sslen = sizeof ss;
+
+	if (wrong_hostport(s, ADDR_MAX - 1) == NULL &&
+	    evutil_parse_sockaddr_port(s, (struct sockaddr *)&ss, &sslen) == 0)
+		return NULL;
+	snprintf(why, len,
+	         "listen: \"%s\" is not an address like \"[::]:7008\" or "
+	         "\"0.0.0.0:7008\"",
+	         s);
+	return why;
+}
+
+/* A key that takes one value (what) or a list of at most max: each value
+ * checked by wrong. The number of errors (each said at file:line:column).
+ */
+static int
+check_list(const struct hl_services *svc, struct hl_plugin *self,
+           const struct hl_conf *conf, const char *key, const char *what,
+           size_t max, item_wrong_fn wrong)
+{
+	const struct hl_conf *n = svc->conf_get(conf, key);
+	size_t cnt = hl_conf_count(svc, n);
+	int bad = 0;
+
+	if (n == NULL)
+		return 0;
+	if (cnt == 0 || cnt > max) {
+		svc->conf_error(self, n,
+		                "%s: expected %s or a list of at most %zu", key,
+		                what, max);
+		return 1;
+	}
+	for (size_t i = 0; i < cnt; i++) {
+		const struct hl_conf *it = hl_conf_at(svc, n, i);
+		const char *s = svc->conf_str(it);
+		char why[400];
+		const char *w = wrong(s ? s : "", why, sizeof why);
+		if (w != NULL) {
+			svc->conf_error(self, it, "%s", w);
+			bad++;
+		}
+	}
+	return bad;
+}
+
 static int
 check_conf(const struct hl_services *svc, struct hl_plugin *self,
            const struct hl_conf *conf)
 {
 	static const char *const allowed[] = {
 	    "listen", "idle_timeout", "advertise", "hubs", "turn", NULL};
-	const struct hl_conf *n;
 	int bad = svc->conf_check_keys(self, conf, allowed), v = 0;
-	char host[ADDR_MAX];
-	uint16_t port;
 
 	if (hl_conf_int(svc, self, conf, "idle_timeout", 2, 600, &v) != 0)
 		bad++;
-	n = svc->conf_get(conf, "advertise");
-	if (n != NULL) {
-		size_t cnt = hl_conf_count(svc, n);
-		if (cnt == 0) {
-			svc->conf_error(
-			    self, n,
-			    "advertise: expected \"host:port\" or a "
-			    "list of them");
-			bad++;
-		}
-		for (size_t i = 0; i < cnt; i++) {
-			const struct hl_conf *it = hl_conf_at(svc, n, i);
-			const char *s = svc->conf_str(it);
-			if (s == NULL ||
-			    hl_addr_split(s, host, sizeof host, &port) != 0 ||
-			    port == 0 || strlen(s) > 200) {
-				svc->conf_error(
-				    self, it,
-				    "advertise: expected \"host:port\" "
-				    "(the UDP port forwarded to this "
-				    "node)");
-				bad++;
-			}
-		}
+	bad += check_list(svc, self, conf, "advertise", "\"host:port\"", 8,
+	                  wrong_advertise);
+	bad += check_list(svc, self, conf, "hubs", "\"host:port\"",
+	                  HUBNODE_MAX_HUBS, wrong_hub); /* nat */
+	bad += check_list(svc, self, conf, "turn",
+	                  "\"turn://user:pass@host:port\"", MAX_RELAYS,
+	                  wrong_turn); /* nat */
+	if (svc->conf_get(conf, "turn") != NULL &&
+	    svc->conf_get(conf, "hubs") == NULL) {
+		svc->conf_error(self, svc->conf_get(conf, "turn"),
+		                "turn: a relayed candidate reaches peers "
+		                "through hubs: add hubs: too");
+		bad++;
 	}
-	n = svc->conf_get(conf, "hubs"); /* nat */
-	if (n != NULL) {
-		size_t cnt = hl_conf_count(svc, n);
-		if (cnt == 0 || cnt > HUBNODE_MAX_HUBS) {
-			svc->conf_error(
-			    self, n,
-			    "hubs: expected \"host:port\" or a list "
-			    "of at most %d",
-			    HUBNODE_MAX_HUBS);
-			bad++;
-			cnt = 0;
-		}
-		for (size_t i = 0; i < cnt; i++) {
-			const struct hl_conf *it = hl_conf_at(svc, n, i);
-			const char *s = svc->conf_str(it);
-			if (s == NULL ||
-			    hl_addr_split(s, host, sizeof host, &port) != 0 ||
-			    port == 0 || strlen(s) > 255) {
-				svc->conf_error(self, it,
-				                "hubs: expected \"host:port\" "
-				                "(a hub's UDP address)");
-				bad++;
-			}
-		}
-	}
-	n = svc->conf_get(conf, "turn"); /* nat */
-	if (n != NULL) {
-		size_t cnt = hl_conf_count(svc, n);
-		if (cnt == 0 || cnt > MAX_RELAYS) {
-			svc->conf_error(self, n,
-			                "turn: expected \"turn://user:pass@"
-			                "host:port\" or a list of at most %d",
-			                MAX_RELAYS);
-			bad++;
-			cnt = 0;
-		} else if (svc->conf_get(conf, "hubs") == NULL) {
-			svc->conf_error(self, n,
-			                "turn: a relayed candidate reaches "
-			                "peers through hubs: add hubs: too");
-			bad++;
-		}
-		for (size_t i = 0; i < cnt; i++) {
-			const struct hl_conf *it = hl_conf_at(svc, n, i);
-			struct turn_url url;
-			char err[128];
-			if (turn_parse_url(svc->conf_str(it), &url, err,
-			                   sizeof err) != 0) {
-				svc->conf_error(self, it,
-				                "%s (expected \"turn://user:"
-				                "pass@host:port\")",
-				                err);
-				bad++;
-			}
-		}
-	}
-	n = svc->conf_get(conf, "listen");
-	if (n != NULL) {
-		size_t cnt = hl_conf_count(svc, n);
-		if (cnt == 0 || cnt > MAX_SOCKS) {
-			svc->conf_error(self, n,
-			                "listen: expected an address like "
-			                "\"[::]:7008\" or a list of at most %d",
-			                MAX_SOCKS);
-			return -1;
-		}
-		for (size_t i = 0; i < cnt; i++) {
-			const struct hl_conf *it = hl_conf_at(svc, n, i);
-			const char *s = svc->conf_str(it);
-			struct sockaddr_storage ss;
-			int sslen = sizeof ss;
-			if (s == NULL ||
-			    hl_addr_split(s, host, sizeof host, &port) != 0 ||
-			    evutil_parse_sockaddr_port(
-			        s, (struct sockaddr *)&ss, &sslen) != 0) {
-				svc->conf_error(
-				    self, it,
-				    "listen: \"%s\" is not an address "
-				    "like \"[::]:7008\" or "
-				    "\"0.0.0.0:7008\"",
-				    s ? s : "");
-				bad++;
-			}
-		}
-	}
+	bad += check_list(svc, self, conf, "listen",
+	                  "an address like "
+	                  "\"[::]:7008\"",
+	                  MAX_SOCKS, wrong_listen);
 	return bad ? -1 : 0;
 }
 
@@ -4004,12 +4108,13 @@ udp_fini(void *state)
 	u->svc->log(u->self, HL_LOG_DEBUG,
 	            "QUIC: %lu connections accepted, %lu dialled; %lu "
 	            "streams accepted, %lu opened; %lu Retry sent, %lu "
+	            "addresses validated by a NEW_TOKEN, %lu "
 	            "stateless resets, %lu datagrams dropped, %lu refused "
 	            "over the per-address bound, %lu at the caps, %lu for an "
 	            "unknown name",
 	            u->conns_in, u->conns_out, u->streams_in, u->streams_out,
-	            u->retries, u->resets, u->dropped, u->refused_host,
-	            u->refused_full, u->refused_sni);
+	            u->retries, u->tokens_ok, u->resets, u->dropped,
+	            u->refused_host, u->refused_full, u->refused_sni);
 	free(u->rxbuf);
 	free(u);
 }

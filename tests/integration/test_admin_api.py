@@ -739,11 +739,9 @@ def case_wide_listen():
     port = {}
 
     def cfg():
-        port["p"] = hltest.free_port()
-        return {"state_dir": other.state_dir, "proxy": {"listen": "off"},
-                "plugins_strict": True,
-                "plugins": {"admin-web": {"listen": "0.0.0.0:%d" %
-                                          port["p"]}}}
+        hltest.fresh_ports(port, "p")
+        return other.base_config(plugins_strict=True, plugins={
+            "admin-web": {"listen": "0.0.0.0:%d" % port["p"]}})
     other.start(cfg, lambda c: [port["p"]])
     check(other.wait_log(r"admin-web: listening on 0\.0\.0\.0:\d+, beyond "
                          r"this machine") is not None, "the log",

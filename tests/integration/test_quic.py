@@ -224,6 +224,7 @@ def refused(name, pw, what):
 
 
 def case_endpoints():
+    """advertise: a quic:// endpoint, told and remembered, not a WANHost"""
     # advertise: becomes a typed endpoint: in the OOB field Endpoints for
     # hlcore clients (remembered in peers.cache), never in WANHosts.
     ep = "quic://127.0.0.1:%d" % ports["udp"]
@@ -241,6 +242,7 @@ def case_endpoints():
 
 
 def case_passwords():
+    """wrong and missing password: 502, backend untouched"""
     refused("auto", "wrongpassword", "a wrong password")
     refused("fixed", "", "a missing password")
     check(server.wait_log(r"auto: tunnel from .* refused: wrong password")
@@ -249,12 +251,14 @@ def case_passwords():
 
 
 def case_backend_down():
+    """backend down: 502"""
     r = fetch(ports["proxy"], host("down"), "/", timeout=t.slow(30))
     check(r.status == 502, "a service whose backend is down", "HTTP 502", r)
     check_in("closed the tunnel", r.text, "the 502 page (backend down)")
 
 
 def case_impostor():
+    """impostor refused, next candidate; 502 lists QUIC attempts"""
     # open's first candidate is the impostor: refused by the pin, then
     # the real node.
     r = fetch(ports["proxy"], host("open"), "/imp", timeout=t.slow(20))
@@ -284,6 +288,7 @@ def case_impostor():
 
 
 def case_parallel():
+    """50 parallel tunnels over one connection"""
     before = len(re.findall(r"QUIC connection to 127\.0\.0\.1:%d for %.8s" %
                             (ports["udp"], S["auto"]["hash"]),
                             client.log()))
@@ -316,6 +321,7 @@ def case_parallel():
 
 
 def case_close_both_ways():
+    """close and half-close both ways"""
     # Server to client: the backend answers and closes; the browser gets
     # every byte, then EOF.
     raw.mode = "close"
@@ -358,6 +364,7 @@ def case_close_both_ways():
 
 
 def case_slow_reader():
+    """slow reader, 128 MiB: RSS bounded on both nodes"""
     # 128 MiB read slowly for a while, then fast: neither node holds it
     # (flow control follows the reader), and every byte arrives in order.
     size = 128 << 20
@@ -419,6 +426,7 @@ def case_slow_reader():
 
 
 def case_restart():
+    """server restarted mid-transfer, then reconnects"""
     # A download under way when the server restarts: it ends (short),
     # and the next request works over a new connection.
     size = 256 << 20
@@ -480,7 +488,22 @@ def case_restart():
     print("   first request after an idle restart in %.2f s" % took)
 
 
+def case_new_token():
+    """a returning client skips the Retry round trip (NEW_TOKEN)"""
+    # The server gave the client a NEW_TOKEN at the end of its first
+    # handshake; once that connection has gone idle and closed, the next
+    # one presents it and is accepted at once.
+    r = fetch(ports["proxy"], host("auto"), "/t1", timeout=t.slow(20))
+    expect_page(r, "a GET", "/t1")
+    time.sleep(IDLE + 1.5)  # the connection times out (no tunnels)
+    r = fetch(ports["proxy"], host("auto"), "/t2", timeout=t.slow(20))
+    expect_page(r, "a GET on a new connection", "/t2")
+    server.expect_log(r"QUIC connection from 127\.0\.0\.1:\d+: address "
+                      r"validated by its NEW_TOKEN \(no Retry\)")
+
+
 def case_vanished():
+    """server vanishes: the tunnel ends within the idle timeout"""
     # An idle tunnel whose server node vanishes without a word: the
     # tunnel ends within the idle timeout (keep-alives go unanswered).
     conn = hltest.connect(ports["proxy"], timeout=t.slow(20))
@@ -508,6 +531,7 @@ def case_vanished():
 
 
 def case_both_transports():
+    """both transports: bare raced over both, quic:// to QUIC only"""
     # A node with both transports: a bare host:port goes to each (TCP and
     # UDP, same port number). Nothing listens on TCP there, so TLS is
     # refused and QUIC wins; a quic:// candidate goes to transport-udp
@@ -516,13 +540,13 @@ def case_both_transports():
     pb = {}
 
     def cfg():
-        pb["proxy"] = hltest.free_port()
-        return {"state_dir": both.state_dir, "log": {"level": "debug"},
-                "proxy": {"listen": "127.0.0.1:%d" % pb["proxy"]},
-                "plugins": {"transport-tls": {}, "transport-udp": {}},
-                "peers": {S["auto"]["hash"]: ["127.0.0.1:%d" % ports["udp"]],
-                          S["fixed"]["hash"]:
-                              ["quic://127.0.0.1:%d" % ports["udp"]]}}
+        udp = hltest.local(ports["udp"])
+        hltest.fresh_ports(pb, "proxy")
+        return both.base_config(
+            pb["proxy"], log={"level": "debug"},
+            plugins={"transport-tls": {}, "transport-udp": {}},
+            peers={S["auto"]["hash"]: [udp],
+                   S["fixed"]["hash"]: ["quic://" + udp]})
     both.start(cfg, lambda c: [pb["proxy"]])
     try:
         h = "%s-%s.localhost:%d" % (S["auto"]["pw"], S["auto"]["hash"],
@@ -547,27 +571,23 @@ def case_both_transports():
 
 
 def case_wildcard():
+    """a wildcard listener answers from the address dialled; a node reaches its own service over QUIC"""
     # A listener on "[::]:port" of a host with several addresses answers
     # from the address the client dialled (IPV6_PKTINFO; for IPv4 over the
     # dual-stack socket too): 127.0.0.2 here, which the kernel would not
     # pick as the source of an answer to 127.0.0.1 by itself.
     wild, wc = t.node("wild"), t.node("wildclient")
     pw = {"u": udp_listen_port(), "wp": hltest.free_port()}
-    wild.write_config({
-        "state_dir": wild.state_dir, "log": {"level": hltest.log_level()},
-        "proxy": {"listen": "127.0.0.1:%d" % pw["wp"]},
-        "plugins": {"transport-udp": {"listen": "[::]:%d" % pw["u"]}},
-        "services": {"w": {"target": backend.addr, "password": "none"}}})
+    wild.write_config(wild.base_config(
+        pw["wp"], plugins={"transport-udp": {"listen": "[::]:%d" % pw["u"]}},
+        services={"w": {"target": backend.addr, "password": "none"}}))
     _, kh = wild.url("w")
     wild.launch(r"QUIC on UDP", timeout=t.slow(20))
 
     def cfg():
-        pw["p"] = hltest.free_port()
-        return {"state_dir": wc.state_dir,
-                "log": {"level": hltest.log_level()},
-                "proxy": {"listen": "127.0.0.1:%d" % pw["p"]},
-                "plugins": {"transport-udp": {}},
-                "peers": {kh: ["127.0.0.2:%d" % pw["u"]]}}
+        hltest.fresh_ports(pw, "p")
+        return wc.base_config(pw["p"], plugins={"transport-udp": {}},
+                              peers={kh: ["127.0.0.2:%d" % pw["u"]]})
     wc.start(cfg, lambda c: [pw["p"]])
     try:
         expect_page(fetch(pw["p"], "-%s.localhost:%d" % (kh, pw["p"]), "/w",
@@ -586,6 +606,7 @@ def case_wildcard():
 
 
 def case_stop():
+    """nodes stop cleanly"""
     client.stop_ok()
     impostor.stop_ok()
 
@@ -594,24 +615,9 @@ t.case("bad transport-udp settings: hlcore check names each", case_bad_config)
 if t.case("three nodes start (QUIC only)", case_start):
     t.case("fetch over QUIC, password auto", case_fetch, "auto", "/")
     t.case("fetch over QUIC, password fixed", case_fetch, "fixed", "/f")
-    t.case("advertise: a quic:// endpoint, told and remembered, not a WANHost",
-           case_endpoints)
-    t.case("wrong and missing password: 502, backend untouched",
-           case_passwords)
-    t.case("backend down: 502", case_backend_down)
-    t.case("impostor refused, next candidate; 502 lists QUIC attempts",
-           case_impostor)
-    t.case("50 parallel tunnels over one connection", case_parallel)
-    t.case("close and half-close both ways", case_close_both_ways)
-    t.case("both transports: bare raced over both, quic:// to QUIC only",
-           case_both_transports)
-    t.case("a wildcard listener answers from the address dialled; "
-           "a node reaches its own service over QUIC",
-           case_wildcard)
-    t.case("slow reader, 128 MiB: RSS bounded on both nodes",
-           case_slow_reader)
-    t.case("server restarted mid-transfer, then reconnects", case_restart)
-    t.case("server vanishes: the tunnel ends within the idle timeout",
-           case_vanished)
-    t.case("nodes stop cleanly", case_stop)
+    t.cases(case_endpoints, case_passwords, case_backend_down, case_impostor,
+            case_parallel, case_close_both_ways, case_both_transports,
+            case_wildcard, case_slow_reader, case_restart, case_new_token,
+            case_vanished,
+            case_stop)
 t.finish()

@@ -33,11 +33,28 @@ static int check_passed, check_failed;
 		      g_ ? g_ : "(null)");                                     \
 	} while (0)
 
-#define CHECK_INT(got, want)                                                   \
-	do {                                                                   \
-		long g_ = (long)(got), w_ = (long)(want);                      \
-		CHECK(g_ == w_, "%s: expected %ld, got %ld", #got, w_, g_);    \
-	} while (0)
+/* CHECK_INT's check; 1 when it held, for what may be looked at only
+ * then. */
+static inline int
+check_int_(const char *file, int line, const char *what, long got, long want)
+{
+	if (got == want) {
+		check_passed++;
+		return 1;
+	}
+	check_failed++;
+	fprintf(stderr, "%s:%d: FAIL: %s: expected %ld, got %ld\n", file, line,
+	        what, want, got);
+	return 0;
+}
+
+#define CHECK_INT(got, want) ((void)CHECK_INT_OK(got, want))
+
+/* CHECK_INT, and whether it held:
+ *   if (CHECK_INT_OK(cfg->nservices, 1))
+ *       CHECK_STR(cfg->services[0].name, "web"); */
+#define CHECK_INT_OK(got, want)                                                \
+	check_int_(__FILE__, __LINE__, #got, (long)(got), (long)(want))
 
 /*
  * A copy of exactly len bytes of p on the heap, no NUL after them, so
@@ -100,6 +117,39 @@ check_read_vector(const char *name, char *out, size_t cap)
 	out[n] = '\0';
 	fclose(f);
 	return n;
+}
+
+/* hex (trailing newlines ignored) decoded into out: its length, or 0
+ * (odd, not hex, or over cap bytes). */
+static inline size_t
+check_unhex(const char *hex, unsigned char *out, size_t cap)
+{
+	size_t n = strlen(hex);
+
+	while (n > 0 && (hex[n - 1] == '\n' || hex[n - 1] == '\r'))
+		n--;
+	if (n % 2 != 0 || n / 2 > cap)
+		return 0;
+	for (size_t i = 0; i < n / 2; i++) {
+		unsigned v;
+		if (sscanf(hex + 2 * i, "%2x", &v) != 1 ||
+		    strchr("0123456789abcdefABCDEF", hex[2 * i]) == NULL ||
+		    strchr("0123456789abcdefABCDEF", hex[2 * i + 1]) == NULL)
+			return 0;
+		out[i] = (unsigned char)v;
+	}
+	return n / 2;
+}
+
+/* A step the tests cannot do without (sodium_init() >= 0, say): when it
+ * failed, say so and exit 1 before any test runs. */
+static inline void
+check_setup(int ok, const char *what)
+{
+	if (!ok) {
+		printf("FAIL: %s\n", what);
+		exit(1);
+	}
 }
 
 static inline int

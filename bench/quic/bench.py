@@ -46,6 +46,9 @@ LOSS = os.environ.get("LOSS", "")
 PARTS = os.environ.get("BENCH_PARTS", "bulk rps fb idle").split()
 SRV, CLI = "10.88.0.1", "10.88.0.2"
 PORTS = {"tls": 7101, "quic": 7102}
+# KINDS=quic: one path only (to profile it; no ratios then)
+PORTS = {k: v for k, v in PORTS.items()
+         if k in os.environ.get("KINDS", "tls quic").split()}
 
 
 def nofile_max():
@@ -139,6 +142,8 @@ http {
                                            r"listening on \[::\]:7008"])
     clients = {}
     for kind, plugin in (("tls", "transport-tls"), ("quic", "transport-udp")):
+        if kind not in PORTS:
+            continue
         cfg = hltest.write_yaml(os.path.join(tmp, "cli-%s.yaml" % kind), {
             "state_dir": os.path.join(tmp, "cli-%s-state" % kind),
             "log": {"level": "info"},
@@ -242,6 +247,8 @@ http {
     for p in clients.values():
         lab.stop(p)
 
+    if len(PORTS) < 2:
+        return
     q, t = res["quic"], res["tls"]
     print()
     print("| figure | transport-tls | transport-udp (QUIC) | QUIC/TLS | "

@@ -182,6 +182,7 @@ struct qstream {
 	unsigned acked : 1; /* the peer acknowledged some of it */
 	unsigned moved : 1; /* carried over to a new connection once */
 	unsigned unopened : 1; /* moved, waiting for its new stream ID */
+	unsigned full : 1; /* holds TX_HOLD: the pair's reading is off */
 	struct qstream *next, **prevp; /* the connection's streams */
 	struct qstream *rnext; /* the connection's ready list */
 };
@@ -948,6 +949,11 @@ stream_pull(struct qstream *st)
 		return;
 	in = bufferevent_get_input(st->mine);
 	if (st->write_shut || st->ngclosed) {
+		/* Nothing more goes out: what the core writes is dropped. */
+		if (st->full) {
+			st->full = 0;
+			bufferevent_enable(st->mine, EV_READ);
+		}
 		evbuffer_drain(in, evbuffer_get_length(in));
 		return;
 	}
@@ -978,6 +984,15 @@ stream_pull(struct qstream *st)
 		st->tx_len += (size_t)n;
 		st->tx_total += (size_t)n;
 		added = 1;
+	}
+	if (st->tx_len >= TX_HOLD && !st->full) {
+		/* Full: stop reading the pair until acknowledgements free
+		 * TX_PULL_ROOM. Left on, libevent 2.1 runs this callback
+		 * again and again while the pair's input stays at its high
+		 * watermark (bufferevent_inbuf_wm_check): a busy loop that
+		 * took most of the CPU of a bulk transfer. */
+		st->full = 1;
+		bufferevent_disable(st->mine, EV_READ);
 	}
 	if (st->core_gone && st->mine != NULL && evbuffer_get_length(in) == 0) {
 		bufferevent_free(st->mine);
@@ -1223,8 +1238,13 @@ acked_stream_data_offset(ngtcp2_conn *conn HL_UNUSED, int64_t id HL_UNUSED,
 		}
 	}
 	/* Room again: take more from the core, in a useful amount. */
-	if (st->tx_len + TX_PULL_ROOM <= TX_HOLD)
+	if (st->tx_len + TX_PULL_ROOM <= TX_HOLD) {
+		if (st->full && st->mine != NULL) {
+			st->full = 0;
+			bufferevent_enable(st->mine, EV_READ);
+		}
 		stream_pull(st);
+	}
 	return 0;
 }
 
@@ -1247,6 +1267,7 @@ stream_close_cb(ngtcp2_conn *conn, uint32_t flags HL_UNUSED, int64_t id,
 	    bufferevent_pair_get_partner(st->mine) != NULL &&
 	    evbuffer_get_length(bufferevent_get_output(st->mine)) > 0) {
 		st->fin_rx = 1;
+		stream_pull(st); /* drops what the core still writes */
 		return 0;
 	}
 	stream_free(st);
@@ -1281,6 +1302,7 @@ stream_stop_sending_cb(ngtcp2_conn *conn, int64_t id,
 	st->write_shut = 1;
 	ready_drop(st->c, st);
 	ngtcp2_conn_shutdown_stream_write(conn, id, 0);
+	stream_pull(st); /* drops what the core still writes */
 	return 0;
 }
 
@@ -1800,6 +1822,7 @@ conn_write(struct qconn *c)
 			    n == NGTCP2_ERR_STREAM_NOT_FOUND) {
 				st->write_shut = 1;
 				ready_drop(c, st);
+				stream_pull(st); /* drops the core's bytes */
 				continue;
 			}
 			conn_error_text(c, (int)n);

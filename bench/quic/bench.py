@@ -7,9 +7,10 @@ serving it with both transports listening on [::]:7008 (TCP and UDP). In
 cli: two hlcore clients, one with transport-tls only (proxy :7101), one
 with transport-udp only (proxy :7102), each with a peers: entry for srv.
 
-  1. bulk: a BULK_MIB download through each proxy (curl), best of
-     BULK_RUNS; and the CPU seconds per GiB of the pair (client + server
-     hlcore, user + system, over all runs).
+  1. bulk: a BULK_MIB download through each proxy (curl), the two paths
+     taking turns, best of BULK_RUNS (every run is printed); and the CPU
+     seconds per GiB of the pair (client + server hlcore, user + system,
+     over all runs).
   2. keep-alive requests/s of the small file (wrk, WRK_CONNS connections).
   3. first byte of a new tunnel: a new browser connection per request
      (curl), so a new tunnel each: over TLS a fresh TCP + TLS handshake,
@@ -19,6 +20,12 @@ with transport-udp only (proxy :7102), each with a peers: entry for srv.
      the server node and of both, per tunnel.
 
 Prints every figure and the ratios against the targets of issue 10.
+
+Environment: BULK_MIB, BULK_RUNS, WRK_SECONDS, WRK_CONNS, FB_RUNS,
+IDLE_CONNS; BENCH_PARTS (a subset of "bulk rps fb idle"); LOSS (e.g.
+"1%": that share of the packets each node receives is dropped, see
+below); KINDS=quic (or tls: one path only, e.g. to profile it; no
+ratios).
 """
 import os
 import re
@@ -222,7 +229,8 @@ http {
     idle = os.path.join(here, "..", "idle_conns.py")
     # QUIC first: the server node is shared, and memory the other path
     # freed would otherwise be reused and make QUIC look smaller.
-    for kind in ("quic", "tls") if "idle" in PARTS else ():
+    for kind in [k for k in ("quic", "tls") if k in PORTS and
+                 "idle" in PARTS]:
         time.sleep(1)
         r0 = (hltest.rss_kib(clients[kind].pid), hltest.rss_kib(srv.pid))
         p = lab.spawn("cli", [sys.executable, idle, "--deadline=120",

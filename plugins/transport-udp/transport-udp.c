@@ -111,7 +111,8 @@
 #define PAIR_READ_HIGH (64 * 1024)
 /* Acknowledgements free a little room at a time: take more from the core
  * only once this much is free, not a few hundred bytes per ACK (each one
- * a round of pair callbacks: the CPU of a lossy bulk transfer went there). */
+ * a round of pair callbacks); a full stream's pair is not read until then
+ * (stream_pull). */
 #define TX_PULL_ROOM (64 * 1024)
 #define CHUNK_SIZE (16 * 1024)
 /* How long this node may hold back an ACK (the default is 25 ms). With

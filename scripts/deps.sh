@@ -12,7 +12,7 @@ test=(clang libclang-rt-14-dev clang-format iproute2 procps
 	iptables miniupnpd-iptables miniupnpc yggdrasil chromium nodejs npm
 	dhtnode openssh-server openssh-client netcat-openbsd coturn
 	python3-cryptography)
-bench=(nginx-light stunnel4 wrk)
+bench=(nginx-light stunnel4 wrk ethtool iptables)
 
 want=()
 for step in "$@"; do

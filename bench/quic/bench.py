@@ -7,9 +7,10 @@ serving it with both transports listening on [::]:7008 (TCP and UDP). In
 cli: two hlcore clients, one with transport-tls only (proxy :7101), one
 with transport-udp only (proxy :7102), each with a peers: entry for srv.
 
-  1. bulk: a BULK_MIB download through each proxy (curl), best of
-     BULK_RUNS; and the CPU seconds per GiB of the pair (client + server
-     hlcore, user + system, over all runs).
+  1. bulk: a BULK_MIB download through each proxy (curl), the two paths
+     taking turns, best of BULK_RUNS (every run is printed); and the CPU
+     seconds per GiB of the pair (client + server hlcore, user + system,
+     over all runs).
   2. keep-alive requests/s of the small file (wrk, WRK_CONNS connections).
   3. first byte of a new tunnel: a new browser connection per request
      (curl), so a new tunnel each: over TLS a fresh TCP + TLS handshake,
@@ -19,6 +20,12 @@ with transport-udp only (proxy :7102), each with a peers: entry for srv.
      the server node and of both, per tunnel.
 
 Prints every figure and the ratios against the targets of issue 10.
+
+Environment: BULK_MIB, BULK_RUNS, WRK_SECONDS, WRK_CONNS, FB_RUNS,
+IDLE_CONNS; BENCH_PARTS (a subset of "bulk rps fb idle"); LOSS (e.g.
+"1%": that share of the packets each node receives is dropped, see
+below); KINDS=quic (or tls: one path only, e.g. to profile it; no
+ratios).
 """
 import os
 import re
@@ -38,8 +45,17 @@ WRK_SECONDS = int(os.environ.get("WRK_SECONDS", "10"))
 WRK_CONNS = int(os.environ.get("WRK_CONNS", "32"))
 FB_RUNS = int(os.environ.get("FB_RUNS", "51"))
 IDLE_CONNS = int(os.environ.get("IDLE_CONNS", "1000"))
+# LOSS: a share of the packets each node receives is dropped (e.g. "1%",
+# each direction; iptables' statistic match on INPUT: this kernel has no
+# netem). Segmentation offload is then turned off on the veth, so that the
+# loss hits single packets (1500 bytes), not whole 64 KiB GSO/TSO batches.
+LOSS = os.environ.get("LOSS", "")
+PARTS = os.environ.get("BENCH_PARTS", "bulk rps fb idle").split()
 SRV, CLI = "10.88.0.1", "10.88.0.2"
 PORTS = {"tls": 7101, "quic": 7102}
+# KINDS=quic: one path only (to profile it; no ratios then)
+PORTS = {k: v for k, v in PORTS.items()
+         if k in os.environ.get("KINDS", "tls quic").split()}
 
 
 def nofile_max():
@@ -57,7 +73,8 @@ def cpu_seconds(pid):
 
 def main():
     hlcore = sys.argv[1]
-    why = netlab.usable(("nginx", "curl", "wrk"))
+    why = netlab.usable(("nginx", "curl", "wrk") +
+                        (("ethtool", "iptables-legacy") if LOSS else ()))
     if why:
         raise SystemExit("bench: %s" % why)
     lab = netlab.Net()
@@ -69,6 +86,15 @@ def main():
            "up" % SRV)
     lab.sh("cli", "ip addr add %s/24 dev eth0; ip link set eth0 mtu 1500 "
            "up" % CLI)
+    if LOSS:
+        p = float(LOSS.rstrip("%")) / 100
+        for h in ("srv", "cli"):
+            lab.sh(h, "ethtool -K eth0 tso off gso off gro off "
+                   "tx-udp-segmentation off >/dev/null; "
+                   "iptables-legacy -A INPUT -i eth0 -m statistic "
+                   "--mode random --probability %g -j DROP" % p)
+        print("loss: %s of the packets received, each direction" % LOSS,
+              flush=True)
 
     www = os.path.join(tmp, "www")
     os.makedirs(os.path.join(tmp, "ngx-tmp"), exist_ok=True)
@@ -123,6 +149,8 @@ http {
                                            r"listening on \[::\]:7008"])
     clients = {}
     for kind, plugin in (("tls", "transport-tls"), ("quic", "transport-udp")):
+        if kind not in PORTS:
+            continue
         cfg = hltest.write_yaml(os.path.join(tmp, "cli-%s.yaml" % kind), {
             "state_dir": os.path.join(tmp, "cli-%s-state" % kind),
             "log": {"level": "info"},
@@ -149,26 +177,30 @@ http {
     for kind in PORTS:  # warm up: the QUIC connection stands afterwards
         curl(kind, "/small.txt", "%{http_code}")
 
-    # 1. bulk
-    for kind in PORTS:
-        best, cpu, total = 0.0, 0.0, 0
-        for _ in range(BULK_RUNS):
+    # 1. bulk, the two paths taking turns (both see the same machine load)
+    bulk = {k: {"runs": [], "cpu": 0.0, "total": 0} for k in PORTS}
+    for _ in range(BULK_RUNS if "bulk" in PARTS else 0):
+        for kind in PORTS:
+            b = bulk[kind]
             c0 = cpu_seconds(clients[kind].pid) + cpu_seconds(srv.pid)
             out = curl(kind, "/big.bin", "%{size_download} %{time_total}")
             c1 = cpu_seconds(clients[kind].pid) + cpu_seconds(srv.pid)
             size, secs = out.split()
             if int(size) != BULK_MIB << 20:
                 raise SystemExit("bench: %s: %s bytes" % (kind, size))
-            best = max(best, int(size) / 1048576 / float(secs))
-            cpu += c1 - c0
-            total += int(size)
-        res[kind]["bulk"] = best
-        res[kind]["cpu"] = cpu / (total / (1 << 30))
-        print("bulk %-4s %8.1f MiB/s  %5.2f CPU s/GiB (pair)" %
-              (kind, best, res[kind]["cpu"]), flush=True)
+            b["runs"].append(int(size) / 1048576 / float(secs))
+            b["cpu"] += c1 - c0
+            b["total"] += int(size)
+    for kind in PORTS if "bulk" in PARTS else ():
+        b = bulk[kind]
+        res[kind]["bulk"] = max(b["runs"])
+        res[kind]["cpu"] = b["cpu"] / (b["total"] / (1 << 30))
+        print("bulk %-4s %8.1f MiB/s  %5.2f CPU s/GiB (pair)  runs: %s" %
+              (kind, res[kind]["bulk"], res[kind]["cpu"],
+               " ".join("%.0f" % r for r in b["runs"])), flush=True)
 
     # 2. keep-alive requests/s
-    for kind in PORTS:
+    for kind in PORTS if "rps" in PARTS else ():
         rc, out, err = lab.run("cli", [
             "wrk", "-t2", "-c%d" % WRK_CONNS, "-d%ds" % WRK_SECONDS, "-H",
             "Host: %s" % host(kind),
@@ -183,11 +215,11 @@ http {
     # 3. first byte of a new tunnel (interleaved, so both see the same
     # machine load)
     fb = {k: [] for k in PORTS}
-    for _ in range(FB_RUNS):
+    for _ in range(FB_RUNS if "fb" in PARTS else 0):
         for kind in PORTS:
             fb[kind].append(float(curl(kind, "/small.txt",
                                        "%{time_starttransfer}")) * 1000)
-    for kind in PORTS:
+    for kind in PORTS if "fb" in PARTS else ():
         res[kind]["fb"] = statistics.median(fb[kind])
         print("first byte %-4s %6.2f ms (median of %d; p90 %.2f)" %
               (kind, res[kind]["fb"], FB_RUNS,
@@ -197,7 +229,8 @@ http {
     idle = os.path.join(here, "..", "idle_conns.py")
     # QUIC first: the server node is shared, and memory the other path
     # freed would otherwise be reused and make QUIC look smaller.
-    for kind in ("quic", "tls"):
+    for kind in [k for k in ("quic", "tls") if k in PORTS and
+                 "idle" in PARTS]:
         time.sleep(1)
         r0 = (hltest.rss_kib(clients[kind].pid), hltest.rss_kib(srv.pid))
         p = lab.spawn("cli", [sys.executable, idle, "--deadline=120",
@@ -222,23 +255,28 @@ http {
     for p in clients.values():
         lab.stop(p)
 
+    if len(PORTS) < 2:
+        return
     q, t = res["quic"], res["tls"]
     print()
     print("| figure | transport-tls | transport-udp (QUIC) | QUIC/TLS | "
           "target | met |")
     print("| --- | --- | --- | --- | --- | --- |")
-    rows = [
-        ("bulk MiB/s", t["bulk"], q["bulk"], ">= 0.6x",
-         q["bulk"] >= 0.6 * t["bulk"]),
-        ("CPU s/GiB, pair", t["cpu"], q["cpu"], "", None),
-        ("keep-alive req/s", t["rps"], q["rps"], "", None),
-        ("first byte of a new tunnel, ms", t["fb"], q["fb"], "<= 0.5x",
-         q["fb"] <= 0.5 * t["fb"]),
-        ("RSS per idle tunnel, server node, B", t["rss"][1], q["rss"][1],
-         "QUIC <= 4096 B", q["rss"][1] <= 4096),
-        ("RSS per idle tunnel, client node, B", t["rss"][0], q["rss"][0],
-         "QUIC <= 4096 B", q["rss"][0] <= 4096),
-    ]
+    rows = []
+    if "bulk" in PARTS:
+        rows += [("bulk MiB/s", t["bulk"], q["bulk"], ">= 0.6x",
+                  q["bulk"] >= 0.6 * t["bulk"]),
+                 ("CPU s/GiB, pair", t["cpu"], q["cpu"], "", None)]
+    if "rps" in PARTS:
+        rows += [("keep-alive req/s", t["rps"], q["rps"], "", None)]
+    if "fb" in PARTS:
+        rows += [("first byte of a new tunnel, ms", t["fb"], q["fb"],
+                  "<= 0.5x", q["fb"] <= 0.5 * t["fb"])]
+    if "idle" in PARTS:
+        rows += [("RSS per idle tunnel, server node, B", t["rss"][1],
+                  q["rss"][1], "QUIC <= 4096 B", q["rss"][1] <= 4096),
+                 ("RSS per idle tunnel, client node, B", t["rss"][0],
+                  q["rss"][0], "QUIC <= 4096 B", q["rss"][0] <= 4096)]
     for name, a, b, target, met in rows:
         print("| %s | %.2f | %.2f | %.2fx | %s | %s |" %
               (name, a, b, b / a if a else 0, target,

@@ -219,8 +219,6 @@ void hl__identity_clear(struct hl__identity *id);
 /* "http://<pw>-<hash>.localhost:<port>/" into out. */
 void hl__identity_url(const struct hl__identity *id, int proxy_port, char *out,
                       size_t outlen);
-/* Constant-time string equality (lengths may differ). */
-int hl__ct_streq(const char *a, const char *b);
 
 /* ---- host.c: the browser side's Host header ---- */
 

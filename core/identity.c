@@ -84,22 +84,6 @@ hl__password_valid(const char *s)
 	return 1;
 }
 
-int
-hl__ct_streq(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b), n = la > lb ? la : lb;
-	volatile unsigned char d = 0;
-
-	/* Every byte up to the longer length is looked at, whatever differs
-	 * and wherever; only the lengths themselves are not hidden. */
-	for (size_t i = 0; i < n; i++) {
-		unsigned char x = i < la ? (unsigned char)a[i] : 0;
-		unsigned char y = i < lb ? (unsigned char)b[i] : 0;
-		d |= x ^ y;
-	}
-	return (d | (la != lb)) == 0;
-}
-
 void
 hl__identity_url(const struct hl__identity *id, int proxy_port, char *out,
                  size_t outlen)

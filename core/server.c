@@ -280,7 +280,7 @@ connect_backend(struct incoming *in)
 static void
 check_password(struct incoming *in)
 {
-	int ok = hl__ct_streq(in->password, in->id->password);
+	int ok = hl_ct_streq(in->password, in->id->password);
 
 	sodium_memzero(in->password, sizeof in->password);
 	if (ok) {

@@ -23,6 +23,7 @@
 
 #include "dht-endpoints.h"
 #include "dht-value.h"
+#include "fuzz-proxy.h"
 
 /* The test vector's certificate and key: public on purpose. */
 static const char cert_pem[] =
@@ -154,15 +155,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 0:
 		check_record(data + 1, size - 1);
 		break;
-	case 1: {
-		long n = dht_proxy_line((const char *)data + 1, size - 1, buf,
-		                        sizeof buf);
-		if (n > (long)sizeof buf)
-			__builtin_trap();
-		if (n >= 0)
-			check_record(buf, (size_t)n);
+	case 1:
+		fuzz_proxy_line(data + 1, size - 1, buf, sizeof buf,
+		                check_record);
 		break;
-	}
 	default:
 		check_text(data + 1, size - 1);
 	}

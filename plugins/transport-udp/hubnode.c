@@ -189,20 +189,6 @@ struct hubpunch {
 	struct hubpunch *next, **prevp;
 };
 
-static void
-rand_fill(void *p, size_t n)
-{
-	uint8_t *b = p;
-
-	while (n > 0) {
-		ssize_t r = getrandom(b, n, 0);
-		if (r <= 0)
-			continue;
-		b += r;
-		n -= (size_t)r;
-	}
-}
-
 static int
 hex_to_raw(const char *hex, uint8_t out[20])
 {
@@ -331,7 +317,7 @@ reg_challenge(struct reg *r)
 		reg_arm(r, 30000);
 		return;
 	}
-	rand_fill(r->txid, sizeof r->txid);
+	hl_random(r->txid, sizeof r->txid);
 	n = hubclient_challenge_req(buf, sizeof buf, r->txid, r->keyhash);
 	send_to(hn, r->sock, (struct sockaddr *)&r->hub->ss, r->hub->sslen, buf,
 	        n);
@@ -356,7 +342,7 @@ reg_keepalive(struct reg *r)
 	nc =
 	    node_cands(hn, r->hub->ss.ss_family, port, cands, HUBMSG_CANDS_MAX);
 	r->cands_gen = hn->cands_gen;
-	rand_fill(r->txid, sizeof r->txid);
+	hl_random(r->txid, sizeof r->txid);
 	n = hubclient_keepalive(buf, sizeof buf, r->txid, r->keyhash, r->token,
 	                        cands, nc);
 	send_to(r->hn, r->sock, (struct sockaddr *)&r->hub->ss, r->hub->sslen,
@@ -421,7 +407,7 @@ reg_input(struct reg *r, const struct hubmsg *m)
 		nc = node_cands(hn, r->hub->ss.ss_family, port, cands,
 		                HUBMSG_CANDS_MAX);
 		r->cands_gen = hn->cands_gen;
-		rand_fill(r->txid, sizeof r->txid);
+		hl_random(r->txid, sizeof r->txid);
 		n = hubclient_register(buf, sizeof buf, r->txid, r->keyhash,
 		                       m->nonce, r->id->cert_der,
 		                       r->id->cert_der_len, r->id->key_pem,
@@ -626,7 +612,7 @@ spray_ports(const struct hubmsg_addr *cands, size_t n, const uint8_t *skip,
 	uint16_t known[HUBMSG_CANDS_MAX + 1];
 	size_t nk = 0;
 
-	rand_fill(ports, BDAY_PER_TICK * sizeof *ports);
+	hl_random(ports, BDAY_PER_TICK * sizeof *ports);
 	for (size_t i = 0; i < BDAY_PER_TICK; i++)
 		ports[i] = (uint16_t)(1024 + ports[i] % (65536 - 1024));
 	if (*predicted || n == 0)
@@ -872,7 +858,7 @@ punch_lookup(struct hubpunch *p)
 	size_t nc, n;
 	struct timeval tv = {0, LOOKUP_WAIT_MS * 1000};
 
-	rand_fill(p->txids[p->ntx], HUBMSG_TXID_LEN);
+	hl_random(p->txids[p->ntx], HUBMSG_TXID_LEN);
 	nc = node_cands(p->hn, p->hub_ss.ss_family, p->port, cands,
 	                HUBMSG_CANDS_MAX);
 	n = hubclient_lookup(buf, sizeof buf, p->txids[p->ntx], p->keyhash,

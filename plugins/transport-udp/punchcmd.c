@@ -150,28 +150,24 @@ static void
 answer_read(struct bufferevent *bev, void *arg)
 {
 	struct pc *pc = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
 	struct punchctl m;
-	size_t n;
-	char *line;
+	int rc;
 
 	if (pc->answered || pc->over)
 		return;
-	line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF);
-	if (line == NULL) {
-		if (evbuffer_get_length(in) > PUNCHCTL_LINE_MAX)
-			over(pc, 1, "the service's node sent a line too long");
+	rc = punchsess_next_line(bufferevent_get_input(bev), &m);
+	if (rc == 0)
+		return;
+	if (rc == PUNCHSESS_LONG) {
+		over(pc, 1, "the service's node sent a line too long");
 		return;
 	}
-	if (punchctl_parse(line, n, &m) != 0 ||
-	    (m.type != PUNCHCTL_OK && m.type != PUNCHCTL_NO)) {
-		free(line);
+	if (rc < 0 || (m.type != PUNCHCTL_OK && m.type != PUNCHCTL_NO)) {
 		over(pc, 1,
 		     "the service's node answered something else than "
 		     "OK or NO");
 		return;
 	}
-	free(line);
 	if (m.type == PUNCHCTL_NO) {
 		char w[400];
 		if (strcmp(m.text, "password") == 0)

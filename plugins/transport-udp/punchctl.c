@@ -27,20 +27,6 @@ punchctl_kind_parse(const char *s, size_t len)
 	return 0;
 }
 
-int
-punchctl_ct_streq(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b), n = la > lb ? la : lb;
-	volatile unsigned char d = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		unsigned char x = i < la ? (unsigned char)a[i] : 0;
-		unsigned char y = i < lb ? (unsigned char)b[i] : 0;
-		d |= x ^ y;
-	}
-	return (d | (la != lb)) == 0;
-}
-
 static int
 is_pw_char(char c)
 {

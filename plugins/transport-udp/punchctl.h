@@ -64,9 +64,6 @@ size_t punchctl_format(const struct punchctl *m, char *out, size_t cap);
 int punchctl_label(const char *label, char password[PUNCHCTL_PASSWORD_MAX + 1],
                    char keyhash[41]);
 
-/* a and b equal, in a time that depends only on their lengths. */
-int punchctl_ct_streq(const char *a, const char *b);
-
 /* "host", "srflx", "mapped", "relay", or NULL; and back (0: unknown). */
 const char *punchctl_kind_name(uint8_t kind);
 uint8_t punchctl_kind_parse(const char *s, size_t len);

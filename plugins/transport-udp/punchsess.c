@@ -116,20 +116,6 @@ struct punchsess {
 
 static void finish(struct punchsess *s, const char *why);
 
-static void
-rand_fill(void *p, size_t n)
-{
-	uint8_t *b = p;
-
-	while (n > 0) {
-		ssize_t r = getrandom(b, n, 0);
-		if (r <= 0)
-			continue;
-		b += r;
-		n -= (size_t)r;
-	}
-}
-
 static void slog(struct punchsess *s, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -521,7 +507,7 @@ birthday(struct punchsess *s)
 	/* A round later than the sockets' first probes. */
 	if (s->rounds - BDAY_AFTER < 1)
 		return;
-	rand_fill(ports, sizeof ports);
+	hl_random(ports, sizeof ports);
 	for (int i = 0; i < BDAY_PER_TICK && s->sprayed < SPRAY_MAX; i++) {
 		struct hubmsg_addr a = *to;
 		if (s->conf.spray_rate != NULL &&
@@ -686,29 +672,42 @@ ctl_line(struct punchsess *s, const struct punchctl *m)
 	}
 }
 
+int
+punchsess_next_line(struct evbuffer *in, struct punchctl *m)
+{
+	size_t n;
+	char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF);
+	int rc;
+
+	if (line == NULL)
+		return evbuffer_get_length(in) > PUNCHCTL_LINE_MAX
+		           ? PUNCHSESS_LONG
+		           : 0;
+	rc = punchctl_parse(line, n, m) == 0 ? 1 : PUNCHSESS_BAD;
+	memset(line, 0, n);
+	free(line);
+	return rc;
+}
+
 static void
 ctl_read(struct punchsess *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->ctl);
 
 	while (s->state != S_OVER) {
-		size_t n;
-		char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF);
 		struct punchctl m;
+		int rc = punchsess_next_line(in, &m);
 
-		if (line == NULL) {
-			if (evbuffer_get_length(in) > PUNCHCTL_LINE_MAX)
-				finish(s, "the other side sent a line too "
-				          "long on the control stream");
+		if (rc == 0)
+			return;
+		if (rc < 0) {
+			finish(s, rc == PUNCHSESS_LONG
+			              ? "the other side sent a line too long "
+			                "on the control stream"
+			              : "the other side sent a malformed line "
+			                "on the control stream");
 			return;
 		}
-		if (punchctl_parse(line, n, &m) != 0) {
-			free(line);
-			finish(s, "the other side sent a malformed line on "
-			          "the control stream");
-			return;
-		}
-		free(line);
 		ctl_line(s, &m);
 	}
 }

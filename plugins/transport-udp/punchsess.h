@@ -96,4 +96,14 @@ int punch_spawn(const struct punch_path *path, char *const argv[],
                 const char *role, const char *keyhash, const char *service,
                 int own_group, pid_t *pid, char *err, size_t errlen);
 
+/* The next line of a control stream in `in`, parsed into *m: 1; 0 when
+ * no whole line is there yet; PUNCHSESS_LONG when over PUNCHCTL_LINE_MAX
+ * bytes came without one; PUNCHSESS_BAD when the line does not parse.
+ * The line's bytes are wiped (a HELLO holds the password). */
+#define PUNCHSESS_LONG (-1)
+#define PUNCHSESS_BAD (-2)
+struct evbuffer;
+struct punchctl;
+int punchsess_next_line(struct evbuffer *in, struct punchctl *m);
+
 #endif /* HL_PUNCHSESS_H */

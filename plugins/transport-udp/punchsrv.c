@@ -309,7 +309,7 @@ hello(struct psrv *w, const struct punchctl *m)
 	             id->password != NULL
 	         ? id->password
 	         : "";
-	if (!punchctl_ct_streq(m->password, pw)) {
+	if (!hl_ct_streq(m->password, pw)) {
 		struct timeval tv = hl_timeval_ms(WRONG_PASSWORD_MS);
 		ps->refused_password++;
 		ps->svc->log(ps->self, HL_LOG_INFO,
@@ -351,29 +351,24 @@ static void
 read_callback(struct bufferevent *bev, void *arg)
 {
 	struct psrv *w = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
 	struct punchctl m;
-	size_t n;
-	char *line;
+	int rc;
 
 	if (w->state != W_HELLO)
 		return;
-	line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF);
-	if (line == NULL) {
-		if (evbuffer_get_length(in) > PUNCHCTL_LINE_MAX)
-			psrv_free(w);
+	rc = punchsess_next_line(bufferevent_get_input(bev), &m);
+	if (rc == 0)
+		return;
+	if (rc == PUNCHSESS_LONG) {
+		psrv_free(w);
 		return;
 	}
-	if (punchctl_parse(line, n, &m) != 0 || m.type != PUNCHCTL_HELLO) {
-		free(line);
+	if (rc < 0 || m.type != PUNCHCTL_HELLO) {
 		w->ps->svc->log(w->ps->self, HL_LOG_DEBUG,
 		                "punch from %s: not a HELLO: closed", w->peer);
 		psrv_free(w);
 		return;
 	}
-	/* the password is in line: wipe it */
-	memset(line, 0, n);
-	free(line);
 	hello(w, &m);
 	memset(&m, 0, sizeof m);
 }

@@ -183,22 +183,11 @@ test_labels(void)
 	      "another domain");
 }
 
-static void
-test_ct(void)
-{
-	CHECK(punchctl_ct_streq("", ""), "empty");
-	CHECK(punchctl_ct_streq("abc", "abc"), "equal");
-	CHECK(!punchctl_ct_streq("abc", "abd"), "differ");
-	CHECK(!punchctl_ct_streq("abc", "ab"), "prefix");
-	CHECK(!punchctl_ct_streq("", "a"), "empty and one");
-}
-
 int
 main(void)
 {
 	test_vectors();
 	test_refused();
 	test_labels();
-	test_ct();
 	return check_done();
 }

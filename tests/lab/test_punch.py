@@ -233,9 +233,15 @@ def case_forbidden():
           (rc, out, err))
     check_in("does not allow punch", err, "its error")
     check_in("punch:", err, "its error")
+    neither_ran(cdir, runs, r"punch from .* for service nopunch: refused")
+
+
+def neither_ran(cdir, runs, service_says):
+    """After a refused or failed punch: the client's command did not run,
+    the service's log says why (service_says), its command did not run."""
     check(not os.listdir(cdir), "the client's command", "not run",
           os.listdir(cdir))
-    S["srv"].expect_log(r"punch from .* for service nopunch: refused")
+    S["srv"].expect_log(service_says)
     check(service_runs() == runs, "the service's command", "not run",
           service_runs())
 
@@ -284,11 +290,7 @@ def case_no_path():
              "(the service's host candidate, its only one)")
     check_in("no answer to", err, "its error")
     check(secs < 30, "the time it took", "under 30 s", secs)
-    check(not os.listdir(cdir), "the client's command", "not run",
-          os.listdir(cdir))
-    S["srv"].expect_log(r"punch from .* for service web: no path")
-    check(service_runs() == runs, "the service's command", "not run",
-          service_runs())
+    neither_ran(cdir, runs, r"punch from .* for service web: no path")
 
 
 def case_usage():

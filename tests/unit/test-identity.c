@@ -119,13 +119,13 @@ test_passwords(void)
 static void
 test_ct_streq(void)
 {
-	CHECK_INT(hl__ct_streq("", ""), 1);
-	CHECK_INT(hl__ct_streq("abc", "abc"), 1);
-	CHECK_INT(hl__ct_streq("abc", "abd"), 0);
-	CHECK_INT(hl__ct_streq("abc", "ab"), 0);
-	CHECK_INT(hl__ct_streq("ab", "abc"), 0);
-	CHECK_INT(hl__ct_streq("", "a"), 0);
-	CHECK_INT(hl__ct_streq("xbc", "abc"), 0);
+	CHECK_INT(hl_ct_streq("", ""), 1);
+	CHECK_INT(hl_ct_streq("abc", "abc"), 1);
+	CHECK_INT(hl_ct_streq("abc", "abd"), 0);
+	CHECK_INT(hl_ct_streq("abc", "ab"), 0);
+	CHECK_INT(hl_ct_streq("ab", "abc"), 0);
+	CHECK_INT(hl_ct_streq("", "a"), 0);
+	CHECK_INT(hl_ct_streq("xbc", "abc"), 0);
 }
 
 static void

@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -648,6 +649,38 @@ hl_conf_int(const struct hl_services *svc, struct hl_plugin *self,
 	}
 	*out = (int)v;
 	return 0;
+}
+
+/* n random bytes (getrandom(2), the kernel's CSPRNG) into p. */
+static inline void
+hl_random(void *p, size_t n)
+{
+	uint8_t *b = (uint8_t *)p;
+
+	while (n > 0) {
+		ssize_t r = getrandom(b, n, 0);
+		if (r <= 0)
+			continue;
+		b += r;
+		n -= (size_t)r;
+	}
+}
+
+/* 1 when a and b are the same string, in time that depends on their
+ * lengths only (passwords: every byte up to the longer length is looked
+ * at, whatever differs and wherever). */
+static inline int
+hl_ct_streq(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), n = la > lb ? la : lb;
+	volatile unsigned char d = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char x = i < la ? (unsigned char)a[i] : 0;
+		unsigned char y = i < lb ? (unsigned char)b[i] : 0;
+		d |= x ^ y;
+	}
+	return (d | (la != lb)) == 0;
 }
 
 /* A key that takes one value or a list of them (n from conf_get, maybe

@@ -28,7 +28,9 @@ Cases:
   hub:// endpoint the service told it (OOB Endpoints, peers.cache);
 - UDP blocked at the client's home (r2 drops UDP from h2): a fresh client
   gets a 502 whose page says the hub did not answer, that UDP may be
-  blocked;
+  blocked; with transport-tls on both nodes and the service's TCP port
+  forwarded by hand on r1 (in the client's peers:), the GET gets the page
+  over transport-tls;
 - UDP blocked at the service's home: the service cannot register; a
   client's 502 says the service is not registered at the hub.
 - `hlcore -c FILE nat` with the hub at both its addresses (11.0.0.1 and
@@ -215,6 +217,49 @@ def case_udp_blocked_client():
         L.sh("r2", "iptables-legacy -D FORWARD -i lan -p udp -j DROP")
 
 
+def case_udp_blocked_tls():
+    """UDP blocked at the client's home: transport-tls, where reachable"""
+    # The service's home forwards TCP 7443 to it by hand; the client has
+    # both transports and that address in peers:. With UDP blocked, the
+    # hub:// attempt fails and transport-tls gets the page.
+    L = S["L"]
+    srv = S["service"]
+    srv.stop_ok()
+    cfg = {"proxy": {"listen": "off"}, "log": {"level": "debug"},
+           "plugins": {"transport-udp": udp_conf(),
+                       "transport-tls": {"listen": "0.0.0.0:7443"}},
+           "services": {"web": {"target": "127.0.0.1:8080"}}}
+    srv.configure(cfg)
+    srv.launch(r"hub %s: service web registered" % re.escape(HUB))
+    fwd = ("iptables-legacy -t nat %s PREROUTING -i wan -p tcp --dport 7443 "
+           "-j DNAT --to-destination %s:7443; iptables-legacy %s FORWARD "
+           "-i wan -o lan -p tcp --dport 7443 -j ACCEPT" %
+           ("%s", L.home_ip("h1"), "%s"))
+    L.sh("r1", fwd % ("-I", "-I"))
+    L.sh("r2", "iptables-legacy -I FORWARD -i lan -p udp -j DROP")
+    try:
+        c = t.node("client-tls", ns=L.ns("h2"))
+        c.configure({"proxy": {"listen": "127.0.0.1:7009"},
+                     "log": {"level": "debug"},
+                     "plugins": {"transport-udp": udp_conf(),
+                                 "transport-tls": {}},
+                     "peers": {S["kh"]: ["%s:7443" % L.router_ip("r1")]}})
+        c.launch(r"proxy listening")
+        code, body, secs = c.fetch(S["host"], timeout=30)
+        print("     with UDP blocked at h2's home, TCP forwarded at h1's: "
+              "%d in %.1f s" % (code, secs), flush=True)
+        check(code == 200 and TOKEN in body, "GET from h2 with UDP blocked",
+              "200 over transport-tls", (code, body[-1500:]))
+        check(re.search(r"won by transport-tls %s:7443" %
+                        re.escape(L.router_ip("r1")), c.run_log()),
+              "the client's route", "won by transport-tls through the "
+              "forwarded port", c.run_log()[-3000:])
+        c.stop_ok()
+    finally:
+        L.sh("r2", "iptables-legacy -D FORWARD -i lan -p udp -j DROP")
+        L.sh("r1", fwd % ("-D", "-D"))
+
+
 def case_udp_blocked_service():
     """UDP blocked at the service's home: a 502 saying it is not registered"""
     L = S["L"]
@@ -348,6 +393,6 @@ def case_symmetric_service():
 
 t.cases(case_build, case_fetch_direct, case_hub_stopped, case_hub_restart,
         case_remembered_endpoint, case_udp_blocked_client,
-        case_udp_blocked_service, case_nat_cone,
+        case_udp_blocked_tls, case_udp_blocked_service, case_nat_cone,
         case_teardown, case_nat_symmetric, case_symmetric_service)
 t.finish()

@@ -3303,6 +3303,8 @@ static int
 relay_send(struct relay *r, const struct sockaddr *to, socklen_t tolen,
            const uint8_t *buf, size_t n, size_t segsize)
 {
+	if (r->t == NULL || !r->told)
+		return 0; /* the allocation is gone (being made again) */
 	if (segsize == 0)
 		segsize = n;
 	for (size_t off = 0; off < n; off += segsize)

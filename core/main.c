@@ -45,9 +45,9 @@ usage(FILE *f)
 	    "                                    (ssh -o ProxyCommand='hlcore "
 	    "-c FILE connect %%h')\n"
 	    "       hlcore -c FILE COMMAND ...   a command a plugin of the "
-	    "config offers (listed\n"
-	    "                                    after this text when one "
-	    "does)\n"
+	    "config offers (hlcore\n"
+	    "                                    -c FILE --help lists them "
+	    "after this text)\n"
 	    "       hlcore --plugin-info FILE.so print a plugin's descriptor\n"
 	    "       hlcore --version | --help\n"
 	    "Exit status: 0 fine, 1 runtime failure, 2 bad usage or "
@@ -739,11 +739,17 @@ main(int argc, char **argv)
 {
 	const char *cfgfile = NULL;
 	struct hl__core *c;
-	int i, rc, nerr = 0;
+	int i, rc, nerr = 0, help = 0;
 
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0 ||
 		    strcmp(argv[i], "-h") == 0) {
+			/* After -c FILE: the commands of its plugins too. */
+			if (cfgfile != NULL && i + 1 == argc) {
+				help = 1;
+				i++;
+				break;
+			}
 			usage(stdout);
 			return 0;
 		} else if (strcmp(argv[i], "--version") == 0) {
@@ -811,7 +817,11 @@ main(int argc, char **argv)
 	evsignal_add(c->sig_term, NULL);
 	log_flush_ev = hl__every(c->base, 1000, log_flush_callback, NULL);
 
-	if (i < argc && strcmp(argv[i], "url") == 0 && i + 2 == argc) {
+	if (help) {
+		usage(stdout);
+		hl__plugins_command_help(stdout);
+		rc = 0;
+	} else if (i < argc && strcmp(argv[i], "url") == 0 && i + 2 == argc) {
 		rc = cmd_url(c, argv[i + 1]);
 	} else if (i < argc && strcmp(argv[i], "check") == 0 && i + 1 == argc) {
 		rc = cmd_check(c);

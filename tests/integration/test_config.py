@@ -274,6 +274,16 @@ def case_command_line():
     rc, out, err = hl("--help")
     check(rc == 0 and "usage" in out and "--plugin-info" in out, "--help",
           "exit 0 and the usage on stdout", "exit %s: %s%s" % (rc, out, err))
+    # After -c FILE: the commands its plugins offer too (transport-udp:
+    # nat, punch).
+    udp = write("help-udp.yaml", "plugins:\n  transport-udp: "
+                "{ hubs: [\"127.0.0.1:7777\"] }\n")
+    rc, out, err = hl("-c", udp, "--help")
+    check(rc == 0 and "usage" in out and
+          re.search(r"hlcore -c FILE nat .*\(transport-udp\)", out) and
+          re.search(r"hlcore -c FILE punch LABEL .*\(transport-udp\)", out),
+          "-c FILE --help", "exit 0, the usage and transport-udp's nat and "
+          "punch", "exit %s: %s%s" % (rc, out, err))
     rc, out, err = hl("--version")
     check(rc == 0 and re.match(r"hlcore \d+\.\d+", out) and "ABI" in out,
           "--version", "exit 0 and 'hlcore X.Y ... ABI'", "exit %s: %s%s" %

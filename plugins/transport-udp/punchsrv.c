@@ -18,6 +18,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "hardline/evutil.h"
 #include "hardline/plugin.h"
 #include "hardline/util.h"
 #include "punchctl.h"
@@ -126,8 +127,7 @@ psrv_free(struct psrv *w)
 static void
 child_free(struct pchild *ch)
 {
-	if (ch->ev != NULL)
-		event_free(ch->ev);
+	hl_event_free(&ch->ev);
 	if (ch->pidfd >= 0)
 		close(ch->pidfd);
 	HL_LIST_REMOVE(ch);

@@ -611,11 +611,9 @@ sock_open(struct udp *u, struct sock *s, const struct sockaddr *sa,
 static void
 sock_close(struct sock *s)
 {
-	if (s->ev != NULL)
-		event_free(s->ev);
+	hl_event_free(&s->ev);
 	if (s->fd >= 0)
 		close(s->fd);
-	s->ev = NULL;
 	s->fd = -1;
 }
 

@@ -412,6 +412,7 @@ struct stdio_link {
 	char keyhash[HL_KEYHASH_LEN + 1];
 	char password[HL_PASSWORD_MAX + 1];
 	int ended; /* the splice ended */
+	int out_eof; /* the service shut its side: stdout closes once drained */
 	int rc;
 	int flags[2]; /* fd 0 and 1 as they were */
 };
@@ -459,12 +460,50 @@ link_in_event_callback(struct bufferevent *bev, short what HL_UNUSED, void *arg)
 		bufferevent_flush(k->pair[1], EV_WRITE, BEV_FINISHED);
 }
 
+/* The service shut its sending side (a half-close) and stdout has taken
+ * everything before it: close stdout, so that its reader sees EOF, while
+ * stdin goes on being read and sent. fd 1 stays open, on /dev/null. */
+static void
+link_out_close(struct stdio_link *k)
+{
+	int fd;
+
+	if (!k->out_eof || k->out == NULL ||
+	    evbuffer_get_length(bufferevent_get_output(k->out)) > 0)
+		return;
+	hl_bufferevent_free(&k->out);
+	fcntl(1, F_SETFL, k->flags[1]);
+	fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		dup2(fd, 1);
+		close(fd);
+	}
+}
+
+static void
+link_pair_event_callback(struct bufferevent *bev, short what, void *arg)
+{
+	struct stdio_link *k = arg;
+
+	if (!(what & BEV_EVENT_EOF) || k->out == NULL)
+		return;
+	evbuffer_add_buffer(bufferevent_get_output(k->out),
+	                    bufferevent_get_input(bev));
+	k->out_eof = 1;
+	link_out_close(k);
+}
+
 static void
 link_pair_read_callback(struct bufferevent *bev, void *arg)
 {
 	struct stdio_link *k = arg;
-	struct evbuffer *o = bufferevent_get_output(k->out);
+	struct evbuffer *o;
 
+	if (k->out == NULL) {
+		evbuffer_drain(bufferevent_get_input(bev), (size_t)-1);
+		return;
+	}
+	o = bufferevent_get_output(k->out);
 	evbuffer_add_buffer(o, bufferevent_get_input(bev));
 	if (evbuffer_get_length(o) >= STDIO_HIGH) {
 		bufferevent_disable(bev, EV_READ);
@@ -479,6 +518,7 @@ link_out_write_callback(struct bufferevent *bev, void *arg)
 
 	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
 	bufferevent_enable(k->pair[1], EV_READ);
+	link_out_close(k);
 }
 
 static void
@@ -500,6 +540,10 @@ link_poll_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
 
 	if (bufferevent_pair_get_partner(k->pair[1]) != NULL)
 		return;
+	if (k->out == NULL) {
+		event_base_loopexit(k->core->base, NULL);
+		return;
+	}
 	if (evbuffer_get_length(pin) > 0)
 		evbuffer_add_buffer(bufferevent_get_output(k->out), pin);
 	if (evbuffer_get_length(bufferevent_get_output(k->out)) == 0)
@@ -652,7 +696,8 @@ cmd_connect(struct hl__core *c, const char *label)
 	bufferevent_setcb(k.out, NULL, link_out_write_callback,
 	                  link_out_event_callback, &k);
 	bufferevent_setcb(k.pair[1], link_pair_read_callback,
-	                  link_pair_write_callback, NULL, &k);
+	                  link_pair_write_callback, link_pair_event_callback,
+	                  &k);
 	bufferevent_enable(k.out, EV_WRITE);
 	bufferevent_enable(k.pair[1], EV_READ | EV_WRITE);
 	/* stdin is read once the tunnel stands: until then what the client

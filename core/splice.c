@@ -1,8 +1,13 @@
 /*
  * splice.c: a tunnel joined to a local connection (the browser's, or the
- * backend's): bytes move both ways with backpressure until either side
- * closes, then the rest is flushed. Every open splice is listed for the
- * admin panel, and one sweep closes those idle for limits.idle_timeout.
+ * backend's): bytes move both ways with backpressure. A side that closes
+ * (EOF) half-closes the splice: the other side is shut for writing once
+ * what it holds has gone (shutdown(SHUT_WR) for a socket, a TLS
+ * close_notify, an EOF through a bufferevent pair for a QUIC stream) and
+ * the bytes it still sends go on flowing back, until it closes too, as a
+ * plain TCP connection would. An error on either side ends both. Every
+ * open splice is listed for the admin panel, and one sweep closes those
+ * idle for limits.idle_timeout.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +16,8 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 
 #include "daemon.h"
@@ -35,6 +42,12 @@ struct hl__splice {
 	 * (see "the fast path" below); -1: only through its bufferevent. */
 	evutil_socket_t fd[2];
 	int closing[2]; /* this side is flushing its output and then goes */
+	/* Half-close: eof[i], side i sent its last byte; shut[i], side i is
+	 * shut for writing (shut_wait[i]: once its output has drained;
+	 * tls_retry[i]: its close_notify did not fit the socket yet). */
+	unsigned char eof[2], shut[2], shut_wait[2], tls_retry[2];
+	unsigned char pair[2]; /* side i is one end of a bufferevent pair */
+	struct event *watch; /* while half-closed: see splice_watch */
 	int ended;
 	time_t last; /* when a byte last moved, for the idle timeout */
 	struct hl__tunnel_info info;
@@ -86,6 +99,7 @@ splice_maybe_free(struct hl__splice *s)
 	if (s->bev[0] == NULL && s->bev[1] == NULL) {
 		hl__live_remove(&s->live);
 		splice_unlist(s);
+		hl_event_free(&s->watch);
 		free(s);
 	}
 }
@@ -123,6 +137,8 @@ splice_drained_close_callback(struct bufferevent *bev, void *arg)
 	}
 }
 
+static void splice_shut(struct hl__splice *s, int i);
+
 static void
 splice_write_callback(struct bufferevent *bev, void *arg)
 {
@@ -130,10 +146,13 @@ splice_write_callback(struct bufferevent *bev, void *arg)
 	int i = side_of(s, bev), o = 1 - i;
 
 	/* This side's output fell below the low watermark: read again from
-	 * the side that feeds it. */
+	 * the side that feeds it, unless that side has closed. */
 	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-	if (s->bev[o] != NULL && !s->closing[o])
+	if (s->bev[o] != NULL && !s->closing[o] && !s->eof[o])
 		bufferevent_enable(s->bev[o], EV_READ);
+	if (s->shut_wait[i] &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		splice_shut(s, i);
 }
 
 /* ---- the fast path: plain sockets, read and written directly ----
@@ -227,6 +246,132 @@ splice_read_callback(struct bufferevent *bev, void *arg)
 	splice_move(s, side_of(s, bev));
 }
 
+/* ---- half-close ---- */
+
+/* Can side i be shut for writing alone, and keep being read? */
+static int
+splice_can_shut(struct hl__splice *s, int i)
+{
+	return s->fd[i] >= 0 || bufferevent_openssl_get_ssl(s->bev[i]) ||
+	       (s->pair[i] && bufferevent_pair_get_partner(s->bev[i]) != NULL);
+}
+
+/* A TLS close_notify: the peer reads EOF, and may still answer (TLS 1.3
+ * lets either side go on writing after the other's close_notify; OpenSSL
+ * goes on reading after sending one). 1: try again, the socket was full. */
+static int
+tls_shut(struct bufferevent *bev)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	int r = SSL_shutdown(ssl), e;
+
+	if (r >= 0)
+		return 0;
+	e = SSL_get_error(ssl, r);
+	return e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ;
+}
+
+static void splice_watch_callback(evutil_socket_t fd, short what, void *arg);
+
+/* Shut side i for writing; its output has drained. */
+static void
+splice_shut(struct hl__splice *s, int i)
+{
+	struct bufferevent *bev = s->bev[i];
+
+	s->shut_wait[i] = 0;
+	if (s->shut[i] || bev == NULL)
+		return;
+	s->shut[i] = 1;
+	if (s->fd[i] >= 0)
+		shutdown(s->fd[i], SHUT_WR);
+	else if (bufferevent_openssl_get_ssl(bev) != NULL)
+		s->tls_retry[i] = (unsigned char)tls_shut(bev);
+	else if (bufferevent_pair_get_partner(bev) != NULL)
+		bufferevent_flush(bev, EV_WRITE, BEV_FINISHED);
+}
+
+/* Side i sent EOF and the other side o can be shut alone: read i no more,
+ * shut o once its output has drained, and keep carrying o's bytes to i.
+ * 0 when the splice must end instead. */
+static int
+splice_half_close(struct hl__splice *s, int i)
+{
+	int o = 1 - i;
+
+	/* The service's side closing before it sent a byte is how a refusal
+	 * looks (a wrong password, a backend that is down): that ends the
+	 * tunnel, and the proxy answers its 502. */
+	if (s->ended || s->eof[o] || s->bev[o] == NULL ||
+	    (i == 1 && s->moved[1] == 0) || !splice_can_shut(s, o))
+		return 0;
+	/* A pair end whose other end is gone: nobody takes what o sends. */
+	if (s->pair[i] && bufferevent_pair_get_partner(s->bev[i]) == NULL)
+		return 0;
+	s->eof[i] = 1;
+	bufferevent_disable(s->bev[i], EV_READ);
+	/* i is still written to. A TLS bufferevent stops writing at the
+	 * peer's close_notify, and starts again on new output only if its
+	 * output was empty: enabling it again starts it. */
+	bufferevent_enable(s->bev[i], EV_WRITE);
+	if (s->watch == NULL) {
+		s->watch = event_new(bufferevent_get_base(s->bev[o]), -1,
+		                     EV_PERSIST, splice_watch_callback, s);
+		if (s->watch != NULL)
+			event_add(s->watch, &(struct timeval){0, 250000});
+	}
+	if (evbuffer_get_length(bufferevent_get_output(s->bev[o])) == 0)
+		splice_shut(s, o);
+	else
+		s->shut_wait[o] = 1;
+	return 1;
+}
+
+/*
+ * While half-closed, every 250 ms: a TLS close_notify that did not fit the
+ * socket is sent again, and a pair end (a plugin's stream) whose other
+ * end was freed without an EOF counts as closed. A 1.2 plugin sends that
+ * EOF, but one that takes the core's EOF for the end of the tunnel (as a
+ * 1.1 core meant it) may just free its end: the tunnel must end anyway.
+ */
+static void
+splice_watch_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
+                      void *arg)
+{
+	struct hl__splice *s = arg;
+
+	for (int i = 0; i < 2; i++) {
+		struct bufferevent *bev = s->bev[i];
+		if (bev == NULL || s->closing[i])
+			continue;
+		if (s->tls_retry[i])
+			s->tls_retry[i] = (unsigned char)tls_shut(bev);
+		if (!s->eof[i] && s->pair[i] &&
+		    bufferevent_pair_get_partner(bev) == NULL) {
+			splice_event_callback(bev, BEV_EVENT_EOF, s);
+			return; /* s may be gone */
+		}
+	}
+}
+
+/* The splice has ended: side k gets what it holds, then goes. */
+static void
+splice_drain_then_close(struct hl__splice *s, int k)
+{
+	struct bufferevent *b = s->bev[k];
+
+	if (evbuffer_get_length(bufferevent_get_output(b)) == 0) {
+		splice_close_side(s, k);
+		return;
+	}
+	s->closing[k] = 1;
+	bufferevent_setwatermark(b, EV_WRITE, 0, 0);
+	bufferevent_setcb(b, NULL, splice_drained_close_callback,
+	                  splice_event_callback, s);
+	bufferevent_disable(b, EV_READ);
+	bufferevent_enable(b, EV_WRITE);
+}
+
 static void
 splice_event_callback(struct bufferevent *bev, short what, void *arg)
 {
@@ -239,31 +384,26 @@ splice_event_callback(struct bufferevent *bev, short what, void *arg)
 	/* Whatever this side delivered before closing still goes across. */
 	if (what & BEV_EVENT_EOF)
 		splice_move(s, i);
+	if ((what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) == 0 &&
+	    splice_half_close(s, i))
+		return;
 	if (!s->ended) {
 		s->ended = 1;
 		if (s->cb != NULL)
 			last = s->cb(s->arg, i, s->moved[0], s->moved[1]);
 	}
-	splice_close_side(s, i);
-	if (s->bev[o] != NULL) {
-		struct bufferevent *ob = s->bev[o];
-		if (last != NULL && o == 0)
-			bufferevent_write(ob, last, strlen(last));
-		free(last);
-		if (evbuffer_get_length(bufferevent_get_output(ob)) > 0) {
-			s->closing[o] = 1;
-			bufferevent_setwatermark(ob, EV_WRITE, 0, 0);
-			bufferevent_setcb(ob, NULL,
-			                  splice_drained_close_callback,
-			                  splice_event_callback, s);
-			bufferevent_disable(ob, EV_READ);
-			bufferevent_enable(ob, EV_WRITE);
-		} else {
-			splice_close_side(s, o);
-		}
-	} else {
-		free(last);
-	}
+	/* Side i closed too: it goes now, unless it closed after the other
+	 * side half-closed and still has that side's last bytes to take. */
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+	    s->shut_wait[i])
+		splice_drain_then_close(s, i);
+	else
+		splice_close_side(s, i);
+	if (s->bev[o] != NULL && last != NULL && o == 0)
+		bufferevent_write(s->bev[o], last, strlen(last));
+	free(last);
+	if (s->bev[o] != NULL)
+		splice_drain_then_close(s, o);
 	splice_maybe_free(s);
 }
 
@@ -277,6 +417,7 @@ splice_abort(struct hl__live *l)
 	splice_free_side(s, 0);
 	splice_free_side(s, 1);
 	splice_unlist(s);
+	hl_event_free(&s->watch);
 	free(s);
 }
 
@@ -364,6 +505,7 @@ hl__splice_new(struct bufferevent *a, struct bufferevent *b, hl__splice_cb cb,
 	HL_LIST_INSERT(splices, s);
 	for (int i = 0; i < 2; i++) {
 		s->fd[i] = direct_fd(s->bev[i]);
+		s->pair[i] = bufferevent_pair_get_partner(s->bev[i]) != NULL;
 		bufferevent_set_timeouts(s->bev[i], NULL, NULL);
 		bufferevent_setwatermark(s->bev[i], EV_READ, 0, 0);
 		bufferevent_setwatermark(s->bev[i], EV_WRITE, 0, 0);

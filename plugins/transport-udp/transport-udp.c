@@ -18,12 +18,13 @@
  * stream has room for them, so neither node buffers more than a window per
  * stream whatever the reader's pace.
  *
- * Close: a FIN from the peer (or a RESET_STREAM) reaches the core as EOF
- * on its end of the pair, once every byte before it has; the core closing
- * its end (an EOF through bufferevent_flush(BEV_FINISHED), or simply
- * freeing it, which a sweep notices within 250 ms) sends what it wrote and
- * then a FIN. What the peer still sends after that is dropped until its
- * own FIN.
+ * Close and half-close, each direction on its own: a FIN from the peer
+ * (or a RESET_STREAM) reaches the core as EOF on its end of the pair, once
+ * every byte before it has; an EOF from the core (a BEV_FINISHED flush of
+ * its end, the core's half-close) sends what it wrote and then a FIN, and
+ * what the peer still sends goes on reaching the core. The core freeing
+ * its end (seen at its EOF, or by a sweep within 250 ms) ends the stream
+ * for good: what the peer still sends is dropped until its own FIN.
  *
  * Config (plugins: transport-udp:):
  *   listen: "[::]:7008"      or a list (at most 4); none: dial only, from an
@@ -196,7 +197,8 @@ struct qstream {
 	size_t head_off, tx_len, tx_sent;
 	uint64_t rx_uncredited; /* given to the core, not yet credited */
 	uint64_t rx_total, tx_total; /* for the log */
-	unsigned core_gone : 1; /* the core closed its end */
+	unsigned core_gone : 1; /* the core freed its end */
+	unsigned core_shut : 1; /* the core's EOF: it writes no more */
 	unsigned fin_queued : 1; /* send a FIN after the held bytes */
 	unsigned fin_sent : 1;
 	unsigned eof_given : 1; /* the core got EOF */
@@ -1106,6 +1108,11 @@ stream_pull(struct qstream *st)
 			st->fin_queued = 1;
 		added = 1;
 	}
+	if (st->core_shut && !st->fin_queued && st->mine != NULL &&
+	    evbuffer_get_length(in) == 0) {
+		st->fin_queued = 1; /* after every byte the core wrote */
+		added = 1;
+	}
 	if (added && stream_wants_write(st)) {
 		ready_push(st);
 		conn_schedule_write(st->c);
@@ -1129,11 +1136,24 @@ pair_write_callback(struct bufferevent *bev HL_UNUSED, void *arg)
 		stream_free(st);
 }
 
+/* The core's EOF: a half-close while the core still holds its end (it
+ * reads on), the end of the stream once it has freed it. */
 static void
-pair_event_callback(struct bufferevent *bev HL_UNUSED, short what, void *arg)
+pair_event_callback(struct bufferevent *bev, short what, void *arg)
 {
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-		stream_core_gone(arg);
+	struct qstream *st = arg;
+
+	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+		return;
+	if ((what & BEV_EVENT_ERROR) ||
+	    bufferevent_pair_get_partner(bev) == NULL) {
+		stream_core_gone(st);
+		return;
+	}
+	if (st->core_shut || st->core_gone)
+		return;
+	st->core_shut = 1;
+	stream_pull(st); /* queues the FIN once the core's bytes are taken */
 }
 
 static struct qstream *
@@ -1730,6 +1750,7 @@ streams_move(struct qconn *c)
 		st->moved = 1;
 		st->unopened = 1;
 		st->tx_sent = 0;
+		st->fin_sent = 0; /* a half-closed stream's FIN goes again */
 		st->blocked = 0;
 		st->ngclosed = 0;
 		st->id = -1;
@@ -1969,7 +1990,7 @@ conn_write(struct qconn *c)
 		if (st != NULL) {
 			sid = st->id;
 			nv = stream_vec(st, v, 8);
-			if (st->fin_queued && st->mine == NULL) {
+			if (st->fin_queued) {
 				size_t inv = 0;
 				for (size_t i = 0; i < nv; i++)
 					inv += v[i].len;

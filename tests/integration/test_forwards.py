@@ -57,6 +57,7 @@ os.makedirs(lab)
 # ---- a banner-first service: "220 <token>\r\n" at once, then echo ----
 
 banner = hltest.BannerService()
+half = hltest.HalfCloseService()
 
 
 # ---- a real sshd on loopback ----
@@ -155,17 +156,18 @@ def server_config():
         "ssh": {"target": hltest.local(sshd_port)},
         "banner": {"target": banner.addr, "password": "none"},
         "web": {"target": backend.addr},
+        "half": {"target": half.addr, "password": "none"},
     })
 
 
-FWD = ("ssh", "banner", "web", "wrongpw", "unknown", "python")
+FWD = ("ssh", "banner", "web", "wrongpw", "unknown", "python", "half")
 
 
 def client_config():
     for k in FWD + ("proxy", "ctls", "admin"):
         ports[k] = hltest.free_port()
     real = "127.0.0.1:%d" % ports["tls"]
-    peers = {S[n]["hash"]: [real] for n in ("ssh", "banner", "web")}
+    peers = {S[n]["hash"]: [real] for n in ("ssh", "banner", "web", "half")}
     peers[UNKNOWN] = [real, "127.0.0.1:%d" % dead_port]
     peers[PY["hash"]] = ["127.0.0.1:%d" % PY["srv"].port]
     plugins = {"transport-tls": {"listen": "127.0.0.1:%d" % ports["ctls"]}}
@@ -179,7 +181,8 @@ def client_config():
            "web": label("web"),
            "wrongpw": label("ssh", pw="wrongpw"),
            "unknown": "-" + UNKNOWN,
-           "python": "%s-%s" % (PY["pw"], PY["hash"])}
+           "python": "%s-%s" % (PY["pw"], PY["hash"]),
+           "half": label("half")}
     for k in FWD:
         text += "  - { listen: \"127.0.0.1:%d\", to: \"%s\", title: \"%s\" }\n" \
             % (ports[k], tos[k], k)
@@ -211,7 +214,7 @@ def recv_until(s, needle, timeout):
 def case_setup():
     start_sshd()
     server.write_config(server_config())
-    for name in ("ssh", "banner", "web"):
+    for name in ("ssh", "banner", "web", "half"):
         rc, out, err = server.cmd("url", name)
         check(rc == 0, "hlcore url %s" % name, "exit 0", err)
         m = hltest.URL_RE.match(out.strip())
@@ -273,6 +276,54 @@ def case_banner_connect():
         check(rc == 0 and "ERROR" not in err and "runtime error" not in err,
               "hlcore connect after stdin closed", "exit 0, nothing on "
               "stderr but maybe warnings", "exit %s: %s" % (rc, err))
+    finally:
+        if p.poll() is None:
+            p.kill()
+
+
+def case_half_close():
+    """half-close both ways through a forward and hlcore connect"""
+    hltest.check_half_close(half, ports["half"], "forward",
+                            timeout=t.slow(20))
+    # connect: stdin's EOF is the client's half-close; the answer that
+    # comes after it still reaches stdout.
+    body = os.urandom(200000)
+    p = connect_proc(label("half"))
+    try:
+        out, err = p.communicate(b"GET /answer-at-eof HTTP/1.1\r\n\r\n" +
+                                 body, timeout=t.slow(20))
+        want = "got %d %s" % (len(body), hashlib.sha256(body).hexdigest())
+        check(p.returncode == 0 and out == want.encode(), "hlcore connect "
+              "with stdin closed before the answer", "exit 0 and " + want,
+              "exit %s, out %r, err %r" % (p.returncode, out[:80], err))
+    finally:
+        if p.poll() is None:
+            p.kill()
+    # The service shuts its side first: stdout ends (EOF), stdin is
+    # still carried until it closes.
+    half.done.clear()
+    p = connect_proc(label("half"))
+    try:
+        p.stdin.write(b"GET /shut-first HTTP/1.1\r\n\r\n")
+        p.stdin.flush()
+        got = []
+        th = threading.Thread(target=lambda: got.append(p.stdout.read()),
+                              daemon=True)
+        th.start()
+        th.join(t.slow(20))
+        check(got == [("hello %s" % half.token).encode()], "hlcore "
+              "connect's stdout when the service shut its side",
+              "hello, then EOF while hlcore connect runs", got)
+        check(p.poll() is None, "hlcore connect after stdout's EOF",
+              "still running (stdin open)", "exit %s" % p.poll())
+        p.stdin.write(body)
+        p.stdin.close()
+        check(half.done.wait(t.slow(20)) and half.after_shut == body,
+              "what the service read after it shut its side",
+              "all %d bytes, then EOF" % len(body), "%s bytes" %
+              (None if half.after_shut is None else len(half.after_shut)))
+        rc = p.wait(timeout=t.slow(10))
+        check(rc == 0, "hlcore connect at the end", "exit 0", rc)
     finally:
         if p.poll() is None:
             p.kill()
@@ -543,7 +594,8 @@ def case_port_in_use():
 t.case("setup: sshd, banner service, server and client nodes", case_setup)
 if t.failed == 0:
     t.cases(
-        case_banner_forward, case_banner_connect, case_ssh_forward,
+        case_banner_forward, case_banner_connect, case_half_close,
+        case_ssh_forward,
         case_ssh_connect, case_ssh_socks, case_ssh_16mib, case_wrong_password,
         case_unknown_keyhash, case_admin_panel, case_python_peer,
         case_port_in_use)

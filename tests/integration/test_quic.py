@@ -83,6 +83,7 @@ class RawBackend:
 
 
 raw = RawBackend()
+half = hltest.HalfCloseService()
 
 
 def udp_listen_port():
@@ -115,6 +116,7 @@ def server_config():
                      "password": "none"},
             "raw": {"target": "127.0.0.1:%d" % raw.port,
                     "password": "none"},
+            "half": {"target": half.addr, "password": "none"},
         })
 
 
@@ -133,7 +135,7 @@ def client_config():
     ports["proxy"] = hltest.free_port()
     real = "127.0.0.1:%d" % ports["udp"]
     imp = "127.0.0.1:%d" % ports["imp"]
-    peers = {S[n]["hash"]: [real] for n in ("auto", "down", "raw")}
+    peers = {S[n]["hash"]: [real] for n in ("auto", "down", "raw", "half")}
     # A typed endpoint (ABI 1.2): for transport-udp only.
     peers[S["fixed"]["hash"]] = ["quic://" + real]
     # The impostor first: its certificate must be refused, then the
@@ -202,7 +204,7 @@ def check_bad(path, udp_lines, regex, what):
 
 def case_start():
     server.write_config(server_config())
-    for name in ("auto", "open", "fixed", "down", "raw"):
+    for name in ("auto", "open", "fixed", "down", "raw", "half"):
         pw, h = server.url(name)
         S[name] = {"pw": pw, "hash": h}
     impostor.write_config(impostor_config())
@@ -361,6 +363,10 @@ def case_close_both_ways():
               len(body), "%d bytes" % len(raw.got))
     finally:
         s.close()
+    # True half-close: each side still carries bytes after the other
+    # side's EOF (a QUIC stream's FIN one way, the other way still open).
+    hltest.check_half_close(half, ports["proxy"], host("half"),
+                            timeout=t.slow(20))
 
 
 def case_slow_reader():

@@ -23,6 +23,7 @@ t = hltest.Test("tunnel")
 backend = t.backend()
 dead_port = hltest.free_port()          # nothing listens here
 silent = hltest.SilentListener()         # accepts TCP, never speaks TLS
+half = hltest.HalfCloseService()
 FIXED_PW = "s3cretpw"
 UNKNOWN_LISTED = "0123456789abcdef0123456789abcdef01234567"
 UNKNOWN_NOWHERE = "fedcba9876543210fedcba9876543210fedcba98"
@@ -42,6 +43,7 @@ def server_config():
         "fixed": {"target": backend.addr, "password": FIXED_PW},
         "down": {"target": hltest.local(dead_port), "password": "none"},
         "stagger": {"target": backend.addr, "password": "none"},
+        "half": {"target": half.addr, "password": "none"},
     }, proxy=ports["sproxy"])
 
 
@@ -49,7 +51,8 @@ def client_config():
     ports["proxy"] = hltest.free_port()
     real = "127.0.0.1:%d" % ports["tls"]
     dead = "127.0.0.1:%d" % dead_port
-    peers = {S[n]["hash"]: [real] for n in ("auto", "open", "fixed", "down")}
+    peers = {S[n]["hash"]: [real]
+             for n in ("auto", "open", "fixed", "down", "half")}
     # A closed port and a port that never answers TLS come first: the
     # router must move on at once from the first and after ~250 ms from
     # the second (the stagger), not after a 10 s handshake timeout.
@@ -81,7 +84,7 @@ def expect_page(r, name, path):
 def case_url():
     # The url command needs the final config: ports first.
     server.write_config(server_config())
-    for name in ("auto", "open", "fixed", "down", "stagger"):
+    for name in ("auto", "open", "fixed", "down", "stagger", "half"):
         rc, out, err = server.cmd("url", name)
         check(rc == 0, "hlcore url %s" % name, "exit 0", "exit %d: %s" %
               (rc, err))
@@ -98,7 +101,7 @@ def case_url():
     check_eq(S["open"]["pw"], "", "the password of a password: none service")
     check_eq(S["fixed"]["pw"], FIXED_PW, "the fixed password")
     hashes = {s["hash"] for s in S.values()}
-    check_eq(len(hashes), 5, "distinct keyhashes for 5 services")
+    check_eq(len(hashes), 6, "distinct keyhashes for 6 services")
     rc, out, err = server.cmd("url", "auto")
     check_eq(out.strip(), S["auto"]["url"], "the URL the second time")
     rc, out, err = server.cmd("url", "nosuch")
@@ -282,6 +285,12 @@ def case_self_route():
     expect_page(r, "fixed through the serving node's own proxy", "/self")
 
 
+def case_half_close():
+    """half-close both ways over TLS (a close_notify each way)"""
+    hltest.check_half_close(half, ports["proxy"], host("half"),
+                            timeout=t.slow(20))
+
+
 def case_sigterm_busy():
     # SIGTERM while the daemons hold every kind of connection: an idle
     # keep-alive tunnel, a download under way, a request head half sent,
@@ -334,7 +343,7 @@ try:
                 case_hash_any_case, case_wrong_password, case_missing_password,
                 case_backend_down, case_keep_alive, case_not_hardline,
                 case_head_too_large, case_unknown_keyhash, case_stagger,
-                case_self_route, case_sigterm_busy)
+                case_self_route, case_half_close, case_sigterm_busy)
 finally:
     silent.close()
 t.finish()

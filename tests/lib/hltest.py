@@ -380,6 +380,110 @@ class BannerService:
             c.close()
 
 
+class HalfCloseService:
+    """A TCP backend for half-close, a thread per client. It reads the
+    request head (up to a blank line), then by the head's path:
+    - /answer-at-eof: reads on until the client's EOF, then answers what
+      it read after the head ("got <n> <sha256>") and closes;
+    - /shut-first: answers "hello <token>" and shuts its sending side at
+      once, then reads on until the client's EOF; what it read after the
+      head is kept in `after_shut` and `done` is set."""
+
+    def __init__(self):
+        self.token = os.urandom(6).hex()
+        self.after_shut = None
+        self.done = threading.Event()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.addr = local(self.port)
+        serve_in_threads(self.sock, self._serve)
+
+    @staticmethod
+    def _read_to_eof(c, data):
+        for d in iter(lambda: c.recv(65536), b""):
+            data += d
+        return data
+
+    def _serve(self, c):
+        try:
+            c.settimeout(30)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                d = c.recv(65536)
+                if not d:
+                    return
+                data += d
+            head, rest = data.split(b"\r\n\r\n", 1)
+            if b" /shut-first " in head:
+                c.sendall(("hello %s" % self.token).encode())
+                c.shutdown(socket.SHUT_WR)
+                self.after_shut = self._read_to_eof(c, rest)
+                self.done.set()
+            else:
+                rest = self._read_to_eof(c, rest)
+                c.sendall(("got %d %s" % (
+                    len(rest), hashlib.sha256(rest).hexdigest())).encode())
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+
+def check_half_close(svc, proxy_port, host, timeout=20):
+    """Half-close both ways through a client node's proxy to `svc` (a
+    HalfCloseService) at `host`, as a plain TCP connection would carry it:
+    1. the client sends and shuts its sending side; the service reads to
+       that EOF and only then answers, and the client gets the answer;
+    2. the service answers and shuts its sending side first; the client
+       reads that EOF, then still sends, and the service gets it all."""
+    def connect(path):
+        s = socket.create_connection(("127.0.0.1", proxy_port),
+                                     timeout=timeout)
+        s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" %
+                   (path, host)).encode())
+        return s
+
+    def read_to_eof(s):
+        data = b""
+        for d in iter(lambda: s.recv(65536), b""):
+            data += d
+        return data
+
+    body = os.urandom(300000)
+    s = connect("/answer-at-eof")
+    try:
+        s.sendall(body)
+        s.shutdown(socket.SHUT_WR)
+        got = read_to_eof(s)
+    finally:
+        s.close()
+    want = ("got %d %s" % (len(body), hashlib.sha256(body).hexdigest()))
+    check(got == want.encode(), "the answer sent after the client's "
+          "half-close", want, got)
+
+    svc.done.clear()
+    svc.after_shut = None
+    s = connect("/shut-first")
+    try:
+        got = read_to_eof(s)
+        check(got == ("hello %s" % svc.token).encode(), "what the service "
+              "sent before shutting its side", "hello and EOF", got)
+        s.sendall(body)  # after the EOF: the tunnel must still carry it
+        s.shutdown(socket.SHUT_WR)
+        check(svc.done.wait(timeout), "the service after the client's "
+              "EOF", "EOF within %d s" % timeout, "no EOF")
+        check(svc.after_shut == body, "what the service read after it "
+              "had shut its side", "all %d bytes" % len(body),
+              "%s bytes" % (None if svc.after_shut is None
+                            else len(svc.after_shut)))
+        check(read_to_eof(s) == b"", "the client's connection at the end",
+              "closed", "more bytes")
+    finally:
+        s.close()
+
+
 class SilentListener:
     """A TCP port that completes the TCP handshake (in the backlog) but
     never reads or answers: a TLS dial to it hangs until its own timeout."""

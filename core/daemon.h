@@ -290,20 +290,24 @@ void hl__seen_free(void);
  * (bounded by HL_OOB_MAX and HL_OOB_TIMEOUT_SEC). cb runs once, when our
  * line has left in a write of its own and the peer's has arrived (oob
  * filled, error NULL) or on failure (error says why; the caller frees
- * bev). Bytes after the peer's line stay in bev's input buffer.
+ * bev). Bytes after the peer's line stay in bev's input buffer. early, if
+ * not NULL, is copied right behind our line: the tunnel's first payload,
+ * sent without waiting for the peer's line (only to hlcore peers).
  */
 typedef void (*hl__oob_cb)(void *arg, struct bufferevent *bev,
                            struct hl__oob *oob, const char *error);
-void hl__oob_exchange(struct bufferevent *bev, const char *line, hl__oob_cb cb,
-                      void *arg);
+void hl__oob_exchange(struct bufferevent *bev, const char *line,
+                      struct evbuffer *early, hl__oob_cb cb, void *arg);
 
 /* ---- splice.c: a tunnel joined to a local connection ---- */
 struct hl__splice;
 /*
- * Why a splice ended. hl__splice_cb runs once when either side closed or
- * failed (closed_side 0 or 1); a_to_b and b_to_a count the bytes moved.
- * The splice then flushes what it holds to the other side and frees both
- * bufferevents. If the callback returns a buffer (malloc'd text), that
+ * Why a splice ended. A side's EOF half-closes the splice (the other side
+ * is shut for writing and read on; see splice.c). hl__splice_cb runs once
+ * when it ends: the second side closed, or a side failed, or b closed
+ * before sending a byte (closed_side: that side, 0 or 1); a_to_b and
+ * b_to_a count the bytes moved. The splice then flushes what it holds to
+ * the other side and frees both bufferevents. If the callback returns a buffer (malloc'd text), that
  * text is sent to a before it is closed (the proxy's 502 when the tunnel
  * said nothing). On a stop (hl__live_abort_all) it runs with closed_side
  * -1: free arg, return NULL.
@@ -341,12 +345,16 @@ void hl__splice_foreach(void (*fn)(void *arg,
 struct hl__route;
 /*
  * Find a path to keyhash. cb runs once (unless cancelled): with bev, a
- * tunnel whose certificate hashes to keyhash, owned by the caller, and the
- * name of the winning plugin; or with bev NULL and trace, a text listing
- * every attempt and why it failed.
+ * tunnel whose certificate hashes to keyhash, owned by the caller, the
+ * name of the winning plugin and HL__ROUTE_* flags; or with bev NULL and
+ * trace, a text listing every attempt and why it failed.
  */
+/* The winning transport reaches only hlcore nodes
+ * (HL_TRANSPORT_HLCORE_ONLY): payload may follow the OOB line at once. */
+#define HL__ROUTE_HLCORE_PEER 1u
 typedef void (*hl__route_cb)(void *arg, struct bufferevent *bev,
-                             const char *via, const char *trace);
+                             const char *via, unsigned flags,
+                             const char *trace);
 struct hl__route *hl__route_start(struct hl__core *c, const char *keyhash,
                                   hl__route_cb cb, void *arg);
 void hl__route_cancel(struct hl__route *r);
@@ -420,6 +428,12 @@ typedef void (*hl__outbound_cb)(void *arg, int result,
 struct hl__outbound *hl__outbound_start(struct hl__core *c, const char *keyhash,
                                         const char *password,
                                         hl__outbound_cb cb, void *arg);
+/* src holds the tunnel's first bytes (the proxy's request head). When
+ * the winning transport reaches only hlcore nodes (HL__ROUTE_HLCORE_PEER),
+ * o moves them out of src and sends them right behind its OOB line, a
+ * round trip sooner; else they stay in src. src must stay valid until cb
+ * runs or o is cancelled. */
+void hl__outbound_early(struct hl__outbound *o, struct evbuffer *src);
 /* Before cb ran: cb never runs, what it holds is freed. NULL: nothing. */
 void hl__outbound_cancel(struct hl__outbound *o);
 /* At exit, after hl__live_abort_all. */

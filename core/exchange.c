@@ -128,8 +128,8 @@ oob_deadline_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
 }
 
 void
-hl__oob_exchange(struct bufferevent *bev, const char *line, hl__oob_cb cb,
-                 void *arg)
+hl__oob_exchange(struct bufferevent *bev, const char *line,
+                 struct evbuffer *early, hl__oob_cb cb, void *arg)
 {
 	struct oob_exchange *x = calloc(1, sizeof *x);
 	struct timeval tv = {HL_OOB_TIMEOUT_SEC, 0};
@@ -154,6 +154,9 @@ hl__oob_exchange(struct bufferevent *bev, const char *line, hl__oob_cb cb,
 	                  oob_event_callback, x);
 	bufferevent_set_timeouts(bev, &tv, &tv);
 	bufferevent_write(bev, line, strlen(line));
+	if (early != NULL && evbuffer_get_length(early) > 0)
+		bufferevent_write(bev, evbuffer_pullup(early, -1),
+		                  evbuffer_get_length(early));
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 	/* A peer line may already be buffered (the transport read it with
 	 * the handshake). */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 
 #include "daemon.h"
@@ -35,6 +36,10 @@ struct hl__outbound {
 	int queued; /* in `queue`, for a route slot */
 	struct hl__outbound *qnext;
 	char busy[200]; /* why the service's node said busy */
+	/* The tunnel's first bytes: still in the front's buffer (early_src),
+	 * or taken to go right behind the OOB line (early), kept for a
+	 * retry after "busy". */
+	struct evbuffer *early_src, *early;
 };
 
 /* Routes in progress, from every front together (limits routes): a web
@@ -96,6 +101,8 @@ outbound_free(struct hl__outbound *o)
 		route_released(o->core);
 	}
 	hl_event_free(&o->wait);
+	if (o->early != NULL)
+		evbuffer_free(o->early);
 	/* The password is a secret: not left in freed memory. */
 	memset(o->password, 0, sizeof o->password);
 	free(o);
@@ -211,9 +218,30 @@ outbound_oob_callback(void *arg, struct bufferevent *tunnel,
 	cb(cbarg, HL_OUT_OK, tunnel, via, NULL);
 }
 
+/* The first bytes go right behind the OOB line to a node that is
+ * hlcore for sure; any other waits for the server's line, so they go
+ * back to the front's buffer (after a retry that took them). NULL: none
+ * to send early. */
+static struct evbuffer *
+early_bytes(struct hl__outbound *o, unsigned flags)
+{
+	if (o->early_src == NULL)
+		return NULL;
+	if (!(flags & HL__ROUTE_HLCORE_PEER)) {
+		if (o->early != NULL)
+			evbuffer_prepend_buffer(o->early_src, o->early);
+		return NULL;
+	}
+	if (o->early == NULL)
+		o->early = evbuffer_new();
+	if (o->early != NULL)
+		evbuffer_add_buffer(o->early, o->early_src);
+	return o->early;
+}
+
 static void
 outbound_route_callback(void *arg, struct bufferevent *tunnel, const char *via,
-                        const char *trace)
+                        unsigned flags, const char *trace)
 {
 	struct hl__outbound *o = arg;
 	char *line;
@@ -240,7 +268,8 @@ outbound_route_callback(void *arg, struct bufferevent *tunnel, const char *via,
 	o->state = EXCHANGING;
 	/* The exchange owns the tunnel until its callback; if it runs out
 	 * of memory it calls back at once, which is fine here. */
-	hl__oob_exchange(tunnel, line, outbound_oob_callback, o);
+	hl__oob_exchange(tunnel, line, early_bytes(o, flags),
+	                 outbound_oob_callback, o);
 	memset(line, 0, strlen(line));
 	free(line);
 }
@@ -307,6 +336,12 @@ hl__outbound_start(struct hl__core *c, const char *keyhash,
 		return NULL;
 	}
 	return o;
+}
+
+void
+hl__outbound_early(struct hl__outbound *o, struct evbuffer *src)
+{
+	o->early_src = src;
 }
 
 void

@@ -376,6 +376,8 @@ head_read_callback(struct bufferevent *bev, void *arg)
 	                             proxy_outbound_callback, pc);
 	if (pc->out == NULL)
 		conn_free(pc);
+	else
+		hl__outbound_early(pc->out, in);
 }
 
 static void

@@ -205,6 +205,18 @@ transport_takes(const struct hl_plugin *t, const char *scheme, int *relay)
 	return 1;
 }
 
+/* What the route's callback is told of the winning transport. */
+static unsigned
+transport_route_flags(const struct hl_plugin *t)
+{
+	const struct hl_transport_ops *o = t->d.transport;
+
+	return HL_STRUCT_HAS(o, struct hl_transport_ops, flags) &&
+	               (o->flags & HL_TRANSPORT_HLCORE_ONLY)
+	           ? HL__ROUTE_HLCORE_PEER
+	           : 0;
+}
+
 static void
 route_add_candidate(struct hl__route *r, const char *addr, const char *source)
 {
@@ -357,7 +369,7 @@ route_fail(struct hl__route *r)
 	r->finished = 1;
 	hl__stats.proxy_no_route++;
 	recent_add(r->keyhash, NULL, trace ? trace : "");
-	r->cb(r->arg, NULL, NULL, trace ? trace : "out of memory\n");
+	r->cb(r->arg, NULL, NULL, 0, trace ? trace : "out of memory\n");
 	free(trace);
 	route_free(r);
 }
@@ -430,7 +442,8 @@ attempt_dial_callback(void *arg, struct bufferevent *bev,
 				recent_add(r->keyhash, via, trace ? trace : "");
 				free(trace);
 			}
-			r->cb(r->arg, bev, via, NULL);
+			r->cb(r->arg, bev, via, transport_route_flags(a->transport),
+			      NULL);
 			route_free(r);
 			return;
 		}

@@ -387,7 +387,7 @@ hl__server_incoming(struct hl__core *c, struct bufferevent *bev,
 	snprintf(in->peer, sizeof in->peer, "%s", peer ? peer : "?");
 	snprintf(in->via, sizeof in->via, "%s", via ? via : "?");
 	hl__debug("%s: tunnel from %s", id->pub.name, in->peer);
-	hl__oob_exchange(bev, line, server_oob_callback, in);
+	hl__oob_exchange(bev, line, NULL, server_oob_callback, in);
 	free(line);
 }
 

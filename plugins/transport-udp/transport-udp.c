@@ -4200,6 +4200,9 @@ static const struct hl_transport_ops udp_transport = {
     .dial = udp_dial,
     .dial_cancel = udp_dial_cancel,
     .schemes = udp_schemes,
+    /* Python Hardline has no QUIC: a request goes right behind the OOB
+     * line, a round trip sooner. */
+    .flags = HL_TRANSPORT_HLCORE_ONLY,
 };
 
 /* punch: what `hlcore punch` borrows (punchcmd.c). */

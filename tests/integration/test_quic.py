@@ -15,6 +15,7 @@ byte checked); the server restarted in the middle of a download (the download en
 next request reconnects); a server that vanishes (SIGKILL) under an open
 tunnel (the tunnel ends within the idle timeout).
 """
+import hashlib
 import os
 import re
 import socket
@@ -100,10 +101,11 @@ def udp_listen_port():
             s.close()
 
 
-def server_config():
+def server_config(limits=None):
     ports["udp"] = ports.get("udp") or udp_listen_port()
+    extra = {"limits": limits} if limits else {}
     return server.base_config(
-        log={"level": "debug"},
+        log={"level": "debug"}, **extra,
         plugins={"transport-udp": {
             "listen": "127.0.0.1:%d" % ports["udp"],
             "idle_timeout": str(IDLE),
@@ -165,8 +167,8 @@ def expect_page(r, what, path):
           "200 with the backend's page (path %s)" % path, r)
 
 
-def start_server():
-    server.write_config(server_config())
+def start_server(limits=None):
+    server.write_config(server_config(limits))
     server.launch(r"QUIC on UDP 127\.0\.0\.1:%d" % ports["udp"],
                   timeout=t.slow(20))
 
@@ -494,6 +496,43 @@ def case_restart():
     print("   first request after an idle restart in %.2f s" % took)
 
 
+def case_busy_resend():
+    """a request sent with the OOB line goes again after a busy line"""
+    # Over QUIC the proxy sends the request head right behind its OOB
+    # line, before the server's line. At the server's cap (1 tunnel per
+    # peer) that line says busy: the client waits, and the head (and the
+    # body behind it) must go again, whole, on the next stream.
+    server.stop_ok()
+    start_server(limits={"tunnels_per_peer": 1})
+    try:
+        held = socket.create_connection(("127.0.0.1", ports["proxy"]),
+                                        timeout=t.slow(20))
+        held.sendall(("GET /held HTTP/1.1\r\nHost: %s\r\n\r\n" %
+                      host("open")).encode())
+        check(held.recv(65536).startswith(b"HTTP/1.1 200"), "a held "
+              "tunnel (the cap)", "served", "no answer")
+        body = os.urandom(100000)
+        result = {}
+        th = threading.Thread(target=lambda: result.setdefault(
+            "r", fetch(ports["proxy"], host("open"), "/busy", method="POST",
+                       body=body, timeout=t.slow(30))))
+        th.start()
+        time.sleep(1.5)
+        check("r" not in result, "a POST while the one tunnel is held",
+              "waiting for a slot", result.get("r"))
+        held.close()
+        th.join(t.slow(30))
+        r = result.get("r")
+        want = "posted=%d sha256=%s" % (len(body),
+                                        hashlib.sha256(body).hexdigest())
+        check(r is not None and r.status == 200 and want in r.text,
+              "the POST once the slot freed", "200, the backend read "
+              "the whole body once (%s)" % want, r)
+    finally:
+        server.stop_ok()
+        start_server()
+
+
 def case_new_token():
     """a returning client skips the Retry round trip (NEW_TOKEN)"""
     # The server gave the client a NEW_TOKEN at the end of its first
@@ -623,7 +662,8 @@ if t.case("three nodes start (QUIC only)", case_start):
     t.case("fetch over QUIC, password fixed", case_fetch, "fixed", "/f")
     t.cases(case_endpoints, case_passwords, case_backend_down, case_impostor,
             case_parallel, case_close_both_ways, case_both_transports,
-            case_wildcard, case_slow_reader, case_restart, case_new_token,
+            case_wildcard, case_slow_reader, case_restart, case_busy_resend,
+            case_new_token,
             case_vanished,
             case_stop)
 t.finish()

@@ -60,6 +60,11 @@
  *        that need ABI 1.2 or later).
  *        struct hl_identity: punch (a service's `punch:` command; a
  *        plugin checks HL_STRUCT_HAS before reading it).
+ *        struct hl_transport_ops: flags (HL_TRANSPORT_HLCORE_ONLY; the
+ *        core reads it only from a struct long enough to hold it).
+ *        The stream contract gains half-close: a pair end's EOF from
+ *        the core while it keeps its end is a half-close ("Tunnels that
+ *        are not sockets").
  */
 #ifndef HARDLINE_PLUGIN_H
 #define HARDLINE_PLUGIN_H
@@ -381,23 +386,33 @@ enum hl_incoming_flag {
  * relayed stream) hands the core one end of a pair made with
  * bufferevent_pair_new(svc->event_base(self), BEV_OPT_DEFER_CALLBACKS, p)
  * and keeps the other end. Then:
- *  - The peer closed (FIN): the plugin calls bufferevent_flush(its end,
- *    EV_WRITE, BEV_FINISHED) once every byte before the close has moved
- *    to the core's end (its output is empty): a FINISHED flush moves no
- *    more than the core's read high watermark, and the core stops reading
- *    at the EOF. The core sees EOF, sends what it holds and closes.
- *  - The core closed its end: when a tunnel ends in the normal course
- *    (either side closed, or the idle timeout), a 1.2 core calls
- *    bufferevent_flush(its end, EV_WRITE, BEV_FINISHED) before
- *    bufferevent_free(), so the plugin's event callback sees
- *    BEV_EVENT_EOF after the bytes the core wrote. A pair end freed
- *    without that (by an older core, on a refusal before the tunnel is
- *    spliced, or when hlcore stops) tells the other end nothing: watch for
- *    bufferevent_pair_get_partner(your end) becoming NULL as well (a
+ *  - Close and half-close go one direction at a time, as over TCP.
+ *  - The peer closed its direction (FIN): the plugin calls
+ *    bufferevent_flush(its end, EV_WRITE, BEV_FINISHED) once every byte
+ *    before the close has moved to the core's end (its output is empty):
+ *    a FINISHED flush moves no more than the core's read high watermark,
+ *    and the core stops reading at the EOF. The core then shuts the other
+ *    side of the tunnel for writing and goes on writing what that side
+ *    still sends into the pair, until that side closes too.
+ *  - The core shut its direction (half-close): it calls
+ *    bufferevent_flush(its end, EV_WRITE, BEV_FINISHED) and keeps its end.
+ *    The plugin's event callback sees BEV_EVENT_EOF after the bytes the
+ *    core wrote, with bufferevent_pair_get_partner(your end) still set:
+ *    send those bytes, then a FIN, and go on delivering what the peer
+ *    sends, until the peer's FIN.
+ *  - The tunnel ended: the core flushes BEV_FINISHED and then frees its
+ *    end (when both directions have closed, on an error, at the idle
+ *    timeout), so the event callback sees EOF with the partner NULL:
+ *    send what the core wrote, then a FIN, and drop what the peer still
+ *    sends. A pair end freed without that (on a refusal before the tunnel
+ *    is spliced, or when hlcore stops) tells the other end nothing: watch
+ *    for bufferevent_pair_get_partner(your end) becoming NULL as well (a
  *    sweep every fraction of a second is cheap). At a stop, queue no EOF
  *    of your own in fini: no loop round may be left to deliver it.
- *  - There is no half-close across the pair: EOF either way ends the
- *    tunnel once the bytes before it have been delivered.
+ *  - A plugin that takes every EOF from the core for the end of the
+ *    tunnel (and frees its end) still works: while a tunnel is
+ *    half-closed, the core checks every 250 ms whether the plugin's end is
+ *    still there, and ends the tunnel when it is not.
  *  - Backpressure: bytes the plugin writes wait in its end's output until
  *    the core reads them; credit the peer (flow control) only as that
  *    output drains, and set a read high watermark on your end so that
@@ -501,7 +516,16 @@ struct hl_transport_ops {
 	/* 1.2 (optional): those of its schemes whose candidates go through
 	 * a relay: the router tries them after every direct candidate. */
 	const char *const *relay_schemes;
+	/* 1.2 (appended later, optional): HL_TRANSPORT_* flags. */
+	unsigned flags;
 };
+/* Every peer this transport reaches is an hlcore node (it speaks nothing
+ * the Python original speaks, as QUIC): the core sends a new tunnel's
+ * first bytes (the proxy's request head) right behind its OOB line,
+ * without waiting for the service node's line, which saves a round trip.
+ * Python servers need the wait ("Out-of-band lines" in docs/protocol.md);
+ * hlcore's do not. */
+#define HL_TRANSPORT_HLCORE_ONLY 1u
 
 /*
  * Commands (1.2, optional): `hlcore -c FILE <name> [ARGS...]` runs a

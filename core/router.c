@@ -442,8 +442,8 @@ attempt_dial_callback(void *arg, struct bufferevent *bev,
 				recent_add(r->keyhash, via, trace ? trace : "");
 				free(trace);
 			}
-			r->cb(r->arg, bev, via, transport_route_flags(a->transport),
-			      NULL);
+			r->cb(r->arg, bev, via,
+			      transport_route_flags(a->transport), NULL);
 			route_free(r);
 			return;
 		}

@@ -316,6 +316,11 @@ typedef char *(*hl__splice_cb)(void *arg, int closed_side, size_t a_to_b,
                                size_t b_to_a);
 struct hl__splice *hl__splice_new(struct bufferevent *a, struct bufferevent *b,
                                   hl__splice_cb cb, void *arg);
+/* An EOF from `side` ends the splice at once instead of half-closing it:
+ * for the HTTP proxy's browser, which never half-closes (its EOF means it
+ * has gone; what the service still sends would be thrown away, and a
+ * long poll would hold the tunnel until the idle timeout). */
+void hl__splice_end_on_eof(struct hl__splice *s, int side);
 /* The idle timeout's sweep (hl__limits.idle_timeout): a splice that
  * moved nothing for that long ends as if side a had closed. */
 int hl__splice_start(struct event_base *base);

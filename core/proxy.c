@@ -271,6 +271,7 @@ proxy_outbound_callback(void *arg, int result, struct bufferevent *tunnel,
 {
 	struct proxy_conn *pc = arg;
 	struct bufferevent *browser;
+	struct hl__splice *sp;
 	char text[16384];
 
 	pc->out = NULL;
@@ -306,9 +307,13 @@ proxy_outbound_callback(void *arg, int result, struct bufferevent *tunnel,
 	pc->browser = NULL;
 	/* The splice owns pc from here; it frees it when it ends. */
 	hl__live_remove(&pc->live);
-	if (hl__outbound_splice(browser, tunnel, pc->keyhash, pc->peer, via,
-	                        "proxy", proxy_splice_callback, pc) == NULL)
+	sp = hl__outbound_splice(browser, tunnel, pc->keyhash, pc->peer, via,
+	                         "proxy", proxy_splice_callback, pc);
+	if (sp == NULL)
 		conn_release(pc->core, pc);
+	else
+		/* A browser never half-closes: its EOF means it has gone. */
+		hl__splice_end_on_eof(sp, 0);
 }
 
 static void

@@ -47,6 +47,7 @@ struct hl__splice {
 	 * tls_retry[i]: its close_notify did not fit the socket yet). */
 	unsigned char eof[2], shut[2], shut_wait[2], tls_retry[2];
 	unsigned char pair[2]; /* side i is one end of a bufferevent pair */
+	unsigned char end_on_eof[2]; /* hl__splice_end_on_eof */
 	struct event *watch; /* while half-closed: see splice_watch */
 	int ended;
 	time_t last; /* when a byte last moved, for the idle timeout */
@@ -116,13 +117,15 @@ splice_free_side(struct hl__splice *s, int i)
 /* Close a side in the normal course (not at exit): a tunnel that is one
  * end of a bufferevent pair (a QUIC stream, a relayed stream) gets an EOF
  * first, the ABI 1.2 stream contract (hardline/plugin.h, "Tunnels that are
- * not sockets"): freeing a pair end alone tells the other end nothing. */
+ * not sockets"): freeing a pair end alone tells the other end nothing.
+ * Flushed both ways, the plugin sees BEV_EVENT_WRITING with the EOF: the
+ * end for good, not the half-close of splice_shut. */
 static void
 splice_close_side(struct hl__splice *s, int i)
 {
 	if (s->bev[i] != NULL &&
 	    bufferevent_pair_get_partner(s->bev[i]) != NULL)
-		bufferevent_flush(s->bev[i], EV_WRITE, BEV_FINISHED);
+		bufferevent_flush(s->bev[i], EV_READ | EV_WRITE, BEV_FINISHED);
 	splice_free_side(s, i);
 }
 
@@ -302,18 +305,25 @@ splice_half_close(struct hl__splice *s, int i)
 	/* The service's side closing before it sent a byte is how a refusal
 	 * looks (a wrong password, a backend that is down): that ends the
 	 * tunnel, and the proxy answers its 502. */
-	if (s->ended || s->eof[o] || s->bev[o] == NULL ||
+	if (s->ended || s->eof[o] || s->bev[o] == NULL || s->end_on_eof[i] ||
 	    (i == 1 && s->moved[1] == 0) || !splice_can_shut(s, o))
 		return 0;
-	/* A pair end whose other end is gone: nobody takes what o sends. */
+	/* How a peer says it has gone rather than half-closed: a pair end
+	 * whose other end is gone (transport-udp frees it at a
+	 * RESET_STREAM), a TLS connection closed without a close_notify. */
 	if (s->pair[i] && bufferevent_pair_get_partner(s->bev[i]) == NULL)
+		return 0;
+	if (bufferevent_openssl_get_ssl(s->bev[i]) != NULL &&
+	    !(SSL_get_shutdown(bufferevent_openssl_get_ssl(s->bev[i])) &
+	      SSL_RECEIVED_SHUTDOWN))
 		return 0;
 	s->eof[i] = 1;
 	bufferevent_disable(s->bev[i], EV_READ);
 	/* i is still written to. A TLS bufferevent stops writing at the
 	 * peer's close_notify, and starts again on new output only if its
 	 * output was empty: enabling it again starts it. */
-	bufferevent_enable(s->bev[i], EV_WRITE);
+	if (bufferevent_openssl_get_ssl(s->bev[i]) != NULL)
+		bufferevent_enable(s->bev[i], EV_WRITE);
 	if (s->watch == NULL) {
 		s->watch = event_new(bufferevent_get_base(s->bev[o]), -1,
 		                     EV_PERSIST, splice_watch_callback, s);
@@ -330,9 +340,10 @@ splice_half_close(struct hl__splice *s, int i)
 /*
  * While half-closed, every 250 ms: a TLS close_notify that did not fit the
  * socket is sent again, and a pair end (a plugin's stream) whose other
- * end was freed without an EOF counts as closed. A 1.2 plugin sends that
- * EOF, but one that takes the core's EOF for the end of the tunnel (as a
- * 1.1 core meant it) may just free its end: the tunnel must end anyway.
+ * end was freed ends the splice: nothing more can go either way. A 1.2
+ * plugin frees its end after an EOF (seen at once); one that takes the
+ * core's EOF for the end of the tunnel (as a 1.1 core meant it) may just
+ * free its end: the tunnel must end anyway.
  */
 static void
 splice_watch_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
@@ -346,8 +357,7 @@ splice_watch_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
 			continue;
 		if (s->tls_retry[i])
 			s->tls_retry[i] = (unsigned char)tls_shut(bev);
-		if (!s->eof[i] && s->pair[i] &&
-		    bufferevent_pair_get_partner(bev) == NULL) {
+		if (s->pair[i] && bufferevent_pair_get_partner(bev) == NULL) {
 			splice_event_callback(bev, BEV_EVENT_EOF, s);
 			return; /* s may be gone */
 		}
@@ -360,7 +370,9 @@ splice_drain_then_close(struct hl__splice *s, int k)
 {
 	struct bufferevent *b = s->bev[k];
 
-	if (evbuffer_get_length(bufferevent_get_output(b)) == 0) {
+	/* (A pair end whose other end is gone never drains.) */
+	if (evbuffer_get_length(bufferevent_get_output(b)) == 0 ||
+	    (s->pair[k] && bufferevent_pair_get_partner(b) == NULL)) {
 		splice_close_side(s, k);
 		return;
 	}
@@ -405,6 +417,12 @@ splice_event_callback(struct bufferevent *bev, short what, void *arg)
 	if (s->bev[o] != NULL)
 		splice_drain_then_close(s, o);
 	splice_maybe_free(s);
+}
+
+void
+hl__splice_end_on_eof(struct hl__splice *s, int side)
+{
+	s->end_on_eof[side] = 1;
 }
 
 static void

@@ -199,6 +199,8 @@ struct qstream {
 	uint64_t rx_total, tx_total; /* for the log */
 	unsigned core_gone : 1; /* the core freed its end */
 	unsigned core_shut : 1; /* the core's EOF: it writes no more */
+	unsigned abort_pending : 1; /* RESET_STREAM once ours is acknowledged */
+	unsigned reset_rx : 1; /* the peer reset its direction */
 	unsigned fin_queued : 1; /* send a FIN after the held bytes */
 	unsigned fin_sent : 1;
 	unsigned eof_given : 1; /* the core got EOF */
@@ -389,6 +391,7 @@ static void hub_sock_release(struct udp *u, struct sock *s);
 static void stream_free(struct qstream *st);
 static void stream_pull(struct qstream *st);
 static void stream_give_eof(struct qstream *st);
+static void stream_peer_left(struct qstream *st);
 static void dial_finish(struct hl_dial *d, struct bufferevent *bev,
                         const char *error);
 static void conn_serve_waiting(struct qconn *c);
@@ -1002,6 +1005,65 @@ stream_give_eof(struct qstream *st)
 	st->eof_given = 1;
 	if (bufferevent_pair_get_partner(st->mine) != NULL)
 		bufferevent_flush(st->mine, EV_WRITE, BEV_FINISHED);
+	if (st->reset_rx)
+		stream_peer_left(st);
+}
+
+/* The peer reset its direction: its hlcore has left the tunnel (it resets
+ * only when nobody reads there any more), so the tunnel ends as a whole,
+ * not half: our end goes, and the core's end sees EOF with its partner
+ * gone. What the core wrote and we did not take yet is dropped; our
+ * direction ends with a FIN after what is held. */
+static void
+stream_peer_left(struct qstream *st)
+{
+	hl_bufferevent_free(&st->mine);
+	st->core_gone = 1;
+	st->eof_given = 1;
+	st->abort_pending = 0;
+	if (!st->fin_queued && !st->write_shut) {
+		st->fin_queued = 1;
+		if (stream_wants_write(st))
+			ready_push(st);
+		conn_schedule_write(st->c);
+	}
+}
+
+/* Once every byte we sent is acknowledged: the RESET_STREAM that tells
+ * the peer its tunnel has ended (stream_end_send). A reset gives up what
+ * is not acknowledged yet, hence the wait. */
+static void
+stream_abort_when_acked(struct qstream *st)
+{
+	struct qconn *c = st->c;
+
+	if (!st->abort_pending || st->tx_len > 0 || st->ngclosed ||
+	    c->conn == NULL || c->dead)
+		return;
+	st->abort_pending = 0;
+	st->write_shut = 1;
+	ready_drop(c, st);
+	ngtcp2_conn_shutdown_stream_write(c->conn, st->id, 0);
+	conn_schedule_write(c);
+}
+
+/* The core is gone and every byte it wrote is held here: end our
+ * direction. With a FIN when the peer's direction has ended too (a
+ * normal close) or ours had (a half-close before); else the peer would
+ * take a FIN for a half-close and go on sending to nobody: a
+ * RESET_STREAM instead, which hlcore takes for the end of the tunnel.
+ * (No STOP_SENDING: see stream_core_gone.) */
+static void
+stream_end_send(struct qstream *st)
+{
+	if (st->fin_queued || st->abort_pending || st->write_shut)
+		return;
+	if (!st->fin_rx) {
+		st->abort_pending = 1;
+		stream_abort_when_acked(st);
+		return;
+	}
+	st->fin_queued = 1;
 }
 
 /* The core closed its end: send what it wrote, then a FIN; stop the
@@ -1021,10 +1083,12 @@ stream_core_gone(struct qstream *st)
 	}
 	stream_pull(st);
 	/* What the peer still sends is read and dropped (and credited) until
-	 * its FIN, which comes once our FIN has closed its end. No
-	 * STOP_SENDING: the RESET_STREAM it draws from ngtcp2 0.12 can race
-	 * with stream data in one packet (a FINAL_SIZE_ERROR that kills the
-	 * whole connection), and a normal close needs neither. */
+	 * its FIN, which comes once our FIN or RESET_STREAM (stream_end_send)
+	 * has ended the tunnel on its side. No STOP_SENDING: the RESET_STREAM
+	 * it draws from ngtcp2 0.12 can race with stream data in one packet
+	 * (a FINAL_SIZE_ERROR that kills the whole connection). So a tunnel
+	 * that half-closed our way before the core left is not told that
+	 * nobody reads: the peer's side goes on until its own end closes. */
 	st->eof_given = 1;
 	if (st->rx_uncredited > 0 && !st->ngclosed) {
 		ngtcp2_conn_extend_max_stream_offset(c->conn, st->id,
@@ -1037,8 +1101,8 @@ stream_core_gone(struct qstream *st)
 		bufferevent_free(st->mine);
 		st->mine = NULL;
 	}
-	if (st->mine == NULL && !st->fin_queued) {
-		st->fin_queued = 1;
+	if (st->mine == NULL) {
+		stream_end_send(st);
 		if (stream_wants_write(st))
 			ready_push(st);
 	}
@@ -1104,8 +1168,7 @@ stream_pull(struct qstream *st)
 	if (st->core_gone && st->mine != NULL && evbuffer_get_length(in) == 0) {
 		bufferevent_free(st->mine);
 		st->mine = NULL;
-		if (!st->fin_queued)
-			st->fin_queued = 1;
+		stream_end_send(st);
 		added = 1;
 	}
 	if (st->core_shut && !st->fin_queued && st->mine != NULL &&
@@ -1136,8 +1199,10 @@ pair_write_callback(struct bufferevent *bev HL_UNUSED, void *arg)
 		stream_free(st);
 }
 
-/* The core's EOF: a half-close while the core still holds its end (it
- * reads on), the end of the stream once it has freed it. */
+/* The core's EOF: a half-close (a flush of its writing side only: it
+ * reads on), or the end of the tunnel (flushed both ways, with
+ * BEV_EVENT_WRITING, before the core frees its end; or that end already
+ * gone). */
 static void
 pair_event_callback(struct bufferevent *bev, short what, void *arg)
 {
@@ -1145,7 +1210,7 @@ pair_event_callback(struct bufferevent *bev, short what, void *arg)
 
 	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
 		return;
-	if ((what & BEV_EVENT_ERROR) ||
+	if ((what & (BEV_EVENT_ERROR | BEV_EVENT_WRITING)) ||
 	    bufferevent_pair_get_partner(bev) == NULL) {
 		stream_core_gone(st);
 		return;
@@ -1358,6 +1423,18 @@ recv_stream_data(ngtcp2_conn *conn, uint32_t flags, int64_t id,
 		/* Nobody reads it: credit it at once. */
 		ngtcp2_conn_extend_max_stream_offset(conn, id, len);
 		ngtcp2_conn_extend_max_offset(conn, len);
+		if (st != NULL && (flags & NGTCP2_STREAM_DATA_FLAG_FIN)) {
+			/* The peer's direction ended: a FIN ends ours, no
+			 * reset needed any more. */
+			st->fin_rx = 1;
+			if (st->abort_pending) {
+				st->abort_pending = 0;
+				stream_end_send(st);
+				if (stream_wants_write(st))
+					ready_push(st);
+				conn_schedule_write(st->c);
+			}
+		}
 		return 0;
 	}
 	if (len > 0) {
@@ -1401,6 +1478,7 @@ acked_stream_data_offset(ngtcp2_conn *conn HL_UNUSED, int64_t id HL_UNUSED,
 			st->head_off = 0;
 		}
 	}
+	stream_abort_when_acked(st);
 	/* Room again: take more from the core, in a useful amount. */
 	if (st->tx_len + TX_PULL_ROOM <= TX_HOLD) {
 		if (st->full && st->mine != NULL) {
@@ -1446,8 +1524,10 @@ stream_reset_cb(ngtcp2_conn *conn HL_UNUSED, int64_t id HL_UNUSED,
 {
 	struct qstream *st = stream_user_data;
 
-	if (st != NULL)
+	if (st != NULL) {
+		st->reset_rx = 1;
 		stream_give_eof(st);
+	}
 	return 0;
 }
 

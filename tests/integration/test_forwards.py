@@ -283,8 +283,7 @@ def case_banner_connect():
 
 def case_half_close():
     """half-close both ways through a forward and hlcore connect"""
-    hltest.check_half_close(half, ports["half"], "forward",
-                            timeout=t.slow(20))
+    hltest.check_half_close(half, ports["half"], timeout=t.slow(20))
     # connect: stdin's EOF is the client's half-close; the answer that
     # comes after it still reaches stdout.
     body = os.urandom(200000)

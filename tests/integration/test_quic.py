@@ -135,6 +135,7 @@ def impostor_config():
 
 def client_config():
     ports["proxy"] = hltest.free_port()
+    ports["fhalf"] = hltest.free_port()
     real = "127.0.0.1:%d" % ports["udp"]
     imp = "127.0.0.1:%d" % ports["imp"]
     peers = {S[n]["hash"]: [real] for n in ("auto", "down", "raw", "half")}
@@ -152,6 +153,8 @@ def client_config():
         "proxy": {"listen": "127.0.0.1:%d" % ports["proxy"]},
         "plugins": {"transport-udp": {"idle_timeout": str(IDLE)}},
         "peers": peers,
+        "forwards": [{"listen": "127.0.0.1:%d" % ports["fhalf"],
+                      "to": "-" + S["half"]["hash"]}],
     }
 
 
@@ -367,8 +370,13 @@ def case_close_both_ways():
         s.close()
     # True half-close: each side still carries bytes after the other
     # side's EOF (a QUIC stream's FIN one way, the other way still open).
-    hltest.check_half_close(half, ports["proxy"], host("half"),
-                            timeout=t.slow(20))
+    # (Through a forward: the HTTP proxy takes a browser's EOF for its
+    # leaving, as nginx does.)
+    hltest.check_half_close(half, ports["fhalf"], timeout=t.slow(20))
+    # A browser that leaves ends the tunnel on both nodes (a RESET_STREAM,
+    # not a FIN that would half-close it).
+    hltest.check_browser_left(half, ports["proxy"], host("half"), server,
+                              "half", timeout=t.slow(20))
 
 
 def case_slow_reader():

@@ -44,7 +44,7 @@ def server_config():
         "down": {"target": hltest.local(dead_port), "password": "none"},
         "stagger": {"target": backend.addr, "password": "none"},
         "half": {"target": half.addr, "password": "none"},
-    }, proxy=ports["sproxy"])
+    }, proxy=ports["sproxy"], log={"level": "debug"})
 
 
 def client_config():
@@ -61,7 +61,10 @@ def client_config():
     peers[UNKNOWN_LISTED] = [real, dead]
     # Only the silent port: a route still dialling when SIGTERM comes.
     peers[UNKNOWN_SILENT] = ["127.0.0.1:%d" % silent.port]
-    return client.tls_client_config(ports["proxy"], peers)
+    ports["fhalf"] = hltest.free_port()
+    return client.tls_client_config(ports["proxy"], peers, forwards=[
+        {"listen": "127.0.0.1:%d" % ports["fhalf"],
+         "to": "-" + S["half"]["hash"]}])
 
 
 def host(name, pw=None, port=None):
@@ -286,9 +289,12 @@ def case_self_route():
 
 
 def case_half_close():
-    """half-close both ways over TLS (a close_notify each way)"""
-    hltest.check_half_close(half, ports["proxy"], host("half"),
-                            timeout=t.slow(20))
+    """half-close both ways over TLS, through a forward"""
+    hltest.check_half_close(half, ports["fhalf"], timeout=t.slow(20))
+    # A browser that leaves ends the tunnel on both nodes (a TCP close
+    # without close_notify, not a half-close).
+    hltest.check_browser_left(half, ports["proxy"], host("half"), server,
+                              "half", timeout=t.slow(20))
 
 
 def case_sigterm_busy():

@@ -387,11 +387,16 @@ class HalfCloseService:
       it read after the head ("got <n> <sha256>") and closes;
     - /shut-first: answers "hello <token>" and shuts its sending side at
       once, then reads on until the client's EOF; what it read after the
-      head is kept in `after_shut` and `done` is set."""
+      head is kept in `after_shut` and `done` is set;
+    - /hold: never answers; after the client's EOF it writes twice:
+      `held` becomes "reset" when the node that connected it had closed
+      the connection for good (the tunnel ended), "open" when it still
+      read on (a half-close), and `done` is set."""
 
     def __init__(self):
         self.token = os.urandom(6).hex()
         self.after_shut = None
+        self.held = None
         self.done = threading.Event()
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
@@ -416,7 +421,19 @@ class HalfCloseService:
                     return
                 data += d
             head, rest = data.split(b"\r\n\r\n", 1)
-            if b" /shut-first " in head:
+            if b" /hold " in head:
+                self._read_to_eof(c, rest)
+                try:
+                    # A socket closed for good answers "late" with a
+                    # reset, which fails the next send.
+                    for word in (b"late", b"more"):
+                        time.sleep(0.3)
+                        c.sendall(word)
+                    self.held = "open"
+                except OSError:
+                    self.held = "reset"
+                self.done.set()
+            elif b" /shut-first " in head:
                 c.sendall(("hello %s" % self.token).encode())
                 c.shutdown(socket.SHUT_WR)
                 self.after_shut = self._read_to_eof(c, rest)
@@ -431,18 +448,50 @@ class HalfCloseService:
             c.close()
 
 
-def check_half_close(svc, proxy_port, host, timeout=20):
-    """Half-close both ways through a client node's proxy to `svc` (a
-    HalfCloseService) at `host`, as a plain TCP connection would carry it:
+def check_browser_left(svc, proxy_port, host, server, name, timeout=20):
+    """A browser that leaves (closes) while its request to `svc` (a
+    HalfCloseService, the service `name` of node `server`, whose log level
+    is debug) at `host` is unanswered, through the client node's HTTP
+    proxy: the service's node ends the tunnel at once and closes the
+    backend's connection, rather than hold it half-closed for an answer
+    nobody will read (a long poll would hold it until the idle timeout)."""
+    svc.done.clear()
+    svc.held = None
+    s = socket.create_connection(("127.0.0.1", proxy_port), timeout=timeout)
+    try:
+        s.sendall(("GET /hold HTTP/1.1\r\nHost: %s\r\n\r\n" %
+                   host).encode())
+        time.sleep(0.5)  # the request reaches the backend
+        # It leaves: a browser never sends a half-close, so its EOF
+        # (here a shutdown, to see what comes after) ends the tunnel.
+        s.shutdown(socket.SHUT_WR)
+        check(s.recv(65536) == b"", "the browser's connection after its "
+              "EOF", "closed by the proxy, nothing more", "more bytes")
+    finally:
+        s.close()
+    check(svc.done.wait(timeout) and svc.held == "reset", "the backend's "
+          "connection after the browser left", "closed for good (a reset "
+          "when the backend wrote)", svc.held)
+    # Closed before the backend wrote a byte, not after its write went
+    # down a tunnel nobody reads.
+    ended = re.findall(r"^.* %s: tunnel from \S+ closed by the \w+ "
+                       r"\(\d+ bytes in, (\d+) out\)$" % re.escape(name),
+                       server.log(), re.M)
+    check(ended and ended[-1] == "0", "the service node's tunnel after "
+          "the browser left", "ended before the backend wrote (0 out)",
+          ended[-1:])
+
+
+def check_half_close(svc, port, timeout=20):
+    """Half-close both ways through a client node's forward on `port` to
+    `svc` (a HalfCloseService), as a plain TCP connection would carry it:
     1. the client sends and shuts its sending side; the service reads to
        that EOF and only then answers, and the client gets the answer;
     2. the service answers and shuts its sending side first; the client
        reads that EOF, then still sends, and the service gets it all."""
     def connect(path):
-        s = socket.create_connection(("127.0.0.1", proxy_port),
-                                     timeout=timeout)
-        s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" %
-                   (path, host)).encode())
+        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        s.sendall(("GET %s HTTP/1.1\r\n\r\n" % path).encode())
         return s
 
     def read_to_eof(s):
@@ -766,6 +815,9 @@ def _yaml_scalar(v):
         return str(v)
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_yaml_scalar(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join("%s: %s" % (k, _yaml_scalar(x))
+                               for k, x in v.items()) + "}"
     return json.dumps(str(v))
 
 

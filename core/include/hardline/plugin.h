@@ -396,15 +396,20 @@ enum hl_incoming_flag {
  *    still sends into the pair, until that side closes too.
  *  - The core shut its direction (half-close): it calls
  *    bufferevent_flush(its end, EV_WRITE, BEV_FINISHED) and keeps its end.
- *    The plugin's event callback sees BEV_EVENT_EOF after the bytes the
- *    core wrote, with bufferevent_pair_get_partner(your end) still set:
- *    send those bytes, then a FIN, and go on delivering what the peer
- *    sends, until the peer's FIN.
- *  - The tunnel ended: the core flushes BEV_FINISHED and then frees its
- *    end (when both directions have closed, on an error, at the idle
- *    timeout), so the event callback sees EOF with the partner NULL:
- *    send what the core wrote, then a FIN, and drop what the peer still
- *    sends. A pair end freed without that (on a refusal before the tunnel
+ *    The plugin's event callback sees BEV_EVENT_EOF | BEV_EVENT_READING
+ *    after the bytes the core wrote: send those bytes, then a FIN, and go
+ *    on delivering what the peer sends, until the peer's FIN.
+ *  - The tunnel ended: the core calls bufferevent_flush(its end, EV_READ
+ *    | EV_WRITE, BEV_FINISHED) and then frees its end (when both
+ *    directions have closed, on an error, at the idle timeout), so the
+ *    event callback sees BEV_EVENT_EOF with BEV_EVENT_WRITING set too:
+ *    send what the core wrote, then end your direction, and drop what
+ *    the peer still sends. If the peer's direction is still open, tell
+ *    the peer the tunnel is over, not half-closed (transport-udp: a
+ *    RESET_STREAM once its bytes are acknowledged); a peer that resets
+ *    its direction has left: free your end (after what came before), so
+ *    that the core ends the tunnel as a whole rather than half-closing
+ *    it. A pair end freed without that (on a refusal before the tunnel
  *    is spliced, or when hlcore stops) tells the other end nothing: watch
  *    for bufferevent_pair_get_partner(your end) becoming NULL as well (a
  *    sweep every fraction of a second is cheap). At a stop, queue no EOF

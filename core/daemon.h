@@ -307,10 +307,10 @@ struct hl__splice;
  * when it ends: the second side closed, or a side failed, or b closed
  * before sending a byte (closed_side: that side, 0 or 1); a_to_b and
  * b_to_a count the bytes moved. The splice then flushes what it holds to
- * the other side and frees both bufferevents. If the callback returns a buffer (malloc'd text), that
- * text is sent to a before it is closed (the proxy's 502 when the tunnel
- * said nothing). On a stop (hl__live_abort_all) it runs with closed_side
- * -1: free arg, return NULL.
+ * the other side and frees both bufferevents. If the callback returns a buffer
+ * (malloc'd text), that text is sent to a before it is closed (the proxy's 502
+ * when the tunnel said nothing). On a stop (hl__live_abort_all) it runs with
+ * closed_side -1: free arg, return NULL.
  */
 typedef char *(*hl__splice_cb)(void *arg, int closed_side, size_t a_to_b,
                                size_t b_to_a);

@@ -62,12 +62,8 @@ class RawBackend:
         c.settimeout(30)
         try:
             if self.mode == "close":
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    chunk = c.recv(4096)
-                    if not chunk:
-                        return
-                    data += chunk
+                if hltest.read_head(c) is None:
+                    return
                 c.sendall(b"HTTP/1.0 200 OK\r\n\r\n" + self.body)
                 c.close()
                 return

@@ -340,6 +340,29 @@ def closed_within(s, timeout):
         return False
 
 
+def listen_and_serve(obj, handler, backlog=64):
+    """A TCP listener on 127.0.0.1 for obj (obj.sock, obj.port,
+    obj.addr), each connection handed to handler in a thread."""
+    obj.sock = socket.socket()
+    obj.sock.bind(("127.0.0.1", 0))
+    obj.sock.listen(backlog)
+    obj.port = obj.sock.getsockname()[1]
+    obj.addr = local(obj.port)
+    serve_in_threads(obj.sock, handler)
+
+
+def read_head(c):
+    """Read from c up to a blank line: (head, what came after it), or
+    None when c closed first."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        d = c.recv(65536)
+        if not d:
+            return None
+        data += d
+    return tuple(data.split(b"\r\n\r\n", 1))
+
+
 def serve_in_threads(sock, handler):
     """Accept on a listening socket in a thread of its own until it is
     closed, handing each connection to handler in a new thread."""
@@ -361,12 +384,7 @@ class BannerService:
     def __init__(self):
         self.token = os.urandom(6).hex()
         self.line = ("220 hltest-banner %s\r\n" % self.token).encode()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.addr = local(self.port)
-        serve_in_threads(self.sock, self._serve)
+        listen_and_serve(self, self._serve)
 
     def _serve(self, c):
         try:
@@ -398,12 +416,7 @@ class HalfCloseService:
         self.after_shut = None
         self.held = None
         self.done = threading.Event()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.addr = local(self.port)
-        serve_in_threads(self.sock, self._serve)
+        listen_and_serve(self, self._serve)
 
     @staticmethod
     def _read_to_eof(c, data):
@@ -414,13 +427,10 @@ class HalfCloseService:
     def _serve(self, c):
         try:
             c.settimeout(30)
-            data = b""
-            while b"\r\n\r\n" not in data:
-                d = c.recv(65536)
-                if not d:
-                    return
-                data += d
-            head, rest = data.split(b"\r\n\r\n", 1)
+            got = read_head(c)
+            if got is None:
+                return
+            head, rest = got
             if b" /hold " in head:
                 self._read_to_eof(c, rest)
                 try:

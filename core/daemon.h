@@ -333,6 +333,7 @@ struct hl__tunnel_info {
 	char keyhash[HL_KEYHASH_LEN + 1];
 	char peer[HL_PEER_MAX]; /* the browser, or the client node */
 	char via[192]; /* the plugin and address that won, and the path */
+	int relayed; /* outgoing, through a relay (HL__ROUTE_RELAYED) */
 	time_t started;
 	/* Outgoing: the front it came from ("proxy", "socks", "forward
 	 * 127.0.0.1:2222", "connect"); "" for incoming. */
@@ -357,6 +358,9 @@ struct hl__route;
 /* The winning transport reaches only hlcore nodes
  * (HL_TRANSPORT_HLCORE_ONLY): payload may follow the OOB line at once. */
 #define HL__ROUTE_HLCORE_PEER 1u
+/* The winning tunnel goes through a relay (the transport's word, from
+ * svc->tunnel_path; its text is in via). */
+#define HL__ROUTE_RELAYED 2u
 typedef void (*hl__route_cb)(void *arg, struct bufferevent *bev,
                              const char *via, unsigned flags,
                              const char *trace);
@@ -422,13 +426,13 @@ struct hl__outbound;
 /*
  * Runs once, unless cancelled first, never from inside
  * hl__outbound_start. On HL_OUT_OK, tunnel is owned by the callee (what
- * came after the server's OOB line is in its input, reading disabled) and
- * via names the winning transport and address; else tunnel is NULL and
- * text says why.
+ * came after the server's OOB line is in its input, reading disabled),
+ * via names the winning transport and address and flags are the route's
+ * (HL__ROUTE_*); else tunnel is NULL, flags 0 and text says why.
  */
 typedef void (*hl__outbound_cb)(void *arg, int result,
                                 struct bufferevent *tunnel, const char *via,
-                                const char *text);
+                                unsigned flags, const char *text);
 /* NULL when out of memory (cb never runs). */
 struct hl__outbound *hl__outbound_start(struct hl__core *c, const char *keyhash,
                                         const char *password,
@@ -444,12 +448,14 @@ void hl__outbound_cancel(struct hl__outbound *o);
 /* At exit, after hl__live_abort_all. */
 void hl__outbound_stop(void);
 /* Splice local to a tunnel from hl__outbound and describe it for the
- * panel; on failure both are freed and NULL returned (cb never runs). */
+ * panel (via and flags as the callback had them); on failure both are
+ * freed and NULL returned (cb never runs). */
 struct hl__splice *hl__outbound_splice(struct bufferevent *local,
                                        struct bufferevent *tunnel,
                                        const char *keyhash, const char *peer,
-                                       const char *via, const char *origin,
-                                       hl__splice_cb cb, void *arg);
+                                       const char *via, unsigned flags,
+                                       const char *origin, hl__splice_cb cb,
+                                       void *arg);
 /*
  * Defines `static void name(struct hl__live *)`, the live list's abort
  * for a front's connection: a `type` with its struct hl__live first and

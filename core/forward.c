@@ -109,7 +109,7 @@ fwd_splice_callback(void *arg, int closed_side, size_t a_to_b, size_t b_to_a)
 
 static void
 fwd_outbound_callback(void *arg, int result, struct bufferevent *tunnel,
-                      const char *via, const char *why)
+                      const char *via, unsigned flags, const char *why)
 {
 	struct fwd_conn *fcn = arg;
 	struct forward *f = fcn->f;
@@ -149,7 +149,8 @@ fwd_outbound_callback(void *arg, int result, struct bufferevent *tunnel,
 	fcn->local = NULL;
 	f->open++;
 	if (hl__outbound_splice(local, tunnel, f->fc->keyhash, fcn->peer, via,
-	                        f->origin, fwd_splice_callback, fs) == NULL) {
+	                        flags, f->origin, fwd_splice_callback,
+	                        fs) == NULL) {
 		f->open--;
 		free(fs);
 	}

@@ -580,7 +580,7 @@ link_splice_callback(void *arg, int closed_side, size_t a_to_b, size_t b_to_a)
 
 static void
 link_outbound_callback(void *arg, int result, struct bufferevent *tunnel,
-                       const char *via, const char *text)
+                       const char *via, unsigned flags, const char *text)
 {
 	struct stdio_link *k = arg;
 	struct bufferevent *p0 = k->pair[0];
@@ -604,8 +604,8 @@ link_outbound_callback(void *arg, int result, struct bufferevent *tunnel,
 	}
 	hl__debug("connect: %.8s via %s", k->keyhash, via);
 	k->pair[0] = NULL; /* the splice's from here */
-	if (hl__outbound_splice(p0, tunnel, k->keyhash, "stdio", via, "connect",
-	                        link_splice_callback, k) == NULL) {
+	if (hl__outbound_splice(p0, tunnel, k->keyhash, "stdio", via, flags,
+	                        "connect", link_splice_callback, k) == NULL) {
 		link_exit(k, 1);
 		return;
 	}

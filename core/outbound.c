@@ -31,6 +31,7 @@ struct hl__outbound {
 	char keyhash[HL_KEYHASH_LEN + 1];
 	char password[HL_PASSWORD_MAX + 1];
 	char via[192];
+	unsigned flags; /* the winning route's HL__ROUTE_* */
 	struct event *wait; /* WAITING: for a slot, or to try again */
 	time_t give_up; /* no more waiting after this */
 	int queued; /* in `queue`, for a route slot */
@@ -128,7 +129,7 @@ give_up(struct hl__outbound *o)
 		         nroutes, SLOT_WAIT_SEC);
 	hl__stats.refused_busy++;
 	outbound_free(o);
-	cb(cbarg, HL_OUT_BUSY, NULL, NULL, text);
+	cb(cbarg, HL_OUT_BUSY, NULL, NULL, 0, text);
 }
 
 static void
@@ -182,7 +183,7 @@ outbound_oob_callback(void *arg, struct bufferevent *tunnel,
 		         "failed: %s",
 		         o->keyhash, via, error);
 		outbound_free(o);
-		cb(cbarg, HL_OUT_HANDSHAKE, NULL, via, error);
+		cb(cbarg, HL_OUT_HANDSHAKE, NULL, via, 0, error);
 		return;
 	}
 	if ((oob->wanhosts != NULL && oob->wanhosts[0] != '\0') ||
@@ -215,7 +216,7 @@ outbound_oob_callback(void *arg, struct bufferevent *tunnel,
 		return;
 	}
 	outbound_free(o);
-	cb(cbarg, HL_OUT_OK, tunnel, via, NULL);
+	cb(cbarg, HL_OUT_OK, tunnel, via, o->flags, NULL);
 }
 
 /* The first bytes go right behind the OOB line to a node that is
@@ -252,17 +253,18 @@ outbound_route_callback(void *arg, struct bufferevent *tunnel, const char *via,
 		hl__outbound_cb cb = o->cb;
 		void *cbarg = o->arg;
 		outbound_free(o);
-		cb(cbarg, HL_OUT_NO_ROUTE, NULL, NULL, trace);
+		cb(cbarg, HL_OUT_NO_ROUTE, NULL, NULL, 0, trace);
 		return;
 	}
 	snprintf(o->via, sizeof o->via, "%s", via);
+	o->flags = flags;
 	line = hl__oob_client_line(o->password);
 	if (line == NULL) {
 		hl__outbound_cb cb = o->cb;
 		void *cbarg = o->arg;
 		bufferevent_free(tunnel);
 		outbound_free(o);
-		cb(cbarg, HL_OUT_HANDSHAKE, NULL, via, "out of memory");
+		cb(cbarg, HL_OUT_HANDSHAKE, NULL, via, 0, "out of memory");
 		return;
 	}
 	o->state = EXCHANGING;
@@ -368,7 +370,8 @@ hl__outbound_stop(void)
 struct hl__splice *
 hl__outbound_splice(struct bufferevent *local, struct bufferevent *tunnel,
                     const char *keyhash, const char *peer, const char *via,
-                    const char *origin, hl__splice_cb cb, void *arg)
+                    unsigned flags, const char *origin, hl__splice_cb cb,
+                    void *arg)
 {
 	struct hl__splice *sp = hl__splice_new(local, tunnel, cb, arg);
 	struct hl__tunnel_info info;
@@ -384,6 +387,7 @@ hl__outbound_splice(struct bufferevent *local, struct bufferevent *tunnel,
 	snprintf(info.keyhash, sizeof info.keyhash, "%s", keyhash);
 	snprintf(info.peer, sizeof info.peer, "%s", peer ? peer : "");
 	snprintf(info.via, sizeof info.via, "%s", via ? via : "");
+	info.relayed = (flags & HL__ROUTE_RELAYED) != 0;
 	snprintf(info.origin, sizeof info.origin, "%s", origin ? origin : "");
 	hl__splice_set_info(sp, &info);
 	return sp;

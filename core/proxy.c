@@ -267,7 +267,7 @@ proxy_splice_callback(void *arg, int closed_side, size_t a_to_b, size_t b_to_a)
 
 static void
 proxy_outbound_callback(void *arg, int result, struct bufferevent *tunnel,
-                        const char *via, const char *why)
+                        const char *via, unsigned flags, const char *why)
 {
 	struct proxy_conn *pc = arg;
 	struct bufferevent *browser;
@@ -308,7 +308,7 @@ proxy_outbound_callback(void *arg, int result, struct bufferevent *tunnel,
 	/* The splice owns pc from here; it frees it when it ends. */
 	hl__live_remove(&pc->live);
 	sp = hl__outbound_splice(browser, tunnel, pc->keyhash, pc->peer, via,
-	                         "proxy", proxy_splice_callback, pc);
+	                         flags, "proxy", proxy_splice_callback, pc);
 	if (sp == NULL)
 		conn_release(pc->core, pc);
 	else

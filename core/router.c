@@ -425,6 +425,10 @@ attempt_dial_callback(void *arg, struct bufferevent *bev,
 			char via[192];
 			int n = snprintf(via, sizeof via, "%s %s",
 			                 a->transport->d.name, a->addr);
+			unsigned flags = transport_route_flags(a->transport);
+			if (path_note.bev == bev &&
+			    (path_note.flags & HL_INCOMING_RELAYED))
+				flags |= HL__ROUTE_RELAYED;
 			if (path_note.bev == bev && n > 0 &&
 			    (size_t)n < sizeof via)
 				snprintf(via + n, sizeof via - (size_t)n,
@@ -442,8 +446,7 @@ attempt_dial_callback(void *arg, struct bufferevent *bev,
 				recent_add(r->keyhash, via, trace ? trace : "");
 				free(trace);
 			}
-			r->cb(r->arg, bev, via,
-			      transport_route_flags(a->transport), NULL);
+			r->cb(r->arg, bev, via, flags, NULL);
 			route_free(r);
 			return;
 		}

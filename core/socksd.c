@@ -42,6 +42,7 @@ struct socks_conn {
 	char keyhash[HL_KEYHASH_LEN + 1];
 	char password[HL_PASSWORD_MAX + 1];
 	char via[192];
+	unsigned flags; /* the route's HL__ROUTE_* */
 };
 
 static void
@@ -108,7 +109,8 @@ conn_succeed(struct socks_conn *sc)
 	bufferevent_write(client, reply, sizeof reply);
 	sc->client = sc->tunnel = NULL;
 	if (hl__outbound_splice(client, tunnel, sc->keyhash, sc->peer, sc->via,
-	                        "socks", socks_splice_callback, kh) == NULL)
+	                        sc->flags, "socks", socks_splice_callback,
+	                        kh) == NULL)
 		free(kh);
 	conn_free(sc);
 }
@@ -159,7 +161,7 @@ probe_event_callback(struct bufferevent *bev, short what, void *arg)
 
 static void
 socks_outbound_callback(void *arg, int result, struct bufferevent *tunnel,
-                        const char *via, const char *why)
+                        const char *via, unsigned flags, const char *why)
 {
 	struct socks_conn *sc = arg;
 	struct timeval tv = {0, PROBE_MS * 1000};
@@ -179,6 +181,7 @@ socks_outbound_callback(void *arg, int result, struct bufferevent *tunnel,
 		return;
 	}
 	snprintf(sc->via, sizeof sc->via, "%s", via);
+	sc->flags = flags;
 	sc->tunnel = tunnel;
 	sc->state = PROBING;
 	if (evbuffer_get_length(bufferevent_get_input(tunnel)) > 0) {

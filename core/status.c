@@ -106,13 +106,14 @@ kinds_json(uint32_t kinds)
 }
 
 /* "relayed" or "direct": an incoming tunnel through a relay has its peer
- * marked so (svc->incoming_flags); an outgoing one its via (the router's
- * "[relayed: ...]", from svc->tunnel_path). */
+ * marked so (svc->incoming_flags, which the per-address limits count
+ * apart); an outgoing one was told by its transport (svc->tunnel_path,
+ * HL__ROUTE_RELAYED from the router). */
 static const char *
 path_of(const struct hl__tunnel_info *info)
 {
 	if (info->outgoing)
-		return strstr(info->via, " [relayed: ") ? "relayed" : "direct";
+		return info->relayed ? "relayed" : "direct";
 	return strncmp(info->peer, "relayed ", 8) == 0 ? "relayed" : "direct";
 }
 

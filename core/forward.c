@@ -158,11 +158,17 @@ fwd_outbound_callback(void *arg, int result, struct bufferevent *tunnel,
 }
 
 static void
-local_event_callback(struct bufferevent *bev HL_UNUSED, short what HL_UNUSED,
-                     void *arg)
+local_event_callback(struct bufferevent *bev, short what, void *arg)
 {
 	struct fwd_conn *fcn = arg;
 
+	/* A half-close (`nc -N`: send, then shut the sending side) before
+	 * the tunnel was up: what it sent goes down the tunnel once it is,
+	 * and the splice sees the EOF again (reading resumes there). */
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
+		bufferevent_disable(bev, EV_READ);
+		return;
+	}
 	/* The local client went away while the tunnel was being set up. */
 	hl__debug("%s: %s left before the tunnel was up", fcn->f->origin,
 	          fcn->peer);

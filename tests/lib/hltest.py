@@ -510,17 +510,19 @@ def check_half_close(svc, port, timeout=20):
             data += d
         return data
 
+    for body, what in ((os.urandom(300000), ""),
+                       (b"short", ", at once (before its tunnel stood)")):
+        s = connect("/answer-at-eof")
+        try:
+            s.sendall(body)
+            s.shutdown(socket.SHUT_WR)
+            got = read_to_eof(s)
+        finally:
+            s.close()
+        want = "got %d %s" % (len(body), hashlib.sha256(body).hexdigest())
+        check(got == want.encode(), "the answer sent after the client's "
+              "half-close" + what, want, got)
     body = os.urandom(300000)
-    s = connect("/answer-at-eof")
-    try:
-        s.sendall(body)
-        s.shutdown(socket.SHUT_WR)
-        got = read_to_eof(s)
-    finally:
-        s.close()
-    want = ("got %d %s" % (len(body), hashlib.sha256(body).hexdigest()))
-    check(got == want.encode(), "the answer sent after the client's "
-          "half-close", want, got)
 
     svc.done.clear()
     svc.after_shut = None

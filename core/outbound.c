@@ -170,6 +170,7 @@ outbound_oob_callback(void *arg, struct bufferevent *tunnel,
 	hl__outbound_cb cb = o->cb;
 	void *cbarg = o->arg;
 	char via[sizeof o->via];
+	unsigned flags;
 
 	if (o->cancelled) {
 		bufferevent_free(tunnel);
@@ -215,8 +216,9 @@ outbound_oob_callback(void *arg, struct bufferevent *tunnel,
 			give_up(o);
 		return;
 	}
+	flags = o->flags;
 	outbound_free(o);
-	cb(cbarg, HL_OUT_OK, tunnel, via, o->flags, NULL);
+	cb(cbarg, HL_OUT_OK, tunnel, via, flags, NULL);
 }
 
 /* The first bytes go right behind the OOB line to a node that is

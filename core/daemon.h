@@ -437,7 +437,8 @@ typedef void (*hl__outbound_cb)(void *arg, int result,
 struct hl__outbound *hl__outbound_start(struct hl__core *c, const char *keyhash,
                                         const char *password,
                                         hl__outbound_cb cb, void *arg);
-/* src holds the tunnel's first bytes (the proxy's request head). When
+/* src holds the tunnel's first bytes (the proxy's request head, what a
+ * forward's client sent so far). When
  * the winning transport reaches only hlcore nodes (HL__ROUTE_HLCORE_PEER),
  * o moves them out of src and sends them right behind its OOB line, a
  * round trip sooner; else they stay in src. src must stay valid until cb

@@ -209,6 +209,8 @@ forward_accept_callback(void *arg, evutil_socket_t fd, struct sockaddr *sa,
 	                              fwd_outbound_callback, fcn);
 	if (fcn->out == NULL)
 		fwd_conn_free(fcn);
+	else /* what the client sent by then may go behind the OOB line */
+		hl__outbound_early(fcn->out, bufferevent_get_input(fcn->local));
 }
 
 static void

@@ -132,6 +132,7 @@ def impostor_config():
 def client_config():
     ports["proxy"] = hltest.free_port()
     ports["fhalf"] = hltest.free_port()
+    ports["fopen"] = hltest.free_port()
     real = "127.0.0.1:%d" % ports["udp"]
     imp = "127.0.0.1:%d" % ports["imp"]
     peers = {S[n]["hash"]: [real] for n in ("auto", "down", "raw", "half")}
@@ -150,7 +151,9 @@ def client_config():
         "plugins": {"transport-udp": {"idle_timeout": str(IDLE)}},
         "peers": peers,
         "forwards": [{"listen": "127.0.0.1:%d" % ports["fhalf"],
-                      "to": "-" + S["half"]["hash"]}],
+                      "to": "-" + S["half"]["hash"]},
+                     {"listen": "127.0.0.1:%d" % ports["fopen"],
+                      "to": "-" + S["open"]["hash"]}],
     }
 
 
@@ -502,36 +505,52 @@ def case_restart():
 
 def case_busy_resend():
     """a request sent with the OOB line goes again after a busy line"""
-    # Over QUIC the proxy sends the request head right behind its OOB
-    # line, before the server's line. At the server's cap (1 tunnel per
-    # peer) that line says busy: the client waits, and the head (and the
-    # body behind it) must go again, whole, on the next stream.
+    # Over QUIC the proxy and forwards send what the client sent so far
+    # right behind the OOB line, before the server's line. At the
+    # server's cap (1 tunnel per peer) that line says busy: the client
+    # waits, and those bytes (and the rest behind them) must go again,
+    # whole, on the next stream.
     server.stop_ok()
     start_server(limits={"tunnels_per_peer": 1})
+    body = os.urandom(100000)
+    want = "posted=%d sha256=%s" % (len(body),
+                                    hashlib.sha256(body).hexdigest())
+
+    def through_forward():
+        with socket.create_connection(("127.0.0.1", ports["fopen"]),
+                                      timeout=t.slow(30)) as s:
+            s.sendall(b"POST /busy HTTP/1.0\r\nContent-Length: %d\r\n\r\n"
+                      % len(body) + body)
+            data = b""
+            for d in iter(lambda: s.recv(65536), b""):
+                data += d
+            return data.decode("latin-1")
     try:
-        held = socket.create_connection(("127.0.0.1", ports["proxy"]),
-                                        timeout=t.slow(20))
-        held.sendall(("GET /held HTTP/1.1\r\nHost: %s\r\n\r\n" %
-                      host("open")).encode())
-        check(held.recv(65536).startswith(b"HTTP/1.1 200"), "a held "
-              "tunnel (the cap)", "served", "no answer")
-        body = os.urandom(100000)
-        result = {}
-        th = threading.Thread(target=lambda: result.setdefault(
-            "r", fetch(ports["proxy"], host("open"), "/busy", method="POST",
-                       body=body, timeout=t.slow(30))))
-        th.start()
-        time.sleep(1.5)
-        check("r" not in result, "a POST while the one tunnel is held",
-              "waiting for a slot", result.get("r"))
-        held.close()
-        th.join(t.slow(30))
-        r = result.get("r")
-        want = "posted=%d sha256=%s" % (len(body),
-                                        hashlib.sha256(body).hexdigest())
-        check(r is not None and r.status == 200 and want in r.text,
-              "the POST once the slot freed", "200, the backend read "
-              "the whole body once (%s)" % want, r)
+        for via, send in (
+                ("the proxy", lambda: fetch(
+                    ports["proxy"], host("open"), "/busy", method="POST",
+                    body=body, timeout=t.slow(30)).text),
+                ("a forward", through_forward)):
+            held = socket.create_connection(("127.0.0.1", ports["proxy"]),
+                                            timeout=t.slow(20))
+            held.sendall(("GET /held HTTP/1.1\r\nHost: %s\r\n\r\n" %
+                          host("open")).encode())
+            check(held.recv(65536).startswith(b"HTTP/1.1 200"), "a held "
+                  "tunnel (the cap)", "served", "no answer")
+            result = {}
+            th = threading.Thread(
+                target=lambda: result.setdefault("r", send()))
+            th.start()
+            time.sleep(1.5)
+            check("r" not in result, "a POST through %s while the one "
+                  "tunnel is held" % via, "waiting for a slot",
+                  result.get("r"))
+            held.close()
+            th.join(t.slow(30))
+            r = result.get("r")
+            check(r is not None and want in r, "the POST through %s once "
+                  "the slot freed" % via, "the backend read the whole "
+                  "body once (%s)" % want, r)
     finally:
         server.stop_ok()
         start_server()

@@ -415,6 +415,7 @@ class HalfCloseService:
         self.token = os.urandom(6).hex()
         self.after_shut = None
         self.held = None
+        self.holding = threading.Event()  # a /hold request came
         self.done = threading.Event()
         listen_and_serve(self, self._serve)
 
@@ -432,6 +433,7 @@ class HalfCloseService:
                 return
             head, rest = got
             if b" /hold " in head:
+                self.holding.set()
                 self._read_to_eof(c, rest)
                 try:
                     # A socket closed for good answers "late" with a
@@ -466,12 +468,14 @@ def check_browser_left(svc, proxy_port, host, server, name, timeout=20):
     backend's connection, rather than hold it half-closed for an answer
     nobody will read (a long poll would hold it until the idle timeout)."""
     svc.done.clear()
+    svc.holding.clear()
     svc.held = None
     s = socket.create_connection(("127.0.0.1", proxy_port), timeout=timeout)
     try:
         s.sendall(("GET /hold HTTP/1.1\r\nHost: %s\r\n\r\n" %
                    host).encode())
-        time.sleep(0.5)  # the request reaches the backend
+        check(svc.holding.wait(timeout), "the request through the proxy",
+              "at the backend within %d s" % timeout, "not there")
         # It leaves: a browser never sends a half-close, so its EOF
         # (here a shutdown, to see what comes after) ends the tunnel.
         s.shutdown(socket.SHUT_WR)

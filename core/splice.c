@@ -46,9 +46,12 @@ struct hl__splice {
 	 * shut for writing (shut_wait[i]: once its output has drained;
 	 * tls_retry[i]: its close_notify did not fit the socket yet). */
 	unsigned char eof[2], shut[2], shut_wait[2], tls_retry[2];
-	unsigned char pair[2]; /* side i is one end of a bufferevent pair */
+	/* What kind side i is, for half-close (hl__splice_new): its TLS
+	 * connection, or one end of a bufferevent pair (a plugin's stream). */
+	SSL *ssl[2];
+	unsigned char pair[2];
 	unsigned char end_on_eof[2]; /* hl__splice_end_on_eof */
-	struct event *watch; /* while half-closed: see splice_watch */
+	struct event *watch; /* while half-closed: splice_watch_callback */
 	int ended;
 	time_t last; /* when a byte last moved, for the idle timeout */
 	struct hl__tunnel_info info;
@@ -159,8 +162,7 @@ splice_write_callback(struct bufferevent *bev, void *arg)
 }
 
 /* ---- the fast path: plain sockets, read and written directly ----
- * The only place that knows what kind of bufferevent a side is. The
- * browser's and the backend's connections are plain sockets of the
+ * The browser's and the backend's connections are plain sockets of the
  * core's own; tunnels are not (TLS, a filter, a QUIC stream's pair).
  * Going around the bufferevent for plain sockets doubled bulk
  * throughput; everything else takes the bufferevent's path. */
@@ -251,21 +253,28 @@ splice_read_callback(struct bufferevent *bev, void *arg)
 
 /* ---- half-close ---- */
 
+/* Side i is a pair end whose other end (the plugin's) is gone: nothing
+ * more can go either way. */
+static int
+side_gone(struct hl__splice *s, int i)
+{
+	return s->pair[i] && bufferevent_pair_get_partner(s->bev[i]) == NULL;
+}
+
 /* Can side i be shut for writing alone, and keep being read? */
 static int
 splice_can_shut(struct hl__splice *s, int i)
 {
-	return s->fd[i] >= 0 || bufferevent_openssl_get_ssl(s->bev[i]) ||
-	       (s->pair[i] && bufferevent_pair_get_partner(s->bev[i]) != NULL);
+	return s->fd[i] >= 0 || s->ssl[i] != NULL ||
+	       (s->pair[i] && !side_gone(s, i));
 }
 
 /* A TLS close_notify: the peer reads EOF, and may still answer (TLS 1.3
  * lets either side go on writing after the other's close_notify; OpenSSL
  * goes on reading after sending one). 1: try again, the socket was full. */
 static int
-tls_shut(struct bufferevent *bev)
+tls_shut(SSL *ssl)
 {
-	SSL *ssl = bufferevent_openssl_get_ssl(bev);
 	int r = SSL_shutdown(ssl), e;
 
 	if (r >= 0)
@@ -288,9 +297,9 @@ splice_shut(struct hl__splice *s, int i)
 	s->shut[i] = 1;
 	if (s->fd[i] >= 0)
 		shutdown(s->fd[i], SHUT_WR);
-	else if (bufferevent_openssl_get_ssl(bev) != NULL)
-		s->tls_retry[i] = (unsigned char)tls_shut(bev);
-	else if (bufferevent_pair_get_partner(bev) != NULL)
+	else if (s->ssl[i] != NULL)
+		s->tls_retry[i] = (unsigned char)tls_shut(s->ssl[i]);
+	else if (s->pair[i] && !side_gone(s, i))
 		bufferevent_flush(bev, EV_WRITE, BEV_FINISHED);
 }
 
@@ -311,25 +320,20 @@ splice_half_close(struct hl__splice *s, int i)
 	/* How a peer says it has gone rather than half-closed: a pair end
 	 * whose other end is gone (transport-udp frees it at a
 	 * RESET_STREAM), a TLS connection closed without a close_notify. */
-	if (s->pair[i] && bufferevent_pair_get_partner(s->bev[i]) == NULL)
-		return 0;
-	if (bufferevent_openssl_get_ssl(s->bev[i]) != NULL &&
-	    !(SSL_get_shutdown(bufferevent_openssl_get_ssl(s->bev[i])) &
-	      SSL_RECEIVED_SHUTDOWN))
+	if (side_gone(s, i) ||
+	    (s->ssl[i] != NULL &&
+	     !(SSL_get_shutdown(s->ssl[i]) & SSL_RECEIVED_SHUTDOWN)))
 		return 0;
 	s->eof[i] = 1;
 	bufferevent_disable(s->bev[i], EV_READ);
 	/* i is still written to. A TLS bufferevent stops writing at the
 	 * peer's close_notify, and starts again on new output only if its
 	 * output was empty: enabling it again starts it. */
-	if (bufferevent_openssl_get_ssl(s->bev[i]) != NULL)
+	if (s->ssl[i] != NULL)
 		bufferevent_enable(s->bev[i], EV_WRITE);
-	if (s->watch == NULL) {
-		s->watch = event_new(bufferevent_get_base(s->bev[o]), -1,
-		                     EV_PERSIST, splice_watch_callback, s);
-		if (s->watch != NULL)
-			event_add(s->watch, &(struct timeval){0, 250000});
-	}
+	if (s->watch == NULL)
+		s->watch = hl__every(bufferevent_get_base(s->bev[o]), 250,
+		                     splice_watch_callback, s);
 	if (evbuffer_get_length(bufferevent_get_output(s->bev[o])) == 0)
 		splice_shut(s, o);
 	else
@@ -356,8 +360,8 @@ splice_watch_callback(evutil_socket_t fd HL_UNUSED, short what HL_UNUSED,
 		if (bev == NULL || s->closing[i])
 			continue;
 		if (s->tls_retry[i])
-			s->tls_retry[i] = (unsigned char)tls_shut(bev);
-		if (s->pair[i] && bufferevent_pair_get_partner(bev) == NULL) {
+			s->tls_retry[i] = (unsigned char)tls_shut(s->ssl[i]);
+		if (side_gone(s, i)) {
 			splice_event_callback(bev, BEV_EVENT_EOF, s);
 			return; /* s may be gone */
 		}
@@ -372,7 +376,7 @@ splice_drain_then_close(struct hl__splice *s, int k)
 
 	/* (A pair end whose other end is gone never drains.) */
 	if (evbuffer_get_length(bufferevent_get_output(b)) == 0 ||
-	    (s->pair[k] && bufferevent_pair_get_partner(b) == NULL)) {
+	    side_gone(s, k)) {
 		splice_close_side(s, k);
 		return;
 	}
@@ -523,6 +527,7 @@ hl__splice_new(struct bufferevent *a, struct bufferevent *b, hl__splice_cb cb,
 	HL_LIST_INSERT(splices, s);
 	for (int i = 0; i < 2; i++) {
 		s->fd[i] = direct_fd(s->bev[i]);
+		s->ssl[i] = bufferevent_openssl_get_ssl(s->bev[i]);
 		s->pair[i] = bufferevent_pair_get_partner(s->bev[i]) != NULL;
 		bufferevent_set_timeouts(s->bev[i], NULL, NULL);
 		bufferevent_setwatermark(s->bev[i], EV_READ, 0, 0);

@@ -23,8 +23,11 @@
  * every byte before it has; an EOF from the core (a BEV_FINISHED flush of
  * its end, the core's half-close) sends what it wrote and then a FIN, and
  * what the peer still sends goes on reaching the core. The core freeing
- * its end (seen at its EOF, or by a sweep within 250 ms) ends the stream
- * for good: what the peer still sends is dropped until its own FIN.
+ * its end (an EOF with BEV_EVENT_WRITING, or a sweep within 250 ms) ends
+ * the tunnel for good: a FIN if the peer's direction had ended, else a
+ * RESET_STREAM once our bytes are acknowledged (stream_end_send), and
+ * what the peer still sends is dropped until its own FIN. A RESET_STREAM
+ * from the peer ends the tunnel for the core likewise (stream_peer_left).
  *
  * Config (plugins: transport-udp:):
  *   listen: "[::]:7008"      or a list (at most 4); none: dial only, from an

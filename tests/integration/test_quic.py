@@ -521,10 +521,7 @@ def case_busy_resend():
                                       timeout=t.slow(30)) as s:
             s.sendall(b"POST /busy HTTP/1.0\r\nContent-Length: %d\r\n\r\n"
                       % len(body) + body)
-            data = b""
-            for d in iter(lambda: s.recv(65536), b""):
-                data += d
-            return data.decode("latin-1")
+            return hltest.read_to_eof(s).decode("latin-1")
     try:
         for via, send in (
                 ("the proxy", lambda: fetch(

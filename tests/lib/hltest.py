@@ -351,6 +351,13 @@ def listen_and_serve(obj, handler, backlog=64):
     serve_in_threads(obj.sock, handler)
 
 
+def read_to_eof(c, data=b""):
+    """data and everything c brings until its EOF."""
+    for d in iter(lambda: c.recv(65536), b""):
+        data += d
+    return data
+
+
 def read_head(c):
     """Read from c up to a blank line: (head, what came after it), or
     None when c closed first."""
@@ -419,12 +426,6 @@ class HalfCloseService:
         self.done = threading.Event()
         listen_and_serve(self, self._serve)
 
-    @staticmethod
-    def _read_to_eof(c, data):
-        for d in iter(lambda: c.recv(65536), b""):
-            data += d
-        return data
-
     def _serve(self, c):
         try:
             c.settimeout(30)
@@ -434,7 +435,7 @@ class HalfCloseService:
             head, rest = got
             if b" /hold " in head:
                 self.holding.set()
-                self._read_to_eof(c, rest)
+                read_to_eof(c, rest)
                 try:
                     # A socket closed for good answers "late" with a
                     # reset, which fails the next send.
@@ -448,10 +449,10 @@ class HalfCloseService:
             elif b" /shut-first " in head:
                 c.sendall(("hello %s" % self.token).encode())
                 c.shutdown(socket.SHUT_WR)
-                self.after_shut = self._read_to_eof(c, rest)
+                self.after_shut = read_to_eof(c, rest)
                 self.done.set()
             else:
-                rest = self._read_to_eof(c, rest)
+                rest = read_to_eof(c, rest)
                 c.sendall(("got %d %s" % (
                     len(rest), hashlib.sha256(rest).hexdigest())).encode())
         except OSError:
@@ -507,12 +508,6 @@ def check_half_close(svc, port, timeout=20):
         s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         s.sendall(("GET %s HTTP/1.1\r\n\r\n" % path).encode())
         return s
-
-    def read_to_eof(s):
-        data = b""
-        for d in iter(lambda: s.recv(65536), b""):
-            data += d
-        return data
 
     for body, what in ((os.urandom(300000), ""),
                        (b"short", ", at once (before its tunnel stood)")):
